@@ -1,0 +1,147 @@
+/**
+ * The debug page: the quick start's call flow on a web page. Join logs in and starts the camera
+ * preview, Publish sends it, every stream announced in the room is played in its own tile, and
+ * End call undoes everything.
+ */
+import {
+  ParleyEngine,
+  PlayerState,
+  PublisherState,
+  RoomStateChangedReason,
+  Scenario,
+  UpdateType,
+  type ParleyEventHandler,
+} from '@parley/sdk';
+
+const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
+const field = (id: string): HTMLInputElement => $<HTMLInputElement>(id);
+const logBox = $('log');
+const videos = $('videos');
+const joinButton = $<HTMLButtonElement>('join');
+const publishButton = $<HTMLButtonElement>('publish');
+const endButton = $<HTMLButtonElement>('end');
+
+let engine: ParleyEngine | null = null;
+
+function log(line: string): void {
+  const time = new Date().toISOString().slice(11, 23);
+  logBox.textContent += `${time} ${line}\n`;
+  logBox.scrollTop = logBox.scrollHeight;
+}
+
+function tile(streamID: string): HTMLVideoElement {
+  const existing = videos.querySelector<HTMLVideoElement>(`.tile[data-stream-id="${CSS.escape(streamID)}"] video`);
+  if (existing) return existing;
+  const div = document.createElement('div');
+  div.className = 'tile remote';
+  div.dataset.streamId = streamID;
+  const video = document.createElement('video');
+  video.autoplay = true;
+  video.playsInline = true;
+  const name = document.createElement('div');
+  name.className = 'name';
+  name.textContent = streamID;
+  div.append(video, name);
+  videos.append(div);
+  return video;
+}
+
+function removeTile(streamID: string): void {
+  videos.querySelector(`.tile[data-stream-id="${CSS.escape(streamID)}"]`)?.remove();
+}
+
+const handler: ParleyEventHandler = {
+  onRoomStateChanged(roomID, reason, errorCode) {
+    log(`onRoomStateChanged room=${roomID} reason=${RoomStateChangedReason[reason]} code=${errorCode}`);
+    $('state').textContent = RoomStateChangedReason[reason] ?? String(reason);
+    const inRoom = reason === RoomStateChangedReason.Logined || reason === RoomStateChangedReason.Reconnected;
+    if (inRoom) publishButton.disabled = false;
+    if (reason === RoomStateChangedReason.LoginFailed || reason === RoomStateChangedReason.KickOut || reason === RoomStateChangedReason.ReconnectFailed) reset();
+  },
+  onRoomUserUpdate(roomID, updateType, users) {
+    log(`onRoomUserUpdate room=${roomID} ${UpdateType[updateType]} ${users.map((u) => u.userID).join(',')}`);
+  },
+  onRoomStreamUpdate(roomID, updateType, streams) {
+    log(`onRoomStreamUpdate room=${roomID} ${UpdateType[updateType]} ${streams.map((s) => s.streamID).join(',')}`);
+    for (const { streamID } of streams) {
+      if (updateType === UpdateType.Add) engine?.startPlayingStream(streamID, { view: tile(streamID) });
+      else {
+        engine?.stopPlayingStream(streamID);
+        removeTile(streamID);
+      }
+    }
+  },
+  onPublisherStateUpdate(streamID, state, errorCode) {
+    log(`onPublisherStateUpdate stream=${streamID} ${PublisherState[state]} code=${errorCode}`);
+  },
+  onPlayerStateUpdate(streamID, state, errorCode) {
+    log(`onPlayerStateUpdate stream=${streamID} ${PlayerState[state]} code=${errorCode}`);
+    if (state === PlayerState.NoPlay) removeTile(streamID);
+  },
+  onPlayerRecvVideoFirstFrame(streamID) {
+    log(`onPlayerRecvVideoFirstFrame stream=${streamID}`);
+  },
+};
+
+function reset(): void {
+  if (engine) ParleyEngine.destroyEngine(engine);
+  engine = null;
+  for (const el of videos.querySelectorAll('.tile.remote')) el.remove();
+  $<HTMLVideoElement>('local').srcObject = null;
+  joinButton.disabled = false;
+  publishButton.disabled = true;
+  endButton.disabled = true;
+}
+
+joinButton.onclick = () => {
+  const appSign = field('appSign').value.trim();
+  const token = field('token').value.trim();
+  engine = ParleyEngine.createEngine(
+    { appID: Number(field('appID').value), appSign: appSign || undefined, scenario: Scenario.StandardVideoCall, server: field('server').value },
+    handler,
+  );
+  joinButton.disabled = true;
+  endButton.disabled = false;
+  const userID = field('userID').value.trim();
+  engine.loginRoom(field('roomID').value.trim(), { userID, userName: userID }, { isUserStatusNotify: true, token }, (code) =>
+    log(`loginRoom callback code=${code}`),
+  );
+  engine.startPreview({ view: $<HTMLVideoElement>('local') });
+};
+
+publishButton.onclick = () => {
+  publishButton.disabled = true;
+  engine?.startPublishingStream(field('streamID').value.trim());
+};
+
+endButton.onclick = () => {
+  if (!engine) return;
+  engine.stopPublishingStream();
+  engine.stopPreview();
+  engine.logoutRoom();
+  log('call ended');
+  reset();
+};
+
+async function init(): Promise<void> {
+  const params = new URLSearchParams(location.search);
+  const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+  field('server').value = `${scheme}://${location.host}/ws`;
+  try {
+    const dev = (await (await fetch('/dev-config.json')).json()) as { appID: number; appSign: string };
+    field('appID').value = String(dev.appID);
+    field('appSign').value = dev.appSign;
+  } catch {
+    /* not a dev-mode server: the user types credentials */
+  }
+  const user = params.get('userID') ?? `user${Math.floor(Math.random() * 1e6)}`;
+  field('userID').value = user;
+  field('streamID').value = params.get('streamID') ?? `stream_${user}`;
+  for (const key of ['roomID', 'appID', 'appSign', 'token', 'server']) {
+    const value = params.get(key);
+    if (value) field(key).value = value;
+  }
+  log('ready');
+}
+
+void init();

@@ -1,0 +1,71 @@
+/**
+ * Error codes of the public contract. Values are fixed by the spec (and compatible with the
+ * vendor SDK the API mirrors); names say what went wrong.
+ */
+export const ErrorCode = {
+  Success: 0,
+
+  // Common (1000xxx)
+  NotLoggedIn: 1000002,
+  StreamIDTooLong: 1000014,
+  StreamIDEmpty: 1000015,
+  StreamIDInvalidCharacter: 1000016,
+
+  // Engine / app (1001xxx)
+  AppIDUnknown: 1001004,
+  AppSignWrong: 1001005,
+
+  // Room (1002xxx)
+  RoomCountExceeded: 1002001,
+  UserIDEmpty: 1002005,
+  UserIDTooLong: 1002006,
+  UserIDInvalidCharacter: 1002007,
+  UserNameEmpty: 1002008,
+  UserNameTooLong: 1002009,
+  UserNameInvalidCharacter: 1002010,
+  RoomIDEmpty: 1002011,
+  RoomIDTooLong: 1002012,
+  RoomIDInvalidCharacter: 1002013,
+  ConnectFailed: 1002030,
+  LoginTimeout: 1002031,
+  TokenInvalid: 1002033,
+  RoomFull: 1002034,
+  KickedOut: 1002050,
+  ConnectionBroken: 1002051,
+  Disconnected: 1002052,
+  ReconnectWindowExceeded: 1002053,
+  KickedByServer: 1002055,
+  NoTokenNorAppSign: 1002067,
+  RoomInternalError: 1002099,
+
+  // Publisher (1003xxx)
+  PublishInterrupted: 1003020,
+  PublishRetryTimeout: 1003021,
+  ChannelAlreadyPublishing: 1003023,
+  StreamForbidden: 1003025,
+  StreamAlreadyPublished: 1003028,
+  StreamExtraInfoTooLong: 1003051,
+  PublishPrivilegeDenied: 1003072,
+
+  // Player (1004xxx)
+  PlayFailed: 1004001,
+  StreamNotFound: 1004002,
+  PlayAuthFailed: 1004003,
+  PlayInterrupted: 1004020,
+  PlayForbidden: 1004025,
+
+  // Room communication (1009xxx)
+  MessageTooLong: 1009002,
+
+  // Signalling protocol (1000090-1000099): Parley's own, the vendor contract has none for these.
+  /** A frame that is not JSON, not an object, or matches no message schema. */
+  MalformedMessage: 1000090,
+  /** A frame larger than the server accepts; the connection is closed. */
+  FrameTooLarge: 1000091,
+  /** An SDP offer that cannot be parsed or has nothing the server can negotiate. */
+  InvalidSdp: 1000092,
+  /** An operation this server or platform does not support (e.g. encoded custom capture in a browser). */
+  UnsupportedRequest: 1000093,
+} as const;
+
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

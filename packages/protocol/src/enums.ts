@@ -1,0 +1,53 @@
+/** Numeric values below are part of the public contract. */
+
+export enum RoomStateChangedReason {
+  Logining = 0,
+  Logined = 1,
+  LoginFailed = 2,
+  Reconnecting = 3,
+  Reconnected = 4,
+  ReconnectFailed = 5,
+  KickOut = 6,
+  Logout = 7,
+  LogoutFailed = 8,
+}
+
+export enum UpdateType {
+  Add = 0,
+  Delete = 1,
+}
+
+export enum PublisherState {
+  NoPublish = 0,
+  PublishRequesting = 1,
+  Publishing = 2,
+}
+
+export enum PlayerState {
+  NoPlay = 0,
+  PlayRequesting = 1,
+  Playing = 2,
+}
+
+export enum Scenario {
+  Default = 3,
+  StandardVideoCall = 4,
+  HighQualityVideoCall = 5,
+  StandardChatroom = 6,
+  HighQualityChatroom = 7,
+  Broadcast = 8,
+  Karaoke = 9,
+  StandardVoiceCall = 10,
+}
+
+export enum VideoBufferType {
+  Unknown = 0,
+  RawData = 1,
+  EncodedData = 2,
+}
+
+/** Publish channels; the main channel carries the camera (or custom capture) stream. */
+export enum PublishChannel {
+  Main = 0,
+  Aux = 1,
+}

@@ -1,0 +1,5 @@
+export * from './codes.js';
+export * from './enums.js';
+export * from './identifiers.js';
+export * from './messages.js';
+export * from './appsign.js';

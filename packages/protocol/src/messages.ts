@@ -1,0 +1,111 @@
+/**
+ * Signalling messages exchanged over the WebSocket, as zod schemas: each side validates what it
+ * receives at the edge and works with typed values afterwards. Frames are JSON objects with a
+ * `type`; requests carry a client-chosen `id` that the server echoes in its `reply`.
+ */
+import { z } from 'zod';
+
+export const PROTOCOL_VERSION = 1;
+/** The largest signalling frame either side accepts (an SDP offer with many codecs is ~10 KB). */
+export const MAX_FRAME_BYTES = 64 * 1024;
+export const MAX_SDP_BYTES = 32 * 1024;
+
+const requestId = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
+// Identifier strings are capped here only to bound work; their exact rules (and codes) are
+// applied by the server's room logic, see identifiers.ts.
+const id = z.string().max(512);
+const sdp = z.string().min(1).max(MAX_SDP_BYTES);
+
+export const userSchema = z.object({ userID: id, userName: id });
+export type User = z.infer<typeof userSchema>;
+
+export const streamInfoSchema = z.object({ user: userSchema, streamID: id, extraInfo: z.string().max(4096) });
+export type StreamInfo = z.infer<typeof streamInfoSchema>;
+
+export const roomConfigSchema = z.object({
+  isUserStatusNotify: z.boolean(),
+  maxMemberCount: z.number().int().nonnegative().max(1_000_000),
+});
+
+const loginAuthSchema = z.union([
+  z.object({ appSignProof: z.string().regex(/^[0-9a-f]{64}$/) }),
+  z.object({ token: z.string().min(1).max(4096) }),
+  z.object({}),
+]);
+
+export const clientMessageSchema = z.discriminatedUnion('type', [
+  z.object({
+    type: z.literal('login'),
+    id: requestId,
+    appID: z.number().int().nonnegative().max(0xffffffff),
+    roomID: id,
+    user: userSchema,
+    config: roomConfigSchema,
+    auth: loginAuthSchema,
+  }),
+  z.object({ type: z.literal('logout'), id: requestId }),
+  z.object({ type: z.literal('publish'), id: requestId, streamID: id, sdp, extraInfo: z.string().max(4096) }),
+  z.object({ type: z.literal('unpublish'), id: requestId, streamID: id }),
+  z.object({ type: z.literal('play'), id: requestId, streamID: id, sdp }),
+  z.object({ type: z.literal('unplay'), id: requestId, streamID: id }),
+  z.object({ type: z.literal('heartbeat'), id: requestId }),
+]);
+export type ClientMessage = z.infer<typeof clientMessageSchema>;
+export type ClientMessageType = ClientMessage['type'];
+export type ClientRequest<T extends ClientMessageType> = Extract<ClientMessage, { type: T }>;
+
+/** What a successful reply carries, per request type. */
+export const replyDataSchemas = {
+  login: z.object({ sessionID: z.string(), users: z.array(userSchema), streams: z.array(streamInfoSchema) }),
+  logout: z.object({}),
+  publish: z.object({ sdp }),
+  unpublish: z.object({}),
+  play: z.object({ sdp }),
+  unplay: z.object({}),
+  heartbeat: z.object({}),
+} satisfies Record<ClientMessageType, z.ZodType>;
+export type ReplyData<T extends ClientMessageType> = z.infer<(typeof replyDataSchemas)[T]>;
+
+const updateType = z.union([z.literal(0), z.literal(1)]);
+
+export const serverMessageSchema = z.discriminatedUnion('type', [
+  z.object({
+    type: z.literal('hello'),
+    protocolVersion: z.number().int(),
+    nonce: z.string().min(16).max(128),
+    heartbeatIntervalMs: z.number().int().positive(),
+  }),
+  z.object({ type: z.literal('reply'), id: requestId, code: z.number().int(), message: z.string().optional(), data: z.unknown().optional() }),
+  /** A frame the server could not attribute to a request (malformed, unknown type). */
+  z.object({ type: z.literal('error'), code: z.number().int(), message: z.string() }),
+  z.object({ type: z.literal('userUpdate'), roomID: id, updateType, users: z.array(userSchema), seq: z.number().int() }),
+  z.object({ type: z.literal('streamUpdate'), roomID: id, updateType, streams: z.array(streamInfoSchema), seq: z.number().int() }),
+  z.object({ type: z.literal('kickedOut'), roomID: id, code: z.number().int(), reason: z.string().optional() }),
+  /** The server ended a play session (the stream stopped or was removed); the player may wait for it to return. */
+  z.object({ type: z.literal('playStopped'), streamID: id, code: z.number().int() }),
+]);
+export type ServerMessage = z.infer<typeof serverMessageSchema>;
+export type ServerMessageOf<T extends ServerMessage['type']> = Extract<ServerMessage, { type: T }>;
+
+export type ParseResult<T> = { ok: true; value: T } | { ok: false; message: string; id?: number };
+
+function parseFrame<T>(schema: z.ZodType<T>, raw: string): ParseResult<T> {
+  let json: unknown;
+  try {
+    json = JSON.parse(raw);
+  } catch {
+    return { ok: false, message: 'frame is not JSON' };
+  }
+  const result = schema.safeParse(json);
+  if (result.success) return { ok: true, value: result.data };
+  // Echo a usable request id so the sender can match the error to its request.
+  const maybeId = (json as { id?: unknown } | null)?.id;
+  const first = result.error.issues[0];
+  const message = first ? `${first.path.join('.') || 'frame'}: ${first.message}` : 'invalid frame';
+  return typeof maybeId === 'number' && requestId.safeParse(maybeId).success
+    ? { ok: false, message, id: maybeId }
+    : { ok: false, message };
+}
+
+export const parseClientMessage = (raw: string): ParseResult<ClientMessage> => parseFrame(clientMessageSchema, raw);
+export const parseServerMessage = (raw: string): ParseResult<ServerMessage> => parseFrame(serverMessageSchema, raw);

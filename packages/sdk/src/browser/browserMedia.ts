@@ -1,0 +1,202 @@
+/**
+ * Media in the browser: camera and microphone through getUserMedia, remote streams into the
+ * `<video>` element the app passes as canvas.view, one RTCPeerConnection per stream.
+ */
+import { ErrorCode } from '@parley/protocol';
+import type { Canvas, MediaBackend, MediaTransport, PlaySink, TransportState } from '../platform.js';
+import { TransportStateSignal } from '../transportState.js';
+
+/** Gathering normally completes in milliseconds; a stuck interface must not hold the call up. */
+const GATHERING_TIMEOUT_MS = 2000;
+
+function videoElement(canvas: Canvas | undefined): HTMLVideoElement | undefined {
+  const view = canvas?.view;
+  return typeof HTMLVideoElement !== 'undefined' && view instanceof HTMLVideoElement ? view : undefined;
+}
+
+function attach(view: HTMLMediaElement, stream: MediaStream, muted: boolean): void {
+  view.muted = muted;
+  view.autoplay = true;
+  if (view instanceof HTMLVideoElement) view.playsInline = true;
+  view.srcObject = stream;
+  void view.play().catch(() => undefined); // autoplay policies may refuse until a user gesture
+}
+
+abstract class BrowserTransport implements MediaTransport {
+  protected readonly pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
+  private readonly state = new TransportStateSignal();
+
+  constructor(private readonly onClosed: () => void) {
+    this.pc.onconnectionstatechange = () => {
+      const s = this.pc.connectionState;
+      if (s === 'connected') this.state.set('connected');
+      else if (s === 'failed' || s === 'closed') this.state.set('failed');
+    };
+  }
+
+  protected abstract prepare(): Promise<void>;
+
+  async createOffer(): Promise<string> {
+    await this.prepare();
+    await this.pc.setLocalDescription(await this.pc.createOffer());
+    await new Promise<void>((resolve) => {
+      if (this.pc.iceGatheringState === 'complete') return resolve();
+      const timer = setTimeout(resolve, GATHERING_TIMEOUT_MS);
+      this.pc.addEventListener('icegatheringstatechange', () => {
+        if (this.pc.iceGatheringState === 'complete') {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+    return this.pc.localDescription!.sdp;
+  }
+
+  async applyAnswer(sdp: string): Promise<void> {
+    await this.pc.setRemoteDescription({ type: 'answer', sdp });
+  }
+
+  onStateChange(listener: (state: TransportState) => void): void {
+    this.state.listen(listener);
+  }
+
+  close(): void {
+    this.onClose();
+    this.onClosed();
+    this.pc.close();
+  }
+
+  protected onClose(): void {}
+}
+
+class BrowserPublishTransport extends BrowserTransport {
+  constructor(
+    readonly channel: number,
+    private readonly source: () => Promise<MediaStream>,
+    onClosed: () => void,
+  ) {
+    super(onClosed);
+  }
+
+  protected async prepare(): Promise<void> {
+    const stream = await this.source();
+    for (const kind of ['audio', 'video'] as const) {
+      const track = stream.getTracks().find((t) => t.kind === kind);
+      this.pc.addTransceiver(track ?? kind, { direction: 'sendonly', streams: [stream] });
+    }
+  }
+}
+
+class BrowserPlayTransport extends BrowserTransport {
+  private readonly stream = new MediaStream();
+  private fallbackAudio: HTMLAudioElement | undefined;
+
+  constructor(
+    private readonly sink: PlaySink,
+    onClosed: () => void,
+  ) {
+    super(onClosed);
+    this.pc.ontrack = (ev) => {
+      this.stream.addTrack(ev.track);
+      this.render();
+    };
+  }
+
+  protected async prepare(): Promise<void> {
+    this.pc.addTransceiver('audio', { direction: 'recvonly' });
+    this.pc.addTransceiver('video', { direction: 'recvonly' });
+  }
+
+  private render(): void {
+    const view = videoElement(this.sink.canvas);
+    if (view) {
+      if (view.srcObject !== this.stream) {
+        attach(view, this.stream, false);
+        this.watchFirstFrame(view);
+      }
+    } else if (!this.fallbackAudio) {
+      // No view: the user still hears the stream.
+      this.fallbackAudio = new Audio();
+      attach(this.fallbackAudio, this.stream, false);
+    }
+  }
+
+  private watchFirstFrame(view: HTMLVideoElement): void {
+    const done = (): void => this.sink.onFirstVideoFrame();
+    const v = view as HTMLVideoElement & { requestVideoFrameCallback?: (cb: () => void) => number };
+    if (typeof v.requestVideoFrameCallback === 'function') v.requestVideoFrameCallback(done);
+    else view.addEventListener('loadeddata', done, { once: true });
+  }
+
+  protected override onClose(): void {
+    const view = videoElement(this.sink.canvas);
+    if (view && view.srcObject === this.stream) view.srcObject = null;
+    if (this.fallbackAudio) this.fallbackAudio.srcObject = null;
+    for (const track of this.stream.getTracks()) track.stop();
+  }
+}
+
+export class BrowserMedia implements MediaBackend {
+  /** Camera+mic per publish channel, shared by preview and publishing. */
+  private readonly captures = new Map<number, Promise<MediaStream>>();
+  private readonly previews = new Map<number, HTMLVideoElement>();
+  private readonly transports = new Set<BrowserTransport>();
+
+  private capture(channel: number): Promise<MediaStream> {
+    let stream = this.captures.get(channel);
+    if (!stream) {
+      stream = navigator.mediaDevices.getUserMedia({ audio: true, video: true });
+      this.captures.set(channel, stream);
+      stream.catch(() => this.captures.delete(channel));
+    }
+    return stream;
+  }
+
+  createPublishTransport(channel: number): MediaTransport {
+    const transport: BrowserTransport = new BrowserPublishTransport(channel, () => this.capture(channel), () => this.transports.delete(transport));
+    this.transports.add(transport);
+    return transport;
+  }
+
+  createPlayTransport(sink: PlaySink): MediaTransport {
+    const transport: BrowserTransport = new BrowserPlayTransport(sink, () => this.transports.delete(transport));
+    this.transports.add(transport);
+    return transport;
+  }
+
+  async startPreview(canvas: Canvas | undefined, channel: number): Promise<number> {
+    try {
+      const stream = await this.capture(channel);
+      const view = videoElement(canvas);
+      if (view) {
+        attach(view, stream, true); // never play your own microphone back
+        this.previews.set(channel, view);
+      }
+      return 0;
+    } catch {
+      return ErrorCode.UnsupportedRequest; // no camera or permission denied
+    }
+  }
+
+  stopPreview(channel: number): void {
+    const view = this.previews.get(channel);
+    if (view) view.srcObject = null;
+    this.previews.delete(channel);
+    // The camera stays on while the channel is still publishing.
+    const publishing = [...this.transports].some((t) => t instanceof BrowserPublishTransport && t.channel === channel);
+    if (!publishing) this.release(channel);
+  }
+
+  private release(channel: number): void {
+    const stream = this.captures.get(channel);
+    this.captures.delete(channel);
+    void stream?.then((s) => s.getTracks().forEach((t) => t.stop())).catch(() => undefined);
+  }
+
+  destroy(): void {
+    for (const transport of [...this.transports]) transport.close();
+    for (const channel of [...this.captures.keys()]) this.release(channel);
+    for (const view of this.previews.values()) view.srcObject = null;
+    this.previews.clear();
+  }
+}

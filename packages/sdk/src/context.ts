@@ -1,0 +1,30 @@
+import type { EventHub } from './events.js';
+import type { MediaBackend } from './platform.js';
+import type { SignallingClient } from './signalling.js';
+
+export interface Timeouts {
+  /** WebSocket open + server hello. */
+  connectTimeoutMs: number;
+  /** One signalling request. */
+  requestTimeoutMs: number;
+  /** ICE + DTLS of one media transport. */
+  mediaConnectTimeoutMs: number;
+  /** How often a player waiting for a stream that does not exist asks again (it also asks when the stream appears). */
+  playRetryIntervalMs: number;
+}
+
+export const DEFAULT_TIMEOUTS: Timeouts = {
+  connectTimeoutMs: 10_000,
+  requestTimeoutMs: 10_000,
+  mediaConnectTimeoutMs: 15_000,
+  playRetryIntervalMs: 5_000,
+};
+
+/** What publishers and players need from the engine. */
+export interface EngineContext {
+  readonly hub: EventHub;
+  readonly media: MediaBackend;
+  readonly timeouts: Timeouts;
+  /** The signalling client while the room is logged in, else null. */
+  loggedInSignalling(): SignallingClient | null;
+}

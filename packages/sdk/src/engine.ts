@@ -1,0 +1,215 @@
+/**
+ * ParleyEngine: the public API. It validates arguments, then delegates to the room, publisher
+ * and player state machines; runtime failures become error codes in callbacks, never throws.
+ */
+import {
+  ErrorCode,
+  PlayerState,
+  PublishChannel,
+  RoomStateChangedReason,
+  Scenario,
+  VideoBufferType,
+  validateRoomID,
+  validateStreamID,
+  validateUserID,
+  validateUserName,
+  type User,
+} from '@parley/protocol';
+import { EventHub, type ParleyEventHandler, type ParleyEventName, type ParleyEvents } from './events.js';
+import { DEFAULT_TIMEOUTS, type EngineContext, type Timeouts } from './context.js';
+import type {
+  Canvas,
+  CustomAudioRenderHandler,
+  CustomVideoRenderHandler,
+  EncodedAudioFrameParams,
+  EncodedVideoFrameParams,
+  MediaBackend,
+  Platform,
+} from './platform.js';
+import { Publisher, type PublishConfig } from './publisher.js';
+import { Player } from './player.js';
+import { Room, type RoomConfig } from './room.js';
+
+export interface EngineProfile {
+  appID: number;
+  /** 64 hex characters; omit and pass a token in RoomConfig instead. */
+  appSign?: string;
+  scenario?: Scenario;
+  /** The server's signalling URL, `ws://host:port/ws` or `wss://…`. */
+  server: string;
+  /** How long the SDK keeps retrying a broken connection before ReconnectFailed. */
+  reconnectWindowMs?: number;
+  /** Overrides of internal timeouts, mostly for tests. */
+  timeouts?: Partial<Timeouts>;
+}
+
+export interface CustomVideoCaptureConfig {
+  bufferType: VideoBufferType;
+}
+
+function requireType(value: unknown, type: 'string' | 'number' | 'object', name: string): void {
+  if (typeof value !== type || value === null) throw new TypeError(`${name} must be a ${type}`);
+}
+
+export class ParleyEngine {
+  private static platform: Platform | undefined;
+
+  /** Set once by the platform entry point (browser or Node.js). */
+  static usePlatform(platform: Platform): void {
+    ParleyEngine.platform = platform;
+  }
+
+  static createEngine(profile: EngineProfile, handler: ParleyEventHandler | null = null): ParleyEngine {
+    requireType(profile, 'object', 'profile');
+    requireType(profile.appID, 'number', 'profile.appID');
+    requireType(profile.server, 'string', 'profile.server');
+    if (!ParleyEngine.platform) throw new Error('no platform: import from @parley/sdk, not its internals');
+    return new ParleyEngine(ParleyEngine.platform, profile, handler);
+  }
+
+  static destroyEngine(engine: ParleyEngine, callback?: () => void): void {
+    void engine.destroy().then(() => callback?.());
+  }
+
+  readonly scenario: Scenario;
+  private readonly hub: EventHub;
+  private readonly media: MediaBackend;
+  private readonly room: Room;
+  private readonly publishers = new Map<number, Publisher>();
+  private readonly players = new Map<string, Player>();
+  private readonly context: EngineContext;
+  private destroyed = false;
+
+  private constructor(platform: Platform, profile: EngineProfile, handler: ParleyEventHandler | null) {
+    this.scenario = profile.scenario ?? Scenario.Default;
+    this.hub = new EventHub(handler);
+    const timeouts = { ...DEFAULT_TIMEOUTS, ...profile.timeouts };
+    this.media = platform.createMedia({
+      keyFrameRequested: (channel) => this.hub.emit('customVideoCaptureKeyFrameRequested', channel),
+    });
+    this.room = new Room(platform, { appID: profile.appID, appSign: profile.appSign, server: profile.server }, timeouts, this.hub, {
+      streamAdded: (streamID) => this.players.get(streamID)?.streamAppeared(),
+      playStopped: (streamID, code) => this.players.get(streamID)?.remoteStopped(code),
+      ended: (code) => {
+        for (const publisher of this.publishers.values()) publisher.abandon(code);
+        for (const player of [...this.players.values()]) player.abandon(code);
+      },
+    });
+    this.context = { hub: this.hub, media: this.media, timeouts, loggedInSignalling: () => this.room.activeSignalling };
+  }
+
+  on<K extends ParleyEventName>(event: K, listener: (...args: ParleyEvents[K]) => void): this {
+    this.hub.on(event, listener);
+    return this;
+  }
+
+  off<K extends ParleyEventName>(event: K, listener?: (...args: ParleyEvents[K]) => void): this {
+    this.hub.off(event, listener);
+    return this;
+  }
+
+  setEventHandler(handler: ParleyEventHandler | null): void {
+    this.hub.handler = handler;
+  }
+
+  loginRoom(roomID: string, user: User, config: RoomConfig = {}, callback?: (errorCode: number, extendedData: string) => void): void {
+    requireType(roomID, 'string', 'roomID');
+    requireType(user, 'object', 'user');
+    requireType(user.userID, 'string', 'user.userID');
+    const userName = user.userName ?? user.userID;
+    requireType(userName, 'string', 'user.userName');
+    const done = (code: number): void => callback?.(code, '');
+    if (this.destroyed) return done(ErrorCode.Disconnected);
+    const invalid = validateRoomID(roomID) || validateUserID(user.userID) || validateUserName(userName);
+    if (invalid) {
+      this.hub.emit('roomStateChanged', roomID, RoomStateChangedReason.LoginFailed, invalid, '');
+      return done(invalid);
+    }
+    void this.room.login(roomID, { userID: user.userID, userName }, config).then(done);
+  }
+
+  logoutRoom(roomID?: string): void {
+    if (roomID !== undefined) requireType(roomID, 'string', 'roomID');
+    if (roomID !== undefined && roomID !== this.room.id) return;
+    void this.room.logout();
+  }
+
+  startPreview(canvas?: Canvas, channel: number = PublishChannel.Main): void {
+    void this.media.startPreview(canvas, channel);
+  }
+
+  stopPreview(channel: number = PublishChannel.Main): void {
+    this.media.stopPreview(channel);
+  }
+
+  startPublishingStream(streamID: string, config: PublishConfig = {}, channel: number = PublishChannel.Main): void {
+    requireType(streamID, 'string', 'streamID');
+    let publisher = this.publishers.get(channel);
+    if (!publisher) this.publishers.set(channel, (publisher = new Publisher(this.context, channel)));
+    publisher.start(streamID, config);
+  }
+
+  stopPublishingStream(channel: number = PublishChannel.Main): void {
+    this.publishers.get(channel)?.stop();
+  }
+
+  startPlayingStream(streamID: string, canvas?: Canvas): void {
+    requireType(streamID, 'string', 'streamID');
+    const existing = this.players.get(streamID);
+    if (existing) return existing.updateCanvas(canvas);
+    const invalid = validateStreamID(streamID);
+    const refused = invalid || (this.room.activeSignalling ? 0 : ErrorCode.NotLoggedIn);
+    if (refused) {
+      this.hub.emit('playerStateUpdate', streamID, PlayerState.NoPlay, refused, '');
+      return;
+    }
+    const player = new Player(this.context, streamID, canvas, (p) => {
+      if (this.players.get(streamID) === p) this.players.delete(streamID);
+    });
+    this.players.set(streamID, player);
+    player.start();
+  }
+
+  stopPlayingStream(streamID: string): void {
+    requireType(streamID, 'string', 'streamID');
+    this.players.get(streamID)?.stop();
+  }
+
+  // Encoded custom capture and render (Node.js).
+
+  enableCustomVideoCapture(enable: boolean, config: CustomVideoCaptureConfig = { bufferType: VideoBufferType.EncodedData }): number {
+    if (!enable) return 0;
+    return this.media.custom && config.bufferType === VideoBufferType.EncodedData ? 0 : ErrorCode.UnsupportedRequest;
+  }
+
+  enableCustomVideoRender(enable: boolean, config: CustomVideoCaptureConfig = { bufferType: VideoBufferType.EncodedData }): number {
+    return this.enableCustomVideoCapture(enable, config);
+  }
+
+  sendCustomVideoCaptureEncodedData(data: Uint8Array, params: EncodedVideoFrameParams, referenceTimeMillisecond: number, channel: number = PublishChannel.Main): number {
+    if (!(data instanceof Uint8Array)) throw new TypeError('data must be a Uint8Array');
+    return this.media.custom?.sendVideo(channel, data, params, referenceTimeMillisecond) ?? ErrorCode.UnsupportedRequest;
+  }
+
+  sendCustomAudioCaptureEncodedData(data: Uint8Array, params: EncodedAudioFrameParams, referenceTimeMillisecond: number, channel: number = PublishChannel.Main): number {
+    if (!(data instanceof Uint8Array)) throw new TypeError('data must be a Uint8Array');
+    return this.media.custom?.sendAudio(channel, data, params, referenceTimeMillisecond) ?? ErrorCode.UnsupportedRequest;
+  }
+
+  setCustomVideoRenderHandler(handler: CustomVideoRenderHandler | null): void {
+    if (this.media.custom) this.media.custom.videoRenderHandler = handler;
+  }
+
+  setCustomAudioRenderHandler(handler: CustomAudioRenderHandler | null): void {
+    if (this.media.custom) this.media.custom.audioRenderHandler = handler;
+  }
+
+  private async destroy(): Promise<void> {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    await this.room.logout();
+    for (const publisher of this.publishers.values()) publisher.abandon(0);
+    for (const player of [...this.players.values()]) player.abandon(0);
+    this.media.destroy();
+  }
+}

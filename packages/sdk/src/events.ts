@@ -1,0 +1,68 @@
+import type {
+  PlayerState,
+  PublisherState,
+  RoomStateChangedReason,
+  StreamInfo,
+  UpdateType,
+  User,
+} from '@parley/protocol';
+
+export type Stream = StreamInfo;
+
+/** Engine events: emitter name → arguments. The handler object gets the same as `on<Name>`. */
+export interface ParleyEvents {
+  roomStateChanged: [roomID: string, reason: RoomStateChangedReason, errorCode: number, extendedData: string];
+  roomUserUpdate: [roomID: string, updateType: UpdateType, userList: User[]];
+  roomStreamUpdate: [roomID: string, updateType: UpdateType, streamList: Stream[], extendedData: string];
+  publisherStateUpdate: [streamID: string, state: PublisherState, errorCode: number, extendedData: string];
+  playerStateUpdate: [streamID: string, state: PlayerState, errorCode: number, extendedData: string];
+  /** The first video frame of a played stream was rendered (browser) or delivered (custom render). */
+  playerRecvVideoFirstFrame: [streamID: string];
+  /** A player asked for a keyframe; with encoded custom capture, send one as soon as possible. */
+  customVideoCaptureKeyFrameRequested: [channel: number];
+}
+
+export type ParleyEventName = keyof ParleyEvents;
+
+type HandlerName<K extends string> = `on${Capitalize<K>}`;
+export type ParleyEventHandler = {
+  [K in ParleyEventName as HandlerName<K>]?: (...args: ParleyEvents[K]) => void;
+};
+
+type Listener<K extends ParleyEventName> = (...args: ParleyEvents[K]) => void;
+
+/**
+ * Delivers each event to the handler object and to `on()` listeners. A throwing app callback is
+ * reported on the console and never breaks the SDK's own state.
+ */
+export class EventHub {
+  private readonly listeners = new Map<ParleyEventName, Set<Listener<ParleyEventName>>>();
+
+  constructor(public handler: ParleyEventHandler | null) {}
+
+  on<K extends ParleyEventName>(event: K, listener: Listener<K>): void {
+    let set = this.listeners.get(event);
+    if (!set) this.listeners.set(event, (set = new Set()));
+    set.add(listener as Listener<ParleyEventName>);
+  }
+
+  off<K extends ParleyEventName>(event: K, listener?: Listener<K>): void {
+    if (listener) this.listeners.get(event)?.delete(listener as Listener<ParleyEventName>);
+    else this.listeners.delete(event);
+  }
+
+  emit<K extends ParleyEventName>(event: K, ...args: ParleyEvents[K]): void {
+    const name = `on${event[0]!.toUpperCase()}${event.slice(1)}` as keyof ParleyEventHandler;
+    const method = this.handler?.[name] as ((...a: ParleyEvents[K]) => void) | undefined;
+    if (method) this.call(() => method.apply(this.handler, args));
+    for (const listener of this.listeners.get(event) ?? []) this.call(() => (listener as Listener<K>)(...args));
+  }
+
+  private call(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      console.error('[parley] app callback threw', err);
+    }
+  }
+}

@@ -1,0 +1,10 @@
+import { ParleyEngine } from './engine.js';
+import { BrowserMedia } from './browser/browserMedia.js';
+import type { SocketLike } from './platform.js';
+
+ParleyEngine.usePlatform({
+  createSocket: (url) => new WebSocket(url) as unknown as SocketLike,
+  createMedia: () => new BrowserMedia(),
+});
+
+export * from './index.common.js';

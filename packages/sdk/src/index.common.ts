@@ -1,0 +1,22 @@
+export {
+  ErrorCode,
+  PlayerState,
+  PublisherState,
+  PublishChannel,
+  RoomStateChangedReason,
+  Scenario,
+  UpdateType,
+  VideoBufferType,
+  type User,
+} from '@parley/protocol';
+export { ParleyEngine, type EngineProfile, type CustomVideoCaptureConfig } from './engine.js';
+export type { ParleyEventHandler, ParleyEvents, ParleyEventName, Stream } from './events.js';
+export type { RoomConfig } from './room.js';
+export type { PublishConfig } from './publisher.js';
+export type {
+  Canvas,
+  CustomAudioRenderHandler,
+  CustomVideoRenderHandler,
+  EncodedAudioFrameParams,
+  EncodedVideoFrameParams,
+} from './platform.js';

@@ -1,0 +1,131 @@
+/**
+ * Rebuilds VP8 frames from RTP packets for encoded custom render. Frames come out whole, once,
+ * and in order. A packet still missing after `maxWaitMs` (retransmission had its chance) makes
+ * the assembler drop the broken frame and everything up to the next keyframe, which it asks for:
+ * a frame is never delivered corrupted, and never without the frames it depends on.
+ */
+import { readVp8Descriptor, readVp8FrameInfo } from './vp8.js';
+import { SequenceUnwrapper } from './unwrap.js';
+
+export interface AssembledFrame {
+  data: Uint8Array;
+  isKeyFrame: boolean;
+  width: number;
+  height: number;
+  rtpTimestamp: number;
+}
+
+interface BufferedPacket {
+  timestamp: number;
+  marker: boolean;
+  frameStart: boolean;
+  body: Uint8Array;
+}
+
+export interface FrameAssemblerOptions {
+  maxWaitMs: number;
+  onFrame(frame: AssembledFrame): void;
+  onKeyFrameNeeded(): void;
+}
+
+/** More buffered packets than this means the gap will not heal by waiting. */
+const MAX_BUFFERED_PACKETS = 4096;
+
+export class Vp8FrameAssembler {
+  private readonly packets = new Map<number, BufferedPacket>();
+  private readonly seq = new SequenceUnwrapper(16);
+  /** Extended sequence number where the next frame must start. */
+  private next: number | undefined;
+  private waitingForKeyFrame = true;
+  private gapTimer: ReturnType<typeof setTimeout> | undefined;
+  private width = 0;
+  private height = 0;
+
+  constructor(private readonly options: FrameAssemblerOptions) {}
+
+  push(sequenceNumber: number, timestamp: number, marker: boolean, payload: Uint8Array): void {
+    const descriptor = readVp8Descriptor(payload);
+    if (!descriptor) return;
+    const ext = this.seq.unwrap(sequenceNumber);
+    if (this.next === undefined) {
+      if (!descriptor.frameStart) return; // joined mid-frame
+      this.next = ext;
+    }
+    if (ext < this.next || this.packets.has(ext)) return; // late duplicate or already dropped
+    this.packets.set(ext, { timestamp, marker, frameStart: descriptor.frameStart, body: payload.subarray(descriptor.headerSize) });
+    this.drain();
+  }
+
+  close(): void {
+    clearTimeout(this.gapTimer);
+    this.packets.clear();
+  }
+
+  private drain(): void {
+    for (;;) {
+      const end = this.completeFrameEnd();
+      if (end === undefined) break;
+      this.emit(this.next!, end);
+      this.next = end + 1;
+    }
+    if (this.packets.size === 0) {
+      clearTimeout(this.gapTimer);
+      this.gapTimer = undefined;
+    } else if (this.packets.size > MAX_BUFFERED_PACKETS) {
+      this.skipGap();
+    } else if (!this.gapTimer) {
+      this.gapTimer = setTimeout(() => this.skipGap(), this.options.maxWaitMs);
+      (this.gapTimer as { unref?: () => void }).unref?.();
+    }
+  }
+
+  /** The extended sequence number of the last packet of the frame starting at `next`, if all of it is here. */
+  private completeFrameEnd(): number | undefined {
+    const start = this.next!;
+    const first = this.packets.get(start);
+    if (!first?.frameStart) return undefined;
+    for (let s = start; ; s++) {
+      const packet = this.packets.get(s);
+      if (!packet || packet.timestamp !== first.timestamp || (s > start && packet.frameStart)) return undefined;
+      if (packet.marker) return s;
+    }
+  }
+
+  private emit(start: number, end: number): void {
+    let size = 0;
+    for (let s = start; s <= end; s++) size += this.packets.get(s)!.body.length;
+    const data = new Uint8Array(size);
+    let offset = 0;
+    const timestamp = this.packets.get(start)!.timestamp;
+    for (let s = start; s <= end; s++) {
+      const { body } = this.packets.get(s)!;
+      data.set(body, offset);
+      offset += body.length;
+      this.packets.delete(s);
+    }
+    clearTimeout(this.gapTimer);
+    this.gapTimer = undefined;
+    const info = readVp8FrameInfo(data);
+    if (info.isKeyFrame) {
+      this.waitingForKeyFrame = false;
+      this.width = info.width ?? this.width;
+      this.height = info.height ?? this.height;
+    } else if (this.waitingForKeyFrame) {
+      return;
+    }
+    this.options.onFrame({ data, isKeyFrame: info.isKeyFrame, width: this.width, height: this.height, rtpTimestamp: timestamp });
+  }
+
+  /** Gives up on the missing packets: resume at the next frame start and wait for a keyframe. */
+  private skipGap(): void {
+    this.gapTimer = undefined;
+    const buffered = [...this.packets.keys()].sort((a, b) => a - b);
+    const resume = buffered.find((s) => s > this.next! && this.packets.get(s)!.frameStart);
+    for (const s of buffered) if (resume === undefined || s < resume) this.packets.delete(s);
+    if (resume !== undefined) this.next = resume;
+    else if (buffered.length > 0) this.next = buffered[buffered.length - 1]! + 1;
+    this.waitingForKeyFrame = true;
+    this.options.onKeyFrameNeeded();
+    this.drain();
+  }
+}

@@ -1,0 +1,85 @@
+/**
+ * What differs between the browser and Node.js: the WebSocket, and the media (camera and
+ * `<video>` elements in the browser, encoded custom capture and render in Node). The engine and
+ * its state machines are written against these interfaces only.
+ */
+
+/** The subset of the WHATWG WebSocket that both `ws` and browsers provide. */
+export interface SocketLike {
+  readonly readyState: number;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((ev: unknown) => void) | null;
+  onclose: ((ev: { code: number; reason: string }) => void) | null;
+  onerror: ((ev: unknown) => void) | null;
+  onmessage: ((ev: { data: unknown }) => void) | null;
+}
+
+export type TransportState = 'connected' | 'failed';
+
+/** One WebRTC peer connection to the server, for one published or played stream. */
+export interface MediaTransport {
+  /** A complete offer (all candidates gathered). */
+  createOffer(): Promise<string>;
+  applyAnswer(sdp: string): Promise<void>;
+  /** Called once with 'connected', and with 'failed' if the transport dies. */
+  onStateChange(listener: (state: TransportState) => void): void;
+  close(): void;
+}
+
+/** A view to render into; browser only. */
+export interface Canvas {
+  view: unknown;
+  viewMode?: number;
+}
+
+export interface PlaySink {
+  streamID: string;
+  canvas?: Canvas;
+  /** Called once when the first video frame is shown or delivered. */
+  onFirstVideoFrame(): void;
+}
+
+export interface EncodedVideoFrameParams {
+  codec: 'vp8';
+  isKeyFrame: boolean;
+  width: number;
+  height: number;
+}
+
+export interface EncodedAudioFrameParams {
+  codec: 'opus';
+}
+
+export interface CustomVideoRenderHandler {
+  onRemoteVideoFrameEncodedDataReceived?(data: Uint8Array, params: EncodedVideoFrameParams, referenceTimeMillisecond: number, streamID: string): void;
+}
+
+export interface CustomAudioRenderHandler {
+  onRemoteAudioFrameEncodedDataReceived?(data: Uint8Array, params: EncodedAudioFrameParams, referenceTimeMillisecond: number, streamID: string): void;
+}
+
+/** Encoded custom capture and render (Node.js): the app brings and takes encoded frames. */
+export interface CustomMediaIO {
+  /** Returns 0, or an error code when the frame cannot be sent. */
+  sendVideo(channel: number, frame: Uint8Array, params: EncodedVideoFrameParams, referenceTimeMillisecond: number): number;
+  sendAudio(channel: number, frame: Uint8Array, params: EncodedAudioFrameParams, referenceTimeMillisecond: number): number;
+  videoRenderHandler: CustomVideoRenderHandler | null;
+  audioRenderHandler: CustomAudioRenderHandler | null;
+}
+
+export interface MediaBackend {
+  /** Present where encoded custom capture and render are supported. */
+  readonly custom?: CustomMediaIO;
+  createPublishTransport(channel: number): MediaTransport;
+  createPlayTransport(sink: PlaySink): MediaTransport;
+  startPreview(canvas: Canvas | undefined, channel: number): Promise<number>;
+  stopPreview(channel: number): void;
+  /** Releases devices and everything else the backend holds. */
+  destroy(): void;
+}
+
+export interface Platform {
+  createSocket(url: string): SocketLike;
+  createMedia(events: { keyFrameRequested(channel: number): void }): MediaBackend;
+}

@@ -1,0 +1,145 @@
+/**
+ * The SDK end of the signalling WebSocket: waits for the server's hello, matches replies to
+ * requests by id, validates every frame it receives, and heartbeats at the interval the server
+ * asks for.
+ */
+import {
+  ErrorCode,
+  parseServerMessage,
+  replyDataSchemas,
+  type ClientMessage,
+  type ClientMessageType,
+  type ReplyData,
+  type ServerMessage,
+  type ServerMessageOf,
+} from '@parley/protocol';
+import type { Platform, SocketLike } from './platform.js';
+
+type Push = Exclude<ServerMessage, { type: 'hello' | 'reply' | 'error' }>;
+type RequestBody<T extends ClientMessageType> = Omit<Extract<ClientMessage, { type: T }>, 'type' | 'id'>;
+export type Reply<T extends ClientMessageType> = { code: 0; data: ReplyData<T> } | { code: number; message: string };
+
+interface Pending {
+  type: ClientMessageType;
+  resolve(reply: Reply<ClientMessageType>): void;
+  timer: ReturnType<typeof setTimeout>;
+}
+
+export interface SignallingOptions {
+  connectTimeoutMs: number;
+  requestTimeoutMs: number;
+}
+
+export class SignallingClient {
+  private socket: SocketLike | null = null;
+  private nextId = 1;
+  private readonly pending = new Map<number, Pending>();
+  private heartbeat: ReturnType<typeof setInterval> | undefined;
+  private closedByUs = false;
+  /** Server pushes (room updates, kick-outs, stopped plays). */
+  onPush: (message: Push) => void = () => undefined;
+  /** The connection ended without close() being called. */
+  onLost: () => void = () => undefined;
+
+  constructor(
+    private readonly platform: Platform,
+    private readonly options: SignallingOptions,
+  ) {}
+
+  /** Opens the socket and resolves with the server's hello; rejects with ConnectFailed. */
+  connect(url: string): Promise<ServerMessageOf<'hello'>> {
+    return new Promise((resolve, reject) => {
+      let socket: SocketLike;
+      try {
+        socket = this.platform.createSocket(url);
+      } catch {
+        reject(ErrorCode.ConnectFailed);
+        return;
+      }
+      this.socket = socket;
+      const timer = setTimeout(() => {
+        socket.close();
+        reject(ErrorCode.ConnectFailed);
+      }, this.options.connectTimeoutMs);
+      let hello: ServerMessageOf<'hello'> | undefined;
+      socket.onmessage = (ev) => {
+        const parsed = typeof ev.data === 'string' ? parseServerMessage(ev.data) : undefined;
+        if (!parsed?.ok) return; // a server we cannot understand is ignored, not trusted
+        const message = parsed.value;
+        if (message.type === 'hello' && !hello) {
+          hello = message;
+          clearTimeout(timer);
+          this.startHeartbeat(message.heartbeatIntervalMs);
+          resolve(message);
+        } else if (hello) {
+          this.onMessage(message);
+        }
+      };
+      socket.onclose = () => {
+        clearTimeout(timer);
+        const wasUp = hello !== undefined;
+        this.teardown();
+        if (!wasUp) reject(ErrorCode.ConnectFailed);
+        else if (!this.closedByUs) this.onLost();
+      };
+      socket.onerror = () => undefined; // onclose follows
+    });
+  }
+
+  request<T extends ClientMessageType>(type: T, body: RequestBody<T>, timeoutMs = this.options.requestTimeoutMs): Promise<Reply<T>> {
+    return new Promise((resolve) => {
+      const socket = this.socket;
+      if (!socket || socket.readyState !== 1) {
+        resolve({ code: ErrorCode.Disconnected, message: 'not connected' });
+        return;
+      }
+      const id = this.nextId++;
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        resolve({ code: type === 'login' ? ErrorCode.LoginTimeout : ErrorCode.Disconnected, message: 'request timed out' });
+      }, timeoutMs);
+      this.pending.set(id, { type, resolve: resolve as Pending['resolve'], timer });
+      socket.send(JSON.stringify({ ...body, type, id }));
+    });
+  }
+
+  close(): void {
+    this.closedByUs = true;
+    this.socket?.close(1000, 'bye');
+    this.teardown();
+  }
+
+  private onMessage(message: ServerMessage): void {
+    if (message.type === 'reply') {
+      const pending = this.pending.get(message.id);
+      if (!pending) return;
+      this.pending.delete(message.id);
+      clearTimeout(pending.timer);
+      if (message.code !== 0) {
+        pending.resolve({ code: message.code, message: message.message ?? '' });
+        return;
+      }
+      const data = replyDataSchemas[pending.type].safeParse(message.data ?? {});
+      pending.resolve(data.success ? { code: 0, data: data.data } : { code: ErrorCode.MalformedMessage, message: 'malformed reply' });
+    } else if (message.type !== 'hello' && message.type !== 'error') {
+      this.onPush(message);
+    }
+  }
+
+  private startHeartbeat(intervalMs: number): void {
+    this.heartbeat = setInterval(() => void this.request('heartbeat', {}), intervalMs);
+  }
+
+  private teardown(): void {
+    clearInterval(this.heartbeat);
+    this.heartbeat = undefined;
+    const socket = this.socket;
+    this.socket = null;
+    if (socket) socket.onmessage = socket.onclose = socket.onerror = null;
+    for (const [id, pending] of this.pending) {
+      clearTimeout(pending.timer);
+      pending.resolve({ code: ErrorCode.Disconnected, message: 'connection closed' });
+      this.pending.delete(id);
+    }
+  }
+}

@@ -1,0 +1,101 @@
+import { readFileSync } from 'node:fs';
+import { startServer, randomApp, type AppConfig, type ParleyServer } from '@parley/server';
+import { ParleyEngine, readIvf, readOggOpus, type ParleyEventName, type ParleyEvents, type EngineProfile } from '@parley/sdk';
+
+export const ALL_EVENTS: ParleyEventName[] = [
+  'roomStateChanged',
+  'roomUserUpdate',
+  'roomStreamUpdate',
+  'publisherStateUpdate',
+  'playerStateUpdate',
+  'playerRecvVideoFirstFrame',
+  'customVideoCaptureKeyFrameRequested',
+];
+
+export interface Recorded {
+  event: ParleyEventName;
+  args: unknown[];
+}
+
+/** An engine plus everything it reported, in order. */
+export class TestClient {
+  readonly events: Recorded[] = [];
+  private waiters: Array<() => void> = [];
+  readonly engine: ParleyEngine;
+
+  constructor(profile: EngineProfile) {
+    this.engine = ParleyEngine.createEngine(profile);
+    for (const event of ALL_EVENTS) {
+      this.engine.on(event, (...args: unknown[]) => {
+        this.events.push({ event, args });
+        for (const wake of this.waiters.splice(0)) wake();
+      });
+    }
+  }
+
+  of<K extends ParleyEventName>(event: K): ParleyEvents[K][] {
+    return this.events.filter((e) => e.event === event).map((e) => e.args as ParleyEvents[K]);
+  }
+
+  /** Resolves with the first recorded args of `event` matching `match` (already recorded or future). */
+  async waitFor<K extends ParleyEventName>(event: K, match: (...args: ParleyEvents[K]) => boolean = () => true, timeoutMs = 10_000): Promise<ParleyEvents[K]> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = this.of(event).find((args) => match(...args));
+      if (found) return found;
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`timed out waiting for ${event}; saw ${JSON.stringify(this.events.map((e) => [e.event, ...e.args]))}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  login(roomID: string, userID: string, config: { isUserStatusNotify?: boolean; maxMemberCount?: number } = {}): Promise<number> {
+    return new Promise((resolve) => this.engine.loginRoom(roomID, { userID, userName: userID }, { isUserStatusNotify: true, ...config }, resolve));
+  }
+
+  destroy(): Promise<void> {
+    return new Promise((resolve) => ParleyEngine.destroyEngine(this.engine, resolve));
+  }
+}
+
+export interface TestServer {
+  server: ParleyServer;
+  app: AppConfig;
+  client(overrides?: Partial<EngineProfile>): TestClient;
+  close(): Promise<void>;
+}
+
+export async function startTestServer(options: { heartbeatTimeoutMs?: number } = {}): Promise<TestServer> {
+  const app = randomApp(1_000_001);
+  const server = await startServer({ host: '127.0.0.1', port: 0, apps: [app], logLevel: 'silent', staticDir: false, ...options });
+  const clients: TestClient[] = [];
+  return {
+    server,
+    app,
+    client(overrides = {}) {
+      const client = new TestClient({ appID: app.appID, appSign: app.appSign, server: server.url, ...overrides });
+      clients.push(client);
+      return client;
+    },
+    async close() {
+      await Promise.all(clients.map((c) => c.destroy()));
+      await server.close();
+    },
+  };
+}
+
+const fixture = (name: string): Uint8Array => new Uint8Array(readFileSync(new URL(`./fixtures/${name}`, import.meta.url)));
+export const videoFixture = readIvf(fixture('video.ivf'));
+export const audioFixture = readOggOpus(fixture('audio.ogg'));
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.length), Buffer.from(b.buffer, b.byteOffset, b.length)) === 0;
+}

@@ -1,0 +1,48 @@
+import { randomBytes } from 'node:crypto';
+
+export interface AppConfig {
+  appID: number;
+  /** 64 hex characters; clients prove knowledge of it, it is never sent. */
+  appSign: string;
+  /** 32 ASCII characters; signs tokens and server-API calls. */
+  serverSecret: string;
+  callbackUrl?: string;
+  callbackSecret?: string;
+}
+
+export interface MediaOptions {
+  /** Address the media sockets bind to and announce. Defaults to the signalling host. */
+  listenIp?: string;
+  /** Address announced in ICE candidates when the server is behind NAT. */
+  announcedIp?: string;
+  /** UDP port range for media sockets. */
+  portRange?: [number, number];
+}
+
+export interface ServerOptions {
+  host?: string;
+  port?: number;
+  apps: AppConfig[];
+  /** A client silent for this long is removed from its room (vendor default 90 s). */
+  heartbeatTimeoutMs?: number;
+  media?: MediaOptions;
+  /** Folder served at `/` (the web demo). `false` serves nothing. */
+  staticDir?: string | false;
+  /** Dev mode exposes `/dev-config.json` with the dev app's credentials for the demo page. */
+  devMode?: boolean;
+  logLevel?: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
+export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 90_000;
+export const DEFAULT_PORT = 7800;
+
+/** The well-known app of dev mode. Production mode refuses these credentials. */
+export const DEV_APP: AppConfig = {
+  appID: 1234567890,
+  appSign: '0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef',
+  serverSecret: '0123456789abcdef0123456789abcdef',
+};
+
+export function randomApp(appID: number): AppConfig {
+  return { appID, appSign: randomBytes(32).toString('hex'), serverSecret: randomBytes(16).toString('hex') };
+}

@@ -1,0 +1,122 @@
+/**
+ * What publishers and subscribers share: a werift peer connection that answers a client's offer
+ * (non-trickle: the answer carries all candidates), announces only the configured address, and
+ * reports connected/closed exactly once.
+ */
+import { EventEmitter } from 'node:events';
+import {
+  RTCPeerConnection,
+  RTCRtpCodecParameters,
+  useH264,
+  useOPUS,
+  useVP8,
+  type RTCRtpTransceiver,
+  type PeerConfig,
+} from 'werift';
+import { SdpError, type EndpointEvents } from './types.js';
+
+export interface PeerOptions {
+  listenIp: string;
+  announcedIp?: string;
+  portRange?: [number, number];
+  connectTimeoutMs: number;
+}
+
+export interface NegotiatedCodecs {
+  audio?: RTCRtpCodecParameters;
+  video?: RTCRtpCodecParameters;
+}
+
+const rtx = (): RTCRtpCodecParameters => new RTCRtpCodecParameters({ mimeType: 'video/rtx', clockRate: 90000 });
+
+/** What the server accepts from publishers. Players are offered exactly what their publisher sends. */
+export const publishCodecs = (): { audio: RTCRtpCodecParameters[]; video: RTCRtpCodecParameters[] } => ({
+  audio: [useOPUS()],
+  video: [useVP8(), useH264(), rtx()],
+});
+
+export const isLoopback = (ip: string): boolean => ip.startsWith('127.') || ip === '::1';
+
+export abstract class WeriftPeer {
+  readonly observer = new EventEmitter<EndpointEvents>();
+  protected readonly pc: RTCPeerConnection;
+  answer = '';
+  private state: 'new' | 'connected' | 'closed' = 'new';
+  private readonly connectTimer: NodeJS.Timeout;
+
+  protected constructor(
+    protected readonly options: PeerOptions,
+    codecs: { audio: RTCRtpCodecParameters[]; video: RTCRtpCodecParameters[] },
+  ) {
+    const { listenIp } = options;
+    const config: Partial<PeerConfig> = {
+      codecs,
+      // No STUN/TURN: the server's own address is what clients must reach.
+      iceServers: [],
+      iceUseIpv6: false,
+      bundlePolicy: 'max-bundle',
+      icePortRange: options.portRange,
+      iceAdditionalHostAddresses: isLoopback(listenIp) ? [listenIp] : undefined,
+      iceFilterCandidatePair: (pair) =>
+        pair.localCandidate.host === listenIp && (!isLoopback(listenIp) || isLoopback(pair.remoteCandidate.host)),
+    };
+    this.pc = new RTCPeerConnection(config);
+    this.pc.connectionStateChange.subscribe((s) => {
+      if (s === 'connected' && this.state === 'new') {
+        this.state = 'connected';
+        clearTimeout(this.connectTimer);
+        this.observer.emit('connected');
+      } else if (s === 'failed' || s === 'closed') {
+        this.close();
+      }
+    });
+    this.connectTimer = setTimeout(() => this.close(), options.connectTimeoutMs);
+  }
+
+  get closed(): boolean {
+    return this.state === 'closed';
+  }
+
+  get connected(): boolean {
+    return this.state === 'connected';
+  }
+
+  /** Applies the client's offer, lets `prepare` set up transceivers, and produces the answer. */
+  protected async negotiate(offer: string, prepare: (t: RTCRtpTransceiver) => void): Promise<void> {
+    if (!/^v=0\r?\n/.test(offer) || !/^m=(audio|video) /m.test(offer)) throw new SdpError('offer has no audio or video section');
+    try {
+      await this.pc.setRemoteDescription({ type: 'offer', sdp: offer });
+      for (const t of this.pc.getTransceivers()) prepare(t);
+      if (!this.pc.getTransceivers().some((t) => t.codecs.length > 0)) throw new SdpError('no codec in common');
+      await this.pc.setLocalDescription(await this.pc.createAnswer());
+    } catch (err) {
+      this.close();
+      throw err instanceof SdpError ? err : new SdpError(`offer rejected: ${(err as Error).message}`);
+    }
+    if (this.pc.iceGatheringState !== 'complete') {
+      await this.pc.iceGatheringStateChange.watch((s) => s === 'complete');
+    }
+    this.answer = this.announcedSdp(this.pc.localDescription?.sdp ?? '');
+  }
+
+  /** Keeps only candidates on the listen address, rewritten to the announced one if set. */
+  private announcedSdp(sdp: string): string {
+    const { listenIp, announcedIp } = this.options;
+    return sdp
+      .split('\r\n')
+      .filter((line) => !line.startsWith('a=candidate:') || line.split(' ')[4] === listenIp)
+      .map((line) => (announcedIp && line.startsWith('a=candidate:') ? line.replace(` ${listenIp} `, ` ${announcedIp} `) : line))
+      .join('\r\n');
+  }
+
+  close(): void {
+    if (this.state === 'closed') return;
+    this.state = 'closed';
+    clearTimeout(this.connectTimer);
+    this.onClose();
+    void this.pc.close().catch(() => undefined);
+    this.observer.emit('closed');
+  }
+
+  protected abstract onClose(): void;
+}

@@ -1,0 +1,158 @@
+/**
+ * SFU on werift: each publisher is one peer connection receiving audio+video; each subscriber is
+ * one peer connection sending it on. RTP is relayed unchanged apart from what the outgoing
+ * sender must own (SSRC, payload type); NACKs are answered from the sender's history (with RTX
+ * when negotiated), and keyframe requests travel from players back to the publisher.
+ */
+import {
+  RTCRtpCodecParameters,
+  RtcpPayloadSpecificFeedback,
+  type MediaStreamTrack,
+  type RTCRtpReceiver,
+  type RTCRtpSender,
+  type RtpPacket,
+} from 'werift';
+import { publishCodecs, WeriftPeer, type NegotiatedCodecs, type PeerOptions } from './weriftPeer.js';
+import type { MediaPlane, MediaPublisher, MediaSubscriber } from './types.js';
+
+type Kind = 'audio' | 'video';
+const FIR_COUNT = 4;
+/** Keyframe requests closer together than this are merged: one keyframe serves every player. */
+const KEYFRAME_REQUEST_INTERVAL_MS = 250;
+
+class WeriftPublisher extends WeriftPeer implements MediaPublisher {
+  private readonly subscribers = new Set<WeriftSubscriber>();
+  private readonly codecs: NegotiatedCodecs = {};
+  private video?: { receiver: RTCRtpReceiver; track: MediaStreamTrack };
+  private lastKeyFrameRequest = 0;
+
+  static async create(options: PeerOptions, offer: string): Promise<WeriftPublisher> {
+    const publisher = new WeriftPublisher(options);
+    await publisher.negotiate(offer, (t) => t.setDirection('recvonly'));
+    for (const t of publisher.pc.getTransceivers()) {
+      const primary = t.codecs.find((c) => c.name.toLowerCase() !== 'rtx');
+      if (primary) publisher.codecs[t.kind as Kind] = primary;
+    }
+    return publisher;
+  }
+
+  private constructor(options: PeerOptions) {
+    super(options, publishCodecs());
+    // Tracks appear while the offer is applied, so listen before negotiating.
+    this.pc.onTrack.subscribe((track) => {
+      const transceiver = this.pc.getTransceivers().find((t) => t.receiver.tracks.includes(track));
+      if (transceiver) this.onTrack(track.kind as Kind, track, transceiver.receiver);
+    });
+  }
+
+  get subscriberCount(): number {
+    return this.subscribers.size;
+  }
+
+  private onTrack(kind: Kind, track: MediaStreamTrack, receiver: RTCRtpReceiver): void {
+    if (kind === 'video') this.video = { receiver, track };
+    track.onReceiveRtp.subscribe((rtp) => this.forward(kind, rtp));
+  }
+
+  private forward(kind: Kind, rtp: RtpPacket): void {
+    if (this.subscribers.size === 0) return;
+    // Header extension ids are per peer connection; the publisher's mean nothing to a player.
+    rtp.header.extensions = [];
+    const packet = rtp.serialize();
+    for (const subscriber of this.subscribers) subscriber.send(kind, packet);
+  }
+
+  requestKeyFrame(): void {
+    const now = Date.now();
+    const ssrc = this.video?.track.ssrc;
+    if (ssrc === undefined || now - this.lastKeyFrameRequest < KEYFRAME_REQUEST_INTERVAL_MS) return;
+    this.lastKeyFrameRequest = now;
+    void this.video!.receiver.sendRtcpPLI(ssrc).catch(() => undefined);
+  }
+
+  async subscribe(offer: string): Promise<MediaSubscriber> {
+    const subscriber = await WeriftSubscriber.create(this.options, offer, this);
+    if (this.closed) {
+      subscriber.close();
+      return subscriber;
+    }
+    this.subscribers.add(subscriber);
+    subscriber.observer.once('connected', () => this.requestKeyFrame());
+    subscriber.observer.once('closed', () => this.subscribers.delete(subscriber));
+    return subscriber;
+  }
+
+  /** The codecs a subscriber must offer its player: exactly what this publisher sends. */
+  subscriberCodecs(): { audio: RTCRtpCodecParameters[]; video: RTCRtpCodecParameters[] } {
+    const copy = (c: RTCRtpCodecParameters): RTCRtpCodecParameters =>
+      new RTCRtpCodecParameters({ mimeType: c.mimeType, clockRate: c.clockRate, channels: c.channels, parameters: c.parameters, rtcpFeedback: c.rtcpFeedback });
+    const { audio, video } = this.codecs;
+    return {
+      audio: audio ? [copy(audio)] : [],
+      video: video ? [copy(video), new RTCRtpCodecParameters({ mimeType: 'video/rtx', clockRate: 90000 })] : [],
+    };
+  }
+
+  protected onClose(): void {
+    for (const subscriber of [...this.subscribers]) subscriber.close();
+  }
+}
+
+class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
+  private readonly senders: Partial<Record<Kind, RTCRtpSender>> = {};
+
+  static async create(options: PeerOptions, offer: string, publisher: WeriftPublisher): Promise<WeriftSubscriber> {
+    const subscriber = new WeriftSubscriber(options, publisher);
+    await subscriber.negotiate(offer, (t) => {
+      t.setDirection('sendonly');
+      subscriber.senders[t.kind as Kind] = t.sender;
+    });
+    const video = subscriber.senders.video;
+    video?.onPictureLossIndication.subscribe(() => publisher.requestKeyFrame());
+    video?.onRtcp.subscribe((rtcp) => {
+      if (rtcp instanceof RtcpPayloadSpecificFeedback && rtcp.feedback.count === FIR_COUNT) publisher.requestKeyFrame();
+    });
+    return subscriber;
+  }
+
+  private constructor(options: PeerOptions, publisher: WeriftPublisher) {
+    super(options, publisher.subscriberCodecs());
+  }
+
+  send(kind: Kind, packet: Buffer): void {
+    if (!this.connected) return;
+    void this.senders[kind]?.sendRtp(packet).catch(() => undefined);
+  }
+
+  protected onClose(): void {
+    for (const sender of Object.values(this.senders)) sender.stop();
+  }
+}
+
+export interface WeriftPlaneOptions {
+  listenIp: string;
+  announcedIp?: string;
+  portRange?: [number, number];
+  /** A peer connection that has not connected by then is closed. */
+  connectTimeoutMs?: number;
+}
+
+export class WeriftMediaPlane implements MediaPlane {
+  private readonly peerOptions: PeerOptions;
+  private readonly publishers = new Set<WeriftPublisher>();
+
+  constructor(options: WeriftPlaneOptions) {
+    this.peerOptions = { connectTimeoutMs: 15_000, ...options };
+  }
+
+  async publish(offer: string): Promise<MediaPublisher> {
+    const publisher = await WeriftPublisher.create(this.peerOptions, offer);
+    this.publishers.add(publisher);
+    publisher.observer.once('closed', () => this.publishers.delete(publisher));
+    return publisher;
+  }
+
+  async close(): Promise<void> {
+    for (const publisher of [...this.publishers]) publisher.close();
+  }
+}

@@ -1,0 +1,277 @@
+/**
+ * Rooms, sessions and streams of every app: who is where, who publishes what, who plays what,
+ * and who must be told. The transport hands it validated requests; the media plane does the
+ * media. Every operation either succeeds or returns a spec error code and changes nothing.
+ */
+import {
+  ErrorCode,
+  UpdateType,
+  validateRoomID,
+  validateStreamID,
+  validateUserID,
+  validateUserName,
+  type ClientRequest,
+  type ReplyData,
+  type StreamInfo,
+} from '@parley/protocol';
+import type { Logger } from 'pino';
+import type { AppConfig } from '../config.js';
+import { verifyAppSignProof } from '../auth/appSign.js';
+import { SdpError, type MediaPlane } from '../media/index.js';
+import { AppRooms, Play, Publication, Room, Session, type ClientLink } from './model.js';
+
+export type FailureCode = Exclude<ErrorCode, typeof ErrorCode.Success>;
+export type Failure = { code: FailureCode; message: string };
+export type Outcome<T> = { code: 0; data: T } | Failure;
+
+const fail = (code: FailureCode, message: string): Failure => ({ code, message });
+
+export interface RoomServiceOptions {
+  apps: AppConfig[];
+  media: MediaPlane;
+  heartbeatTimeoutMs: number;
+  log: Logger;
+}
+
+export class RoomService {
+  private readonly appConfigs = new Map<number, AppConfig>();
+  private readonly apps = new Map<number, AppRooms>();
+  private readonly media: MediaPlane;
+  private readonly heartbeatTimeoutMs: number;
+  private readonly log: Logger;
+
+  constructor(options: RoomServiceOptions) {
+    for (const app of options.apps) {
+      this.appConfigs.set(app.appID, app);
+      this.apps.set(app.appID, new AppRooms(app.appID));
+    }
+    this.media = options.media;
+    this.heartbeatTimeoutMs = options.heartbeatTimeoutMs;
+    this.log = options.log;
+  }
+
+  login(link: ClientLink, nonce: string, req: ClientRequest<'login'>): Outcome<ReplyData<'login'> & { session: Session }> {
+    const config = this.appConfigs.get(req.appID);
+    const app = this.apps.get(req.appID);
+    if (!config || !app) return fail(ErrorCode.AppIDUnknown, `unknown appID ${req.appID}`);
+
+    const invalid =
+      validateRoomID(req.roomID) || validateUserID(req.user.userID) || validateUserName(req.user.userName);
+    if (invalid) return fail(invalid as FailureCode, 'invalid roomID, userID or userName');
+
+    if ('appSignProof' in req.auth) {
+      const login = { nonce, appID: req.appID, roomID: req.roomID, userID: req.user.userID };
+      if (!verifyAppSignProof(config.appSign, req.auth.appSignProof, login)) {
+        return fail(ErrorCode.AppSignWrong, 'appSign proof does not match');
+      }
+    } else if ('token' in req.auth) {
+      return fail(ErrorCode.TokenInvalid, 'token authentication is not enabled on this server');
+    } else {
+      return fail(ErrorCode.NoTokenNorAppSign, 'neither token nor appSign given');
+    }
+
+    const existingRoom = app.rooms.get(req.roomID);
+    const previous = app.sessionsByUser.get(req.user.userID);
+    // The repeat login replaces the older session, so that one does not count towards the limit.
+    const members = (existingRoom?.sessions.size ?? 0) - (previous?.room === existingRoom && previous ? 1 : 0);
+    if (existingRoom && existingRoom.maxMemberCount > 0 && members >= existingRoom.maxMemberCount) {
+      return fail(ErrorCode.RoomFull, `room ${req.roomID} is full`);
+    }
+    if (previous) this.kick(previous, ErrorCode.KickedOut, 'the same userID logged in elsewhere');
+
+    let room = app.rooms.get(req.roomID);
+    if (!room) {
+      room = new Room(app, req.roomID, req.config.maxMemberCount);
+      app.rooms.set(room.id, room);
+      this.log.info({ appID: app.appID, roomID: room.id }, 'room created');
+    }
+    const session = new Session(link, room, { ...req.user }, req.config.isUserStatusNotify);
+    const users = room.users();
+    room.sessions.set(session.user.userID, session);
+    app.sessionsByUser.set(session.user.userID, session);
+    this.notifyUsers(room, UpdateType.Add, session);
+    this.log.info({ appID: app.appID, roomID: room.id, userID: session.user.userID }, 'login');
+    return { code: 0, data: { sessionID: session.id, users, streams: room.streams(), session } };
+  }
+
+  logout(session: Session): void {
+    this.removeSession(session, 'logout');
+  }
+
+  /** The session's connection is gone; it stays in the room until its heartbeat times out. */
+  linkLost(session: Session, link: ClientLink): void {
+    if (!session.active || session.link !== link) return;
+    session.link = null;
+    const remaining = Math.max(0, session.lastSeen + this.heartbeatTimeoutMs - Date.now());
+    session.expiryTimer = setTimeout(() => this.removeSession(session, 'heartbeat timeout'), remaining);
+  }
+
+  async publish(session: Session, req: ClientRequest<'publish'>): Promise<Outcome<ReplyData<'publish'>>> {
+    if (!session.active) return fail(ErrorCode.NotLoggedIn, 'not logged in');
+    const invalid = validateStreamID(req.streamID);
+    if (invalid) return fail(invalid as FailureCode, 'invalid streamID');
+    if (req.extraInfo.length >= 1024) return fail(ErrorCode.StreamExtraInfoTooLong, 'stream extra info too long');
+    const app = session.room.app;
+    const existing = app.publications.get(req.streamID);
+    if (existing) {
+      return existing.session === session
+        ? fail(ErrorCode.ChannelAlreadyPublishing, `already publishing ${req.streamID}`)
+        : fail(ErrorCode.StreamAlreadyPublished, `stream ${req.streamID} is published by another user`);
+    }
+    // Reserve the streamID before the (asynchronous) negotiation so that racing publishers lose cleanly.
+    const publication = new Publication(req.streamID, session, req.extraInfo);
+    app.publications.set(req.streamID, publication);
+    session.publications.set(req.streamID, publication);
+
+    let media;
+    try {
+      media = await this.media.publish(req.sdp);
+    } catch (err) {
+      this.dropPublication(publication);
+      return this.mediaFailure(err, ErrorCode.PublishInterrupted);
+    }
+    if (session.publications.get(req.streamID) !== publication) {
+      media.close(); // unpublished or logged out meanwhile
+      return fail(ErrorCode.NotLoggedIn, 'publish cancelled');
+    }
+    publication.media = media;
+    media.observer.once('connected', () => {
+      publication.live = true;
+      session.room.publications.set(publication.streamID, publication);
+      this.notifyStreams(session.room, UpdateType.Add, [publication.info], session);
+    });
+    media.observer.once('closed', () => this.dropPublication(publication));
+    return { code: 0, data: { sdp: media.answer } };
+  }
+
+  unpublish(session: Session, streamID: string): Outcome<ReplyData<'unpublish'>> {
+    const publication = session.publications.get(streamID);
+    if (!publication) return { code: 0, data: {} }; // stopping what is not running is not an error
+    this.dropPublication(publication);
+    return { code: 0, data: {} };
+  }
+
+  async play(session: Session, req: ClientRequest<'play'>): Promise<Outcome<ReplyData<'play'>>> {
+    if (!session.active) return fail(ErrorCode.NotLoggedIn, 'not logged in');
+    const invalid = validateStreamID(req.streamID);
+    if (invalid) return fail(invalid as FailureCode, 'invalid streamID');
+    if (session.plays.has(req.streamID)) this.dropPlay(session.plays.get(req.streamID)!);
+    const publication = session.room.publications.get(req.streamID);
+    if (!publication?.media) return fail(ErrorCode.StreamNotFound, `stream ${req.streamID} does not exist`);
+
+    const play = new Play(req.streamID, session);
+    session.plays.set(req.streamID, play);
+    publication.plays.add(play);
+    let media;
+    try {
+      media = await publication.media.subscribe(req.sdp);
+    } catch (err) {
+      this.dropPlay(play);
+      return this.mediaFailure(err, ErrorCode.PlayFailed);
+    }
+    if (session.plays.get(req.streamID) !== play || media.closed) {
+      media.close();
+      this.dropPlay(play);
+      return fail(ErrorCode.StreamNotFound, `stream ${req.streamID} ended`);
+    }
+    play.media = media;
+    media.observer.once('closed', () => {
+      if (session.plays.get(play.streamID) !== play) return;
+      this.dropPlay(play);
+      session.send({ type: 'playStopped', streamID: play.streamID, code: ErrorCode.StreamNotFound });
+    });
+    return { code: 0, data: { sdp: media.answer } };
+  }
+
+  unplay(session: Session, streamID: string): Outcome<ReplyData<'unplay'>> {
+    const play = session.plays.get(streamID);
+    if (play) this.dropPlay(play);
+    return { code: 0, data: {} };
+  }
+
+  /** Counts for tests and operations. */
+  stats(): { rooms: number; sessions: number; publications: number } {
+    let rooms = 0, sessions = 0, publications = 0;
+    for (const app of this.apps.values()) {
+      rooms += app.rooms.size;
+      sessions += app.sessionsByUser.size;
+      publications += app.publications.size;
+    }
+    return { rooms, sessions, publications };
+  }
+
+  /** Removes every session (server shutdown). */
+  closeAll(): void {
+    for (const app of this.apps.values()) {
+      for (const session of [...app.sessionsByUser.values()]) this.removeSession(session, 'server shutdown');
+    }
+  }
+
+  private kick(session: Session, code: FailureCode, reason: string): void {
+    session.send({ type: 'kickedOut', roomID: session.room.id, code, reason });
+    const link = session.link;
+    this.removeSession(session, reason);
+    link?.close();
+  }
+
+  private removeSession(session: Session, why: string): void {
+    if (!session.active) return;
+    session.active = false;
+    clearTimeout(session.expiryTimer);
+    const { room } = session;
+    const app = room.app;
+    for (const play of [...session.plays.values()]) this.dropPlay(play);
+    for (const publication of [...session.publications.values()]) this.dropPublication(publication);
+    room.sessions.delete(session.user.userID);
+    if (app.sessionsByUser.get(session.user.userID) === session) app.sessionsByUser.delete(session.user.userID);
+    session.link = null;
+    this.log.info({ appID: app.appID, roomID: room.id, userID: session.user.userID, why }, 'session removed');
+    if (room.sessions.size === 0) {
+      app.rooms.delete(room.id);
+      this.log.info({ appID: app.appID, roomID: room.id }, 'room closed');
+    } else {
+      this.notifyUsers(room, UpdateType.Delete, session);
+    }
+  }
+
+  private dropPublication(publication: Publication): void {
+    const { session, streamID } = publication;
+    const app = session.room.app;
+    if (app.publications.get(streamID) !== publication) return;
+    app.publications.delete(streamID);
+    session.publications.delete(streamID);
+    if (publication.live) {
+      session.room.publications.delete(streamID);
+      this.notifyStreams(session.room, UpdateType.Delete, [publication.info], session);
+    }
+    // Closing the media closes every subscriber, which tells each player (see play()).
+    publication.media?.close();
+  }
+
+  private dropPlay(play: Play): void {
+    const { session } = play;
+    if (session.plays.get(play.streamID) === play) session.plays.delete(play.streamID);
+    session.room.app.publications.get(play.streamID)?.plays.delete(play);
+    const media = play.media;
+    play.media = undefined;
+    media?.close();
+  }
+
+  private notifyUsers(room: Room, updateType: UpdateType, subject: Session): void {
+    const message = { type: 'userUpdate' as const, roomID: room.id, updateType, users: [subject.user], seq: room.nextSeq() };
+    for (const other of room.sessions.values()) {
+      if (other !== subject && other.notifyUserUpdates) other.send(message);
+    }
+  }
+
+  private notifyStreams(room: Room, updateType: UpdateType, streams: StreamInfo[], from: Session): void {
+    const message = { type: 'streamUpdate' as const, roomID: room.id, updateType, streams, seq: room.nextSeq() };
+    for (const other of room.sessions.values()) if (other !== from) other.send(message);
+  }
+
+  private mediaFailure(err: unknown, fallback: FailureCode): Failure {
+    if (err instanceof SdpError) return fail(ErrorCode.InvalidSdp, err.message);
+    this.log.error({ err }, 'media plane failure');
+    return fail(fallback, 'media negotiation failed');
+  }
+}

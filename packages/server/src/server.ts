@@ -1,0 +1,89 @@
+import { createServer, type Server as HttpServer } from 'node:http';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import { APP_SIGN_PATTERN } from '@parley/protocol';
+import { DEFAULT_HEARTBEAT_TIMEOUT_MS, DEFAULT_PORT, type AppConfig, type ServerOptions } from './config.js';
+import { createLogger } from './log.js';
+import { WeriftMediaPlane } from './media/index.js';
+import { RoomService } from './rooms/roomService.js';
+import { SignallingServer, SIGNALLING_PATH } from './signalling/signallingServer.js';
+import { serveStatic } from './http/staticFiles.js';
+import { localIPv4 } from './net.js';
+
+export interface ParleyServer {
+  /** The `ws://` URL for the SDK profile's `server` field. */
+  readonly url: string;
+  /** The `http://` URL of the web demo and HTTP endpoints. */
+  readonly httpUrl: string;
+  readonly port: number;
+  readonly rooms: RoomService;
+  close(): Promise<void>;
+}
+
+function checkApp(app: AppConfig): void {
+  if (!Number.isInteger(app.appID) || app.appID < 0 || app.appID > 0xffffffff) throw new Error(`appID ${app.appID} is not a uint32`);
+  if (!APP_SIGN_PATTERN.test(app.appSign)) throw new Error(`app ${app.appID}: appSign must be 64 hex characters`);
+  if (!/^[\x21-\x7e]{32}$/.test(app.serverSecret)) throw new Error(`app ${app.appID}: serverSecret must be 32 ASCII characters`);
+}
+
+function defaultStaticDir(): string | false {
+  try {
+    return join(dirname(createRequire(import.meta.url).resolve('@parley/demo/package.json')), 'dist');
+  } catch {
+    return false;
+  }
+}
+
+export async function startServer(options: ServerOptions): Promise<ParleyServer> {
+  options.apps.forEach(checkApp);
+  const host = options.host ?? '127.0.0.1';
+  const heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS;
+  const log = createLogger(options.logLevel);
+  const listenIp = options.media?.listenIp ?? (host === '0.0.0.0' || host === '::' ? localIPv4() : host);
+  const media = new WeriftMediaPlane({ ...options.media, listenIp });
+  const rooms = new RoomService({ apps: options.apps, media, heartbeatTimeoutMs, log });
+  const staticDir = options.staticDir ?? defaultStaticDir();
+  const devApp = options.devMode ? options.apps[0] : undefined;
+
+  const http: HttpServer = createServer((req, res) => {
+    void (async () => {
+      if (devApp && req.url === '/dev-config.json') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ appID: devApp.appID, appSign: devApp.appSign, signallingPath: SIGNALLING_PATH }));
+        return;
+      }
+      if (staticDir && (await serveStatic(staticDir, req, res))) return;
+      res.writeHead(404, { 'content-type': 'text/plain' });
+      res.end('not found');
+    })().catch((err: unknown) => {
+      log.error({ err }, 'http request failed');
+      if (!res.headersSent) res.writeHead(500);
+      res.end();
+    });
+  });
+  const signalling = new SignallingServer(http, { rooms, heartbeatTimeoutMs, log });
+  await new Promise<void>((resolve, reject) => {
+    http.once('error', reject);
+    http.listen(options.port ?? DEFAULT_PORT, host, () => resolve());
+  });
+  const { port } = http.address() as AddressInfo;
+  const urlHost = host.includes(':') ? `[${host}]` : host;
+  log.info({ host, port, apps: options.apps.map((a) => a.appID) }, 'server listening');
+
+  let closing: Promise<void> | undefined;
+  return {
+    url: `ws://${urlHost}:${port}${SIGNALLING_PATH}`,
+    httpUrl: `http://${urlHost}:${port}`,
+    port,
+    rooms,
+    close: () =>
+      (closing ??= (async () => {
+        rooms.closeAll();
+        await signalling.close();
+        await media.close();
+        http.closeAllConnections();
+        await new Promise<void>((resolve) => http.close(() => resolve()));
+      })()),
+  };
+}

@@ -1,0 +1,131 @@
+/**
+ * One client's WebSocket: validates every frame at the edge, answers each request with a reply
+ * carrying its id, and keeps the client's session bound to this link. Bad frames get an error
+ * code and change nothing else.
+ */
+import { randomBytes } from 'node:crypto';
+import type { WebSocket, RawData } from 'ws';
+import {
+  ErrorCode,
+  PROTOCOL_VERSION,
+  parseClientMessage,
+  type ClientMessage,
+  type ServerMessage,
+} from '@parley/protocol';
+import type { Logger } from 'pino';
+import type { RoomService, Outcome } from '../rooms/roomService.js';
+import type { ClientLink, Session } from '../rooms/model.js';
+
+/** A client that cannot keep up with this much unsent data is disconnected rather than buffered for. */
+const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
+
+export interface ConnectionOptions {
+  rooms: RoomService;
+  heartbeatTimeoutMs: number;
+  log: Logger;
+}
+
+export class Connection implements ClientLink {
+  private readonly nonce = randomBytes(16).toString('hex');
+  private session: Session | null = null;
+  private readonly silenceTimer: NodeJS.Timeout;
+
+  constructor(
+    private readonly ws: WebSocket,
+    private readonly options: ConnectionOptions,
+  ) {
+    ws.on('message', (data, isBinary) => this.onFrame(data, isBinary));
+    ws.on('close', () => this.onClose());
+    ws.on('error', () => ws.terminate());
+    // The client heartbeats at a third of the timeout, so two lost heartbeats are tolerated.
+    this.silenceTimer = setTimeout(() => ws.terminate(), options.heartbeatTimeoutMs);
+    this.send({
+      type: 'hello',
+      protocolVersion: PROTOCOL_VERSION,
+      nonce: this.nonce,
+      heartbeatIntervalMs: Math.max(1, Math.floor(options.heartbeatTimeoutMs / 3)),
+    });
+  }
+
+  send(message: ServerMessage): void {
+    if (this.ws.readyState !== this.ws.OPEN) return;
+    if (this.ws.bufferedAmount > MAX_BUFFERED_BYTES) {
+      this.options.log.warn('client too slow, disconnecting');
+      this.ws.terminate();
+      return;
+    }
+    this.ws.send(JSON.stringify(message));
+  }
+
+  close(): void {
+    this.ws.close(1000, 'session ended');
+  }
+
+  private onFrame(data: RawData, isBinary: boolean): void {
+    this.silenceTimer.refresh();
+    if (this.session) this.session.lastSeen = Date.now();
+    if (isBinary) {
+      this.send({ type: 'error', code: ErrorCode.MalformedMessage, message: 'binary frames are not accepted' });
+      return;
+    }
+    const parsed = parseClientMessage(data.toString());
+    if (!parsed.ok) {
+      this.send(
+        parsed.id === undefined
+          ? { type: 'error', code: ErrorCode.MalformedMessage, message: parsed.message }
+          : { type: 'reply', id: parsed.id, code: ErrorCode.MalformedMessage, message: parsed.message },
+      );
+      return;
+    }
+    const message = parsed.value;
+    void this.handle(message).then(
+      (outcome) => this.reply(message.id, outcome),
+      (err: unknown) => {
+        this.options.log.error({ err, type: message.type }, 'request failed');
+        this.reply(message.id, { code: ErrorCode.RoomInternalError, message: 'internal error' });
+      },
+    );
+  }
+
+  private reply(id: number, outcome: Outcome<unknown>): void {
+    this.send(
+      outcome.code === 0
+        ? { type: 'reply', id, code: 0, data: outcome.data }
+        : { type: 'reply', id, code: outcome.code, message: outcome.message },
+    );
+  }
+
+  private async handle(message: ClientMessage): Promise<Outcome<unknown>> {
+    const { rooms } = this.options;
+    if (message.type === 'heartbeat') return { code: 0, data: {} };
+    if (message.type === 'login') {
+      if (this.session?.active) return { code: ErrorCode.RoomCountExceeded, message: 'already logged in to a room' };
+      const outcome = rooms.login(this, this.nonce, message);
+      if (outcome.code !== 0) return outcome;
+      const { session, ...data } = outcome.data;
+      this.session = session;
+      return { code: 0, data };
+    }
+    const session = this.session;
+    if (!session?.active) return { code: ErrorCode.NotLoggedIn, message: 'not logged in' };
+    switch (message.type) {
+      case 'logout':
+        rooms.logout(session);
+        this.session = null;
+        return { code: 0, data: {} };
+      case 'publish':
+        return rooms.publish(session, message);
+      case 'unpublish':
+        return rooms.unpublish(session, message.streamID);
+      case 'play':
+        return rooms.play(session, message);
+      case 'unplay':
+        return rooms.unplay(session, message.streamID);
+    }
+  }
+
+  private onClose(): void {
+    clearTimeout(this.silenceTimer);
+    if (this.session) this.options.rooms.linkLost(this.session, this);
+  }
+}

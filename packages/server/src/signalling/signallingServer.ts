@@ -1,0 +1,28 @@
+import type { Server as HttpServer } from 'node:http';
+import { WebSocketServer } from 'ws';
+import { MAX_FRAME_BYTES } from '@parley/protocol';
+import type { Logger } from 'pino';
+import type { RoomService } from '../rooms/roomService.js';
+import { Connection } from './connection.js';
+
+export const SIGNALLING_PATH = '/ws';
+
+/** Accepts signalling WebSockets on the HTTP server's upgrade path. */
+export class SignallingServer {
+  private readonly wss: WebSocketServer;
+
+  constructor(http: HttpServer, options: { rooms: RoomService; heartbeatTimeoutMs: number; log: Logger }) {
+    // Frames over the limit close the connection with 1009 (message too big) before any parsing.
+    this.wss = new WebSocketServer({ server: http, path: SIGNALLING_PATH, maxPayload: MAX_FRAME_BYTES });
+    this.wss.on('connection', (ws) => new Connection(ws, options));
+  }
+
+  get clientCount(): number {
+    return this.wss.clients.size;
+  }
+
+  close(): Promise<void> {
+    for (const ws of this.wss.clients) ws.close(1001, 'server shutting down');
+    return new Promise((resolve) => this.wss.close(() => resolve()));
+  }
+}
