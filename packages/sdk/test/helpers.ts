@@ -99,3 +99,26 @@ export const sleep = (ms: number): Promise<void> => new Promise((resolve) => set
 export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.length), Buffer.from(b.buffer, b.byteOffset, b.length)) === 0;
 }
+
+/**
+ * Publishes the fixture files in a loop in real time (30 fps video, 20 ms audio), as a bot would.
+ * Returns a function that stops it.
+ */
+export function loopFixtures(engine: ParleyEngine): () => void {
+  let frame = 0;
+  const started = Date.now();
+  const video = setInterval(() => {
+    const { data } = videoFixture.frames[frame % videoFixture.frames.length]!;
+    engine.sendCustomVideoCaptureEncodedData(data, { codec: 'vp8', isKeyFrame: frame % 30 === 0, width: videoFixture.width, height: videoFixture.height }, Date.now() - started);
+    frame++;
+  }, 1000 / 30);
+  let packet = 0;
+  const audio = setInterval(() => {
+    engine.sendCustomAudioCaptureEncodedData(audioFixture[packet % audioFixture.length]!, { codec: 'opus' }, Date.now() - started);
+    packet++;
+  }, 20);
+  return () => {
+    clearInterval(video);
+    clearInterval(audio);
+  };
+}

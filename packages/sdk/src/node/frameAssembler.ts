@@ -36,6 +36,8 @@ export class Vp8FrameAssembler {
   private readonly seq = new SequenceUnwrapper(16);
   /** Extended sequence number where the next frame must start. */
   private next: number | undefined;
+  /** Whether a frame has been assembled (or given up on) yet. */
+  private started = false;
   private waitingForKeyFrame = true;
   private gapTimer: ReturnType<typeof setTimeout> | undefined;
   private width = 0;
@@ -47,13 +49,17 @@ export class Vp8FrameAssembler {
     const descriptor = readVp8Descriptor(payload);
     if (!descriptor) return;
     const ext = this.seq.unwrap(sequenceNumber);
-    if (this.next === undefined) {
-      if (!descriptor.frameStart) return; // joined mid-frame
-      this.next = ext;
+    if (this.packets.has(ext)) return;
+    if (!this.started) {
+      // Until the first frame is out, the earliest frame start seen so far is where to begin;
+      // packets before it (a frame joined in the middle) are dropped then.
+      if (descriptor.frameStart && (this.next === undefined || ext < this.next)) this.next = ext;
+    } else if (ext < this.next!) {
+      return; // a late duplicate, or part of a frame already given up
     }
-    if (ext < this.next || this.packets.has(ext)) return; // late duplicate or already dropped
     this.packets.set(ext, { timestamp, marker, frameStart: descriptor.frameStart, body: payload.subarray(descriptor.headerSize) });
-    this.drain();
+    if (this.next !== undefined) this.drain();
+    else if (this.packets.size > MAX_BUFFERED_PACKETS) this.packets.clear(); // no frame start in sight
   }
 
   close(): void {
@@ -65,6 +71,7 @@ export class Vp8FrameAssembler {
     for (;;) {
       const end = this.completeFrameEnd();
       if (end === undefined) break;
+      if (!this.started) this.start();
       this.emit(this.next!, end);
       this.next = end + 1;
     }
@@ -116,9 +123,15 @@ export class Vp8FrameAssembler {
     this.options.onFrame({ data, isKeyFrame: info.isKeyFrame, width: this.width, height: this.height, rtpTimestamp: timestamp });
   }
 
+  private start(): void {
+    this.started = true;
+    for (const s of this.packets.keys()) if (s < this.next!) this.packets.delete(s);
+  }
+
   /** Gives up on the missing packets: resume at the next frame start and wait for a keyframe. */
   private skipGap(): void {
     this.gapTimer = undefined;
+    if (!this.started) this.start();
     const buffered = [...this.packets.keys()].sort((a, b) => a - b);
     const resume = buffered.find((s) => s > this.next! && this.packets.get(s)!.frameStart);
     for (const s of buffered) if (resume === undefined || s < resume) this.packets.delete(s);

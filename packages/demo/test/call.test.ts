@@ -1,0 +1,100 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import type { Page } from 'playwright-core';
+import { startServer, DEV_APP, type ParleyServer } from '@parley/server';
+import { PlayerState, PublisherState, VideoBufferType } from '@parley/sdk';
+import { launchChromium, RECORD_PEER_CONNECTIONS, inboundTotals } from './browser.js';
+import { TestClient, loopFixtures, videoFixture } from '../../sdk/test/helpers.js';
+
+const ARTIFACTS = new URL('../../../test-results/', import.meta.url);
+
+async function openDemo(server: ParleyServer, browser: Awaited<ReturnType<typeof launchChromium>>['browser'], userID: string): Promise<Page> {
+  const page = await browser.newPage();
+  await page.addInitScript(RECORD_PEER_CONNECTIONS);
+  await page.goto(`${server.httpUrl}/?userID=${userID}&roomID=call`);
+  await page.click('#join');
+  await page.waitForFunction(() => document.getElementById('state')!.textContent === 'Logined');
+  await page.click('#publish');
+  return page;
+}
+
+/** Waits until the page shows a remote tile whose video has dimensions, and returns them. */
+async function remoteVideoSize(page: Page, streamID: string): Promise<{ width: number; height: number }> {
+  const handle = await page.waitForFunction(
+    (id) => {
+      const video = document.querySelector<HTMLVideoElement>(`.tile[data-stream-id="${id}"] video`);
+      return video && video.videoWidth > 0 ? { width: video.videoWidth, height: video.videoHeight } : null;
+    },
+    streamID,
+    { timeout: 15_000 },
+  );
+  return (await handle.jsonValue())!;
+}
+
+async function assertMediaFlows(page: Page): Promise<void> {
+  const before = await inboundTotals(page);
+  await page.waitForTimeout(1500);
+  const after = await inboundTotals(page);
+  assert.ok(after.framesDecoded > before.framesDecoded, `video frames are decoded (${before.framesDecoded} → ${after.framesDecoded})`);
+  assert.ok(after.audioBytes > before.audioBytes, `audio arrives (${before.audioBytes} → ${after.audioBytes} bytes)`);
+}
+
+test('browser calls', async (t) => {
+  const server = await startServer({ host: '127.0.0.1', port: 0, apps: [DEV_APP], devMode: true, logLevel: 'silent' });
+  const chromium = await launchChromium();
+  t.after(async () => {
+    await chromium.close();
+    await server.close();
+  });
+
+  await t.test('two demo pages call each other, and End call removes the tile on the other side', async () => {
+    const alice = await openDemo(server, chromium.browser, 'alice');
+    const bob = await openDemo(server, chromium.browser, 'bob');
+    assert.ok((await remoteVideoSize(alice, 'stream_bob')).width > 0);
+    assert.ok((await remoteVideoSize(bob, 'stream_alice')).width > 0);
+    await assertMediaFlows(alice);
+    await assertMediaFlows(bob);
+
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await alice.screenshot({ path: new URL('two-party-call.png', ARTIFACTS).pathname });
+
+    await bob.click('#end');
+    await alice.waitForFunction(() => !document.querySelector('.tile[data-stream-id="stream_bob"]'), undefined, { timeout: 10_000 });
+    assert.match((await alice.textContent('#log')) ?? '', /onRoomStreamUpdate room=call Delete stream_bob/);
+    await alice.click('#end');
+    await alice.close();
+    await bob.close();
+  });
+
+  await t.test('a browser page and a Node bot call each other', async () => {
+    const bot = new TestClient({ appID: DEV_APP.appID, appSign: DEV_APP.appSign, server: server.url });
+    t.after(() => bot.destroy());
+    const botFrames: Array<{ isKeyFrame: boolean; width: number }> = [];
+    bot.engine.enableCustomVideoRender(true, { bufferType: VideoBufferType.EncodedData });
+    bot.engine.setCustomVideoRenderHandler({ onRemoteVideoFrameEncodedDataReceived: (_data, params) => botFrames.push(params) });
+    let botAudio = 0;
+    bot.engine.setCustomAudioRenderHandler({ onRemoteAudioFrameEncodedDataReceived: () => botAudio++ });
+    assert.equal(await bot.login('call', 'bot'), 0);
+    bot.engine.startPublishingStream('stream_bot');
+    await bot.waitFor('publisherStateUpdate', (_, state) => state === PublisherState.Publishing);
+    const stop = loopFixtures(bot.engine);
+    t.after(stop);
+
+    const carol = await openDemo(server, chromium.browser, 'carol');
+    const size = await remoteVideoSize(carol, 'stream_bot');
+    assert.deepEqual(size, { width: videoFixture.width, height: videoFixture.height });
+    await assertMediaFlows(carol);
+
+    await bot.waitFor('roomStreamUpdate');
+    bot.engine.startPlayingStream('stream_carol');
+    await bot.waitFor('playerStateUpdate', (id, state) => id === 'stream_carol' && state === PlayerState.Playing, 15_000);
+    const deadline = Date.now() + 10_000;
+    while (botFrames.length < 10 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+    assert.ok(botFrames.length >= 10, `the bot receives the browser's frames (${botFrames.length})`);
+    assert.equal(botFrames[0]!.isKeyFrame, true, 'the first delivered frame is a keyframe');
+    assert.ok(botFrames[0]!.width > 0);
+    assert.ok(botAudio > 0, 'the bot receives the browser audio');
+    await carol.close();
+  });
+});

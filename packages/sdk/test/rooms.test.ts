@@ -1,0 +1,166 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { ErrorCode, PlayerState, PublisherState, RoomStateChangedReason, UpdateType } from '@parley/sdk';
+import { startTestServer, sleep } from './helpers.js';
+
+const reasons = (c: { of(e: 'roomStateChanged'): unknown[][] }) => c.of('roomStateChanged').map((a) => [a[1], a[2]]);
+
+test('room, publisher and player state machines', async (t) => {
+  const env = await startTestServer();
+  t.after(() => env.close());
+
+  await t.test('wrong appSign fails the login with 1001005', async () => {
+    const c = env.client({ appSign: 'f'.repeat(64) });
+    assert.equal(await c.login('r-auth', 'u1'), ErrorCode.AppSignWrong);
+    assert.deepEqual(reasons(c), [[RoomStateChangedReason.Logining, 0], [RoomStateChangedReason.LoginFailed, ErrorCode.AppSignWrong]]);
+  });
+
+  await t.test('unknown appID fails the login with 1001004', async () => {
+    const c = env.client({ appID: 42 });
+    assert.equal(await c.login('r-auth', 'u1'), ErrorCode.AppIDUnknown);
+  });
+
+  await t.test('neither appSign nor token fails with 1002067', async () => {
+    const c = env.client({ appSign: undefined });
+    assert.equal(await c.login('r-auth', 'u1'), ErrorCode.NoTokenNorAppSign);
+  });
+
+  await t.test('a server that is not there fails with 1002030', async () => {
+    const c = env.client({ server: 'ws://127.0.0.1:1/ws' });
+    assert.equal(await c.login('r-auth', 'u1'), ErrorCode.ConnectFailed);
+  });
+
+  await t.test('invalid identifiers are refused locally with their codes', async () => {
+    const c = env.client();
+    assert.equal(await c.login('', 'u1'), ErrorCode.RoomIDEmpty);
+    assert.equal(await c.login('r'.repeat(128), 'u1'), ErrorCode.RoomIDTooLong);
+    assert.equal(await c.login('room with spaces', 'u1'), ErrorCode.RoomIDInvalidCharacter);
+    assert.equal(await c.login('r1', ''), ErrorCode.UserIDEmpty);
+    assert.equal(await c.login('r1', 'u'.repeat(64)), ErrorCode.UserIDTooLong);
+    assert.equal(await c.login('r1', 'bad/id'), ErrorCode.UserIDInvalidCharacter);
+    assert.throws(() => c.engine.loginRoom(42 as unknown as string, { userID: 'u', userName: 'u' }), TypeError);
+  });
+
+  await t.test('login twice is refused with 1002001 and changes nothing', async () => {
+    const c = env.client();
+    assert.equal(await c.login('r-twice', 'twice'), 0);
+    assert.equal(await c.login('r-twice', 'twice'), ErrorCode.RoomCountExceeded);
+    assert.equal(await c.login('r-other', 'twice'), ErrorCode.RoomCountExceeded);
+    assert.deepEqual(reasons(c), [[RoomStateChangedReason.Logining, 0], [RoomStateChangedReason.Logined, 0]]);
+    c.engine.logoutRoom();
+    await c.waitFor('roomStateChanged', (_, r) => r === RoomStateChangedReason.Logout);
+  });
+
+  await t.test('publish and play before login report 1000002', async () => {
+    const c = env.client();
+    c.engine.startPublishingStream('s-early');
+    c.engine.startPlayingStream('s-early');
+    assert.deepEqual(c.of('publisherStateUpdate'), [['s-early', PublisherState.NoPublish, ErrorCode.NotLoggedIn, '']]);
+    assert.deepEqual(c.of('playerStateUpdate'), [['s-early', PlayerState.NoPlay, ErrorCode.NotLoggedIn, '']]);
+    c.engine.startPublishingStream('bad stream id');
+    assert.equal(c.of('publisherStateUpdate')[1]![2], ErrorCode.StreamIDInvalidCharacter);
+  });
+
+  await t.test('a repeat login of the same userID kicks the older session out (1002050)', async () => {
+    const first = env.client();
+    const watcher = env.client();
+    assert.equal(await watcher.login('r-kick', 'watcher'), 0);
+    assert.equal(await first.login('r-kick', 'dup'), 0);
+    first.engine.startPublishingStream('s-kick');
+    await first.waitFor('publisherStateUpdate', (_, s) => s === PublisherState.Publishing);
+    const second = env.client();
+    assert.equal(await second.login('r-kick', 'dup'), 0);
+    await first.waitFor('roomStateChanged', (_, r) => r === RoomStateChangedReason.KickOut);
+    assert.deepEqual(reasons(first).at(-1), [RoomStateChangedReason.KickOut, ErrorCode.KickedOut]);
+    assert.deepEqual(first.of('publisherStateUpdate').at(-1)?.slice(1, 3), [PublisherState.NoPublish, ErrorCode.KickedOut]);
+    // The watcher sees the old stream go away and the user re-enter.
+    await watcher.waitFor('roomStreamUpdate', (_, type) => type === UpdateType.Delete);
+    const userUpdates = watcher.of('roomUserUpdate').map(([, type, users]) => [type, users.map((u) => u.userID)]);
+    assert.deepEqual(userUpdates, [[UpdateType.Add, ['dup']], [UpdateType.Delete, ['dup']], [UpdateType.Add, ['dup']]]);
+    // The kicked engine can do nothing in the room any more.
+    first.engine.startPublishingStream('s-kick2');
+    assert.equal(first.of('publisherStateUpdate').at(-1)?.[2], ErrorCode.NotLoggedIn);
+  });
+
+  await t.test('a streamID already live for another user is refused with 1003028', async () => {
+    const owner = env.client();
+    const thief = env.client();
+    assert.equal(await owner.login('r-dup', 'owner'), 0);
+    assert.equal(await thief.login('r-dup', 'thief'), 0);
+    owner.engine.startPublishingStream('s-dup');
+    await owner.waitFor('publisherStateUpdate', (_, s) => s === PublisherState.Publishing);
+    thief.engine.startPublishingStream('s-dup');
+    await thief.waitFor('publisherStateUpdate', (_, s) => s === PublisherState.NoPublish);
+    assert.deepEqual(thief.of('publisherStateUpdate').map((a) => [a[1], a[2]]), [
+      [PublisherState.PublishRequesting, 0],
+      [PublisherState.NoPublish, ErrorCode.StreamAlreadyPublished],
+    ]);
+    // The owner's stream is untouched: a newcomer still sees exactly one stream.
+    const late = env.client();
+    assert.equal(await late.login('r-dup', 'late'), 0);
+    const [, , streams] = await late.waitFor('roomStreamUpdate');
+    assert.deepEqual(streams.map((s) => [s.streamID, s.user.userID]), [['s-dup', 'owner']]);
+  });
+
+  await t.test('a second stream on a busy channel is refused with 1003023', async () => {
+    const c = env.client();
+    assert.equal(await c.login('r-chan', 'chan'), 0);
+    c.engine.startPublishingStream('s-chan-1');
+    c.engine.startPublishingStream('s-chan-2');
+    assert.deepEqual(c.of('publisherStateUpdate').at(-1), ['s-chan-2', PublisherState.NoPublish, ErrorCode.ChannelAlreadyPublishing, '']);
+    await c.waitFor('publisherStateUpdate', (id, s) => id === 's-chan-1' && s === PublisherState.Publishing);
+  });
+
+  await t.test('playing a stream that does not exist waits in PlayRequesting (1004002) until it appears, and again after it stops', async () => {
+    const viewer = env.client({ timeouts: { playRetryIntervalMs: 60_000 } });
+    const pub = env.client();
+    assert.equal(await viewer.login('r-wait', 'viewer'), 0);
+    assert.equal(await pub.login('r-wait', 'pub'), 0);
+    viewer.engine.startPlayingStream('s-later');
+    await viewer.waitFor('playerStateUpdate', (_, s, code) => s === PlayerState.PlayRequesting && code === ErrorCode.StreamNotFound);
+    await sleep(200);
+    pub.engine.startPublishingStream('s-later');
+    await viewer.waitFor('playerStateUpdate', (_, s) => s === PlayerState.Playing);
+    pub.engine.stopPublishingStream();
+    const count = (state: PlayerState): number => viewer.of('playerStateUpdate').filter((a) => a[1] === state).length;
+    await viewer.waitFor('playerStateUpdate', () => count(PlayerState.PlayRequesting) === 3);
+    pub.engine.startPublishingStream('s-later');
+    await viewer.waitFor('playerStateUpdate', () => count(PlayerState.Playing) === 2);
+    viewer.engine.stopPlayingStream('s-later');
+    assert.deepEqual(viewer.of('playerStateUpdate').map((a) => [a[1], a[2]]), [
+      [PlayerState.PlayRequesting, 0],
+      [PlayerState.PlayRequesting, ErrorCode.StreamNotFound],
+      [PlayerState.Playing, 0],
+      [PlayerState.PlayRequesting, ErrorCode.StreamNotFound],
+      [PlayerState.Playing, 0],
+      [PlayerState.NoPlay, 0],
+    ]);
+  });
+
+  await t.test('user updates go only to users who asked for them', async () => {
+    const quiet = env.client();
+    assert.equal(await quiet.login('r-notify', 'quiet', { isUserStatusNotify: false }), 0);
+    const loud = env.client();
+    assert.equal(await loud.login('r-notify', 'loud'), 0);
+    await loud.waitFor('roomUserUpdate');
+    await sleep(100);
+    assert.equal(quiet.of('roomUserUpdate').length, 0);
+    assert.deepEqual(loud.of('roomUserUpdate'), [['r-notify', UpdateType.Add, [{ userID: 'quiet', userName: 'quiet' }]]]);
+  });
+
+  await t.test('maxMemberCount of the first user limits the room (1002034)', async () => {
+    const first = env.client();
+    assert.equal(await first.login('r-full', 'm1', { maxMemberCount: 2 }), 0);
+    assert.equal(await env.client().login('r-full', 'm2', { maxMemberCount: 10 }), 0);
+    assert.equal(await env.client().login('r-full', 'm3'), ErrorCode.RoomFull);
+  });
+
+  await t.test('rooms are removed when their last user leaves; destroyEngine logs out', async () => {
+    const c = env.client();
+    assert.equal(await c.login('r-gone', 'leaver'), 0);
+    const before = env.server.rooms.stats().rooms;
+    await c.destroy();
+    assert.equal(env.server.rooms.stats().rooms, before - 1);
+    assert.deepEqual(reasons(c).at(-1), [RoomStateChangedReason.Logout, 0]);
+  });
+});
