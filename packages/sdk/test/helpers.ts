@@ -100,16 +100,24 @@ export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.length), Buffer.from(b.buffer, b.byteOffset, b.length)) === 0;
 }
 
+/** The fixture has a keyframe every this many frames. */
+const KEYFRAME_INTERVAL = 30;
+
 /**
  * Publishes the fixture files in a loop in real time (30 fps video, 20 ms audio), as a bot would.
+ * A keyframe request is answered by skipping ahead to the fixture's next keyframe.
  * Returns a function that stops it.
  */
 export function loopFixtures(engine: ParleyEngine): () => void {
   let frame = 0;
   const started = Date.now();
+  const onKeyFrameRequest = (): void => {
+    frame = Math.ceil(frame / KEYFRAME_INTERVAL) * KEYFRAME_INTERVAL;
+  };
+  engine.on('customVideoCaptureKeyFrameRequested', onKeyFrameRequest);
   const video = setInterval(() => {
     const { data } = videoFixture.frames[frame % videoFixture.frames.length]!;
-    engine.sendCustomVideoCaptureEncodedData(data, { codec: 'vp8', isKeyFrame: frame % 30 === 0, width: videoFixture.width, height: videoFixture.height }, Date.now() - started);
+    engine.sendCustomVideoCaptureEncodedData(data, { codec: 'vp8', isKeyFrame: frame % KEYFRAME_INTERVAL === 0, width: videoFixture.width, height: videoFixture.height }, Date.now() - started);
     frame++;
   }, 1000 / 30);
   let packet = 0;
@@ -120,5 +128,6 @@ export function loopFixtures(engine: ParleyEngine): () => void {
   return () => {
     clearInterval(video);
     clearInterval(audio);
+    engine.off('customVideoCaptureKeyFrameRequested', onKeyFrameRequest);
   };
 }

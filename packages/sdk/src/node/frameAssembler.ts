@@ -28,6 +28,7 @@ export interface FrameAssemblerOptions {
   onKeyFrameNeeded(): void;
 }
 
+const KEYFRAME_REQUEST_INTERVAL_MS = 300;
 /** More buffered packets than this means the gap will not heal by waiting. */
 const MAX_BUFFERED_PACKETS = 4096;
 
@@ -41,6 +42,7 @@ export class Vp8FrameAssembler {
   private waitingForKeyFrame = true;
   private gapTimer: ReturnType<typeof setTimeout> | undefined;
   private width = 0;
+  private lastKeyFrameRequest = -Infinity;
   private height = 0;
 
   constructor(private readonly options: FrameAssemblerOptions) {}
@@ -118,9 +120,18 @@ export class Vp8FrameAssembler {
       this.width = info.width ?? this.width;
       this.height = info.height ?? this.height;
     } else if (this.waitingForKeyFrame) {
+      this.askForKeyFrame();
       return;
     }
     this.options.onFrame({ data, isKeyFrame: info.isKeyFrame, width: this.width, height: this.height, rtpTimestamp: timestamp });
+  }
+
+  /** Asks at most once per KEYFRAME_REQUEST_INTERVAL_MS: the answer takes a round trip to arrive. */
+  private askForKeyFrame(): void {
+    const now = Date.now();
+    if (now - this.lastKeyFrameRequest < KEYFRAME_REQUEST_INTERVAL_MS) return;
+    this.lastKeyFrameRequest = now;
+    this.options.onKeyFrameNeeded();
   }
 
   private start(): void {
@@ -138,7 +149,7 @@ export class Vp8FrameAssembler {
     if (resume !== undefined) this.next = resume;
     else if (buffered.length > 0) this.next = buffered[buffered.length - 1]! + 1;
     this.waitingForKeyFrame = true;
-    this.options.onKeyFrameNeeded();
+    this.askForKeyFrame();
     this.drain();
   }
 }

@@ -10,21 +10,30 @@ import {
   type MediaStreamTrack,
   type RTCRtpReceiver,
   type RTCRtpSender,
+  type RtcpPacket,
   type RtpPacket,
 } from 'werift';
 import { publishCodecs, WeriftPeer, type NegotiatedCodecs, type PeerOptions } from './weriftPeer.js';
 import type { MediaPlane, MediaPublisher, MediaSubscriber } from './types.js';
 
 type Kind = 'audio' | 'video';
+const PLI_COUNT = 1;
 const FIR_COUNT = 4;
+const KEYFRAME_REQUESTS = new Set([PLI_COUNT, FIR_COUNT]);
+
+function feedbackMediaSsrc(rtcp: RtcpPayloadSpecificFeedback): number | undefined {
+  const feedback = rtcp.feedback as { mediaSsrc?: number; entries?: Array<{ ssrc: number }> };
+  return feedback.mediaSsrc ?? feedback.entries?.[0]?.ssrc;
+}
 /** Keyframe requests closer together than this are merged: one keyframe serves every player. */
-const KEYFRAME_REQUEST_INTERVAL_MS = 250;
+const KEYFRAME_REQUEST_INTERVAL_MS = 100;
 
 class WeriftPublisher extends WeriftPeer implements MediaPublisher {
   private readonly subscribers = new Set<WeriftSubscriber>();
   private readonly codecs: NegotiatedCodecs = {};
   private video?: { receiver: RTCRtpReceiver; track: MediaStreamTrack };
   private lastKeyFrameRequest = 0;
+  private keyFrameTimer: NodeJS.Timeout | undefined;
 
   static async create(options: PeerOptions, offer: string): Promise<WeriftPublisher> {
     const publisher = new WeriftPublisher(options);
@@ -62,11 +71,20 @@ class WeriftPublisher extends WeriftPeer implements MediaPublisher {
     for (const subscriber of this.subscribers) subscriber.send(kind, packet);
   }
 
+  /** Asks the publisher for a keyframe; requests within the interval are merged into one at its end. */
   requestKeyFrame(): void {
-    const now = Date.now();
+    if (this.keyFrameTimer || this.closed) return;
+    const wait = this.lastKeyFrameRequest + KEYFRAME_REQUEST_INTERVAL_MS - Date.now();
+    if (wait > 0) {
+      this.keyFrameTimer = setTimeout(() => {
+        this.keyFrameTimer = undefined;
+        this.requestKeyFrame();
+      }, wait);
+      return;
+    }
     const ssrc = this.video?.track.ssrc;
-    if (ssrc === undefined || now - this.lastKeyFrameRequest < KEYFRAME_REQUEST_INTERVAL_MS) return;
-    this.lastKeyFrameRequest = now;
+    if (ssrc === undefined) return;
+    this.lastKeyFrameRequest = Date.now();
     void this.video!.receiver.sendRtcpPLI(ssrc).catch(() => undefined);
   }
 
@@ -94,6 +112,7 @@ class WeriftPublisher extends WeriftPeer implements MediaPublisher {
   }
 
   protected onClose(): void {
+    clearTimeout(this.keyFrameTimer);
     for (const subscriber of [...this.subscribers]) subscriber.close();
   }
 }
@@ -107,11 +126,19 @@ class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
       t.setDirection('sendonly');
       subscriber.senders[t.kind as Kind] = t.sender;
     });
-    const video = subscriber.senders.video;
-    video?.onPictureLossIndication.subscribe(() => publisher.requestKeyFrame());
-    video?.onRtcp.subscribe((rtcp) => {
-      if (rtcp instanceof RtcpPayloadSpecificFeedback && rtcp.feedback.count === FIR_COUNT) publisher.requestKeyFrame();
-    });
+    const video = subscriber.pc.getTransceivers().find((t) => t.kind === 'video');
+    if (video) {
+      const ssrc = video.sender.ssrc;
+      const onKeyFrameRequest = (rtcp: RtcpPacket): void => {
+        if (rtcp instanceof RtcpPayloadSpecificFeedback && KEYFRAME_REQUESTS.has(rtcp.feedback.count) && feedbackMediaSsrc(rtcp) === ssrc) {
+          publisher.requestKeyFrame();
+        }
+      };
+      // werift routes feedback by the sender SSRC first, so a player that announced SSRCs of its
+      // own (werift does, even receive-only) has its PLI delivered to our receiver, not the sender.
+      video.sender.onRtcp.subscribe(onKeyFrameRequest);
+      video.receiver.onRtcp.subscribe(onKeyFrameRequest);
+    }
     return subscriber;
   }
 
