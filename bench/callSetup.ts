@@ -58,7 +58,12 @@ for (let i = 0; i < runs; i++) {
   const page = await chromium.browser.newPage();
   await page.goto(`${server.httpUrl}/?userID=web${i}&roomID=bench`);
   await page.click('#join');
-  const line = await page.waitForFunction(() => /onPlayerRecvVideoFirstFrame/.test(document.getElementById('log')!.textContent ?? '') && document.getElementById('log')!.textContent, undefined, { timeout: 15_000 });
+  const line = await page.waitForFunction(
+    () =>
+      /onPlayerRecvVideoFirstFrame/.test(document.getElementById('log')!.textContent ?? '') && document.getElementById('log')!.textContent,
+    undefined,
+    { timeout: 15_000 },
+  );
   const log = (await line.jsonValue()) as string;
   const at = (pattern: RegExp): number => {
     const [h, m, s] = pattern.exec(log)![1]!.split(':').map(Number);
@@ -78,13 +83,23 @@ const rows = [
   ['first frame, Node player', nodeFirstFrame],
   ['first frame, Chromium player', chromeFirstFrame],
 ] as const;
-const result = Object.fromEntries(rows.map(([name, xs]) => [name, { runs: xs.length, p50: median(xs), p90: quantile(xs, 0.9), min: Math.min(...xs), max: Math.max(...xs) }]));
+const result = Object.fromEntries(
+  rows.map(([name, xs]) => [
+    name,
+    { runs: xs.length, p50: median(xs), p90: quantile(xs, 0.9), min: Math.min(...xs), max: Math.max(...xs) },
+  ]),
+);
 const table = [
   `| measure (ms, loopback, ${runs} runs) | p50 | p90 | min | max |`,
   '|---|---|---|---|---|',
-  ...Object.entries(result).map(([name, r]) => `| ${name} | ${r.p50.toFixed(1)} | ${r.p90.toFixed(1)} | ${r.min.toFixed(1)} | ${r.max.toFixed(1)} |`),
+  ...Object.entries(result).map(
+    ([name, r]) => `| ${name} | ${r.p50.toFixed(1)} | ${r.p90.toFixed(1)} | ${r.min.toFixed(1)} | ${r.max.toFixed(1)} |`,
+  ),
 ].join('\n');
 mkdirSync(new URL('./results/', import.meta.url), { recursive: true });
-writeFileSync(new URL('./results/call-setup.json', import.meta.url), JSON.stringify({ date: new Date().toISOString(), runs, result }, null, 2));
+writeFileSync(
+  new URL('./results/call-setup.json', import.meta.url),
+  JSON.stringify({ date: new Date().toISOString(), runs, result }, null, 2),
+);
 writeFileSync(new URL('./results/call-setup.md', import.meta.url), `${table}\n`);
 console.log(table);

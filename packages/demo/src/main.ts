@@ -56,7 +56,12 @@ const handler: ParleyEventHandler = {
     $('state').textContent = RoomStateChangedReason[reason] ?? String(reason);
     const inRoom = reason === RoomStateChangedReason.Logined || reason === RoomStateChangedReason.Reconnected;
     if (inRoom) publishButton.disabled = false;
-    if (reason === RoomStateChangedReason.LoginFailed || reason === RoomStateChangedReason.KickOut || reason === RoomStateChangedReason.ReconnectFailed) reset();
+    if (
+      reason === RoomStateChangedReason.LoginFailed ||
+      reason === RoomStateChangedReason.KickOut ||
+      reason === RoomStateChangedReason.ReconnectFailed
+    )
+      reset();
   },
   onRoomUserUpdate(roomID, updateType, users) {
     log(`onRoomUserUpdate room=${roomID} ${UpdateType[updateType]} ${users.map((u) => u.userID).join(',')}`);
@@ -97,7 +102,12 @@ joinButton.onclick = () => {
   const appSign = field('appSign').value.trim();
   const token = field('token').value.trim();
   engine = ParleyEngine.createEngine(
-    { appID: Number(field('appID').value), appSign: appSign || undefined, scenario: Scenario.StandardVideoCall, server: field('server').value },
+    {
+      appID: Number(field('appID').value),
+      appSign: appSign || undefined,
+      scenario: Scenario.StandardVideoCall,
+      server: field('server').value,
+    },
     handler,
   );
   joinButton.disabled = true;

@@ -9,7 +9,11 @@ import { TestClient, loopFixtures, videoFixture } from '../../sdk/test/helpers.j
 
 const ARTIFACTS = new URL('../../../test-results/', import.meta.url);
 
-async function openDemo(server: ParleyServer, browser: Awaited<ReturnType<typeof launchChromium>>['browser'], userID: string): Promise<Page> {
+async function openDemo(
+  server: ParleyServer,
+  browser: Awaited<ReturnType<typeof launchChromium>>['browser'],
+  userID: string,
+): Promise<Page> {
   const page = await browser.newPage();
   await page.addInitScript(RECORD_PEER_CONNECTIONS);
   await page.goto(`${server.httpUrl}/?userID=${userID}&roomID=call`);

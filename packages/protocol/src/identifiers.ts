@@ -7,7 +7,6 @@ const byteLength = (s: string): number => utf8.encode(s).length;
 const SAFE_ID = /^[0-9A-Za-z_.~!@#$%^&*()+=-]+$/;
 const STREAM_ID = /^[0-9A-Za-z_-]+$/;
 // userName is free text, but control characters would corrupt logs and UIs.
-// eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
 interface Rule {
@@ -29,13 +28,37 @@ function check(value: string, rule: Rule): ErrorCode {
 
 /** Each returns 0 when the identifier is valid, or the spec's error code for the first rule it breaks. */
 export const validateUserID = (v: string): ErrorCode =>
-  check(v, { maxBytes: 63, pattern: SAFE_ID, empty: ErrorCode.UserIDEmpty, tooLong: ErrorCode.UserIDTooLong, invalid: ErrorCode.UserIDInvalidCharacter });
+  check(v, {
+    maxBytes: 63,
+    pattern: SAFE_ID,
+    empty: ErrorCode.UserIDEmpty,
+    tooLong: ErrorCode.UserIDTooLong,
+    invalid: ErrorCode.UserIDInvalidCharacter,
+  });
 
 export const validateUserName = (v: string): ErrorCode =>
-  check(v, { maxBytes: 255, forbidden: CONTROL, empty: ErrorCode.UserNameEmpty, tooLong: ErrorCode.UserNameTooLong, invalid: ErrorCode.UserNameInvalidCharacter });
+  check(v, {
+    maxBytes: 255,
+    forbidden: CONTROL,
+    empty: ErrorCode.UserNameEmpty,
+    tooLong: ErrorCode.UserNameTooLong,
+    invalid: ErrorCode.UserNameInvalidCharacter,
+  });
 
 export const validateRoomID = (v: string): ErrorCode =>
-  check(v, { maxBytes: 127, pattern: SAFE_ID, empty: ErrorCode.RoomIDEmpty, tooLong: ErrorCode.RoomIDTooLong, invalid: ErrorCode.RoomIDInvalidCharacter });
+  check(v, {
+    maxBytes: 127,
+    pattern: SAFE_ID,
+    empty: ErrorCode.RoomIDEmpty,
+    tooLong: ErrorCode.RoomIDTooLong,
+    invalid: ErrorCode.RoomIDInvalidCharacter,
+  });
 
 export const validateStreamID = (v: string): ErrorCode =>
-  check(v, { maxBytes: 256, pattern: STREAM_ID, empty: ErrorCode.StreamIDEmpty, tooLong: ErrorCode.StreamIDTooLong, invalid: ErrorCode.StreamIDInvalidCharacter });
+  check(v, {
+    maxBytes: 256,
+    pattern: STREAM_ID,
+    empty: ErrorCode.StreamIDEmpty,
+    tooLong: ErrorCode.StreamIDTooLong,
+    invalid: ErrorCode.StreamIDInvalidCharacter,
+  });

@@ -75,7 +75,13 @@ export const serverMessageSchema = z.discriminatedUnion('type', [
     nonce: z.string().min(16).max(128),
     heartbeatIntervalMs: z.number().int().positive(),
   }),
-  z.object({ type: z.literal('reply'), id: requestId, code: z.number().int(), message: z.string().optional(), data: z.unknown().optional() }),
+  z.object({
+    type: z.literal('reply'),
+    id: requestId,
+    code: z.number().int(),
+    message: z.string().optional(),
+    data: z.unknown().optional(),
+  }),
   /** A frame the server could not attribute to a request (malformed, unknown type). */
   z.object({ type: z.literal('error'), code: z.number().int(), message: z.string() }),
   z.object({ type: z.literal('userUpdate'), roomID: id, updateType, users: z.array(userSchema), seq: z.number().int() }),
@@ -102,9 +108,7 @@ function parseFrame<T>(schema: z.ZodType<T>, raw: string): ParseResult<T> {
   const maybeId = (json as { id?: unknown } | null)?.id;
   const first = result.error.issues[0];
   const message = first ? `${first.path.join('.') || 'frame'}: ${first.message}` : 'invalid frame';
-  return typeof maybeId === 'number' && requestId.safeParse(maybeId).success
-    ? { ok: false, message, id: maybeId }
-    : { ok: false, message };
+  return typeof maybeId === 'number' && requestId.safeParse(maybeId).success ? { ok: false, message, id: maybeId } : { ok: false, message };
 }
 
 export const parseClientMessage = (raw: string): ParseResult<ClientMessage> => parseFrame(clientMessageSchema, raw);

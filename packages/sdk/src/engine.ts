@@ -186,12 +186,22 @@ export class ParleyEngine {
     return this.enableCustomVideoCapture(enable, config);
   }
 
-  sendCustomVideoCaptureEncodedData(data: Uint8Array, params: EncodedVideoFrameParams, referenceTimeMillisecond: number, channel: number = PublishChannel.Main): number {
+  sendCustomVideoCaptureEncodedData(
+    data: Uint8Array,
+    params: EncodedVideoFrameParams,
+    referenceTimeMillisecond: number,
+    channel: number = PublishChannel.Main,
+  ): number {
     if (!(data instanceof Uint8Array)) throw new TypeError('data must be a Uint8Array');
     return this.media.custom?.sendVideo(channel, data, params, referenceTimeMillisecond) ?? ErrorCode.UnsupportedRequest;
   }
 
-  sendCustomAudioCaptureEncodedData(data: Uint8Array, params: EncodedAudioFrameParams, referenceTimeMillisecond: number, channel: number = PublishChannel.Main): number {
+  sendCustomAudioCaptureEncodedData(
+    data: Uint8Array,
+    params: EncodedAudioFrameParams,
+    referenceTimeMillisecond: number,
+    channel: number = PublishChannel.Main,
+  ): number {
     if (!(data instanceof Uint8Array)) throw new TypeError('data must be a Uint8Array');
     return this.media.custom?.sendAudio(channel, data, params, referenceTimeMillisecond) ?? ErrorCode.UnsupportedRequest;
   }

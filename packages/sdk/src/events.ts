@@ -1,11 +1,4 @@
-import type {
-  PlayerState,
-  PublisherState,
-  RoomStateChangedReason,
-  StreamInfo,
-  UpdateType,
-  User,
-} from '@parley/protocol';
+import type { PlayerState, PublisherState, RoomStateChangedReason, StreamInfo, UpdateType, User } from '@parley/protocol';
 
 export type Stream = StreamInfo;
 

@@ -52,11 +52,21 @@ export interface EncodedAudioFrameParams {
 }
 
 export interface CustomVideoRenderHandler {
-  onRemoteVideoFrameEncodedDataReceived?(data: Uint8Array, params: EncodedVideoFrameParams, referenceTimeMillisecond: number, streamID: string): void;
+  onRemoteVideoFrameEncodedDataReceived?(
+    data: Uint8Array,
+    params: EncodedVideoFrameParams,
+    referenceTimeMillisecond: number,
+    streamID: string,
+  ): void;
 }
 
 export interface CustomAudioRenderHandler {
-  onRemoteAudioFrameEncodedDataReceived?(data: Uint8Array, params: EncodedAudioFrameParams, referenceTimeMillisecond: number, streamID: string): void;
+  onRemoteAudioFrameEncodedDataReceived?(
+    data: Uint8Array,
+    params: EncodedAudioFrameParams,
+    referenceTimeMillisecond: number,
+    streamID: string,
+  ): void;
 }
 
 /** Encoded custom capture and render (Node.js): the app brings and takes encoded frames. */

@@ -91,7 +91,8 @@ export class Room {
     const { appID, appSign } = this.credentials;
     let auth: LoginAuth = {};
     if (config.token) auth = { token: config.token };
-    else if (appSign) auth = { appSignProof: await hmacHex(appSignKeyBytes(appSign), appSignProofMessage(nonce, appID, roomID, user.userID)) };
+    else if (appSign)
+      auth = { appSignProof: await hmacHex(appSignKeyBytes(appSign), appSignProofMessage(nonce, appID, roomID, user.userID)) };
     signalling.onPush = (message) => this.onPush(message);
     signalling.onLost = () => this.onLost();
     const reply = await signalling.request('login', {

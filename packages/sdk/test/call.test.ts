@@ -13,7 +13,8 @@ test('a Node publisher sends 300 VP8 frames and opus; the player gets every fram
   const audioReceived: Uint8Array[] = [];
   a.engine.enableCustomVideoRender(true, { bufferType: VideoBufferType.EncodedData });
   a.engine.setCustomVideoRenderHandler({
-    onRemoteVideoFrameEncodedDataReceived: (data, params, ts) => received.push({ data, ts, isKeyFrame: params.isKeyFrame, width: params.width }),
+    onRemoteVideoFrameEncodedDataReceived: (data, params, ts) =>
+      received.push({ data, ts, isKeyFrame: params.isKeyFrame, width: params.width }),
   });
   a.engine.setCustomAudioRenderHandler({ onRemoteAudioFrameEncodedDataReceived: (data) => audioReceived.push(data) });
 
@@ -24,7 +25,10 @@ test('a Node publisher sends 300 VP8 frames and opus; the player gets every fram
   await b.waitFor('publisherStateUpdate', (_, state) => state === PublisherState.Publishing);
 
   const [, , streams] = await a.waitFor('roomStreamUpdate', (_, type) => type === UpdateType.Add);
-  assert.deepEqual(streams.map((s) => [s.streamID, s.user.userID]), [['streamB', 'userB']]);
+  assert.deepEqual(
+    streams.map((s) => [s.streamID, s.user.userID]),
+    [['streamB', 'userB']],
+  );
   a.engine.startPlayingStream('streamB');
   await a.waitFor('playerStateUpdate', (_, state) => state === PlayerState.Playing);
 
@@ -32,7 +36,10 @@ test('a Node publisher sends 300 VP8 frames and opus; the player gets every fram
   assert.equal(frames.length, 300);
   for (let i = 0; i < frames.length; i++) {
     const ms = i * 33;
-    assert.equal(b.engine.sendCustomVideoCaptureEncodedData(frames[i]!.data, { codec: 'vp8', isKeyFrame: i % 30 === 0, width: 320, height: 240 }, ms), 0);
+    assert.equal(
+      b.engine.sendCustomVideoCaptureEncodedData(frames[i]!.data, { codec: 'vp8', isKeyFrame: i % 30 === 0, width: 320, height: 240 }, ms),
+      0,
+    );
     if (i < audioFixture.length / 2) b.engine.sendCustomAudioCaptureEncodedData(audioFixture[i]!, { codec: 'opus' }, i * 20);
     await sleep(3);
   }

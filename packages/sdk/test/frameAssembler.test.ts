@@ -38,14 +38,20 @@ test('vp8 packetizer splits frames under the MTU and the descriptor reads back',
   const payloads = packetizeVp8(frame, 0x1234);
   assert.ok(payloads.length > 1);
   assert.ok(payloads.every((p) => p.length <= MAX_VP8_PAYLOAD));
-  assert.deepEqual(payloads.map((p) => readVp8Descriptor(p)!.frameStart), payloads.map((_, i) => i === 0));
+  assert.deepEqual(
+    payloads.map((p) => readVp8Descriptor(p)!.frameStart),
+    payloads.map((_, i) => i === 0),
+  );
   assert.deepEqual(readVp8FrameInfo(frame), { isKeyFrame: true, width: 320, height: 240 });
   assert.equal(readVp8FrameInfo(videoFixture.frames[1]!.data).isKeyFrame, false);
 });
 
 test('sequence numbers unwrap across 16-bit wraps, backwards too', () => {
   const u = new SequenceUnwrapper(16);
-  assert.deepEqual([65534, 65535, 0, 1, 65535, 2].map((v) => u.unwrap(v)), [65534, 65535, 65536, 65537, 65535, 65538]);
+  assert.deepEqual(
+    [65534, 65535, 0, 1, 65535, 2].map((v) => u.unwrap(v)),
+    [65534, 65535, 65536, 65537, 65535, 65538],
+  );
 });
 
 test('frames come out whole and in order even when packets are reordered across a wrap', () => {

@@ -38,7 +38,11 @@ export class TestClient {
   }
 
   /** Resolves with the first recorded args of `event` matching `match` (already recorded or future). */
-  async waitFor<K extends ParleyEventName>(event: K, match: (...args: ParleyEvents[K]) => boolean = () => true, timeoutMs = 10_000): Promise<ParleyEvents[K]> {
+  async waitFor<K extends ParleyEventName>(
+    event: K,
+    match: (...args: ParleyEvents[K]) => boolean = () => true,
+    timeoutMs = 10_000,
+  ): Promise<ParleyEvents[K]> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const found = this.of(event).find((args) => match(...args));
@@ -56,7 +60,9 @@ export class TestClient {
   }
 
   login(roomID: string, userID: string, config: { isUserStatusNotify?: boolean; maxMemberCount?: number } = {}): Promise<number> {
-    return new Promise((resolve) => this.engine.loginRoom(roomID, { userID, userName: userID }, { isUserStatusNotify: true, ...config }, resolve));
+    return new Promise((resolve) =>
+      this.engine.loginRoom(roomID, { userID, userName: userID }, { isUserStatusNotify: true, ...config }, resolve),
+    );
   }
 
   destroy(): Promise<void> {
@@ -97,7 +103,10 @@ export const audioFixture = readOggOpus(fixture('audio.ogg'));
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.length), Buffer.from(b.buffer, b.byteOffset, b.length)) === 0;
+  return (
+    a.length === b.length &&
+    Buffer.compare(Buffer.from(a.buffer, a.byteOffset, a.length), Buffer.from(b.buffer, b.byteOffset, b.length)) === 0
+  );
 }
 
 /** The fixture has a keyframe every this many frames. */
@@ -117,7 +126,11 @@ export function loopFixtures(engine: ParleyEngine): () => void {
   engine.on('customVideoCaptureKeyFrameRequested', onKeyFrameRequest);
   const video = setInterval(() => {
     const { data } = videoFixture.frames[frame % videoFixture.frames.length]!;
-    engine.sendCustomVideoCaptureEncodedData(data, { codec: 'vp8', isKeyFrame: frame % KEYFRAME_INTERVAL === 0, width: videoFixture.width, height: videoFixture.height }, Date.now() - started);
+    engine.sendCustomVideoCaptureEncodedData(
+      data,
+      { codec: 'vp8', isKeyFrame: frame % KEYFRAME_INTERVAL === 0, width: videoFixture.width, height: videoFixture.height },
+      Date.now() - started,
+    );
     frame++;
   }, 1000 / 30);
   let packet = 0;

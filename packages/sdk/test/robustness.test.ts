@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { WebSocket } from 'ws';
-import { ErrorCode, PlayerState, PublisherState, appSignKeyBytes, appSignProofMessage, MAX_FRAME_BYTES } from '@parley/protocol';
+import { ErrorCode, PublisherState, appSignKeyBytes, appSignProofMessage, MAX_FRAME_BYTES } from '@parley/protocol';
 import { VideoBufferType } from '@parley/sdk';
 import { loopFixtures, sleep, startTestServer } from './helpers.js';
 
@@ -77,7 +77,10 @@ test('malformed and out-of-order signalling gets error codes; the server and a r
     `{"a":${'['.repeat(5000)}${']'.repeat(5000)}}`,
   ];
   for (const frame of malformed) {
-    const answer = await raw.exchange(frame, /"id":(\d+)/.test(frame) && !frame.includes('1e400') ? Number(/"id":(\d+)/.exec(frame)![1]) : undefined);
+    const answer = await raw.exchange(
+      frame,
+      /"id":(\d+)/.test(frame) && !frame.includes('1e400') ? Number(/"id":(\d+)/.exec(frame)![1]) : undefined,
+    );
     assert.equal(answer.code, ErrorCode.MalformedMessage, `frame ${frame.slice(0, 40)} → ${JSON.stringify(answer)}`);
   }
   assert.equal((await raw.exchange(Buffer.from([1, 2, 3]))).code, ErrorCode.MalformedMessage);
@@ -98,7 +101,15 @@ test('malformed and out-of-order signalling gets error codes; the server and a r
   const proof = createHmac('sha256', appSignKeyBytes(env.app.appSign))
     .update(appSignProofMessage(hello.nonce as string, env.app.appID, 'elsewhere', 'raw'))
     .digest('hex');
-  const login = { type: 'login', id: 20, appID: env.app.appID, roomID: 'elsewhere', user: { userID: 'raw', userName: 'raw' }, config: { isUserStatusNotify: false, maxMemberCount: 0 }, auth: { appSignProof: proof } };
+  const login = {
+    type: 'login',
+    id: 20,
+    appID: env.app.appID,
+    roomID: 'elsewhere',
+    user: { userID: 'raw', userName: 'raw' },
+    config: { isUserStatusNotify: false, maxMemberCount: 0 },
+    auth: { appSignProof: proof },
+  };
   assert.equal((await raw.exchange(JSON.stringify(login), 20)).code, 0);
   assert.equal((await raw.exchange(JSON.stringify({ ...login, id: 21 }), 21)).code, ErrorCode.RoomCountExceeded);
   for (const [id, sdp] of [
@@ -124,7 +135,10 @@ test('malformed and out-of-order signalling gets error codes; the server and a r
   assert.ok(frames > framesBefore + 10, `the call's frames kept flowing (${framesBefore} → ${frames})`);
   // (Keyframe requests are media feedback, not room events: players may ask at any time.)
   const roomEvents = (c: typeof pub, from: number): string[] =>
-    c.events.slice(from).map((e) => e.event).filter((e) => e !== 'customVideoCaptureKeyFrameRequested');
+    c.events
+      .slice(from)
+      .map((e) => e.event)
+      .filter((e) => e !== 'customVideoCaptureKeyFrameRequested');
   assert.deepEqual([roomEvents(pub, eventsBefore[0]!), roomEvents(viewer, eventsBefore[1]!)], [[], []]);
   // The server still accepts new users.
   assert.equal(await env.client().login('call2', 'after'), 0);

@@ -12,7 +12,10 @@ test('room, publisher and player state machines', async (t) => {
   await t.test('wrong appSign fails the login with 1001005', async () => {
     const c = env.client({ appSign: 'f'.repeat(64) });
     assert.equal(await c.login('r-auth', 'u1'), ErrorCode.AppSignWrong);
-    assert.deepEqual(reasons(c), [[RoomStateChangedReason.Logining, 0], [RoomStateChangedReason.LoginFailed, ErrorCode.AppSignWrong]]);
+    assert.deepEqual(reasons(c), [
+      [RoomStateChangedReason.Logining, 0],
+      [RoomStateChangedReason.LoginFailed, ErrorCode.AppSignWrong],
+    ]);
   });
 
   await t.test('unknown appID fails the login with 1001004', async () => {
@@ -46,7 +49,10 @@ test('room, publisher and player state machines', async (t) => {
     assert.equal(await c.login('r-twice', 'twice'), 0);
     assert.equal(await c.login('r-twice', 'twice'), ErrorCode.RoomCountExceeded);
     assert.equal(await c.login('r-other', 'twice'), ErrorCode.RoomCountExceeded);
-    assert.deepEqual(reasons(c), [[RoomStateChangedReason.Logining, 0], [RoomStateChangedReason.Logined, 0]]);
+    assert.deepEqual(reasons(c), [
+      [RoomStateChangedReason.Logining, 0],
+      [RoomStateChangedReason.Logined, 0],
+    ]);
     c.engine.logoutRoom();
     await c.waitFor('roomStateChanged', (_, r) => r === RoomStateChangedReason.Logout);
   });
@@ -76,7 +82,11 @@ test('room, publisher and player state machines', async (t) => {
     // The watcher sees the old stream go away and the user re-enter.
     await watcher.waitFor('roomStreamUpdate', (_, type) => type === UpdateType.Delete);
     const userUpdates = watcher.of('roomUserUpdate').map(([, type, users]) => [type, users.map((u) => u.userID)]);
-    assert.deepEqual(userUpdates, [[UpdateType.Add, ['dup']], [UpdateType.Delete, ['dup']], [UpdateType.Add, ['dup']]]);
+    assert.deepEqual(userUpdates, [
+      [UpdateType.Add, ['dup']],
+      [UpdateType.Delete, ['dup']],
+      [UpdateType.Add, ['dup']],
+    ]);
     // The kicked engine can do nothing in the room any more.
     first.engine.startPublishingStream('s-kick2');
     assert.equal(first.of('publisherStateUpdate').at(-1)?.[2], ErrorCode.NotLoggedIn);
@@ -91,15 +101,21 @@ test('room, publisher and player state machines', async (t) => {
     await owner.waitFor('publisherStateUpdate', (_, s) => s === PublisherState.Publishing);
     thief.engine.startPublishingStream('s-dup');
     await thief.waitFor('publisherStateUpdate', (_, s) => s === PublisherState.NoPublish);
-    assert.deepEqual(thief.of('publisherStateUpdate').map((a) => [a[1], a[2]]), [
-      [PublisherState.PublishRequesting, 0],
-      [PublisherState.NoPublish, ErrorCode.StreamAlreadyPublished],
-    ]);
+    assert.deepEqual(
+      thief.of('publisherStateUpdate').map((a) => [a[1], a[2]]),
+      [
+        [PublisherState.PublishRequesting, 0],
+        [PublisherState.NoPublish, ErrorCode.StreamAlreadyPublished],
+      ],
+    );
     // The owner's stream is untouched: a newcomer still sees exactly one stream.
     const late = env.client();
     assert.equal(await late.login('r-dup', 'late'), 0);
     const [, , streams] = await late.waitFor('roomStreamUpdate');
-    assert.deepEqual(streams.map((s) => [s.streamID, s.user.userID]), [['s-dup', 'owner']]);
+    assert.deepEqual(
+      streams.map((s) => [s.streamID, s.user.userID]),
+      [['s-dup', 'owner']],
+    );
   });
 
   await t.test('a second stream on a busy channel is refused with 1003023', async () => {
@@ -111,31 +127,37 @@ test('room, publisher and player state machines', async (t) => {
     await c.waitFor('publisherStateUpdate', (id, s) => id === 's-chan-1' && s === PublisherState.Publishing);
   });
 
-  await t.test('playing a stream that does not exist waits in PlayRequesting (1004002) until it appears, and again after it stops', async () => {
-    const viewer = env.client({ timeouts: { playRetryIntervalMs: 60_000 } });
-    const pub = env.client();
-    assert.equal(await viewer.login('r-wait', 'viewer'), 0);
-    assert.equal(await pub.login('r-wait', 'pub'), 0);
-    viewer.engine.startPlayingStream('s-later');
-    await viewer.waitFor('playerStateUpdate', (_, s, code) => s === PlayerState.PlayRequesting && code === ErrorCode.StreamNotFound);
-    await sleep(200);
-    pub.engine.startPublishingStream('s-later');
-    await viewer.waitFor('playerStateUpdate', (_, s) => s === PlayerState.Playing);
-    pub.engine.stopPublishingStream();
-    const count = (state: PlayerState): number => viewer.of('playerStateUpdate').filter((a) => a[1] === state).length;
-    await viewer.waitFor('playerStateUpdate', () => count(PlayerState.PlayRequesting) === 3);
-    pub.engine.startPublishingStream('s-later');
-    await viewer.waitFor('playerStateUpdate', () => count(PlayerState.Playing) === 2);
-    viewer.engine.stopPlayingStream('s-later');
-    assert.deepEqual(viewer.of('playerStateUpdate').map((a) => [a[1], a[2]]), [
-      [PlayerState.PlayRequesting, 0],
-      [PlayerState.PlayRequesting, ErrorCode.StreamNotFound],
-      [PlayerState.Playing, 0],
-      [PlayerState.PlayRequesting, ErrorCode.StreamNotFound],
-      [PlayerState.Playing, 0],
-      [PlayerState.NoPlay, 0],
-    ]);
-  });
+  await t.test(
+    'playing a stream that does not exist waits in PlayRequesting (1004002) until it appears, and again after it stops',
+    async () => {
+      const viewer = env.client({ timeouts: { playRetryIntervalMs: 60_000 } });
+      const pub = env.client();
+      assert.equal(await viewer.login('r-wait', 'viewer'), 0);
+      assert.equal(await pub.login('r-wait', 'pub'), 0);
+      viewer.engine.startPlayingStream('s-later');
+      await viewer.waitFor('playerStateUpdate', (_, s, code) => s === PlayerState.PlayRequesting && code === ErrorCode.StreamNotFound);
+      await sleep(200);
+      pub.engine.startPublishingStream('s-later');
+      await viewer.waitFor('playerStateUpdate', (_, s) => s === PlayerState.Playing);
+      pub.engine.stopPublishingStream();
+      const count = (state: PlayerState): number => viewer.of('playerStateUpdate').filter((a) => a[1] === state).length;
+      await viewer.waitFor('playerStateUpdate', () => count(PlayerState.PlayRequesting) === 3);
+      pub.engine.startPublishingStream('s-later');
+      await viewer.waitFor('playerStateUpdate', () => count(PlayerState.Playing) === 2);
+      viewer.engine.stopPlayingStream('s-later');
+      assert.deepEqual(
+        viewer.of('playerStateUpdate').map((a) => [a[1], a[2]]),
+        [
+          [PlayerState.PlayRequesting, 0],
+          [PlayerState.PlayRequesting, ErrorCode.StreamNotFound],
+          [PlayerState.Playing, 0],
+          [PlayerState.PlayRequesting, ErrorCode.StreamNotFound],
+          [PlayerState.Playing, 0],
+          [PlayerState.NoPlay, 0],
+        ],
+      );
+    },
+  );
 
   await t.test('user updates go only to users who asked for them', async () => {
     const quiet = env.client();

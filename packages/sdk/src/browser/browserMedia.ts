@@ -153,7 +153,11 @@ export class BrowserMedia implements MediaBackend {
   }
 
   createPublishTransport(channel: number): MediaTransport {
-    const transport: BrowserTransport = new BrowserPublishTransport(channel, () => this.capture(channel), () => this.transports.delete(transport));
+    const transport: BrowserTransport = new BrowserPublishTransport(
+      channel,
+      () => this.capture(channel),
+      () => this.transports.delete(transport),
+    );
     this.transports.add(transport);
     return transport;
   }

@@ -32,7 +32,7 @@ export function readIvf(bytes: Uint8Array): IvfFile {
     timebaseNumerator: view.getUint32(20, true),
     frames: [],
   };
-  for (let offset = headerSize; offset + 12 <= bytes.length; ) {
+  for (let offset = headerSize; offset + 12 <= bytes.length;) {
     const size = view.getUint32(offset, true);
     const pts = view.getUint32(offset + 4, true) + view.getUint32(offset + 8, true) * 2 ** 32;
     const start = offset + 12;
@@ -47,7 +47,7 @@ export function readIvf(bytes: Uint8Array): IvfFile {
 export function readOggOpus(bytes: Uint8Array): Uint8Array[] {
   const packets: Uint8Array[] = [];
   let pending: Uint8Array[] = [];
-  for (let offset = 0; offset + 27 <= bytes.length; ) {
+  for (let offset = 0; offset + 27 <= bytes.length;) {
     if (bytes[offset] !== 0x4f || bytes[offset + 1] !== 0x67 || bytes[offset + 2] !== 0x67 || bytes[offset + 3] !== 0x53) {
       throw new Error('not an Ogg page');
     }

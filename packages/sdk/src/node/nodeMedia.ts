@@ -109,9 +109,17 @@ class NodePublishTransport extends WeriftTransport {
     const payloads = packetizeVp8(frame, this.pictureId);
     this.pictureId = (this.pictureId + 1) & 0x7fff;
     payloads.forEach((payload, i) => {
-      const header = new RtpHeader({ sequenceNumber: this.videoSeq, timestamp, marker: i === payloads.length - 1, payloadType: 0, ssrc: 0 });
+      const header = new RtpHeader({
+        sequenceNumber: this.videoSeq,
+        timestamp,
+        marker: i === payloads.length - 1,
+        payloadType: 0,
+        ssrc: 0,
+      });
       this.videoSeq = (this.videoSeq + 1) & 0xffff;
-      void this.video.sendRtp(new RtpPacket(header, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength))).catch(() => undefined);
+      void this.video
+        .sendRtp(new RtpPacket(header, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)))
+        .catch(() => undefined);
     });
   }
 
@@ -133,9 +141,13 @@ class NodePlayTransport extends WeriftTransport {
     const { streamID } = sink;
     this.pc.addTransceiver('video', { direction: 'recvonly' });
     this.pc.addTransceiver('audio', { direction: 'recvonly' });
-    this.pc.getTransceivers().forEach((t) =>
-      t.onTrack.subscribe((track) => (t.kind === 'video' ? this.receiveVideo(track, t.receiver, sink, custom) : this.receiveAudio(track, streamID, custom))),
-    );
+    this.pc
+      .getTransceivers()
+      .forEach((t) =>
+        t.onTrack.subscribe((track) =>
+          t.kind === 'video' ? this.receiveVideo(track, t.receiver, sink, custom) : this.receiveAudio(track, streamID, custom),
+        ),
+      );
   }
 
   private receiveVideo(track: MediaStreamTrack, receiver: RTCRtpReceiver, sink: PlaySink, custom: NodeCustomMedia): void {
@@ -148,7 +160,12 @@ class NodePlayTransport extends WeriftTransport {
       onFrame: (frame) => {
         sink.onFirstVideoFrame();
         const params: EncodedVideoFrameParams = { codec: 'vp8', isKeyFrame: frame.isKeyFrame, width: frame.width, height: frame.height };
-        custom.videoRenderHandler?.onRemoteVideoFrameEncodedDataReceived?.(frame.data, params, timestamps.unwrap(frame.rtpTimestamp) / VIDEO_CLOCK_KHZ, sink.streamID);
+        custom.videoRenderHandler?.onRemoteVideoFrameEncodedDataReceived?.(
+          frame.data,
+          params,
+          timestamps.unwrap(frame.rtpTimestamp) / VIDEO_CLOCK_KHZ,
+          sink.streamID,
+        );
       },
     });
     const assembler = this.assembler;

@@ -4,15 +4,7 @@
  * reports connected/closed exactly once.
  */
 import { EventEmitter } from 'node:events';
-import {
-  RTCPeerConnection,
-  RTCRtpCodecParameters,
-  useH264,
-  useOPUS,
-  useVP8,
-  type RTCRtpTransceiver,
-  type PeerConfig,
-} from 'werift';
+import { RTCPeerConnection, RTCRtpCodecParameters, useH264, useOPUS, useVP8, type RTCRtpTransceiver, type PeerConfig } from 'werift';
 import { SdpError, type EndpointEvents } from './types.js';
 
 export interface PeerOptions {

@@ -103,7 +103,13 @@ class WeriftPublisher extends WeriftPeer implements MediaPublisher {
   /** The codecs a subscriber must offer its player: exactly what this publisher sends. */
   subscriberCodecs(): { audio: RTCRtpCodecParameters[]; video: RTCRtpCodecParameters[] } {
     const copy = (c: RTCRtpCodecParameters): RTCRtpCodecParameters =>
-      new RTCRtpCodecParameters({ mimeType: c.mimeType, clockRate: c.clockRate, channels: c.channels, parameters: c.parameters, rtcpFeedback: c.rtcpFeedback });
+      new RTCRtpCodecParameters({
+        mimeType: c.mimeType,
+        clockRate: c.clockRate,
+        channels: c.channels,
+        parameters: c.parameters,
+        rtcpFeedback: c.rtcpFeedback,
+      });
     const { audio, video } = this.codecs;
     return {
       audio: audio ? [copy(audio)] : [],

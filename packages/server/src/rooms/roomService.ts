@@ -55,8 +55,7 @@ export class RoomService {
     const app = this.apps.get(req.appID);
     if (!config || !app) return fail(ErrorCode.AppIDUnknown, `unknown appID ${req.appID}`);
 
-    const invalid =
-      validateRoomID(req.roomID) || validateUserID(req.user.userID) || validateUserName(req.user.userName);
+    const invalid = validateRoomID(req.roomID) || validateUserID(req.user.userID) || validateUserName(req.user.userName);
     if (invalid) return fail(invalid as FailureCode, 'invalid roomID, userID or userName');
 
     if ('appSignProof' in req.auth) {
@@ -191,7 +190,9 @@ export class RoomService {
 
   /** Counts for tests and operations. */
   stats(): { rooms: number; sessions: number; publications: number } {
-    let rooms = 0, sessions = 0, publications = 0;
+    let rooms = 0,
+      sessions = 0,
+      publications = 0;
     for (const app of this.apps.values()) {
       rooms += app.rooms.size;
       sessions += app.sessionsByUser.size;

@@ -5,13 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { WebSocket, RawData } from 'ws';
-import {
-  ErrorCode,
-  PROTOCOL_VERSION,
-  parseClientMessage,
-  type ClientMessage,
-  type ServerMessage,
-} from '@parley/protocol';
+import { ErrorCode, PROTOCOL_VERSION, parseClientMessage, type ClientMessage, type ServerMessage } from '@parley/protocol';
 import type { Logger } from 'pino';
 import type { RoomService, Outcome } from '../rooms/roomService.js';
 import type { ClientLink, Session } from '../rooms/model.js';
