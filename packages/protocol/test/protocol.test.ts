@@ -24,7 +24,8 @@ test('identifier rules map each violation to its code', () => {
     [validateStreamID, 's'.repeat(257), ErrorCode.StreamIDTooLong],
     [validateStreamID, 'stream.1', ErrorCode.StreamIDInvalidCharacter],
   ];
-  for (const [validate, value, code] of cases) assert.equal(validate(value), code, `${validate.name}(${JSON.stringify(value.slice(0, 20))})`);
+  for (const [validate, value, code] of cases)
+    assert.equal(validate(value), code, `${validate.name}(${JSON.stringify(value.slice(0, 20))})`);
 });
 
 test('client frames are validated at the edge, echoing a usable request id', () => {

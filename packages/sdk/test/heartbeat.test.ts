@@ -14,7 +14,17 @@ test('a killed client (no logoutRoom) is removed after the heartbeat timeout: th
 
   const child = spawn(
     process.execPath,
-    ['--import', 'tsx', new URL('./publisherProcess.ts', import.meta.url).pathname, env.server.url, String(env.app.appID), env.app.appSign, 'r-hb', 'doomed', 's-doomed'],
+    [
+      '--import',
+      'tsx',
+      new URL('./publisherProcess.ts', import.meta.url).pathname,
+      env.server.url,
+      String(env.app.appID),
+      env.app.appSign,
+      'r-hb',
+      'doomed',
+      's-doomed',
+    ],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   t.after(() => child.kill('SIGKILL'));
@@ -26,8 +36,14 @@ test('a killed client (no logoutRoom) is removed after the heartbeat timeout: th
   const [, , streams] = await watcher.waitFor('roomStreamUpdate', (_, type) => type === UpdateType.Delete, heartbeatTimeoutMs + 3000);
   const [, , users] = await watcher.waitFor('roomUserUpdate', (_, type) => type === UpdateType.Delete, 1000);
   const elapsed = Date.now() - killedAt;
-  assert.deepEqual(streams.map((s) => s.streamID), ['s-doomed']);
-  assert.deepEqual(users.map((u) => u.userID), ['doomed']);
+  assert.deepEqual(
+    streams.map((s) => s.streamID),
+    ['s-doomed'],
+  );
+  assert.deepEqual(
+    users.map((u) => u.userID),
+    ['doomed'],
+  );
   assert.ok(elapsed <= heartbeatTimeoutMs + 1000, `removed ${elapsed} ms after the kill (timeout ${heartbeatTimeoutMs} ms)`);
   assert.equal(env.server.rooms.stats().publications, 0);
 });

@@ -3,8 +3,8 @@
  * `<video>` element the app passes as canvas.view, one RTCPeerConnection per stream.
  */
 import { ErrorCode } from '@parley/protocol';
-import type { Canvas, MediaBackend, MediaTransport, PlaySink, TransportState } from '../platform.js';
-import { TransportStateSignal } from '../transportState.js';
+import type { Canvas, MediaBackend, MediaTransport, PlaySink } from '../platform.js';
+import { PeerTransport } from '../peerTransport.js';
 
 /** Gathering normally completes in milliseconds; a stuck interface must not hold the call up. */
 const GATHERING_TIMEOUT_MS = 2000;
@@ -22,24 +22,16 @@ function attach(view: HTMLMediaElement, stream: MediaStream, muted: boolean): vo
   void view.play().catch(() => undefined); // autoplay policies may refuse until a user gesture
 }
 
-abstract class BrowserTransport implements MediaTransport {
+abstract class BrowserTransport extends PeerTransport<RTCSessionDescriptionInit> {
   protected readonly pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
-  private readonly state = new TransportStateSignal();
 
-  constructor(private readonly onClosed: () => void) {
-    this.pc.onconnectionstatechange = () => {
-      const s = this.pc.connectionState;
-      if (s === 'connected') this.state.set('connected');
-      else if (s === 'failed' || s === 'closed') this.state.set('failed');
-    };
+  constructor(onClosed: () => void) {
+    super(onClosed);
+    this.pc.onconnectionstatechange = () => this.connectionStateChanged(this.pc.connectionState);
   }
 
-  protected abstract prepare(): Promise<void>;
-
-  async createOffer(): Promise<string> {
-    await this.prepare();
-    await this.pc.setLocalDescription(await this.pc.createOffer());
-    await new Promise<void>((resolve) => {
+  protected gatheringComplete(): Promise<void> {
+    return new Promise<void>((resolve) => {
       if (this.pc.iceGatheringState === 'complete') return resolve();
       const timer = setTimeout(resolve, GATHERING_TIMEOUT_MS);
       this.pc.addEventListener('icegatheringstatechange', () => {
@@ -49,24 +41,11 @@ abstract class BrowserTransport implements MediaTransport {
         }
       });
     });
-    return this.pc.localDescription!.sdp;
   }
 
-  async applyAnswer(sdp: string): Promise<void> {
-    await this.pc.setRemoteDescription({ type: 'answer', sdp });
-  }
-
-  onStateChange(listener: (state: TransportState) => void): void {
-    this.state.listen(listener);
-  }
-
-  close(): void {
-    this.onClose();
-    this.onClosed();
+  protected closePeer(): void {
     this.pc.close();
   }
-
-  protected onClose(): void {}
 }
 
 class BrowserPublishTransport extends BrowserTransport {

@@ -14,6 +14,7 @@ import {
   type PeerConfig,
   type RTCRtpReceiver,
   type RTCRtpSender,
+  type RTCSessionDescription,
 } from 'werift';
 import { ErrorCode } from '@parley/protocol';
 import type {
@@ -25,9 +26,8 @@ import type {
   MediaBackend,
   MediaTransport,
   PlaySink,
-  TransportState,
 } from '../platform.js';
-import { TransportStateSignal } from '../transportState.js';
+import { PeerTransport } from '../peerTransport.js';
 import { packetizeVp8 } from './vp8.js';
 import { Vp8FrameAssembler } from './frameAssembler.js';
 import { SequenceUnwrapper } from './unwrap.js';
@@ -52,39 +52,25 @@ function peerConfig(): Partial<PeerConfig> {
   };
 }
 
-/** A werift peer connection with the offer/answer and state plumbing both directions share. */
-abstract class WeriftTransport implements MediaTransport {
+/** A werift peer connection to the server. */
+abstract class WeriftTransport extends PeerTransport<RTCSessionDescription> {
   protected readonly pc = new RTCPeerConnection(peerConfig());
-  private readonly state = new TransportStateSignal();
 
-  constructor(private readonly onClosed: () => void) {
-    this.pc.connectionStateChange.subscribe((s) => {
-      if (s === 'connected') this.state.set('connected');
-      else if (s === 'failed' || s === 'closed') this.state.set('failed');
-    });
+  constructor(onClosed: () => void) {
+    super(onClosed);
+    this.pc.connectionStateChange.subscribe((s) => this.connectionStateChanged(s));
   }
 
-  async createOffer(): Promise<string> {
-    await this.pc.setLocalDescription(await this.pc.createOffer());
+  /** Transceivers are added in the constructor, where their event subscriptions must be made. */
+  protected async prepare(): Promise<void> {}
+
+  protected async gatheringComplete(): Promise<void> {
     if (this.pc.iceGatheringState !== 'complete') await this.pc.iceGatheringStateChange.watch((s) => s === 'complete');
-    return this.pc.localDescription!.sdp;
   }
 
-  async applyAnswer(sdp: string): Promise<void> {
-    await this.pc.setRemoteDescription({ type: 'answer', sdp });
-  }
-
-  onStateChange(listener: (state: TransportState) => void): void {
-    this.state.listen(listener);
-  }
-
-  close(): void {
-    this.onClose();
-    this.onClosed();
+  protected closePeer(): void {
     void this.pc.close().catch(() => undefined);
   }
-
-  protected abstract onClose(): void;
 }
 
 class NodePublishTransport extends WeriftTransport {
@@ -129,8 +115,6 @@ class NodePublishTransport extends WeriftTransport {
     this.audioSeq = (this.audioSeq + 1) & 0xffff;
     void this.audio.sendRtp(new RtpPacket(header, Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength))).catch(() => undefined);
   }
-
-  protected onClose(): void {}
 }
 
 class NodePlayTransport extends WeriftTransport {
@@ -185,7 +169,7 @@ class NodePlayTransport extends WeriftTransport {
     });
   }
 
-  protected onClose(): void {
+  protected override onClose(): void {
     this.assembler?.close();
   }
 }

@@ -1,0 +1,60 @@
+import type { MediaTransport, TransportState } from './platform.js';
+
+/** What both RTCPeerConnection implementations (browsers', werift's) offer for our use. */
+export interface OfferingPeer<Description> {
+  createOffer(): Promise<Description>;
+  setLocalDescription(description: Description): Promise<unknown>;
+  setRemoteDescription(description: { type: 'answer'; sdp: string }): Promise<unknown>;
+  readonly localDescription: { sdp: string } | null | undefined;
+}
+
+/**
+ * One peer connection as a MediaTransport: the offer (after `prepare` adds transceivers and
+ * gathering completes), the answer, and a connection state that late listeners still hear
+ * ('failed' is final).
+ */
+export abstract class PeerTransport<Description> implements MediaTransport {
+  protected abstract readonly pc: OfferingPeer<Description>;
+  private state: TransportState | undefined;
+  private readonly listeners: Array<(state: TransportState) => void> = [];
+
+  constructor(private readonly onClosed: () => void) {}
+
+  /** Adds the transceivers before the offer is made. */
+  protected abstract prepare(): Promise<void>;
+  protected abstract gatheringComplete(): Promise<void>;
+  protected abstract closePeer(): void;
+  /** Releases what the subclass holds beyond the peer connection. */
+  protected onClose(): void {}
+
+  async createOffer(): Promise<string> {
+    await this.prepare();
+    await this.pc.setLocalDescription(await this.pc.createOffer());
+    await this.gatheringComplete();
+    return this.pc.localDescription!.sdp;
+  }
+
+  async applyAnswer(sdp: string): Promise<void> {
+    await this.pc.setRemoteDescription({ type: 'answer', sdp });
+  }
+
+  onStateChange(listener: (state: TransportState) => void): void {
+    this.listeners.push(listener);
+    if (this.state) listener(this.state);
+  }
+
+  /** Feeds the peer connection's connectionState in. */
+  protected connectionStateChanged(connectionState: string): void {
+    const state =
+      connectionState === 'connected' ? 'connected' : connectionState === 'failed' || connectionState === 'closed' ? 'failed' : undefined;
+    if (!state || this.state === 'failed' || this.state === state) return;
+    this.state = state;
+    for (const listener of this.listeners) listener(state);
+  }
+
+  close(): void {
+    this.onClose();
+    this.onClosed();
+    this.closePeer();
+  }
+}
