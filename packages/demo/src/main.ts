@@ -11,10 +11,11 @@ import {
   Scenario,
   UpdateType,
   type ParleyEventHandler,
+  type VideoCodec,
 } from '@parley/sdk';
 
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
-const field = (id: string): HTMLInputElement => $<HTMLInputElement>(id);
+const field = (id: string): HTMLInputElement | HTMLSelectElement => $<HTMLInputElement>(id);
 const logBox = $('log');
 const videos = $('videos');
 const joinButton = $<HTMLButtonElement>('join');
@@ -121,7 +122,8 @@ joinButton.onclick = () => {
 
 publishButton.onclick = () => {
   publishButton.disabled = true;
-  engine?.startPublishingStream(field('streamID').value.trim());
+  const videoCodec = $<HTMLSelectElement>('videoCodec').value as VideoCodec;
+  engine?.startPublishingStream(field('streamID').value.trim(), { videoCodec });
 };
 
 endButton.onclick = () => {
@@ -147,7 +149,7 @@ async function init(): Promise<void> {
   const user = params.get('userID') ?? `user${Math.floor(Math.random() * 1e6)}`;
   field('userID').value = user;
   field('streamID').value = params.get('streamID') ?? `stream_${user}`;
-  for (const key of ['roomID', 'appID', 'appSign', 'token', 'server']) {
+  for (const key of ['roomID', 'appID', 'appSign', 'token', 'server', 'videoCodec']) {
     const value = params.get(key);
     if (value) field(key).value = value;
   }

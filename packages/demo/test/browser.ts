@@ -51,17 +51,24 @@ export const RECORD_PEER_CONNECTIONS = `
 export interface InboundTotals {
   framesDecoded: number;
   audioBytes: number;
+  /** mimeType of every inbound video stream, e.g. "video/VP8". */
+  videoCodecs: string[];
 }
 
 export async function inboundTotals(page: Page): Promise<InboundTotals> {
   return page.evaluate(async () => {
-    const totals = { framesDecoded: 0, audioBytes: 0 };
+    type Stat = { type: string; kind?: string; framesDecoded?: number; bytesReceived?: number; codecId?: string; mimeType?: string };
+    const totals = { framesDecoded: 0, audioBytes: 0, videoCodecs: [] as string[] };
     for (const pc of (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs) {
       if (pc.connectionState === 'closed') continue;
       const stats = await pc.getStats();
-      stats.forEach((s: { type: string; kind?: string; framesDecoded?: number; bytesReceived?: number }) => {
+      stats.forEach((s: Stat) => {
         if (s.type !== 'inbound-rtp') return;
-        if (s.kind === 'video') totals.framesDecoded += s.framesDecoded ?? 0;
+        if (s.kind === 'video') {
+          totals.framesDecoded += s.framesDecoded ?? 0;
+          const codec = s.codecId ? (stats.get(s.codecId) as Stat | undefined) : undefined;
+          if (codec?.mimeType) totals.videoCodecs.push(codec.mimeType);
+        }
         if (s.kind === 'audio') totals.audioBytes += s.bytesReceived ?? 0;
       });
     }

@@ -13,10 +13,11 @@ async function openDemo(
   server: ParleyServer,
   browser: Awaited<ReturnType<typeof launchChromium>>['browser'],
   userID: string,
+  { roomID = 'call', videoCodec = 'VP8' } = {},
 ): Promise<Page> {
   const page = await browser.newPage();
   await page.addInitScript(RECORD_PEER_CONNECTIONS);
-  await page.goto(`${server.httpUrl}/?userID=${userID}&roomID=call`);
+  await page.goto(`${server.httpUrl}/?userID=${userID}&roomID=${roomID}&videoCodec=${videoCodec}`);
   await page.click('#join');
   await page.waitForFunction(() => document.getElementById('state')!.textContent === 'Logined');
   await page.click('#publish');
@@ -69,6 +70,18 @@ test('browser calls', async (t) => {
     await alice.click('#end');
     await alice.close();
     await bob.close();
+  });
+
+  await t.test('H264 is negotiated when the publisher asks for it', async () => {
+    const h264 = await openDemo(server, chromium.browser, 'dave', { roomID: 'h264', videoCodec: 'H264' });
+    const vp8 = await openDemo(server, chromium.browser, 'erin', { roomID: 'h264' });
+    assert.ok((await remoteVideoSize(vp8, 'stream_dave')).width > 0);
+    assert.ok((await remoteVideoSize(h264, 'stream_erin')).width > 0);
+    await assertMediaFlows(vp8);
+    assert.deepEqual((await inboundTotals(vp8)).videoCodecs, ['video/H264']);
+    assert.deepEqual((await inboundTotals(h264)).videoCodecs, ['video/VP8']);
+    await h264.close();
+    await vp8.close();
   });
 
   await t.test('a browser page and a Node bot call each other', async () => {

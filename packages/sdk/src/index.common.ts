@@ -19,4 +19,5 @@ export type {
   CustomVideoRenderHandler,
   EncodedAudioFrameParams,
   EncodedVideoFrameParams,
+  VideoCodec,
 } from './platform.js';

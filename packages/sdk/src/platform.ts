@@ -15,6 +15,8 @@ export interface SocketLike {
   onmessage: ((ev: { data: unknown }) => void) | null;
 }
 
+export type VideoCodec = 'VP8' | 'H264';
+
 export type TransportState = 'connected' | 'failed';
 
 /** One WebRTC peer connection to the server, for one published or played stream. */
@@ -81,7 +83,8 @@ export interface CustomMediaIO {
 export interface MediaBackend {
   /** Present where encoded custom capture and render are supported. */
   readonly custom?: CustomMediaIO;
-  createPublishTransport(channel: number): MediaTransport;
+  /** Undefined when this platform cannot send `videoCodec` (the publisher then reports UnsupportedRequest). */
+  createPublishTransport(channel: number, videoCodec: VideoCodec): MediaTransport | undefined;
   createPlayTransport(sink: PlaySink): MediaTransport;
   startPreview(canvas: Canvas | undefined, channel: number): Promise<number>;
   stopPreview(channel: number): void;

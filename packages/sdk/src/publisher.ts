@@ -5,12 +5,14 @@
  */
 import { ErrorCode, PublisherState, validateStreamID } from '@parley/protocol';
 import type { EngineContext } from './context.js';
-import type { MediaTransport } from './platform.js';
+import type { MediaTransport, VideoCodec } from './platform.js';
 import { negotiate } from './negotiation.js';
 
 export interface PublishConfig {
   /** Shown to players in onRoomStreamUpdate; < 1024 bytes. */
   extraInfo?: string;
+  /** Video codec to send; VP8 by default. H264 needs a browser that encodes it. */
+  videoCodec?: VideoCodec;
 }
 
 export class Publisher {
@@ -40,11 +42,12 @@ export class Publisher {
     const signalling = this.ctx.loggedInSignalling();
     if (!signalling) return this.report(streamID, PublisherState.NoPublish, ErrorCode.NotLoggedIn);
 
+    const transport = this.ctx.media.createPublishTransport(this.channel, config.videoCodec ?? 'VP8');
+    if (!transport) return this.report(streamID, PublisherState.NoPublish, ErrorCode.UnsupportedRequest);
     const attempt = ++this.attempt;
     this.streamID = streamID;
-    this.transition(PublisherState.PublishRequesting, 0);
-    const transport = this.ctx.media.createPublishTransport(this.channel);
     this.transport = transport;
+    this.transition(PublisherState.PublishRequesting, 0);
     const extraInfo = config.extraInfo ?? '';
     void negotiate(
       transport,

@@ -3,7 +3,7 @@
  * `<video>` element the app passes as canvas.view, one RTCPeerConnection per stream.
  */
 import { ErrorCode } from '@parley/protocol';
-import type { Canvas, MediaBackend, MediaTransport, PlaySink } from '../platform.js';
+import type { Canvas, MediaBackend, MediaTransport, PlaySink, VideoCodec } from '../platform.js';
 import { PeerTransport } from '../peerTransport.js';
 
 /** Gathering normally completes in milliseconds; a stuck interface must not hold the call up. */
@@ -51,6 +51,7 @@ abstract class BrowserTransport extends PeerTransport<RTCSessionDescriptionInit>
 class BrowserPublishTransport extends BrowserTransport {
   constructor(
     readonly channel: number,
+    private readonly videoCodec: VideoCodec,
     private readonly source: () => Promise<MediaStream>,
     onClosed: () => void,
   ) {
@@ -61,9 +62,17 @@ class BrowserPublishTransport extends BrowserTransport {
     const stream = await this.source();
     for (const kind of ['audio', 'video'] as const) {
       const track = stream.getTracks().find((t) => t.kind === kind);
-      this.pc.addTransceiver(track ?? kind, { direction: 'sendonly', streams: [stream] });
+      const transceiver = this.pc.addTransceiver(track ?? kind, { direction: 'sendonly', streams: [stream] });
+      if (kind === 'video') transceiver.setCodecPreferences(videoCodecPreferences(this.videoCodec));
     }
   }
+}
+
+/** Only the chosen codec (plus its retransmission format) is offered, so the server cannot pick another. */
+function videoCodecPreferences(codec: VideoCodec): RTCRtpCodec[] {
+  const all = RTCRtpSender.getCapabilities('video')?.codecs ?? [];
+  const wanted = `video/${codec}`.toLowerCase();
+  return all.filter((c) => c.mimeType.toLowerCase() === wanted || c.mimeType.toLowerCase() === 'video/rtx');
 }
 
 class BrowserPlayTransport extends BrowserTransport {
@@ -131,9 +140,11 @@ export class BrowserMedia implements MediaBackend {
     return stream;
   }
 
-  createPublishTransport(channel: number): MediaTransport {
+  createPublishTransport(channel: number, videoCodec: VideoCodec): MediaTransport | undefined {
+    if (!videoCodecPreferences(videoCodec).some((c) => c.mimeType.toLowerCase() !== 'video/rtx')) return undefined;
     const transport: BrowserTransport = new BrowserPublishTransport(
       channel,
+      videoCodec,
       () => this.capture(channel),
       () => this.transports.delete(transport),
     );

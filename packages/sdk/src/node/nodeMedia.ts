@@ -26,6 +26,7 @@ import type {
   MediaBackend,
   MediaTransport,
   PlaySink,
+  VideoCodec,
 } from '../platform.js';
 import { PeerTransport } from '../peerTransport.js';
 import { packetizeVp8 } from './vp8.js';
@@ -202,7 +203,9 @@ export class NodeMedia implements MediaBackend {
 
   constructor(private readonly events: { keyFrameRequested(channel: number): void }) {}
 
-  createPublishTransport(channel: number): MediaTransport {
+  /** Encoded custom capture sends VP8 only. */
+  createPublishTransport(channel: number, videoCodec: VideoCodec): MediaTransport | undefined {
+    if (videoCodec !== 'VP8') return undefined;
     const transport = new NodePublishTransport(
       () => this.events.keyFrameRequested(channel),
       () => {
