@@ -79,6 +79,7 @@ const handler: ParleyEventHandler = {
   },
   onPublisherStateUpdate(streamID, state, errorCode) {
     log(`onPublisherStateUpdate stream=${streamID} ${PublisherState[state]} code=${errorCode}`);
+    if (state === PublisherState.NoPublish && engine) publishButton.disabled = false;
   },
   onPlayerStateUpdate(streamID, state, errorCode) {
     log(`onPlayerStateUpdate stream=${streamID} ${PlayerState[state]} code=${errorCode}`);
@@ -114,10 +115,12 @@ joinButton.onclick = () => {
   joinButton.disabled = true;
   endButton.disabled = false;
   const userID = field('userID').value.trim();
-  engine.loginRoom(field('roomID').value.trim(), { userID, userName: userID }, { isUserStatusNotify: true, token }, (code) =>
+  const current = engine;
+  current.startPreview({ view: $<HTMLVideoElement>('local') });
+  // A refused login (e.g. an invalid roomID) resets the page from within this call.
+  current.loginRoom(field('roomID').value.trim(), { userID, userName: userID }, { isUserStatusNotify: true, token }, (code) =>
     log(`loginRoom callback code=${code}`),
   );
-  engine.startPreview({ view: $<HTMLVideoElement>('local') });
 };
 
 publishButton.onclick = () => {

@@ -34,8 +34,8 @@ export async function launchChromium(): Promise<{ browser: Browser; close(): Pro
   };
 }
 
-/** Records every RTCPeerConnection the page makes so tests can read its stats. */
-export const RECORD_PEER_CONNECTIONS = `
+/** Records every RTCPeerConnection and every camera/microphone stream the page makes, for tests to inspect. */
+export const RECORD_MEDIA = `
   (() => {
     const Native = window.RTCPeerConnection;
     window.__pcs = [];
@@ -45,8 +45,22 @@ export const RECORD_PEER_CONNECTIONS = `
       return pc;
     };
     window.RTCPeerConnection.prototype = Native.prototype;
+    window.__captures = [];
+    const getUserMedia = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+    navigator.mediaDevices.getUserMedia = async (constraints) => {
+      const stream = await getUserMedia(constraints);
+      window.__captures.push(stream);
+      return stream;
+    };
   })();
 `;
+
+/** The readyState of every captured camera/microphone track. */
+export function captureTrackStates(page: Page): Promise<string[]> {
+  return page.evaluate(() =>
+    (window as unknown as { __captures: MediaStream[] }).__captures.flatMap((s) => s.getTracks().map((t) => t.readyState)),
+  );
+}
 
 export interface InboundTotals {
   framesDecoded: number;

@@ -4,7 +4,7 @@ import { mkdirSync } from 'node:fs';
 import type { Page } from 'playwright-core';
 import { startServer, DEV_APP, type ParleyServer } from '@parley/server';
 import { PlayerState, PublisherState, VideoBufferType } from '@parley/sdk';
-import { launchChromium, RECORD_PEER_CONNECTIONS, inboundTotals } from './browser.js';
+import { launchChromium, RECORD_MEDIA, captureTrackStates, inboundTotals } from './browser.js';
 import { TestClient, loopFixtures, videoFixture } from '../../sdk/test/helpers.js';
 
 const ARTIFACTS = new URL('../../../test-results/', import.meta.url);
@@ -16,7 +16,7 @@ async function openDemo(
   { roomID = 'call', videoCodec = 'VP8' } = {},
 ): Promise<Page> {
   const page = await browser.newPage();
-  await page.addInitScript(RECORD_PEER_CONNECTIONS);
+  await page.addInitScript(RECORD_MEDIA);
   await page.goto(`${server.httpUrl}/?userID=${userID}&roomID=${roomID}&videoCodec=${videoCodec}`);
   await page.click('#join');
   await page.waitForFunction(() => document.getElementById('state')!.textContent === 'Logined');
@@ -64,8 +64,10 @@ test('browser calls', async (t) => {
     mkdirSync(ARTIFACTS, { recursive: true });
     await alice.screenshot({ path: new URL('two-party-call.png', ARTIFACTS).pathname });
 
+    assert.deepEqual(await captureTrackStates(bob), ['live', 'live']);
     await bob.click('#end');
     await alice.waitForFunction(() => !document.querySelector('.tile[data-stream-id="stream_bob"]'), undefined, { timeout: 10_000 });
+    assert.deepEqual(await captureTrackStates(bob), ['ended', 'ended'], 'End call releases the camera and microphone');
     assert.match((await alice.textContent('#log')) ?? '', /onRoomStreamUpdate room=call Delete stream_bob/);
     await alice.click('#end');
     await alice.close();

@@ -46,7 +46,13 @@ export const clientMessageSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('logout'), id: requestId }),
   z.object({ type: z.literal('publish'), id: requestId, streamID: id, sdp, extraInfo: z.string().max(4096) }),
   z.object({ type: z.literal('unpublish'), id: requestId, streamID: id }),
-  z.object({ type: z.literal('play'), id: requestId, streamID: id, sdp }),
+  z.object({
+    type: z.literal('play'),
+    id: requestId,
+    streamID: id,
+    sdp,
+    attempt: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+  }),
   z.object({ type: z.literal('unplay'), id: requestId, streamID: id }),
   z.object({ type: z.literal('heartbeat'), id: requestId }),
 ]);
@@ -88,7 +94,7 @@ export const serverMessageSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('streamUpdate'), roomID: id, updateType, streams: z.array(streamInfoSchema), seq: z.number().int() }),
   z.object({ type: z.literal('kickedOut'), roomID: id, code: z.number().int(), reason: z.string().optional() }),
   /** The server ended a play session (the stream stopped or was removed); the player may wait for it to return. */
-  z.object({ type: z.literal('playStopped'), streamID: id, code: z.number().int() }),
+  z.object({ type: z.literal('playStopped'), streamID: id, attempt: z.number().int(), code: z.number().int() }),
 ]);
 export type ServerMessage = z.infer<typeof serverMessageSchema>;
 export type ServerMessageOf<T extends ServerMessage['type']> = Extract<ServerMessage, { type: T }>;

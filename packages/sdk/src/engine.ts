@@ -85,11 +85,12 @@ export class ParleyEngine {
     this.hub = new EventHub(handler);
     const timeouts = { ...DEFAULT_TIMEOUTS, ...profile.timeouts };
     this.media = platform.createMedia({
+      scenario: this.scenario,
       keyFrameRequested: (channel) => this.hub.emit('customVideoCaptureKeyFrameRequested', channel),
     });
     this.room = new Room(platform, { appID: profile.appID, appSign: profile.appSign, server: profile.server }, timeouts, this.hub, {
       streamAdded: (streamID) => this.players.get(streamID)?.streamAppeared(),
-      playStopped: (streamID, code) => this.players.get(streamID)?.remoteStopped(code),
+      playStopped: (streamID, attempt, code) => this.players.get(streamID)?.remoteStopped(attempt, code),
       ended: (code) => {
         for (const publisher of this.publishers.values()) publisher.abandon(code);
         for (const player of [...this.players.values()]) player.abandon(code);

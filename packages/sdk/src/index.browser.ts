@@ -4,7 +4,7 @@ import type { SocketLike } from './platform.js';
 
 ParleyEngine.usePlatform({
   createSocket: (url) => new WebSocket(url) as unknown as SocketLike,
-  createMedia: () => new BrowserMedia(),
+  createMedia: ({ scenario }) => new BrowserMedia(scenario),
 });
 
 export * from './index.common.js';

@@ -1,3 +1,5 @@
+import type { Scenario } from '@parley/protocol';
+
 /**
  * What differs between the browser and Node.js: the WebSocket, and the media (camera and
  * `<video>` elements in the browser, encoded custom capture and render in Node). The engine and
@@ -94,5 +96,5 @@ export interface MediaBackend {
 
 export interface Platform {
   createSocket(url: string): SocketLike;
-  createMedia(events: { keyFrameRequested(channel: number): void }): MediaBackend;
+  createMedia(options: { scenario: Scenario; keyFrameRequested(channel: number): void }): MediaBackend;
 }

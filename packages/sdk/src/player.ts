@@ -44,9 +44,9 @@ export class Player {
     if (this.waitingForStream) this.request();
   }
 
-  /** The server ended this play (the stream stopped). */
-  remoteStopped(code: number): void {
-    if (this.state === PlayerState.NoPlay) return;
+  /** The server ended the play it set up for `attempt` (the stream stopped). */
+  remoteStopped(attempt: number, code: number): void {
+    if (this.state === PlayerState.NoPlay || attempt !== this.attempt) return;
     this.release();
     this.waitForStream(code);
   }
@@ -84,7 +84,7 @@ export class Player {
     this.transport = transport;
     void negotiate(
       transport,
-      (sdp) => signalling.request('play', { streamID: this.streamID, sdp }),
+      (sdp) => signalling.request('play', { streamID: this.streamID, sdp, attempt }),
       this.ctx.timeouts.mediaConnectTimeoutMs,
       ErrorCode.PlayInterrupted,
     ).then((result) => {

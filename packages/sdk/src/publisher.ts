@@ -27,10 +27,6 @@ export class Publisher {
     readonly channel: number,
   ) {}
 
-  get currentStreamID(): string | undefined {
-    return this.streamID;
-  }
-
   start(streamID: string, config: PublishConfig): void {
     if (this.state !== PublisherState.NoPublish) {
       // Re-publishing the same stream is a no-op; another one on a busy channel is refused.

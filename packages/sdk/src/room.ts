@@ -33,7 +33,7 @@ export interface RoomCredentials {
 /** What the room tells the engine beyond callbacks. */
 export interface RoomObserver {
   streamAdded(streamID: string): void;
-  playStopped(streamID: string, code: number): void;
+  playStopped(streamID: string, attempt: number, code: number): void;
   /** The room ended (logout, kick-out, lost): publishers and players must stop. */
   ended(errorCode: number): void;
 }
@@ -84,9 +84,10 @@ export class Room {
     try {
       nonce = (await signalling.connect(this.credentials.server)).nonce;
     } catch (code) {
+      if (this.signalling !== signalling) return ErrorCode.ConnectFailed; // logged out meanwhile
       return this.loginFailed(typeof code === 'number' ? code : ErrorCode.ConnectFailed);
     }
-    if (this.signalling !== signalling) return ErrorCode.ConnectFailed; // logged out meanwhile
+    if (this.signalling !== signalling) return ErrorCode.ConnectFailed;
 
     const { appID, appSign } = this.credentials;
     let auth: LoginAuth = {};
@@ -136,15 +137,15 @@ export class Room {
   private onPush(message: Exclude<ServerMessage, { type: 'hello' | 'reply' | 'error' }>): void {
     if (this.phase !== 'logined') return;
     switch (message.type) {
-      case 'userUpdate':
-        if (this.notifyUsers) this.hub.emit('roomUserUpdate', this.roomID, message.updateType, message.users);
+      case 'userUpdate': // only sent to sessions that asked (isUserStatusNotify)
+        this.hub.emit('roomUserUpdate', this.roomID, message.updateType, message.users);
         return;
       case 'streamUpdate':
         this.hub.emit('roomStreamUpdate', this.roomID, message.updateType, message.streams, '');
         if (message.updateType === UpdateType.Add) for (const s of message.streams) this.observer.streamAdded(s.streamID);
         return;
       case 'playStopped':
-        this.observer.playStopped(message.streamID, message.code);
+        this.observer.playStopped(message.streamID, message.attempt, message.code);
         return;
       case 'kickedOut':
         this.end(RoomStateChangedReason.KickOut, message.code);

@@ -5,6 +5,7 @@
  */
 import {
   ErrorCode,
+  PROTOCOL_VERSION,
   parseServerMessage,
   replyDataSchemas,
   type ClientMessage,
@@ -36,6 +37,8 @@ export class SignallingClient {
   private readonly pending = new Map<number, Pending>();
   private heartbeat: ReturnType<typeof setInterval> | undefined;
   private closedByUs = false;
+  /** Fails a pending connect() when close() is called before the hello. */
+  private abortConnect: (() => void) | undefined;
   /** Server pushes (room updates, kick-outs, stopped plays). */
   onPush: (message: Push) => void = () => undefined;
   /** The connection ended without close() being called. */
@@ -57,18 +60,30 @@ export class SignallingClient {
         return;
       }
       this.socket = socket;
+      const fail = (): void => {
+        clearTimeout(timer);
+        this.abortConnect = undefined;
+        reject(ErrorCode.ConnectFailed);
+      };
       const timer = setTimeout(() => {
         socket.close();
-        reject(ErrorCode.ConnectFailed);
+        this.teardown();
+        fail();
       }, this.options.connectTimeoutMs);
+      this.abortConnect = fail;
       let hello: ServerMessageOf<'hello'> | undefined;
       socket.onmessage = (ev) => {
         const parsed = typeof ev.data === 'string' ? parseServerMessage(ev.data) : undefined;
         if (!parsed?.ok) return; // a server we cannot understand is ignored, not trusted
         const message = parsed.value;
         if (message.type === 'hello' && !hello) {
+          if (message.protocolVersion !== PROTOCOL_VERSION) {
+            socket.close();
+            return fail();
+          }
           hello = message;
           clearTimeout(timer);
+          this.abortConnect = undefined;
           this.startHeartbeat(message.heartbeatIntervalMs);
           resolve(message);
         } else if (hello) {
@@ -76,10 +91,9 @@ export class SignallingClient {
         }
       };
       socket.onclose = () => {
-        clearTimeout(timer);
         const wasUp = hello !== undefined;
         this.teardown();
-        if (!wasUp) reject(ErrorCode.ConnectFailed);
+        if (!wasUp) fail();
         else if (!this.closedByUs) this.onLost();
       };
       socket.onerror = () => undefined; // onclose follows
@@ -107,6 +121,7 @@ export class SignallingClient {
     this.closedByUs = true;
     this.socket?.close(1000, 'bye');
     this.teardown();
+    this.abortConnect?.();
   }
 
   private onMessage(message: ServerMessage): void {
@@ -135,7 +150,11 @@ export class SignallingClient {
     this.heartbeat = undefined;
     const socket = this.socket;
     this.socket = null;
-    if (socket) socket.onmessage = socket.onclose = socket.onerror = null;
+    if (socket) {
+      socket.onmessage = socket.onclose = null;
+      // Closing a socket that is still connecting reports an error later; it must have a listener.
+      socket.onerror = () => undefined;
+    }
     for (const [id, pending] of this.pending) {
       clearTimeout(pending.timer);
       pending.resolve({ code: ErrorCode.Disconnected, message: 'connection closed' });

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ErrorCode, PlayerState, PublisherState, RoomStateChangedReason, UpdateType } from '@parley/sdk';
+import { createServer } from 'node:net';
 import { startTestServer, sleep } from './helpers.js';
 
 const reasons = (c: { of(e: 'roomStateChanged'): unknown[][] }) => c.of('roomStateChanged').map((a) => [a[1], a[2]]);
@@ -175,6 +176,52 @@ test('room, publisher and player state machines', async (t) => {
     assert.equal(await first.login('r-full', 'm1', { maxMemberCount: 2 }), 0);
     assert.equal(await env.client().login('r-full', 'm2', { maxMemberCount: 10 }), 0);
     assert.equal(await env.client().login('r-full', 'm3'), ErrorCode.RoomFull);
+  });
+
+  await t.test('logoutRoom while the login is in flight leaves nothing behind on the server', async () => {
+    const watcher = env.client();
+    assert.equal(await watcher.login('r-early', 'watcher'), 0);
+    const sessions = env.server.rooms.stats().sessions;
+    const c = env.client();
+    const login = c.login('r-early', 'early');
+    await sleep(5); // the socket is open and the login request may be on its way
+    c.engine.logoutRoom();
+    await login;
+    await sleep(300);
+    assert.equal(env.server.rooms.stats().sessions, sessions);
+    assert.deepEqual(reasons(c).at(-1), [RoomStateChangedReason.Logout, 0]);
+    // Whatever the watcher saw, the user is not left in the room.
+    const seen = watcher.of('roomUserUpdate').map(([, type]) => type);
+    assert.ok(seen.length === 0 || seen.at(-1) === UpdateType.Delete, JSON.stringify(seen));
+  });
+
+  await t.test('a server that never answers: logging out during Logining ends with Logout, and nothing fires later', async () => {
+    const silent = createServer((socket) => socket.on('data', () => undefined));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    t.after(() => silent.close());
+    const port = (silent.address() as { port: number }).port;
+    const c = env.client({ server: `ws://127.0.0.1:${port}/ws`, timeouts: { connectTimeoutMs: 200 } });
+    void c.login('r-silent', 'silent');
+    await sleep(50);
+    c.engine.logoutRoom();
+    await sleep(400); // past the connect timeout
+    assert.deepEqual(reasons(c), [
+      [RoomStateChangedReason.Logining, 0],
+      [RoomStateChangedReason.Logout, 0],
+    ]);
+    // Without the logout, the connect timeout fails the login with 1002030.
+    const d = env.client({ server: `ws://127.0.0.1:${port}/ws`, timeouts: { connectTimeoutMs: 200 } });
+    assert.equal(await d.login('r-silent', 'silent2'), ErrorCode.ConnectFailed);
+  });
+
+  await t.test('stream extra info of 1024 bytes or more is refused with 1003051', async () => {
+    const c = env.client();
+    assert.equal(await c.login('r-extra', 'extra'), 0);
+    c.engine.startPublishingStream('s-extra', { extraInfo: '流'.repeat(342) }); // 1026 bytes, 342 characters
+    await c.waitFor('publisherStateUpdate', (_, s) => s === PublisherState.NoPublish);
+    assert.equal(c.of('publisherStateUpdate').at(-1)?.[2], ErrorCode.StreamExtraInfoTooLong);
+    c.engine.startPublishingStream('s-extra', { extraInfo: 'e'.repeat(1023) });
+    await c.waitFor('publisherStateUpdate', (_, s) => s === PublisherState.Publishing);
   });
 
   await t.test('rooms are removed when their last user leaves; destroyEngine logs out', async () => {

@@ -2,7 +2,7 @@
  * Media in the browser: camera and microphone through getUserMedia, remote streams into the
  * `<video>` element the app passes as canvas.view, one RTCPeerConnection per stream.
  */
-import { ErrorCode } from '@parley/protocol';
+import { ErrorCode, Scenario } from '@parley/protocol';
 import type { Canvas, MediaBackend, MediaTransport, PlaySink, VideoCodec } from '../platform.js';
 import { PeerTransport } from '../peerTransport.js';
 
@@ -124,16 +124,30 @@ class BrowserPlayTransport extends BrowserTransport {
   }
 }
 
+/** The camera settings each scenario starts with. */
+function videoConstraints(scenario: Scenario): MediaTrackConstraints {
+  switch (scenario) {
+    case Scenario.HighQualityVideoCall:
+    case Scenario.Broadcast:
+      return { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 30 } };
+    default:
+      return { width: { ideal: 640 }, height: { ideal: 360 }, frameRate: { ideal: 15 } };
+  }
+}
+
 export class BrowserMedia implements MediaBackend {
-  /** Camera+mic per publish channel, shared by preview and publishing. */
+  /** Camera+mic per publish channel, shared by preview and publishing; released when neither uses it. */
   private readonly captures = new Map<number, Promise<MediaStream>>();
-  private readonly previews = new Map<number, HTMLVideoElement>();
+  /** Channels previewing, with the view they render into (if any). */
+  private readonly previews = new Map<number, HTMLVideoElement | undefined>();
   private readonly transports = new Set<BrowserTransport>();
+
+  constructor(private readonly scenario: Scenario) {}
 
   private capture(channel: number): Promise<MediaStream> {
     let stream = this.captures.get(channel);
     if (!stream) {
-      stream = navigator.mediaDevices.getUserMedia({ audio: true, video: true });
+      stream = navigator.mediaDevices.getUserMedia({ audio: true, video: videoConstraints(this.scenario) });
       this.captures.set(channel, stream);
       stream.catch(() => this.captures.delete(channel));
     }
@@ -146,7 +160,10 @@ export class BrowserMedia implements MediaBackend {
       channel,
       videoCodec,
       () => this.capture(channel),
-      () => this.transports.delete(transport),
+      () => {
+        this.transports.delete(transport);
+        this.releaseIfUnused(channel);
+      },
     );
     this.transports.add(transport);
     return transport;
@@ -162,10 +179,8 @@ export class BrowserMedia implements MediaBackend {
     try {
       const stream = await this.capture(channel);
       const view = videoElement(canvas);
-      if (view) {
-        attach(view, stream, true); // never play your own microphone back
-        this.previews.set(channel, view);
-      }
+      if (view) attach(view, stream, true); // never play your own microphone back
+      this.previews.set(channel, view);
       return 0;
     } catch {
       return ErrorCode.UnsupportedRequest; // no camera or permission denied
@@ -176,9 +191,12 @@ export class BrowserMedia implements MediaBackend {
     const view = this.previews.get(channel);
     if (view) view.srcObject = null;
     this.previews.delete(channel);
-    // The camera stays on while the channel is still publishing.
+    this.releaseIfUnused(channel);
+  }
+
+  private releaseIfUnused(channel: number): void {
     const publishing = [...this.transports].some((t) => t instanceof BrowserPublishTransport && t.channel === channel);
-    if (!publishing) this.release(channel);
+    if (!publishing && !this.previews.has(channel)) this.release(channel);
   }
 
   private release(channel: number): void {
@@ -190,7 +208,7 @@ export class BrowserMedia implements MediaBackend {
   destroy(): void {
     for (const transport of [...this.transports]) transport.close();
     for (const channel of [...this.captures.keys()]) this.release(channel);
-    for (const view of this.previews.values()) view.srcObject = null;
+    for (const view of this.previews.values()) if (view) view.srcObject = null;
     this.previews.clear();
   }
 }

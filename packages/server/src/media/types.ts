@@ -23,7 +23,6 @@ export interface MediaEndpoint {
 export interface MediaPublisher extends MediaEndpoint {
   /** Creates a subscriber that receives this publisher's media, answering the player's offer. */
   subscribe(offer: string): Promise<MediaSubscriber>;
-  readonly subscriberCount: number;
 }
 
 export type MediaSubscriber = MediaEndpoint;

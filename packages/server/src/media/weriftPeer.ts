@@ -76,6 +76,10 @@ export abstract class WeriftPeer {
   /** Applies the client's offer, lets `prepare` set up transceivers, and produces the answer. */
   protected async negotiate(offer: string, prepare: (t: RTCRtpTransceiver) => void): Promise<void> {
     if (!/^v=0\r?\n/.test(offer) || !/^m=(audio|video) /m.test(offer)) throw new SdpError('offer has no audio or video section');
+    // One stream is at most one audio and one video track.
+    if ((offer.match(/^m=audio /gm)?.length ?? 0) > 1 || (offer.match(/^m=video /gm)?.length ?? 0) > 1) {
+      throw new SdpError('offer has more than one audio or video section');
+    }
     try {
       await this.pc.setRemoteDescription({ type: 'offer', sdp: offer });
       for (const t of this.pc.getTransceivers()) prepare(t);

@@ -21,9 +21,11 @@ const PLI_COUNT = 1;
 const FIR_COUNT = 4;
 const KEYFRAME_REQUESTS = new Set([PLI_COUNT, FIR_COUNT]);
 
-function feedbackMediaSsrc(rtcp: RtcpPayloadSpecificFeedback): number | undefined {
-  const feedback = rtcp.feedback as { mediaSsrc?: number; entries?: Array<{ ssrc: number }> };
-  return feedback.mediaSsrc ?? feedback.entries?.[0]?.ssrc;
+/** Whether a PLI (media SSRC) or FIR (SSRC in its entries; RFC 5104 sets the media SSRC to 0) asks `ssrc` for a keyframe. */
+export function asksForKeyFrame(rtcp: RtcpPacket, ssrc: number): boolean {
+  if (!(rtcp instanceof RtcpPayloadSpecificFeedback) || !KEYFRAME_REQUESTS.has(rtcp.feedback.count)) return false;
+  const feedback = rtcp.feedback as { mediaSsrc?: number; fir?: Array<{ ssrc: number }> };
+  return feedback.mediaSsrc === ssrc || (feedback.fir?.some((entry) => entry.ssrc === ssrc) ?? false);
 }
 /** Keyframe requests closer together than this are merged: one keyframe serves every player. */
 const KEYFRAME_REQUEST_INTERVAL_MS = 100;
@@ -37,11 +39,15 @@ class WeriftPublisher extends WeriftPeer implements MediaPublisher {
 
   static async create(options: PeerOptions, offer: string): Promise<WeriftPublisher> {
     const publisher = new WeriftPublisher(options);
-    await publisher.negotiate(offer, (t) => t.setDirection('recvonly'));
-    for (const t of publisher.pc.getTransceivers()) {
+    await publisher.negotiate(offer, (t) => {
+      t.setDirection('recvonly');
+      // Accept one codec per kind (the offerer's first we support) so the publisher cannot switch
+      // to another one that players were not set up for.
       const primary = t.codecs.find((c) => c.name.toLowerCase() !== 'rtx');
-      if (primary) publisher.codecs[t.kind as Kind] = primary;
-    }
+      if (!primary) return;
+      t.codecs = t.codecs.filter((c) => c === primary || (c.name.toLowerCase() === 'rtx' && c.parameters === `apt=${primary.payloadType}`));
+      publisher.codecs[t.kind as Kind] = primary;
+    });
     return publisher;
   }
 
@@ -54,10 +60,6 @@ class WeriftPublisher extends WeriftPeer implements MediaPublisher {
     });
   }
 
-  get subscriberCount(): number {
-    return this.subscribers.size;
-  }
-
   private onTrack(kind: Kind, track: MediaStreamTrack, receiver: RTCRtpReceiver): void {
     if (kind === 'video') this.video = { receiver, track };
     track.onReceiveRtp.subscribe((rtp) => this.forward(kind, rtp));
@@ -66,6 +68,7 @@ class WeriftPublisher extends WeriftPeer implements MediaPublisher {
   private forward(kind: Kind, rtp: RtpPacket): void {
     if (this.subscribers.size === 0) return;
     // Header extension ids are per peer connection; the publisher's mean nothing to a player.
+    // (This packet object is ours: werift hands each listener its own copy.)
     rtp.header.extensions = [];
     const packet = rtp.serialize();
     for (const subscriber of this.subscribers) subscriber.send(kind, packet);
@@ -136,9 +139,7 @@ class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
     if (video) {
       const ssrc = video.sender.ssrc;
       const onKeyFrameRequest = (rtcp: RtcpPacket): void => {
-        if (rtcp instanceof RtcpPayloadSpecificFeedback && KEYFRAME_REQUESTS.has(rtcp.feedback.count) && feedbackMediaSsrc(rtcp) === ssrc) {
-          publisher.requestKeyFrame();
-        }
+        if (asksForKeyFrame(rtcp, ssrc)) publisher.requestKeyFrame();
       };
       // werift routes feedback by the sender SSRC first, so a player that announced SSRCs of its
       // own (werift does, even receive-only) has its PLI delivered to our receiver, not the sender.

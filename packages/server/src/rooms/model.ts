@@ -13,7 +13,6 @@ export interface ClientLink {
 export class Publication {
   media: MediaPublisher | undefined;
   live = false;
-  readonly plays = new Set<Play>();
 
   constructor(
     readonly streamID: string,
@@ -31,6 +30,8 @@ export class Play {
   constructor(
     readonly streamID: string,
     readonly session: Session,
+    /** The client's attempt number, echoed in playStopped so a stale stop cannot end a newer attempt. */
+    readonly attempt: number,
   ) {}
 }
 
@@ -65,10 +66,6 @@ export class Room {
     /** 0 = unlimited; set by the room's first user. */
     readonly maxMemberCount: number,
   ) {}
-
-  get isFull(): boolean {
-    return this.maxMemberCount > 0 && this.sessions.size >= this.maxMemberCount;
-  }
 
   nextSeq(): number {
     return ++this.seq;

@@ -24,6 +24,9 @@ export type FailureCode = Exclude<ErrorCode, typeof ErrorCode.Success>;
 export type Failure = { code: FailureCode; message: string };
 export type Outcome<T> = { code: 0; data: T } | Failure;
 
+const MAX_STREAM_EXTRA_INFO_BYTES = 1024;
+const byteLength = (s: string): number => Buffer.byteLength(s, 'utf8');
+
 const fail = (code: FailureCode, message: string): Failure => ({ code, message });
 
 export interface RoomServiceOptions {
@@ -109,7 +112,8 @@ export class RoomService {
     if (!session.active) return fail(ErrorCode.NotLoggedIn, 'not logged in');
     const invalid = validateStreamID(req.streamID);
     if (invalid) return fail(invalid as FailureCode, 'invalid streamID');
-    if (req.extraInfo.length >= 1024) return fail(ErrorCode.StreamExtraInfoTooLong, 'stream extra info too long');
+    if (byteLength(req.extraInfo) >= MAX_STREAM_EXTRA_INFO_BYTES)
+      return fail(ErrorCode.StreamExtraInfoTooLong, 'stream extra info too long');
     const app = session.room.app;
     const existing = app.publications.get(req.streamID);
     if (existing) {
@@ -158,9 +162,8 @@ export class RoomService {
     const publication = session.room.publications.get(req.streamID);
     if (!publication?.media) return fail(ErrorCode.StreamNotFound, `stream ${req.streamID} does not exist`);
 
-    const play = new Play(req.streamID, session);
+    const play = new Play(req.streamID, session, req.attempt);
     session.plays.set(req.streamID, play);
-    publication.plays.add(play);
     let media;
     try {
       media = await publication.media.subscribe(req.sdp);
@@ -177,7 +180,7 @@ export class RoomService {
     media.observer.once('closed', () => {
       if (session.plays.get(play.streamID) !== play) return;
       this.dropPlay(play);
-      session.send({ type: 'playStopped', streamID: play.streamID, code: ErrorCode.StreamNotFound });
+      session.send({ type: 'playStopped', streamID: play.streamID, attempt: play.attempt, code: ErrorCode.StreamNotFound });
     });
     return { code: 0, data: { sdp: media.answer } };
   }
@@ -252,7 +255,6 @@ export class RoomService {
   private dropPlay(play: Play): void {
     const { session } = play;
     if (session.plays.get(play.streamID) === play) session.plays.delete(play.streamID);
-    session.room.app.publications.get(play.streamID)?.plays.delete(play);
     const media = play.media;
     play.media = undefined;
     media?.close();

@@ -12,6 +12,7 @@ import type { ClientLink, Session } from '../rooms/model.js';
 
 /** A client that cannot keep up with this much unsent data is disconnected rather than buffered for. */
 const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
+const NORMAL_CLOSURE = 1000;
 
 export interface ConnectionOptions {
   rooms: RoomService;
@@ -29,7 +30,7 @@ export class Connection implements ClientLink {
     private readonly options: ConnectionOptions,
   ) {
     ws.on('message', (data, isBinary) => this.onFrame(data, isBinary));
-    ws.on('close', () => this.onClose());
+    ws.on('close', (code) => this.onClose(code));
     ws.on('error', () => ws.terminate());
     // The client heartbeats at a third of the timeout, so two lost heartbeats are tolerated.
     this.silenceTimer = setTimeout(() => ws.terminate(), options.heartbeatTimeoutMs);
@@ -118,8 +119,12 @@ export class Connection implements ClientLink {
     }
   }
 
-  private onClose(): void {
+  private onClose(code: number): void {
     clearTimeout(this.silenceTimer);
-    if (this.session) this.options.rooms.linkLost(this.session, this);
+    if (!this.session) return;
+    // A normal closure is the client leaving on purpose (e.g. logging out before its login
+    // completed); anything else may be a network drop that the client recovers from.
+    if (code === NORMAL_CLOSURE) this.options.rooms.logout(this.session);
+    else this.options.rooms.linkLost(this.session, this);
   }
 }

@@ -17,10 +17,6 @@ export class SignallingServer {
     this.wss.on('connection', (ws) => new Connection(ws, options));
   }
 
-  get clientCount(): number {
-    return this.wss.clients.size;
-  }
-
   close(): Promise<void> {
     for (const ws of this.wss.clients) ws.close(1001, 'server shutting down');
     return new Promise((resolve) => this.wss.close(() => resolve()));
