@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { startServer, randomApp, type AppConfig, type ParleyServer } from '@parley/server';
+import { startServer, randomApp, type AppConfig, type ParleyServer, type ServerOptions } from '@parley/server';
 import { ParleyEngine, readIvf, readOggOpus, type ParleyEventName, type ParleyEvents, type EngineProfile } from '@parley/sdk';
 
 export const ALL_EVENTS: ParleyEventName[] = [
@@ -77,7 +77,7 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-export async function startTestServer(options: { heartbeatTimeoutMs?: number } = {}): Promise<TestServer> {
+export async function startTestServer(options: Pick<ServerOptions, 'heartbeatTimeoutMs' | 'media'> = {}): Promise<TestServer> {
   const app = randomApp(1_000_001);
   const server = await startServer({ host: '127.0.0.1', port: 0, apps: [app], logLevel: 'silent', staticDir: false, ...options });
   const clients: TestClient[] = [];

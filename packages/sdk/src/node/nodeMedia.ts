@@ -77,8 +77,9 @@ abstract class WeriftTransport extends PeerTransport<RTCSessionDescription> {
 class NodePublishTransport extends WeriftTransport {
   private readonly video: RTCRtpSender;
   private readonly audio: RTCRtpSender;
-  private videoSeq = Math.floor(Math.random() * 0x10000);
-  private audioSeq = Math.floor(Math.random() * 0x10000);
+  // Random start in the lower half, as libwebrtc does, so a stream does not wrap early.
+  private videoSeq = 1 + Math.floor(Math.random() * 0x7fff);
+  private audioSeq = 1 + Math.floor(Math.random() * 0x7fff);
   private pictureId = Math.floor(Math.random() * 0x8000);
 
   constructor(keyFrameRequested: () => void, onClosed: () => void) {
