@@ -88,7 +88,7 @@ test('malformed and out-of-order signalling gets error codes; the server and a r
   // Well-formed requests in the wrong order.
   for (const [id, type, body] of [
     [10, 'publish', { streamID: 's-x', sdp: 'v=0\r\n', extraInfo: '' }],
-    [11, 'play', { streamID: 's-call', sdp: 'v=0\r\n' }],
+    [11, 'play', { streamID: 's-call', sdp: 'v=0\r\n', attempt: 1 }],
     [12, 'logout', {}],
     [13, 'unpublish', { streamID: 's-call' }],
   ] as const) {
