@@ -6,10 +6,16 @@ export function appSignProofMessage(nonce: string, appID: number, roomID: string
   return `parley-login:${nonce}:${appID}:${roomID}:${userID}`;
 }
 
+/** A resuming client proves it holds the session's resume token the same way, over a fresh nonce. */
+export function resumeProofMessage(nonce: string, sessionID: string): string {
+  return `parley-resume:${nonce}:${sessionID}`;
+}
+
 export const APP_SIGN_PATTERN = /^[0-9a-f]{64}$/i;
 
-export function appSignKeyBytes(appSign: string): Uint8Array {
-  const bytes = new Uint8Array(32);
-  for (let i = 0; i < 32; i++) bytes[i] = parseInt(appSign.slice(i * 2, i * 2 + 2), 16);
+/** The bytes of a hex secret (the AppSign, a resume token). */
+export function hexKeyBytes(hex: string): Uint8Array {
+  const bytes = new Uint8Array(hex.length >> 1);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
   return bytes;
 }

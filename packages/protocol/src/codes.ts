@@ -66,6 +66,8 @@ export const ErrorCode = {
   InvalidSdp: 1000092,
   /** An operation this server or platform does not support (e.g. encoded custom capture in a browser). */
   UnsupportedRequest: 1000093,
+  /** A resume for a session the server no longer has (expired, or the server restarted): log in again. */
+  SessionNotFound: 1000094,
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

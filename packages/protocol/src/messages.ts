@@ -55,14 +55,59 @@ export const clientMessageSchema = z.discriminatedUnion('type', [
   }),
   z.object({ type: z.literal('unplay'), id: requestId, streamID: id }),
   z.object({ type: z.literal('heartbeat'), id: requestId }),
+  /** Re-attaches a session after the connection broke; `lastSeq` is the last room event the client saw. */
+  z.object({
+    type: z.literal('resume'),
+    id: requestId,
+    appID: z.number().int().nonnegative().max(0xffffffff),
+    sessionID: z.string().max(64),
+    proof: z.string().regex(/^[0-9a-f]{64}$/),
+    lastSeq: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+  }),
 ]);
 export type ClientMessage = z.infer<typeof clientMessageSchema>;
 export type ClientMessageType = ClientMessage['type'];
 export type ClientRequest<T extends ClientMessageType> = Extract<ClientMessage, { type: T }>;
 
 /** What a successful reply carries, per request type. */
+const updateType = z.union([z.literal(0), z.literal(1)]);
+const userUpdateSchema = z.object({
+  type: z.literal('userUpdate'),
+  roomID: id,
+  updateType,
+  users: z.array(userSchema),
+  seq: z.number().int(),
+});
+const streamUpdateSchema = z.object({
+  type: z.literal('streamUpdate'),
+  roomID: id,
+  updateType,
+  streams: z.array(streamInfoSchema),
+  seq: z.number().int(),
+});
+/** Room notifications: numbered per room, replayed after a resume. */
+export const roomEventSchema = z.discriminatedUnion('type', [userUpdateSchema, streamUpdateSchema]);
+export type RoomEvent = z.infer<typeof roomEventSchema>;
+
 export const replyDataSchemas = {
-  login: z.object({ sessionID: z.string(), users: z.array(userSchema), streams: z.array(streamInfoSchema) }),
+  login: z.object({
+    sessionID: z.string(),
+    /** Secret for resuming this session after a broken connection. */
+    resumeToken: z.string().regex(/^[0-9a-f]{32}$/),
+    /** The room's latest event number: events after it are news. */
+    seq: z.number().int(),
+    users: z.array(userSchema),
+    streams: z.array(streamInfoSchema),
+  }),
+  resume: z.object({
+    seq: z.number().int(),
+    /** What the client missed, in order; absent when too much was missed, then `snapshot` is the room as it is. */
+    events: z.array(roomEventSchema).optional(),
+    snapshot: z.object({ users: z.array(userSchema), streams: z.array(streamInfoSchema) }).optional(),
+    /** The streams the server still has this session publishing and playing. */
+    publishing: z.array(id),
+    playing: z.array(id),
+  }),
   logout: z.object({}),
   publish: z.object({ sdp }),
   unpublish: z.object({}),
@@ -71,8 +116,6 @@ export const replyDataSchemas = {
   heartbeat: z.object({}),
 } satisfies Record<ClientMessageType, z.ZodType>;
 export type ReplyData<T extends ClientMessageType> = z.infer<(typeof replyDataSchemas)[T]>;
-
-const updateType = z.union([z.literal(0), z.literal(1)]);
 
 export const serverMessageSchema = z.discriminatedUnion('type', [
   z.object({
@@ -90,8 +133,8 @@ export const serverMessageSchema = z.discriminatedUnion('type', [
   }),
   /** A frame the server could not attribute to a request (malformed, unknown type). */
   z.object({ type: z.literal('error'), code: z.number().int(), message: z.string() }),
-  z.object({ type: z.literal('userUpdate'), roomID: id, updateType, users: z.array(userSchema), seq: z.number().int() }),
-  z.object({ type: z.literal('streamUpdate'), roomID: id, updateType, streams: z.array(streamInfoSchema), seq: z.number().int() }),
+  userUpdateSchema,
+  streamUpdateSchema,
   z.object({ type: z.literal('kickedOut'), roomID: id, code: z.number().int(), reason: z.string().optional() }),
   /** The server ended a play session (the stream stopped or was removed); the player may wait for it to return. */
   z.object({ type: z.literal('playStopped'), streamID: id, attempt: z.number().int(), code: z.number().int() }),

@@ -25,6 +25,8 @@ export interface EngineContext {
   readonly hub: EventHub;
   readonly media: MediaBackend;
   readonly timeouts: Timeouts;
+  /** How long interrupted publishing is retried before giving up (the reconnect window). */
+  readonly retryWindowMs: number;
   /** The signalling client while the room is logged in, else null. */
   loggedInSignalling(): SignallingClient | null;
 }

@@ -88,15 +88,31 @@ export class ParleyEngine {
       scenario: this.scenario,
       keyFrameRequested: (channel) => this.hub.emit('customVideoCaptureKeyFrameRequested', channel),
     });
-    this.room = new Room(platform, { appID: profile.appID, appSign: profile.appSign, server: profile.server }, timeouts, this.hub, {
+    const credentials = {
+      appID: profile.appID,
+      appSign: profile.appSign,
+      server: profile.server,
+      reconnectWindowMs: profile.reconnectWindowMs ?? platform.defaultReconnectWindowMs,
+    };
+    this.room = new Room(platform, credentials, timeouts, this.hub, {
       streamAdded: (streamID) => this.players.get(streamID)?.streamAppeared(),
+      resumed: ({ publishing, playing }) => {
+        for (const publisher of this.publishers.values()) publisher.resumed(publishing);
+        for (const player of this.players.values()) player.resumed(playing);
+      },
       playStopped: (streamID, attempt, code) => this.players.get(streamID)?.remoteStopped(attempt, code),
       ended: (code) => {
         for (const publisher of this.publishers.values()) publisher.abandon(code);
         for (const player of [...this.players.values()]) player.abandon(code);
       },
     });
-    this.context = { hub: this.hub, media: this.media, timeouts, loggedInSignalling: () => this.room.activeSignalling };
+    this.context = {
+      hub: this.hub,
+      media: this.media,
+      timeouts,
+      retryWindowMs: credentials.reconnectWindowMs,
+      loggedInSignalling: () => this.room.activeSignalling,
+    };
   }
 
   on<K extends ParleyEventName>(event: K, listener: (...args: ParleyEvents[K]) => void): this {

@@ -3,6 +3,7 @@ import { BrowserMedia } from './browser/browserMedia.js';
 import type { SocketLike } from './platform.js';
 
 ParleyEngine.usePlatform({
+  defaultReconnectWindowMs: 5 * 60_000,
   createSocket: (url) => new WebSocket(url) as unknown as SocketLike,
   createMedia: ({ scenario }) => new BrowserMedia(scenario),
 });

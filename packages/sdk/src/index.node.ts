@@ -4,6 +4,7 @@ import { NodeMedia } from './node/nodeMedia.js';
 import type { SocketLike } from './platform.js';
 
 ParleyEngine.usePlatform({
+  defaultReconnectWindowMs: 20 * 60_000,
   createSocket: (url) => new WebSocket(url) as unknown as SocketLike,
   createMedia: (events) => new NodeMedia(events),
 });

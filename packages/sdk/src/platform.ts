@@ -95,6 +95,8 @@ export interface MediaBackend {
 }
 
 export interface Platform {
+  /** How long a broken connection is retried (vendor defaults: 5 min web, 20 min native). */
+  defaultReconnectWindowMs: number;
   createSocket(url: string): SocketLike;
   createMedia(options: { scenario: Scenario; keyFrameRequested(channel: number): void }): MediaBackend;
 }

@@ -1,12 +1,16 @@
 /**
  * One played stream's state machine: NoPlay → PlayRequesting → Playing. A stream that does not
  * exist (yet), or stops, keeps the player in PlayRequesting (1004002) until it appears again or
- * stopPlayingStream is called; other failures end in NoPlay.
+ * stopPlayingStream is called; an interrupted play (media or signalling broke) goes back to
+ * PlayRequesting (1004020) and is retried. Refusals end in NoPlay.
  */
 import { ErrorCode, PlayerState } from '@parley/protocol';
 import type { EngineContext } from './context.js';
 import type { Canvas, MediaTransport } from './platform.js';
 import { negotiate } from './negotiation.js';
+import { ReconnectPolicy } from './reconnectPolicy.js';
+
+const RETRYABLE = new Set<number>([ErrorCode.PlayInterrupted, ErrorCode.Disconnected, ErrorCode.ConnectionBroken]);
 
 export class Player {
   private state = PlayerState.NoPlay;
@@ -14,6 +18,8 @@ export class Player {
   private transport: MediaTransport | undefined;
   private attempt = 0;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  private retries = 0;
+  private readonly backoff: ReconnectPolicy;
   private waitingForStream = false;
   private firstFrameSeen = false;
 
@@ -23,7 +29,10 @@ export class Player {
     private canvas: Canvas | undefined,
     /** Called when the player is back in NoPlay, so the engine can forget it. */
     private readonly onEnded: (player: Player) => void,
-  ) {}
+  ) {
+    // Players wait as long as the app wants them to: the backoff only spaces the attempts.
+    this.backoff = new ReconnectPolicy({ windowMs: Infinity, maxDelayMs: ctx.timeouts.playRetryIntervalMs });
+  }
 
   start(): void {
     this.transition(PlayerState.PlayRequesting, 0);
@@ -44,11 +53,21 @@ export class Player {
     if (this.waitingForStream) this.request();
   }
 
-  /** The server ended the play it set up for `attempt` (the stream stopped). */
+  /** The server ended the play it set up for `attempt`: the stream is gone (1004002) or is being re-published. */
   remoteStopped(attempt: number, code: number): void {
     if (this.state === PlayerState.NoPlay || attempt !== this.attempt) return;
     this.release();
-    this.waitForStream(code);
+    if (code === ErrorCode.StreamNotFound) this.waitForStream(code);
+    else this.retryLater(ErrorCode.PlayInterrupted);
+  }
+
+  /** Back in the room after a reconnect: play again unless the server still has our play. */
+  resumed(playing: string[]): void {
+    if (this.state === PlayerState.NoPlay) return;
+    if (this.state === PlayerState.Playing && playing.includes(this.streamID)) return;
+    this.release();
+    this.transition(PlayerState.PlayRequesting, ErrorCode.PlayInterrupted);
+    this.request();
   }
 
   stop(): void {
@@ -69,7 +88,7 @@ export class Player {
     clearTimeout(this.retryTimer);
     this.waitingForStream = false;
     const signalling = this.ctx.loggedInSignalling();
-    if (!signalling) return this.abandon(ErrorCode.NotLoggedIn);
+    if (!signalling) return; // reconnecting: resumed() will ask again
     const attempt = ++this.attempt;
     this.firstFrameSeen = false;
     const transport = this.ctx.media.createPlayTransport({
@@ -89,30 +108,35 @@ export class Player {
       ErrorCode.PlayInterrupted,
     ).then((result) => {
       if (attempt !== this.attempt) return;
-      if (result.code === ErrorCode.StreamNotFound) {
-        this.release();
-        return this.waitForStream(result.code);
+      if (result.code === 0) {
+        this.retries = 0;
+        this.transition(PlayerState.Playing, 0);
+        transport.onStateChange((state) => {
+          if (state === 'failed' && attempt === this.attempt) {
+            this.release();
+            this.retryLater(ErrorCode.PlayInterrupted);
+          }
+        });
+        return;
       }
-      if (result.code !== 0) {
-        this.release();
-        void signalling.request('unplay', { streamID: this.streamID });
-        return this.end(result.code, 'message' in result ? result.message : '');
-      }
-      this.transition(PlayerState.Playing, 0);
-      transport.onStateChange((state) => {
-        if (state === 'failed' && attempt === this.attempt) {
-          this.release();
-          this.transition(PlayerState.PlayRequesting, ErrorCode.PlayInterrupted);
-          this.request();
-        }
-      });
+      this.release();
+      if (result.code === ErrorCode.StreamNotFound) return this.waitForStream(result.code);
+      if (RETRYABLE.has(result.code)) return this.retryLater(ErrorCode.PlayInterrupted);
+      void signalling.request('unplay', { streamID: this.streamID });
+      this.end(result.code, 'message' in result ? result.message : '');
     });
   }
 
+  /** Stays in PlayRequesting; asks again when the stream is announced, and now and then anyway. */
   private waitForStream(code: number): void {
-    this.transition(PlayerState.PlayRequesting, code);
+    this.retryLater(code);
     this.waitingForStream = true;
-    this.retryTimer = setTimeout(() => this.request(), this.ctx.timeouts.playRetryIntervalMs);
+  }
+
+  private retryLater(code: number): void {
+    this.transition(PlayerState.PlayRequesting, code);
+    const delay = this.backoff.nextDelay(++this.retries, 0)!;
+    this.retryTimer = setTimeout(() => this.request(), delay);
   }
 
   private release(): void {

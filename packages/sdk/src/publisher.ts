@@ -1,12 +1,14 @@
 /**
  * One publish channel's state machine: NoPublish → PublishRequesting → Publishing, and back to
- * NoPublish on stop, failure or logout. Every transition is reported once through
- * onPublisherStateUpdate.
+ * NoPublish on stop, a refusal, logout or kick-out. An interrupted publish (media connection lost,
+ * signalling broken) goes back to PublishRequesting with 1003020 and is retried with backoff until
+ * it publishes again, or the retry window ends it with 1003021.
  */
 import { ErrorCode, PublisherState, validateStreamID } from '@parley/protocol';
 import type { EngineContext } from './context.js';
 import type { MediaTransport, VideoCodec } from './platform.js';
 import { negotiate } from './negotiation.js';
+import { ReconnectPolicy } from './reconnectPolicy.js';
 
 export interface PublishConfig {
   /** Shown to players in onRoomStreamUpdate; < 1024 bytes. */
@@ -15,12 +17,18 @@ export interface PublishConfig {
   videoCodec?: VideoCodec;
 }
 
+/** Failures that a new attempt may fix; anything else is a refusal. */
+const RETRYABLE = new Set<number>([ErrorCode.PublishInterrupted, ErrorCode.Disconnected, ErrorCode.ConnectionBroken]);
+
 export class Publisher {
   private state = PublisherState.NoPublish;
+  private lastCode = 0;
   private streamID: string | undefined;
+  private config: PublishConfig = {};
   private transport: MediaTransport | undefined;
-  /** Bumped on every start/stop so that an abandoned attempt's results are ignored. */
+  /** Bumped on every attempt and stop so that an abandoned attempt's results are ignored. */
   private attempt = 0;
+  private retry: { policy: ReconnectPolicy; since: number; count: number; timer?: ReturnType<typeof setTimeout> } | undefined;
 
   constructor(
     private readonly ctx: EngineContext,
@@ -35,29 +43,11 @@ export class Publisher {
     }
     const invalid = validateStreamID(streamID);
     if (invalid) return this.report(streamID, PublisherState.NoPublish, invalid);
-    const signalling = this.ctx.loggedInSignalling();
-    if (!signalling) return this.report(streamID, PublisherState.NoPublish, ErrorCode.NotLoggedIn);
-
-    const transport = this.ctx.media.createPublishTransport(this.channel, config.videoCodec ?? 'VP8');
-    if (!transport) return this.report(streamID, PublisherState.NoPublish, ErrorCode.UnsupportedRequest);
-    const attempt = ++this.attempt;
+    if (!this.ctx.loggedInSignalling()) return this.report(streamID, PublisherState.NoPublish, ErrorCode.NotLoggedIn);
     this.streamID = streamID;
-    this.transport = transport;
+    this.config = config;
     this.transition(PublisherState.PublishRequesting, 0);
-    const extraInfo = config.extraInfo ?? '';
-    void negotiate(
-      transport,
-      (sdp) => signalling.request('publish', { streamID, sdp, extraInfo }),
-      this.ctx.timeouts.mediaConnectTimeoutMs,
-      ErrorCode.PublishInterrupted,
-    ).then((result) => {
-      if (attempt !== this.attempt) return;
-      if (result.code !== 0) return this.fail(result.code, 'message' in result ? result.message : '');
-      this.transition(PublisherState.Publishing, 0);
-      transport.onStateChange((state) => {
-        if (state === 'failed' && attempt === this.attempt) this.fail(ErrorCode.PublishInterrupted, 'media connection lost');
-      });
-    });
+    this.publish();
   }
 
   stop(): void {
@@ -65,7 +55,7 @@ export class Publisher {
     const streamID = this.streamID!;
     this.release();
     void this.ctx.loggedInSignalling()?.request('unpublish', { streamID });
-    this.transition(PublisherState.NoPublish, 0, streamID);
+    this.end(0, streamID);
   }
 
   /** The room is gone (logout, kick-out): stop without telling the server. */
@@ -73,26 +63,84 @@ export class Publisher {
     if (this.state === PublisherState.NoPublish) return;
     const streamID = this.streamID!;
     this.release();
-    this.transition(PublisherState.NoPublish, errorCode, streamID);
+    this.end(errorCode, streamID);
+  }
+
+  /** Back in the room after a reconnect: publish again unless the server still has our stream. */
+  resumed(publishing: string[]): void {
+    if (this.state === PublisherState.NoPublish) return;
+    const intact = this.state === PublisherState.Publishing && publishing.includes(this.streamID!);
+    if (!intact) this.interrupt(true);
+  }
+
+  private publish(): void {
+    const signalling = this.ctx.loggedInSignalling();
+    if (!signalling) return; // reconnecting: resumed() will call again
+    const transport = this.ctx.media.createPublishTransport(this.channel, this.config.videoCodec ?? 'VP8');
+    if (!transport) return this.fail(ErrorCode.UnsupportedRequest, '');
+    const attempt = ++this.attempt;
+    const streamID = this.streamID!;
+    this.transport = transport;
+    void negotiate(
+      transport,
+      (sdp) => signalling.request('publish', { streamID, sdp, extraInfo: this.config.extraInfo ?? '' }),
+      this.ctx.timeouts.mediaConnectTimeoutMs,
+      ErrorCode.PublishInterrupted,
+    ).then((result) => {
+      if (attempt !== this.attempt) return;
+      if (result.code !== 0) {
+        if (RETRYABLE.has(result.code)) return this.interrupt(false);
+        return this.fail(result.code, 'message' in result ? result.message : '');
+      }
+      this.retry = undefined;
+      this.transition(PublisherState.Publishing, 0);
+      transport.onStateChange((state) => {
+        if (state === 'failed' && attempt === this.attempt) this.interrupt(false);
+      });
+    });
+  }
+
+  /** Media or signalling broke: back to PublishRequesting (1003020) and try again after a backoff. */
+  private interrupt(now: boolean): void {
+    this.closeTransport();
+    this.transition(PublisherState.PublishRequesting, ErrorCode.PublishInterrupted);
+    this.retry ??= { policy: new ReconnectPolicy({ windowMs: this.ctx.retryWindowMs }), since: Date.now(), count: 0 };
+    clearTimeout(this.retry.timer);
+    const delay = now ? 0 : this.retry.policy.nextDelay(this.retry.count++, Date.now() - this.retry.since);
+    if (delay === null) return this.fail(ErrorCode.PublishRetryTimeout, 'publish retry window exceeded');
+    this.retry.timer = setTimeout(() => this.publish(), delay);
   }
 
   private fail(code: number, message: string): void {
     const streamID = this.streamID!;
     this.release();
-    // Let the server drop whatever it reserved for this attempt.
+    // Let the server drop whatever it still holds for this stream.
     void this.ctx.loggedInSignalling()?.request('unpublish', { streamID });
-    this.transition(PublisherState.NoPublish, code, streamID, message);
+    this.end(code, streamID, message);
   }
 
-  private release(): void {
+  private closeTransport(): void {
     this.attempt++;
     this.transport?.close();
     this.transport = undefined;
-    this.streamID = undefined;
   }
 
+  private release(): void {
+    this.closeTransport();
+    clearTimeout(this.retry?.timer);
+    this.retry = undefined;
+  }
+
+  private end(code: number, streamID: string, message = ''): void {
+    this.streamID = undefined;
+    this.transition(PublisherState.NoPublish, code, streamID, message);
+  }
+
+  /** Reports a change of state, or of error code within the same state; repeats are not reported. */
   private transition(state: PublisherState, errorCode: number, streamID = this.streamID!, message = ''): void {
+    if (state === this.state && errorCode === this.lastCode) return;
     this.state = state;
+    this.lastCode = errorCode;
     this.report(streamID, state, errorCode, message);
   }
 

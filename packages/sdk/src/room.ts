@@ -1,22 +1,28 @@
 /**
- * The room state machine of one engine: Logining → Logined (or LoginFailed), then Logout,
- * KickOut or a lost connection. It owns the signalling connection while in a room and turns
- * server pushes into callbacks.
+ * The room state machine of one engine: Logining → Logined (or LoginFailed); on a broken
+ * connection Reconnecting → Reconnected (or ReconnectFailed past the reconnect window); Logout
+ * and KickOut end it. It owns the signalling connection while in a room, numbers what it has
+ * seen of the room, and after a reconnect makes the app see exactly what it missed.
  */
 import {
   ErrorCode,
   RoomStateChangedReason,
   UpdateType,
-  appSignKeyBytes,
   appSignProofMessage,
+  hexKeyBytes,
+  resumeProofMessage,
   type ClientRequest,
+  type ReplyData,
+  type RoomEvent,
   type ServerMessage,
+  type StreamInfo,
   type User,
 } from '@parley/protocol';
 import type { EventHub } from './events.js';
 import type { Timeouts } from './context.js';
 import type { Platform } from './platform.js';
 import { SignallingClient } from './signalling.js';
+import { ReconnectPolicy } from './reconnectPolicy.js';
 
 export interface RoomConfig {
   isUserStatusNotify?: boolean;
@@ -28,18 +34,37 @@ export interface RoomCredentials {
   appID: number;
   appSign?: string;
   server: string;
+  reconnectWindowMs: number;
+}
+
+/** What the server still has this client doing after a reconnect. */
+export interface ResumedState {
+  publishing: string[];
+  playing: string[];
 }
 
 /** What the room tells the engine beyond callbacks. */
 export interface RoomObserver {
   streamAdded(streamID: string): void;
   playStopped(streamID: string, attempt: number, code: number): void;
-  /** The room ended (logout, kick-out, lost): publishers and players must stop. */
+  /** Back in the room after a reconnect; media the server no longer has must be set up again. */
+  resumed(state: ResumedState): void;
+  /** The room ended (logout, kick-out, reconnect failed): publishers and players must stop. */
   ended(errorCode: number): void;
 }
 
+type Phase = 'idle' | 'logining' | 'logined' | 'reconnecting' | 'loggingOut';
 type LoginAuth = ClientRequest<'login'>['auth'];
-type Phase = 'idle' | 'logining' | 'logined' | 'loggingOut';
+type Push = Exclude<ServerMessage, { type: 'hello' | 'reply' | 'error' }>;
+
+/** Login failures that retrying cannot fix. */
+const FINAL_LOGIN_CODES = new Set<number>([
+  ErrorCode.AppIDUnknown,
+  ErrorCode.AppSignWrong,
+  ErrorCode.NoTokenNorAppSign,
+  ErrorCode.TokenInvalid,
+  ErrorCode.RoomFull,
+]);
 
 async function hmacHex(key: Uint8Array, message: string): Promise<string> {
   const subtle = globalThis.crypto.subtle;
@@ -51,8 +76,16 @@ async function hmacHex(key: Uint8Array, message: string): Promise<string> {
 export class Room {
   private phase: Phase = 'idle';
   private roomID = '';
+  private user: User | undefined;
+  private config: RoomConfig = {};
   private signalling: SignallingClient | null = null;
-  private notifyUsers = false;
+  private session: { sessionID: string; resumeToken: string } | undefined;
+  /** The last room event applied; events at or below it are repeats. */
+  private lastSeq = 0;
+  /** The app's view of the room, to turn a snapshot into the ADD/DELETE it implies. */
+  private readonly users = new Map<string, User>();
+  private readonly streams = new Map<string, StreamInfo>();
+  private wakeReconnect: (() => void) | undefined;
 
   constructor(
     private readonly platform: Platform,
@@ -66,7 +99,7 @@ export class Room {
     return this.roomID;
   }
 
-  /** The signalling client while logged in. */
+  /** The signalling client while logged in (not while reconnecting). */
   get activeSignalling(): SignallingClient | null {
     return this.phase === 'logined' ? this.signalling : null;
   }
@@ -74,75 +107,86 @@ export class Room {
   async login(roomID: string, user: User, config: RoomConfig): Promise<number> {
     if (this.phase !== 'idle') return ErrorCode.RoomCountExceeded;
     this.phase = 'logining';
-    this.roomID = roomID;
-    this.notifyUsers = config.isUserStatusNotify ?? false;
+    Object.assign(this, { roomID, user, config });
     this.state(RoomStateChangedReason.Logining, 0);
-
     const signalling = new SignallingClient(this.platform, this.timeouts);
     this.signalling = signalling;
-    let nonce: string;
-    try {
-      nonce = (await signalling.connect(this.credentials.server)).nonce;
-    } catch (code) {
-      if (this.signalling !== signalling) return ErrorCode.ConnectFailed; // logged out meanwhile
-      return this.loginFailed(typeof code === 'number' ? code : ErrorCode.ConnectFailed);
+    const entered = await this.enter(signalling);
+    if (this.signalling !== signalling) return ErrorCode.ConnectFailed; // logged out meanwhile
+    if (typeof entered === 'number') {
+      this.leave();
+      this.state(RoomStateChangedReason.LoginFailed, entered);
+      return entered;
     }
-    if (this.signalling !== signalling) return ErrorCode.ConnectFailed;
-
-    const { appID, appSign } = this.credentials;
-    let auth: LoginAuth = {};
-    if (config.token) auth = { token: config.token };
-    else if (appSign)
-      auth = { appSignProof: await hmacHex(appSignKeyBytes(appSign), appSignProofMessage(nonce, appID, roomID, user.userID)) };
-    signalling.onPush = (message) => this.onPush(message);
-    signalling.onLost = () => this.onLost();
-    const reply = await signalling.request('login', {
-      appID,
-      roomID,
-      user,
-      config: { isUserStatusNotify: this.notifyUsers, maxMemberCount: config.maxMemberCount ?? 0 },
-      auth,
-    });
-    if (this.signalling !== signalling) return ErrorCode.ConnectFailed;
-    if (reply.code !== 0 || !('data' in reply)) return this.loginFailed(reply.code);
-
     this.phase = 'logined';
     this.state(RoomStateChangedReason.Logined, 0);
-    if (this.notifyUsers && reply.data.users.length > 0) {
-      this.hub.emit('roomUserUpdate', roomID, UpdateType.Add, reply.data.users);
-    }
-    if (reply.data.streams.length > 0) {
-      this.hub.emit('roomStreamUpdate', roomID, UpdateType.Add, reply.data.streams, '');
-    }
+    entered(); // the room as it is arrives after Logined
     return 0;
   }
 
   async logout(): Promise<void> {
     if (this.phase === 'idle' || this.phase === 'loggingOut') return;
-    const signalling = this.signalling;
-    const wasLogined = this.phase === 'logined';
+    const signalling = this.phase === 'logined' ? this.signalling : null;
     this.phase = 'loggingOut';
     this.observer.ended(0);
-    if (wasLogined && signalling) await signalling.request('logout', {}, this.timeouts.requestTimeoutMs);
+    if (signalling) await signalling.request('logout', {}, this.timeouts.requestTimeoutMs);
     this.leave();
     this.state(RoomStateChangedReason.Logout, 0);
   }
 
-  private loginFailed(code: number): number {
-    this.leave();
-    this.state(RoomStateChangedReason.LoginFailed, code);
-    return code;
+  /** Connects and logs in on `signalling`. Returns the error code, or what applies the room's current state. */
+  private async enter(signalling: SignallingClient): Promise<number | (() => void)> {
+    let nonce: string;
+    try {
+      nonce = (await signalling.connect(this.credentials.server)).nonce;
+    } catch (code) {
+      return typeof code === 'number' ? code : ErrorCode.ConnectFailed;
+    }
+    if (this.signalling !== signalling) return ErrorCode.ConnectFailed;
+    this.listen(signalling);
+    return this.sendLogin(signalling, nonce);
   }
 
-  private onPush(message: Exclude<ServerMessage, { type: 'hello' | 'reply' | 'error' }>): void {
+  private async sendLogin(signalling: SignallingClient, nonce: string): Promise<number | (() => void)> {
+    const reply = await signalling.request('login', {
+      appID: this.credentials.appID,
+      roomID: this.roomID,
+      user: this.user!,
+      config: { isUserStatusNotify: this.config.isUserStatusNotify ?? false, maxMemberCount: this.config.maxMemberCount ?? 0 },
+      auth: await this.loginAuth(nonce),
+    });
+    if (reply.code !== 0 || !('data' in reply)) return reply.code;
+    const { sessionID, resumeToken, seq, users, streams } = reply.data;
+    this.session = { sessionID, resumeToken };
+    return () => {
+      this.lastSeq = seq;
+      this.applySnapshot(users, streams);
+    };
+  }
+
+  private async loginAuth(nonce: string): Promise<LoginAuth> {
+    const { appID, appSign } = this.credentials;
+    if (this.config.token) return { token: this.config.token };
+    if (appSign)
+      return { appSignProof: await hmacHex(hexKeyBytes(appSign), appSignProofMessage(nonce, appID, this.roomID, this.user!.userID)) };
+    return {};
+  }
+
+  private listen(signalling: SignallingClient): void {
+    signalling.onPush = (message) => {
+      if (this.signalling === signalling) this.onPush(message);
+    };
+    signalling.onLost = () => {
+      if (this.signalling === signalling) this.onLost();
+    };
+  }
+
+  private onPush(message: Push): void {
     if (this.phase !== 'logined') return;
     switch (message.type) {
-      case 'userUpdate': // only sent to sessions that asked (isUserStatusNotify)
-        this.hub.emit('roomUserUpdate', this.roomID, message.updateType, message.users);
-        return;
+      case 'userUpdate':
       case 'streamUpdate':
-        this.hub.emit('roomStreamUpdate', this.roomID, message.updateType, message.streams, '');
-        if (message.updateType === UpdateType.Add) for (const s of message.streams) this.observer.streamAdded(s.streamID);
+        this.applyEvent(message);
         return;
       case 'playStopped':
         this.observer.playStopped(message.streamID, message.attempt, message.code);
@@ -153,8 +197,134 @@ export class Room {
     }
   }
 
+  private applyEvent(event: RoomEvent): void {
+    if (event.seq <= this.lastSeq) return; // already seen (replayed after a resume)
+    this.lastSeq = event.seq;
+    if (event.type === 'userUpdate') this.applyUsers(event.updateType, event.users);
+    else this.applyStreams(event.updateType, event.streams);
+  }
+
+  private applyUsers(type: UpdateType, users: User[]): void {
+    for (const user of users) {
+      if (type === UpdateType.Add) this.users.set(user.userID, user);
+      else this.users.delete(user.userID);
+    }
+    if (users.length > 0 && this.config.isUserStatusNotify) this.hub.emit('roomUserUpdate', this.roomID, type, users);
+  }
+
+  private applyStreams(type: UpdateType, streams: StreamInfo[]): void {
+    for (const stream of streams) {
+      if (type === UpdateType.Add) this.streams.set(stream.streamID, stream);
+      else this.streams.delete(stream.streamID);
+    }
+    if (streams.length === 0) return;
+    this.hub.emit('roomStreamUpdate', this.roomID, type, streams, '');
+    if (type === UpdateType.Add) for (const stream of streams) this.observer.streamAdded(stream.streamID);
+  }
+
+  /** Makes the app's view equal `users`/`streams`, reporting the differences as DELETE then ADD. */
+  private applySnapshot(users: User[], streams: StreamInfo[]): void {
+    const userIDs = new Set(users.map((u) => u.userID));
+    const streamIDs = new Set(streams.map((s) => s.streamID));
+    this.applyStreams(
+      UpdateType.Delete,
+      [...this.streams.values()].filter((s) => !streamIDs.has(s.streamID)),
+    );
+    this.applyUsers(
+      UpdateType.Delete,
+      [...this.users.values()].filter((u) => !userIDs.has(u.userID)),
+    );
+    this.applyUsers(
+      UpdateType.Add,
+      users.filter((u) => !this.users.has(u.userID)),
+    );
+    this.applyStreams(
+      UpdateType.Add,
+      streams.filter((s) => !this.streams.has(s.streamID)),
+    );
+  }
+
   private onLost(): void {
-    if (this.phase === 'logined') this.end(RoomStateChangedReason.ReconnectFailed, ErrorCode.Disconnected);
+    if (this.phase !== 'logined') return;
+    this.phase = 'reconnecting';
+    this.signalling?.close();
+    this.signalling = null;
+    this.state(RoomStateChangedReason.Reconnecting, ErrorCode.ConnectionBroken);
+    void this.reconnect();
+  }
+
+  private async reconnect(): Promise<void> {
+    const policy = new ReconnectPolicy({ windowMs: this.credentials.reconnectWindowMs });
+    const brokenAt = Date.now();
+    for (let attempt = 0; this.phase === 'reconnecting'; attempt++) {
+      const delay = policy.nextDelay(attempt, Date.now() - brokenAt);
+      if (delay === null) return this.end(RoomStateChangedReason.ReconnectFailed, ErrorCode.ReconnectWindowExceeded);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, delay);
+        this.wakeReconnect = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wakeReconnect = undefined;
+      if (this.phase !== 'reconnecting') return;
+      const outcome = await this.tryResume();
+      if (this.phase !== 'reconnecting') return;
+      if (outcome === 'kicked') return this.end(RoomStateChangedReason.KickOut, ErrorCode.KickedOut);
+      if (typeof outcome === 'number') {
+        if (FINAL_LOGIN_CODES.has(outcome)) return this.end(RoomStateChangedReason.ReconnectFailed, outcome);
+        continue;
+      }
+      this.phase = 'logined';
+      this.state(RoomStateChangedReason.Reconnected, 0);
+      outcome.catchUp(); // what was missed arrives after Reconnected
+      this.observer.resumed(outcome);
+      return;
+    }
+  }
+
+  /**
+   * One reconnect attempt: resume the session, or, if the server no longer has it, log in again
+   * (then nothing of ours is published or played there any more).
+   */
+  private async tryResume(): Promise<(ResumedState & { catchUp(): void }) | 'kicked' | number> {
+    const signalling = new SignallingClient(this.platform, this.timeouts);
+    this.signalling = signalling;
+    const fail = (code: number): number => {
+      signalling.close();
+      if (this.signalling === signalling) this.signalling = null;
+      return code;
+    };
+    let nonce: string;
+    try {
+      nonce = (await signalling.connect(this.credentials.server)).nonce;
+    } catch {
+      return fail(ErrorCode.ConnectFailed);
+    }
+    if (this.signalling !== signalling) return fail(ErrorCode.ConnectFailed);
+    this.listen(signalling);
+    const { sessionID, resumeToken } = this.session!;
+    const proof = await hmacHex(hexKeyBytes(resumeToken), resumeProofMessage(nonce, sessionID));
+    const reply = await signalling.request('resume', { appID: this.credentials.appID, sessionID, proof, lastSeq: this.lastSeq });
+    if (reply.code === 0 && 'data' in reply) {
+      const { data } = reply;
+      return { publishing: data.publishing, playing: data.playing, catchUp: () => this.applyResume(data) };
+    }
+    if (reply.code === ErrorCode.KickedOut) {
+      fail(reply.code);
+      return 'kicked';
+    }
+    if (reply.code !== ErrorCode.SessionNotFound) return fail(reply.code);
+    // The server forgot us (restarted, or we were away past its heartbeat timeout): log in anew.
+    const entered = await this.sendLogin(signalling, nonce);
+    if (typeof entered === 'number') return fail(entered);
+    return { publishing: [], playing: [], catchUp: entered };
+  }
+
+  private applyResume(data: ReplyData<'resume'>): void {
+    if (data.events) for (const event of data.events) this.applyEvent(event);
+    else if (data.snapshot) this.applySnapshot(data.snapshot.users, data.snapshot.streams);
+    this.lastSeq = Math.max(this.lastSeq, data.seq);
   }
 
   private end(reason: RoomStateChangedReason, code: number): void {
@@ -166,7 +336,12 @@ export class Room {
   private leave(): void {
     this.signalling?.close();
     this.signalling = null;
+    this.session = undefined;
+    this.users.clear();
+    this.streams.clear();
+    this.lastSeq = 0;
     this.phase = 'idle';
+    this.wakeReconnect?.();
   }
 
   private state(reason: RoomStateChangedReason, errorCode: number): void {

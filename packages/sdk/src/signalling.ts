@@ -141,8 +141,23 @@ export class SignallingClient {
     }
   }
 
+  /**
+   * Heartbeats at the server's interval. A heartbeat unanswered within two intervals means the
+   * connection is dead even if TCP has not noticed (a server gone silent, a blackholed route).
+   */
   private startHeartbeat(intervalMs: number): void {
-    this.heartbeat = setInterval(() => void this.request('heartbeat', {}), intervalMs);
+    this.heartbeat = setInterval(() => {
+      void this.request('heartbeat', {}, 2 * intervalMs).then((reply) => {
+        if (reply.code !== 0 && this.socket && !this.closedByUs) this.drop();
+      });
+    }, intervalMs);
+  }
+
+  /** Gives up on a connection that is dead but not closed, and reports it lost. */
+  private drop(): void {
+    this.socket?.close(4000, 'heartbeat timeout');
+    this.teardown();
+    this.onLost();
   }
 
   private teardown(): void {

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { WebSocket } from 'ws';
-import { ErrorCode, PublisherState, appSignKeyBytes, appSignProofMessage, MAX_FRAME_BYTES } from '@parley/protocol';
+import { ErrorCode, PublisherState, hexKeyBytes, appSignProofMessage, MAX_FRAME_BYTES } from '@parley/protocol';
 import { VideoBufferType } from '@parley/sdk';
 import { loopFixtures, sleep, startTestServer } from './helpers.js';
 
@@ -98,7 +98,7 @@ test('malformed and out-of-order signalling gets error codes; the server and a r
 
   // Logged in (to another room, so the call sees nobody come), bad SDP is refused with InvalidSdp and reserves nothing.
   const hello = raw.messages[0]!;
-  const proof = createHmac('sha256', appSignKeyBytes(env.app.appSign))
+  const proof = createHmac('sha256', hexKeyBytes(env.app.appSign))
     .update(appSignProofMessage(hello.nonce as string, env.app.appID, 'elsewhere', 'raw'))
     .digest('hex');
   const login = {

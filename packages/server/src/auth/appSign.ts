@@ -1,5 +1,12 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { appSignKeyBytes, appSignProofMessage } from '@parley/protocol';
+import { appSignProofMessage, hexKeyBytes, resumeProofMessage } from '@parley/protocol';
+
+/** Constant-time check of an HMAC-SHA256 proof made with a hex secret the server also holds. */
+function verifyProof(secretHex: string, message: string, proofHex: string): boolean {
+  const expected = createHmac('sha256', hexKeyBytes(secretHex)).update(message).digest();
+  const given = Buffer.from(proofHex, 'hex');
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
 
 /** Checks the client's HMAC proof of the AppSign for this nonce and login. */
 export function verifyAppSignProof(
@@ -7,9 +14,10 @@ export function verifyAppSignProof(
   proofHex: string,
   login: { nonce: string; appID: number; roomID: string; userID: string },
 ): boolean {
-  const expected = createHmac('sha256', appSignKeyBytes(appSign))
-    .update(appSignProofMessage(login.nonce, login.appID, login.roomID, login.userID))
-    .digest();
-  const given = Buffer.from(proofHex, 'hex');
-  return given.length === expected.length && timingSafeEqual(given, expected);
+  return verifyProof(appSign, appSignProofMessage(login.nonce, login.appID, login.roomID, login.userID), proofHex);
+}
+
+/** Checks a resuming client's proof that it holds the session's resume token. */
+export function verifyResumeProof(resumeToken: string, proofHex: string, nonce: string, sessionID: string): boolean {
+  return verifyProof(resumeToken, resumeProofMessage(nonce, sessionID), proofHex);
 }

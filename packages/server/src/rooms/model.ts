@@ -1,5 +1,5 @@
-import { randomUUID } from 'node:crypto';
-import type { ServerMessage, StreamInfo, User } from '@parley/protocol';
+import { randomBytes, randomUUID } from 'node:crypto';
+import type { RoomEvent, ServerMessage, StreamInfo, User } from '@parley/protocol';
 import type { MediaPublisher, MediaSubscriber } from '../media/index.js';
 
 /** The signalling connection a session currently talks through. */
@@ -13,6 +13,10 @@ export interface ClientLink {
 export class Publication {
   media: MediaPublisher | undefined;
   live = false;
+  /** Counts publish negotiations, so that only the latest one installs its media. */
+  negotiations = 0;
+  /** Drops a publication whose media died and was not re-established. */
+  orphanTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly streamID: string,
@@ -37,6 +41,7 @@ export class Play {
 
 export class Session {
   readonly id = randomUUID();
+  readonly resumeToken = randomBytes(16).toString('hex');
   readonly publications = new Map<string, Publication>();
   readonly plays = new Map<string, Play>();
   lastSeen = Date.now();
@@ -55,10 +60,17 @@ export class Session {
   }
 }
 
+/** How many recent room events a room keeps for clients that resume after a broken connection. */
+export const ROOM_EVENT_LOG_SIZE = 256;
+
+type RoomEventBody = RoomEvent extends infer E ? (E extends RoomEvent ? Omit<E, 'seq' | 'roomID'> : never) : never;
+
 export class Room {
   readonly sessions = new Map<string, Session>(); // by userID
   readonly publications = new Map<string, Publication>(); // live ones, by streamID
-  private seq = 0;
+  private lastSeq = 0;
+  /** The latest events with who caused them, oldest first. */
+  private readonly log: Array<{ event: RoomEvent; from: Session }> = [];
 
   constructor(
     readonly app: AppRooms,
@@ -67,23 +79,45 @@ export class Room {
     readonly maxMemberCount: number,
   ) {}
 
-  nextSeq(): number {
-    return ++this.seq;
+  get seq(): number {
+    return this.lastSeq;
+  }
+
+  /** Numbers, logs and delivers a room event to everyone it concerns except the session that caused it. */
+  emit(body: RoomEventBody, from: Session): void {
+    const event = { ...body, roomID: this.id, seq: ++this.lastSeq } as RoomEvent;
+    this.log.push({ event, from });
+    if (this.log.length > ROOM_EVENT_LOG_SIZE) this.log.shift();
+    for (const session of this.sessions.values()) if (concerns(event, session, from)) session.send(event);
+  }
+
+  /** The events after `seq` that concern `session`, or undefined if some of them are no longer kept. */
+  eventsSince(seq: number, session: Session): RoomEvent[] | undefined {
+    const oldest = this.log[0]?.event.seq ?? this.lastSeq + 1;
+    if (seq < oldest - 1) return undefined;
+    return this.log.filter(({ event, from }) => event.seq > seq && concerns(event, session, from)).map(({ event }) => event);
   }
 
   users(except?: Session): User[] {
     return [...this.sessions.values()].filter((s) => s !== except).map((s) => s.user);
   }
 
-  streams(): StreamInfo[] {
-    return [...this.publications.values()].map((p) => p.info);
+  streams(except?: Session): StreamInfo[] {
+    return [...this.publications.values()].filter((p) => p.session !== except).map((p) => p.info);
   }
+}
+
+function concerns(event: RoomEvent, session: Session, from: Session): boolean {
+  return session !== from && (event.type !== 'userUpdate' || session.notifyUserUpdates);
 }
 
 /** Everything of one app. Apps never share rooms, users or streams. */
 export class AppRooms {
   readonly rooms = new Map<string, Room>();
   readonly sessionsByUser = new Map<string, Session>();
+  readonly sessionsById = new Map<string, Session>();
+  /** Sessions replaced by a repeat login, remembered for a while so that their resume learns why. */
+  readonly kickedSessions = new Map<string, NodeJS.Timeout>();
   /** Every publication of the app, reserved or live: streamIDs are unique per app. */
   readonly publications = new Map<string, Publication>();
 

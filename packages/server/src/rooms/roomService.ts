@@ -16,7 +16,7 @@ import {
 } from '@parley/protocol';
 import type { Logger } from 'pino';
 import type { AppConfig } from '../config.js';
-import { verifyAppSignProof } from '../auth/appSign.js';
+import { verifyAppSignProof, verifyResumeProof } from '../auth/appSign.js';
 import { SdpError, type MediaPlane } from '../media/index.js';
 import { AppRooms, Play, Publication, Room, Session, type ClientLink } from './model.js';
 
@@ -91,9 +91,48 @@ export class RoomService {
     const users = room.users();
     room.sessions.set(session.user.userID, session);
     app.sessionsByUser.set(session.user.userID, session);
+    app.sessionsById.set(session.id, session);
     this.notifyUsers(room, UpdateType.Add, session);
     this.log.info({ appID: app.appID, roomID: room.id, userID: session.user.userID }, 'login');
-    return { code: 0, data: { sessionID: session.id, users, streams: room.streams(), session } };
+    const data = { sessionID: session.id, resumeToken: session.resumeToken, seq: room.seq, users, streams: room.streams(session) };
+    return { code: 0, data: { ...data, session } };
+  }
+
+  /**
+   * Re-attaches a session to a new connection after the old one broke. Nobody else notices; the
+   * client gets the room events it missed (or a snapshot if too many) and what the server still
+   * has it publishing and playing.
+   */
+  resume(link: ClientLink, nonce: string, req: ClientRequest<'resume'>): Outcome<ReplyData<'resume'> & { session: Session }> {
+    const app = this.apps.get(req.appID);
+    if (!app) return fail(ErrorCode.AppIDUnknown, `unknown appID ${req.appID}`);
+    if (app.kickedSessions.has(req.sessionID)) return fail(ErrorCode.KickedOut, 'the same userID logged in elsewhere');
+    const session = app.sessionsById.get(req.sessionID);
+    // An unknown session and a wrong proof look the same from outside.
+    if (!session?.active || !verifyResumeProof(session.resumeToken, req.proof, nonce, req.sessionID)) {
+      return fail(ErrorCode.SessionNotFound, 'no such session; log in again');
+    }
+    const previous = session.link;
+    session.link = link;
+    session.lastSeen = Date.now();
+    clearTimeout(session.expiryTimer);
+    previous?.close();
+    const { room } = session;
+    const events = room.eventsSince(req.lastSeq, session);
+    this.log.info(
+      { appID: app.appID, roomID: room.id, userID: session.user.userID, missed: events?.length ?? 'snapshot' },
+      'session resumed',
+    );
+    return {
+      code: 0,
+      data: {
+        seq: room.seq,
+        ...(events ? { events } : { snapshot: { users: room.users(session), streams: room.streams(session) } }),
+        publishing: [...session.publications.values()].filter((p) => p.media).map((p) => p.streamID),
+        playing: [...session.plays.values()].filter((p) => p.media).map((p) => p.streamID),
+        session,
+      },
+    };
   }
 
   logout(session: Session): void {
@@ -116,35 +155,53 @@ export class RoomService {
       return fail(ErrorCode.StreamExtraInfoTooLong, 'stream extra info too long');
     const app = session.room.app;
     const existing = app.publications.get(req.streamID);
-    if (existing) {
-      return existing.session === session
-        ? fail(ErrorCode.ChannelAlreadyPublishing, `already publishing ${req.streamID}`)
-        : fail(ErrorCode.StreamAlreadyPublished, `stream ${req.streamID} is published by another user`);
+    if (existing && existing.session !== session) {
+      return fail(ErrorCode.StreamAlreadyPublished, `stream ${req.streamID} is published by another user`);
     }
-    // Reserve the streamID before the (asynchronous) negotiation so that racing publishers lose cleanly.
-    const publication = new Publication(req.streamID, session, req.extraInfo);
-    app.publications.set(req.streamID, publication);
-    session.publications.set(req.streamID, publication);
+    // The same session publishing its stream again is a publisher re-establishing its media after
+    // an interruption: the stream stays announced and its players are told to play it again.
+    // A new streamID is reserved before the (asynchronous) negotiation so that racing publishers lose cleanly.
+    const publication = existing ?? new Publication(req.streamID, session, req.extraInfo);
+    if (!existing) {
+      app.publications.set(req.streamID, publication);
+      session.publications.set(req.streamID, publication);
+    }
+    const negotiation = ++publication.negotiations;
+    this.detachMedia(publication);
 
     let media;
     try {
       media = await this.media.publish(req.sdp);
     } catch (err) {
-      this.dropPublication(publication);
+      if (!existing) this.dropPublication(publication);
       return this.mediaFailure(err, ErrorCode.PublishInterrupted);
     }
-    if (session.publications.get(req.streamID) !== publication) {
-      media.close(); // unpublished or logged out meanwhile
-      return fail(ErrorCode.NotLoggedIn, 'publish cancelled');
+    if (session.publications.get(req.streamID) !== publication || publication.negotiations !== negotiation) {
+      media.close(); // unpublished, logged out or superseded meanwhile
+      return fail(ErrorCode.PublishInterrupted, 'publish cancelled');
     }
     publication.media = media;
+    clearTimeout(publication.orphanTimer);
     media.observer.once('connected', () => {
+      if (publication.media !== media || publication.live) return;
       publication.live = true;
       session.room.publications.set(publication.streamID, publication);
       this.notifyStreams(session.room, UpdateType.Add, [publication.info], session);
     });
-    media.observer.once('closed', () => this.dropPublication(publication));
+    media.observer.once('closed', () => {
+      if (publication.media !== media) return;
+      // The publisher's media died; it gets a heartbeat timeout to publish again before the stream goes.
+      publication.media = undefined;
+      publication.orphanTimer = setTimeout(() => this.dropPublication(publication), this.heartbeatTimeoutMs);
+    });
     return { code: 0, data: { sdp: media.answer } };
+  }
+
+  /** Closes a publication's media, keeping the publication; its players are told to play again. */
+  private detachMedia(publication: Publication): void {
+    const media = publication.media;
+    publication.media = undefined;
+    media?.close();
   }
 
   unpublish(session: Session, streamID: string): Outcome<ReplyData<'unpublish'>> {
@@ -180,7 +237,10 @@ export class RoomService {
     media.observer.once('closed', () => {
       if (session.plays.get(play.streamID) !== play) return;
       this.dropPlay(play);
-      session.send({ type: 'playStopped', streamID: play.streamID, attempt: play.attempt, code: ErrorCode.StreamNotFound });
+      // Still announced means its publisher is re-establishing media: play again soon. Else it is gone.
+      const stillAnnounced = session.room.publications.get(play.streamID) === publication;
+      const code = stillAnnounced ? ErrorCode.PlayInterrupted : ErrorCode.StreamNotFound;
+      session.send({ type: 'playStopped', streamID: play.streamID, attempt: play.attempt, code });
     });
     return { code: 0, data: { sdp: media.answer } };
   }
@@ -213,6 +273,10 @@ export class RoomService {
 
   private kick(session: Session, code: FailureCode, reason: string): void {
     session.send({ type: 'kickedOut', roomID: session.room.id, code, reason });
+    const { kickedSessions } = session.room.app;
+    const forget = setTimeout(() => kickedSessions.delete(session.id), this.heartbeatTimeoutMs);
+    forget.unref();
+    kickedSessions.set(session.id, forget);
     const link = session.link;
     this.removeSession(session, reason);
     link?.close();
@@ -228,6 +292,7 @@ export class RoomService {
     for (const publication of [...session.publications.values()]) this.dropPublication(publication);
     room.sessions.delete(session.user.userID);
     if (app.sessionsByUser.get(session.user.userID) === session) app.sessionsByUser.delete(session.user.userID);
+    app.sessionsById.delete(session.id);
     session.link = null;
     this.log.info({ appID: app.appID, roomID: room.id, userID: session.user.userID, why }, 'session removed');
     if (room.sessions.size === 0) {
@@ -242,6 +307,7 @@ export class RoomService {
     const { session, streamID } = publication;
     const app = session.room.app;
     if (app.publications.get(streamID) !== publication) return;
+    clearTimeout(publication.orphanTimer);
     app.publications.delete(streamID);
     session.publications.delete(streamID);
     if (publication.live) {
@@ -249,7 +315,7 @@ export class RoomService {
       this.notifyStreams(session.room, UpdateType.Delete, [publication.info], session);
     }
     // Closing the media closes every subscriber, which tells each player (see play()).
-    publication.media?.close();
+    this.detachMedia(publication);
   }
 
   private dropPlay(play: Play): void {
@@ -261,15 +327,11 @@ export class RoomService {
   }
 
   private notifyUsers(room: Room, updateType: UpdateType, subject: Session): void {
-    const message = { type: 'userUpdate' as const, roomID: room.id, updateType, users: [subject.user], seq: room.nextSeq() };
-    for (const other of room.sessions.values()) {
-      if (other !== subject && other.notifyUserUpdates) other.send(message);
-    }
+    room.emit({ type: 'userUpdate', updateType, users: [subject.user] }, subject);
   }
 
   private notifyStreams(room: Room, updateType: UpdateType, streams: StreamInfo[], from: Session): void {
-    const message = { type: 'streamUpdate' as const, roomID: room.id, updateType, streams, seq: room.nextSeq() };
-    for (const other of room.sessions.values()) if (other !== from) other.send(message);
+    room.emit({ type: 'streamUpdate', updateType, streams }, from);
   }
 
   private mediaFailure(err: unknown, fallback: FailureCode): Failure {

@@ -101,6 +101,14 @@ export class Connection implements ClientLink {
       this.session = session;
       return { code: 0, data };
     }
+    if (message.type === 'resume') {
+      if (this.session?.active) return { code: ErrorCode.RoomCountExceeded, message: 'already in a room' };
+      const outcome = rooms.resume(this, this.nonce, message);
+      if (outcome.code !== 0) return outcome;
+      const { session, ...data } = outcome.data;
+      this.session = session;
+      return { code: 0, data };
+    }
     const session = this.session;
     if (!session?.active) return { code: ErrorCode.NotLoggedIn, message: 'not logged in' };
     switch (message.type) {
@@ -121,7 +129,8 @@ export class Connection implements ClientLink {
 
   private onClose(code: number): void {
     clearTimeout(this.silenceTimer);
-    if (!this.session) return;
+    // Nothing to do if the session has moved on to another connection (resumed) or ended.
+    if (!this.session?.active || this.session.link !== this) return;
     // A normal closure is the client leaving on purpose (e.g. logging out before its login
     // completed); anything else may be a network drop that the client recovers from.
     if (code === NORMAL_CLOSURE) this.options.rooms.logout(this.session);
