@@ -86,6 +86,11 @@ export class Room {
   private readonly users = new Map<string, User>();
   private readonly streams = new Map<string, StreamInfo>();
   private wakeReconnect: (() => void) | undefined;
+  /**
+   * Pushes that arrive while a login or resume reply is still being handled (a socket may hand
+   * over a reply and the next frames at once); they are applied right after it.
+   */
+  private early: Push[] = [];
 
   constructor(
     private readonly platform: Platform,
@@ -121,6 +126,7 @@ export class Room {
     this.phase = 'logined';
     this.state(RoomStateChangedReason.Logined, 0);
     entered(); // the room as it is arrives after Logined
+    this.flushEarly();
     return 0;
   }
 
@@ -182,6 +188,10 @@ export class Room {
   }
 
   private onPush(message: Push): void {
+    if (this.phase === 'logining' || this.phase === 'reconnecting') {
+      this.early.push(message);
+      return;
+    }
     if (this.phase !== 'logined') return;
     switch (message.type) {
       case 'userUpdate':
@@ -278,6 +288,7 @@ export class Room {
       this.phase = 'logined';
       this.state(RoomStateChangedReason.Reconnected, 0);
       outcome.catchUp(); // what was missed arrives after Reconnected
+      this.flushEarly();
       this.observer.resumed(outcome);
       return;
     }
@@ -290,6 +301,7 @@ export class Room {
   private async tryResume(): Promise<(ResumedState & { catchUp(): void }) | 'kicked' | number> {
     const signalling = new SignallingClient(this.platform, this.timeouts);
     this.signalling = signalling;
+    this.early = [];
     const fail = (code: number): number => {
       signalling.close();
       if (this.signalling === signalling) this.signalling = null;
@@ -327,6 +339,10 @@ export class Room {
     this.lastSeq = Math.max(this.lastSeq, data.seq);
   }
 
+  private flushEarly(): void {
+    for (const message of this.early.splice(0)) this.onPush(message);
+  }
+
   private end(reason: RoomStateChangedReason, code: number): void {
     this.observer.ended(code);
     this.leave();
@@ -340,6 +356,7 @@ export class Room {
     this.users.clear();
     this.streams.clear();
     this.lastSeq = 0;
+    this.early = [];
     this.phase = 'idle';
     this.wakeReconnect?.();
   }

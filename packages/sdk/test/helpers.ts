@@ -1,6 +1,15 @@
 import { readFileSync } from 'node:fs';
 import { startServer, randomApp, type AppConfig, type ParleyServer, type ServerOptions } from '@parley/server';
-import { ParleyEngine, readIvf, readOggOpus, type ParleyEventName, type ParleyEvents, type EngineProfile } from '@parley/sdk';
+import {
+  ParleyEngine,
+  RoomStateChangedReason,
+  UpdateType,
+  readIvf,
+  readOggOpus,
+  type ParleyEventName,
+  type ParleyEvents,
+  type EngineProfile,
+} from '@parley/sdk';
 
 export const ALL_EVENTS: ParleyEventName[] = [
   'roomStateChanged',
@@ -17,14 +26,51 @@ export interface Recorded {
   args: unknown[];
 }
 
-/** An engine plus everything it reported, in order. */
+/** An engine plus everything it reported, in order, and the room as its callbacks describe it. */
 export class TestClient {
   readonly events: Recorded[] = [];
+  /** Users and streams of others, built from ADD/DELETE callbacks only. */
+  readonly view = { users: new Set<string>(), streams: new Set<string>() };
+  /** Callbacks that contradict the view: an ADD of something present, a DELETE of something absent. */
+  readonly anomalies: string[] = [];
   private waiters: Array<() => void> = [];
   readonly engine: ParleyEngine;
 
   constructor(profile: EngineProfile) {
     this.engine = ParleyEngine.createEngine(profile);
+    const track = (set: Set<string>, type: UpdateType, ids: string[], what: string): void => {
+      for (const id of ids) {
+        if (type === UpdateType.Add ? set.has(id) : !set.has(id)) this.anomalies.push(`${UpdateType[type]} ${what} ${id}`);
+        if (type === UpdateType.Add) set.add(id);
+        else set.delete(id);
+      }
+    };
+    this.engine.on('roomUserUpdate', (_, type, users) =>
+      track(
+        this.view.users,
+        type,
+        users.map((u) => u.userID),
+        'user',
+      ),
+    );
+    this.engine.on('roomStreamUpdate', (_, type, streams) =>
+      track(
+        this.view.streams,
+        type,
+        streams.map((s) => s.streamID),
+        'stream',
+      ),
+    );
+    this.engine.on('roomStateChanged', (_, reason) => {
+      if (
+        reason === RoomStateChangedReason.Logout ||
+        reason === RoomStateChangedReason.KickOut ||
+        reason === RoomStateChangedReason.ReconnectFailed
+      ) {
+        this.view.users.clear();
+        this.view.streams.clear();
+      }
+    });
     for (const event of ALL_EVENTS) {
       this.engine.on(event, (...args: unknown[]) => {
         this.events.push({ event, args });

@@ -13,6 +13,7 @@ import {
   type ClientRequest,
   type ReplyData,
   type StreamInfo,
+  type User,
 } from '@parley/protocol';
 import type { Logger } from 'pino';
 import type { AppConfig } from '../config.js';
@@ -249,6 +250,12 @@ export class RoomService {
     const play = session.plays.get(streamID);
     if (play) this.dropPlay(play);
     return { code: 0, data: {} };
+  }
+
+  /** Who is in a room and what is published there, as the server sees it. */
+  describeRoom(appID: number, roomID: string): { users: User[]; streams: StreamInfo[] } | undefined {
+    const room = this.apps.get(appID)?.rooms.get(roomID);
+    return room && { users: room.users(), streams: room.streams() };
   }
 
   /** Counts for tests and operations. */
