@@ -23,10 +23,10 @@ export class TcpFaultProxy {
   ) {}
 
   static async start(targetPort: number): Promise<TcpFaultProxy> {
-    let proxy: TcpFaultProxy | undefined;
-    const server = createServer((client) => proxy!.accept(client, targetPort));
+    const server = createServer();
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-    proxy = new TcpFaultProxy(server, (server.address() as { port: number }).port);
+    const proxy = new TcpFaultProxy(server, (server.address() as { port: number }).port);
+    server.on('connection', (client) => proxy.accept(client, targetPort));
     return proxy;
   }
 
