@@ -237,6 +237,6 @@ export class ParleyEngine {
     await this.room.logout();
     for (const publisher of this.publishers.values()) publisher.abandon(0);
     for (const player of [...this.players.values()]) player.abandon(0);
-    this.media.destroy();
+    await this.media.destroy();
   }
 }

@@ -18,12 +18,13 @@ export abstract class PeerTransport<Description> implements MediaTransport {
   private state: TransportState | undefined;
   private readonly listeners: Array<(state: TransportState) => void> = [];
 
-  constructor(private readonly onClosed: () => void) {}
+  /** `onClosed` gets the promise of the peer connection's shutdown, for whoever must wait for it. */
+  constructor(private readonly onClosed: (closing: Promise<void>) => void) {}
 
   /** Adds the transceivers before the offer is made. */
   protected abstract prepare(): Promise<void>;
   protected abstract gatheringComplete(): Promise<void>;
-  protected abstract closePeer(): void;
+  protected abstract closePeer(): Promise<void> | void;
   /** Releases what the subclass holds beyond the peer connection. */
   protected onClose(): void {}
 
@@ -54,7 +55,6 @@ export abstract class PeerTransport<Description> implements MediaTransport {
 
   close(): void {
     this.onClose();
-    this.onClosed();
-    this.closePeer();
+    this.onClosed(Promise.resolve(this.closePeer()).catch(() => undefined));
   }
 }

@@ -90,8 +90,8 @@ export interface MediaBackend {
   createPlayTransport(sink: PlaySink): MediaTransport;
   startPreview(canvas: Canvas | undefined, channel: number): Promise<number>;
   stopPreview(channel: number): void;
-  /** Releases devices and everything else the backend holds. */
-  destroy(): void;
+  /** Releases devices and everything else the backend holds; resolves when all is released. */
+  destroy(): Promise<void>;
 }
 
 export interface Platform {

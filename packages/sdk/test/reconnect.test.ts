@@ -134,7 +134,8 @@ test('blackholed past the reconnect window: ReconnectFailed (1002053), publishin
 });
 
 test('the server restarts: clients log in again, republish and play again without the app doing anything', async (t) => {
-  let env = await startTestServer({ heartbeatTimeoutMs: 10_000 });
+  // Clients made here, not by the helper: they must outlive the first server.
+  const env = await startTestServer({ heartbeatTimeoutMs: 10_000 });
   const { port } = env.server;
   const profile = { appID: env.app.appID, appSign: env.app.appSign, server: env.server.url };
   const pub = new TestClient(profile);
@@ -242,4 +243,30 @@ test('50 random cut/restore cycles in a 4-user room with streams: every view end
     `# chaos: reconnects per user ${reconnects.join(', ')}; server has ${truth.users.length} users, ${truth.streams.length} streams`,
   );
   assert.equal(truth.users.length, 4);
+});
+
+test('a repeat login of the same userID kicks the older session out even while it is reconnecting', async (t) => {
+  const env = await startTestServer({ heartbeatTimeoutMs: 10_000 });
+  const proxy = await TcpFaultProxy.start(env.server.port);
+  t.after(async () => {
+    await env.close();
+    await proxy.close();
+  });
+  const old = env.client({ server: proxy.url(env.server.url) });
+  assert.equal(await old.login('r-twin', 'twin'), 0);
+  proxy.cut();
+  await old.waitFor('roomStateChanged', (_, r) => r === RoomStateChangedReason.Reconnecting);
+  assert.equal(await env.client().login('r-twin', 'twin'), 0);
+  proxy.restore();
+  await old.waitFor('roomStateChanged', (_, r) => r === RoomStateChangedReason.KickOut);
+  assert.deepEqual(reasons(old), [
+    [RoomStateChangedReason.Logining, 0],
+    [RoomStateChangedReason.Logined, 0],
+    [RoomStateChangedReason.Reconnecting, ErrorCode.ConnectionBroken],
+    [RoomStateChangedReason.KickOut, ErrorCode.KickedOut],
+  ]);
+  assert.deepEqual(
+    env.server.rooms.describeRoom(env.app.appID, 'r-twin')?.users.map((u) => u.userID),
+    ['twin'],
+  );
 });

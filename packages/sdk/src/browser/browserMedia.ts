@@ -25,7 +25,7 @@ function attach(view: HTMLMediaElement, stream: MediaStream, muted: boolean): vo
 abstract class BrowserTransport extends PeerTransport<RTCSessionDescriptionInit> {
   protected readonly pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
 
-  constructor(onClosed: () => void) {
+  constructor(onClosed: (closing: Promise<void>) => void) {
     super(onClosed);
     this.pc.onconnectionstatechange = () => this.connectionStateChanged(this.pc.connectionState);
   }
@@ -205,7 +205,7 @@ export class BrowserMedia implements MediaBackend {
     void stream?.then((s) => s.getTracks().forEach((t) => t.stop())).catch(() => undefined);
   }
 
-  destroy(): void {
+  async destroy(): Promise<void> {
     for (const transport of [...this.transports]) transport.close();
     for (const channel of [...this.captures.keys()]) this.release(channel);
     for (const view of this.previews.values()) if (view) view.srcObject = null;

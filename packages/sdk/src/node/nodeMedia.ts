@@ -57,7 +57,7 @@ function peerConfig(): Partial<PeerConfig> {
 abstract class WeriftTransport extends PeerTransport<RTCSessionDescription> {
   protected readonly pc = new RTCPeerConnection(peerConfig());
 
-  constructor(onClosed: () => void) {
+  constructor(onClosed: (closing: Promise<void>) => void) {
     super(onClosed);
     this.pc.connectionStateChange.subscribe((s) => this.connectionStateChanged(s));
   }
@@ -69,8 +69,8 @@ abstract class WeriftTransport extends PeerTransport<RTCSessionDescription> {
     if (this.pc.iceGatheringState !== 'complete') await this.pc.iceGatheringStateChange.watch((s) => s === 'complete');
   }
 
-  protected closePeer(): void {
-    void this.pc.close().catch(() => undefined);
+  protected closePeer(): Promise<void> {
+    return this.pc.close();
   }
 }
 
@@ -82,7 +82,7 @@ class NodePublishTransport extends WeriftTransport {
   private audioSeq = 1 + Math.floor(Math.random() * 0x7fff);
   private pictureId = Math.floor(Math.random() * 0x8000);
 
-  constructor(keyFrameRequested: () => void, onClosed: () => void) {
+  constructor(keyFrameRequested: () => void, onClosed: (closing: Promise<void>) => void) {
     super(onClosed);
     this.video = this.pc.addTransceiver('video', { direction: 'sendonly' }).sender;
     this.audio = this.pc.addTransceiver('audio', { direction: 'sendonly' }).sender;
@@ -122,7 +122,7 @@ class NodePublishTransport extends WeriftTransport {
 class NodePlayTransport extends WeriftTransport {
   private assembler: Vp8FrameAssembler | undefined;
 
-  constructor(sink: PlaySink, custom: NodeCustomMedia, onClosed: () => void) {
+  constructor(sink: PlaySink, custom: NodeCustomMedia, onClosed: (closing: Promise<void>) => void) {
     super(onClosed);
     const { streamID } = sink;
     this.pc.addTransceiver('video', { direction: 'recvonly' });
@@ -201,6 +201,7 @@ class NodeCustomMedia implements CustomMediaIO {
 export class NodeMedia implements MediaBackend {
   readonly custom = new NodeCustomMedia();
   private readonly transports = new Set<WeriftTransport>();
+  private readonly closing = new Set<Promise<void>>();
 
   constructor(private readonly events: { keyFrameRequested(channel: number): void }) {}
 
@@ -209,8 +210,8 @@ export class NodeMedia implements MediaBackend {
     if (videoCodec !== 'VP8') return undefined;
     const transport = new NodePublishTransport(
       () => this.events.keyFrameRequested(channel),
-      () => {
-        this.transports.delete(transport);
+      (closing) => {
+        this.forget(transport, closing);
         if (this.custom.publishers.get(channel) === transport) this.custom.publishers.delete(channel);
       },
     );
@@ -220,7 +221,7 @@ export class NodeMedia implements MediaBackend {
   }
 
   createPlayTransport(sink: PlaySink): MediaTransport {
-    const transport = new NodePlayTransport(sink, this.custom, () => this.transports.delete(transport));
+    const transport = new NodePlayTransport(sink, this.custom, (closing) => this.forget(transport, closing));
     this.transports.add(transport);
     return transport;
   }
@@ -232,8 +233,15 @@ export class NodeMedia implements MediaBackend {
 
   stopPreview(): void {}
 
-  destroy(): void {
+  private forget(transport: WeriftTransport, closing: Promise<void>): void {
+    this.transports.delete(transport);
+    this.closing.add(closing);
+    void closing.then(() => this.closing.delete(closing));
+  }
+
+  /** Resolves once every peer connection (sockets included) is shut. */
+  async destroy(): Promise<void> {
     for (const transport of [...this.transports]) transport.close();
-    this.transports.clear();
+    await Promise.all(this.closing);
   }
 }
