@@ -184,7 +184,6 @@ test('the server restarts: clients log in again, republish and play again withou
     server.rooms.describeRoom(env.app.appID, 'r-restart')?.streams.map((s) => s.streamID),
     ['s-restart'],
   );
-  env = { ...env, close: async () => undefined };
 });
 
 test('50 random cut/restore cycles in a 4-user room with streams: every view ends equal to the server, nothing lost or repeated', async (t) => {
