@@ -171,6 +171,18 @@ test('the server restarts: clients log in again, republish and play again withou
   );
   const before = frames();
   await until('frames flow again', () => frames() > before + 10);
+  // Playing, interrupted (maybe waiting a moment for the stream to be re-published), Playing again.
+  const playerStates = viewer.of('playerStateUpdate').map((a) => [a[1], a[2]]);
+  assert.deepEqual(playerStates.slice(0, 3), [
+    [PlayerState.PlayRequesting, 0],
+    [PlayerState.Playing, 0],
+    [PlayerState.PlayRequesting, ErrorCode.PlayInterrupted],
+  ]);
+  assert.deepEqual(playerStates.at(-1), [PlayerState.Playing, 0]);
+  assert.ok(
+    playerStates.slice(3, -1).every(([state]) => state === PlayerState.PlayRequesting),
+    JSON.stringify(playerStates),
+  );
   assert.deepEqual(
     pub.of('publisherStateUpdate').map((a) => [a[1], a[2]]),
     [

@@ -271,10 +271,12 @@ export class RoomService {
     return { rooms, sessions, publications };
   }
 
-  /** Removes every session (server shutdown). */
+  /** Removes every session (server shutdown) without telling anyone: clients reconnect elsewhere or later. */
   closeAll(): void {
     for (const app of this.apps.values()) {
-      for (const session of [...app.sessionsByUser.values()]) this.removeSession(session, 'server shutdown');
+      const sessions = [...app.sessionsByUser.values()];
+      for (const session of sessions) session.link = null;
+      for (const session of sessions) this.removeSession(session, 'server shutdown');
     }
   }
 
