@@ -42,6 +42,11 @@ export const clientMessageSchema = z.discriminatedUnion('type', [
     user: userSchema,
     config: roomConfigSchema,
     auth: loginAuthSchema,
+    /**
+     * Set by an SDK logging in again after the server forgot its session: refused with KickedOut
+     * if another session of the same userID exists, so that the later login keeps winning.
+     */
+    rejoin: z.boolean().optional(),
   }),
   z.object({ type: z.literal('logout'), id: requestId }),
   z.object({ type: z.literal('publish'), id: requestId, streamID: id, sdp, extraInfo: z.string().max(4096) }),
@@ -104,7 +109,7 @@ export const replyDataSchemas = {
     /** What the client missed, in order; absent when too much was missed, then `snapshot` is the room as it is. */
     events: z.array(roomEventSchema).optional(),
     snapshot: z.object({ users: z.array(userSchema), streams: z.array(streamInfoSchema) }).optional(),
-    /** The streams the server still has this session publishing and playing. */
+    /** Every stream the server has this session publishing and playing (media connected or not). */
     publishing: z.array(id),
     playing: z.array(id),
   }),

@@ -99,6 +99,11 @@ export class ParleyEngine {
       resumed: ({ publishing, playing }) => {
         for (const publisher of this.publishers.values()) publisher.resumed(publishing);
         for (const player of this.players.values()) player.resumed(playing);
+        // What the server still holds for us but we stopped while away.
+        const signalling = this.room.activeSignalling;
+        const ours = new Set([...this.publishers.values()].map((p) => p.streamID));
+        for (const streamID of publishing) if (!ours.has(streamID)) void signalling?.request('unpublish', { streamID });
+        for (const streamID of playing) if (!this.players.has(streamID)) void signalling?.request('unplay', { streamID });
       },
       playStopped: (streamID, attempt, code) => this.players.get(streamID)?.remoteStopped(attempt, code),
       ended: (code) => {

@@ -65,6 +65,7 @@ export class Player {
   resumed(playing: string[]): void {
     if (this.state === PlayerState.NoPlay) return;
     if (this.state === PlayerState.Playing && playing.includes(this.streamID)) return;
+    if (this.waitingForStream) return this.request(); // still waiting for the stream, not interrupted
     this.release();
     this.transition(PlayerState.PlayRequesting, ErrorCode.PlayInterrupted);
     this.request();

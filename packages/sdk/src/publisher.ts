@@ -23,7 +23,7 @@ const RETRYABLE = new Set<number>([ErrorCode.PublishInterrupted, ErrorCode.Disco
 export class Publisher {
   private state = PublisherState.NoPublish;
   private lastCode = 0;
-  private streamID: string | undefined;
+  private currentStreamID: string | undefined;
   private config: PublishConfig = {};
   private transport: MediaTransport | undefined;
   /** Bumped on every attempt and stop so that an abandoned attempt's results are ignored. */
@@ -35,16 +35,21 @@ export class Publisher {
     readonly channel: number,
   ) {}
 
+  /** The stream being published (or being set up), if any. */
+  get streamID(): string | undefined {
+    return this.currentStreamID;
+  }
+
   start(streamID: string, config: PublishConfig): void {
     if (this.state !== PublisherState.NoPublish) {
       // Re-publishing the same stream is a no-op; another one on a busy channel is refused.
-      if (streamID !== this.streamID) this.report(streamID, PublisherState.NoPublish, ErrorCode.ChannelAlreadyPublishing);
+      if (streamID !== this.currentStreamID) this.report(streamID, PublisherState.NoPublish, ErrorCode.ChannelAlreadyPublishing);
       return;
     }
     const invalid = validateStreamID(streamID);
     if (invalid) return this.report(streamID, PublisherState.NoPublish, invalid);
     if (!this.ctx.loggedInSignalling()) return this.report(streamID, PublisherState.NoPublish, ErrorCode.NotLoggedIn);
-    this.streamID = streamID;
+    this.currentStreamID = streamID;
     this.config = config;
     this.transition(PublisherState.PublishRequesting, 0);
     this.publish();
@@ -52,7 +57,7 @@ export class Publisher {
 
   stop(): void {
     if (this.state === PublisherState.NoPublish) return;
-    const streamID = this.streamID!;
+    const streamID = this.currentStreamID!;
     this.release();
     void this.ctx.loggedInSignalling()?.request('unpublish', { streamID });
     this.end(0, streamID);
@@ -61,7 +66,7 @@ export class Publisher {
   /** The room is gone (logout, kick-out): stop without telling the server. */
   abandon(errorCode: number): void {
     if (this.state === PublisherState.NoPublish) return;
-    const streamID = this.streamID!;
+    const streamID = this.currentStreamID!;
     this.release();
     this.end(errorCode, streamID);
   }
@@ -69,7 +74,7 @@ export class Publisher {
   /** Back in the room after a reconnect: publish again unless the server still has our stream. */
   resumed(publishing: string[]): void {
     if (this.state === PublisherState.NoPublish) return;
-    const intact = this.state === PublisherState.Publishing && publishing.includes(this.streamID!);
+    const intact = this.state === PublisherState.Publishing && publishing.includes(this.currentStreamID!);
     if (!intact) this.interrupt(true);
   }
 
@@ -79,7 +84,7 @@ export class Publisher {
     const transport = this.ctx.media.createPublishTransport(this.channel, this.config.videoCodec ?? 'VP8');
     if (!transport) return this.fail(ErrorCode.UnsupportedRequest, '');
     const attempt = ++this.attempt;
-    const streamID = this.streamID!;
+    const streamID = this.currentStreamID!;
     this.transport = transport;
     void negotiate(
       transport,
@@ -112,7 +117,7 @@ export class Publisher {
   }
 
   private fail(code: number, message: string): void {
-    const streamID = this.streamID!;
+    const streamID = this.currentStreamID!;
     this.release();
     // Let the server drop whatever it still holds for this stream.
     void this.ctx.loggedInSignalling()?.request('unpublish', { streamID });
@@ -132,12 +137,12 @@ export class Publisher {
   }
 
   private end(code: number, streamID: string, message = ''): void {
-    this.streamID = undefined;
+    this.currentStreamID = undefined;
     this.transition(PublisherState.NoPublish, code, streamID, message);
   }
 
   /** Reports a change of state, or of error code within the same state; repeats are not reported. */
-  private transition(state: PublisherState, errorCode: number, streamID = this.streamID!, message = ''): void {
+  private transition(state: PublisherState, errorCode: number, streamID = this.currentStreamID!, message = ''): void {
     if (state === this.state && errorCode === this.lastCode) return;
     this.state = state;
     this.lastCode = errorCode;

@@ -133,11 +133,36 @@ export class Room {
   async logout(): Promise<void> {
     if (this.phase === 'idle' || this.phase === 'loggingOut') return;
     const signalling = this.phase === 'logined' ? this.signalling : null;
+    const wasReconnecting = this.phase === 'reconnecting';
     this.phase = 'loggingOut';
+    this.wakeReconnect?.();
     this.observer.ended(0);
     if (signalling) await signalling.request('logout', {}, this.timeouts.requestTimeoutMs);
+    else if (wasReconnecting) await this.logoutDetached();
     this.leave();
     this.state(RoomStateChangedReason.Logout, 0);
+  }
+
+  /** Logging out while reconnecting: one quick try to reach the server, so we do not linger there. */
+  private async logoutDetached(): Promise<void> {
+    this.signalling?.close();
+    const session = this.session;
+    if (!session) return;
+    const signalling = new SignallingClient(this.platform, this.timeouts);
+    this.signalling = signalling;
+    try {
+      const { nonce } = await signalling.connect(this.credentials.server);
+      const proof = await hmacHex(hexKeyBytes(session.resumeToken), resumeProofMessage(nonce, session.sessionID));
+      const reply = await signalling.request('resume', {
+        appID: this.credentials.appID,
+        sessionID: session.sessionID,
+        proof,
+        lastSeq: this.lastSeq,
+      });
+      if (reply.code === 0) await signalling.request('logout', {});
+    } catch {
+      // Unreachable: the server drops the session at its heartbeat timeout.
+    }
   }
 
   /** Connects and logs in on `signalling`. Returns the error code, or what applies the room's current state. */
@@ -153,13 +178,14 @@ export class Room {
     return this.sendLogin(signalling, nonce);
   }
 
-  private async sendLogin(signalling: SignallingClient, nonce: string): Promise<number | (() => void)> {
+  private async sendLogin(signalling: SignallingClient, nonce: string, rejoin = false): Promise<number | (() => void)> {
     const reply = await signalling.request('login', {
       appID: this.credentials.appID,
       roomID: this.roomID,
       user: this.user!,
       config: { isUserStatusNotify: this.config.isUserStatusNotify ?? false, maxMemberCount: this.config.maxMemberCount ?? 0 },
       auth: await this.loginAuth(nonce),
+      ...(rejoin ? { rejoin } : {}),
     });
     if (reply.code !== 0 || !('data' in reply)) return reply.code;
     const { sessionID, resumeToken, seq, users, streams } = reply.data;
@@ -232,26 +258,24 @@ export class Room {
     if (type === UpdateType.Add) for (const stream of streams) this.observer.streamAdded(stream.streamID);
   }
 
-  /** Makes the app's view equal `users`/`streams`, reporting the differences as DELETE then ADD. */
+  /**
+   * Makes the app's view equal `users`/`streams`, reporting the differences as DELETE then ADD
+   * (something that changed, such as a stream now published by someone else, is both).
+   */
   private applySnapshot(users: User[], streams: StreamInfo[]): void {
-    const userIDs = new Set(users.map((u) => u.userID));
-    const streamIDs = new Set(streams.map((s) => s.streamID));
-    this.applyStreams(
-      UpdateType.Delete,
-      [...this.streams.values()].filter((s) => !streamIDs.has(s.streamID)),
-    );
-    this.applyUsers(
-      UpdateType.Delete,
-      [...this.users.values()].filter((u) => !userIDs.has(u.userID)),
-    );
-    this.applyUsers(
-      UpdateType.Add,
-      users.filter((u) => !this.users.has(u.userID)),
-    );
-    this.applyStreams(
-      UpdateType.Add,
-      streams.filter((s) => !this.streams.has(s.streamID)),
-    );
+    const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
+    const nextUsers = new Map(users.map((u) => [u.userID, u]));
+    const nextStreams = new Map(streams.map((s) => [s.streamID, s]));
+    const gone = <T>(current: Map<string, T>, next: Map<string, T>): T[] =>
+      [...current].filter(([id, value]) => !same(next.get(id), value)).map(([, value]) => value);
+    const added = <T>(current: Map<string, T>, next: Map<string, T>): T[] =>
+      [...next].filter(([id, value]) => !same(current.get(id), value)).map(([, value]) => value);
+    const streamsAdded = added(this.streams, nextStreams);
+    const usersAdded = added(this.users, nextUsers);
+    this.applyStreams(UpdateType.Delete, gone(this.streams, nextStreams));
+    this.applyUsers(UpdateType.Delete, gone(this.users, nextUsers));
+    this.applyUsers(UpdateType.Add, usersAdded);
+    this.applyStreams(UpdateType.Add, streamsAdded);
   }
 
   private onLost(): void {
@@ -286,10 +310,12 @@ export class Room {
         continue;
       }
       this.phase = 'logined';
+      // Publishers and players that were running pick up first, so that anything the app starts
+      // from the callbacks below is new and left alone.
+      this.observer.resumed(outcome);
       this.state(RoomStateChangedReason.Reconnected, 0);
       outcome.catchUp(); // what was missed arrives after Reconnected
       this.flushEarly();
-      this.observer.resumed(outcome);
       return;
     }
   }
@@ -327,8 +353,13 @@ export class Room {
       return 'kicked';
     }
     if (reply.code !== ErrorCode.SessionNotFound) return fail(reply.code);
-    // The server forgot us (restarted, or we were away past its heartbeat timeout): log in anew.
-    const entered = await this.sendLogin(signalling, nonce);
+    // The server forgot us (restarted, or we were away past its heartbeat timeout): log in anew,
+    // unless someone has logged in with our userID since.
+    const entered = await this.sendLogin(signalling, nonce, true);
+    if (entered === ErrorCode.KickedOut) {
+      fail(entered);
+      return 'kicked';
+    }
     if (typeof entered === 'number') return fail(entered);
     return { publishing: [], playing: [], catchUp: entered };
   }

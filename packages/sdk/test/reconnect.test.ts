@@ -281,3 +281,52 @@ test('a repeat login of the same userID kicks the older session out even while i
     ['twin'],
   );
 });
+
+test('a client back after the server dropped it logs in again, unless its userID has logged in elsewhere since', async (t) => {
+  const env = await startTestServer({ heartbeatTimeoutMs: 600 });
+  const proxy = await TcpFaultProxy.start(env.server.port);
+  t.after(async () => {
+    await env.close();
+    await proxy.close();
+  });
+  const back = env.client({ server: proxy.url(env.server.url) });
+  const replaced = env.client({ server: proxy.url(env.server.url) });
+  assert.equal(await back.login('r-rejoin', 'back'), 0);
+  assert.equal(await replaced.login('r-rejoin', 'replaced'), 0);
+  proxy.cut();
+  await sleep(1200); // both sessions expire on the server
+  assert.equal(env.server.rooms.describeRoom(env.app.appID, 'r-rejoin'), undefined);
+  assert.equal(await env.client().login('r-rejoin', 'replaced'), 0); // another device takes this userID
+  proxy.restore();
+  await back.waitFor('roomStateChanged', (_, r) => r === RoomStateChangedReason.Reconnected, 5000);
+  await replaced.waitFor('roomStateChanged', (_, r) => r === RoomStateChangedReason.KickOut, 5000);
+  assert.deepEqual(reasons(replaced).at(-1), [RoomStateChangedReason.KickOut, ErrorCode.KickedOut]);
+  assert.deepEqual(
+    env.server.rooms
+      .describeRoom(env.app.appID, 'r-rejoin')
+      ?.users.map((u) => u.userID)
+      .sort(),
+    ['back', 'replaced'],
+  );
+});
+
+test('logoutRoom while reconnecting still logs out on the server: others see the user leave at once', async (t) => {
+  const env = await startTestServer({ heartbeatTimeoutMs: 10_000 });
+  const proxy = await TcpFaultProxy.start(env.server.port);
+  t.after(async () => {
+    await env.close();
+    await proxy.close();
+  });
+  const watcher = env.client();
+  const leaver = env.client({ server: proxy.url(env.server.url) });
+  assert.equal(await watcher.login('r-leave', 'watcher'), 0);
+  assert.equal(await leaver.login('r-leave', 'leaver'), 0);
+  proxy.cut();
+  await leaver.waitFor('roomStateChanged', (_, r) => r === RoomStateChangedReason.Reconnecting);
+  proxy.restore();
+  leaver.engine.logoutRoom();
+  await leaver.waitFor('roomStateChanged', (_, r) => r === RoomStateChangedReason.Logout);
+  await watcher.waitFor('roomUserUpdate', (_, type) => type === UpdateType.Delete, 2000);
+  assert.deepEqual(reasons(leaver).at(-1), [RoomStateChangedReason.Logout, 0]);
+  assert.equal(reasons(leaver).filter(([r]) => r === RoomStateChangedReason.Reconnected).length, 0);
+});

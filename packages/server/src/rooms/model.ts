@@ -116,8 +116,8 @@ export class AppRooms {
   readonly rooms = new Map<string, Room>();
   readonly sessionsByUser = new Map<string, Session>();
   readonly sessionsById = new Map<string, Session>();
-  /** Sessions replaced by a repeat login, remembered for a while so that their resume learns why. */
-  readonly kickedSessions = new Map<string, NodeJS.Timeout>();
+  /** Sessions replaced by a repeat login (sessionID → resume token), so that their resume learns why. */
+  readonly kickedSessions = new Map<string, string>();
   /** Every publication of the app, reserved or live: streamIDs are unique per app. */
   readonly publications = new Map<string, Publication>();
 

@@ -26,6 +26,7 @@ export type Failure = { code: FailureCode; message: string };
 export type Outcome<T> = { code: 0; data: T } | Failure;
 
 const MAX_STREAM_EXTRA_INFO_BYTES = 1024;
+const MAX_KICKED_SESSIONS = 10_000;
 const byteLength = (s: string): number => Buffer.byteLength(s, 'utf8');
 
 const fail = (code: FailureCode, message: string): Failure => ({ code, message });
@@ -80,6 +81,7 @@ export class RoomService {
     if (existingRoom && existingRoom.maxMemberCount > 0 && members >= existingRoom.maxMemberCount) {
       return fail(ErrorCode.RoomFull, `room ${req.roomID} is full`);
     }
+    if (previous && req.rejoin) return fail(ErrorCode.KickedOut, 'the same userID logged in elsewhere');
     if (previous) this.kick(previous, ErrorCode.KickedOut, 'the same userID logged in elsewhere');
 
     let room = app.rooms.get(req.roomID);
@@ -107,7 +109,10 @@ export class RoomService {
   resume(link: ClientLink, nonce: string, req: ClientRequest<'resume'>): Outcome<ReplyData<'resume'> & { session: Session }> {
     const app = this.apps.get(req.appID);
     if (!app) return fail(ErrorCode.AppIDUnknown, `unknown appID ${req.appID}`);
-    if (app.kickedSessions.has(req.sessionID)) return fail(ErrorCode.KickedOut, 'the same userID logged in elsewhere');
+    const kickedToken = app.kickedSessions.get(req.sessionID);
+    if (kickedToken && verifyResumeProof(kickedToken, req.proof, nonce, req.sessionID)) {
+      return fail(ErrorCode.KickedOut, 'the same userID logged in elsewhere');
+    }
     const session = app.sessionsById.get(req.sessionID);
     // An unknown session and a wrong proof look the same from outside.
     if (!session?.active || !verifyResumeProof(session.resumeToken, req.proof, nonce, req.sessionID)) {
@@ -129,8 +134,8 @@ export class RoomService {
       data: {
         seq: room.seq,
         ...(events ? { events } : { snapshot: { users: room.users(session), streams: room.streams(session) } }),
-        publishing: [...session.publications.values()].filter((p) => p.media).map((p) => p.streamID),
-        playing: [...session.plays.values()].filter((p) => p.media).map((p) => p.streamID),
+        publishing: [...session.publications.keys()],
+        playing: [...session.plays.keys()],
         session,
       },
     };
@@ -190,18 +195,20 @@ export class RoomService {
       this.notifyStreams(session.room, UpdateType.Add, [publication.info], session);
     });
     media.observer.once('closed', () => {
-      if (publication.media !== media) return;
-      // The publisher's media died; it gets a heartbeat timeout to publish again before the stream goes.
-      publication.media = undefined;
-      publication.orphanTimer = setTimeout(() => this.dropPublication(publication), this.heartbeatTimeoutMs);
+      if (publication.media === media) this.detachMedia(publication);
     });
     return { code: 0, data: { sdp: media.answer } };
   }
 
-  /** Closes a publication's media, keeping the publication; its players are told to play again. */
+  /**
+   * Closes a publication's media, keeping the publication: its players are told to play again,
+   * and its publisher gets a heartbeat timeout to publish again before the stream goes.
+   */
   private detachMedia(publication: Publication): void {
     const media = publication.media;
     publication.media = undefined;
+    clearTimeout(publication.orphanTimer);
+    publication.orphanTimer = setTimeout(() => this.dropPublication(publication), this.heartbeatTimeoutMs);
     media?.close();
   }
 
@@ -277,15 +284,17 @@ export class RoomService {
       const sessions = [...app.sessionsByUser.values()];
       for (const session of sessions) session.link = null;
       for (const session of sessions) this.removeSession(session, 'server shutdown');
+      app.kickedSessions.clear();
     }
   }
 
   private kick(session: Session, code: FailureCode, reason: string): void {
     session.send({ type: 'kickedOut', roomID: session.room.id, code, reason });
+    // Remembered until enough newer kicks push it out; a client that comes back later than that
+    // logs in again with `rejoin`, which the newer session also wins.
     const { kickedSessions } = session.room.app;
-    const forget = setTimeout(() => kickedSessions.delete(session.id), this.heartbeatTimeoutMs);
-    forget.unref();
-    kickedSessions.set(session.id, forget);
+    kickedSessions.set(session.id, session.resumeToken);
+    if (kickedSessions.size > MAX_KICKED_SESSIONS) kickedSessions.delete(kickedSessions.keys().next().value!);
     const link = session.link;
     this.removeSession(session, reason);
     link?.close();
@@ -325,6 +334,7 @@ export class RoomService {
     }
     // Closing the media closes every subscriber, which tells each player (see play()).
     this.detachMedia(publication);
+    clearTimeout(publication.orphanTimer);
   }
 
   private dropPlay(play: Play): void {

@@ -110,7 +110,8 @@ export class Connection implements ClientLink {
       return { code: 0, data };
     }
     const session = this.session;
-    if (!session?.active) return { code: ErrorCode.NotLoggedIn, message: 'not logged in' };
+    // A connection whose session resumed on another one speaks for it no more.
+    if (!session?.active || session.link !== this) return { code: ErrorCode.NotLoggedIn, message: 'not logged in' };
     switch (message.type) {
       case 'logout':
         rooms.logout(session);
