@@ -36,6 +36,12 @@ export const ErrorCode = {
   ReconnectWindowExceeded: 1002053,
   KickedByServer: 1002055,
   NoTokenNorAppSign: 1002067,
+  TokenPayloadInvalid: 1002075,
+  TokenAppIDMismatch: 1002076,
+  TokenUserIDMismatch: 1002077,
+  TokenExpired: 1002078,
+  TokenVersionInvalid: 1002079,
+  TokenNonceInvalid: 1002080,
   RoomInternalError: 1002099,
 
   // Publisher (1003xxx)

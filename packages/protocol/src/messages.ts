@@ -60,6 +60,8 @@ export const clientMessageSchema = z.discriminatedUnion('type', [
   }),
   z.object({ type: z.literal('unplay'), id: requestId, streamID: id }),
   z.object({ type: z.literal('heartbeat'), id: requestId }),
+  /** Replaces the session's token before it expires. */
+  z.object({ type: z.literal('renewToken'), id: requestId, token: z.string().min(1).max(4096) }),
   /** Re-attaches a session after the connection broke; `lastSeq` is the last room event the client saw. */
   z.object({
     type: z.literal('resume'),
@@ -119,6 +121,7 @@ export const replyDataSchemas = {
   play: z.object({ sdp }),
   unplay: z.object({}),
   heartbeat: z.object({}),
+  renewToken: z.object({}),
 } satisfies Record<ClientMessageType, z.ZodType>;
 export type ReplyData<T extends ClientMessageType> = z.infer<(typeof replyDataSchemas)[T]>;
 
@@ -141,6 +144,8 @@ export const serverMessageSchema = z.discriminatedUnion('type', [
   userUpdateSchema,
   streamUpdateSchema,
   z.object({ type: z.literal('kickedOut'), roomID: id, code: z.number().int(), reason: z.string().optional() }),
+  /** The session's token expires in `remainSeconds`; renew it to keep publishing. */
+  z.object({ type: z.literal('tokenWillExpire'), roomID: id, remainSeconds: z.number().int() }),
   /** The server ended a play session (the stream stopped or was removed); the player may wait for it to return. */
   z.object({ type: z.literal('playStopped'), streamID: id, attempt: z.number().int(), code: z.number().int() }),
 ]);

@@ -150,6 +150,14 @@ export class ParleyEngine {
     void this.room.login(roomID, { userID: user.userID, userName }, config).then(done);
   }
 
+  /** Replaces the token the room was entered with (see onRoomTokenWillExpire). */
+  renewToken(roomID: string, token: string, callback?: (errorCode: number) => void): void {
+    requireType(roomID, 'string', 'roomID');
+    requireType(token, 'string', 'token');
+    if (roomID !== this.room.id) return callback?.(ErrorCode.NotLoggedIn);
+    void this.room.renewToken(token).then((code) => callback?.(code));
+  }
+
   logoutRoom(roomID?: string): void {
     if (roomID !== undefined) requireType(roomID, 'string', 'roomID');
     if (roomID !== undefined && roomID !== this.room.id) return;

@@ -9,6 +9,8 @@ export interface ParleyEvents {
   roomStreamUpdate: [roomID: string, updateType: UpdateType, streamList: Stream[], extendedData: string];
   publisherStateUpdate: [streamID: string, state: PublisherState, errorCode: number, extendedData: string];
   playerStateUpdate: [streamID: string, state: PlayerState, errorCode: number, extendedData: string];
+  /** The room token expires in `remainSeconds`: get a new one and call renewToken. */
+  roomTokenWillExpire: [roomID: string, remainSeconds: number];
   /** The first video frame of a played stream was rendered (browser) or delivered (custom render). */
   playerRecvVideoFirstFrame: [streamID: string];
   /** A player asked for a keyframe; with encoded custom capture, send one as soon as possible. */

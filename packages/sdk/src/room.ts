@@ -130,6 +130,15 @@ export class Room {
     return 0;
   }
 
+  /** Replaces the room token; later logins after a reconnect use the new one too. */
+  async renewToken(token: string): Promise<number> {
+    if (this.phase === 'idle' || this.phase === 'loggingOut') return ErrorCode.NotLoggedIn;
+    this.config = { ...this.config, token };
+    const signalling = this.activeSignalling;
+    if (!signalling) return 0; // reconnecting: the resumed session keeps the old one until renewed again
+    return (await signalling.request('renewToken', { token })).code;
+  }
+
   async logout(): Promise<void> {
     if (this.phase === 'idle' || this.phase === 'loggingOut') return;
     const signalling = this.phase === 'logined' ? this.signalling : null;
@@ -229,6 +238,9 @@ export class Room {
         return;
       case 'kickedOut':
         this.end(RoomStateChangedReason.KickOut, message.code);
+        return;
+      case 'tokenWillExpire':
+        this.hub.emit('roomTokenWillExpire', this.roomID, message.remainSeconds);
         return;
     }
   }

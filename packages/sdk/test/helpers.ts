@@ -19,6 +19,7 @@ export const ALL_EVENTS: ParleyEventName[] = [
   'playerStateUpdate',
   'playerRecvVideoFirstFrame',
   'customVideoCaptureKeyFrameRequested',
+  'roomTokenWillExpire',
 ];
 
 export interface Recorded {

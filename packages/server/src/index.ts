@@ -1,2 +1,10 @@
 export { startServer, type ParleyServer } from './server.js';
+export {
+  generateToken04,
+  decodeToken04,
+  verifyToken04,
+  type GenerateToken04Options,
+  type Token04Claims,
+  type TokenPrivileges,
+} from './auth/token04.js';
 export { DEV_APP, DEFAULT_HEARTBEAT_TIMEOUT_MS, randomApp, type AppConfig, type ServerOptions, type MediaOptions } from './config.js';

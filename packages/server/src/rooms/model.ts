@@ -1,6 +1,14 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { RoomEvent, ServerMessage, StreamInfo, User } from '@parley/protocol';
 import type { MediaPublisher, MediaSubscriber } from '../media/index.js';
+import type { TokenPrivileges } from '../auth/token04.js';
+
+export interface SessionToken {
+  /** Unix seconds. */
+  expire: number;
+  /** From a strict payload; undefined means every privilege. */
+  privileges: TokenPrivileges | undefined;
+}
 
 /** The signalling connection a session currently talks through. */
 export interface ClientLink {
@@ -47,6 +55,9 @@ export class Session {
   lastSeen = Date.now();
   active = true;
   expiryTimer: NodeJS.Timeout | undefined;
+  /** Set when the session logged in with a token: what it allows and until when. */
+  token: SessionToken | undefined;
+  tokenWarningTimer: NodeJS.Timeout | undefined;
 
   constructor(
     public link: ClientLink | null,

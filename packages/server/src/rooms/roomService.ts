@@ -18,8 +18,9 @@ import {
 import type { Logger } from 'pino';
 import type { AppConfig } from '../config.js';
 import { verifyAppSignProof, verifyResumeProof } from '../auth/appSign.js';
+import { verifyToken04 } from '../auth/token04.js';
 import { SdpError, type MediaPlane } from '../media/index.js';
-import { AppRooms, Play, Publication, Room, Session, type ClientLink } from './model.js';
+import { AppRooms, Play, Publication, Room, Session, type ClientLink, type SessionToken } from './model.js';
 
 export type FailureCode = Exclude<ErrorCode, typeof ErrorCode.Success>;
 export type Failure = { code: FailureCode; message: string };
@@ -27,6 +28,8 @@ export type Outcome<T> = { code: 0; data: T } | Failure;
 
 const MAX_STREAM_EXTRA_INFO_BYTES = 1024;
 const MAX_KICKED_SESSIONS = 10_000;
+const TOKEN_WARNING_SECONDS = 30;
+const MAX_TIMER_MS = 2 ** 31 - 1;
 const byteLength = (s: string): number => Buffer.byteLength(s, 'utf8');
 
 const fail = (code: FailureCode, message: string): Failure => ({ code, message });
@@ -63,13 +66,16 @@ export class RoomService {
     const invalid = validateRoomID(req.roomID) || validateUserID(req.user.userID) || validateUserName(req.user.userName);
     if (invalid) return fail(invalid as FailureCode, 'invalid roomID, userID or userName');
 
+    let token: SessionToken | undefined;
     if ('appSignProof' in req.auth) {
       const login = { nonce, appID: req.appID, roomID: req.roomID, userID: req.user.userID };
       if (!verifyAppSignProof(config.appSign, req.auth.appSignProof, login)) {
         return fail(ErrorCode.AppSignWrong, 'appSign proof does not match');
       }
     } else if ('token' in req.auth) {
-      return fail(ErrorCode.TokenInvalid, 'token authentication is not enabled on this server');
+      const checked = this.checkToken(config, req.auth.token, req.user.userID, req.roomID);
+      if ('code' in checked) return checked;
+      token = checked.token;
     } else {
       return fail(ErrorCode.NoTokenNorAppSign, 'neither token nor appSign given');
     }
@@ -91,6 +97,7 @@ export class RoomService {
       this.log.info({ appID: app.appID, roomID: room.id }, 'room created');
     }
     const session = new Session(link, room, { ...req.user }, req.config.isUserStatusNotify);
+    this.setToken(session, token);
     const users = room.users();
     room.sessions.set(session.user.userID, session);
     app.sessionsByUser.set(session.user.userID, session);
@@ -141,6 +148,42 @@ export class RoomService {
     };
   }
 
+  /** Replaces a session's token: same app, same user, not expired. */
+  renewToken(session: Session, tokenString: string): Outcome<ReplyData<'renewToken'>> {
+    const config = this.appConfigs.get(session.room.app.appID)!;
+    const checked = this.checkToken(config, tokenString, session.user.userID, session.room.id);
+    if ('code' in checked) return checked;
+    this.setToken(session, checked.token);
+    return { code: 0, data: {} };
+  }
+
+  private checkToken(config: AppConfig, tokenString: string, userID: string, roomID: string): { token: SessionToken } | Failure {
+    const verified = verifyToken04(tokenString, config.serverSecret, { appID: config.appID, userID });
+    if (!verified.ok) return fail(verified.code as FailureCode, verified.message);
+    const { privileges } = verified;
+    if (privileges && privileges.room_id !== roomID) return fail(ErrorCode.TokenInvalid, 'token is for another room');
+    if (privileges && privileges.privilege['1'] !== 1) return fail(ErrorCode.TokenInvalid, 'token does not allow login');
+    return { token: { expire: verified.claims.expire, privileges } };
+  }
+
+  /** Warns the client 30 s before its token expires (at once if less is left). */
+  private setToken(session: Session, token: SessionToken | undefined): void {
+    session.token = token;
+    clearTimeout(session.tokenWarningTimer);
+    if (!token) return;
+    const warnAt = (token.expire - TOKEN_WARNING_SECONDS) * 1000;
+    const warn = (): void => {
+      const remainSeconds = Math.max(0, Math.round(token.expire - Date.now() / 1000));
+      session.send({ type: 'tokenWillExpire', roomID: session.room.id, remainSeconds });
+    };
+    // Timers cannot wait longer than ~24.8 days; a longer token is re-armed in steps.
+    const arm = (): void => {
+      const wait = warnAt - Date.now();
+      session.tokenWarningTimer = wait > MAX_TIMER_MS ? setTimeout(arm, MAX_TIMER_MS) : setTimeout(warn, Math.max(0, wait));
+    };
+    arm();
+  }
+
   logout(session: Session): void {
     this.removeSession(session, 'logout');
   }
@@ -157,6 +200,8 @@ export class RoomService {
     if (!session.active) return fail(ErrorCode.NotLoggedIn, 'not logged in');
     const invalid = validateStreamID(req.streamID);
     if (invalid) return fail(invalid as FailureCode, 'invalid streamID');
+    const denied = this.publishDenied(session, req.streamID);
+    if (denied) return denied;
     if (byteLength(req.extraInfo) >= MAX_STREAM_EXTRA_INFO_BYTES)
       return fail(ErrorCode.StreamExtraInfoTooLong, 'stream extra info too long');
     const app = session.room.app;
@@ -259,6 +304,20 @@ export class RoomService {
     return { code: 0, data: {} };
   }
 
+  /** A token session may publish only with privilege 2, only listed streams (if listed), and only before it expires. */
+  private publishDenied(session: Session, streamID: string): Failure | undefined {
+    const { token } = session;
+    if (!token) return undefined;
+    if (token.expire <= Date.now() / 1000) return fail(ErrorCode.PublishPrivilegeDenied, 'token expired: renew it to publish');
+    const privileges = token.privileges;
+    if (!privileges) return undefined;
+    if (privileges.privilege['2'] !== 1) return fail(ErrorCode.PublishPrivilegeDenied, 'token does not allow publishing');
+    const list = privileges.stream_id_list;
+    if (list && list.length > 0 && !list.includes(streamID))
+      return fail(ErrorCode.PublishPrivilegeDenied, `token does not allow publishing ${streamID}`);
+    return undefined;
+  }
+
   /** Who is in a room and what is published there, as the server sees it. */
   describeRoom(appID: number, roomID: string): { users: User[]; streams: StreamInfo[] } | undefined {
     const room = this.apps.get(appID)?.rooms.get(roomID);
@@ -304,6 +363,7 @@ export class RoomService {
     if (!session.active) return;
     session.active = false;
     clearTimeout(session.expiryTimer);
+    clearTimeout(session.tokenWarningTimer);
     const { room } = session;
     const app = room.app;
     for (const play of [...session.plays.values()]) this.dropPlay(play);

@@ -125,6 +125,8 @@ export class Connection implements ClientLink {
         return rooms.play(session, message);
       case 'unplay':
         return rooms.unplay(session, message.streamID);
+      case 'renewToken':
+        return rooms.renewToken(session, message.token);
     }
   }
 
