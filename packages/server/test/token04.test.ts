@@ -68,3 +68,32 @@ test('every way a token can be wrong has its code', () => {
   assert.equal(codeOf(verifyToken04(badPayload, SECRET, ok)), ErrorCode.TokenPayloadInvalid);
   assert.equal(codeOf(verifyToken04('04!!!', SECRET, ok)), ErrorCode.TokenInvalid);
 });
+
+test('the parley token CLI mints tokens the server accepts and inspects them', async () => {
+  const { execFileSync } = await import('node:child_process');
+  const cli = new URL('../dist/cli.js', import.meta.url).pathname;
+  const run = (...args: string[]): string => execFileSync(process.execPath, [cli, 'token', ...args], { encoding: 'utf8' }).trim();
+  const token = run(
+    'generate',
+    '--app-id',
+    '5',
+    '--user-id',
+    'bob',
+    '--secret',
+    SECRET,
+    '--room',
+    'r1',
+    '--streams',
+    's1,s2',
+    '--no-publish',
+    '--mode',
+    'cbc',
+  );
+  const verified = verifyToken04(token, SECRET, { appID: 5, userID: 'bob' });
+  assert.ok(verified.ok);
+  assert.deepEqual(verified.privileges, { room_id: 'r1', privilege: { '1': 1, '2': 0 }, stream_id_list: ['s1', 's2'] });
+  const inspected = JSON.parse(run('inspect', token, '--secret', SECRET)) as { user_id: string; expired: boolean };
+  assert.equal(inspected.user_id, 'bob');
+  assert.equal(inspected.expired, false);
+  assert.throws(() => run('inspect', token, '--secret', 'f'.repeat(32)), /1002033/);
+});
