@@ -74,6 +74,8 @@ export const ErrorCode = {
   UnsupportedRequest: 1000093,
   /** A resume for a session the server no longer has (expired, or the server restarted): log in again. */
   SessionNotFound: 1000094,
+  /** Too many frames on one connection, or too many logins from one address: slow down. */
+  RateLimited: 1000095,
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -123,11 +123,16 @@ test('protocol fuzz: 10,000 random and mutated frames beside a live call', async
   const heapBefore = process.memoryUsage().heapUsed;
 
   let ws: WebSocket | undefined;
+  let limited = 0;
   let answered: ((what: string) => void) | undefined;
   const open = async (): Promise<WebSocket> => {
     const socket = new WebSocket(env.server.url);
     await new Promise((resolve, reject) => socket.once('message', resolve).once('error', reject)); // hello
-    socket.on('message', (data) => answered?.(JSON.parse(data.toString()).type === 'reply' ? 'reply' : 'error'));
+    socket.on('message', (data) => {
+      const message = JSON.parse(data.toString()) as { type: string; code?: number };
+      if (message.code === 1000095) limited++;
+      answered?.(message.type === 'reply' ? 'reply' : 'error');
+    });
     socket.on('close', () => answered?.('close'));
     return socket;
   };
@@ -152,7 +157,7 @@ test('protocol fuzz: 10,000 random and mutated frames beside a live call', async
   gc();
   const heapGrowthMB = (process.memoryUsage().heapUsed - heapBefore) / 2 ** 20;
   console.log(
-    `# fuzz: ${FRAMES} frames → ${JSON.stringify(counts)}; call frames during fuzz ${frames - framesBefore}; heap ${heapGrowthMB.toFixed(1)} MB`,
+    `# fuzz: ${FRAMES} frames → ${JSON.stringify(counts)}; rate-limited ${limited}; call frames during fuzz ${frames - framesBefore}; heap ${heapGrowthMB.toFixed(1)} MB`,
   );
 
   assert.equal(counts.silent, 0, 'every frame got a reply, an error or a close');

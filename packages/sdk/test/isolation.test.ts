@@ -32,7 +32,10 @@ test('apps and rooms are isolated: same IDs in two apps never meet; a stream of 
   assert.equal(await xWatcher.login('same-room', 'watcher'), 0);
   await xWatcher.waitFor('roomStreamUpdate');
   await sleep(200);
-  assert.deepEqual(xWatcher.of('roomUserUpdate').map(([, type, users]) => [type, users.map((u) => u.userID)]), [[UpdateType.Add, ['same-user']]]);
+  assert.deepEqual(
+    xWatcher.of('roomUserUpdate').map(([, type, users]) => [type, users.map((u) => u.userID)]),
+    [[UpdateType.Add, ['same-user']]],
+  );
   assert.equal(xWatcher.of('roomStreamUpdate').length, 1);
   assert.equal(x.of('roomUserUpdate').filter(([, type]) => type === UpdateType.Add).length, 1, 'x sees only its own app');
   assert.equal(y.of('roomUserUpdate').length, 0, 'y sees nobody from app X');

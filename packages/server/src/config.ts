@@ -31,7 +31,27 @@ export interface ServerOptions {
   /** Dev mode exposes `/dev-config.json` with the dev app's credentials for the demo page. */
   devMode?: boolean;
   logLevel?: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  limits?: Partial<Limits>;
 }
+
+export interface Limits {
+  /** Signalling frames one connection may send per second, and in a burst. */
+  framesPerSecond: number;
+  frameBurst: number;
+  /** A connection that has this many frames refused for rate is closed. */
+  maxRateLimitedFrames: number;
+  /** Logins (and resumes) one IP address may make per second, and in a burst. */
+  loginsPerSecondPerIp: number;
+  loginBurstPerIp: number;
+}
+
+export const DEFAULT_LIMITS: Limits = {
+  framesPerSecond: 50,
+  frameBurst: 200,
+  maxRateLimitedFrames: 1000,
+  loginsPerSecondPerIp: 20,
+  loginBurstPerIp: 50,
+};
 
 export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 90_000;
 export const DEFAULT_PORT = 7800;

@@ -7,4 +7,13 @@ export {
   type Token04Claims,
   type TokenPrivileges,
 } from './auth/token04.js';
-export { DEV_APP, DEFAULT_HEARTBEAT_TIMEOUT_MS, randomApp, type AppConfig, type ServerOptions, type MediaOptions } from './config.js';
+export {
+  DEV_APP,
+  DEFAULT_HEARTBEAT_TIMEOUT_MS,
+  DEFAULT_LIMITS,
+  randomApp,
+  type AppConfig,
+  type ServerOptions,
+  type MediaOptions,
+  type Limits,
+} from './config.js';

@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { APP_SIGN_PATTERN } from '@parley/protocol';
-import { DEFAULT_HEARTBEAT_TIMEOUT_MS, DEFAULT_PORT, type AppConfig, type ServerOptions } from './config.js';
+import { DEFAULT_HEARTBEAT_TIMEOUT_MS, DEFAULT_LIMITS, DEFAULT_PORT, type AppConfig, type ServerOptions } from './config.js';
 import { createLogger } from './log.js';
 import { WeriftMediaPlane } from './media/index.js';
 import { RoomService } from './rooms/roomService.js';
@@ -62,7 +62,8 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
       res.end();
     });
   });
-  const signalling = new SignallingServer(http, { rooms, heartbeatTimeoutMs, log });
+  const limits = { ...DEFAULT_LIMITS, ...options.limits };
+  const signalling = new SignallingServer(http, { rooms, heartbeatTimeoutMs, log, limits });
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
     http.listen(options.port ?? DEFAULT_PORT, host, () => resolve());

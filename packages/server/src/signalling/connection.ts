@@ -9,26 +9,36 @@ import { ErrorCode, PROTOCOL_VERSION, parseClientMessage, type ClientMessage, ty
 import type { Logger } from 'pino';
 import type { RoomService, Outcome } from '../rooms/roomService.js';
 import type { ClientLink, Session } from '../rooms/model.js';
+import type { Limits } from '../config.js';
+import { TokenBucket, type KeyedRateLimiter } from './rateLimit.js';
 
 /** A client that cannot keep up with this much unsent data is disconnected rather than buffered for. */
 const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
 const NORMAL_CLOSURE = 1000;
+const POLICY_VIOLATION = 1008;
 
 export interface ConnectionOptions {
   rooms: RoomService;
   heartbeatTimeoutMs: number;
   log: Logger;
+  limits: Limits;
+  /** Shared by all connections: logins per IP address. */
+  logins: KeyedRateLimiter;
+  remoteAddress: string;
 }
 
 export class Connection implements ClientLink {
   private readonly nonce = randomBytes(16).toString('hex');
   private session: Session | null = null;
   private readonly silenceTimer: NodeJS.Timeout;
+  private readonly frames: TokenBucket;
+  private rateLimited = 0;
 
   constructor(
     private readonly ws: WebSocket,
     private readonly options: ConnectionOptions,
   ) {
+    this.frames = new TokenBucket(options.limits.framesPerSecond, options.limits.frameBurst);
     ws.on('message', (data, isBinary) => this.onFrame(data, isBinary));
     ws.on('close', (code) => this.onClose(code));
     ws.on('error', () => ws.terminate());
@@ -59,6 +69,12 @@ export class Connection implements ClientLink {
   private onFrame(data: RawData, isBinary: boolean): void {
     this.silenceTimer.refresh();
     if (this.session) this.session.lastSeen = Date.now();
+    if (!this.frames.take()) {
+      // Refused unread; a client that keeps flooding is cut off.
+      if (++this.rateLimited >= this.options.limits.maxRateLimitedFrames) this.ws.close(POLICY_VIOLATION, 'rate limit');
+      else this.send({ type: 'error', code: ErrorCode.RateLimited, message: 'too many frames; slow down' });
+      return;
+    }
     if (isBinary) {
       this.send({ type: 'error', code: ErrorCode.MalformedMessage, message: 'binary frames are not accepted' });
       return;
@@ -93,6 +109,9 @@ export class Connection implements ClientLink {
   private async handle(message: ClientMessage): Promise<Outcome<unknown>> {
     const { rooms } = this.options;
     if (message.type === 'heartbeat') return { code: 0, data: {} };
+    if ((message.type === 'login' || message.type === 'resume') && !this.options.logins.take(this.options.remoteAddress)) {
+      return { code: ErrorCode.RateLimited, message: 'too many logins from this address' };
+    }
     if (message.type === 'login') {
       if (this.session?.active) return { code: ErrorCode.RoomCountExceeded, message: 'already logged in to a room' };
       const outcome = rooms.login(this, this.nonce, message);
