@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { WebSocket } from 'ws';
-import { ErrorCode } from '@parley/sdk';
+import { ErrorCode, PlayerState, PublishChannel, PublisherState } from '@parley/sdk';
 import { startServer, randomApp } from '@parley/server';
 import { TestClient, sleep } from './helpers.js';
 
@@ -47,4 +47,39 @@ test('rate limits: a flooding connection is slowed then cut off; logins per addr
   for (let i = 0; i < 4; i++) codes.push(await client().login('r-rate', `login${i}`));
   assert.deepEqual(codes, [0, 0, ErrorCode.RateLimited, ErrorCode.RateLimited]);
   assert.equal(bystander.of('roomStateChanged').length, 2, 'the bystander saw nothing but its own login');
+});
+
+test('a user cannot hold more publications or plays than the limits allow', async (t) => {
+  const app = randomApp(6);
+  const server = await startServer({
+    port: 0,
+    apps: [app],
+    logLevel: 'silent',
+    staticDir: false,
+    limits: { maxPublicationsPerSession: 1, maxPlaysPerSession: 1 },
+  });
+  const clients: TestClient[] = [];
+  t.after(async () => {
+    await Promise.all(clients.map((c) => c.destroy()));
+    await server.close();
+  });
+  const client = (): TestClient => {
+    const c = new TestClient({ appID: app.appID, appSign: app.appSign, server: server.url, timeouts: { playRetryIntervalMs: 60_000 } });
+    clients.push(c);
+    return c;
+  };
+  const a = client();
+  const b = client();
+  assert.equal(await a.login('r-caps', 'a'), 0);
+  assert.equal(await b.login('r-caps', 'b'), 0);
+  a.engine.startPublishingStream('s-a1');
+  await a.waitFor('publisherStateUpdate', (id, s) => id === 's-a1' && s === PublisherState.Publishing);
+  a.engine.startPublishingStream('s-a2', {}, PublishChannel.Aux);
+  await a.waitFor('publisherStateUpdate', (id, s) => id === 's-a2' && s === PublisherState.NoPublish);
+  assert.equal(a.of('publisherStateUpdate').at(-1)?.[2], ErrorCode.ChannelAlreadyPublishing);
+  b.engine.startPlayingStream('s-a1');
+  await b.waitFor('playerStateUpdate', (id, s) => id === 's-a1' && s === PlayerState.Playing);
+  b.engine.startPlayingStream('s-other');
+  await b.waitFor('playerStateUpdate', (id, s) => id === 's-other' && s === PlayerState.NoPlay);
+  assert.equal(b.of('playerStateUpdate').at(-1)?.[2], ErrorCode.PlayFailed);
 });

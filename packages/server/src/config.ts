@@ -43,6 +43,10 @@ export interface Limits {
   /** Logins (and resumes) one IP address may make per second, and in a burst. */
   loginsPerSecondPerIp: number;
   loginBurstPerIp: number;
+  /** Streams one session may publish at once (each is a peer connection on the server). */
+  maxPublicationsPerSession: number;
+  /** Streams one session may play at once. */
+  maxPlaysPerSession: number;
 }
 
 export const DEFAULT_LIMITS: Limits = {
@@ -51,6 +55,8 @@ export const DEFAULT_LIMITS: Limits = {
   maxRateLimitedFrames: 1000,
   loginsPerSecondPerIp: 20,
   loginBurstPerIp: 50,
+  maxPublicationsPerSession: 4,
+  maxPlaysPerSession: 64,
 };
 
 export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 90_000;

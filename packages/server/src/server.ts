@@ -42,7 +42,8 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
   const log = createLogger(options.logLevel);
   const listenIp = options.media?.listenIp ?? (host === '0.0.0.0' || host === '::' ? localIPv4() : host);
   const media = new WeriftMediaPlane({ ...options.media, listenIp });
-  const rooms = new RoomService({ apps: options.apps, media, heartbeatTimeoutMs, log });
+  const limits = { ...DEFAULT_LIMITS, ...options.limits };
+  const rooms = new RoomService({ apps: options.apps, media, heartbeatTimeoutMs, log, limits });
   const staticDir = options.staticDir ?? defaultStaticDir();
   const devApp = options.devMode ? options.apps[0] : undefined;
 
@@ -62,7 +63,6 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
       res.end();
     });
   });
-  const limits = { ...DEFAULT_LIMITS, ...options.limits };
   const signalling = new SignallingServer(http, { rooms, heartbeatTimeoutMs, log, limits });
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);

@@ -16,7 +16,7 @@ import {
   type User,
 } from '@parley/protocol';
 import type { Logger } from 'pino';
-import type { AppConfig } from '../config.js';
+import type { AppConfig, Limits } from '../config.js';
 import { verifyAppSignProof, verifyResumeProof } from '../auth/appSign.js';
 import { verifyToken04 } from '../auth/token04.js';
 import { SdpError, type MediaPlane } from '../media/index.js';
@@ -36,6 +36,7 @@ const fail = (code: FailureCode, message: string): Failure => ({ code, message }
 
 export interface RoomServiceOptions {
   apps: AppConfig[];
+  limits: Pick<Limits, 'maxPublicationsPerSession' | 'maxPlaysPerSession'>;
   media: MediaPlane;
   heartbeatTimeoutMs: number;
   log: Logger;
@@ -47,6 +48,7 @@ export class RoomService {
   private readonly media: MediaPlane;
   private readonly heartbeatTimeoutMs: number;
   private readonly log: Logger;
+  private readonly limits: RoomServiceOptions['limits'];
 
   constructor(options: RoomServiceOptions) {
     for (const app of options.apps) {
@@ -55,6 +57,7 @@ export class RoomService {
     }
     this.media = options.media;
     this.heartbeatTimeoutMs = options.heartbeatTimeoutMs;
+    this.limits = options.limits;
     this.log = options.log;
   }
 
@@ -209,6 +212,9 @@ export class RoomService {
     if (existing && existing.session !== session) {
       return fail(ErrorCode.StreamAlreadyPublished, `stream ${req.streamID} is published by another user`);
     }
+    if (!existing && session.publications.size >= this.limits.maxPublicationsPerSession) {
+      return fail(ErrorCode.ChannelAlreadyPublishing, `at most ${this.limits.maxPublicationsPerSession} streams per user`);
+    }
     // The same session publishing its stream again is a publisher re-establishing its media after
     // an interruption: the stream stays announced and its players are told to play it again.
     // A new streamID is reserved before the (asynchronous) negotiation so that racing publishers lose cleanly.
@@ -269,6 +275,9 @@ export class RoomService {
     const invalid = validateStreamID(req.streamID);
     if (invalid) return fail(invalid as FailureCode, 'invalid streamID');
     if (session.plays.has(req.streamID)) this.dropPlay(session.plays.get(req.streamID)!);
+    if (session.plays.size >= this.limits.maxPlaysPerSession) {
+      return fail(ErrorCode.PlayFailed, `at most ${this.limits.maxPlaysPerSession} streams played per user`);
+    }
     const publication = session.room.publications.get(req.streamID);
     if (!publication?.media) return fail(ErrorCode.StreamNotFound, `stream ${req.streamID} does not exist`);
 
