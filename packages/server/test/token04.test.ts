@@ -62,6 +62,10 @@ test('every way a token can be wrong has its code', () => {
     flipped[i >> 3]! ^= 1 << (i & 7);
     assert.notEqual(codeOf(verifyToken04('04' + flipped.toString('base64'), SECRET, ok)), 0, `bit ${i}`);
   }
+  const future = encodeToken04({ ...CLAIMS, ctime: now + 301, expire: now + 4000 }, SECRET, 'gcm');
+  assert.equal(codeOf(verifyToken04(future, SECRET, ok)), ErrorCode.TokenInvalid, 'made more than 5 min in the future');
+  const skewed = encodeToken04({ ...CLAIMS, ctime: now + 60, expire: now + 4000 }, SECRET, 'gcm');
+  assert.equal(codeOf(verifyToken04(skewed, SECRET, ok)), 0, 'a minute of clock skew is tolerated');
   const badNonce = encodeToken04({ ...CLAIMS, nonce: 1.5 }, SECRET, 'gcm');
   assert.equal(codeOf(verifyToken04(badNonce, SECRET, ok)), ErrorCode.TokenNonceInvalid);
   const badPayload = encodeToken04({ ...CLAIMS, payload: '{not json' }, SECRET, 'gcm');

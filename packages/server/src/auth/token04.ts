@@ -11,6 +11,7 @@ import { ErrorCode } from '@parley/protocol';
 const VERSION = '04';
 const GCM_MODE = 1;
 const GCM_TAG_BYTES = 16;
+const MAX_CLOCK_SKEW_SECONDS = 300;
 const IV_CHARS = '0123456789abcdefghijklmnopqrstuvwxyz';
 
 export interface Token04Claims {
@@ -165,6 +166,8 @@ export function verifyToken04(token: string, serverSecret: string, expect: { app
   if (claims.user_id !== expect.userID) return { ok: false, code: ErrorCode.TokenUserIDMismatch, message: 'token is for another user' };
   const now = expect.now ?? Math.floor(Date.now() / 1000);
   if (claims.expire <= now) return { ok: false, code: ErrorCode.TokenExpired, message: 'token expired' };
+  // Clocks differ a little between servers; a token made further in the future is not genuine.
+  if (claims.ctime > now + MAX_CLOCK_SKEW_SECONDS) return { ok: false, code: ErrorCode.TokenInvalid, message: 'token is not valid yet' };
   if (claims.payload === '') return { ok: true, claims, privileges: undefined };
   let privileges: unknown;
   try {
