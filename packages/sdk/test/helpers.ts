@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { startServer, randomApp, type AppConfig, type ParleyServer, type ServerOptions } from '@parley/server';
 import {
   ParleyEngine,
+  PublisherState,
   RoomStateChangedReason,
   UpdateType,
   readIvf,
@@ -190,4 +191,39 @@ export function loopFixtures(engine: ParleyEngine): () => void {
     clearInterval(audio);
     engine.off('customVideoCaptureKeyFrameRequested', onKeyFrameRequest);
   };
+}
+
+/**
+ * A call running in the background: `pub` publishes the fixtures in `roomID`, `viewer` plays them
+ * and counts frames. `untouched()` tells whether either saw any room event since the call was up.
+ */
+export async function liveCall(
+  env: TestServer,
+  roomID: string,
+): Promise<{
+  pub: TestClient;
+  viewer: TestClient;
+  frames(): number;
+  /** Room events (not media feedback such as keyframe requests) seen by either since the call started. */
+  roomEventsSinceStart(): string[][];
+  stop(): void;
+}> {
+  const pub = env.client();
+  const viewer = env.client();
+  let frames = 0;
+  viewer.engine.setCustomVideoRenderHandler({ onRemoteVideoFrameEncodedDataReceived: () => frames++ });
+  if ((await pub.login(roomID, 'pub')) !== 0 || (await viewer.login(roomID, 'viewer')) !== 0) throw new Error('call login failed');
+  const streamID = `s-${roomID}`;
+  pub.engine.startPublishingStream(streamID);
+  await pub.waitFor('publisherStateUpdate', (_, state) => state === PublisherState.Publishing);
+  const stop = loopFixtures(pub.engine);
+  viewer.engine.startPlayingStream(streamID);
+  await viewer.waitFor('playerRecvVideoFirstFrame');
+  const start = [pub.events.length, viewer.events.length] as const;
+  const since = (c: TestClient, from: number): string[] =>
+    c.events
+      .slice(from)
+      .map((e) => e.event)
+      .filter((e) => e !== 'customVideoCaptureKeyFrameRequested');
+  return { pub, viewer, frames: () => frames, roomEventsSinceStart: () => [since(pub, start[0]), since(viewer, start[1])], stop };
 }
