@@ -107,6 +107,12 @@ export class TestClient {
     }
   }
 
+  /** Starts publishing and waits until the stream is live. */
+  async publish(streamID: string): Promise<void> {
+    this.engine.startPublishingStream(streamID);
+    await this.waitFor('publisherStateUpdate', (id, state) => id === streamID && state === PublisherState.Publishing);
+  }
+
   login(roomID: string, userID: string, config: { isUserStatusNotify?: boolean; maxMemberCount?: number } = {}): Promise<number> {
     return new Promise((resolve) =>
       this.engine.loginRoom(roomID, { userID, userName: userID }, { isUserStatusNotify: true, ...config }, resolve),
@@ -122,6 +128,8 @@ export interface TestServer {
   server: ParleyServer;
   app: AppConfig;
   client(overrides?: Partial<EngineProfile>): TestClient;
+  /** The userIDs the server has in `roomID`, sorted ([] for no room). */
+  roomUserIDs(roomID: string): string[];
   close(): Promise<void>;
 }
 
@@ -137,6 +145,7 @@ export async function startTestServer(options: Pick<ServerOptions, 'heartbeatTim
       clients.push(client);
       return client;
     },
+    roomUserIDs: (roomID) => (server.rooms.describeRoom(app.appID, roomID)?.users.map((u) => u.userID) ?? []).sort(),
     async close() {
       await Promise.all(clients.map((c) => c.destroy()));
       await server.close();

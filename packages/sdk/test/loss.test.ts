@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { PlayerState, PublisherState } from '@parley/sdk';
+import { PlayerState } from '@parley/sdk';
 import { equalBytes, sleep, startTestServer, videoFixture } from './helpers.js';
 
 /** The server's media ports in this test: only they see loss, signalling and everything else do not. */
@@ -49,8 +49,7 @@ test(`with ${LOSS * 100}% packet loss each way, NACK/RTX repairs the video: fram
   viewer.engine.setCustomVideoRenderHandler({ onRemoteVideoFrameEncodedDataReceived: (data, _params, ts) => received.push({ data, ts }) });
   assert.equal(await pub.login('r-loss', 'pub'), 0);
   assert.equal(await viewer.login('r-loss', 'viewer'), 0);
-  pub.engine.startPublishingStream('s-loss');
-  await pub.waitFor('publisherStateUpdate', (_, s) => s === PublisherState.Publishing);
+  await pub.publish('s-loss');
   viewer.engine.startPlayingStream('s-loss');
   await viewer.waitFor('playerStateUpdate', (_, s) => s === PlayerState.Playing);
 

@@ -73,8 +73,7 @@ test('room, publisher and player state machines', async (t) => {
     const watcher = env.client();
     assert.equal(await watcher.login('r-kick', 'watcher'), 0);
     assert.equal(await first.login('r-kick', 'dup'), 0);
-    first.engine.startPublishingStream('s-kick');
-    await first.waitFor('publisherStateUpdate', (_, s) => s === PublisherState.Publishing);
+    await first.publish('s-kick');
     const second = env.client();
     assert.equal(await second.login('r-kick', 'dup'), 0);
     await first.waitFor('roomStateChanged', (_, r) => r === RoomStateChangedReason.KickOut);
@@ -98,8 +97,7 @@ test('room, publisher and player state machines', async (t) => {
     const thief = env.client();
     assert.equal(await owner.login('r-dup', 'owner'), 0);
     assert.equal(await thief.login('r-dup', 'thief'), 0);
-    owner.engine.startPublishingStream('s-dup');
-    await owner.waitFor('publisherStateUpdate', (_, s) => s === PublisherState.Publishing);
+    await owner.publish('s-dup');
     thief.engine.startPublishingStream('s-dup');
     await thief.waitFor('publisherStateUpdate', (_, s) => s === PublisherState.NoPublish);
     assert.deepEqual(

@@ -112,17 +112,9 @@ export class Connection implements ClientLink {
     if ((message.type === 'login' || message.type === 'resume') && !this.options.logins.take(this.options.remoteAddress)) {
       return { code: ErrorCode.RateLimited, message: 'too many logins from this address' };
     }
-    if (message.type === 'login') {
-      if (this.session?.active) return { code: ErrorCode.RoomCountExceeded, message: 'already logged in to a room' };
-      const outcome = rooms.login(this, this.nonce, message);
-      if (outcome.code !== 0) return outcome;
-      const { session, ...data } = outcome.data;
-      this.session = session;
-      return { code: 0, data };
-    }
-    if (message.type === 'resume') {
+    if (message.type === 'login' || message.type === 'resume') {
       if (this.session?.active) return { code: ErrorCode.RoomCountExceeded, message: 'already in a room' };
-      const outcome = rooms.resume(this, this.nonce, message);
+      const outcome = message.type === 'login' ? rooms.login(this, this.nonce, message) : rooms.resume(this, this.nonce, message);
       if (outcome.code !== 0) return outcome;
       const { session, ...data } = outcome.data;
       this.session = session;
