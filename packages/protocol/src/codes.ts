@@ -79,3 +79,21 @@ export const ErrorCode = {
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** WebSocket close codes the signalling connection ends with. */
+export const CloseCode = {
+  /** The client left on purpose (logout); the server ends its session. */
+  Normal: 1000,
+  /** The server is shutting down; clients reconnect. */
+  GoingAway: 1001,
+  /** Too many refused frames (rate limit). */
+  PolicyViolation: 1008,
+  /** A frame over MAX_FRAME_BYTES. */
+  MessageTooBig: 1009,
+  /** The client stopped answering heartbeats (closed by the client). */
+  HeartbeatTimeout: 4000,
+  /** The client read too slowly: more was waiting to be sent to it than the server will hold. */
+  SlowReader: 4001,
+} as const;
+
+export type CloseCode = (typeof CloseCode)[keyof typeof CloseCode];

@@ -91,6 +91,9 @@ export class Room {
    * over a reply and the next frames at once); they are applied right after it.
    */
   private early: Push[] = [];
+  /** Callers of renewToken waiting for a connection to send it on. */
+  private renewalWaiters: Array<(code: number) => void> = [];
+  private renewalsInFlight = 0;
 
   constructor(
     private readonly platform: Platform,
@@ -124,6 +127,7 @@ export class Room {
       return entered;
     }
     this.phase = 'logined';
+    this.sendRenewal();
     this.state(RoomStateChangedReason.Logined, 0);
     entered(); // the room as it is arrives after Logined
     this.flushEarly();
@@ -131,12 +135,24 @@ export class Room {
   }
 
   /** Replaces the room token; later logins after a reconnect use the new one too. */
-  async renewToken(token: string): Promise<number> {
-    if (this.phase === 'idle' || this.phase === 'loggingOut') return ErrorCode.NotLoggedIn;
+  renewToken(token: string): Promise<number> {
+    if (this.phase === 'idle' || this.phase === 'loggingOut') return Promise.resolve(ErrorCode.NotLoggedIn);
     this.config = { ...this.config, token };
-    const signalling = this.activeSignalling;
-    if (!signalling) return 0; // reconnecting: the resumed session keeps the old one until renewed again
-    return (await signalling.request('renewToken', { token })).code;
+    // While logging in or reconnecting, a login already sent or a resumed session holds the old
+    // token: the new one goes out once the session is back.
+    const answered = new Promise<number>((resolve) => this.renewalWaiters.push(resolve));
+    if (this.phase === 'logined') this.sendRenewal();
+    return answered;
+  }
+
+  private sendRenewal(): void {
+    const waiters = this.renewalWaiters.splice(0);
+    if (waiters.length === 0 || !this.signalling || !this.config.token) return;
+    this.renewalsInFlight++;
+    void this.signalling.request('renewToken', { token: this.config.token }).then(({ code }) => {
+      this.renewalsInFlight--;
+      for (const resolve of waiters) resolve(code);
+    });
   }
 
   async logout(): Promise<void> {
@@ -240,6 +256,8 @@ export class Room {
         this.end(RoomStateChangedReason.KickOut, message.code);
         return;
       case 'tokenWillExpire':
+        // About the token being replaced (the server re-warns after a resume).
+        if (this.renewalWaiters.length > 0 || this.renewalsInFlight > 0) return;
         this.hub.emit('roomTokenWillExpire', this.roomID, message.remainSeconds);
         return;
     }
@@ -322,6 +340,7 @@ export class Room {
         continue;
       }
       this.phase = 'logined';
+      this.sendRenewal();
       // Publishers and players that were running pick up first, so that anything the app starts
       // from the callbacks below is new and left alone.
       this.observer.resumed(outcome);
@@ -402,6 +421,7 @@ export class Room {
     this.early = [];
     this.phase = 'idle';
     this.wakeReconnect?.();
+    for (const resolve of this.renewalWaiters.splice(0)) resolve(ErrorCode.NotLoggedIn);
   }
 
   private state(reason: RoomStateChangedReason, errorCode: number): void {

@@ -4,6 +4,7 @@
  * asks for.
  */
 import {
+  CloseCode,
   ErrorCode,
   PROTOCOL_VERSION,
   parseServerMessage,
@@ -119,7 +120,7 @@ export class SignallingClient {
 
   close(): void {
     this.closedByUs = true;
-    this.socket?.close(1000, 'bye');
+    this.socket?.close(CloseCode.Normal, 'bye');
     this.teardown();
     this.abortConnect?.();
   }
@@ -155,7 +156,7 @@ export class SignallingClient {
 
   /** Gives up on a connection that is dead but not closed, and reports it lost. */
   private drop(): void {
-    this.socket?.close(4000, 'heartbeat timeout');
+    this.socket?.close(CloseCode.HeartbeatTimeout, 'heartbeat timeout');
     this.teardown();
     this.onLost();
   }

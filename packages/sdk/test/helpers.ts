@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { startServer, randomApp, type AppConfig, type ParleyServer, type ServerOptions } from '@parley/server';
+import { startServer, randomApp, type AppConfig, type ParleyServer, type ServerOptions, type Limits } from '@parley/server';
 import {
   ParleyEngine,
   PublisherState,
@@ -113,7 +113,11 @@ export class TestClient {
     await this.waitFor('publisherStateUpdate', (id, state) => id === streamID && state === PublisherState.Publishing);
   }
 
-  login(roomID: string, userID: string, config: { isUserStatusNotify?: boolean; maxMemberCount?: number } = {}): Promise<number> {
+  login(
+    roomID: string,
+    userID: string,
+    config: { isUserStatusNotify?: boolean; maxMemberCount?: number; token?: string } = {},
+  ): Promise<number> {
     return new Promise((resolve) =>
       this.engine.loginRoom(roomID, { userID, userName: userID }, { isUserStatusNotify: true, ...config }, resolve),
     );
@@ -133,9 +137,23 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-export async function startTestServer(options: Pick<ServerOptions, 'heartbeatTimeoutMs' | 'media'> = {}): Promise<TestServer> {
+/**
+ * Every test client comes from 127.0.0.1, where real users would come from many addresses, so
+ * the per-address limits are lifted unless a test sets them.
+ */
+const ONE_ADDRESS_MANY_USERS: Partial<Limits> = {
+  framesPerSecondPerIp: 1e6,
+  frameBurstPerIp: 1e6,
+  connectionsPerSecondPerIp: 1e6,
+  connectionBurstPerIp: 1e6,
+  loginsPerSecondPerIp: 1e6,
+  loginBurstPerIp: 1e6,
+};
+
+export async function startTestServer(options: Pick<ServerOptions, 'heartbeatTimeoutMs' | 'media' | 'limits'> = {}): Promise<TestServer> {
   const app = randomApp(1_000_001);
-  const server = await startServer({ host: '127.0.0.1', port: 0, apps: [app], logLevel: 'silent', staticDir: false, ...options });
+  const limits = { ...ONE_ADDRESS_MANY_USERS, ...options.limits };
+  const server = await startServer({ host: '127.0.0.1', port: 0, apps: [app], logLevel: 'silent', staticDir: false, ...options, limits });
   const clients: TestClient[] = [];
   return {
     server,

@@ -1,7 +1,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { ErrorCode, PlayerState, PublisherState, RoomStateChangedReason, UpdateType } from '@parley/sdk';
-import { startServer } from '@parley/server';
+import { generateToken04, startServer } from '@parley/server';
 import { TcpFaultProxy } from './faultProxy.js';
 import { TestClient, loopFixtures, sleep, startTestServer } from './helpers.js';
 
@@ -308,4 +308,41 @@ test('logoutRoom while reconnecting still logs out on the server: others see the
   await watcher.waitFor('roomUserUpdate', (_, type) => type === UpdateType.Delete, 2000);
   assert.deepEqual(reasons(leaver).at(-1), [RoomStateChangedReason.Logout, 0]);
   assert.equal(reasons(leaver).filter(([r]) => r === RoomStateChangedReason.Reconnected).length, 0);
+});
+
+test('token expiry across reconnects: a warning due while cut off comes after the resume; a renewal made while reconnecting reaches the server', async (t) => {
+  const { env, proxy } = await proxiedServer(t, { heartbeatTimeoutMs: 10_000 });
+  const token = (userID: string, effectiveTimeInSeconds: number): string =>
+    generateToken04({ appID: env.app.appID, userID, serverSecret: env.app.serverSecret, effectiveTimeInSeconds });
+  const via = { appSign: undefined, server: proxy.url(env.server.url) };
+  const cutUntilReconnecting = async (...clients: TestClient[]): Promise<void> => {
+    proxy.cut();
+    for (const c of clients) await c.waitFor('roomStateChanged', (_, r) => r === RoomStateChangedReason.Reconnecting);
+  };
+
+  // Uma's warning is due 2 s after login (32 s token), while she is cut off.
+  const uma = env.client(via);
+  assert.equal(await uma.login('r-renew', 'uma', { token: token('uma', 32) }), 0);
+  // Tina's token lasts 3 s; she has been warned once.
+  const tina = env.client(via);
+  const tinaLoggedInAt = Date.now();
+  assert.equal(await tina.login('r-renew', 'tina', { token: token('tina', 3) }), 0);
+  await tina.waitFor('roomTokenWillExpire');
+
+  await cutUntilReconnecting(uma, tina);
+  let renewed: number | undefined;
+  tina.engine.renewToken('r-renew', token('tina', 3600), (code) => (renewed = code));
+  await sleep(2500);
+  assert.equal(renewed, undefined, 'nothing to report before the server has it');
+  assert.equal(uma.of('roomTokenWillExpire').length, 0);
+  proxy.restore();
+
+  const [, remain] = await uma.waitFor('roomTokenWillExpire');
+  assert.ok(remain > 25 && remain <= 30, `uma is warned after the resume (${remain} s left)`);
+  await until('the renewal is answered', () => renewed !== undefined);
+  assert.equal(renewed, 0);
+  // Past her first token's expiry the resumed session may still publish: the server has the new one.
+  await sleep(tinaLoggedInAt + 3500 - Date.now());
+  await tina.publish('s-tina');
+  assert.equal(tina.of('roomTokenWillExpire').length, 1, 'no warning about the replaced token after the resume');
 });

@@ -1,44 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHmac } from 'node:crypto';
-import { WebSocket } from 'ws';
-import { ErrorCode, hexKeyBytes, appSignProofMessage, MAX_FRAME_BYTES } from '@parley/protocol';
+import { ErrorCode, MAX_FRAME_BYTES } from '@parley/protocol';
 import { liveCall, sleep, startTestServer } from './helpers.js';
-
-/** A hand-driven signalling connection that can send anything. */
-class RawClient {
-  readonly messages: Array<Record<string, unknown>> = [];
-  closeCode: number | undefined;
-  private constructor(readonly ws: WebSocket) {
-    ws.on('message', (data) => this.messages.push(JSON.parse(data.toString()) as Record<string, unknown>));
-    ws.on('close', (code) => (this.closeCode = code));
-  }
-
-  static async open(url: string): Promise<RawClient> {
-    const ws = new WebSocket(url);
-    const client = new RawClient(ws);
-    await new Promise((resolve, reject) => (ws.once('open', resolve), ws.once('error', reject)));
-    await client.next((m) => m.type === 'hello');
-    return client;
-  }
-
-  async next(match: (m: Record<string, unknown>) => boolean, from = 0, timeoutMs = 5000): Promise<Record<string, unknown>> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const found = this.messages.slice(from).find(match);
-      if (found) return found;
-      if (Date.now() > deadline) throw new Error(`no matching message; got ${JSON.stringify(this.messages)}`);
-      await sleep(10);
-    }
-  }
-
-  /** Sends a frame and returns the server's answer to it (reply or error). */
-  async exchange(frame: string | Buffer, id?: number): Promise<Record<string, unknown>> {
-    const from = this.messages.length;
-    this.ws.send(frame);
-    return this.next((m) => (id === undefined ? m.type === 'error' : m.type === 'reply' && m.id === id), from);
-  }
-}
+import { RawClient } from './rawClient.js';
 
 test('malformed and out-of-order signalling gets error codes; the server and a running call are unaffected', async (t) => {
   const env = await startTestServer();
@@ -84,19 +48,7 @@ test('malformed and out-of-order signalling gets error codes; the server and a r
   }
 
   // Logged in (to another room, so the call sees nobody come), bad SDP is refused with InvalidSdp and reserves nothing.
-  const hello = raw.messages[0]!;
-  const proof = createHmac('sha256', hexKeyBytes(env.app.appSign))
-    .update(appSignProofMessage(hello.nonce as string, env.app.appID, 'elsewhere', 'raw'))
-    .digest('hex');
-  const login = {
-    type: 'login',
-    id: 20,
-    appID: env.app.appID,
-    roomID: 'elsewhere',
-    user: { userID: 'raw', userName: 'raw' },
-    config: { isUserStatusNotify: false, maxMemberCount: 0 },
-    auth: { appSignProof: proof },
-  };
+  const login = { type: 'login', id: 20, ...raw.loginFrame(env.app, 'elsewhere', { userID: 'raw' }) };
   assert.equal((await raw.exchange(JSON.stringify(login), 20)).code, 0);
   assert.equal((await raw.exchange(JSON.stringify({ ...login, id: 21 }), 21)).code, ErrorCode.RoomCountExceeded);
   for (const [id, sdp] of [
@@ -113,9 +65,7 @@ test('malformed and out-of-order signalling gets error codes; the server and a r
 
   // An oversized frame closes that connection (1009) and only that one.
   raw.ws.send('x'.repeat(MAX_FRAME_BYTES + 1));
-  const deadline = Date.now() + 5000;
-  while (raw.closeCode === undefined && Date.now() < deadline) await sleep(10);
-  assert.equal(raw.closeCode, 1009);
+  assert.equal(await raw.closed(), 1009);
 
   // The call went on: frames kept flowing and nobody saw anything of the above.
   await sleep(500);

@@ -40,6 +40,12 @@ export interface Limits {
   frameBurst: number;
   /** A connection that has this many frames refused for rate is closed. */
   maxRateLimitedFrames: number;
+  /** Frames all connections from one IP address may send per second, and in a burst. */
+  framesPerSecondPerIp: number;
+  frameBurstPerIp: number;
+  /** New signalling connections one IP address may open per second, and in a burst (beyond: HTTP 429). */
+  connectionsPerSecondPerIp: number;
+  connectionBurstPerIp: number;
   /** Logins (and resumes) one IP address may make per second, and in a burst. */
   loginsPerSecondPerIp: number;
   loginBurstPerIp: number;
@@ -47,16 +53,23 @@ export interface Limits {
   maxPublicationsPerSession: number;
   /** Streams one session may play at once. */
   maxPlaysPerSession: number;
+  /** Bytes waiting to be sent to one client beyond which it is disconnected as too slow (4001). */
+  maxUnsentBytes: number;
 }
 
 export const DEFAULT_LIMITS: Limits = {
   framesPerSecond: 50,
   frameBurst: 200,
   maxRateLimitedFrames: 1000,
+  framesPerSecondPerIp: 500,
+  frameBurstPerIp: 2000,
+  connectionsPerSecondPerIp: 10,
+  connectionBurstPerIp: 100,
   loginsPerSecondPerIp: 20,
   loginBurstPerIp: 50,
   maxPublicationsPerSession: 4,
   maxPlaysPerSession: 64,
+  maxUnsentBytes: 4 * 1024 * 1024,
 };
 
 export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 90_000;

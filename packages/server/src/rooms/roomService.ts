@@ -133,6 +133,8 @@ export class RoomService {
     session.lastSeen = Date.now();
     clearTimeout(session.expiryTimer);
     previous?.close();
+    // A warning due while the link was down was lost with it: re-armed, it goes out now if due.
+    if (session.token) this.setToken(session, session.token);
     const { room } = session;
     const events = room.eventsSince(req.lastSeq, session);
     this.log.info(

@@ -5,25 +5,24 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { WebSocket, RawData } from 'ws';
-import { ErrorCode, PROTOCOL_VERSION, parseClientMessage, type ClientMessage, type ServerMessage } from '@parley/protocol';
+import { CloseCode, ErrorCode, PROTOCOL_VERSION, parseClientMessage, type ClientMessage, type ServerMessage } from '@parley/protocol';
 import type { Logger } from 'pino';
 import type { RoomService, Outcome } from '../rooms/roomService.js';
 import type { ClientLink, Session } from '../rooms/model.js';
 import type { Limits } from '../config.js';
 import { TokenBucket, type KeyedRateLimiter } from './rateLimit.js';
 
-/** A client that cannot keep up with this much unsent data is disconnected rather than buffered for. */
-const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
-const NORMAL_CLOSURE = 1000;
-const POLICY_VIOLATION = 1008;
+/** How long a connection the server closes may take over the close handshake before it is cut. */
+const CLOSE_GRACE_MS = 5000;
 
 export interface ConnectionOptions {
   rooms: RoomService;
   heartbeatTimeoutMs: number;
   log: Logger;
   limits: Limits;
-  /** Shared by all connections: logins per IP address. */
+  /** Shared by all connections: logins and frames per IP address. */
   logins: KeyedRateLimiter;
+  framesByIp: KeyedRateLimiter;
   remoteAddress: string;
 }
 
@@ -54,24 +53,32 @@ export class Connection implements ClientLink {
 
   send(message: ServerMessage): void {
     if (this.ws.readyState !== this.ws.OPEN) return;
-    if (this.ws.bufferedAmount > MAX_BUFFERED_BYTES) {
-      this.options.log.warn('client too slow, disconnecting');
-      this.ws.terminate();
+    if (this.ws.bufferedAmount > this.options.limits.maxUnsentBytes) {
+      // Buffering on would let one stalled reader take the server's memory. Its session stays for
+      // the heartbeat timeout, so the client can resume and catch up on a new connection.
+      this.options.log.warn({ unsentBytes: this.ws.bufferedAmount }, 'client too slow, disconnecting');
+      this.closeWith(CloseCode.SlowReader, 'client too slow');
       return;
     }
     this.ws.send(JSON.stringify(message));
   }
 
   close(): void {
-    this.ws.close(1000, 'session ended');
+    this.closeWith(CloseCode.Normal, 'session ended');
+  }
+
+  /** The close frame waits behind anything unsent; a client that does not read it is cut off. */
+  private closeWith(code: CloseCode, reason: string): void {
+    this.ws.close(code, reason);
+    setTimeout(() => this.ws.terminate(), CLOSE_GRACE_MS).unref();
   }
 
   private onFrame(data: RawData, isBinary: boolean): void {
     this.silenceTimer.refresh();
     if (this.session) this.session.lastSeen = Date.now();
-    if (!this.frames.take()) {
+    if (!this.frames.take() || !this.options.framesByIp.take(this.options.remoteAddress)) {
       // Refused unread; a client that keeps flooding is cut off.
-      if (++this.rateLimited >= this.options.limits.maxRateLimitedFrames) this.ws.close(POLICY_VIOLATION, 'rate limit');
+      if (++this.rateLimited >= this.options.limits.maxRateLimitedFrames) this.closeWith(CloseCode.PolicyViolation, 'rate limit');
       else this.send({ type: 'error', code: ErrorCode.RateLimited, message: 'too many frames; slow down' });
       return;
     }
@@ -147,7 +154,7 @@ export class Connection implements ClientLink {
     if (!this.session?.active || this.session.link !== this) return;
     // A normal closure is the client leaving on purpose (e.g. logging out before its login
     // completed); anything else may be a network drop that the client recovers from.
-    if (code === NORMAL_CLOSURE) this.options.rooms.logout(this.session);
+    if (code === CloseCode.Normal) this.options.rooms.logout(this.session);
     else this.options.rooms.linkLost(this.session, this);
   }
 }

@@ -1,6 +1,6 @@
 import type { Server as HttpServer } from 'node:http';
 import { WebSocketServer } from 'ws';
-import { MAX_FRAME_BYTES } from '@parley/protocol';
+import { CloseCode, MAX_FRAME_BYTES } from '@parley/protocol';
 import type { Logger } from 'pino';
 import type { RoomService } from '../rooms/roomService.js';
 import { Connection } from './connection.js';
@@ -14,14 +14,29 @@ export class SignallingServer {
   private readonly wss: WebSocketServer;
 
   constructor(http: HttpServer, options: { rooms: RoomService; heartbeatTimeoutMs: number; log: Logger; limits: Limits }) {
-    // Frames over the limit close the connection with 1009 (message too big) before any parsing.
-    this.wss = new WebSocketServer({ server: http, path: SIGNALLING_PATH, maxPayload: MAX_FRAME_BYTES });
-    const logins = new KeyedRateLimiter(options.limits.loginsPerSecondPerIp, options.limits.loginBurstPerIp);
-    this.wss.on('connection', (ws, req) => new Connection(ws, { ...options, logins, remoteAddress: req.socket.remoteAddress ?? '' }));
+    const { limits } = options;
+    const connections = new KeyedRateLimiter(limits.connectionsPerSecondPerIp, limits.connectionBurstPerIp);
+    const framesByIp = new KeyedRateLimiter(limits.framesPerSecondPerIp, limits.frameBurstPerIp);
+    const logins = new KeyedRateLimiter(limits.loginsPerSecondPerIp, limits.loginBurstPerIp);
+    this.wss = new WebSocketServer({
+      server: http,
+      path: SIGNALLING_PATH,
+      // Frames over the limit close the connection with 1009 (message too big) before any parsing.
+      maxPayload: MAX_FRAME_BYTES,
+      // Refused before the upgrade, so a reconnecting flooder costs no more than an HTTP reply.
+      verifyClient: ({ req }, accept) => {
+        if (connections.take(req.socket.remoteAddress ?? '')) accept(true);
+        else accept(false, 429, 'Too Many Requests', { 'Retry-After': '1' });
+      },
+    });
+    this.wss.on('connection', (ws, req) => {
+      const remoteAddress = req.socket.remoteAddress ?? '';
+      new Connection(ws, { ...options, logins, framesByIp, remoteAddress });
+    });
   }
 
   close(): Promise<void> {
-    for (const ws of this.wss.clients) ws.close(1001, 'server shutting down');
+    for (const ws of this.wss.clients) ws.close(CloseCode.GoingAway, 'server shutting down');
     return new Promise((resolve) => this.wss.close(() => resolve()));
   }
 }
