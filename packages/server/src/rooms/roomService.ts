@@ -15,12 +15,14 @@ import {
   type StreamInfo,
   type User,
 } from '@parley/protocol';
+import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { AppConfig, Limits } from '../config.js';
 import { verifyAppSignProof, verifyResumeProof } from '../auth/appSign.js';
 import { verifyToken04 } from '../auth/token04.js';
 import { SdpError, type MediaPlane } from '../media/index.js';
 import { AppRooms, Play, Publication, Room, Session, type ClientLink, type SessionToken } from './model.js';
+import type { RoomServiceEvents, RoomServiceObserver, SessionEndReason, StreamEndReason } from './observer.js';
 
 export type FailureCode = Exclude<ErrorCode, typeof ErrorCode.Success>;
 export type Failure = { code: FailureCode; message: string };
@@ -43,6 +45,7 @@ export interface RoomServiceOptions {
 }
 
 export class RoomService {
+  readonly observer: RoomServiceObserver = new EventEmitter<RoomServiceEvents>();
   private readonly appConfigs = new Map<number, AppConfig>();
   private readonly apps = new Map<number, AppRooms>();
   private readonly media: MediaPlane;
@@ -91,13 +94,14 @@ export class RoomService {
       return fail(ErrorCode.RoomFull, `room ${req.roomID} is full`);
     }
     if (previous && req.rejoin) return fail(ErrorCode.KickedOut, 'the same userID logged in elsewhere');
-    if (previous) this.kick(previous, ErrorCode.KickedOut, 'the same userID logged in elsewhere');
+    if (previous) this.kick(previous, ErrorCode.KickedOut, 'replaced');
 
     let room = app.rooms.get(req.roomID);
     if (!room) {
       room = new Room(app, req.roomID, req.config.maxMemberCount);
       app.rooms.set(room.id, room);
       this.log.info({ appID: app.appID, roomID: room.id }, 'room created');
+      this.observer.emit('roomCreated', { appID: app.appID, roomID: room.id });
     }
     const session = new Session(link, room, { ...req.user }, req.config.isUserStatusNotify);
     this.setToken(session, token);
@@ -107,6 +111,7 @@ export class RoomService {
     app.sessionsById.set(session.id, session);
     this.notifyUsers(room, UpdateType.Add, session);
     this.log.info({ appID: app.appID, roomID: room.id, userID: session.user.userID }, 'login');
+    this.observer.emit('userJoined', { appID: app.appID, roomID: room.id, user: session.user, sessionID: session.id });
     const data = { sessionID: session.id, resumeToken: session.resumeToken, seq: room.seq, users, streams: room.streams(session) };
     return { code: 0, data: { ...data, session } };
   }
@@ -198,7 +203,7 @@ export class RoomService {
     if (!session.active || session.link !== link) return;
     session.link = null;
     const remaining = Math.max(0, session.lastSeen + this.heartbeatTimeoutMs - Date.now());
-    session.expiryTimer = setTimeout(() => this.removeSession(session, 'heartbeat timeout'), remaining);
+    session.expiryTimer = setTimeout(() => this.removeSession(session, 'heartbeatTimeout'), remaining);
   }
 
   async publish(session: Session, req: ClientRequest<'publish'>): Promise<Outcome<ReplyData<'publish'>>> {
@@ -232,7 +237,7 @@ export class RoomService {
     try {
       media = await this.media.publish(req.sdp);
     } catch (err) {
-      if (!existing) this.dropPublication(publication);
+      if (!existing) this.dropPublication(publication, 'stopped');
       return this.mediaFailure(err, ErrorCode.PublishInterrupted);
     }
     if (session.publications.get(req.streamID) !== publication || publication.negotiations !== negotiation) {
@@ -246,6 +251,7 @@ export class RoomService {
       publication.live = true;
       session.room.publications.set(publication.streamID, publication);
       this.notifyStreams(session.room, UpdateType.Add, [publication.info], session);
+      this.observer.emit('streamCreated', { appID: app.appID, roomID: session.room.id, stream: publication.info });
     });
     media.observer.once('closed', () => {
       if (publication.media === media) this.detachMedia(publication);
@@ -261,14 +267,14 @@ export class RoomService {
     const media = publication.media;
     publication.media = undefined;
     clearTimeout(publication.orphanTimer);
-    publication.orphanTimer = setTimeout(() => this.dropPublication(publication), this.heartbeatTimeoutMs);
+    publication.orphanTimer = setTimeout(() => this.dropPublication(publication, 'mediaLost'), this.heartbeatTimeoutMs);
     media?.close();
   }
 
   unpublish(session: Session, streamID: string): Outcome<ReplyData<'unpublish'>> {
     const publication = session.publications.get(streamID);
     if (!publication) return { code: 0, data: {} }; // stopping what is not running is not an error
-    this.dropPublication(publication);
+    this.dropPublication(publication, 'stopped');
     return { code: 0, data: {} };
   }
 
@@ -353,12 +359,12 @@ export class RoomService {
     for (const app of this.apps.values()) {
       const sessions = [...app.sessionsByUser.values()];
       for (const session of sessions) session.link = null;
-      for (const session of sessions) this.removeSession(session, 'server shutdown');
+      for (const session of sessions) this.removeSession(session, 'serverShutdown');
       app.kickedSessions.clear();
     }
   }
 
-  private kick(session: Session, code: FailureCode, reason: string): void {
+  private kick(session: Session, code: FailureCode, reason: SessionEndReason): void {
     session.send({ type: 'kickedOut', roomID: session.room.id, code, reason });
     // Remembered until enough newer kicks push it out; a client that comes back later than that
     // logs in again with `rejoin`, which the newer session also wins.
@@ -370,7 +376,7 @@ export class RoomService {
     link?.close();
   }
 
-  private removeSession(session: Session, why: string): void {
+  private removeSession(session: Session, why: SessionEndReason): void {
     if (!session.active) return;
     session.active = false;
     clearTimeout(session.expiryTimer);
@@ -378,21 +384,24 @@ export class RoomService {
     const { room } = session;
     const app = room.app;
     for (const play of [...session.plays.values()]) this.dropPlay(play);
-    for (const publication of [...session.publications.values()]) this.dropPublication(publication);
+    for (const publication of [...session.publications.values()]) this.dropPublication(publication, why);
     room.sessions.delete(session.user.userID);
     if (app.sessionsByUser.get(session.user.userID) === session) app.sessionsByUser.delete(session.user.userID);
     app.sessionsById.delete(session.id);
     session.link = null;
     this.log.info({ appID: app.appID, roomID: room.id, userID: session.user.userID, why }, 'session removed');
+    const ref = { appID: app.appID, roomID: room.id };
+    this.observer.emit('userLeft', { ...ref, user: session.user, sessionID: session.id, reason: why });
     if (room.sessions.size === 0) {
       app.rooms.delete(room.id);
-      this.log.info({ appID: app.appID, roomID: room.id }, 'room closed');
+      this.log.info(ref, 'room closed');
+      this.observer.emit('roomClosed', { ...ref, reason: why });
     } else {
       this.notifyUsers(room, UpdateType.Delete, session);
     }
   }
 
-  private dropPublication(publication: Publication): void {
+  private dropPublication(publication: Publication, why: StreamEndReason): void {
     const { session, streamID } = publication;
     const app = session.room.app;
     if (app.publications.get(streamID) !== publication) return;
@@ -402,6 +411,7 @@ export class RoomService {
     if (publication.live) {
       session.room.publications.delete(streamID);
       this.notifyStreams(session.room, UpdateType.Delete, [publication.info], session);
+      this.observer.emit('streamClosed', { appID: app.appID, roomID: session.room.id, stream: publication.info, reason: why });
     }
     // Closing the media closes every subscriber, which tells each player (see play()).
     this.detachMedia(publication);
