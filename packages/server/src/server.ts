@@ -9,6 +9,7 @@ import { WeriftMediaPlane } from './media/index.js';
 import { RoomService } from './rooms/roomService.js';
 import { SignallingServer, SIGNALLING_PATH } from './signalling/signallingServer.js';
 import { serveStatic } from './http/staticFiles.js';
+import { HttpRoutes, sendJson } from './http/routes.js';
 import { localIPv4 } from './net.js';
 
 export interface ParleyServer {
@@ -47,13 +48,16 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
   const staticDir = options.staticDir ?? defaultStaticDir();
   const devApp = options.devMode ? options.apps[0] : undefined;
 
+  const routes = new HttpRoutes();
+  if (devApp) {
+    routes.add('/dev-config.json', (_req, res) =>
+      sendJson(res, 200, { appID: devApp.appID, appSign: devApp.appSign, signallingPath: SIGNALLING_PATH }),
+    );
+  }
+
   const http: HttpServer = createServer((req, res) => {
     void (async () => {
-      if (devApp && req.url === '/dev-config.json') {
-        res.writeHead(200, { 'content-type': 'application/json' });
-        res.end(JSON.stringify({ appID: devApp.appID, appSign: devApp.appSign, signallingPath: SIGNALLING_PATH }));
-        return;
-      }
+      if (await routes.handle(req, res)) return;
       if (staticDir && (await serveStatic(staticDir, req, res))) return;
       res.writeHead(404, { 'content-type': 'text/plain' });
       res.end('not found');
