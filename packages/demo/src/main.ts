@@ -21,6 +21,8 @@ const videos = $('videos');
 const joinButton = $<HTMLButtonElement>('join');
 const publishButton = $<HTMLButtonElement>('publish');
 const endButton = $<HTMLButtonElement>('end');
+const chatInput = $<HTMLInputElement>('chat-input');
+const sendButton = $<HTMLButtonElement>('send');
 
 let engine: ParleyEngine | null = null;
 
@@ -47,6 +49,20 @@ function tile(streamID: string): HTMLVideoElement {
   return video;
 }
 
+function showMessage(from: string, text: string): void {
+  const item = document.createElement('li');
+  const who = document.createElement('span');
+  who.className = 'from';
+  who.textContent = from;
+  item.append(who, text);
+  $('messages').append(item);
+  $('messages').scrollTop = $('messages').scrollHeight;
+}
+
+function setChatEnabled(enabled: boolean): void {
+  chatInput.disabled = sendButton.disabled = !enabled;
+}
+
 function removeTile(streamID: string): void {
   videos.querySelector(`.tile[data-stream-id="${CSS.escape(streamID)}"]`)?.remove();
 }
@@ -57,6 +73,7 @@ const handler: ParleyEventHandler = {
     $('state').textContent = RoomStateChangedReason[reason] ?? String(reason);
     const inRoom = reason === RoomStateChangedReason.Logined || reason === RoomStateChangedReason.Reconnected;
     if (inRoom) publishButton.disabled = false;
+    setChatEnabled(inRoom || reason === RoomStateChangedReason.Reconnecting);
     if (
       reason === RoomStateChangedReason.LoginFailed ||
       reason === RoomStateChangedReason.KickOut ||
@@ -88,6 +105,12 @@ const handler: ParleyEventHandler = {
   onPlayerRecvVideoFirstFrame(streamID) {
     log(`onPlayerRecvVideoFirstFrame stream=${streamID}`);
   },
+  onIMRecvBroadcastMessage(_roomID, messages) {
+    for (const { fromUser, message } of messages) showMessage(fromUser.userName, message);
+  },
+  onRoomOnlineUserCountUpdate(_roomID, count) {
+    $('online').textContent = `${count} online`;
+  },
 };
 
 function reset(): void {
@@ -98,6 +121,8 @@ function reset(): void {
   joinButton.disabled = false;
   publishButton.disabled = true;
   endButton.disabled = true;
+  setChatEnabled(false);
+  $('online').textContent = '';
 }
 
 joinButton.onclick = () => {
@@ -127,6 +152,18 @@ publishButton.onclick = () => {
   publishButton.disabled = true;
   const videoCodec = $<HTMLSelectElement>('videoCodec').value as VideoCodec;
   engine?.startPublishingStream(field('streamID').value.trim(), { videoCodec });
+};
+
+sendButton.onclick = () => {
+  const text = chatInput.value;
+  if (!engine || !text) return;
+  const roomID = field('roomID').value.trim();
+  chatInput.value = '';
+  // Reliable: while reconnecting it waits, and is sent once the room is back.
+  engine.sendBroadcastMessage(roomID, text, (code) => {
+    if (code === 0) showMessage('me', text);
+    else log(`sendBroadcastMessage failed code=${code}`);
+  });
 };
 
 endButton.onclick = () => {

@@ -114,6 +114,16 @@ test('browser calls', async (t) => {
     assert.equal(botFrames[0]!.isKeyFrame, true, 'the first delivered frame is a keyframe');
     assert.ok(botFrames[0]!.width > 0);
     assert.ok(botAudio > 0, 'the bot receives the browser audio');
+
+    // The chat box: broadcast messages both ways, and the online count.
+    await carol.waitForFunction(() => document.getElementById('online')!.textContent === '2 online');
+    await carol.fill('#chat-input', 'hello from the page');
+    await carol.click('#send');
+    const [, [fromPage]] = await bot.waitFor('IMRecvBroadcastMessage');
+    assert.deepEqual([fromPage!.message, fromPage!.fromUser.userID], ['hello from the page', 'carol']);
+    assert.equal((await bot.broadcast('call', 'hello from the bot'))[0], 0);
+    await carol.waitForFunction(() => document.getElementById('messages')!.textContent!.includes('bothello from the bot'));
+    assert.equal(await carol.textContent('#messages'), 'mehello from the pagebothello from the bot');
     await carol.close();
   });
 });

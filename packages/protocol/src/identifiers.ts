@@ -62,3 +62,17 @@ export const validateStreamID = (v: string): ErrorCode =>
     tooLong: ErrorCode.StreamIDTooLong,
     invalid: ErrorCode.StreamIDInvalidCharacter,
   });
+
+/** Broadcast and barrage messages and custom commands: at most this many UTF-8 bytes. */
+export const MAX_MESSAGE_BYTES = 1024;
+export const validateMessage = (v: string): ErrorCode => (byteLength(v) > MAX_MESSAGE_BYTES ? ErrorCode.MessageTooLong : ErrorCode.Success);
+
+export const validateStreamExtraInfo = (v: string): ErrorCode =>
+  byteLength(v) >= 1024 ? ErrorCode.StreamExtraInfoTooLong : ErrorCode.Success;
+
+export const validateRoomExtraInfo = (key: string, value: string): ErrorCode => {
+  if (key.length === 0) return ErrorCode.RoomExtraInfoKeyEmpty;
+  if (byteLength(key) >= 128) return ErrorCode.RoomExtraInfoKeyTooLong;
+  if (byteLength(value) >= 128) return ErrorCode.RoomExtraInfoValueTooLong;
+  return ErrorCode.Success;
+};

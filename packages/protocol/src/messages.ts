@@ -4,6 +4,7 @@
  * `type`; requests carry a client-chosen `id` that the server echoes in its `reply`.
  */
 import { z } from 'zod';
+import { MAX_MESSAGE_BYTES } from './identifiers.js';
 
 export const PROTOCOL_VERSION = 1;
 /** The largest signalling frame either side accepts (an SDP offer with many codecs is ~10 KB). */
@@ -21,6 +22,31 @@ export type User = z.infer<typeof userSchema>;
 
 export const streamInfoSchema = z.object({ user: userSchema, streamID: id, extraInfo: z.string().max(4096) });
 export type StreamInfo = z.infer<typeof streamInfoSchema>;
+
+// Frames may carry more so that an overlong message gets its own code (1009002) rather than 1000090.
+const messageText = z.string().max(MAX_MESSAGE_BYTES * 4);
+
+export const messageInfoSchema = z.object({
+  message: z.string(),
+  /** Numbered per room, increasing. */
+  messageID: z.number().int(),
+  /** Server time in ms. */
+  sendTime: z.number(),
+  fromUser: userSchema,
+});
+export type BroadcastMessageInfo = z.infer<typeof messageInfoSchema>;
+
+export const barrageMessageInfoSchema = messageInfoSchema.extend({ messageID: z.string() });
+export type BarrageMessageInfo = z.infer<typeof barrageMessageInfoSchema>;
+
+export const roomExtraInfoSchema = z.object({ key: z.string(), value: z.string(), updateUser: userSchema, updateTime: z.number() });
+export type RoomExtraInfo = z.infer<typeof roomExtraInfoSchema>;
+
+/**
+ * Requests the SDK never loses across a reconnect carry a per-session sequence number; the server
+ * answers a repeat (sent again after a reconnect) without doing it twice.
+ */
+const clientSeq = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
 
 export const roomConfigSchema = z.object({
   isUserStatusNotify: z.boolean(),
@@ -62,6 +88,19 @@ export const clientMessageSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('heartbeat'), id: requestId }),
   /** Replaces the session's token before it expires. */
   z.object({ type: z.literal('renewToken'), id: requestId, token: z.string().min(1).max(4096) }),
+  z.object({ type: z.literal('broadcastMessage'), id: requestId, clientSeq, message: messageText }),
+  /** Best effort: not replayed after a reconnect, skipped for receivers that are behind. */
+  z.object({ type: z.literal('barrageMessage'), id: requestId, message: messageText }),
+  /** To the listed userIDs, or everyone else in the room when `toUserIDs` is null. */
+  z.object({
+    type: z.literal('customCommand'),
+    id: requestId,
+    clientSeq,
+    command: messageText,
+    toUserIDs: z.array(id).max(1000).nullable(),
+  }),
+  z.object({ type: z.literal('setRoomExtraInfo'), id: requestId, clientSeq, key: z.string().max(512), value: z.string().max(512) }),
+  z.object({ type: z.literal('setStreamExtraInfo'), id: requestId, clientSeq, streamID: id, extraInfo: z.string().max(4096) }),
   /** Re-attaches a session after the connection broke; `lastSeq` is the last room event the client saw. */
   z.object({
     type: z.literal('resume'),
@@ -92,8 +131,40 @@ const streamUpdateSchema = z.object({
   streams: z.array(streamInfoSchema),
   seq: z.number().int(),
 });
+const broadcastEventSchema = z.object({
+  type: z.literal('broadcastMessage'),
+  roomID: id,
+  message: messageInfoSchema,
+  seq: z.number().int(),
+});
+const customCommandEventSchema = z.object({
+  type: z.literal('customCommand'),
+  roomID: id,
+  fromUser: userSchema,
+  command: z.string(),
+  seq: z.number().int(),
+});
+const roomExtraInfoEventSchema = z.object({
+  type: z.literal('roomExtraInfoUpdate'),
+  roomID: id,
+  extraInfos: z.array(roomExtraInfoSchema),
+  seq: z.number().int(),
+});
+const streamExtraInfoEventSchema = z.object({
+  type: z.literal('streamExtraInfoUpdate'),
+  roomID: id,
+  streams: z.array(streamInfoSchema),
+  seq: z.number().int(),
+});
 /** Room notifications: numbered per room, replayed after a resume. */
-export const roomEventSchema = z.discriminatedUnion('type', [userUpdateSchema, streamUpdateSchema]);
+export const roomEventSchema = z.discriminatedUnion('type', [
+  userUpdateSchema,
+  streamUpdateSchema,
+  broadcastEventSchema,
+  customCommandEventSchema,
+  roomExtraInfoEventSchema,
+  streamExtraInfoEventSchema,
+]);
 export type RoomEvent = z.infer<typeof roomEventSchema>;
 
 export const replyDataSchemas = {
@@ -105,12 +176,16 @@ export const replyDataSchemas = {
     seq: z.number().int(),
     users: z.array(userSchema),
     streams: z.array(streamInfoSchema),
+    /** The room's extra info as it is now. */
+    extraInfos: z.array(roomExtraInfoSchema),
   }),
   resume: z.object({
     seq: z.number().int(),
     /** What the client missed, in order; absent when too much was missed, then `snapshot` is the room as it is. */
     events: z.array(roomEventSchema).optional(),
-    snapshot: z.object({ users: z.array(userSchema), streams: z.array(streamInfoSchema) }).optional(),
+    snapshot: z
+      .object({ users: z.array(userSchema), streams: z.array(streamInfoSchema), extraInfos: z.array(roomExtraInfoSchema) })
+      .optional(),
     /** Every stream the server has this session publishing and playing (media connected or not). */
     publishing: z.array(id),
     playing: z.array(id),
@@ -122,6 +197,11 @@ export const replyDataSchemas = {
   unplay: z.object({}),
   heartbeat: z.object({}),
   renewToken: z.object({}),
+  broadcastMessage: z.object({ messageID: z.number().int() }),
+  barrageMessage: z.object({ messageID: z.string() }),
+  customCommand: z.object({}),
+  setRoomExtraInfo: z.object({}),
+  setStreamExtraInfo: z.object({}),
 } satisfies Record<ClientMessageType, z.ZodType>;
 export type ReplyData<T extends ClientMessageType> = z.infer<(typeof replyDataSchemas)[T]>;
 
@@ -143,9 +223,17 @@ export const serverMessageSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('error'), code: z.number().int(), message: z.string() }),
   userUpdateSchema,
   streamUpdateSchema,
+  broadcastEventSchema,
+  customCommandEventSchema,
+  roomExtraInfoEventSchema,
+  streamExtraInfoEventSchema,
+  z.object({ type: z.literal('barrageMessage'), roomID: id, messages: z.array(barrageMessageInfoSchema) }),
+  z.object({ type: z.literal('onlineUserCount'), roomID: id, count: z.number().int().nonnegative() }),
   z.object({ type: z.literal('kickedOut'), roomID: id, code: z.number().int(), reason: z.string().optional() }),
   /** The session's token expires in `remainSeconds`; renew it to keep publishing. */
   z.object({ type: z.literal('tokenWillExpire'), roomID: id, remainSeconds: z.number().int() }),
+  /** The server stopped a publication for good (forbidden by the server API): do not retry. */
+  z.object({ type: z.literal('publishStopped'), streamID: id, code: z.number().int() }),
   /** The server ended a play session (the stream stopped or was removed); the player may wait for it to return. */
   z.object({ type: z.literal('playStopped'), streamID: id, attempt: z.number().int(), code: z.number().int() }),
 ]);

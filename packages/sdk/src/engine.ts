@@ -9,7 +9,10 @@ import {
   RoomStateChangedReason,
   Scenario,
   VideoBufferType,
+  validateMessage,
+  validateRoomExtraInfo,
   validateRoomID,
+  validateStreamExtraInfo,
   validateStreamID,
   validateUserID,
   validateUserName,
@@ -106,6 +109,9 @@ export class ParleyEngine {
         for (const streamID of playing) if (!this.players.has(streamID)) void signalling?.request('unplay', { streamID });
       },
       playStopped: (streamID, attempt, code) => this.players.get(streamID)?.remoteStopped(attempt, code),
+      publishStopped: (streamID, code) => {
+        for (const publisher of this.publishers.values()) if (publisher.streamID === streamID) publisher.abandon(code);
+      },
       ended: (code) => {
         for (const publisher of this.publishers.values()) publisher.abandon(code);
         for (const player of [...this.players.values()]) player.abandon(code);
@@ -156,6 +162,64 @@ export class ParleyEngine {
     requireType(token, 'string', 'token');
     if (roomID !== this.room.id) return callback?.(ErrorCode.NotLoggedIn);
     void this.room.renewToken(token).then((code) => callback?.(code));
+  }
+
+  /** Reliable and ordered, to everyone else in the room; sent after a reconnect if need be. */
+  sendBroadcastMessage(roomID: string, message: string, callback?: (errorCode: number, messageID: number) => void): void {
+    requireType(roomID, 'string', 'roomID');
+    requireType(message, 'string', 'message');
+    const refused = this.notInRoom(roomID) || validateMessage(message);
+    if (refused) return callback?.(refused, 0);
+    void this.room.requests
+      .send('broadcastMessage', { message })
+      .then((reply) => callback?.(reply.code, 'data' in reply ? reply.data.messageID : 0));
+  }
+
+  /** Best effort: not sent while reconnecting, and may be skipped for receivers that are behind. */
+  sendBarrageMessage(roomID: string, message: string, callback?: (errorCode: number, messageID: string) => void): void {
+    requireType(roomID, 'string', 'roomID');
+    requireType(message, 'string', 'message');
+    const refused = this.notInRoom(roomID) || validateMessage(message);
+    const signalling = this.room.activeSignalling;
+    if (refused || !signalling) return callback?.(refused || ErrorCode.Disconnected, '');
+    void signalling
+      .request('barrageMessage', { message })
+      .then((reply) => callback?.(reply.code, 'data' in reply ? reply.data.messageID : ''));
+  }
+
+  /** To `toUserList`, or to everyone else in the room when it is null or empty; reliable like broadcast messages. */
+  sendCustomCommand(roomID: string, command: string, toUserList: User[] | null, callback?: (errorCode: number) => void): void {
+    requireType(roomID, 'string', 'roomID');
+    requireType(command, 'string', 'command');
+    const refused = this.notInRoom(roomID) || validateMessage(command);
+    if (refused) return callback?.(refused);
+    const toUserIDs = toUserList && toUserList.length > 0 ? toUserList.map((user) => user.userID) : null;
+    void this.room.requests.send('customCommand', { command, toUserIDs }).then((reply) => callback?.(reply.code));
+  }
+
+  /** Sets one key of the room's extra info; everyone else, and everyone who joins later, gets it. */
+  setRoomExtraInfo(roomID: string, key: string, value: string, callback?: (errorCode: number) => void): void {
+    requireType(roomID, 'string', 'roomID');
+    requireType(key, 'string', 'key');
+    requireType(value, 'string', 'value');
+    const refused = this.notInRoom(roomID) || validateRoomExtraInfo(key, value);
+    if (refused) return callback?.(refused);
+    void this.room.requests.send('setRoomExtraInfo', { key, value }).then((reply) => callback?.(reply.code));
+  }
+
+  /** Changes the extra info of the stream published on `channel` (1004002 if none). */
+  setStreamExtraInfo(extraInfo: string, callback?: (errorCode: number) => void, channel: number = PublishChannel.Main): void {
+    requireType(extraInfo, 'string', 'extraInfo');
+    const publisher = this.publishers.get(channel);
+    const streamID = publisher?.streamID;
+    const refused = this.notInRoom(this.room.id) || validateStreamExtraInfo(extraInfo) || (streamID ? 0 : ErrorCode.StreamNotFound);
+    if (refused) return callback?.(refused);
+    publisher!.setExtraInfo(extraInfo);
+    void this.room.requests.send('setStreamExtraInfo', { streamID: streamID!, extraInfo }).then((reply) => callback?.(reply.code));
+  }
+
+  private notInRoom(roomID: string): number {
+    return this.room.isIn(roomID) ? 0 : ErrorCode.NotLoggedIn;
   }
 
   logoutRoom(roomID?: string): void {

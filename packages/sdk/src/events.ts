@@ -1,4 +1,14 @@
-import type { PlayerState, PublisherState, RoomStateChangedReason, StreamInfo, UpdateType, User } from '@parley/protocol';
+import type {
+  BarrageMessageInfo,
+  BroadcastMessageInfo,
+  PlayerState,
+  PublisherState,
+  RoomExtraInfo,
+  RoomStateChangedReason,
+  StreamInfo,
+  UpdateType,
+  User,
+} from '@parley/protocol';
 
 export type Stream = StreamInfo;
 
@@ -15,6 +25,17 @@ export interface ParleyEvents {
   playerRecvVideoFirstFrame: [streamID: string];
   /** A player asked for a keyframe; with encoded custom capture, send one as soon as possible. */
   customVideoCaptureKeyFrameRequested: [channel: number];
+  /** Broadcast messages from others in the room, in order, each once (also those sent while reconnecting). */
+  IMRecvBroadcastMessage: [roomID: string, messageList: BroadcastMessageInfo[]];
+  /** Barrage messages from others (best effort: some may be missing). */
+  IMRecvBarrageMessage: [roomID: string, messageList: BarrageMessageInfo[]];
+  IMRecvCustomCommand: [roomID: string, fromUser: User, command: string];
+  /** Room extra info that changed (on login: all of it). */
+  roomExtraInfoUpdate: [roomID: string, roomExtraInfoList: RoomExtraInfo[]];
+  /** Streams of others whose extra info changed. */
+  roomStreamExtraInfoUpdate: [roomID: string, streamList: Stream[]];
+  /** How many users are in the room: on login, then when it changed (checked every 30 s). */
+  roomOnlineUserCountUpdate: [roomID: string, count: number];
 }
 
 export type ParleyEventName = keyof ParleyEvents;

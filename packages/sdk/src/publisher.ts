@@ -63,6 +63,11 @@ export class Publisher {
     this.end(0, streamID);
   }
 
+  /** New extra info for the stream: sent now by the caller, and used if the stream is published again. */
+  setExtraInfo(extraInfo: string): void {
+    this.config = { ...this.config, extraInfo };
+  }
+
   /** The room is gone (logout, kick-out): stop without telling the server. */
   abandon(errorCode: number): void {
     if (this.state === PublisherState.NoPublish) return;

@@ -14,6 +14,7 @@ import {
   type ClientRequest,
   type ReplyData,
   type RoomEvent,
+  type RoomExtraInfo,
   type ServerMessage,
   type StreamInfo,
   type User,
@@ -23,6 +24,7 @@ import type { Timeouts } from './context.js';
 import type { Platform } from './platform.js';
 import { SignallingClient } from './signalling.js';
 import { ReconnectPolicy } from './reconnectPolicy.js';
+import { ReliableRequests } from './reliableRequests.js';
 
 export interface RoomConfig {
   isUserStatusNotify?: boolean;
@@ -47,6 +49,8 @@ export interface ResumedState {
 export interface RoomObserver {
   streamAdded(streamID: string): void;
   playStopped(streamID: string, attempt: number, code: number): void;
+  /** The server stopped a publication for good. */
+  publishStopped(streamID: string, code: number): void;
   /** Back in the room after a reconnect; media the server no longer has must be set up again. */
   resumed(state: ResumedState): void;
   /** The room ended (logout, kick-out, reconnect failed): publishers and players must stop. */
@@ -85,6 +89,9 @@ export class Room {
   /** The app's view of the room, to turn a snapshot into the ADD/DELETE it implies. */
   private readonly users = new Map<string, User>();
   private readonly streams = new Map<string, StreamInfo>();
+  private readonly extraInfos = new Map<string, RoomExtraInfo>();
+  /** Messages and extra info on their way to the server; they survive reconnects. */
+  readonly requests = new ReliableRequests();
   private wakeReconnect: (() => void) | undefined;
   /**
    * Pushes that arrive while a login or resume reply is still being handled (a socket may hand
@@ -107,6 +114,11 @@ export class Room {
     return this.roomID;
   }
 
+  /** Logging in, logged in or reconnecting to room `roomID`. */
+  isIn(roomID: string): boolean {
+    return this.roomID === roomID && (this.phase === 'logining' || this.phase === 'logined' || this.phase === 'reconnecting');
+  }
+
   /** The signalling client while logged in (not while reconnecting). */
   get activeSignalling(): SignallingClient | null {
     return this.phase === 'logined' ? this.signalling : null;
@@ -122,12 +134,13 @@ export class Room {
     const entered = await this.enter(signalling);
     if (this.signalling !== signalling) return ErrorCode.ConnectFailed; // logged out meanwhile
     if (typeof entered === 'number') {
-      this.leave();
+      this.leave(entered);
       this.state(RoomStateChangedReason.LoginFailed, entered);
       return entered;
     }
     this.phase = 'logined';
     this.sendRenewal();
+    this.requests.connected(signalling);
     this.state(RoomStateChangedReason.Logined, 0);
     entered(); // the room as it is arrives after Logined
     this.flushEarly();
@@ -213,11 +226,11 @@ export class Room {
       ...(rejoin ? { rejoin } : {}),
     });
     if (reply.code !== 0 || !('data' in reply)) return reply.code;
-    const { sessionID, resumeToken, seq, users, streams } = reply.data;
+    const { sessionID, resumeToken, seq, ...snapshot } = reply.data;
     this.session = { sessionID, resumeToken };
     return () => {
       this.lastSeq = seq;
-      this.applySnapshot(users, streams);
+      this.applySnapshot(snapshot);
     };
   }
 
@@ -247,10 +260,23 @@ export class Room {
     switch (message.type) {
       case 'userUpdate':
       case 'streamUpdate':
+      case 'broadcastMessage':
+      case 'customCommand':
+      case 'roomExtraInfoUpdate':
+      case 'streamExtraInfoUpdate':
         this.applyEvent(message);
+        return;
+      case 'barrageMessage':
+        this.hub.emit('IMRecvBarrageMessage', this.roomID, message.messages);
+        return;
+      case 'onlineUserCount':
+        this.hub.emit('roomOnlineUserCountUpdate', this.roomID, message.count);
         return;
       case 'playStopped':
         this.observer.playStopped(message.streamID, message.attempt, message.code);
+        return;
+      case 'publishStopped':
+        this.observer.publishStopped(message.streamID, message.code);
         return;
       case 'kickedOut':
         this.end(RoomStateChangedReason.KickOut, message.code);
@@ -266,8 +292,31 @@ export class Room {
   private applyEvent(event: RoomEvent): void {
     if (event.seq <= this.lastSeq) return; // already seen (replayed after a resume)
     this.lastSeq = event.seq;
-    if (event.type === 'userUpdate') this.applyUsers(event.updateType, event.users);
-    else this.applyStreams(event.updateType, event.streams);
+    switch (event.type) {
+      case 'userUpdate':
+        return this.applyUsers(event.updateType, event.users);
+      case 'streamUpdate':
+        return this.applyStreams(event.updateType, event.streams);
+      case 'broadcastMessage':
+        return this.hub.emit('IMRecvBroadcastMessage', this.roomID, [event.message]);
+      case 'customCommand':
+        return this.hub.emit('IMRecvCustomCommand', this.roomID, event.fromUser, event.command);
+      case 'roomExtraInfoUpdate':
+        return this.applyExtraInfos(event.extraInfos);
+      case 'streamExtraInfoUpdate':
+        return this.applyStreamExtraInfos(event.streams);
+    }
+  }
+
+  private applyExtraInfos(infos: RoomExtraInfo[]): void {
+    for (const info of infos) this.extraInfos.set(info.key, info);
+    if (infos.length > 0) this.hub.emit('roomExtraInfoUpdate', this.roomID, infos);
+  }
+
+  private applyStreamExtraInfos(streams: StreamInfo[]): void {
+    const known = streams.filter((stream) => this.streams.has(stream.streamID));
+    for (const stream of known) this.streams.set(stream.streamID, stream);
+    if (known.length > 0) this.hub.emit('roomStreamExtraInfoUpdate', this.roomID, known);
   }
 
   private applyUsers(type: UpdateType, users: User[]): void {
@@ -289,13 +338,20 @@ export class Room {
   }
 
   /**
-   * Makes the app's view equal `users`/`streams`, reporting the differences as DELETE then ADD
-   * (something that changed, such as a stream now published by someone else, is both).
+   * Makes the app's view equal the room as the server has it, reporting the differences as DELETE
+   * then ADD (something that changed, such as a stream now published by someone else, is both), and
+   * changed extra info as updates.
    */
-  private applySnapshot(users: User[], streams: StreamInfo[]): void {
+  private applySnapshot({ users, streams, extraInfos }: { users: User[]; streams: StreamInfo[]; extraInfos: RoomExtraInfo[] }): void {
     const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
     const nextUsers = new Map(users.map((u) => [u.userID, u]));
     const nextStreams = new Map(streams.map((s) => [s.streamID, s]));
+    // A stream whose only change is its extra info stays; the change is reported as such.
+    const extraInfoChanged = streams.filter((next) => {
+      const current = this.streams.get(next.streamID);
+      return current && same(current.user, next.user) && current.extraInfo !== next.extraInfo;
+    });
+    for (const stream of extraInfoChanged) this.streams.set(stream.streamID, stream);
     const gone = <T>(current: Map<string, T>, next: Map<string, T>): T[] =>
       [...current].filter(([id, value]) => !same(next.get(id), value)).map(([, value]) => value);
     const added = <T>(current: Map<string, T>, next: Map<string, T>): T[] =>
@@ -306,6 +362,8 @@ export class Room {
     this.applyUsers(UpdateType.Delete, gone(this.users, nextUsers));
     this.applyUsers(UpdateType.Add, usersAdded);
     this.applyStreams(UpdateType.Add, streamsAdded);
+    if (extraInfoChanged.length > 0) this.hub.emit('roomStreamExtraInfoUpdate', this.roomID, extraInfoChanged);
+    this.applyExtraInfos(extraInfos.filter((info) => !same(this.extraInfos.get(info.key), info)));
   }
 
   private onLost(): void {
@@ -313,6 +371,7 @@ export class Room {
     this.phase = 'reconnecting';
     this.signalling?.close();
     this.signalling = null;
+    this.requests.disconnected();
     this.state(RoomStateChangedReason.Reconnecting, ErrorCode.ConnectionBroken);
     void this.reconnect();
   }
@@ -334,13 +393,14 @@ export class Room {
       if (this.phase !== 'reconnecting') return;
       const outcome = await this.tryResume();
       if (this.phase !== 'reconnecting') return;
-      if (outcome === 'kicked') return this.end(RoomStateChangedReason.KickOut, ErrorCode.KickedOut);
+      if (typeof outcome === 'object' && 'kicked' in outcome) return this.end(RoomStateChangedReason.KickOut, outcome.kicked);
       if (typeof outcome === 'number') {
         if (FINAL_LOGIN_CODES.has(outcome)) return this.end(RoomStateChangedReason.ReconnectFailed, outcome);
         continue;
       }
       this.phase = 'logined';
       this.sendRenewal();
+      this.requests.connected(this.signalling!);
       // Publishers and players that were running pick up first, so that anything the app starts
       // from the callbacks below is new and left alone.
       this.observer.resumed(outcome);
@@ -355,7 +415,7 @@ export class Room {
    * One reconnect attempt: resume the session, or, if the server no longer has it, log in again
    * (then nothing of ours is published or played there any more).
    */
-  private async tryResume(): Promise<(ResumedState & { catchUp(): void }) | 'kicked' | number> {
+  private async tryResume(): Promise<(ResumedState & { catchUp(): void }) | { kicked: number } | number> {
     const signalling = new SignallingClient(this.platform, this.timeouts);
     this.signalling = signalling;
     this.early = [];
@@ -379,9 +439,9 @@ export class Room {
       const { data } = reply;
       return { publishing: data.publishing, playing: data.playing, catchUp: () => this.applyResume(data) };
     }
-    if (reply.code === ErrorCode.KickedOut) {
+    if (reply.code === ErrorCode.KickedOut || reply.code === ErrorCode.KickedByServer) {
       fail(reply.code);
-      return 'kicked';
+      return { kicked: reply.code };
     }
     if (reply.code !== ErrorCode.SessionNotFound) return fail(reply.code);
     // The server forgot us (restarted, or we were away past its heartbeat timeout): log in anew,
@@ -389,7 +449,7 @@ export class Room {
     const entered = await this.sendLogin(signalling, nonce, true);
     if (entered === ErrorCode.KickedOut) {
       fail(entered);
-      return 'kicked';
+      return { kicked: entered };
     }
     if (typeof entered === 'number') return fail(entered);
     return { publishing: [], playing: [], catchUp: entered };
@@ -397,7 +457,7 @@ export class Room {
 
   private applyResume(data: ReplyData<'resume'>): void {
     if (data.events) for (const event of data.events) this.applyEvent(event);
-    else if (data.snapshot) this.applySnapshot(data.snapshot.users, data.snapshot.streams);
+    else if (data.snapshot) this.applySnapshot(data.snapshot);
     this.lastSeq = Math.max(this.lastSeq, data.seq);
   }
 
@@ -407,16 +467,18 @@ export class Room {
 
   private end(reason: RoomStateChangedReason, code: number): void {
     this.observer.ended(code);
-    this.leave();
+    this.leave(code);
     this.state(reason, code);
   }
 
-  private leave(): void {
+  private leave(code: number = ErrorCode.NotLoggedIn): void {
+    this.requests.ended(code);
     this.signalling?.close();
     this.signalling = null;
     this.session = undefined;
     this.users.clear();
     this.streams.clear();
+    this.extraInfos.clear();
     this.lastSeq = 0;
     this.early = [];
     this.phase = 'idle';

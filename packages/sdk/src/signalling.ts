@@ -18,7 +18,7 @@ import {
 import type { Platform, SocketLike } from './platform.js';
 
 type Push = Exclude<ServerMessage, { type: 'hello' | 'reply' | 'error' }>;
-type RequestBody<T extends ClientMessageType> = Omit<Extract<ClientMessage, { type: T }>, 'type' | 'id'>;
+export type RequestBody<T extends ClientMessageType> = Omit<Extract<ClientMessage, { type: T }>, 'type' | 'id'>;
 export type Reply<T extends ClientMessageType> = { code: 0; data: ReplyData<T> } | { code: number; message: string };
 
 interface Pending {

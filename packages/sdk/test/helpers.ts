@@ -21,6 +21,12 @@ export const ALL_EVENTS: ParleyEventName[] = [
   'playerRecvVideoFirstFrame',
   'customVideoCaptureKeyFrameRequested',
   'roomTokenWillExpire',
+  'IMRecvBroadcastMessage',
+  'IMRecvBarrageMessage',
+  'IMRecvCustomCommand',
+  'roomExtraInfoUpdate',
+  'roomStreamExtraInfoUpdate',
+  'roomOnlineUserCountUpdate',
 ];
 
 export interface Recorded {
@@ -107,6 +113,16 @@ export class TestClient {
     }
   }
 
+  /** The broadcast messages received, in order. */
+  broadcasts(): string[] {
+    return this.of('IMRecvBroadcastMessage').flatMap(([, list]) => list.map((m) => m.message));
+  }
+
+  /** Sends a broadcast message; resolves with the error code and messageID. */
+  broadcast(roomID: string, message: string): Promise<[number, number]> {
+    return new Promise((resolve) => this.engine.sendBroadcastMessage(roomID, message, (code, id) => resolve([code, id])));
+  }
+
   /** Starts publishing and waits until the stream is live. */
   async publish(streamID: string): Promise<void> {
     this.engine.startPublishingStream(streamID);
@@ -150,7 +166,9 @@ const ONE_ADDRESS_MANY_USERS: Partial<Limits> = {
   loginBurstPerIp: 1e6,
 };
 
-export async function startTestServer(options: Pick<ServerOptions, 'heartbeatTimeoutMs' | 'media' | 'limits'> = {}): Promise<TestServer> {
+export async function startTestServer(
+  options: Pick<ServerOptions, 'heartbeatTimeoutMs' | 'media' | 'limits' | 'onlineCountIntervalMs'> = {},
+): Promise<TestServer> {
   const app = randomApp(1_000_001);
   const limits = { ...ONE_ADDRESS_MANY_USERS, ...options.limits };
   const server = await startServer({ host: '127.0.0.1', port: 0, apps: [app], logLevel: 'silent', staticDir: false, ...options, limits });

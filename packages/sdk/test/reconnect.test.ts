@@ -346,3 +346,39 @@ test('token expiry across reconnects: a warning due while cut off comes after th
   await tina.publish('s-tina');
   assert.equal(tina.of('roomTokenWillExpire').length, 1, 'no warning about the replaced token after the resume');
 });
+
+test('broadcast messages across a 3 s signalling cut arrive once and in order, both ways', async (t) => {
+  const { env, proxy } = await proxiedServer(t, { heartbeatTimeoutMs: 10_000 });
+  const away = env.client({ server: proxy.url(env.server.url) });
+  const here = env.client();
+  assert.equal(await here.login('r-msg', 'here'), 0);
+  assert.equal(await away.login('r-msg', 'away'), 0);
+  assert.deepEqual(await here.broadcast('r-msg', 'before'), [0, 1]);
+  await away.waitFor('IMRecvBroadcastMessage');
+
+  // One message leaves just as the connection is cut: whether or not it reached the server, it arrives once.
+  const sent = [away.broadcast('r-msg', 'away-cut')];
+  proxy.cut();
+  await away.waitFor('roomStateChanged', (_, r) => r === RoomStateChangedReason.Reconnecting);
+  for (let i = 0; i < 5; i++) assert.equal((await here.broadcast('r-msg', `here${i}`))[0], 0);
+  for (let i = 0; i < 5; i++) sent.push(away.broadcast('r-msg', `away${i}`));
+  await sleep(3000);
+  proxy.restore();
+  await away.waitFor('roomStateChanged', (_, r) => r === RoomStateChangedReason.Reconnected);
+
+  const results = await Promise.all(sent);
+  assert.ok(
+    results.every(([code]) => code === 0),
+    JSON.stringify(results),
+  );
+  const ids = results.map(([, id]) => id);
+  assert.deepEqual(
+    ids,
+    [...ids].sort((x, y) => x - y),
+    'messageIDs follow the sending order',
+  );
+  await until('the last message arrives', () => here.broadcasts().includes('away4'));
+  await sleep(200);
+  assert.deepEqual(here.broadcasts(), ['away-cut', 'away0', 'away1', 'away2', 'away3', 'away4']);
+  assert.deepEqual(away.broadcasts(), ['before', 'here0', 'here1', 'here2', 'here3', 'here4']);
+});

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type { WebhookOptions } from './webhooks/dispatcher.js';
 
 export interface AppConfig {
   appID: number;
@@ -32,6 +33,10 @@ export interface ServerOptions {
   devMode?: boolean;
   logLevel?: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   limits?: Partial<Limits>;
+  /** Webhook delivery timings and bounds; the defaults follow the spec (retries after 2, 4, 8, 16, 32 s). */
+  webhooks?: Partial<WebhookOptions>;
+  /** How often rooms are told their online user count when it changed (vendor: 30 s). */
+  onlineCountIntervalMs?: number;
 }
 
 export interface Limits {
@@ -55,6 +60,11 @@ export interface Limits {
   maxPlaysPerSession: number;
   /** Bytes waiting to be sent to one client beyond which it is disconnected as too slow (4001). */
   maxUnsentBytes: number;
+  /** Messages (broadcast, barrage, custom commands, room extra info) one room may carry per second, and in a burst. */
+  roomMessagesPerSecond: number;
+  roomMessageBurst: number;
+  /** Keys of room extra info per room (1002017 beyond). */
+  maxRoomExtraInfoKeys: number;
 }
 
 export const DEFAULT_LIMITS: Limits = {
@@ -70,9 +80,13 @@ export const DEFAULT_LIMITS: Limits = {
   maxPublicationsPerSession: 4,
   maxPlaysPerSession: 64,
   maxUnsentBytes: 4 * 1024 * 1024,
+  roomMessagesPerSecond: 50,
+  roomMessageBurst: 100,
+  maxRoomExtraInfoKeys: 10,
 };
 
 export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 90_000;
+export const DEFAULT_ONLINE_COUNT_INTERVAL_MS = 30_000;
 export const DEFAULT_PORT = 7800;
 
 /** The well-known app of dev mode. Production mode refuses these credentials. */

@@ -1,4 +1,5 @@
 export { startServer, type ParleyServer } from './server.js';
+export type { Health } from './metrics/index.js';
 export {
   generateToken04,
   decodeToken04,
@@ -17,3 +18,31 @@ export {
   type MediaOptions,
   type Limits,
 } from './config.js';
+export {
+  webhookSignature,
+  webhookBodySignature,
+  verifyWebhook,
+  WEBHOOK_BODY_SIGNATURE_HEADER,
+  WEBHOOK_EVENTS,
+  RoomCloseReason,
+  RoomLogoutReason,
+  StreamCloseType,
+  DEFAULT_WEBHOOK_OPTIONS,
+  type VerifyWebhookOptions,
+  type VerifyWebhookResult,
+  type WebhookRejection,
+  type WebhookOptions,
+  type WebhookEvent,
+  type WebhookEventName,
+  type WebhookCommon,
+  type RoomCreateWebhook,
+  type RoomCloseWebhook,
+  type RoomLoginWebhook,
+  type RoomLogoutWebhook,
+  type StreamCreateWebhook,
+  type StreamCloseWebhook,
+  type SessionEndReason,
+  type StreamEndReason,
+} from './webhooks/index.js';
+export { apiSignature } from './api/signature.js';
+export { ApiCode } from './api/actions.js';

@@ -3,14 +3,24 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { APP_SIGN_PATTERN } from '@parley/protocol';
-import { DEFAULT_HEARTBEAT_TIMEOUT_MS, DEFAULT_LIMITS, DEFAULT_PORT, type AppConfig, type ServerOptions } from './config.js';
+import {
+  DEFAULT_HEARTBEAT_TIMEOUT_MS,
+  DEFAULT_LIMITS,
+  DEFAULT_ONLINE_COUNT_INTERVAL_MS,
+  DEFAULT_PORT,
+  type AppConfig,
+  type ServerOptions,
+} from './config.js';
 import { createLogger } from './log.js';
 import { WeriftMediaPlane } from './media/index.js';
 import { RoomService } from './rooms/roomService.js';
 import { SignallingServer, SIGNALLING_PATH } from './signalling/signallingServer.js';
 import { serveStatic } from './http/staticFiles.js';
 import { HttpRoutes, sendJson } from './http/routes.js';
+import { ServerApi } from './api/serverApi.js';
 import { localIPv4 } from './net.js';
+import { Health, ServerMetrics } from './metrics/index.js';
+import { WebhookDispatcher } from './webhooks/dispatcher.js';
 
 export interface ParleyServer {
   /** The `ws://` URL for the SDK profile's `server` field. */
@@ -19,6 +29,8 @@ export interface ParleyServer {
   readonly httpUrl: string;
   readonly port: number;
   readonly rooms: RoomService;
+  /** Readiness as `/readyz` reports it: not ready from the start of `close()`; `setReady(false)` drains earlier. */
+  readonly health: Health;
   close(): Promise<void>;
 }
 
@@ -44,11 +56,18 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
   const listenIp = options.media?.listenIp ?? (host === '0.0.0.0' || host === '::' ? localIPv4() : host);
   const media = new WeriftMediaPlane({ ...options.media, listenIp });
   const limits = { ...DEFAULT_LIMITS, ...options.limits };
-  const rooms = new RoomService({ apps: options.apps, media, heartbeatTimeoutMs, log, limits });
+  const onlineCountIntervalMs = options.onlineCountIntervalMs ?? DEFAULT_ONLINE_COUNT_INTERVAL_MS;
+  const rooms = new RoomService({ apps: options.apps, media, heartbeatTimeoutMs, log, limits, onlineCountIntervalMs });
+  const webhooks = new WebhookDispatcher({ apps: options.apps, observer: rooms.observer, log, options: options.webhooks });
   const staticDir = options.staticDir ?? defaultStaticDir();
   const devApp = options.devMode ? options.apps[0] : undefined;
 
   const routes = new HttpRoutes();
+  new ServerApi(options.apps, rooms, log).addRoutes(routes);
+  const metrics = new ServerMetrics({ rooms, media: media.stats });
+  const health = new Health();
+  metrics.addRoutes(routes);
+  health.addRoutes(routes);
   if (devApp) {
     routes.add('/dev-config.json', (_req, res) =>
       sendJson(res, 200, { appID: devApp.appID, appSign: devApp.appSign, signallingPath: SIGNALLING_PATH }),
@@ -67,7 +86,13 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
       res.end();
     });
   });
-  const signalling = new SignallingServer(http, { rooms, heartbeatTimeoutMs, log, limits });
+  const signalling = new SignallingServer(http, {
+    rooms,
+    heartbeatTimeoutMs,
+    log,
+    limits,
+    onErrorCode: (code) => metrics.signallingError(code),
+  });
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
     http.listen(options.port ?? DEFAULT_PORT, host, () => resolve());
@@ -75,6 +100,7 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
   const { port } = http.address() as AddressInfo;
   const urlHost = host.includes(':') ? `[${host}]` : host;
   log.info({ host, port, apps: options.apps.map((a) => a.appID) }, 'server listening');
+  health.setReady(true);
 
   let closing: Promise<void> | undefined;
   return {
@@ -82,13 +108,18 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
     httpUrl: `http://${urlHost}:${port}`,
     port,
     rooms,
+    health,
     close: () =>
       (closing ??= (async () => {
+        health.setReady(false);
         rooms.closeAll();
+        // The webhooks of the shutdown (and those still queued) get a bounded grace meanwhile.
+        const webhooksClosed = webhooks.close();
         await signalling.close();
         await media.close();
         http.closeAllConnections();
         await new Promise<void>((resolve) => http.close(() => resolve()));
+        await webhooksClosed;
       })()),
   };
 }

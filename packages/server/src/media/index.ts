@@ -1,3 +1,3 @@
-export type { MediaPlane, MediaPublisher, MediaSubscriber, MediaEndpoint } from './types.js';
-export { SdpError } from './types.js';
+export type { MediaPlane, MediaPublisher, MediaSubscriber, MediaEndpoint, MediaStats } from './types.js';
+export { SdpError, emptyMediaStats } from './types.js';
 export { WeriftMediaPlane, type WeriftPlaneOptions } from './weriftPlane.js';

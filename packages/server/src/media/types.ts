@@ -27,9 +27,50 @@ export interface MediaPublisher extends MediaEndpoint {
 
 export type MediaSubscriber = MediaEndpoint;
 
+/**
+ * What the media plane is carrying and has carried since it started, for metrics. The plane adds
+ * to these plain numbers as it goes (on the packet path: increments only, nothing allocated or
+ * looked up); readers sample them whenever they like.
+ */
+export interface MediaStats {
+  /** Publisher endpoints open now (negotiating or connected). */
+  publishers: number;
+  /** Subscriber endpoints open now (negotiating or connected). */
+  subscribers: number;
+  /** RTP packets received from publishers, and their bytes (RTP header and payload). */
+  packetsReceived: number;
+  bytesReceived: number;
+  /** RTP packets relayed to subscribers, and their bytes as relayed (RTP header and payload; first transmissions only). */
+  packetsSent: number;
+  bytesSent: number;
+  /** Generic NACK feedback messages received from players. */
+  nacksReceived: number;
+  /** RTP packets sent again to players in answer to their NACKs. */
+  retransmissionsSent: number;
+  /** Keyframe requests (PLI or FIR) received from players. */
+  keyFrameRequestsReceived: number;
+  /** Keyframe requests (PLI) sent to publishers; requests from several players close together are merged into one. */
+  keyFrameRequestsSent: number;
+}
+
+export const emptyMediaStats = (): MediaStats => ({
+  publishers: 0,
+  subscribers: 0,
+  packetsReceived: 0,
+  bytesReceived: 0,
+  packetsSent: 0,
+  bytesSent: 0,
+  nacksReceived: 0,
+  retransmissionsSent: 0,
+  keyFrameRequestsReceived: 0,
+  keyFrameRequestsSent: 0,
+});
+
 export interface MediaPlane {
   publish(offer: string): Promise<MediaPublisher>;
   close(): Promise<void>;
+  /** Live numbers, updated in place by the plane. */
+  readonly stats: Readonly<MediaStats>;
 }
 
 /** An offer the media plane cannot accept; the room logic maps it to InvalidSdp. */

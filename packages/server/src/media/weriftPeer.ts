@@ -5,13 +5,15 @@
  */
 import { EventEmitter } from 'node:events';
 import { RTCPeerConnection, RTCRtpCodecParameters, useH264, useOPUS, useVP8, type RTCRtpTransceiver, type PeerConfig } from 'werift';
-import { SdpError, type EndpointEvents } from './types.js';
+import { SdpError, type EndpointEvents, type MediaStats } from './types.js';
 
 export interface PeerOptions {
   listenIp: string;
   announcedIp?: string;
   portRange?: [number, number];
   connectTimeoutMs: number;
+  /** The plane's numbers, which every peer adds to. */
+  stats: MediaStats;
 }
 
 export interface NegotiatedCodecs {
@@ -32,6 +34,7 @@ export const isLoopback = (ip: string): boolean => ip.startsWith('127.') || ip =
 export abstract class WeriftPeer {
   readonly observer = new EventEmitter<EndpointEvents>();
   protected readonly pc: RTCPeerConnection;
+  protected readonly stats: MediaStats;
   answer = '';
   private state: 'new' | 'connected' | 'closed' = 'new';
   private readonly connectTimer: NodeJS.Timeout;
@@ -41,6 +44,7 @@ export abstract class WeriftPeer {
     codecs: { audio: RTCRtpCodecParameters[]; video: RTCRtpCodecParameters[] },
   ) {
     const { listenIp } = options;
+    this.stats = options.stats;
     const config: Partial<PeerConfig> = {
       codecs,
       // No STUN/TURN: the server's own address is what clients must reach.

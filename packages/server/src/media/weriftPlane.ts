@@ -8,13 +8,14 @@ import {
   RTCRtpCodecParameters,
   RtcpPayloadSpecificFeedback,
   type MediaStreamTrack,
+  type RTCOutboundRtpStreamStats,
   type RTCRtpReceiver,
   type RTCRtpSender,
   type RtcpPacket,
   type RtpPacket,
 } from 'werift';
 import { publishCodecs, WeriftPeer, type NegotiatedCodecs, type PeerOptions } from './weriftPeer.js';
-import type { MediaPlane, MediaPublisher, MediaSubscriber } from './types.js';
+import { emptyMediaStats, type MediaPlane, type MediaPublisher, type MediaStats, type MediaSubscriber } from './types.js';
 
 type Kind = 'audio' | 'video';
 const PLI_COUNT = 1;
@@ -53,6 +54,7 @@ class WeriftPublisher extends WeriftPeer implements MediaPublisher {
 
   private constructor(options: PeerOptions) {
     super(options, publishCodecs());
+    this.stats.publishers++;
     // Tracks appear while the offer is applied, so listen before negotiating.
     this.pc.onTrack.subscribe((track) => {
       const transceiver = this.pc.getTransceivers().find((t) => t.receiver.tracks.includes(track));
@@ -66,6 +68,9 @@ class WeriftPublisher extends WeriftPeer implements MediaPublisher {
   }
 
   private forward(kind: Kind, rtp: RtpPacket): void {
+    const { stats } = this;
+    stats.packetsReceived++;
+    stats.bytesReceived += rtp.header.serializeSize + rtp.payload.length + rtp.header.paddingSize;
     if (this.subscribers.size === 0) return;
     // Header extension ids are per peer connection; the publisher's mean nothing to a player.
     // (This packet object is ours: werift hands each listener its own copy.)
@@ -88,6 +93,7 @@ class WeriftPublisher extends WeriftPeer implements MediaPublisher {
     const ssrc = this.video?.track.ssrc;
     if (ssrc === undefined) return;
     this.lastKeyFrameRequest = Date.now();
+    this.stats.keyFrameRequestsSent++;
     void this.video!.receiver.sendRtcpPLI(ssrc).catch(() => undefined);
   }
 
@@ -121,6 +127,7 @@ class WeriftPublisher extends WeriftPeer implements MediaPublisher {
   }
 
   protected onClose(): void {
+    this.stats.publishers--;
     clearTimeout(this.keyFrameTimer);
     for (const subscriber of [...this.subscribers]) subscriber.close();
   }
@@ -135,11 +142,25 @@ class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
       t.setDirection('sendonly');
       subscriber.senders[t.kind as Kind] = t.sender;
     });
+    const { stats } = subscriber;
+    for (const sender of Object.values(subscriber.senders)) {
+      // werift answers NACKs itself; what it resent is read from its counters after each one.
+      let resent = 0;
+      sender.onGenericNack.subscribe(() => {
+        stats.nacksReceived++;
+        const outbound = sender.collectStats(0).find((s): s is RTCOutboundRtpStreamStats => s.type === 'outbound-rtp');
+        const total = outbound?.retransmittedPacketsSent ?? resent;
+        stats.retransmissionsSent += total - resent;
+        resent = total;
+      });
+    }
     const video = subscriber.pc.getTransceivers().find((t) => t.kind === 'video');
     if (video) {
       const ssrc = video.sender.ssrc;
       const onKeyFrameRequest = (rtcp: RtcpPacket): void => {
-        if (asksForKeyFrame(rtcp, ssrc)) publisher.requestKeyFrame();
+        if (!asksForKeyFrame(rtcp, ssrc)) return;
+        stats.keyFrameRequestsReceived++;
+        publisher.requestKeyFrame();
       };
       // werift routes feedback by the sender SSRC first, so a player that announced SSRCs of its
       // own (werift does, even receive-only) has its PLI delivered to our receiver, not the sender.
@@ -151,14 +172,19 @@ class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
 
   private constructor(options: PeerOptions, publisher: WeriftPublisher) {
     super(options, publisher.subscriberCodecs());
+    this.stats.subscribers++;
   }
 
   send(kind: Kind, packet: Buffer): void {
-    if (!this.connected) return;
-    void this.senders[kind]?.sendRtp(packet).catch(() => undefined);
+    const sender = this.senders[kind];
+    if (!this.connected || !sender) return;
+    this.stats.packetsSent++;
+    this.stats.bytesSent += packet.length;
+    void sender.sendRtp(packet).catch(() => undefined);
   }
 
   protected onClose(): void {
+    this.stats.subscribers--;
     for (const sender of Object.values(this.senders)) sender.stop();
   }
 }
@@ -172,11 +198,12 @@ export interface WeriftPlaneOptions {
 }
 
 export class WeriftMediaPlane implements MediaPlane {
+  readonly stats: MediaStats = emptyMediaStats();
   private readonly peerOptions: PeerOptions;
   private readonly publishers = new Set<WeriftPublisher>();
 
   constructor(options: WeriftPlaneOptions) {
-    this.peerOptions = { connectTimeoutMs: 15_000, ...options };
+    this.peerOptions = { connectTimeoutMs: 15_000, ...options, stats: this.stats };
   }
 
   async publish(offer: string): Promise<MediaPublisher> {

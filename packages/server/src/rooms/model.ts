@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from 'node:crypto';
-import type { RoomEvent, ServerMessage, StreamInfo, User } from '@parley/protocol';
+import type { RoomEvent, RoomExtraInfo, ServerMessage, StreamInfo, User } from '@parley/protocol';
 import type { MediaPublisher, MediaSubscriber } from '../media/index.js';
 import type { TokenPrivileges } from '../auth/token04.js';
 
@@ -12,7 +12,8 @@ export interface SessionToken {
 
 /** The signalling connection a session currently talks through. */
 export interface ClientLink {
-  send(message: ServerMessage): void;
+  /** `droppable`: best-effort content, skipped if the client is already behind. */
+  send(message: ServerMessage, droppable?: boolean): void;
   /** Ends the connection after pending frames are flushed. */
   close(): void;
 }
@@ -29,7 +30,7 @@ export class Publication {
   constructor(
     readonly streamID: string,
     readonly session: Session,
-    readonly extraInfo: string,
+    public extraInfo: string,
   ) {}
 
   get info(): StreamInfo {
@@ -58,6 +59,11 @@ export class Session {
   /** Set when the session logged in with a token: what it allows and until when. */
   token: SessionToken | undefined;
   tokenWarningTimer: NodeJS.Timeout | undefined;
+  /** The last online count this session was told. */
+  toldOnlineCount = -1;
+  /** Reliable requests already done (by client sequence), so that a repeat after a reconnect is not done twice. */
+  private lastClientSeq = 0;
+  private readonly recentOutcomes = new Map<number, unknown>();
 
   constructor(
     public link: ClientLink | null,
@@ -66,10 +72,23 @@ export class Session {
     readonly notifyUserUpdates: boolean,
   ) {}
 
-  send(message: ServerMessage): void {
-    this.link?.send(message);
+  send(message: ServerMessage, droppable = false): void {
+    this.link?.send(message, droppable);
+  }
+
+  /** The outcome of request `clientSeq` if it was done already, else runs `action` and remembers its outcome. */
+  once<T>(clientSeq: number, action: () => T): T {
+    if (clientSeq <= this.lastClientSeq) return (this.recentOutcomes.get(clientSeq) ?? { code: 0, data: {} }) as T;
+    this.lastClientSeq = clientSeq;
+    const outcome = action();
+    this.recentOutcomes.set(clientSeq, outcome);
+    if (this.recentOutcomes.size > RECENT_OUTCOMES) this.recentOutcomes.delete(this.recentOutcomes.keys().next().value!);
+    return outcome;
   }
 }
+
+/** More than a client can have in flight when its connection breaks. */
+const RECENT_OUTCOMES = 256;
 
 /** How many recent room events a room keeps for clients that resume after a broken connection. */
 export const ROOM_EVENT_LOG_SIZE = 256;
@@ -79,9 +98,13 @@ type RoomEventBody = RoomEvent extends infer E ? (E extends RoomEvent ? Omit<E, 
 export class Room {
   readonly sessions = new Map<string, Session>(); // by userID
   readonly publications = new Map<string, Publication>(); // live ones, by streamID
+  /** Room extra info by key. */
+  readonly extraInfos = new Map<string, RoomExtraInfo>();
+  /** The last broadcast messageID. */
+  messageSeq = 0;
   private lastSeq = 0;
-  /** The latest events with who caused them, oldest first. */
-  private readonly log: Array<{ event: RoomEvent; from: Session }> = [];
+  /** The latest events with who caused them and whom they are for (everyone if unset), oldest first. */
+  private readonly log: Array<{ event: RoomEvent; from: Session | null; to: ReadonlySet<string> | undefined }> = [];
 
   constructor(
     readonly app: AppRooms,
@@ -94,19 +117,22 @@ export class Room {
     return this.lastSeq;
   }
 
-  /** Numbers, logs and delivers a room event to everyone it concerns except the session that caused it. */
-  emit(body: RoomEventBody, from: Session): void {
-    const event = { ...body, roomID: this.id, seq: ++this.lastSeq } as RoomEvent;
-    this.log.push({ event, from });
+  /**
+   * Numbers, logs and delivers a room event to everyone it concerns except the session that caused
+   * it (null: the server API); `to` limits it to those userIDs.
+   */
+  emit(body: RoomEventBody, from: Session | null, to?: ReadonlySet<string>): void {
+    const entry = { event: { ...body, roomID: this.id, seq: ++this.lastSeq } as RoomEvent, from, to };
+    this.log.push(entry);
     if (this.log.length > ROOM_EVENT_LOG_SIZE) this.log.shift();
-    for (const session of this.sessions.values()) if (concerns(event, session, from)) session.send(event);
+    for (const session of this.sessions.values()) if (concerns(entry, session)) session.send(entry.event);
   }
 
   /** The events after `seq` that concern `session`, or undefined if some of them are no longer kept. */
   eventsSince(seq: number, session: Session): RoomEvent[] | undefined {
     const oldest = this.log[0]?.event.seq ?? this.lastSeq + 1;
     if (seq < oldest - 1) return undefined;
-    return this.log.filter(({ event, from }) => event.seq > seq && concerns(event, session, from)).map(({ event }) => event);
+    return this.log.filter((entry) => entry.event.seq > seq && concerns(entry, session)).map(({ event }) => event);
   }
 
   users(except?: Session): User[] {
@@ -118,8 +144,12 @@ export class Room {
   }
 }
 
-function concerns(event: RoomEvent, session: Session, from: Session): boolean {
-  return session !== from && (event.type !== 'userUpdate' || session.notifyUserUpdates);
+function concerns(
+  { event, from, to }: { event: RoomEvent; from: Session | null; to: ReadonlySet<string> | undefined },
+  session: Session,
+): boolean {
+  if (session === from || (to && !to.has(session.user.userID))) return false;
+  return event.type !== 'userUpdate' || session.notifyUserUpdates;
 }
 
 /** Everything of one app. Apps never share rooms, users or streams. */
@@ -127,8 +157,10 @@ export class AppRooms {
   readonly rooms = new Map<string, Room>();
   readonly sessionsByUser = new Map<string, Session>();
   readonly sessionsById = new Map<string, Session>();
-  /** Sessions replaced by a repeat login (sessionID → resume token), so that their resume learns why. */
-  readonly kickedSessions = new Map<string, string>();
+  /** Sessions kicked out (sessionID → resume token and code), so that their resume learns why. */
+  readonly kickedSessions = new Map<string, { resumeToken: string; code: number }>();
+  /** Streams the server API forbade: they cannot be published until resumed. */
+  readonly forbiddenStreams = new Set<string>();
   /** Every publication of the app, reserved or live: streamIDs are unique per app. */
   readonly publications = new Map<string, Publication>();
 

@@ -7,6 +7,7 @@ import {
   ErrorCode,
   UpdateType,
   validateRoomID,
+  validateStreamExtraInfo,
   validateStreamID,
   validateUserID,
   validateUserName,
@@ -23,35 +24,38 @@ import { verifyToken04 } from '../auth/token04.js';
 import { SdpError, type MediaPlane } from '../media/index.js';
 import { AppRooms, Play, Publication, Room, Session, type ClientLink, type SessionToken } from './model.js';
 import type { RoomServiceEvents, RoomServiceObserver, SessionEndReason, StreamEndReason } from './observer.js';
+import { RoomMessaging, type MessagingLimits } from './messaging.js';
 
 export type FailureCode = Exclude<ErrorCode, typeof ErrorCode.Success>;
 export type Failure = { code: FailureCode; message: string };
 export type Outcome<T> = { code: 0; data: T } | Failure;
 
-const MAX_STREAM_EXTRA_INFO_BYTES = 1024;
 const MAX_KICKED_SESSIONS = 10_000;
 const TOKEN_WARNING_SECONDS = 30;
 const MAX_TIMER_MS = 2 ** 31 - 1;
-const byteLength = (s: string): number => Buffer.byteLength(s, 'utf8');
 
 const fail = (code: FailureCode, message: string): Failure => ({ code, message });
 
 export interface RoomServiceOptions {
   apps: AppConfig[];
-  limits: Pick<Limits, 'maxPublicationsPerSession' | 'maxPlaysPerSession'>;
+  limits: Pick<Limits, 'maxPublicationsPerSession' | 'maxPlaysPerSession'> & MessagingLimits;
   media: MediaPlane;
   heartbeatTimeoutMs: number;
+  /** How often rooms are told their online user count when it changed. */
+  onlineCountIntervalMs: number;
   log: Logger;
 }
 
 export class RoomService {
   readonly observer: RoomServiceObserver = new EventEmitter<RoomServiceEvents>();
+  readonly messaging: RoomMessaging;
   private readonly appConfigs = new Map<number, AppConfig>();
   private readonly apps = new Map<number, AppRooms>();
   private readonly media: MediaPlane;
   private readonly heartbeatTimeoutMs: number;
   private readonly log: Logger;
   private readonly limits: RoomServiceOptions['limits'];
+  private readonly onlineCountTimer: NodeJS.Timeout;
 
   constructor(options: RoomServiceOptions) {
     for (const app of options.apps) {
@@ -62,6 +66,8 @@ export class RoomService {
     this.heartbeatTimeoutMs = options.heartbeatTimeoutMs;
     this.limits = options.limits;
     this.log = options.log;
+    this.messaging = new RoomMessaging(options.limits);
+    this.onlineCountTimer = setInterval(() => this.tellOnlineCounts(), options.onlineCountIntervalMs).unref();
   }
 
   login(link: ClientLink, nonce: string, req: ClientRequest<'login'>): Outcome<ReplyData<'login'> & { session: Session }> {
@@ -112,7 +118,16 @@ export class RoomService {
     this.notifyUsers(room, UpdateType.Add, session);
     this.log.info({ appID: app.appID, roomID: room.id, userID: session.user.userID }, 'login');
     this.observer.emit('userJoined', { appID: app.appID, roomID: room.id, user: session.user, sessionID: session.id });
-    const data = { sessionID: session.id, resumeToken: session.resumeToken, seq: room.seq, users, streams: room.streams(session) };
+    const data = {
+      sessionID: session.id,
+      resumeToken: session.resumeToken,
+      seq: room.seq,
+      users,
+      streams: room.streams(session),
+      extraInfos: [...room.extraInfos.values()],
+    };
+    // After the reply: the count includes the newcomer; everyone else hears at the next interval.
+    setImmediate(() => this.tellOnlineCount(session));
     return { code: 0, data: { ...data, session } };
   }
 
@@ -124,9 +139,9 @@ export class RoomService {
   resume(link: ClientLink, nonce: string, req: ClientRequest<'resume'>): Outcome<ReplyData<'resume'> & { session: Session }> {
     const app = this.apps.get(req.appID);
     if (!app) return fail(ErrorCode.AppIDUnknown, `unknown appID ${req.appID}`);
-    const kickedToken = app.kickedSessions.get(req.sessionID);
-    if (kickedToken && verifyResumeProof(kickedToken, req.proof, nonce, req.sessionID)) {
-      return fail(ErrorCode.KickedOut, 'the same userID logged in elsewhere');
+    const kicked = app.kickedSessions.get(req.sessionID);
+    if (kicked && verifyResumeProof(kicked.resumeToken, req.proof, nonce, req.sessionID)) {
+      return fail(kicked.code as FailureCode, 'this session was kicked out');
     }
     const session = app.sessionsById.get(req.sessionID);
     // An unknown session and a wrong proof look the same from outside.
@@ -150,7 +165,9 @@ export class RoomService {
       code: 0,
       data: {
         seq: room.seq,
-        ...(events ? { events } : { snapshot: { users: room.users(session), streams: room.streams(session) } }),
+        ...(events
+          ? { events }
+          : { snapshot: { users: room.users(session), streams: room.streams(session), extraInfos: [...room.extraInfos.values()] } }),
         publishing: [...session.publications.keys()],
         playing: [...session.plays.keys()],
         session,
@@ -212,9 +229,9 @@ export class RoomService {
     if (invalid) return fail(invalid as FailureCode, 'invalid streamID');
     const denied = this.publishDenied(session, req.streamID);
     if (denied) return denied;
-    if (byteLength(req.extraInfo) >= MAX_STREAM_EXTRA_INFO_BYTES)
-      return fail(ErrorCode.StreamExtraInfoTooLong, 'stream extra info too long');
+    if (validateStreamExtraInfo(req.extraInfo)) return fail(ErrorCode.StreamExtraInfoTooLong, 'stream extra info too long');
     const app = session.room.app;
+    if (app.forbiddenStreams.has(req.streamID)) return fail(ErrorCode.StreamForbidden, `stream ${req.streamID} is forbidden`);
     const existing = app.publications.get(req.streamID);
     if (existing && existing.session !== session) {
       return fail(ErrorCode.StreamAlreadyPublished, `stream ${req.streamID} is published by another user`);
@@ -335,6 +352,38 @@ export class RoomService {
     return undefined;
   }
 
+  /** A room of an app, for the server API. */
+  room(appID: number, roomID: string): Room | undefined {
+    return this.apps.get(appID)?.rooms.get(roomID);
+  }
+
+  /** Kicks a user out of its room on the server API's behalf (KickOut 1002055). */
+  kickOut(room: Room, userID: string): boolean {
+    const session = room.sessions.get(userID);
+    if (session) this.kick(session, ErrorCode.KickedByServer, 'kicked');
+    return Boolean(session);
+  }
+
+  /** Ends a room: everyone in it is kicked out (1002055). */
+  closeRoom(room: Room): void {
+    for (const session of [...room.sessions.values()]) this.kick(session, ErrorCode.KickedByServer, 'roomClosed');
+  }
+
+  /** Stops a stream and refuses it until resumeStream: its publisher gets 1003025, its players see it deleted. */
+  forbidStream(appID: number, streamID: string): void {
+    const app = this.apps.get(appID);
+    if (!app) return;
+    app.forbiddenStreams.add(streamID);
+    const publication = app.publications.get(streamID);
+    if (!publication) return;
+    publication.session.send({ type: 'publishStopped', streamID, code: ErrorCode.StreamForbidden });
+    this.dropPublication(publication, 'forbidden');
+  }
+
+  resumeStream(appID: number, streamID: string): void {
+    this.apps.get(appID)?.forbiddenStreams.delete(streamID);
+  }
+
   /** Who is in a room and what is published there, as the server sees it. */
   describeRoom(appID: number, roomID: string): { users: User[]; streams: StreamInfo[] } | undefined {
     const room = this.apps.get(appID)?.rooms.get(roomID);
@@ -354,8 +403,21 @@ export class RoomService {
     return { rooms, sessions, publications };
   }
 
+  private tellOnlineCounts(): void {
+    for (const app of this.apps.values())
+      for (const room of app.rooms.values()) for (const session of room.sessions.values()) this.tellOnlineCount(session);
+  }
+
+  private tellOnlineCount(session: Session): void {
+    const count = session.room.sessions.size;
+    if (!session.active || session.toldOnlineCount === count) return;
+    session.toldOnlineCount = count;
+    session.send({ type: 'onlineUserCount', roomID: session.room.id, count });
+  }
+
   /** Removes every session (server shutdown) without telling anyone: clients reconnect elsewhere or later. */
   closeAll(): void {
+    clearInterval(this.onlineCountTimer);
     for (const app of this.apps.values()) {
       const sessions = [...app.sessionsByUser.values()];
       for (const session of sessions) session.link = null;
@@ -369,7 +431,7 @@ export class RoomService {
     // Remembered until enough newer kicks push it out; a client that comes back later than that
     // logs in again with `rejoin`, which the newer session also wins.
     const { kickedSessions } = session.room.app;
-    kickedSessions.set(session.id, session.resumeToken);
+    kickedSessions.set(session.id, { resumeToken: session.resumeToken, code });
     if (kickedSessions.size > MAX_KICKED_SESSIONS) kickedSessions.delete(kickedSessions.keys().next().value!);
     const link = session.link;
     this.removeSession(session, reason);

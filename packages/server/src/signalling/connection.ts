@@ -10,7 +10,7 @@ import type { Logger } from 'pino';
 import type { RoomService, Outcome } from '../rooms/roomService.js';
 import type { ClientLink, Session } from '../rooms/model.js';
 import type { Limits } from '../config.js';
-import { TokenBucket, type KeyedRateLimiter } from './rateLimit.js';
+import { TokenBucket, type KeyedRateLimiter } from '../rateLimit.js';
 
 /** How long a connection the server closes may take over the close handshake before it is cut. */
 const CLOSE_GRACE_MS = 5000;
@@ -24,6 +24,8 @@ export interface ConnectionOptions {
   logins: KeyedRateLimiter;
   framesByIp: KeyedRateLimiter;
   remoteAddress: string;
+  /** Told of every non-zero code sent in a reply or an error (for metrics). */
+  onErrorCode?: (code: number) => void;
 }
 
 export class Connection implements ClientLink {
@@ -51,8 +53,10 @@ export class Connection implements ClientLink {
     });
   }
 
-  send(message: ServerMessage): void {
+  send(message: ServerMessage, droppable = false): void {
+    if ((message.type === 'reply' || message.type === 'error') && message.code !== 0) this.options.onErrorCode?.(message.code);
     if (this.ws.readyState !== this.ws.OPEN) return;
+    if (droppable && this.ws.bufferedAmount > this.options.limits.maxUnsentBytes / 16) return;
     if (this.ws.bufferedAmount > this.options.limits.maxUnsentBytes) {
       // Buffering on would let one stalled reader take the server's memory. Its session stays for
       // the heartbeat timeout, so the client can resume and catch up on a new connection.
@@ -145,6 +149,25 @@ export class Connection implements ClientLink {
         return rooms.unplay(session, message.streamID);
       case 'renewToken':
         return rooms.renewToken(session, message.token);
+      case 'barrageMessage':
+        return rooms.messaging.barrage(session.room, session, message.message);
+      default:
+        return session.once(message.clientSeq, () => this.reliable(session, message));
+    }
+  }
+
+  /** Requests the client re-sends after a reconnect until answered: done once per clientSeq. */
+  private reliable(session: Session, message: Extract<ClientMessage, { clientSeq: number }>): Outcome<unknown> {
+    const { messaging } = this.options.rooms;
+    switch (message.type) {
+      case 'broadcastMessage':
+        return messaging.broadcast(session.room, session, message.message);
+      case 'customCommand':
+        return messaging.customCommand(session.room, session, message.command, message.toUserIDs);
+      case 'setRoomExtraInfo':
+        return messaging.setRoomExtraInfo(session, message.key, message.value);
+      case 'setStreamExtraInfo':
+        return messaging.setStreamExtraInfo(session, message.streamID, message.extraInfo);
     }
   }
 

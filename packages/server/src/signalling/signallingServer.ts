@@ -4,7 +4,7 @@ import { CloseCode, MAX_FRAME_BYTES } from '@parley/protocol';
 import type { Logger } from 'pino';
 import type { RoomService } from '../rooms/roomService.js';
 import { Connection } from './connection.js';
-import { KeyedRateLimiter } from './rateLimit.js';
+import { KeyedRateLimiter } from '../rateLimit.js';
 import type { Limits } from '../config.js';
 
 export const SIGNALLING_PATH = '/ws';
@@ -13,7 +13,10 @@ export const SIGNALLING_PATH = '/ws';
 export class SignallingServer {
   private readonly wss: WebSocketServer;
 
-  constructor(http: HttpServer, options: { rooms: RoomService; heartbeatTimeoutMs: number; log: Logger; limits: Limits }) {
+  constructor(
+    http: HttpServer,
+    options: { rooms: RoomService; heartbeatTimeoutMs: number; log: Logger; limits: Limits; onErrorCode?: (code: number) => void },
+  ) {
     const { limits } = options;
     const connections = new KeyedRateLimiter(limits.connectionsPerSecondPerIp, limits.connectionBurstPerIp);
     const framesByIp = new KeyedRateLimiter(limits.framesPerSecondPerIp, limits.frameBurstPerIp);

@@ -1,0 +1,143 @@
+/**
+ * Prometheus metrics of one server: what it hosts now (gauges read on each scrape), what it has
+ * done (counters), and the Node.js process it runs in. Each server has its own registry, so that
+ * several servers in one process never share or clash over metrics.
+ */
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { ErrorCode } from '@parley/protocol';
+import type { MediaStats } from '../media/index.js';
+import type { RoomService } from '../rooms/roomService.js';
+import type { HttpRoutes } from '../http/routes.js';
+
+export const METRICS_PATH = '/metrics';
+
+/**
+ * The process metrics (CPU, memory, event-loop lag, GC) describe the process, not a server, and
+ * their collectors cannot be stopped (an event-loop delay monitor, a GC observer): they are
+ * registered once per process, in a registry of their own (never prom-client's global one), and
+ * served beside every server's metrics.
+ */
+let processRegistry: Registry | undefined;
+function processMetrics(): Registry {
+  if (!processRegistry) {
+    processRegistry = new Registry();
+    collectDefaultMetrics({ register: processRegistry });
+  }
+  return processRegistry;
+}
+
+const errorNames = new Map<number, string>(Object.entries(ErrorCode).map(([name, code]) => [code, name]));
+
+export interface MetricsSources {
+  rooms: RoomService;
+  /** The media plane's live numbers. */
+  media: Readonly<MediaStats>;
+}
+
+export class ServerMetrics {
+  readonly registry = new Registry();
+  private readonly signallingErrors: Counter<'code' | 'name'>;
+  /** One child per code, so that counting a refusal (floods included) looks nothing up by labels. */
+  private readonly errorsByCode = new Map<number, Counter.Internal>();
+
+  constructor({ rooms, media }: MetricsSources) {
+    const registers = [this.registry];
+    const gauge = (name: string, help: string, read: () => number): void => {
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          this.set(read());
+        },
+      });
+    };
+    // A total kept elsewhere as a plain number, brought into the counter on each scrape.
+    const total = (name: string, help: string, read: () => number): void => {
+      let seen = 0;
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          const now = read();
+          if (now > seen) this.inc(now - seen);
+          seen = now;
+        },
+      });
+    };
+
+    // Announced streams are counted from the room events (this is built before the first login).
+    let streams = 0;
+    rooms.observer.on('streamCreated', () => streams++);
+    rooms.observer.on('streamClosed', () => streams--);
+    const logins = new Counter({ name: 'parley_logins_total', help: 'Successful logins into a room.', registers });
+    rooms.observer.on('userJoined', () => logins.inc());
+
+    gauge('parley_rooms', 'Rooms open now.', () => rooms.stats().rooms);
+    gauge('parley_users', 'Users in rooms now (sessions, including those briefly without a connection).', () => rooms.stats().sessions);
+    gauge('parley_streams', 'Streams announced in rooms now (their media is connected).', () => streams);
+    gauge('parley_publishers', 'Publishing peer connections open now.', () => media.publishers);
+    gauge('parley_players', 'Playing (subscriber) peer connections open now.', () => media.subscribers);
+
+    this.signallingErrors = new Counter({
+      name: 'parley_signalling_errors_total',
+      help: 'Non-zero codes sent to clients in replies and errors, by code.',
+      labelNames: ['code', 'name'] as const,
+      registers,
+    });
+
+    total('parley_media_rtp_received_packets_total', 'RTP packets received from publishers.', () => media.packetsReceived);
+    total('parley_media_rtp_received_bytes_total', 'RTP bytes (header and payload) received from publishers.', () => media.bytesReceived);
+    total('parley_media_rtp_sent_packets_total', 'RTP packets relayed to players (first transmissions).', () => media.packetsSent);
+    total(
+      'parley_media_rtp_sent_bytes_total',
+      'RTP bytes (header and payload) relayed to players (first transmissions).',
+      () => media.bytesSent,
+    );
+    total('parley_media_nacks_received_total', 'Generic NACK feedback messages received from players.', () => media.nacksReceived);
+    total(
+      'parley_media_retransmitted_packets_total',
+      'RTP packets sent again to players in answer to NACKs.',
+      () => media.retransmissionsSent,
+    );
+    total(
+      'parley_media_keyframe_requests_received_total',
+      'Keyframe requests (PLI or FIR) received from players.',
+      () => media.keyFrameRequestsReceived,
+    );
+    total(
+      'parley_media_keyframe_requests_sent_total',
+      'Keyframe requests (PLI) sent to publishers; requests close together from several players are merged into one.',
+      () => media.keyFrameRequestsSent,
+    );
+  }
+
+  /** Counts a non-zero code the server sent a client in a reply or an error. */
+  signallingError(code: number): void {
+    let counter = this.errorsByCode.get(code);
+    if (!counter) {
+      counter = this.signallingErrors.labels({ code: String(code), name: errorNames.get(code) ?? 'unknown' });
+      this.errorsByCode.set(code, counter);
+    }
+    counter.inc();
+  }
+
+  /** The Prometheus text exposition of this server's metrics and the process's. */
+  async scrape(): Promise<{ contentType: string; body: string }> {
+    const merged = Registry.merge([this.registry, processMetrics()]);
+    return { contentType: merged.contentType, body: await merged.metrics() };
+  }
+
+  addRoutes(routes: HttpRoutes): void {
+    routes.add(METRICS_PATH, async (req, res) => {
+      if (req.method !== 'GET' && req.method !== 'HEAD') {
+        res.writeHead(405, { allow: 'GET, HEAD' }).end();
+        return;
+      }
+      const { contentType, body } = await this.scrape();
+      res.writeHead(200, { 'content-type': contentType, 'content-length': Buffer.byteLength(body), 'cache-control': 'no-store' });
+      res.end(req.method === 'HEAD' ? undefined : body);
+    });
+  }
+}

@@ -1,0 +1,168 @@
+/**
+ * The webhook payloads the server POSTs to an app's callback URL, one JSON object per event, and
+ * how the room service's reasons become the vendor's numeric codes. These types are exported for
+ * business servers that receive the webhooks (see `verifyWebhook`).
+ */
+import type { SessionEndReason, StreamEndReason } from '../rooms/observer.js';
+
+export type { SessionEndReason, StreamEndReason };
+
+export const WEBHOOK_EVENTS = ['room_create', 'room_close', 'room_login', 'room_logout', 'stream_create', 'stream_close'] as const;
+export type WebhookEventName = (typeof WEBHOOK_EVENTS)[number];
+
+/** `close_reason` of room_close: why the last user left. */
+export const RoomCloseReason = {
+  Normal: 0,
+  /** The last user's heartbeat timed out. */
+  HeartbeatTimeout: 1,
+  /** The last user was dropped (logged in elsewhere, or the server shut down). */
+  LastUserDropped: 2,
+  /** The last user was kicked, or the room was closed, by the server API. */
+  Kicked: 3,
+} as const;
+export type RoomCloseReason = (typeof RoomCloseReason)[keyof typeof RoomCloseReason];
+
+/** `reason` of room_logout. */
+export const RoomLogoutReason = {
+  Normal: 0,
+  HeartbeatTimeout: 1,
+  /** The session was disconnected: replaced by a repeat login of its userID, or the server shut down. */
+  Disconnect: 2,
+  /** Kicked, or its room closed, by the server API. */
+  KickedByApi: 3,
+  TokenExpired: 4,
+} as const;
+export type RoomLogoutReason = (typeof RoomLogoutReason)[keyof typeof RoomLogoutReason];
+
+/** `type` of stream_close. */
+export const StreamCloseType = {
+  /** Stopped by its publisher, or its publisher logged out. */
+  Stopped: 0,
+  HeartbeatTimeout: 1,
+  ReplacedByRepeatLogin: 2,
+  Kicked: 3,
+  /** Media lost and not re-established, or the server shut down. */
+  ConnectionLost: 4,
+  /** The room was closed by the server API. */
+  RoomCleared: 5,
+  /** Forbidden by the server API. */
+  DeletedByApi: 100,
+} as const;
+export type StreamCloseType = (typeof StreamCloseType)[keyof typeof StreamCloseType];
+
+/*
+ * The mapping, in one place. `Record` over the reason unions makes a new reason a compile error
+ * here until it is given a code.
+ */
+export const ROOM_CLOSE_REASONS: Readonly<Record<SessionEndReason, RoomCloseReason>> = {
+  logout: RoomCloseReason.Normal,
+  heartbeatTimeout: RoomCloseReason.HeartbeatTimeout,
+  replaced: RoomCloseReason.LastUserDropped,
+  serverShutdown: RoomCloseReason.LastUserDropped,
+  kicked: RoomCloseReason.Kicked,
+  roomClosed: RoomCloseReason.Kicked,
+};
+
+export const ROOM_LOGOUT_REASONS: Readonly<Record<SessionEndReason, RoomLogoutReason>> = {
+  logout: RoomLogoutReason.Normal,
+  heartbeatTimeout: RoomLogoutReason.HeartbeatTimeout,
+  replaced: RoomLogoutReason.Disconnect,
+  serverShutdown: RoomLogoutReason.Disconnect,
+  kicked: RoomLogoutReason.KickedByApi,
+  roomClosed: RoomLogoutReason.KickedByApi,
+};
+
+export const STREAM_CLOSE_TYPES: Readonly<Record<StreamEndReason, StreamCloseType>> = {
+  stopped: StreamCloseType.Stopped,
+  logout: StreamCloseType.Stopped,
+  heartbeatTimeout: StreamCloseType.HeartbeatTimeout,
+  replaced: StreamCloseType.ReplacedByRepeatLogin,
+  kicked: StreamCloseType.Kicked,
+  mediaLost: StreamCloseType.ConnectionLost,
+  serverShutdown: StreamCloseType.ConnectionLost,
+  roomClosed: StreamCloseType.RoomCleared,
+  forbidden: StreamCloseType.DeletedByApi,
+};
+
+/** Fields every webhook carries. */
+export interface WebhookCommon {
+  event: WebhookEventName;
+  appid: number;
+  /** Unix time in seconds when this delivery attempt was signed. */
+  timestamp: number;
+  /** Random, new for every delivery attempt. */
+  nonce: string;
+  /** `sha1_hex(join(sort([callbackSecret, String(timestamp), nonce])))`, see `webhookSignature`. */
+  signature: string;
+  room_id: string;
+  /**
+   * One lifetime of the room: a room that closes and is created again under the same room_id
+   * gets a new one (and its room_seq starts again at 1).
+   */
+  room_session_id: string;
+  /**
+   * 1 for room_create, then +1 for each webhook event of this room lifetime. Deliveries are
+   * unordered and retried: order by room_seq and deduplicate by (room_session_id, room_seq).
+   */
+  room_seq: number;
+  /** When the event happened on the server, Unix time in milliseconds (the same on every retry). */
+  event_time: number;
+}
+
+interface UserFields {
+  /** The userID. */
+  user_account: string;
+  /** The userName. */
+  user_nickname: string;
+}
+
+export interface RoomCreateWebhook extends WebhookCommon {
+  event: 'room_create';
+}
+
+export interface RoomCloseWebhook extends WebhookCommon {
+  event: 'room_close';
+  close_reason: RoomCloseReason;
+  /** The server's own reason, finer than the code. */
+  reason_detail: SessionEndReason;
+}
+
+export interface RoomLoginWebhook extends WebhookCommon, UserFields {
+  event: 'room_login';
+  session_id: string;
+}
+
+export interface RoomLogoutWebhook extends WebhookCommon, UserFields {
+  event: 'room_logout';
+  session_id: string;
+  reason: RoomLogoutReason;
+  /** The server's own reason, finer than the code. */
+  reason_detail: SessionEndReason;
+}
+
+export interface StreamCreateWebhook extends WebhookCommon, UserFields {
+  event: 'stream_create';
+  stream_id: string;
+  extra_info: string;
+}
+
+export interface StreamCloseWebhook extends WebhookCommon, UserFields {
+  event: 'stream_close';
+  stream_id: string;
+  extra_info: string;
+  type: StreamCloseType;
+  /** The server's own reason, finer than the code. */
+  reason_detail: StreamEndReason;
+}
+
+/** Any webhook, discriminated by `event`. */
+export type WebhookEvent =
+  RoomCreateWebhook | RoomCloseWebhook | RoomLoginWebhook | RoomLogoutWebhook | StreamCreateWebhook | StreamCloseWebhook;
+
+/** The fields set per delivery attempt. */
+export type WebhookSignedFields = 'timestamp' | 'nonce' | 'signature';
+
+/** A webhook before signing: what stays the same across attempts. */
+export type UnsignedWebhook = OmitEach<WebhookEvent, WebhookSignedFields>;
+
+type OmitEach<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
