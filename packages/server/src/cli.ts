@@ -8,12 +8,12 @@
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { DEV_APP, DEFAULT_PORT, type AppConfig } from './config.js';
-import { startServer } from './server.js';
+import { startServer, type ParleyServer } from './server.js';
 import { decodeToken04, generateToken04, type TokenPrivileges } from './auth/token04.js';
 
 const USAGE = `usage:
   parley dev [--port P] [--heartbeat-timeout-ms MS]
-  parley start --config apps.json [--host H] [--port P] [--heartbeat-timeout-ms MS]
+  parley start --config apps.json [--host H] [--port P] [--heartbeat-timeout-ms MS] [--drain-ms MS]
   parley token generate --app-id N --user-id U --secret S [--expire SECONDS] [--mode gcm|cbc]
                         [--room R [--no-publish] [--streams a,b]]
   parley token inspect TOKEN --secret S
@@ -26,6 +26,7 @@ const { positionals, values } = parseArgs({
     port: { type: 'string' },
     config: { type: 'string' },
     'heartbeat-timeout-ms': { type: 'string' },
+    'drain-ms': { type: 'string', default: '30000' },
     'app-id': { type: 'string' },
     'user-id': { type: 'string' },
     secret: { type: 'string' },
@@ -53,7 +54,7 @@ async function serve(mode: 'dev' | 'start'): Promise<void> {
       `\nParley dev server\n  demo:      ${server.httpUrl}/\n  signalling: ${server.url}\n` +
         `  appID:     ${DEV_APP.appID}\n  appSign:   ${DEV_APP.appSign}\n  serverSecret: ${DEV_APP.serverSecret}\n\n`,
     );
-    onShutdown(() => server.close());
+    onShutdown(server, 0);
     return;
   }
   const file = values.config ?? process.env.PARLEY_CONFIG;
@@ -63,7 +64,7 @@ async function serve(mode: 'dev' | 'start'): Promise<void> {
     throw new Error('refusing to start: the well-known dev credentials are not allowed in production mode');
   }
   const server = await startServer({ host: values.host ?? '0.0.0.0', port, apps, heartbeatTimeoutMs, staticDir: false });
-  onShutdown(() => server.close());
+  onShutdown(server, Number(values['drain-ms']));
 }
 
 function token(action: string | undefined, subject: string | undefined): void {
@@ -105,8 +106,14 @@ function token(action: string | undefined, subject: string | undefined): void {
   throw new Error(USAGE);
 }
 
-function onShutdown(close: () => Promise<void>): void {
-  const stop = (): void => void close().then(() => process.exit(0));
+/** SIGTERM or SIGINT drains for up to `drainMs` (see ParleyServer.close); a second one stops at once. */
+function onShutdown(server: ParleyServer, drainMs: number): void {
+  const stop = (): void => {
+    const now = (): void => void server.close().then(() => process.exit(0));
+    process.once('SIGINT', now);
+    process.once('SIGTERM', now);
+    void server.close({ drainMs }).then(() => process.exit(0));
+  };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
 }

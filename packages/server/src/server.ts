@@ -31,7 +31,12 @@ export interface ParleyServer {
   readonly rooms: RoomService;
   /** Readiness as `/readyz` reports it: not ready from the start of `close()`; `setReady(false)` drains earlier. */
   readonly health: Health;
-  close(): Promise<void>;
+  /**
+   * Stops the server. With `drainMs`, it first stops taking new connections and lets the users in
+   * its rooms carry on until they have all left or `drainMs` has passed; the rest are then
+   * disconnected (1001) and reconnect wherever the server's address leads them.
+   */
+  close(options?: { drainMs?: number }): Promise<void>;
 }
 
 function checkApp(app: AppConfig): void {
@@ -46,6 +51,25 @@ function defaultStaticDir(): string | false {
   } catch {
     return false;
   }
+}
+
+/** Resolves once no session is left, after `timeoutMs`, or when `cut` is aborted. */
+function roomsEmptied(rooms: RoomService, timeoutMs: number, cut: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      rooms.observer.off('userLeft', check);
+      cut.removeEventListener('abort', done);
+      resolve();
+    };
+    const check = (): void => {
+      if (rooms.stats().sessions === 0) done();
+    };
+    const timer = setTimeout(done, timeoutMs);
+    rooms.observer.on('userLeft', check);
+    cut.addEventListener('abort', done);
+    check();
+  });
 }
 
 export async function startServer(options: ServerOptions): Promise<ParleyServer> {
@@ -103,15 +127,22 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
   health.setReady(true);
 
   let closing: Promise<void> | undefined;
+  const drain = new AbortController();
   return {
     url: `ws://${urlHost}:${port}${SIGNALLING_PATH}`,
     httpUrl: `http://${urlHost}:${port}`,
     port,
     rooms,
     health,
-    close: () =>
-      (closing ??= (async () => {
+    close: ({ drainMs = 0 } = {}) => {
+      if (closing && drainMs === 0) drain.abort(); // closing again without a drain cuts it short
+      return (closing ??= (async () => {
         health.setReady(false);
+        signalling.stopAccepting();
+        if (drainMs > 0) {
+          log.info({ drainMs, sessions: rooms.stats().sessions }, 'draining');
+          await roomsEmptied(rooms, drainMs, drain.signal);
+        }
         rooms.closeAll();
         // The webhooks of the shutdown (and those still queued) get a bounded grace meanwhile.
         const webhooksClosed = webhooks.close();
@@ -120,6 +151,7 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
         http.closeAllConnections();
         await new Promise<void>((resolve) => http.close(() => resolve()));
         await webhooksClosed;
-      })()),
+      })());
+    },
   };
 }

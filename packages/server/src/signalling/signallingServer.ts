@@ -12,6 +12,7 @@ export const SIGNALLING_PATH = '/ws';
 /** Accepts signalling WebSockets on the HTTP server's upgrade path. */
 export class SignallingServer {
   private readonly wss: WebSocketServer;
+  private accepting = true;
 
   constructor(
     http: HttpServer,
@@ -28,7 +29,8 @@ export class SignallingServer {
       maxPayload: MAX_FRAME_BYTES,
       // Refused before the upgrade, so a reconnecting flooder costs no more than an HTTP reply.
       verifyClient: ({ req }, accept) => {
-        if (connections.take(req.socket.remoteAddress ?? '')) accept(true);
+        if (!this.accepting) accept(false, 503, 'Shutting Down');
+        else if (connections.take(req.socket.remoteAddress ?? '')) accept(true);
         else accept(false, 429, 'Too Many Requests', { 'Retry-After': '1' });
       },
     });
@@ -36,6 +38,11 @@ export class SignallingServer {
       const remoteAddress = req.socket.remoteAddress ?? '';
       new Connection(ws, { ...options, logins, framesByIp, remoteAddress });
     });
+  }
+
+  /** From now on new connections are refused (503); those open carry on. */
+  stopAccepting(): void {
+    this.accepting = false;
   }
 
   close(): Promise<void> {
