@@ -10,6 +10,7 @@ import { pino } from 'pino';
 import {
   startServer,
   randomApp,
+  apiSignature,
   verifyWebhook,
   webhookSignature,
   webhookBodySignature,
@@ -491,4 +492,64 @@ test('a receiver that never answers does not slow logins down, and server shutdo
   await server.close();
   serverClosed = true;
   assert.ok(performance.now() - started < 2500, `server.close() took ${(performance.now() - started).toFixed(0)} ms`);
+});
+
+test('what the server API does is reported too: kick (reason 3), forbid (type 100), close room (3)', async (t) => {
+  const receiver = await startReceiver();
+  t.after(() => receiver.close());
+  const app = appWithCallback(3_000_009, receiver.url);
+  const server = await serverFor(app);
+  const clients: TestClient[] = [];
+  t.after(async () => {
+    await Promise.all(clients.map((c) => c.destroy()));
+    await server.close();
+  });
+  const client = (): TestClient => {
+    const c = new TestClient({ appID: app.appID, appSign: app.appSign, server: server.url });
+    clients.push(c);
+    return c;
+  };
+  const api = async (action: string, params: Record<string, string>): Promise<number> => {
+    const nonce = Math.random().toString(16).slice(2, 18).padEnd(16, '0');
+    const timestamp = Math.floor(Date.now() / 1000);
+    const url = new URL('/api', server.httpUrl);
+    const query = {
+      Action: action,
+      AppId: String(app.appID),
+      SignatureNonce: nonce,
+      Timestamp: String(timestamp),
+      SignatureVersion: '2.0',
+    };
+    for (const [key, value] of Object.entries({ ...query, ...params })) url.searchParams.set(key, value);
+    url.searchParams.set('Signature', apiSignature(app.appID, nonce, app.serverSecret, timestamp));
+    return ((await (await fetch(url)).json()) as { Code: number }).Code;
+  };
+  const [pub, kicked, last] = [client(), client(), client()];
+  assert.equal(await pub.login('wh-api', 'pub'), 0);
+  assert.equal(await kicked.login('wh-api', 'kicked'), 0);
+  assert.equal(await last.login('wh-api', 'last'), 0);
+  await pub.publish('s-pub');
+  assert.equal(await api('ForbidRTCStream', { StreamId: 's-pub' }), 0);
+  assert.equal(await api('KickoutUser', { RoomId: 'wh-api', UserId: 'kicked' }), 0);
+  assert.equal(await api('CloseRoom', { RoomId: 'wh-api' }), 0);
+  await receiver.waitFor((a) => a.some((x) => x.body.event === 'room_close'));
+  const codes = receiver.arrivals
+    .map((a) => a.body)
+    .sort((x, y) => x.room_seq - y.room_seq)
+    .flatMap((b) =>
+      b.event === 'stream_close'
+        ? [[b.event, b.stream_id, b.type]]
+        : b.event === 'room_logout'
+          ? [[b.event, b.user_account, b.reason]]
+          : b.event === 'room_close'
+            ? [[b.event, b.close_reason]]
+            : [],
+    );
+  assert.deepEqual(codes, [
+    ['stream_close', 's-pub', 100],
+    ['room_logout', 'kicked', 3],
+    ['room_logout', 'pub', 3],
+    ['room_logout', 'last', 3],
+    ['room_close', 3],
+  ]);
 });
