@@ -221,12 +221,7 @@ export const serverMessageSchema = z.discriminatedUnion('type', [
   }),
   /** A frame the server could not attribute to a request (malformed, unknown type). */
   z.object({ type: z.literal('error'), code: z.number().int(), message: z.string() }),
-  userUpdateSchema,
-  streamUpdateSchema,
-  broadcastEventSchema,
-  customCommandEventSchema,
-  roomExtraInfoEventSchema,
-  streamExtraInfoEventSchema,
+  ...roomEventSchema.options,
   z.object({ type: z.literal('barrageMessage'), roomID: id, messages: z.array(barrageMessageInfoSchema) }),
   z.object({ type: z.literal('onlineUserCount'), roomID: id, count: z.number().int().nonnegative() }),
   z.object({ type: z.literal('kickedOut'), roomID: id, code: z.number().int(), reason: z.string().optional() }),

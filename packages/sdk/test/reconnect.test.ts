@@ -201,7 +201,7 @@ test('the server restarts: clients log in again, republish and play again withou
   );
 });
 
-test('50 random cut/restore cycles in a 4-user room with streams: every view ends equal to the server, nothing lost or repeated', async (t) => {
+test('50 random cut/restore cycles in a 4-user room with streams and chat: every view ends equal to the server, nothing lost or repeated', async (t) => {
   const env = await startTestServer({ heartbeatTimeoutMs: 20_000 });
   t.after(() => env.close());
   // A seeded generator, so a failure can be replayed.
@@ -219,7 +219,8 @@ test('50 random cut/restore cycles in a 4-user room with streams: every view end
   for (let cycle = 0; cycle < 50; cycle++) {
     const victim = members[Math.floor(random() * members.length)]!;
     victim.proxy.cut();
-    // Others change the room while the victim is away.
+    // Everyone says something (the victim's waits for its connection), and others change the room.
+    for (const m of members) m.client.engine.sendBroadcastMessage('r-chaos', `${m.userID}:${cycle}`);
     for (const m of members) {
       if (m === victim || random() < 0.5) continue;
       if (m.publishing) m.client.engine.stopPublishingStream();
@@ -251,6 +252,17 @@ test('50 random cut/restore cycles in a 4-user room with streams: every view end
     assert.deepEqual([...m.client.view.users].sort(), others, `${m.userID} sees the users the server has`);
     assert.deepEqual([...m.client.view.streams].sort(), streams, `${m.userID} sees the streams the server has`);
     assert.deepEqual(m.client.anomalies, [], `${m.userID} got no repeated or impossible notifications`);
+    // Every message of the others, once, in the order each was sent, despite the cuts.
+    const heard = m.client.broadcasts();
+    for (const other of members.filter((o) => o !== m)) {
+      const fromOther = heard.filter((text) => text.startsWith(`${other.userID}:`));
+      assert.deepEqual(
+        fromOther,
+        Array.from({ length: 50 }, (_, cycle) => `${other.userID}:${cycle}`),
+        `${m.userID} heard ${other.userID}`,
+      );
+    }
+    assert.equal(heard.length, 150, `${m.userID} heard nothing of its own`);
   }
   const reconnects = members.map((m) => m.client.of('roomStateChanged').filter((a) => a[1] === RoomStateChangedReason.Reconnected).length);
   console.log(

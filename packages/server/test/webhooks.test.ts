@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
@@ -16,6 +16,7 @@ import {
   webhookBodySignature,
   WEBHOOK_BODY_SIGNATURE_HEADER,
   type AppConfig,
+  type ParleyServer,
   type ServerOptions,
   type WebhookEvent,
 } from '../src/index.js';
@@ -79,6 +80,17 @@ async function startReceiver(answer: (arrival: Arrival, sameEventBefore: number)
         server.closeAllConnections();
         server.close(() => resolve());
       }),
+  };
+}
+
+/** Makes SDK clients of `app` on `server`, destroyed after the test. */
+function clientFactory(t: TestContext, server: ParleyServer, app: AppConfig): () => TestClient {
+  const clients: TestClient[] = [];
+  t.after(() => Promise.all(clients.map((c) => c.destroy())));
+  return () => {
+    const c = new TestClient({ appID: app.appID, appSign: app.appSign, server: server.url });
+    clients.push(c);
+    return c;
   };
 }
 
@@ -223,18 +235,12 @@ test('delivery: a room lifetime reaches the callback URL signed, numbered per ro
     staticDir: false,
     heartbeatTimeoutMs: 1500,
   });
-  const clients: TestClient[] = [];
   const raws: RawClient[] = [];
   t.after(async () => {
     for (const raw of raws) raw.ws.terminate();
-    await Promise.all(clients.map((c) => c.destroy()));
     await server.close();
   });
-  const client = (): TestClient => {
-    const c = new TestClient({ appID: app.appID, appSign: app.appSign, server: server.url });
-    clients.push(c);
-    return c;
-  };
+  const client = clientFactory(t, server, app);
   const raw = async (): Promise<RawClient> => {
     const r = await RawClient.open(server.url);
     raws.push(r);
@@ -499,16 +505,8 @@ test('what the server API does is reported too: kick (reason 3), forbid (type 10
   t.after(() => receiver.close());
   const app = appWithCallback(3_000_009, receiver.url);
   const server = await serverFor(app);
-  const clients: TestClient[] = [];
-  t.after(async () => {
-    await Promise.all(clients.map((c) => c.destroy()));
-    await server.close();
-  });
-  const client = (): TestClient => {
-    const c = new TestClient({ appID: app.appID, appSign: app.appSign, server: server.url });
-    clients.push(c);
-    return c;
-  };
+  t.after(() => server.close());
+  const client = clientFactory(t, server, app);
   const api = async (action: string, params: Record<string, string>): Promise<number> => {
     const nonce = Math.random().toString(16).slice(2, 18).padEnd(16, '0');
     const timestamp = Math.floor(Date.now() / 1000);
