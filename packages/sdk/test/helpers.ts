@@ -207,12 +207,13 @@ const KEYFRAME_INTERVAL = 30;
 
 /**
  * Publishes the fixture files in a loop in real time (30 fps video, 20 ms audio), as a bot would.
- * A keyframe request is answered by skipping ahead to the fixture's next keyframe.
- * Returns a function that stops it.
+ * A keyframe request is answered by skipping ahead to the fixture's next keyframe. `referenceTime`
+ * stamps each frame (ms; by default the time since start). Returns a function that stops it.
  */
-export function loopFixtures(engine: ParleyEngine): () => void {
+export function loopFixtures(engine: ParleyEngine, referenceTime?: () => number): () => void {
   let frame = 0;
   const started = Date.now();
+  const now = referenceTime ?? ((): number => Date.now() - started);
   const onKeyFrameRequest = (): void => {
     frame = Math.ceil(frame / KEYFRAME_INTERVAL) * KEYFRAME_INTERVAL;
   };
@@ -222,13 +223,13 @@ export function loopFixtures(engine: ParleyEngine): () => void {
     engine.sendCustomVideoCaptureEncodedData(
       data,
       { codec: 'vp8', isKeyFrame: frame % KEYFRAME_INTERVAL === 0, width: videoFixture.width, height: videoFixture.height },
-      Date.now() - started,
+      now(),
     );
     frame++;
   }, 1000 / 30);
   let packet = 0;
   const audio = setInterval(() => {
-    engine.sendCustomAudioCaptureEncodedData(audioFixture[packet % audioFixture.length]!, { codec: 'opus' }, Date.now() - started);
+    engine.sendCustomAudioCaptureEncodedData(audioFixture[packet % audioFixture.length]!, { codec: 'opus' }, now());
     packet++;
   }, 20);
   return () => {

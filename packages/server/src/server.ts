@@ -39,6 +39,8 @@ export interface ParleyServer {
   close(options?: { drainMs?: number }): Promise<void>;
 }
 
+const LISTEN_BACKLOG = 4096;
+
 function checkApp(app: AppConfig): void {
   if (!Number.isInteger(app.appID) || app.appID < 0 || app.appID > 0xffffffff) throw new Error(`appID ${app.appID} is not a uint32`);
   if (!APP_SIGN_PATTERN.test(app.appSign)) throw new Error(`app ${app.appID}: appSign must be 64 hex characters`);
@@ -119,7 +121,9 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
   });
   await new Promise<void>((resolve, reject) => {
     http.once('error', reject);
-    http.listen(options.port ?? DEFAULT_PORT, host, () => resolve());
+    // A room's worth of users may connect in the same instant; Node's default backlog (511) would
+    // drop the excess SYNs, which clients then retry only after a second.
+    http.listen({ port: options.port ?? DEFAULT_PORT, host, backlog: LISTEN_BACKLOG }, () => resolve());
   });
   const { port } = http.address() as AddressInfo;
   const urlHost = host.includes(':') ? `[${host}]` : host;

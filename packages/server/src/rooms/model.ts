@@ -1,4 +1,5 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
+import { randomHex } from '../random.js';
 import type { RoomEvent, RoomExtraInfo, ServerMessage, StreamInfo, User } from '@parley/protocol';
 import type { MediaPublisher, MediaSubscriber } from '../media/index.js';
 import type { TokenPrivileges } from '../auth/token04.js';
@@ -50,7 +51,7 @@ export class Play {
 
 export class Session {
   readonly id = randomUUID();
-  readonly resumeToken = randomBytes(16).toString('hex');
+  readonly resumeToken = randomHex(16);
   readonly publications = new Map<string, Publication>();
   readonly plays = new Map<string, Play>();
   lastSeen = Date.now();

@@ -3,7 +3,6 @@
  * carrying its id, and keeps the client's session bound to this link. Bad frames get an error
  * code and change nothing else.
  */
-import { randomBytes } from 'node:crypto';
 import type { WebSocket, RawData } from 'ws';
 import { CloseCode, ErrorCode, PROTOCOL_VERSION, parseClientMessage, type ClientMessage, type ServerMessage } from '@parley/protocol';
 import type { Logger } from 'pino';
@@ -11,6 +10,7 @@ import type { RoomService, Outcome } from '../rooms/roomService.js';
 import type { ClientLink, Session } from '../rooms/model.js';
 import type { Limits } from '../config.js';
 import { TokenBucket, type KeyedRateLimiter } from '../rateLimit.js';
+import { randomHex } from '../random.js';
 
 /** How long a connection the server closes may take over the close handshake before it is cut. */
 const CLOSE_GRACE_MS = 5000;
@@ -29,7 +29,7 @@ export interface ConnectionOptions {
 }
 
 export class Connection implements ClientLink {
-  private readonly nonce = randomBytes(16).toString('hex');
+  private readonly nonce = randomHex(16);
   private session: Session | null = null;
   private readonly silenceTimer: NodeJS.Timeout;
   private readonly frames: TokenBucket;

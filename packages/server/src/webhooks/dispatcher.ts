@@ -10,7 +10,8 @@
  * every other field is the same on every attempt, so receivers deduplicate by
  * (`room_session_id`, `room_seq`).
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
+import { randomHex } from '../random.js';
 import type { Logger } from 'pino';
 import type { AppConfig } from '../config.js';
 import type { RoomServiceEvents, RoomServiceObserver } from '../rooms/observer.js';
@@ -384,7 +385,7 @@ export class WebhookDispatcher {
     this.attemptsUnderWay.add(controller);
     try {
       const timestamp = Math.floor(Date.now() / 1000);
-      const nonce = randomBytes(8).toString('hex');
+      const nonce = randomHex(8);
       const signature = webhookSignature(channel.secret, timestamp, nonce);
       const body = JSON.stringify({ ...delivery.webhook, timestamp, nonce, signature });
       const response = await fetch(channel.url, {

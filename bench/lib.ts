@@ -1,0 +1,91 @@
+/** What the benchmark sections share: statistics, the server under test in its own process, result rows. */
+import { fork, execFileSync, type ChildProcess } from 'node:child_process';
+
+export interface Row {
+  measure: string;
+  unit: string;
+  n: number;
+  p50: number;
+  p99?: number;
+  /** Anything else worth reporting beside the quantiles (e.g. a rate or a ratio). */
+  note?: string;
+}
+
+export function quantile(xs: number[], q: number): number {
+  const sorted = [...xs].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))] ?? NaN;
+}
+
+export function row(measure: string, unit: string, xs: number[], note?: string): Row {
+  return { measure, unit, n: xs.length, p50: quantile(xs, 0.5), p99: quantile(xs, 0.99), ...(note ? { note } : {}) };
+}
+
+/** The server's CPU time per login between two stats, with its kernel share (sockets on loopback). */
+export function cpuPerLogin(before: ServerStats, after: ServerStats, logins: number): string {
+  const total = (after.cpuMs - before.cpuMs) / logins;
+  const kernel = (after.systemMs - before.systemMs) / logins;
+  return `server CPU ${total.toFixed(2)} ms per login (${kernel.toFixed(2)} in the kernel)`;
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Pins a process to one CPU, so the server and the load generator do not compete (no-op where taskset is missing). */
+export function pin(pid: number, cpu: number): void {
+  try {
+    execFileSync('taskset', ['-cp', String(cpu), String(pid)], { stdio: 'ignore' });
+  } catch {
+    // not pinned: numbers are noisier, still comparable within one run
+  }
+}
+
+export interface ServerStats {
+  /** CPU time of the server process so far, in ms, and the part of it spent in the kernel. */
+  cpuMs: number;
+  systemMs: number;
+  rss: number;
+  heapUsed: number;
+  rooms: number;
+  sessions: number;
+  publications: number;
+}
+
+/** The Parley server in a child process (see serverProcess.ts), pinned to CPU 0. */
+export class ServerUnderTest {
+  private constructor(
+    private readonly child: ChildProcess,
+    readonly url: string,
+    readonly httpUrl: string,
+  ) {}
+
+  static async start(): Promise<ServerUnderTest> {
+    const child = fork(new URL('./serverProcess.ts', import.meta.url).pathname, [], {
+      // PARLEY_BENCH_PROFILE=dir writes a CPU profile of the server there (node --cpu-prof).
+      execArgv: [
+        '--import',
+        'tsx',
+        ...(process.env.PARLEY_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.PARLEY_BENCH_PROFILE}`] : []),
+      ],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
+    const ready = await new Promise<{ url: string; httpUrl: string }>((resolve, reject) => {
+      child.once('message', (m) => resolve(m as { url: string; httpUrl: string }));
+      child.once('exit', (code) => reject(new Error(`server process exited (${code})`)));
+    });
+    pin(child.pid!, 0);
+    return new ServerUnderTest(child, ready.url, ready.httpUrl);
+  }
+
+  /** Collects garbage in the server, then reports its CPU time, memory and room counts. */
+  stats(): Promise<ServerStats> {
+    return new Promise((resolve) => {
+      this.child.once('message', (m) => resolve(m as ServerStats));
+      this.child.send('stats');
+    });
+  }
+
+  async stop(): Promise<void> {
+    const exited = new Promise((resolve) => this.child.once('exit', resolve));
+    this.child.send('close');
+    await exited;
+  }
+}
