@@ -5,7 +5,9 @@
  *
  *   npm run bench                 # full
  *   npm run bench -- --quick      # fewer runs and users, for a smoke test
- *   npm run bench -- --only join  # one section: join, first-frame, capacity
+ *   npm run bench -- --only join  # one section: join, first-frame, capacity, forwarding
+ *   npm run bench -- --only forwarding --players 1,50
+ *   PARLEY_BENCH_PROFILE=dir npm run bench ...   # CPU profiles of the server processes
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
@@ -14,28 +16,44 @@ import { pin, type Row, ServerUnderTest } from './lib.js';
 import { benchJoin } from './join.js';
 import { benchFirstFrame } from './firstFrame.js';
 import { benchCapacity } from './capacity.js';
+import { benchForwarding } from './forwarding.js';
 
 const { values } = parseArgs({
-  options: { quick: { type: 'boolean', default: false }, only: { type: 'string', multiple: true } },
+  options: {
+    quick: { type: 'boolean', default: false },
+    only: { type: 'string', multiple: true },
+    /** Numbers of players for the forwarding section, e.g. --players 1,50. */
+    players: { type: 'string' },
+  },
 });
 const quick = values.quick;
-const sections: Record<string, (server: ServerUnderTest) => Promise<Row[]>> = {
-  join: (server) => benchJoin(server, { runs: quick ? 5 : 20, concurrent: quick ? 200 : 1000 }),
-  'first-frame': (server) => benchFirstFrame(server, { runs: quick ? 5 : 20, latencySeconds: quick ? 3 : 10 }),
-  capacity: (server) => benchCapacity(server, { sessions: quick ? 1000 : 10_000, inFlight: 50 }),
+/** Runs `section` against a fresh server, so one section's leftovers do not weigh on the next. */
+async function withServer(section: (server: ServerUnderTest) => Promise<Row[]>): Promise<Row[]> {
+  const server = await ServerUnderTest.start();
+  try {
+    return await section(server);
+  } finally {
+    await server.stop();
+  }
+}
+
+const sections: Record<string, () => Promise<Row[]>> = {
+  join: () => withServer((server) => benchJoin(server, { runs: quick ? 5 : 20, concurrent: quick ? 200 : 1000 })),
+  'first-frame': () => withServer((server) => benchFirstFrame(server, { runs: quick ? 5 : 20, latencySeconds: quick ? 3 : 10 })),
+  capacity: () => withServer((server) => benchCapacity(server, { sessions: quick ? 1000 : 10_000, inFlight: 50 })),
+  // A fresh server for each number of players.
+  forwarding: () =>
+    benchForwarding(() => ServerUnderTest.start(), {
+      players: values.players ? values.players.split(',').map(Number) : quick ? [1, 10] : [1, 10, 50, 100, 200],
+      seconds: quick ? 3 : 10,
+    }),
 };
 
 pin(process.pid, 1);
 const results: Record<string, Row[]> = {};
 for (const [name, run] of Object.entries(sections)) {
   if (values.only && !values.only.includes(name)) continue;
-  // A fresh server per section, so one section's leftovers do not weigh on the next.
-  const server = await ServerUnderTest.start();
-  try {
-    results[name] = await run(server);
-  } finally {
-    await server.stop();
-  }
+  results[name] = await run();
   console.log(`${name}: done`);
 }
 
