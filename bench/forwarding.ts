@@ -1,7 +1,8 @@
 /**
  * Forwarding cost: one publisher (video ~1 Mbit/s at 30 fps + Opus) to N players, for each N. The
  * SFU's CPU time per forwarded packet and packets per second per core, frame loss and latency at
- * the players, side by side with a plain UDP relay of the same packet sizes and rates.
+ * the players, side by side with a plain UDP relay of the same packet sizes and rates and with
+ * Janus's VideoRoom (if the `janus` package is installed).
  */
 import { fork } from 'node:child_process';
 import { createSocket, type Socket } from 'node:dgram';
@@ -9,6 +10,7 @@ import { DEV_APP } from '@parley/server';
 import { ParleyEngine, PublisherState } from '@parley/sdk';
 import { TestClient, audioFixture, videoFixture } from '../packages/sdk/test/helpers.js';
 import { pin, quantile, sleep, type Row, type ServerUnderTest } from './lib.js';
+import { JanusServer, janusRoom, type WireSubscriber } from './janus.js';
 
 const FPS = 30;
 const VIDEO_BITS_PER_SECOND = 1_000_000;
@@ -179,6 +181,45 @@ async function measureRelay(players: number, seconds: number): Promise<Measured>
   };
 }
 
+/** The same load through Janus's VideoRoom; the publisher stamps each frame's last 8 bytes with its send time. */
+async function measureJanus(players: number, seconds: number): Promise<Measured> {
+  const janus = await JanusServer.start();
+  try {
+    let index = 0;
+    const room = await janusRoom(
+      janus,
+      () => {
+        const { data } = paddedFrame(index++);
+        Buffer.from(data.buffer, data.byteOffset, data.byteLength).writeDoubleBE(performance.now(), data.length - 8);
+        return data;
+      },
+      FPS,
+    );
+    const subscribers: WireSubscriber[] = [];
+    for (let i = 0; i < players; i++) subscribers.push(await room.subscribe());
+    await sleep(1000);
+    const packets = (): number => subscribers.reduce((sum, s) => sum + s.packets(), 0);
+    const frames = (): number => subscribers.reduce((sum, s) => sum + s.frames(), 0);
+    for (const s of subscribers) s.latencies.length = 0;
+    const [cpuBefore, packetsBefore, framesBefore, sentBefore] = [janus.cpuMs(), packets(), frames(), room.framesSent()];
+    await sleep(seconds * 1000);
+    const cpuSeconds = (janus.cpuMs() - cpuBefore) / 1000;
+    const forwarded = packets() - packetsBefore;
+    const delivered = frames() - framesBefore;
+    const sent = room.framesSent() - sentBefore;
+    const latencies = subscribers.flatMap((s) => s.latencies);
+    await room.close();
+    return {
+      cpuUsPerPacket: (cpuSeconds * 1e6) / forwarded,
+      packetsPerCoreSecond: forwarded / cpuSeconds,
+      lossPercent: Math.max(0, 100 * (1 - delivered / (sent * players))),
+      latencies,
+    };
+  } finally {
+    await janus.stop();
+  }
+}
+
 export async function benchForwarding(
   startServer: () => Promise<ServerUnderTest>,
   { players, seconds }: { players: number[]; seconds: number },
@@ -193,6 +234,7 @@ export async function benchForwarding(
       await server.stop();
     }
     const relay = await measureRelay(n, seconds);
+    const janus = JanusServer.available() ? await measureJanus(n, seconds) : undefined;
     const describe = (m: Measured): string =>
       `${m.packetsPerCoreSecond.toFixed(0)} packets/s per core, loss ${m.lossPercent.toFixed(2)} %, latency p50 ${quantile(m.latencies, 0.5).toFixed(1)} / p99 ${quantile(m.latencies, 0.99).toFixed(1)} ms`;
     rows.push({
@@ -209,6 +251,15 @@ export async function benchForwarding(
       p50: relay.cpuUsPerPacket,
       note: `${describe(relay)}; SFU/relay ${(sfu.cpuUsPerPacket / relay.cpuUsPerPacket).toFixed(1)}×`,
     });
+    if (janus) {
+      rows.push({
+        measure: `Janus VideoRoom, same load → ${n}: CPU per forwarded packet`,
+        unit: 'µs',
+        n,
+        p50: janus.cpuUsPerPacket,
+        note: `${describe(janus)}; SFU/Janus ${(sfu.cpuUsPerPacket / janus.cpuUsPerPacket).toFixed(1)}×`,
+      });
+    }
   }
   return rows;
 }

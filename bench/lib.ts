@@ -30,9 +30,9 @@ export function cpuPerLogin(before: ServerStats, after: ServerStats, logins: num
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Pins a process to one CPU, so the server and the load generator do not compete (no-op where taskset is missing). */
-export function pin(pid: number, cpu: number): void {
+export function pin(pid: number, cpu: number, allThreads = false): void {
   try {
-    execFileSync('taskset', ['-cp', String(cpu), String(pid)], { stdio: 'ignore' });
+    execFileSync('taskset', [...(allThreads ? ['-a'] : []), '-cp', String(cpu), String(pid)], { stdio: 'ignore' });
   } catch {
     // not pinned: numbers are noisier, still comparable within one run
   }
