@@ -63,6 +63,15 @@ interface Measured {
   latencies: number[];
 }
 
+/** CPU per forwarded packet, packets per CPU-second, and the share of what should have arrived that did not. */
+function costs(cpuSeconds: number, forwarded: number, delivered: number, expected: number): Omit<Measured, 'latencies'> {
+  return {
+    cpuUsPerPacket: (cpuSeconds * 1e6) / forwarded,
+    packetsPerCoreSecond: forwarded / cpuSeconds,
+    lossPercent: Math.max(0, 100 * (1 - delivered / expected)),
+  };
+}
+
 async function measureSfu(server: ServerUnderTest, players: number, seconds: number): Promise<Measured> {
   const profile = { appID: DEV_APP.appID, appSign: DEV_APP.appSign, server: server.url };
   const publisher = new TestClient(profile);
@@ -103,9 +112,7 @@ async function measureSfu(server: ServerUnderTest, players: number, seconds: num
   const cpuSeconds = (after.cpuMs - before.cpuMs) / 1000;
   const delivered = received.reduce((a, b) => a + b, 0);
   return {
-    cpuUsPerPacket: (cpuSeconds * 1e6) / packets,
-    packetsPerCoreSecond: packets / cpuSeconds,
-    lossPercent: Math.max(0, 100 * (1 - delivered / (framesSent * players))),
+    ...costs(cpuSeconds, packets, delivered, framesSent * players),
     latencies,
   };
 }
@@ -174,9 +181,7 @@ async function measureRelay(players: number, seconds: number): Promise<Measured>
   const cpuSeconds = (after.cpuMs - before.cpuMs) / 1000;
   const delivered = received.reduce((a, b) => a + b, 0);
   return {
-    cpuUsPerPacket: (cpuSeconds * 1e6) / packets,
-    packetsPerCoreSecond: packets / cpuSeconds,
-    lossPercent: Math.max(0, 100 * (1 - delivered / (sentDuring * players))),
+    ...costs(cpuSeconds, packets, delivered, sentDuring * players),
     latencies,
   };
 }
@@ -210,9 +215,7 @@ async function measureJanus(players: number, seconds: number): Promise<Measured>
     const latencies = subscribers.flatMap((s) => s.latencies);
     await room.close();
     return {
-      cpuUsPerPacket: (cpuSeconds * 1e6) / forwarded,
-      packetsPerCoreSecond: forwarded / cpuSeconds,
-      lossPercent: Math.max(0, 100 * (1 - delivered / (sent * players))),
+      ...costs(cpuSeconds, forwarded, delivered, sent * players),
       latencies,
     };
   } finally {
