@@ -7,12 +7,13 @@
 import {
   RTCRtpCodecParameters,
   RtcpPayloadSpecificFeedback,
+  RtpHeader,
+  RtpPacket,
   type MediaStreamTrack,
   type RTCOutboundRtpStreamStats,
   type RTCRtpReceiver,
   type RTCRtpSender,
   type RtcpPacket,
-  type RtpPacket,
 } from 'werift';
 import { publishCodecs, WeriftPeer, type NegotiatedCodecs, type PeerOptions } from './weriftPeer.js';
 import { emptyMediaStats, type MediaPlane, type MediaPublisher, type MediaStats, type MediaSubscriber } from './types.js';
@@ -30,6 +31,45 @@ export function asksForKeyFrame(rtcp: RtcpPacket, ssrc: number): boolean {
 }
 /** Keyframe requests closer together than this are merged: one keyframe serves every player. */
 const KEYFRAME_REQUEST_INTERVAL_MS = 100;
+
+/** Milliseconds from the NTP epoch (1900) to the Unix epoch. */
+const NTP_EPOCH_OFFSET_MS = 2_208_988_800_000;
+
+/** Now as a 64-bit NTP timestamp (for RTCP sender reports). */
+function ntpNow(): bigint {
+  const ms = performance.timeOrigin + performance.now() + NTP_EPOCH_OFFSET_MS;
+  const seconds = Math.floor(ms / 1000);
+  return (BigInt(seconds) << 32n) | BigInt(Math.floor(((ms - seconds * 1000) / 1000) * 2 ** 32));
+}
+
+/**
+ * The parts of werift 0.24's RTCRtpSender that the forwarding path writes to directly. Going
+ * around its sendRtp saves, per packet and player, a parse of the packet, a header-extension
+ * rebuild, an NTP clock read and two promises; its NACK answers (from `rtpCache`, RTX included)
+ * and sender reports (from the counters) keep working as they read what is written here.
+ */
+interface SenderInternals {
+  ssrc: number;
+  codec?: { payloadType: number };
+  dtlsTransport: {
+    state: string;
+    srtp: { encrypt(payload: Buffer, header: RtpHeader): Buffer };
+    iceTransport: { connection: { send(data: Buffer): Promise<void> } };
+    bytesSent: number;
+    packetsSent: number;
+  };
+  /** werift answers NACKs from here, indexed by sequence number modulo its history size (128). */
+  rtpCache: RtpPacket[];
+  sequenceNumber?: number;
+  timestamp?: number;
+  ntpTimestamp: bigint;
+  rtpTimestamp: number;
+  octetCount: number;
+  packetCount: number;
+  headerBytesSent: number;
+  runRtcp(): Promise<void>;
+}
+const RTP_HISTORY_SIZE = 128;
 
 class WeriftPublisher extends WeriftPeer implements MediaPublisher {
   private readonly subscribers = new Set<WeriftSubscriber>();
@@ -72,11 +112,8 @@ class WeriftPublisher extends WeriftPeer implements MediaPublisher {
     stats.packetsReceived++;
     stats.bytesReceived += rtp.header.serializeSize + rtp.payload.length + rtp.header.paddingSize;
     if (this.subscribers.size === 0) return;
-    // Header extension ids are per peer connection; the publisher's mean nothing to a player.
-    // (This packet object is ours: werift hands each listener its own copy.)
-    rtp.header.extensions = [];
-    const packet = rtp.serialize();
-    for (const subscriber of this.subscribers) subscriber.send(kind, packet);
+    const sentAt = ntpNow();
+    for (const subscriber of this.subscribers) subscriber.send(kind, rtp.header, rtp.payload, sentAt);
   }
 
   /** Asks the publisher for a keyframe; requests within the interval are merged into one at its end. */
@@ -135,6 +172,8 @@ class WeriftPublisher extends WeriftPeer implements MediaPublisher {
 
 class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
   private readonly senders: Partial<Record<Kind, RTCRtpSender>> = {};
+  /** Senders whose RTCP sender reports have been started (werift starts them on the first send). */
+  private readonly reporting = new Set<Kind>();
 
   static async create(options: PeerOptions, offer: string, publisher: WeriftPublisher): Promise<WeriftSubscriber> {
     const subscriber = new WeriftSubscriber(options, publisher);
@@ -175,12 +214,42 @@ class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
     this.stats.subscribers++;
   }
 
-  send(kind: Kind, packet: Buffer): void {
-    const sender = this.senders[kind];
-    if (!this.connected || !sender) return;
+  /**
+   * Sends the publisher's packet on as this sender's: its SSRC and payload type, no header
+   * extensions (their ids are per peer connection), sequence numbers and timestamps untouched.
+   */
+  send(kind: Kind, source: RtpHeader, payload: Buffer, sentAt: bigint): void {
+    const sender = this.senders[kind] as unknown as SenderInternals | undefined;
+    if (!this.connected || !sender?.codec || sender.dtlsTransport.state !== 'connected') return;
+    const header = new RtpHeader({
+      marker: source.marker,
+      payloadType: sender.codec.payloadType,
+      sequenceNumber: source.sequenceNumber,
+      timestamp: source.timestamp,
+      ssrc: sender.ssrc,
+      csrc: source.csrc,
+      csrcLength: source.csrcLength,
+      padding: source.padding,
+      paddingSize: source.paddingSize,
+    });
+    sender.sequenceNumber = header.sequenceNumber;
+    sender.timestamp = sender.rtpTimestamp = header.timestamp;
+    sender.ntpTimestamp = sentAt;
+    sender.octetCount += payload.length;
+    sender.packetCount = (sender.packetCount + 1) >>> 0;
+    sender.headerBytesSent += header.serializeSize;
+    sender.rtpCache[header.sequenceNumber % RTP_HISTORY_SIZE] = new RtpPacket(header, payload);
+    if (!this.reporting.has(kind)) {
+      this.reporting.add(kind);
+      void sender.runRtcp();
+    }
+    const { dtlsTransport } = sender;
+    const encrypted = dtlsTransport.srtp.encrypt(payload, header);
+    dtlsTransport.bytesSent += encrypted.length;
+    dtlsTransport.packetsSent++;
     this.stats.packetsSent++;
-    this.stats.bytesSent += packet.length;
-    void sender.sendRtp(packet).catch(() => undefined);
+    this.stats.bytesSent += header.serializeSize + payload.length;
+    void dtlsTransport.iceTransport.connection.send(encrypted).catch(() => undefined);
   }
 
   protected onClose(): void {
