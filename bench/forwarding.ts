@@ -63,8 +63,13 @@ interface Measured {
   latencies: number[];
 }
 
-/** CPU per forwarded packet, packets per CPU-second, and the share of what should have arrived that did not. */
-function costs(cpuSeconds: number, forwarded: number, delivered: number, expected: number): Omit<Measured, 'latencies'> {
+/**
+ * From the server's CPU time over the window (ms) and the counts: CPU per forwarded packet, packets
+ * per CPU-second, and the share of what should have arrived (`expected`) that did not.
+ */
+function costs(cpuMs: number, forwarded: number, received: number[], expected: number): Omit<Measured, 'latencies'> {
+  const cpuSeconds = cpuMs / 1000;
+  const delivered = received.reduce((a, b) => a + b, 0);
   return {
     cpuUsPerPacket: (cpuSeconds * 1e6) / forwarded,
     packetsPerCoreSecond: forwarded / cpuSeconds,
@@ -109,10 +114,8 @@ async function measureSfu(server: ServerUnderTest, players: number, seconds: num
   const packets = (await sentPackets(server)) - packetsBefore;
   load.stop();
   await Promise.all([...viewers, publisher].map((c) => c.destroy()));
-  const cpuSeconds = (after.cpuMs - before.cpuMs) / 1000;
-  const delivered = received.reduce((a, b) => a + b, 0);
   return {
-    ...costs(cpuSeconds, packets, delivered, framesSent * players),
+    ...costs(after.cpuMs - before.cpuMs, packets, received, framesSent * players),
     latencies,
   };
 }
@@ -177,11 +180,8 @@ async function measureRelay(players: number, seconds: number): Promise<Measured>
   relay.send({ close: true });
   source.close();
   for (const socket of sockets) socket.close();
-  const packets = after.forwarded - before.forwarded;
-  const cpuSeconds = (after.cpuMs - before.cpuMs) / 1000;
-  const delivered = received.reduce((a, b) => a + b, 0);
   return {
-    ...costs(cpuSeconds, packets, delivered, sentDuring * players),
+    ...costs(after.cpuMs - before.cpuMs, after.forwarded - before.forwarded, received, sentDuring * players),
     latencies,
   };
 }
@@ -208,14 +208,14 @@ async function measureJanus(players: number, seconds: number): Promise<Measured>
     for (const s of subscribers) s.latencies.length = 0;
     const [cpuBefore, packetsBefore, framesBefore, sentBefore] = [janus.cpuMs(), packets(), frames(), room.framesSent()];
     await sleep(seconds * 1000);
-    const cpuSeconds = (janus.cpuMs() - cpuBefore) / 1000;
+    const cpuMs = janus.cpuMs() - cpuBefore;
     const forwarded = packets() - packetsBefore;
     const delivered = frames() - framesBefore;
     const sent = room.framesSent() - sentBefore;
     const latencies = subscribers.flatMap((s) => s.latencies);
     await room.close();
     return {
-      ...costs(cpuSeconds, forwarded, delivered, sent * players),
+      ...costs(cpuMs, forwarded, [delivered], sent * players),
       latencies,
     };
   } finally {

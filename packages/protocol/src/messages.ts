@@ -117,45 +117,15 @@ export type ClientRequest<T extends ClientMessageType> = Extract<ClientMessage, 
 
 /** What a successful reply carries, per request type. */
 const updateType = z.union([z.literal(0), z.literal(1)]);
-const userUpdateSchema = z.object({
-  type: z.literal('userUpdate'),
-  roomID: id,
-  updateType,
-  users: z.array(userSchema),
-  seq: z.number().int(),
-});
-const streamUpdateSchema = z.object({
-  type: z.literal('streamUpdate'),
-  roomID: id,
-  updateType,
-  streams: z.array(streamInfoSchema),
-  seq: z.number().int(),
-});
-const broadcastEventSchema = z.object({
-  type: z.literal('broadcastMessage'),
-  roomID: id,
-  message: messageInfoSchema,
-  seq: z.number().int(),
-});
-const customCommandEventSchema = z.object({
-  type: z.literal('customCommand'),
-  roomID: id,
-  fromUser: userSchema,
-  command: z.string(),
-  seq: z.number().int(),
-});
-const roomExtraInfoEventSchema = z.object({
-  type: z.literal('roomExtraInfoUpdate'),
-  roomID: id,
-  extraInfos: z.array(roomExtraInfoSchema),
-  seq: z.number().int(),
-});
-const streamExtraInfoEventSchema = z.object({
-  type: z.literal('streamExtraInfoUpdate'),
-  roomID: id,
-  streams: z.array(streamInfoSchema),
-  seq: z.number().int(),
-});
+/** A room notification of `type`: its room and its number in the room's sequence, then `fields`. */
+const roomEvent = <T extends string, F extends z.ZodRawShape>(type: T, fields: F) =>
+  z.object({ type: z.literal(type), roomID: id, seq: z.number().int(), ...fields });
+const userUpdateSchema = roomEvent('userUpdate', { updateType, users: z.array(userSchema) });
+const streamUpdateSchema = roomEvent('streamUpdate', { updateType, streams: z.array(streamInfoSchema) });
+const broadcastEventSchema = roomEvent('broadcastMessage', { message: messageInfoSchema });
+const customCommandEventSchema = roomEvent('customCommand', { fromUser: userSchema, command: z.string() });
+const roomExtraInfoEventSchema = roomEvent('roomExtraInfoUpdate', { extraInfos: z.array(roomExtraInfoSchema) });
+const streamExtraInfoEventSchema = roomEvent('streamExtraInfoUpdate', { streams: z.array(streamInfoSchema) });
 /** Room notifications: numbered per room, replayed after a resume. */
 export const roomEventSchema = z.discriminatedUnion('type', [
   userUpdateSchema,

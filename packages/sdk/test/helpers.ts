@@ -148,6 +148,8 @@ export interface TestServer {
   server: ParleyServer;
   app: AppConfig;
   client(overrides?: Partial<EngineProfile>): TestClient;
+  /** New clients, one per userID, logged in to `roomID` (in order); fails if a login does. */
+  inRoom(roomID: string, ...userIDs: string[]): Promise<TestClient[]>;
   /** The userIDs the server has in `roomID`, sorted ([] for no room). */
   roomUserIDs(roomID: string): string[];
   close(): Promise<void>;
@@ -173,13 +175,24 @@ export async function startTestServer(
   const limits = { ...ONE_ADDRESS_MANY_USERS, ...options.limits };
   const server = await startServer({ host: '127.0.0.1', port: 0, apps: [app], logLevel: 'silent', staticDir: false, ...options, limits });
   const clients: TestClient[] = [];
+  const client = (overrides: Partial<EngineProfile> = {}): TestClient => {
+    const c = new TestClient({ appID: app.appID, appSign: app.appSign, server: server.url, ...overrides });
+    clients.push(c);
+    return c;
+  };
   return {
     server,
     app,
-    client(overrides = {}) {
-      const client = new TestClient({ appID: app.appID, appSign: app.appSign, server: server.url, ...overrides });
-      clients.push(client);
-      return client;
+    client,
+    async inRoom(roomID, ...userIDs) {
+      const joined: TestClient[] = [];
+      for (const userID of userIDs) {
+        const c = client();
+        const code = await c.login(roomID, userID);
+        if (code !== 0) throw new Error(`${userID} could not log in to ${roomID}: ${code}`);
+        joined.push(c);
+      }
+      return joined;
     },
     roomUserIDs: (roomID) => (server.rooms.describeRoom(app.appID, roomID)?.users.map((u) => u.userID) ?? []).sort(),
     async close() {

@@ -10,14 +10,8 @@ const callback = <T extends unknown[]>(call: (done: (...args: T) => void) => voi
 test('room messaging between three users: in order, never to the sender, never to another room', async (t) => {
   const env = await startTestServer({ onlineCountIntervalMs: 200 });
   t.after(() => env.close());
-  const [a, b, c, elsewhere] = [env.client(), env.client(), env.client(), env.client()];
-  for (const [client, userID] of [
-    [a, 'a'],
-    [b, 'b'],
-    [c, 'c'],
-  ] as const)
-    assert.equal(await client.login('r-chat', userID), 0);
-  assert.equal(await elsewhere.login('r-other', 'elsewhere'), 0);
+  const [a, b, c] = await env.inRoom('r-chat', 'a', 'b', 'c');
+  const [elsewhere] = await env.inRoom('r-other', 'elsewhere');
   const users = { a, b, c };
 
   await t.test('broadcast: each receiver gets everyone else’s messages in one order, once', async () => {

@@ -26,9 +26,12 @@ async function publishing(c: TestClient, streamID: string): Promise<() => void> 
   return loopFixtures(c.engine);
 }
 
-function frameCounter(c: TestClient): () => number {
+/** Plays `streamID` on `c` until the first frame; returns how many frames have arrived since. */
+async function watching(c: TestClient, streamID: string): Promise<() => number> {
   let frames = 0;
   c.engine.setCustomVideoRenderHandler({ onRemoteVideoFrameEncodedDataReceived: () => frames++ });
+  c.engine.startPlayingStream(streamID);
+  await c.waitFor('playerRecvVideoFirstFrame');
   return () => frames;
 }
 
@@ -50,9 +53,7 @@ test('signalling cut for 3 s: Reconnecting → Reconnected, missed events arrive
   assert.equal(await pub.login('r-cut', 'pub'), 0);
   assert.equal(await viewer.login('r-cut', 'viewer'), 0);
   t.after(await publishing(pub, 's-pub'));
-  const frames = frameCounter(viewer);
-  viewer.engine.startPlayingStream('s-pub');
-  await viewer.waitFor('playerRecvVideoFirstFrame');
+  const frames = await watching(viewer, 's-pub');
 
   proxy.cut();
   await viewer.waitFor('roomStateChanged', (_, r) => r === RoomStateChangedReason.Reconnecting);
@@ -150,9 +151,7 @@ test('the server restarts: clients log in again, republish and play again withou
   assert.equal(await pub.login('r-restart', 'pub'), 0);
   assert.equal(await viewer.login('r-restart', 'viewer'), 0);
   t.after(await publishing(pub, 's-restart'));
-  const frames = frameCounter(viewer);
-  viewer.engine.startPlayingStream('s-restart');
-  await viewer.waitFor('playerRecvVideoFirstFrame');
+  const frames = await watching(viewer, 's-restart');
 
   await env.server.close();
   await viewer.waitFor('roomStateChanged', (_, r) => r === RoomStateChangedReason.Reconnecting);

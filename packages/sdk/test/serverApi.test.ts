@@ -54,14 +54,8 @@ test('the signature of the spec’s vector', () => {
 test('server API: every action against a live server', async (t) => {
   const env = await startTestServer();
   t.after(() => env.close());
-  const [a, b, c, d] = [env.client(), env.client(), env.client(), env.client()];
-  for (const [client, userID] of [
-    [a, 'a'],
-    [b, 'b'],
-    [c, 'c'],
-  ] as const)
-    assert.equal(await client.login('r-api', userID), 0);
-  assert.equal(await d.login('r-other', 'd'), 0);
+  const [a, b, c] = await env.inRoom('r-api', 'a', 'b', 'c');
+  const [d] = await env.inRoom('r-other', 'd');
   a.engine.startPublishingStream('s-a', { extraInfo: 'cam' });
   await b.waitFor('roomStreamUpdate', (_, type) => type === UpdateType.Add);
 

@@ -19,6 +19,7 @@ import {
   type ParleyServer,
   type ServerOptions,
   type WebhookEvent,
+  type WebhookOptions,
 } from '../src/index.js';
 import { WebhookDispatcher } from '../src/webhooks/dispatcher.js';
 import type { RoomServiceEvents } from '../src/rooms/observer.js';
@@ -140,6 +141,15 @@ function memoryLogger() {
     },
   });
   return { log: pino({ level: 'info' }, stream), lines, raw };
+}
+
+/** A dispatcher fed by a hand-driven observer, logging into memory; closed after the test unless `keepOpen`. */
+function standaloneDispatcher(t: TestContext, apps: AppConfig[], options: Partial<WebhookOptions>, keepOpen = false) {
+  const { log, lines, raw } = memoryLogger();
+  const observer = new EventEmitter<RoomServiceEvents>();
+  const dispatcher = new WebhookDispatcher({ apps, observer, log, options });
+  if (!keepOpen) t.after(() => dispatcher.close());
+  return { dispatcher, observer, lines, raw };
 }
 
 async function until(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
@@ -369,12 +379,9 @@ test('a receiver that is down gets the first attempt and 5 retries, then the eve
   await new Promise<void>((resolve) => closed.close(() => resolve()));
 
   const retryDelaysMs = [20, 40, 80, 160, 320];
-  const { log, lines, raw } = memoryLogger();
-  const observer = new EventEmitter<RoomServiceEvents>();
   const app = appWithCallback(3_000_004, `http://127.0.0.1:${port}/hook`);
   const quiet = randomApp(3_000_005);
-  const dispatcher = new WebhookDispatcher({ apps: [app, quiet], observer, log, options: { retryDelaysMs } });
-  t.after(() => dispatcher.close());
+  const { dispatcher, observer, lines, raw } = standaloneDispatcher(t, [app, quiet], { retryDelaysMs });
   assert.equal(dispatcher.hasCallback(app.appID), true);
   assert.equal(dispatcher.hasCallback(quiet.appID), false);
 
@@ -403,15 +410,13 @@ test('a receiver that is down gets the first attempt and 5 retries, then the eve
 test('a full backlog drops the oldest waiting webhook; close() is bounded even when the receiver never answers', async (t) => {
   const receiver = await startReceiver(() => 'hang');
   t.after(() => receiver.close());
-  const { log, lines } = memoryLogger();
-  const observer = new EventEmitter<RoomServiceEvents>();
   const app = appWithCallback(3_000_006, receiver.url);
-  const dispatcher = new WebhookDispatcher({
-    apps: [app],
-    observer,
-    log,
-    options: { maxBacklog: 5, maxConcurrency: 2, timeoutMs: 10_000, closeTimeoutMs: 100 },
-  });
+  const { dispatcher, observer, lines } = standaloneDispatcher(
+    t,
+    [app],
+    { maxBacklog: 5, maxConcurrency: 2, timeoutMs: 10_000, closeTimeoutMs: 100 },
+    true, // closed by the test itself
+  );
   observer.emit('roomCreated', { appID: app.appID, roomID: 'busy' });
   for (let i = 0; i < 19; i++) {
     observer.emit('userJoined', { appID: app.appID, roomID: 'busy', user: { userID: `u${i}`, userName: `u${i}` }, sessionID: `s${i}` });
@@ -455,11 +460,8 @@ test('a full backlog drops the oldest waiting webhook; close() is bounded even w
 test('an attempt that gets no answer within timeoutMs fails as a timeout', async (t) => {
   const receiver = await startReceiver(() => 'hang');
   t.after(() => receiver.close());
-  const { log, lines } = memoryLogger();
-  const observer = new EventEmitter<RoomServiceEvents>();
   const app = appWithCallback(3_000_008, receiver.url);
-  const dispatcher = new WebhookDispatcher({ apps: [app], observer, log, options: { timeoutMs: 150, retryDelaysMs: [30] } });
-  t.after(() => dispatcher.close());
+  const { dispatcher, observer, lines } = standaloneDispatcher(t, [app], { timeoutMs: 150, retryDelaysMs: [30] });
   const started = performance.now();
   observer.emit('roomCreated', { appID: app.appID, roomID: 'slow' });
   await until(() => dispatcher.stats().dropped === 1);
