@@ -92,7 +92,7 @@ admin: { admin_http = false }
       }
       await sleep(100);
     }
-    pin(child.pid!, 0, true);
+    pin(child.pid!, 0);
     return new JanusServer(child, dir, apiUrl);
   }
 

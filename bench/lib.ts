@@ -29,10 +29,14 @@ export function cpuPerLogin(before: ServerStats, after: ServerStats, logins: num
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** Pins a process to one CPU, so the server and the load generator do not compete (no-op where taskset is missing). */
-export function pin(pid: number, cpu: number, allThreads = false): void {
+/**
+ * Pins a process, all its threads included (a Node process's GC and a Janus's helper threads count
+ * as its cost), to one CPU, so the server and the load generator do not compete (no-op where
+ * taskset is missing).
+ */
+export function pin(pid: number, cpu: number): void {
   try {
-    execFileSync('taskset', [...(allThreads ? ['-a'] : []), '-cp', String(cpu), String(pid)], { stdio: 'ignore' });
+    execFileSync('taskset', ['-a', '-cp', String(cpu), String(pid)], { stdio: 'ignore' });
   } catch {
     // not pinned: numbers are noisier, still comparable within one run
   }

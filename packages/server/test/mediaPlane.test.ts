@@ -1,7 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import {
   PictureLossIndication,
+  ProtectionProfileAeadAes128Gcm,
+  RtpHeader,
+  SrtpSession,
   RtcpPacketConverter,
   RTCPeerConnection,
   RtcpPayloadSpecificFeedback,
@@ -13,6 +17,7 @@ import {
 } from 'werift';
 import { WeriftMediaPlane, SdpError } from '../src/media/index.js';
 import { asksForKeyFrame } from '../src/media/weriftPlane.js';
+import { sealGcm } from '../src/media/forwardingSender.js';
 
 /** An offer from a werift client that sends audio and video with the given video codecs. */
 async function offer(video: RTCRtpCodecParameters[], videoSections = 1): Promise<{ sdp: string; close(): Promise<void> }> {
@@ -78,4 +83,46 @@ test('PLI and FIR addressed to a sender are keyframe requests; others are not', 
   assert.equal(asksForKeyFrame(pli(43), 42), false);
   assert.equal(asksForKeyFrame(fir(42), 42), true);
   assert.equal(asksForKeyFrame(fir(7), 42), false);
+});
+
+test('forwarded packets are sealed byte for byte as werift seals them (AES-GCM, CSRCs, across a sequence-number wrap) and open at the player', () => {
+  const [serverKey, serverSalt, playerKey, playerSalt] = [randomBytes(16), randomBytes(12), randomBytes(16), randomBytes(12)];
+  const session = (localMasterKey: Buffer, localMasterSalt: Buffer, remoteMasterKey: Buffer, remoteMasterSalt: Buffer): SrtpSession =>
+    new SrtpSession({
+      keys: { localMasterKey, localMasterSalt, remoteMasterKey, remoteMasterSalt },
+      profile: ProtectionProfileAeadAes128Gcm,
+    });
+  const fast = session(serverKey, serverSalt, playerKey, playerSalt);
+  const reference = session(serverKey, serverSalt, playerKey, playerSalt);
+  const player = session(playerKey, playerSalt, serverKey, serverSalt);
+  const ssrc = 0x8765_4321;
+  const state = fast.localContext.getSrtpSsrcState(ssrc);
+  for (const [i, sequenceNumber] of [65_533, 65_534, 65_535, 0, 1].entries()) {
+    const csrc = i % 2 ? [] : [0x1111_1111, 0x2222_2222];
+    // What the publisher sent: its own SSRC and payload type, an extension, the marker on one packet.
+    const source = new RtpHeader({
+      sequenceNumber,
+      timestamp: 3000 * i,
+      ssrc: 42,
+      payloadType: 120,
+      marker: i === 2,
+      csrc,
+      csrcLength: csrc.length,
+    });
+    const payload = randomBytes(200 + i);
+    fast.localContext.updateRolloverCount(sequenceNumber, state);
+    const sealed = sealGcm(fast.localContext, state.rolloverCounter, source, ssrc, 96, payload);
+    const own = new RtpHeader({
+      sequenceNumber,
+      timestamp: 3000 * i,
+      ssrc,
+      payloadType: 96,
+      marker: i === 2,
+      csrc,
+      csrcLength: csrc.length,
+    });
+    assert.deepEqual(sealed, reference.encrypt(payload, own), `packet ${sequenceNumber}`);
+    assert.deepEqual(player.decrypt(sealed), Buffer.concat([own.serialize(own.serializeSize), payload]));
+  }
+  assert.equal(state.rolloverCounter, 1);
 });

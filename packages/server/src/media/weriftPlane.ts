@@ -1,20 +1,20 @@
 /**
  * SFU on werift: each publisher is one peer connection receiving audio+video; each subscriber is
  * one peer connection sending it on. RTP is relayed unchanged apart from what the outgoing
- * sender must own (SSRC, payload type); NACKs are answered from the sender's history (with RTX
+ * sender must own (SSRC, payload type); NACKs are answered from the publisher's history (with RTX
  * when negotiated), and keyframe requests travel from players back to the publisher.
  */
 import {
   RTCRtpCodecParameters,
   RtcpPayloadSpecificFeedback,
-  RtpHeader,
-  RtpPacket,
+  type RtpPacket,
   type MediaStreamTrack,
   type RTCOutboundRtpStreamStats,
   type RTCRtpReceiver,
   type RTCRtpSender,
   type RtcpPacket,
 } from 'werift';
+import { ForwardingSender, PacketHistory } from './forwardingSender.js';
 import { publishCodecs, WeriftPeer, type NegotiatedCodecs, type PeerOptions } from './weriftPeer.js';
 import { emptyMediaStats, type MediaPlane, type MediaPublisher, type MediaStats, type MediaSubscriber } from './types.js';
 
@@ -42,38 +42,11 @@ function ntpNow(): bigint {
   return (BigInt(seconds) << 32n) | BigInt(Math.floor(((ms - seconds * 1000) / 1000) * 2 ** 32));
 }
 
-/**
- * The parts of werift 0.24's RTCRtpSender that the forwarding path writes to directly. Going
- * around its sendRtp saves, per packet and player, a parse of the packet, a header-extension
- * rebuild, an NTP clock read and two promises; its NACK answers (from `rtpCache`, RTX included)
- * and sender reports (from the counters) keep working as they read what is written here.
- */
-interface SenderInternals {
-  ssrc: number;
-  codec?: { payloadType: number };
-  dtlsTransport: {
-    state: string;
-    srtp: { encrypt(payload: Buffer, header: RtpHeader): Buffer };
-    iceTransport: { connection: { send(data: Buffer): Promise<void> } };
-    bytesSent: number;
-    packetsSent: number;
-  };
-  /** werift answers NACKs from here, indexed by sequence number modulo its history size (128). */
-  rtpCache: RtpPacket[];
-  sequenceNumber?: number;
-  timestamp?: number;
-  ntpTimestamp: bigint;
-  rtpTimestamp: number;
-  octetCount: number;
-  packetCount: number;
-  headerBytesSent: number;
-  runRtcp(): Promise<void>;
-}
-const RTP_HISTORY_SIZE = 128;
-
 class WeriftPublisher extends WeriftPeer implements MediaPublisher {
   private readonly subscribers = new Set<WeriftSubscriber>();
   private readonly codecs: NegotiatedCodecs = {};
+  /** What NACKs from players are answered from. */
+  readonly histories: Record<Kind, PacketHistory> = { audio: new PacketHistory(), video: new PacketHistory() };
   private video?: { receiver: RTCRtpReceiver; track: MediaStreamTrack };
   private lastKeyFrameRequest = 0;
   private keyFrameTimer: NodeJS.Timeout | undefined;
@@ -111,9 +84,12 @@ class WeriftPublisher extends WeriftPeer implements MediaPublisher {
     const { stats } = this;
     stats.packetsReceived++;
     stats.bytesReceived += rtp.header.serializeSize + rtp.payload.length + rtp.header.paddingSize;
+    // Padding-only packets (bandwidth probes) carry nothing for players.
+    if (rtp.payload.length === 0) return;
+    this.histories[kind].add(rtp);
     if (this.subscribers.size === 0) return;
     const sentAt = ntpNow();
-    for (const subscriber of this.subscribers) subscriber.send(kind, rtp.header, rtp.payload, sentAt);
+    for (const subscriber of this.subscribers) subscriber.send(kind, rtp, sentAt);
   }
 
   /** Asks the publisher for a keyframe; requests within the interval are merged into one at its end. */
@@ -172,14 +148,15 @@ class WeriftPublisher extends WeriftPeer implements MediaPublisher {
 
 class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
   private readonly senders: Partial<Record<Kind, RTCRtpSender>> = {};
-  /** Senders whose RTCP sender reports have been started (werift starts them on the first send). */
-  private readonly reporting = new Set<Kind>();
+  private readonly forwarders: Partial<Record<Kind, ForwardingSender>> = {};
 
   static async create(options: PeerOptions, offer: string, publisher: WeriftPublisher): Promise<WeriftSubscriber> {
     const subscriber = new WeriftSubscriber(options, publisher);
     await subscriber.negotiate(offer, (t) => {
       t.setDirection('sendonly');
-      subscriber.senders[t.kind as Kind] = t.sender;
+      const kind = t.kind as Kind;
+      subscriber.senders[kind] = t.sender;
+      subscriber.forwarders[kind] = new ForwardingSender(t.sender, publisher.histories[kind]);
     });
     const { stats } = subscriber;
     for (const sender of Object.values(subscriber.senders)) {
@@ -214,42 +191,12 @@ class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
     this.stats.subscribers++;
   }
 
-  /**
-   * Sends the publisher's packet on as this sender's: its SSRC and payload type, no header
-   * extensions (their ids are per peer connection), sequence numbers and timestamps untouched.
-   */
-  send(kind: Kind, source: RtpHeader, payload: Buffer, sentAt: bigint): void {
-    const sender = this.senders[kind] as unknown as SenderInternals | undefined;
-    if (!this.connected || !sender?.codec || sender.dtlsTransport.state !== 'connected') return;
-    const header = new RtpHeader({
-      marker: source.marker,
-      payloadType: sender.codec.payloadType,
-      sequenceNumber: source.sequenceNumber,
-      timestamp: source.timestamp,
-      ssrc: sender.ssrc,
-      csrc: source.csrc,
-      csrcLength: source.csrcLength,
-      padding: source.padding,
-      paddingSize: source.paddingSize,
-    });
-    sender.sequenceNumber = header.sequenceNumber;
-    sender.timestamp = sender.rtpTimestamp = header.timestamp;
-    sender.ntpTimestamp = sentAt;
-    sender.octetCount += payload.length;
-    sender.packetCount = (sender.packetCount + 1) >>> 0;
-    sender.headerBytesSent += header.serializeSize;
-    sender.rtpCache[header.sequenceNumber % RTP_HISTORY_SIZE] = new RtpPacket(header, payload);
-    if (!this.reporting.has(kind)) {
-      this.reporting.add(kind);
-      void sender.runRtcp();
-    }
-    const { dtlsTransport } = sender;
-    const encrypted = dtlsTransport.srtp.encrypt(payload, header);
-    dtlsTransport.bytesSent += encrypted.length;
-    dtlsTransport.packetsSent++;
+  send(kind: Kind, packet: RtpPacket, sentAt: bigint): void {
+    if (!this.connected) return;
+    const bytes = this.forwarders[kind]?.send(packet, sentAt);
+    if (!bytes) return;
     this.stats.packetsSent++;
-    this.stats.bytesSent += header.serializeSize + payload.length;
-    void dtlsTransport.iceTransport.connection.send(encrypted).catch(() => undefined);
+    this.stats.bytesSent += bytes;
   }
 
   protected onClose(): void {
