@@ -27,9 +27,11 @@ export async function benchJoin(server: ServerUnderTest, { runs, concurrent }: {
   // Everyone at once, ten to a room (each login is also told to the others in its room).
   const engines = Array.from({ length: concurrent }, () => ParleyEngine.createEngine(profile));
   const before = await server.stats();
+  const generatorBefore = process.cpuUsage();
   const started = performance.now();
   const many = await Promise.all(engines.map((engine, i) => loginTime(engine, `join-${Math.floor(i / 10)}`, `many${i}`)));
   const wallMs = performance.now() - started;
+  const generator = process.cpuUsage(generatorBefore);
   const after = await server.stats();
   await destroy(engines);
   return [
@@ -38,7 +40,7 @@ export async function benchJoin(server: ServerUnderTest, { runs, concurrent }: {
       `join, ${concurrent} users at once (10 per room)`,
       'ms',
       many,
-      `all in ${wallMs.toFixed(0)} ms (${((concurrent / wallMs) * 1000).toFixed(0)} logins/s); ${cpuPerLogin(before, after, concurrent)}`,
+      `all in ${wallMs.toFixed(0)} ms (${((concurrent / wallMs) * 1000).toFixed(0)} logins/s); ${cpuPerLogin(before, after, concurrent)}; load generator CPU ${((generator.user + generator.system) / 1000 / concurrent).toFixed(2)} ms per login`,
     ),
   ];
 }

@@ -98,5 +98,7 @@ export interface Platform {
   /** How long a broken connection is retried (vendor defaults: 5 min web, 20 min native). */
   defaultReconnectWindowMs: number;
   createSocket(url: string): SocketLike;
+  /** HMAC-SHA256 of `message` under `key`, as hex (login and resume proofs). */
+  hmacSha256Hex(key: Uint8Array, message: string): Promise<string>;
   createMedia(options: { scenario: Scenario; keyFrameRequested(channel: number): void }): MediaBackend;
 }

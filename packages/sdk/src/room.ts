@@ -70,13 +70,6 @@ const FINAL_LOGIN_CODES = new Set<number>([
   ErrorCode.RoomFull,
 ]);
 
-async function hmacHex(key: Uint8Array, message: string): Promise<string> {
-  const subtle = globalThis.crypto.subtle;
-  const cryptoKey = await subtle.importKey('raw', key as BufferSource, { name: 'HMAC', hash: 'SHA-256' }, false, ['sign']);
-  const mac = new Uint8Array(await subtle.sign('HMAC', cryptoKey, new TextEncoder().encode(message)));
-  return Array.from(mac, (b) => b.toString(16).padStart(2, '0')).join('');
-}
-
 export class Room {
   private phase: Phase = 'idle';
   private roomID = '';
@@ -190,7 +183,7 @@ export class Room {
     this.signalling = signalling;
     try {
       const { nonce } = await signalling.connect(this.credentials.server);
-      const proof = await hmacHex(hexKeyBytes(session.resumeToken), resumeProofMessage(nonce, session.sessionID));
+      const proof = await this.platform.hmacSha256Hex(hexKeyBytes(session.resumeToken), resumeProofMessage(nonce, session.sessionID));
       const reply = await signalling.request('resume', {
         appID: this.credentials.appID,
         sessionID: session.sessionID,
@@ -238,7 +231,12 @@ export class Room {
     const { appID, appSign } = this.credentials;
     if (this.config.token) return { token: this.config.token };
     if (appSign)
-      return { appSignProof: await hmacHex(hexKeyBytes(appSign), appSignProofMessage(nonce, appID, this.roomID, this.user!.userID)) };
+      return {
+        appSignProof: await this.platform.hmacSha256Hex(
+          hexKeyBytes(appSign),
+          appSignProofMessage(nonce, appID, this.roomID, this.user!.userID),
+        ),
+      };
     return {};
   }
 
@@ -433,7 +431,7 @@ export class Room {
     if (this.signalling !== signalling) return fail(ErrorCode.ConnectFailed);
     this.listen(signalling);
     const { sessionID, resumeToken } = this.session!;
-    const proof = await hmacHex(hexKeyBytes(resumeToken), resumeProofMessage(nonce, sessionID));
+    const proof = await this.platform.hmacSha256Hex(hexKeyBytes(resumeToken), resumeProofMessage(nonce, sessionID));
     const reply = await signalling.request('resume', { appID: this.credentials.appID, sessionID, proof, lastSeq: this.lastSeq });
     if (reply.code === 0 && 'data' in reply) {
       const { data } = reply;

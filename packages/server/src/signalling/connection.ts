@@ -3,6 +3,7 @@
  * carrying its id, and keeps the client's session bound to this link. Bad frames get an error
  * code and change nothing else.
  */
+import type { Socket } from 'node:net';
 import type { WebSocket, RawData } from 'ws';
 import { CloseCode, ErrorCode, PROTOCOL_VERSION, parseClientMessage, type ClientMessage, type ServerMessage } from '@parley/protocol';
 import type { Logger } from 'pino';
@@ -11,6 +12,7 @@ import type { ClientLink, Session } from '../rooms/model.js';
 import type { Limits } from '../config.js';
 import { TokenBucket, type KeyedRateLimiter } from '../rateLimit.js';
 import { randomHex } from '../random.js';
+import type { WriteBatch } from './writeBatch.js';
 
 /** How long a connection the server closes may take over the close handshake before it is cut. */
 const CLOSE_GRACE_MS = 5000;
@@ -23,6 +25,9 @@ export interface ConnectionOptions {
   /** Shared by all connections: logins and frames per IP address. */
   logins: KeyedRateLimiter;
   framesByIp: KeyedRateLimiter;
+  /** The WebSocket's TCP socket, whose writes `writes` batches per event-loop turn. */
+  socket: Socket;
+  writes: WriteBatch;
   remoteAddress: string;
   /** Told of every non-zero code sent in a reply or an error (for metrics). */
   onErrorCode?: (code: number) => void;
@@ -56,14 +61,17 @@ export class Connection implements ClientLink {
   send(message: ServerMessage, droppable = false): void {
     if ((message.type === 'reply' || message.type === 'error') && message.code !== 0) this.options.onErrorCode?.(message.code);
     if (this.ws.readyState !== this.ws.OPEN) return;
-    if (droppable && this.ws.bufferedAmount > this.options.limits.maxUnsentBytes / 16) return;
-    if (this.ws.bufferedAmount > this.options.limits.maxUnsentBytes) {
+    const { socket, writes, limits } = this.options;
+    const unsentBytes = writes.backlog(socket);
+    if (droppable && unsentBytes > limits.maxUnsentBytes / 16) return;
+    if (unsentBytes > limits.maxUnsentBytes) {
       // Buffering on would let one stalled reader take the server's memory. Its session stays for
       // the heartbeat timeout, so the client can resume and catch up on a new connection.
-      this.options.log.warn({ unsentBytes: this.ws.bufferedAmount }, 'client too slow, disconnecting');
+      this.options.log.warn({ unsentBytes }, 'client too slow, disconnecting');
       this.closeWith(CloseCode.SlowReader, 'client too slow');
       return;
     }
+    writes.hold(socket);
     this.ws.send(JSON.stringify(message));
   }
 

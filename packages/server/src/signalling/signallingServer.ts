@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { RoomService } from '../rooms/roomService.js';
 import { Connection } from './connection.js';
 import { KeyedRateLimiter } from '../rateLimit.js';
+import { WriteBatch } from './writeBatch.js';
 import type { Limits } from '../config.js';
 
 export const SIGNALLING_PATH = '/ws';
@@ -22,6 +23,7 @@ export class SignallingServer {
     const connections = new KeyedRateLimiter(limits.connectionsPerSecondPerIp, limits.connectionBurstPerIp);
     const framesByIp = new KeyedRateLimiter(limits.framesPerSecondPerIp, limits.frameBurstPerIp);
     const logins = new KeyedRateLimiter(limits.loginsPerSecondPerIp, limits.loginBurstPerIp);
+    const writes = new WriteBatch();
     this.wss = new WebSocketServer({
       server: http,
       path: SIGNALLING_PATH,
@@ -35,8 +37,8 @@ export class SignallingServer {
       },
     });
     this.wss.on('connection', (ws, req) => {
-      const remoteAddress = req.socket.remoteAddress ?? '';
-      new Connection(ws, { ...options, logins, framesByIp, remoteAddress });
+      const { socket } = req;
+      new Connection(ws, { ...options, logins, framesByIp, socket, writes, remoteAddress: socket.remoteAddress ?? '' });
     });
   }
 
