@@ -40,7 +40,7 @@ const rtpmaps = (sdp: string): string[] =>
     .filter((l) => l.startsWith('a=rtpmap:'))
     .map((l) => l.split(' ')[1]!);
 
-test('a publisher is answered with one codec per kind (plus RTX), and only loopback candidates on a loopback server', async (t) => {
+test('a publisher is answered with one codec per kind (plus RTX), only loopback candidates on a loopback server, and the server as DTLS server', async (t) => {
   const plane = new WeriftMediaPlane({ listenIp: '127.0.0.1' });
   t.after(() => plane.close());
   const client = await offer([useVP8(), rtx(), useH264()]);
@@ -52,6 +52,7 @@ test('a publisher is answered with one codec per kind (plus RTX), and only loopb
     .filter((l) => l.startsWith('a=candidate:'))
     .map((l) => l.split(' ')[4]);
   assert.ok(hosts.length > 0 && hosts.every((h) => h === '127.0.0.1'), `candidates: ${hosts.join(',')}`);
+  assert.deepEqual(new Set(publisher.answer.match(/^a=setup:\w+/gm)), new Set(['a=setup:passive']));
   publisher.close();
 });
 

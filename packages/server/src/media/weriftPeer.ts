@@ -88,7 +88,10 @@ export abstract class WeriftPeer {
       await this.pc.setRemoteDescription({ type: 'offer', sdp: offer });
       for (const t of this.pc.getTransceivers()) prepare(t);
       if (!this.pc.getTransceivers().some((t) => t.codecs.length > 0)) throw new SdpError('no codec in common');
-      await this.pc.setLocalDescription(await this.pc.createAnswer());
+      // The server takes the DTLS server role: werift as DTLS client waits 100 ms before its first
+      // flight, while a browser client starts at once (Chromium first frame −30 to −60 ms).
+      const answer = await this.pc.createAnswer();
+      await this.pc.setLocalDescription({ type: 'answer', sdp: answer.sdp.replace(/^a=setup:active\b/gm, 'a=setup:passive') });
     } catch (err) {
       this.close();
       throw err instanceof SdpError ? err : new SdpError(`offer rejected: ${(err as Error).message}`);
