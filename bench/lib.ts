@@ -63,12 +63,7 @@ export class ServerUnderTest {
 
   static async start(): Promise<ServerUnderTest> {
     const child = fork(new URL('./serverProcess.ts', import.meta.url).pathname, [], {
-      // PARLEY_BENCH_PROFILE=dir writes a CPU profile of the server there (node --cpu-prof).
-      execArgv: [
-        '--import',
-        'tsx',
-        ...(process.env.PARLEY_BENCH_PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${process.env.PARLEY_BENCH_PROFILE}`] : []),
-      ],
+      execArgv: ['--import', 'tsx'],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     const ready = await new Promise<{ url: string; httpUrl: string }>((resolve, reject) => {

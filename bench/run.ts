@@ -4,13 +4,16 @@
  * bench/results/latest.json and latest.md.
  *
  *   npm run bench                 # full
- *   npm run bench -- --quick      # fewer runs and users, for a smoke test
+ *   npm run bench -- --quick      # fewer runs and users (under 2 minutes)
+ *   npm run bench -- --smoke --out dir   # the smallest loads, for the test suite (seconds)
  *   npm run bench -- --only join  # one section: join, first-frame, capacity, forwarding
  *   npm run bench -- --only forwarding --players 1,50
  *   PARLEY_BENCH_PROFILE=dir npm run bench ...   # CPU profiles of the server processes
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { pin, type Row, ServerUnderTest } from './lib.js';
 import { benchJoin } from './join.js';
@@ -21,12 +24,22 @@ import { benchForwarding } from './forwarding.js';
 const { values } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
+    /** Every section with the smallest loads, for the test suite: shows the harness works, measures nothing. */
+    smoke: { type: 'boolean', default: false },
     only: { type: 'string', multiple: true },
     /** Numbers of players for the forwarding section, e.g. --players 1,50. */
     players: { type: 'string' },
+    /** Where latest.json and latest.md go (default: bench/results). */
+    out: { type: 'string' },
   },
 });
-const quick = values.quick;
+const mode = values.smoke ? 'smoke' : values.quick ? 'quick' : 'full';
+const sizes = {
+  full: { runs: 20, concurrent: 1000, latencySeconds: 10, sessions: 10_000, players: [1, 10, 50, 100, 200], seconds: 10 },
+  quick: { runs: 5, concurrent: 200, latencySeconds: 3, sessions: 1000, players: [1, 10], seconds: 3 },
+  smoke: { runs: 1, concurrent: 20, latencySeconds: 1, sessions: 100, players: [2], seconds: 1 },
+}[mode];
+
 /** Runs `section` against a fresh server, so one section's leftovers do not weigh on the next. */
 async function withServer(section: (server: ServerUnderTest) => Promise<Row[]>): Promise<Row[]> {
   const server = await ServerUnderTest.start();
@@ -38,14 +51,14 @@ async function withServer(section: (server: ServerUnderTest) => Promise<Row[]>):
 }
 
 const sections: Record<string, () => Promise<Row[]>> = {
-  join: () => withServer((server) => benchJoin(server, { runs: quick ? 5 : 20, concurrent: quick ? 200 : 1000 })),
-  'first-frame': () => withServer((server) => benchFirstFrame(server, { runs: quick ? 5 : 20, latencySeconds: quick ? 3 : 10 })),
-  capacity: () => withServer((server) => benchCapacity(server, { sessions: quick ? 1000 : 10_000, inFlight: 50 })),
+  join: () => withServer((server) => benchJoin(server, { runs: sizes.runs, concurrent: sizes.concurrent })),
+  'first-frame': () => withServer((server) => benchFirstFrame(server, { runs: sizes.runs, latencySeconds: sizes.latencySeconds })),
+  capacity: () => withServer((server) => benchCapacity(server, { sessions: sizes.sessions, inFlight: 50 })),
   // A fresh server for each number of players.
   forwarding: () =>
     benchForwarding(() => ServerUnderTest.start(), {
-      players: values.players ? values.players.split(',').map(Number) : quick ? [1, 10] : [1, 10, 50, 100, 200],
-      seconds: quick ? 3 : 10,
+      players: values.players ? values.players.split(',').map(Number) : sizes.players,
+      seconds: sizes.seconds,
     }),
 };
 
@@ -59,7 +72,7 @@ for (const [name, run] of Object.entries(sections)) {
 
 const fmt = (x: number | undefined): string => (x === undefined ? '' : x >= 100 ? x.toFixed(0) : x.toFixed(1));
 const markdown = [
-  `Parley benchmarks, ${new Date().toISOString().slice(0, 16)}Z, ${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, loopback${quick ? ' (quick)' : ''}`,
+  `Parley benchmarks, ${new Date().toISOString().slice(0, 16)}Z, ${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, loopback${mode === 'full' ? '' : ` (${mode})`}`,
   '',
   '| section | measure | unit | n | p50 | p99 | notes |',
   '|---|---|---|---|---|---|---|',
@@ -67,9 +80,9 @@ const markdown = [
     rows.map((r) => `| ${section} | ${r.measure} | ${r.unit} | ${r.n} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${r.note ?? ''} |`),
   ),
 ].join('\n');
-const dir = new URL('./results/', import.meta.url);
+const dir = values.out ?? fileURLToPath(new URL('./results/', import.meta.url));
 mkdirSync(dir, { recursive: true });
-writeFileSync(new URL('latest.json', dir), JSON.stringify({ date: new Date().toISOString(), quick, results }, null, 2));
-writeFileSync(new URL('latest.md', dir), `${markdown}\n`);
+writeFileSync(join(dir, 'latest.json'), JSON.stringify({ date: new Date().toISOString(), mode, results }, null, 2));
+writeFileSync(join(dir, 'latest.md'), `${markdown}\n`);
 console.log(`\n${markdown}`);
 process.exit(0);

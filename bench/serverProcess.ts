@@ -1,4 +1,7 @@
 /** The server under benchmark: the dev app, per-address limits lifted (all load comes from 127.0.0.1). */
+import { writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { startServer, DEV_APP } from '@parley/server';
@@ -23,12 +26,29 @@ const server = await startServer({
   },
 });
 process.send!({ url: server.url, httpUrl: server.httpUrl });
+/** PARLEY_BENCH_PROFILE=dir: a CPU profile of each measured window (from one stats reading to the next). */
+const profileDir = process.env.PARLEY_BENCH_PROFILE;
+const profiler = profileDir ? new Session() : undefined;
+profiler?.connect();
+let readings = 0;
+
 process.on('message', (message) => {
   if (message === 'stats') {
-    gc();
-    const cpu = process.cpuUsage();
-    const { rss, heapUsed } = process.memoryUsage();
-    process.send!({ cpuMs: (cpu.user + cpu.system) / 1000, systemMs: cpu.system / 1000, rss, heapUsed, ...server.rooms.stats() });
+    const opensWindow = ++readings % 2 === 1;
+    void (async () => {
+      if (profiler && !opensWindow) {
+        const { profile } = await profiler.post('Profiler.stop');
+        writeFileSync(join(profileDir!, `server-${process.pid}-window-${readings / 2}.cpuprofile`), JSON.stringify(profile));
+      }
+      gc();
+      const cpu = process.cpuUsage();
+      const { rss, heapUsed } = process.memoryUsage();
+      process.send!({ cpuMs: (cpu.user + cpu.system) / 1000, systemMs: cpu.system / 1000, rss, heapUsed, ...server.rooms.stats() });
+      if (profiler && opensWindow) {
+        await profiler.post('Profiler.enable');
+        await profiler.post('Profiler.start');
+      }
+    })();
   } else if (message === 'close') {
     void server.close().then(() => process.exit(0));
   }
