@@ -9,7 +9,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { DEV_APP } from '@parley/server';
 import { ParleyEngine, PublisherState } from '@parley/sdk';
 import { TestClient, audioFixture, videoFixture } from '../packages/sdk/test/helpers.js';
-import { pin, quantile, sleep, type Row, type ServerUnderTest } from './lib.js';
+import { pin, quantile, sleep, type CpuTime, type Row, type ServerUnderTest } from './lib.js';
 import { JanusServer, janusRoom, type WireSubscriber } from './janus.js';
 
 const FPS = 30;
@@ -59,20 +59,23 @@ async function sentPackets(server: ServerUnderTest): Promise<number> {
 interface Measured {
   cpuUsPerPacket: number;
   packetsPerCoreSecond: number;
+  /** The share of the CPU time spent in the kernel (sockets). */
+  kernelPercent: number;
   lossPercent: number;
   latencies: number[];
 }
 
 /**
- * From the server's CPU time over the window (ms) and the counts: CPU per forwarded packet, packets
- * per CPU-second, and the share of what should have arrived (`expected`) that did not.
+ * From the server's CPU time at the start and end of the window and the counts: CPU per forwarded
+ * packet, packets per CPU-second, and the share of what should have arrived (`expected`) that did not.
  */
-function costs(cpuMs: number, forwarded: number, received: number[], expected: number): Omit<Measured, 'latencies'> {
-  const cpuSeconds = cpuMs / 1000;
+function costs(before: CpuTime, after: CpuTime, forwarded: number, received: number[], expected: number): Omit<Measured, 'latencies'> {
+  const cpuSeconds = (after.cpuMs - before.cpuMs) / 1000;
   const delivered = received.reduce((a, b) => a + b, 0);
   return {
     cpuUsPerPacket: (cpuSeconds * 1e6) / forwarded,
     packetsPerCoreSecond: forwarded / cpuSeconds,
+    kernelPercent: (100 * (after.systemMs - before.systemMs)) / 1000 / cpuSeconds,
     lossPercent: Math.max(0, 100 * (1 - delivered / expected)),
   };
 }
@@ -115,7 +118,7 @@ async function measureSfu(server: ServerUnderTest, players: number, seconds: num
   load.stop();
   await Promise.all([...viewers, publisher].map((c) => c.destroy()));
   return {
-    ...costs(after.cpuMs - before.cpuMs, packets, received, framesSent * players),
+    ...costs(before, after, packets, received, framesSent * players),
     latencies,
   };
 }
@@ -170,9 +173,9 @@ async function measureRelay(players: number, seconds: number): Promise<Measured>
   received.fill(0);
   latencies.length = 0;
   const sentBefore = sent;
-  const before = await ask<{ cpuMs: number; forwarded: number }>({ stats: true });
+  const before = await ask<CpuTime & { forwarded: number }>({ stats: true });
   await sleep(seconds * 1000);
-  const after = await ask<{ cpuMs: number; forwarded: number }>({ stats: true });
+  const after = await ask<CpuTime & { forwarded: number }>({ stats: true });
   const sentDuring = sent - sentBefore;
   clearInterval(video);
   clearInterval(audio);
@@ -181,7 +184,7 @@ async function measureRelay(players: number, seconds: number): Promise<Measured>
   source.close();
   for (const socket of sockets) socket.close();
   return {
-    ...costs(after.cpuMs - before.cpuMs, after.forwarded - before.forwarded, received, sentDuring * players),
+    ...costs(before, after, after.forwarded - before.forwarded, received, sentDuring * players),
     latencies,
   };
 }
@@ -206,16 +209,16 @@ async function measureJanus(players: number, seconds: number): Promise<Measured>
     const packets = (): number => subscribers.reduce((sum, s) => sum + s.packets(), 0);
     const frames = (): number => subscribers.reduce((sum, s) => sum + s.frames(), 0);
     for (const s of subscribers) s.latencies.length = 0;
-    const [cpuBefore, packetsBefore, framesBefore, sentBefore] = [janus.cpuMs(), packets(), frames(), room.framesSent()];
+    const [cpuBefore, packetsBefore, framesBefore, sentBefore] = [janus.cpu(), packets(), frames(), room.framesSent()];
     await sleep(seconds * 1000);
-    const cpuMs = janus.cpuMs() - cpuBefore;
+    const cpuAfter = janus.cpu();
     const forwarded = packets() - packetsBefore;
     const delivered = frames() - framesBefore;
     const sent = room.framesSent() - sentBefore;
     const latencies = subscribers.flatMap((s) => s.latencies);
     await room.close();
     return {
-      ...costs(cpuMs, forwarded, [delivered], sent * players),
+      ...costs(cpuBefore, cpuAfter, forwarded, [delivered], sent * players),
       latencies,
     };
   } finally {
@@ -239,7 +242,7 @@ export async function benchForwarding(
     const relay = await measureRelay(n, seconds);
     const janus = JanusServer.available() ? await measureJanus(n, seconds) : undefined;
     const describe = (m: Measured): string =>
-      `${m.packetsPerCoreSecond.toFixed(0)} packets/s per core, loss ${m.lossPercent.toFixed(2)} %, latency p50 ${quantile(m.latencies, 0.5).toFixed(1)} / p99 ${quantile(m.latencies, 0.99).toFixed(1)} ms`;
+      `${m.packetsPerCoreSecond.toFixed(0)} packets/s per core (${m.kernelPercent.toFixed(0)} % in the kernel), loss ${m.lossPercent.toFixed(2)} %, latency p50 ${quantile(m.latencies, 0.5).toFixed(1)} / p99 ${quantile(m.latencies, 0.99).toFixed(1)} ms`;
     rows.push({
       measure: `SFU, 1 publisher → ${n} players: CPU per forwarded packet`,
       unit: 'µs',

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { RTCPeerConnection, RTCRtpCodecParameters, RtpHeader, RtpPacket, useOPUS, useVP8, type PeerConfig } from 'werift';
 import { packetizeVp8 } from '../packages/sdk/src/node/vp8.js';
-import { pin, sleep } from './lib.js';
+import { pin, sleep, type CpuTime } from './lib.js';
 
 const LIB = '/usr/lib/x86_64-linux-gnu/janus';
 const UNUSED_PLUGINS = [
@@ -37,11 +37,12 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-/** CPU time (user + system, all threads) of a process so far, in ms, from /proc. */
-export function processCpuMs(pid: number): number {
+/** CPU time (all threads) of a process so far, from /proc. */
+function processCpu(pid: number): CpuTime {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  const ticks = Number(fields[11]) + Number(fields[12]); // utime, stime
-  return (ticks * 1000) / 100; // USER_HZ
+  const ms = (ticks: string | undefined): number => (Number(ticks) * 1000) / 100; // USER_HZ
+  const [user, system] = [ms(fields[11]), ms(fields[12])]; // utime, stime
+  return { cpuMs: user + system, systemMs: system };
 }
 
 export class JanusServer {
@@ -96,8 +97,8 @@ admin: { admin_http = false }
     return new JanusServer(child, dir, apiUrl);
   }
 
-  cpuMs(): number {
-    return processCpuMs(this.child.pid!);
+  cpu(): CpuTime {
+    return processCpu(this.child.pid!);
   }
 
   async stop(): Promise<void> {

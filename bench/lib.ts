@@ -42,10 +42,13 @@ export function pin(pid: number, cpu: number): void {
   }
 }
 
-export interface ServerStats {
-  /** CPU time of the server process so far, in ms, and the part of it spent in the kernel. */
+/** CPU time of a process so far, in ms, and the part of it spent in the kernel. */
+export interface CpuTime {
   cpuMs: number;
   systemMs: number;
+}
+
+export interface ServerStats extends CpuTime {
   rss: number;
   heapUsed: number;
   rooms: number;
@@ -74,7 +77,7 @@ export class ServerUnderTest {
     return new ServerUnderTest(child, ready.url, ready.httpUrl);
   }
 
-  /** Collects garbage in the server, then reports its CPU time, memory and room counts. */
+  /** The server's CPU time so far, then (after a garbage collection) its memory and room counts. */
   stats(): Promise<ServerStats> {
     return new Promise((resolve) => {
       this.child.once('message', (m) => resolve(m as ServerStats));
