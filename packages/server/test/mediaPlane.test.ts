@@ -2,9 +2,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import {
+  MediaStreamTrack,
   PictureLossIndication,
   ProtectionProfileAeadAes128Gcm,
+  ProtectionProfileAes128CmHmacSha1_80,
   RtpHeader,
+  RtpPacket,
   SrtpSession,
   RtcpPacketConverter,
   RTCPeerConnection,
@@ -15,7 +18,7 @@ import {
   RTCRtpCodecParameters,
   type RtcpPacket,
 } from 'werift';
-import { WeriftMediaPlane, SdpError } from '../src/media/index.js';
+import { WeriftMediaPlane, SdpError, type MediaPublisher } from '../src/media/index.js';
 import { asksForKeyFrame } from '../src/media/weriftPlane.js';
 import { sealGcm } from '../src/media/forwardingSender.js';
 
@@ -126,4 +129,58 @@ test('forwarded packets are sealed byte for byte as werift seals them (AES-GCM, 
     assert.deepEqual(player.decrypt(sealed), Buffer.concat([own.serialize(own.serializeSize), payload]));
   }
   assert.equal(state.rolloverCounter, 1);
+});
+
+test('a player whose DTLS offers only AES-CM SRTP gets packets sealed with it, payloads intact', async (t) => {
+  const plane = new WeriftMediaPlane({ listenIp: '127.0.0.1' });
+  t.after(() => plane.close());
+  const config = { iceServers: [], iceUseIpv6: false, bundlePolicy: 'max-bundle' as const, iceAdditionalHostAddresses: ['127.0.0.1'] };
+  const negotiate = async (pc: RTCPeerConnection, answerFor: (sdp: string) => Promise<{ answer: string }>): Promise<void> => {
+    await pc.setLocalDescription(await pc.createOffer());
+    const { answer } = await answerFor(pc.localDescription!.sdp);
+    await pc.setRemoteDescription({ type: 'answer', sdp: answer });
+  };
+
+  const sender = new RTCPeerConnection({ ...config, codecs: { audio: [useOPUS()], video: [useVP8()] } });
+  t.after(() => sender.close());
+  const track = new MediaStreamTrack({ kind: 'video' });
+  sender.addTransceiver('audio', { direction: 'sendonly' });
+  sender.addTransceiver(track, { direction: 'sendonly' });
+  let publisher: MediaPublisher | undefined;
+  await negotiate(sender, async (sdp) => (publisher = await plane.publish(sdp)));
+
+  const player = new RTCPeerConnection({ ...config, codecs: { audio: [useOPUS()], video: [useVP8(), rtx()] } });
+  t.after(() => player.close());
+  player.addTransceiver('audio', { direction: 'recvonly' });
+  player.addTransceiver('video', { direction: 'recvonly' });
+  const received: Buffer[] = [];
+  player.onTrack.subscribe((remote) => remote.kind === 'video' && remote.onReceiveRtp.subscribe((rtp) => received.push(rtp.payload)));
+  await negotiate(player, async (sdp) => {
+    // The player's DTLS client offers only this profile, so the server must use it.
+    for (const transport of (player as unknown as { dtlsTransports: Array<{ srtpProfiles: number[] }> }).dtlsTransports) {
+      transport.srtpProfiles = [ProtectionProfileAes128CmHmacSha1_80];
+    }
+    return publisher!.subscribe(sdp);
+  });
+  const connected = (pc: RTCPeerConnection): Promise<unknown> =>
+    pc.connectionState === 'connected' ? Promise.resolve() : pc.connectionStateChange.watch((s) => s === 'connected');
+  await Promise.all([sender, player].map(connected));
+  const payloads = Array.from({ length: 20 }, (_, i) => randomBytes(100 + i));
+  // Each packet is sent until it arrives: the first may go out before the player's DTLS is up.
+  const distinct = (): string[] => [...new Set(received.map((payload) => payload.toString('hex')))];
+  for (let i = 0; i < 200 && distinct().length < payloads.length; i++) {
+    const n = distinct().length;
+    track.writeRtp(
+      new RtpPacket(new RtpHeader({ payloadType: 96, sequenceNumber: 1000 + n, timestamp: 3000 * n, marker: true }), payloads[n]!),
+    );
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  const profiles = (player as unknown as { dtlsTransports: Array<{ srtp: { config: { profile: number } } }> }).dtlsTransports.map(
+    (d) => d.srtp.config.profile,
+  );
+  assert.deepEqual(profiles, [ProtectionProfileAes128CmHmacSha1_80]);
+  assert.deepEqual(
+    distinct(),
+    payloads.map((payload) => payload.toString('hex')),
+  );
 });
