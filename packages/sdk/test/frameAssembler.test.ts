@@ -101,3 +101,20 @@ test('a player that joins mid-stream waits for a keyframe', () => {
   assert.deepEqual(out[0]!.data, frames[30]);
   asm.close();
 });
+
+test('padding-only packets between frames keep them contiguous: nothing waits for a gap or asks for a keyframe', () => {
+  const { packets, frames } = packetsFor(6, 100);
+  const { asm, out, keyFrameRequests } = assembler(60_000);
+  // A probe after every frame's last packet takes the next sequence number; later packets shift up by one per probe.
+  let shift = 0;
+  for (const p of packets) {
+    push(asm, { ...p, seq: p.seq + shift });
+    if (p.marker) asm.push(p.seq + ++shift, p.ts, false, new Uint8Array(0));
+  }
+  assert.deepEqual(
+    out.map((f) => f.data),
+    frames,
+  );
+  assert.equal(keyFrameRequests(), 0);
+  asm.close();
+});

@@ -1,4 +1,4 @@
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import {
@@ -131,15 +131,27 @@ test('forwarded packets are sealed byte for byte as werift seals them (AES-GCM, 
   assert.equal(state.rolloverCounter, 1);
 });
 
-test('a player whose DTLS offers only AES-CM SRTP gets packets sealed with it, payloads intact', async (t) => {
+/**
+ * A werift publisher and player through `plane`: `send` writes a video packet at the publisher;
+ * `received` is what the player got, as (sequence number, payload) pairs. `playerProfiles` limits
+ * the SRTP profiles the player's DTLS client offers.
+ */
+async function forwardingCall(
+  t: TestContext,
+  playerProfiles?: number[],
+): Promise<{ send(packet: RtpPacket): void; received: Array<[number, Buffer]>; playerProfiles(): number[] }> {
   const plane = new WeriftMediaPlane({ listenIp: '127.0.0.1' });
   t.after(() => plane.close());
   const config = { iceServers: [], iceUseIpv6: false, bundlePolicy: 'max-bundle' as const, iceAdditionalHostAddresses: ['127.0.0.1'] };
+  type DtlsInternals = { srtpProfiles: number[]; srtp: { config: { profile: number } } };
+  const dtls = (pc: RTCPeerConnection): DtlsInternals[] => (pc as unknown as { dtlsTransports: DtlsInternals[] }).dtlsTransports;
   const negotiate = async (pc: RTCPeerConnection, answerFor: (sdp: string) => Promise<{ answer: string }>): Promise<void> => {
     await pc.setLocalDescription(await pc.createOffer());
     const { answer } = await answerFor(pc.localDescription!.sdp);
     await pc.setRemoteDescription({ type: 'answer', sdp: answer });
   };
+  const connected = (pc: RTCPeerConnection): Promise<unknown> =>
+    pc.connectionState === 'connected' ? Promise.resolve() : pc.connectionStateChange.watch((s) => s === 'connected');
 
   const sender = new RTCPeerConnection({ ...config, codecs: { audio: [useOPUS()], video: [useVP8()] } });
   t.after(() => sender.close());
@@ -153,34 +165,52 @@ test('a player whose DTLS offers only AES-CM SRTP gets packets sealed with it, p
   t.after(() => player.close());
   player.addTransceiver('audio', { direction: 'recvonly' });
   player.addTransceiver('video', { direction: 'recvonly' });
-  const received: Buffer[] = [];
-  player.onTrack.subscribe((remote) => remote.kind === 'video' && remote.onReceiveRtp.subscribe((rtp) => received.push(rtp.payload)));
+  const received: Array<[number, Buffer]> = [];
+  player.onTrack.subscribe(
+    (remote) => remote.kind === 'video' && remote.onReceiveRtp.subscribe((rtp) => received.push([rtp.header.sequenceNumber, rtp.payload])),
+  );
   await negotiate(player, async (sdp) => {
-    // The player's DTLS client offers only this profile, so the server must use it.
-    for (const transport of (player as unknown as { dtlsTransports: Array<{ srtpProfiles: number[] }> }).dtlsTransports) {
-      transport.srtpProfiles = [ProtectionProfileAes128CmHmacSha1_80];
-    }
+    // The player is the DTLS client (the server answers passive): what it offers is what can be used.
+    if (playerProfiles) for (const transport of dtls(player)) transport.srtpProfiles = playerProfiles;
     return publisher!.subscribe(sdp);
   });
-  const connected = (pc: RTCPeerConnection): Promise<unknown> =>
-    pc.connectionState === 'connected' ? Promise.resolve() : pc.connectionStateChange.watch((s) => s === 'connected');
   await Promise.all([sender, player].map(connected));
-  const payloads = Array.from({ length: 20 }, (_, i) => randomBytes(100 + i));
-  // Each packet is sent until it arrives: the first may go out before the player's DTLS is up.
-  const distinct = (): string[] => [...new Set(received.map((payload) => payload.toString('hex')))];
-  for (let i = 0; i < 200 && distinct().length < payloads.length; i++) {
-    const n = distinct().length;
-    track.writeRtp(
-      new RtpPacket(new RtpHeader({ payloadType: 96, sequenceNumber: 1000 + n, timestamp: 3000 * n, marker: true }), payloads[n]!),
-    );
-    await new Promise((resolve) => setTimeout(resolve, 20));
+  return { send: (packet) => track.writeRtp(packet), received, playerProfiles: () => dtls(player).map((d) => d.srtp.config.profile) };
+}
+
+/** Sends each payload until the player has it: the first may go out before its DTLS is up. */
+async function sendEach(call: Awaited<ReturnType<typeof forwardingCall>>, payloads: Buffer[]): Promise<void> {
+  for (const [n, payload] of payloads.entries()) {
+    const sequenceNumber = 1000 + n;
+    const header = new RtpHeader({ payloadType: 96, sequenceNumber, timestamp: 3000 * n, marker: payload.length > 0 });
+    for (let i = 0; i < 50 && !call.received.some(([seq]) => seq === sequenceNumber); i++) {
+      call.send(new RtpPacket(header, payload));
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
   }
-  const profiles = (player as unknown as { dtlsTransports: Array<{ srtp: { config: { profile: number } } }> }).dtlsTransports.map(
-    (d) => d.srtp.config.profile,
-  );
-  assert.deepEqual(profiles, [ProtectionProfileAes128CmHmacSha1_80]);
+}
+
+const distinct = (received: Array<[number, Buffer]>): Array<[number, string]> =>
+  [...new Map(received.map(([seq, payload]) => [seq, payload.toString('hex')]))].sort((a, b) => a[0] - b[0]);
+
+test('the SFU forwards payloads intact under AES-GCM, an empty packet (what a padding-only probe becomes) included, in sequence', async (t) => {
+  const call = await forwardingCall(t);
+  const payloads = [randomBytes(300), randomBytes(301), Buffer.alloc(0), randomBytes(302)];
+  await sendEach(call, payloads);
+  assert.deepEqual(call.playerProfiles(), [ProtectionProfileAeadAes128Gcm]);
   assert.deepEqual(
-    distinct(),
-    payloads.map((payload) => payload.toString('hex')),
+    distinct(call.received),
+    payloads.map((payload, n) => [1000 + n, payload.toString('hex')]),
+  );
+});
+
+test('a player whose DTLS offers only AES-CM SRTP gets packets sealed with it, payloads intact', async (t) => {
+  const call = await forwardingCall(t, [ProtectionProfileAes128CmHmacSha1_80]);
+  const payloads = Array.from({ length: 10 }, (_, i) => randomBytes(100 + i));
+  await sendEach(call, payloads);
+  assert.deepEqual(call.playerProfiles(), [ProtectionProfileAes128CmHmacSha1_80]);
+  assert.deepEqual(
+    distinct(call.received),
+    payloads.map((payload, n) => [1000 + n, payload.toString('hex')]),
   );
 });

@@ -34,6 +34,8 @@ const MAX_BUFFERED_PACKETS = 4096;
 
 export class Vp8FrameAssembler {
   private readonly packets = new Map<number, BufferedPacket>();
+  /** Padding-only packets (bandwidth probes): no frame's, but their sequence numbers keep frames contiguous. */
+  private readonly padding = new Set<number>();
   private readonly seq = new SequenceUnwrapper(16);
   /** Extended sequence number where the next frame must start. */
   private next: number | undefined;
@@ -48,6 +50,13 @@ export class Vp8FrameAssembler {
   constructor(private readonly options: FrameAssemblerOptions) {}
 
   push(sequenceNumber: number, timestamp: number, marker: boolean, payload: Uint8Array): void {
+    if (payload.length === 0) {
+      const ext = this.seq.unwrap(sequenceNumber);
+      if (this.next === undefined || ext >= this.next) this.padding.add(ext);
+      if (this.next !== undefined) this.drain();
+      else if (this.padding.size > MAX_BUFFERED_PACKETS) this.padding.clear();
+      return;
+    }
     const descriptor = readVp8Descriptor(payload);
     if (!descriptor) return;
     const ext = this.seq.unwrap(sequenceNumber);
@@ -67,10 +76,12 @@ export class Vp8FrameAssembler {
   close(): void {
     clearTimeout(this.gapTimer);
     this.packets.clear();
+    this.padding.clear();
   }
 
   private drain(): void {
     for (;;) {
+      while (this.started && this.padding.delete(this.next!)) this.next!++;
       const end = this.completeFrameEnd();
       if (end === undefined) break;
       if (!this.started) this.start();
@@ -136,7 +147,12 @@ export class Vp8FrameAssembler {
 
   private start(): void {
     this.started = true;
-    for (const s of this.packets.keys()) if (s < this.next!) this.packets.delete(s);
+    this.dropBefore(this.next!);
+  }
+
+  private dropBefore(seq: number): void {
+    for (const s of this.packets.keys()) if (s < seq) this.packets.delete(s);
+    for (const s of this.padding) if (s < seq) this.padding.delete(s);
   }
 
   /** Gives up on the missing packets: resume at the next frame start and wait for a keyframe. */
@@ -145,9 +161,9 @@ export class Vp8FrameAssembler {
     if (!this.started) this.start();
     const buffered = [...this.packets.keys()].sort((a, b) => a - b);
     const resume = buffered.find((s) => s > this.next! && this.packets.get(s)!.frameStart);
-    for (const s of buffered) if (resume === undefined || s < resume) this.packets.delete(s);
     if (resume !== undefined) this.next = resume;
     else if (buffered.length > 0) this.next = buffered[buffered.length - 1]! + 1;
+    this.dropBefore(this.next!);
     this.waitingForKeyFrame = true;
     this.askForKeyFrame();
     this.drain();

@@ -144,8 +144,9 @@ export class ForwardingSender {
 
   /**
    * Sends `packet` as this sender's: its SSRC and payload type, no header extensions (their ids
-   * are per peer connection) and no padding, sequence number and timestamp untouched. Returns the
-   * RTP bytes sent (header and payload), 0 if the sender cannot send yet.
+   * are per peer connection) and no padding bytes (a padding-only packet goes as an empty one),
+   * sequence number and timestamp untouched. Returns the RTP bytes sent (header and payload), 0
+   * if the sender cannot send yet.
    */
   send(packet: RtpPacket, sentAt: bigint): number {
     const { sender } = this;

@@ -84,8 +84,8 @@ class WeriftPublisher extends WeriftPeer implements MediaPublisher {
     const { stats } = this;
     stats.packetsReceived++;
     stats.bytesReceived += rtp.header.serializeSize + rtp.payload.length + rtp.header.paddingSize;
-    // Padding-only packets (bandwidth probes) carry nothing for players.
-    if (rtp.payload.length === 0) return;
+    // Padding-only packets (bandwidth probes) go on too, empty: a gap in the sequence numbers
+    // would hold players' frames back as if a packet were lost.
     this.histories[kind].add(rtp);
     if (this.subscribers.size === 0) return;
     const sentAt = ntpNow();
