@@ -6,7 +6,7 @@
 import { DEV_APP } from '@parley/server';
 import { PublisherState } from '@parley/sdk';
 import { TestClient, loopFixtures } from '../packages/sdk/test/helpers.js';
-import { launchChromium } from '../packages/demo/test/browser.js';
+import { launchChromium } from '@parley/testkit';
 import { row, sleep, type Row, type ServerUnderTest } from './lib.js';
 
 export async function benchFirstFrame(

@@ -2,40 +2,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import type { Page } from 'playwright-core';
-import { startServer, DEV_APP, type ParleyServer } from '@parley/server';
+import { startServer, DEV_APP } from '@parley/server';
 import { PlayerState, PublisherState, VideoBufferType } from '@parley/sdk';
-import { launchChromium, RECORD_MEDIA, captureTrackStates, inboundTotals } from './browser.js';
+import { launchChromium, openDemo, remoteVideoSize, captureTrackStates, inboundTotals } from '@parley/testkit';
 import { TestClient, loopFixtures, videoFixture } from '../../sdk/test/helpers.js';
 
 const ARTIFACTS = new URL('../../../test-results/', import.meta.url);
-
-async function openDemo(
-  server: ParleyServer,
-  browser: Awaited<ReturnType<typeof launchChromium>>['browser'],
-  userID: string,
-  { roomID = 'call', videoCodec = 'VP8' } = {},
-): Promise<Page> {
-  const page = await browser.newPage();
-  await page.addInitScript(RECORD_MEDIA);
-  await page.goto(`${server.httpUrl}/?userID=${userID}&roomID=${roomID}&videoCodec=${videoCodec}`);
-  await page.click('#join');
-  await page.waitForFunction(() => document.getElementById('state')!.textContent === 'Logined');
-  await page.click('#publish');
-  return page;
-}
-
-/** Waits until the page shows a remote tile whose video has dimensions, and returns them. */
-async function remoteVideoSize(page: Page, streamID: string): Promise<{ width: number; height: number }> {
-  const handle = await page.waitForFunction(
-    (id) => {
-      const video = document.querySelector<HTMLVideoElement>(`.tile[data-stream-id="${id}"] video`);
-      return video && video.videoWidth > 0 ? { width: video.videoWidth, height: video.videoHeight } : null;
-    },
-    streamID,
-    { timeout: 15_000 },
-  );
-  return (await handle.jsonValue())!;
-}
 
 async function assertMediaFlows(page: Page): Promise<void> {
   const before = await inboundTotals(page);
@@ -54,8 +26,8 @@ test('browser calls', async (t) => {
   });
 
   await t.test('two demo pages call each other, and End call removes the tile on the other side', async () => {
-    const alice = await openDemo(server, chromium.browser, 'alice');
-    const bob = await openDemo(server, chromium.browser, 'bob');
+    const alice = await openDemo(server.httpUrl, chromium.browser, 'alice');
+    const bob = await openDemo(server.httpUrl, chromium.browser, 'bob');
     assert.ok((await remoteVideoSize(alice, 'stream_bob')).width > 0);
     assert.ok((await remoteVideoSize(bob, 'stream_alice')).width > 0);
     await assertMediaFlows(alice);
@@ -75,8 +47,8 @@ test('browser calls', async (t) => {
   });
 
   await t.test('H264 is negotiated when the publisher asks for it', async () => {
-    const h264 = await openDemo(server, chromium.browser, 'dave', { roomID: 'h264', videoCodec: 'H264' });
-    const vp8 = await openDemo(server, chromium.browser, 'erin', { roomID: 'h264' });
+    const h264 = await openDemo(server.httpUrl, chromium.browser, 'dave', { roomID: 'h264', videoCodec: 'H264' });
+    const vp8 = await openDemo(server.httpUrl, chromium.browser, 'erin', { roomID: 'h264' });
     assert.ok((await remoteVideoSize(vp8, 'stream_dave')).width > 0);
     assert.ok((await remoteVideoSize(h264, 'stream_erin')).width > 0);
     await assertMediaFlows(vp8);
@@ -100,7 +72,7 @@ test('browser calls', async (t) => {
     const stop = loopFixtures(bot.engine);
     t.after(stop);
 
-    const carol = await openDemo(server, chromium.browser, 'carol');
+    const carol = await openDemo(server.httpUrl, chromium.browser, 'carol');
     const size = await remoteVideoSize(carol, 'stream_bot');
     assert.deepEqual(size, { width: videoFixture.width, height: videoFixture.height });
     await assertMediaFlows(carol);

@@ -4,7 +4,21 @@
  * reports connected/closed exactly once.
  */
 import { EventEmitter } from 'node:events';
-import { RTCPeerConnection, RTCRtpCodecParameters, useH264, useOPUS, useVP8, type RTCRtpTransceiver, type PeerConfig } from 'werift';
+import {
+  RTCPeerConnection,
+  RTCRtpCodecParameters,
+  useAbsSendTime,
+  useH264,
+  useOPUS,
+  useRepairedRtpStreamId,
+  useSdesMid,
+  useSdesRTPStreamId,
+  useTransportWideCC,
+  useVP8,
+  type PeerConfig,
+  type RTCRtpHeaderExtensionParameters,
+  type RTCRtpTransceiver,
+} from 'werift';
 import { SdpError, type EndpointEvents, type MediaStats } from './types.js';
 
 export interface PeerOptions {
@@ -24,9 +38,21 @@ export interface NegotiatedCodecs {
 const rtx = (): RTCRtpCodecParameters => new RTCRtpCodecParameters({ mimeType: 'video/rtx', clockRate: 90000 });
 
 /** What the server accepts from publishers. Players are offered exactly what their publisher sends. */
-export const publishCodecs = (): { audio: RTCRtpCodecParameters[]; video: RTCRtpCodecParameters[] } => ({
+export const publishCodecs = (): Codecs => ({
   audio: [useOPUS()],
   video: [useVP8(), useH264(), rtx()],
+});
+
+export type Codecs = { audio: RTCRtpCodecParameters[]; video: RTCRtpCodecParameters[] };
+export type HeaderExtensions = { audio: RTCRtpHeaderExtensionParameters[]; video: RTCRtpHeaderExtensionParameters[] };
+
+/**
+ * What publishers may send: transport-wide sequence numbers and send times for their congestion
+ * control, the MID, and the RIDs that name simulcast streams (repaired: their retransmissions).
+ */
+export const publishHeaderExtensions = (): HeaderExtensions => ({
+  audio: [useSdesMid(), useTransportWideCC()],
+  video: [useSdesMid(), useSdesRTPStreamId(), useRepairedRtpStreamId(), useTransportWideCC(), useAbsSendTime()],
 });
 
 export const isLoopback = (ip: string): boolean => ip.startsWith('127.') || ip === '::1';
@@ -41,18 +67,21 @@ export abstract class WeriftPeer {
 
   protected constructor(
     protected readonly options: PeerOptions,
-    codecs: { audio: RTCRtpCodecParameters[]; video: RTCRtpCodecParameters[] },
+    codecs: Codecs,
+    headerExtensions: HeaderExtensions = { audio: [], video: [] },
   ) {
     const { listenIp } = options;
     this.stats = options.stats;
     const config: Partial<PeerConfig> = {
       codecs,
+      headerExtensions,
       // No STUN/TURN: the server's own address is what clients must reach.
       iceServers: [],
       iceUseIpv6: false,
       bundlePolicy: 'max-bundle',
       icePortRange: options.portRange,
-      iceAdditionalHostAddresses: isLoopback(listenIp) ? [listenIp] : undefined,
+      // werift gathers from the interfaces' addresses but skips loopback's, where an address may also be configured.
+      iceAdditionalHostAddresses: [listenIp],
       iceFilterCandidatePair: (pair) =>
         pair.localCandidate.host === listenIp && (!isLoopback(listenIp) || isLoopback(pair.remoteCandidate.host)),
     };

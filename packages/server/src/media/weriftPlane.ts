@@ -15,7 +15,8 @@ import {
   type RtcpPacket,
 } from 'werift';
 import { ForwardingSender, PacketHistory } from './forwardingSender.js';
-import { publishCodecs, WeriftPeer, type NegotiatedCodecs, type PeerOptions } from './weriftPeer.js';
+import { UplinkFeedback } from './uplinkFeedback.js';
+import { publishCodecs, publishHeaderExtensions, WeriftPeer, type NegotiatedCodecs, type PeerOptions } from './weriftPeer.js';
 import { emptyMediaStats, type MediaPlane, type MediaPublisher, type MediaStats, type MediaSubscriber } from './types.js';
 
 type Kind = 'audio' | 'video';
@@ -50,6 +51,7 @@ class WeriftPublisher extends WeriftPeer implements MediaPublisher {
   private video?: { receiver: RTCRtpReceiver; track: MediaStreamTrack };
   private lastKeyFrameRequest = 0;
   private keyFrameTimer: NodeJS.Timeout | undefined;
+  private feedback?: UplinkFeedback;
 
   static async create(options: PeerOptions, offer: string): Promise<WeriftPublisher> {
     const publisher = new WeriftPublisher(options);
@@ -62,11 +64,12 @@ class WeriftPublisher extends WeriftPeer implements MediaPublisher {
       t.codecs = t.codecs.filter((c) => c === primary || (c.name.toLowerCase() === 'rtx' && c.parameters === `apt=${primary.payloadType}`));
       publisher.codecs[t.kind as Kind] = primary;
     });
+    publisher.feedback = new UplinkFeedback(publisher.pc, publisher.pc.getTransceivers()[0]!.receiver.rtcpSsrc);
     return publisher;
   }
 
   private constructor(options: PeerOptions) {
-    super(options, publishCodecs());
+    super(options, publishCodecs(), publishHeaderExtensions());
     this.stats.publishers++;
     // Tracks appear while the offer is applied, so listen before negotiating.
     this.pc.onTrack.subscribe((track) => {
@@ -142,6 +145,7 @@ class WeriftPublisher extends WeriftPeer implements MediaPublisher {
   protected onClose(): void {
     this.stats.publishers--;
     clearTimeout(this.keyFrameTimer);
+    this.feedback?.close();
     for (const subscriber of [...this.subscribers]) subscriber.close();
   }
 }

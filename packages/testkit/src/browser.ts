@@ -1,0 +1,159 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import type { TestHost, TestNetwork } from './network.js';
+
+export interface ChromiumOptions {
+  /** Run Chromium inside this host's namespace (its traffic then crosses the host's link). */
+  host?: { network: TestNetwork; host: TestHost };
+  /** An http origin other than localhost that may use the camera, e.g. the server's on a test network. */
+  secureOrigin?: string;
+  /** A .y4m clip as the fake camera instead of Chromium's built-in pattern (which encodes at only ~150 kbit/s). */
+  fakeVideoFile?: string;
+}
+
+/** Chromium from the system (Debian's package), with a fake camera and microphone. */
+export async function launchChromium(options: ChromiumOptions = {}): Promise<{ browser: Browser; close(): Promise<void> }> {
+  const userDataDir = mkdtempSync(join(tmpdir(), 'parley-chromium-'));
+  const executable = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: options.host ? options.host.network.executable(options.host.host, executable) : executable,
+    headless: true,
+    args: [
+      '--use-fake-device-for-media-stream',
+      '--use-fake-ui-for-media-stream',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      // The test server listens on 127.0.0.1 only, and Chromium leaves loopback out of ICE by default.
+      '--allow-loopback-in-peer-connection',
+      '--autoplay-policy=no-user-gesture-required',
+      ...(options.secureOrigin ? [`--unsafely-treat-insecure-origin-as-secure=${options.secureOrigin}`] : []),
+      ...(options.fakeVideoFile ? [`--use-file-for-fake-video-capture=${options.fakeVideoFile}`] : []),
+    ],
+  });
+  const browser = context.browser();
+  return {
+    browser: browser ?? (context as unknown as Browser),
+    async close() {
+      await context.close();
+      rmSync(userDataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Records every RTCPeerConnection and every camera/microphone stream the page makes, for tests to inspect. */
+export const RECORD_MEDIA = `
+  (() => {
+    const Native = window.RTCPeerConnection;
+    window.__pcs = [];
+    window.RTCPeerConnection = function (...args) {
+      const pc = new Native(...args);
+      window.__pcs.push(pc);
+      return pc;
+    };
+    window.RTCPeerConnection.prototype = Native.prototype;
+    window.__captures = [];
+    const getUserMedia = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+    navigator.mediaDevices.getUserMedia = async (constraints) => {
+      const stream = await getUserMedia(constraints);
+      window.__captures.push(stream);
+      return stream;
+    };
+  })();
+`;
+
+/** The readyState of every captured camera/microphone track. */
+export function captureTrackStates(page: Page): Promise<string[]> {
+  return page.evaluate(() =>
+    (window as unknown as { __captures: MediaStream[] }).__captures.flatMap((s) => s.getTracks().map((t) => t.readyState)),
+  );
+}
+
+export interface InboundTotals {
+  framesDecoded: number;
+  audioBytes: number;
+  /** mimeType of every inbound video stream, e.g. "video/VP8". */
+  videoCodecs: string[];
+}
+
+export async function inboundTotals(page: Page): Promise<InboundTotals> {
+  return page.evaluate(async () => {
+    type Stat = { type: string; kind?: string; framesDecoded?: number; bytesReceived?: number; codecId?: string; mimeType?: string };
+    const totals = { framesDecoded: 0, audioBytes: 0, videoCodecs: [] as string[] };
+    for (const pc of (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs) {
+      if (pc.connectionState === 'closed') continue;
+      const stats = await pc.getStats();
+      stats.forEach((s: Stat) => {
+        if (s.type !== 'inbound-rtp') return;
+        if (s.kind === 'video') {
+          totals.framesDecoded += s.framesDecoded ?? 0;
+          const codec = s.codecId ? (stats.get(s.codecId) as Stat | undefined) : undefined;
+          if (codec?.mimeType) totals.videoCodecs.push(codec.mimeType);
+        }
+        if (s.kind === 'audio') totals.audioBytes += s.bytesReceived ?? 0;
+      });
+    }
+    return totals;
+  });
+}
+
+/** What a page's peer connections have sent and received of video so far (cumulative counters). */
+export interface VideoSample {
+  /** When the sample was taken, ms (performance.now() of the page). */
+  at: number;
+  /** RTP bytes of video sent, headers included, over all encodings. */
+  bytesSent: number;
+  /** The sender's congestion controller's estimate of its uplink, bits/s (0 before one exists). */
+  availableOutgoingBitrate: number;
+  framesDecoded: number;
+  bytesReceived: number;
+  freezeCount: number;
+  /** Seconds of frozen video (Chromium's freeze definition: a frame interval over max(3 × mean, mean + 150 ms)). */
+  totalFreezesDuration: number;
+  /** Resolution of the last decoded frame of each inbound video stream. */
+  frameSizes: Array<{ width: number; height: number }>;
+}
+
+export async function sampleVideo(page: Page): Promise<VideoSample> {
+  return page.evaluate(async () => {
+    type Stat = Record<string, number | string | boolean | undefined> & { type: string; kind?: string };
+    const sample = {
+      at: performance.now(),
+      bytesSent: 0,
+      availableOutgoingBitrate: 0,
+      framesDecoded: 0,
+      bytesReceived: 0,
+      freezeCount: 0,
+      totalFreezesDuration: 0,
+      frameSizes: [] as Array<{ width: number; height: number }>,
+    };
+    for (const pc of (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs) {
+      if (pc.connectionState === 'closed') continue;
+      // No named helpers in here: the test runner's transform would wrap them in a function the page lacks.
+      (await pc.getStats()).forEach((s: Stat) => {
+        if (s.type === 'outbound-rtp' && s.kind === 'video') sample.bytesSent += Number(s.bytesSent ?? 0) + Number(s.headerBytesSent ?? 0);
+        if (s.type === 'candidate-pair' && s.nominated) sample.availableOutgoingBitrate += Number(s.availableOutgoingBitrate ?? 0);
+        if (s.type === 'inbound-rtp' && s.kind === 'video') {
+          sample.framesDecoded += Number(s.framesDecoded ?? 0);
+          sample.bytesReceived += Number(s.bytesReceived ?? 0) + Number(s.headerBytesReceived ?? 0);
+          sample.freezeCount += Number(s.freezeCount ?? 0);
+          sample.totalFreezesDuration += Number(s.totalFreezesDuration ?? 0);
+          if (Number(s.frameWidth ?? 0) > 0) sample.frameSizes.push({ width: Number(s.frameWidth), height: Number(s.frameHeight) });
+        }
+      });
+    }
+    return sample;
+  });
+}
+
+/** Bits per second of video sent between two samples. */
+export const sendRate = (from: VideoSample, to: VideoSample): number => ((to.bytesSent - from.bytesSent) * 8 * 1000) / (to.at - from.at);
+/** Frames decoded per second between two samples. */
+export const decodeRate = (from: VideoSample, to: VideoSample): number =>
+  ((to.framesDecoded - from.framesDecoded) * 1000) / (to.at - from.at);

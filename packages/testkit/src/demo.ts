@@ -1,0 +1,50 @@
+/** The demo page (packages/demo) as tests drive it: join a room, publish, watch the remote tiles. */
+import type { Browser, Page } from 'playwright-core';
+import { RECORD_MEDIA } from './browser.js';
+
+export interface DemoOptions {
+  roomID?: string;
+  videoCodec?: 'VP8' | 'H264';
+  /** Publish once logged in (default true). */
+  publish?: boolean;
+}
+
+/** Opens the demo from `httpUrl` as `userID`, logs in, and publishes `stream_<userID>`. */
+export async function openDemo(
+  httpUrl: string,
+  browser: Browser,
+  userID: string,
+  { roomID = 'call', videoCodec = 'VP8', publish = true }: DemoOptions = {},
+): Promise<Page> {
+  const page = await browser.newPage();
+  await page.addInitScript(RECORD_MEDIA);
+  await page.goto(`${httpUrl}/?userID=${userID}&roomID=${roomID}&videoCodec=${videoCodec}`);
+  await page.click('#join');
+  await page.waitForFunction(() => document.getElementById('state')!.textContent === 'Logined');
+  if (publish) await page.click('#publish');
+  return page;
+}
+
+/** Waits until the page shows a remote tile whose video has dimensions, and returns them. */
+export async function remoteVideoSize(page: Page, streamID: string): Promise<{ width: number; height: number }> {
+  const handle = await page.waitForFunction(
+    (id) => {
+      const video = document.querySelector<HTMLVideoElement>(`.tile[data-stream-id="${id}"] video`);
+      return video && video.videoWidth > 0 ? { width: video.videoWidth, height: video.videoHeight } : null;
+    },
+    streamID,
+    { timeout: 15_000 },
+  );
+  return (await handle.jsonValue())!;
+}
+
+/** Waits until the page's publisher reports Publishing. */
+export async function waitPublishing(page: Page): Promise<void> {
+  await page.waitForFunction(
+    () => /onPublisherStateUpdate stream=\S+ Publishing/.test(document.getElementById('log')!.textContent ?? ''),
+    undefined,
+    {
+      timeout: 15_000,
+    },
+  );
+}

@@ -1,0 +1,4 @@
+export * from './browser.js';
+export * from './network.js';
+export * from './clip.js';
+export * from './demo.js';

@@ -1,0 +1,253 @@
+/**
+ * Impaired networks for tests: each host is a network namespace joined to this one by a veth
+ * pair, with private addresses that exist only inside this machine. The server listens in this
+ * namespace on an address of its own (on loopback); a host's link to it can be capped (tbf) and
+ * made to lose packets (iptables statistic, dropped on the receiving side's INPUT as real loss
+ * would be: a drop on OUTPUT makes sendto() fail instead).
+ *
+ * Everything is named after this process's pid, so a run that crashed is swept by the next one,
+ * and `close()` (also called on exit) removes what was made even when a test fails.
+ */
+import { execFileSync } from 'node:child_process';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const NETNS_PREFIX = 'parley-';
+/** Interface names are at most 15 characters: "pl" + pid in base 36 (≤ 5) + "h"/"c" + host index. */
+const tag = (pid: number): string => `pl${pid.toString(36)}`;
+
+function run(command: string, ...args: string[]): string {
+  return execFileSync(command, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+
+function tryRun(command: string, ...args: string[]): void {
+  try {
+    run(command, ...args);
+  } catch {
+    // already gone
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** The iptables rules this process's networks added to this namespace, as `-A` lines. */
+function ownRules(pid: number): string[] {
+  return run('iptables', '-S', 'INPUT')
+    .split('\n')
+    .filter((line) => line.includes(`--comment ${tag(pid)}-`));
+}
+
+/** Removes what a process made: its namespaces (their veth pairs go with them), rules and server addresses. */
+function sweep(pid: number): void {
+  for (const ns of run('ip', 'netns', 'list')
+    .split('\n')
+    .map((line) => line.split(' ')[0]!)
+    .filter((name) => name.startsWith(`${NETNS_PREFIX}${pid}-`))) {
+    tryRun('ip', 'netns', 'delete', ns);
+  }
+  for (const rule of ownRules(pid)) tryRun('iptables', ...rule.replace(/^-A /, '-D ').split(' '));
+  for (const line of run('ip', '-o', '-4', 'addr', 'show', 'dev', 'lo').split('\n')) {
+    const match = / inet (\S+) .* (lo:\S+)/.exec(line);
+    if (match && match[2] === `lo:${tag(pid)}`) tryRun('ip', 'addr', 'del', match[1]!, 'dev', 'lo');
+  }
+}
+
+/** Sweeps what crashed runs left behind. */
+function sweepStale(): void {
+  const pids = new Set<number>();
+  for (const line of run('ip', 'netns', 'list').split('\n')) {
+    const match = new RegExp(`^${NETNS_PREFIX}(\\d+)-`).exec(line);
+    if (match) pids.add(Number(match[1]));
+  }
+  for (const line of run('iptables', '-S', 'INPUT').split('\n')) {
+    const match = /--comment pl([0-9a-z]+)-/.exec(line);
+    if (match) pids.add(parseInt(match[1]!, 36));
+  }
+  for (const line of run('ip', '-o', '-4', 'addr', 'show', 'dev', 'lo').split('\n')) {
+    const match = / lo:pl([0-9a-z]+)$/.exec(line.trim());
+    if (match) pids.add(parseInt(match[1]!, 36));
+  }
+  for (const pid of pids) if (pid !== process.pid && !alive(pid)) sweep(pid);
+}
+
+export interface LinkShape {
+  /** Rate cap in kbit/s (tbf); undefined for none. */
+  rateKbit?: number;
+  /** Random loss, 0..1 (iptables statistic); 0 or undefined for none. */
+  loss?: number;
+}
+
+type Direction = 'down' | 'up';
+
+/** One namespace on the far side of a link to the server's namespace. */
+export class TestHost {
+  readonly ip: string;
+  private readonly rootIp: string;
+  private readonly shapes: Record<Direction, LinkShape> = { down: {}, up: {} };
+
+  constructor(
+    readonly namespace: string,
+    /** The interface on this (the server's) side of the link. */
+    private readonly rootLink: string,
+    /** The interface inside the host's namespace. */
+    private readonly hostLink: string,
+    /** The host's /30: `${prefix}.${first}`. */
+    prefix: string,
+    first: number,
+    private readonly rulesTag: string,
+  ) {
+    this.rootIp = `${prefix}.${first + 1}`;
+    this.ip = `${prefix}.${first + 2}`;
+    run('ip', 'link', 'add', rootLink, 'type', 'veth', 'peer', 'name', hostLink, 'netns', namespace);
+    run('ip', 'addr', 'add', `${this.rootIp}/30`, 'dev', rootLink);
+    run('ip', 'link', 'set', rootLink, 'up');
+    run('ip', '-n', namespace, 'link', 'set', 'lo', 'up');
+    run('ip', '-n', namespace, 'addr', 'add', `${this.ip}/30`, 'dev', hostLink);
+    run('ip', '-n', namespace, 'link', 'set', hostLink, 'up');
+    run('ip', '-n', namespace, 'route', 'add', 'default', 'via', this.rootIp);
+  }
+
+  /** Server → host: the rate cap on our side's egress, the loss on the host's INPUT. */
+  shapeDownlink(shape: LinkShape): void {
+    this.shape('down', shape);
+  }
+
+  /** Host → server: the rate cap on the host's egress, the loss on our INPUT from its link. */
+  shapeUplink(shape: LinkShape): void {
+    this.shape('up', shape);
+  }
+
+  private shape(direction: Direction, shape: LinkShape): void {
+    const old = this.shapes[direction];
+    if (old.rateKbit !== shape.rateKbit) {
+      const link = direction === 'down' ? this.rootLink : this.hostLink;
+      const egressNetns = direction === 'down' ? [] : ['-n', this.namespace];
+      if (old.rateKbit !== undefined) run('tc', ...egressNetns, 'qdisc', 'del', 'dev', link, 'root');
+      if (shape.rateKbit !== undefined) run('tc', ...egressNetns, 'qdisc', 'add', 'dev', link, 'root', ...tbf(shape.rateKbit));
+    }
+    if ((old.loss ?? 0) !== (shape.loss ?? 0)) {
+      const rule = (loss: number): string[] => [
+        'INPUT',
+        ...(direction === 'down' ? ['-i', this.hostLink] : ['-i', this.rootLink]),
+        '-m',
+        'statistic',
+        '--mode',
+        'random',
+        '--probability',
+        String(loss),
+        '-m',
+        'comment',
+        '--comment',
+        this.rulesTag,
+        '-j',
+        'DROP',
+      ];
+      // Loss is dropped where the packets arrive: the host's namespace downlink, ours uplink.
+      const iptables = iptablesIn(direction === 'down' ? this.namespace : undefined);
+      if (old.loss) run(...iptables, '-D', ...rule(old.loss));
+      if (shape.loss) run(...iptables, '-I', ...rule(shape.loss));
+    }
+    this.shapes[direction] = { ...shape };
+  }
+
+  /** Packets and bytes the loss rule of one direction has dropped so far. */
+  dropped(direction: Direction): number {
+    const listing = run(...iptablesIn(direction === 'down' ? this.namespace : undefined), '-L', 'INPUT', '-v', '-n', '-x');
+    return listing
+      .split('\n')
+      .filter((line) => line.includes('statistic') && line.includes(this.rulesTag))
+      .reduce((sum, line) => sum + Number(line.trim().split(/\s+/)[0]), 0);
+  }
+
+  /** Runs `argv` inside the host's namespace (e.g. as a browser's executable: see `executable`). */
+  command(argv: string[]): string[] {
+    return ['ip', 'netns', 'exec', this.namespace, ...argv];
+  }
+}
+
+function iptablesIn(namespace: string | undefined): [string, ...string[]] {
+  return namespace ? ['ip', 'netns', 'exec', namespace, 'iptables'] : ['iptables'];
+}
+
+/** A token bucket at `rateKbit` holding at most ~150 ms of queue, as a home router's uplink would. */
+function tbf(rateKbit: number): string[] {
+  const burstBytes = Math.max(4_000, Math.round((rateKbit * 1000) / 8 / 50)); // 20 ms at the rate, at least a few packets
+  return ['tbf', 'rate', `${rateKbit}kbit`, 'burst', String(burstBytes), 'latency', '150ms'];
+}
+
+let networks = 0;
+const open = new Set<TestNetwork>();
+process.once('exit', () => {
+  for (const network of open) network.closeSync();
+});
+
+/** A server address plus hosts linked to it; needs root. */
+export class TestNetwork {
+  /** Where the server must listen: reachable from every host of this network. */
+  readonly serverIp: string;
+  private readonly id: number;
+  private readonly hosts: TestHost[] = [];
+  private readonly subnetBase: string;
+  private readonly scratch = mkdtempSync(join(tmpdir(), 'parley-net-'));
+  private closed = false;
+
+  constructor() {
+    sweepStale();
+    this.id = networks++;
+    // 10.<200..249>.<network>.x, chosen per process so parallel runs on one machine do not collide.
+    this.subnetBase = `10.${200 + (process.pid % 50)}.${this.id % 256}`;
+    this.serverIp = `${this.subnetBase}.1`;
+    run('ip', 'addr', 'add', `${this.serverIp}/32`, 'dev', 'lo', 'label', `lo:${tag(process.pid)}`);
+    open.add(this);
+  }
+
+  /** A new namespace linked to the server's address. */
+  addHost(): TestHost {
+    const index = this.hosts.length;
+    if (index >= 3) throw new Error('a test network has at most 3 hosts');
+    const name = `${this.id}${index}`;
+    const namespace = `${NETNS_PREFIX}${process.pid}-${name}`;
+    run('ip', 'netns', 'add', namespace);
+    // Host links follow the server's address (.1): .4/30, .8/30, .12/30.
+    const host = new TestHost(
+      namespace,
+      `${tag(process.pid)}h${name}`,
+      `${tag(process.pid)}c${name}`,
+      this.subnetBase,
+      4 * (index + 1),
+      `${tag(process.pid)}-${name}`,
+    );
+    this.hosts.push(host);
+    return host;
+  }
+
+  /** An executable that runs `target` inside `host`'s namespace (for launchers that want one path). */
+  executable(host: TestHost, target: string): string {
+    const path = join(this.scratch, `${host.namespace}-${target.split('/').pop()}`);
+    writeFileSync(path, `#!/bin/sh\nexec ip netns exec ${host.namespace} ${target} "$@"\n`);
+    chmodSync(path, 0o755);
+    return path;
+  }
+
+  close(): void {
+    this.closeSync();
+  }
+
+  closeSync(): void {
+    if (this.closed) return;
+    this.closed = true;
+    open.delete(this);
+    for (const host of this.hosts) tryRun('ip', 'netns', 'delete', host.namespace);
+    for (const rule of ownRules(process.pid)) tryRun('iptables', ...rule.replace(/^-A /, '-D ').split(' '));
+    tryRun('ip', 'addr', 'del', `${this.serverIp}/32`, 'dev', 'lo');
+    rmSync(this.scratch, { recursive: true, force: true });
+  }
+}
