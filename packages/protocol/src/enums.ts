@@ -51,3 +51,13 @@ export enum PublishChannel {
   Main = 0,
   Aux = 1,
 }
+
+/** Which simulcast layer a player receives (setPlayStreamVideoType). */
+export enum VideoStreamType {
+  /** Chosen by the server from the player's network and view size. */
+  Default = 0,
+  /** The smallest layer. */
+  Small = 1,
+  /** The largest layer. */
+  Big = 2,
+}

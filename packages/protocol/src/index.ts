@@ -3,3 +3,4 @@ export * from './enums.js';
 export * from './identifiers.js';
 export * from './messages.js';
 export * from './appsign.js';
+export * from './media.js';

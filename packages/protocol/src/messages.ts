@@ -59,6 +59,17 @@ const loginAuthSchema = z.union([
   z.object({}),
 ]);
 
+/**
+ * What a player wants of a simulcast stream: `type` is a VideoStreamType (automatic, smallest or
+ * largest layer); in automatic mode a view of `viewWidth`×`viewHeight` pixels caps the layer (0: no view, no cap).
+ */
+export const playVideoSchema = z.object({
+  type: z.union([z.literal(0), z.literal(1), z.literal(2)]),
+  viewWidth: z.number().int().min(0).max(16_384),
+  viewHeight: z.number().int().min(0).max(16_384),
+});
+export type PlayVideo = z.infer<typeof playVideoSchema>;
+
 export const clientMessageSchema = z.discriminatedUnion('type', [
   z.object({
     type: z.literal('login'),
@@ -83,7 +94,10 @@ export const clientMessageSchema = z.discriminatedUnion('type', [
     streamID: id,
     sdp,
     attempt: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
+    video: playVideoSchema.optional(),
   }),
+  /** The player's choice of video layer and the size of its view changed. */
+  z.object({ type: z.literal('playVideo'), id: requestId, streamID: id, video: playVideoSchema }),
   z.object({ type: z.literal('unplay'), id: requestId, streamID: id }),
   z.object({ type: z.literal('heartbeat'), id: requestId }),
   /** Replaces the session's token before it expires. */
@@ -164,6 +178,7 @@ export const replyDataSchemas = {
   publish: z.object({ sdp }),
   unpublish: z.object({}),
   play: z.object({ sdp }),
+  playVideo: z.object({}),
   unplay: z.object({}),
   heartbeat: z.object({}),
   renewToken: z.object({}),
@@ -199,6 +214,8 @@ export const serverMessageSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('tokenWillExpire'), roomID: id, remainSeconds: z.number().int() }),
   /** The server stopped a publication for good (forbidden by the server API): do not retry. */
   z.object({ type: z.literal('publishStopped'), streamID: id, code: z.number().int() }),
+  /** Which simulcast layers of a published stream some player receives: the others may pause (smallest first). */
+  z.object({ type: z.literal('publishLayers'), streamID: id, active: z.array(z.boolean()).min(1).max(3) }),
   /** The server ended a play session (the stream stopped or was removed); the player may wait for it to return. */
   z.object({ type: z.literal('playStopped'), streamID: id, attempt: z.number().int(), code: z.number().int() }),
 ]);

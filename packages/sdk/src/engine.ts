@@ -9,6 +9,7 @@ import {
   RoomStateChangedReason,
   Scenario,
   VideoBufferType,
+  VideoStreamType,
   validateMessage,
   validateRoomExtraInfo,
   validateRoomID,
@@ -80,6 +81,8 @@ export class ParleyEngine {
   private readonly room: Room;
   private readonly publishers = new Map<number, Publisher>();
   private readonly players = new Map<string, Player>();
+  /** setPlayStreamVideoType choices, kept for streams not played yet. */
+  private readonly playVideoTypes = new Map<string, VideoStreamType>();
   private readonly context: EngineContext;
   private destroyed = false;
 
@@ -89,7 +92,7 @@ export class ParleyEngine {
     const timeouts = { ...DEFAULT_TIMEOUTS, ...profile.timeouts };
     this.media = platform.createMedia({
       scenario: this.scenario,
-      keyFrameRequested: (channel) => this.hub.emit('customVideoCaptureKeyFrameRequested', channel),
+      keyFrameRequested: (channel, layer) => this.hub.emit('customVideoCaptureKeyFrameRequested', channel, layer),
     });
     const credentials = {
       appID: profile.appID,
@@ -111,6 +114,9 @@ export class ParleyEngine {
       playStopped: (streamID, attempt, code) => this.players.get(streamID)?.remoteStopped(attempt, code),
       publishStopped: (streamID, code) => {
         for (const publisher of this.publishers.values()) if (publisher.streamID === streamID) publisher.abandon(code);
+      },
+      publishLayers: (streamID, active) => {
+        for (const publisher of this.publishers.values()) publisher.setActiveLayers(streamID, active);
       },
       ended: (code) => {
         for (const publisher of this.publishers.values()) publisher.abandon(code);
@@ -257,11 +263,29 @@ export class ParleyEngine {
       this.hub.emit('playerStateUpdate', streamID, PlayerState.NoPlay, refused, '');
       return;
     }
-    const player = new Player(this.context, streamID, canvas, (p) => {
-      if (this.players.get(streamID) === p) this.players.delete(streamID);
-    });
+    const player = new Player(
+      this.context,
+      streamID,
+      canvas,
+      (p) => {
+        if (this.players.get(streamID) === p) this.players.delete(streamID);
+      },
+      this.playVideoTypes.get(streamID),
+    );
     this.players.set(streamID, player);
     player.start();
+  }
+
+  /**
+   * Which simulcast layer to receive of `streamID`: Default lets the server choose by network and
+   * view size, Small the smallest, Big the largest. Before or while playing.
+   */
+  setPlayStreamVideoType(streamID: string, streamType: VideoStreamType): void {
+    requireType(streamID, 'string', 'streamID');
+    if (![VideoStreamType.Default, VideoStreamType.Small, VideoStreamType.Big].includes(streamType)) return;
+    if (streamType === VideoStreamType.Default) this.playVideoTypes.delete(streamID);
+    else this.playVideoTypes.set(streamID, streamType);
+    this.players.get(streamID)?.setVideoType(streamType);
   }
 
   stopPlayingStream(streamID: string): void {

@@ -23,8 +23,10 @@ export interface ParleyEvents {
   roomTokenWillExpire: [roomID: string, remainSeconds: number];
   /** The first video frame of a played stream was rendered (browser) or delivered (custom render). */
   playerRecvVideoFirstFrame: [streamID: string];
-  /** A player asked for a keyframe; with encoded custom capture, send one as soon as possible. */
-  customVideoCaptureKeyFrameRequested: [channel: number];
+  /** The resolution of a played stream changed (a new simulcast layer, or the publisher's capture). */
+  playerVideoSizeChanged: [streamID: string, width: number, height: number];
+  /** A player asked for a keyframe of `layer` (0 without simulcast); with encoded custom capture, send one as soon as possible. */
+  customVideoCaptureKeyFrameRequested: [channel: number, layer: number];
   /** Broadcast messages from others in the room, in order, each once (also those sent while reconnecting). */
   IMRecvBroadcastMessage: [roomID: string, messageList: BroadcastMessageInfo[]];
   /** Barrage messages from others (best effort: some may be missing). */

@@ -7,6 +7,7 @@ export {
   Scenario,
   UpdateType,
   VideoBufferType,
+  VideoStreamType,
   type User,
 } from '@parley/protocol';
 export { ParleyEngine, type EngineProfile, type CustomVideoCaptureConfig } from './engine.js';

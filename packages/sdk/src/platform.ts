@@ -21,6 +21,13 @@ export type VideoCodec = 'VP8' | 'H264';
 
 export type TransportState = 'connected' | 'failed';
 
+/** How a publish transport sends video. */
+export interface PublishMedia {
+  videoCodec: VideoCodec;
+  /** Simulcast layers for encoded custom capture (Node.js); browsers choose by capture size. */
+  simulcastLayers?: number;
+}
+
 /** One WebRTC peer connection to the server, for one published or played stream. */
 export interface MediaTransport {
   /** A complete offer (all candidates gathered). */
@@ -28,6 +35,8 @@ export interface MediaTransport {
   applyAnswer(sdp: string): Promise<void>;
   /** Called once with 'connected', and with 'failed' if the transport dies. */
   onStateChange(listener: (state: TransportState) => void): void;
+  /** Publish transports: which simulcast layers some player receives (smallest first); the others pause. */
+  setActiveLayers?(active: boolean[]): void;
   close(): void;
 }
 
@@ -42,6 +51,10 @@ export interface PlaySink {
   canvas?: Canvas;
   /** Called once when the first video frame is shown or delivered. */
   onFirstVideoFrame(): void;
+  /** The view's size in pixels, whenever it changes (browser); it caps the layer the server picks. */
+  onViewSize(width: number, height: number): void;
+  /** The resolution of the video received, whenever it changes. */
+  onVideoSize(width: number, height: number): void;
 }
 
 export interface EncodedVideoFrameParams {
@@ -49,6 +62,8 @@ export interface EncodedVideoFrameParams {
   isKeyFrame: boolean;
   width: number;
   height: number;
+  /** Simulcast layer: 0 the smallest … n−1 the largest. Sending: which layer the frame belongs to (default 0). */
+  layer?: number;
 }
 
 export interface EncodedAudioFrameParams {
@@ -86,7 +101,7 @@ export interface MediaBackend {
   /** Present where encoded custom capture and render are supported. */
   readonly custom?: CustomMediaIO;
   /** Undefined when this platform cannot send `videoCodec` (the publisher then reports UnsupportedRequest). */
-  createPublishTransport(channel: number, videoCodec: VideoCodec): MediaTransport | undefined;
+  createPublishTransport(channel: number, media: PublishMedia): MediaTransport | undefined;
   createPlayTransport(sink: PlaySink): MediaTransport;
   startPreview(canvas: Canvas | undefined, channel: number): Promise<number>;
   stopPreview(channel: number): void;
@@ -100,5 +115,5 @@ export interface Platform {
   createSocket(url: string): SocketLike;
   /** HMAC-SHA256 of `message` under `key`, as hex (login and resume proofs). */
   hmacSha256Hex(key: Uint8Array, message: string): Promise<string>;
-  createMedia(options: { scenario: Scenario; keyFrameRequested(channel: number): void }): MediaBackend;
+  createMedia(options: { scenario: Scenario; keyFrameRequested(channel: number, layer: number): void }): MediaBackend;
 }

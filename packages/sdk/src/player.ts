@@ -4,7 +4,7 @@
  * stopPlayingStream is called; an interrupted play (media or signalling broke) goes back to
  * PlayRequesting (1004020) and is retried. Refusals end in NoPlay.
  */
-import { ErrorCode, PlayerState } from '@parley/protocol';
+import { ErrorCode, PlayerState, VideoStreamType, type PlayVideo } from '@parley/protocol';
 import type { EngineContext } from './context.js';
 import type { Canvas, MediaTransport } from './platform.js';
 import { negotiate } from './negotiation.js';
@@ -22,6 +22,9 @@ export class Player {
   private readonly backoff: ReconnectPolicy;
   private waitingForStream = false;
   private firstFrameSeen = false;
+  /** What the server is asked for: the layer type and the view's size (which caps it in automatic mode). */
+  private video: PlayVideo;
+  private videoSize = { width: 0, height: 0 };
 
   constructor(
     private readonly ctx: EngineContext,
@@ -29,7 +32,9 @@ export class Player {
     private canvas: Canvas | undefined,
     /** Called when the player is back in NoPlay, so the engine can forget it. */
     private readonly onEnded: (player: Player) => void,
+    videoType: VideoStreamType = VideoStreamType.Default,
   ) {
+    this.video = { type: videoType, viewWidth: 0, viewHeight: 0 };
     // Players wait as long as the app wants them to: the backoff only spaces the attempts.
     this.backoff = new ReconnectPolicy({ windowMs: Infinity, maxDelayMs: ctx.timeouts.playRetryIntervalMs });
   }
@@ -46,6 +51,18 @@ export class Player {
       this.release();
       this.request();
     }
+  }
+
+  /** setPlayStreamVideoType: applies now if playing, else to the next play request. */
+  setVideoType(type: VideoStreamType): void {
+    this.updateVideo({ ...this.video, type });
+  }
+
+  private updateVideo(video: PlayVideo): void {
+    const { type, viewWidth, viewHeight } = this.video;
+    if (video.type === type && video.viewWidth === viewWidth && video.viewHeight === viewHeight) return;
+    this.video = video;
+    if (this.state === PlayerState.Playing) void this.ctx.loggedInSignalling()?.request('playVideo', { streamID: this.streamID, video });
   }
 
   /** The stream was (re)announced in the room: a waiting player asks again now. */
@@ -100,11 +117,19 @@ export class Player {
         this.firstFrameSeen = true;
         this.ctx.hub.emit('playerRecvVideoFirstFrame', this.streamID);
       },
+      onViewSize: (viewWidth, viewHeight) => {
+        if (attempt === this.attempt) this.updateVideo({ ...this.video, viewWidth, viewHeight });
+      },
+      onVideoSize: (width, height) => {
+        if (attempt !== this.attempt || (width === this.videoSize.width && height === this.videoSize.height)) return;
+        this.videoSize = { width, height };
+        this.ctx.hub.emit('playerVideoSizeChanged', this.streamID, width, height);
+      },
     });
     this.transport = transport;
     void negotiate(
       transport,
-      (sdp) => signalling.request('play', { streamID: this.streamID, sdp, attempt }),
+      (sdp) => signalling.request('play', { streamID: this.streamID, sdp, attempt, video: this.video }),
       this.ctx.timeouts.mediaConnectTimeoutMs,
       ErrorCode.PlayInterrupted,
     ).then((result) => {

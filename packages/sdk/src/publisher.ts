@@ -15,6 +15,11 @@ export interface PublishConfig {
   extraInfo?: string;
   /** Video codec to send; VP8 by default. H264 needs a browser that encodes it. */
   videoCodec?: VideoCodec;
+  /**
+   * Encoded custom capture (Node.js): how many simulcast layers the app sends (1–3); each frame
+   * then names its `layer`, 0 the smallest. Browsers pick layers from the capture size.
+   */
+  simulcastLayers?: number;
 }
 
 /** Failures that a new attempt may fix; anything else is a refusal. */
@@ -68,6 +73,11 @@ export class Publisher {
     this.config = { ...this.config, extraInfo };
   }
 
+  /** The server says which simulcast layers some player receives. */
+  setActiveLayers(streamID: string, active: boolean[]): void {
+    if (streamID === this.currentStreamID) this.transport?.setActiveLayers?.(active);
+  }
+
   /** The room is gone (logout, kick-out): stop without telling the server. */
   abandon(errorCode: number): void {
     if (this.state === PublisherState.NoPublish) return;
@@ -86,7 +96,10 @@ export class Publisher {
   private publish(): void {
     const signalling = this.ctx.loggedInSignalling();
     if (!signalling) return; // reconnecting: resumed() will call again
-    const transport = this.ctx.media.createPublishTransport(this.channel, this.config.videoCodec ?? 'VP8');
+    const transport = this.ctx.media.createPublishTransport(this.channel, {
+      videoCodec: this.config.videoCodec ?? 'VP8',
+      simulcastLayers: this.config.simulcastLayers,
+    });
     if (!transport) return this.fail(ErrorCode.UnsupportedRequest, '');
     const attempt = ++this.attempt;
     const streamID = this.currentStreamID!;

@@ -3,8 +3,9 @@
  * `<video>` element the app passes as canvas.view, one RTCPeerConnection per stream.
  */
 import { ErrorCode, Scenario } from '@parley/protocol';
-import type { Canvas, MediaBackend, MediaTransport, PlaySink, VideoCodec } from '../platform.js';
+import type { Canvas, MediaBackend, MediaTransport, PlaySink, PublishMedia, VideoCodec } from '../platform.js';
 import { PeerTransport } from '../peerTransport.js';
+import { simulcastLayers } from '../simulcast.js';
 
 function videoElement(canvas: Canvas | undefined): HTMLVideoElement | undefined {
   const view = canvas?.view;
@@ -53,12 +54,26 @@ class BrowserPublishTransport extends BrowserTransport {
 
   protected async prepare(): Promise<void> {
     const stream = await this.source();
-    for (const kind of ['audio', 'video'] as const) {
-      const track = stream.getTracks().find((t) => t.kind === kind);
-      const transceiver = this.pc.addTransceiver(track ?? kind, { direction: 'sendonly', streams: [stream] });
-      if (kind === 'video') transceiver.setCodecPreferences(videoCodecPreferences(this.videoCodec));
-    }
+    const audio = stream.getAudioTracks()[0];
+    this.pc.addTransceiver(audio ?? 'audio', { direction: 'sendonly', streams: [stream] });
+    const video = stream.getVideoTracks()[0];
+    const transceiver = this.pc.addTransceiver(video ?? 'video', {
+      direction: 'sendonly',
+      streams: [stream],
+      sendEncodings: encodings(video),
+    });
+    transceiver.setCodecPreferences(videoCodecPreferences(this.videoCodec));
   }
+}
+
+/** Simulcast encodings for the camera's current size (none for a single layer). */
+function encodings(video: MediaStreamTrack | undefined): RTCRtpEncodingParameters[] | undefined {
+  const { width, height } = video?.getSettings() ?? {};
+  if (!width || !height) return undefined;
+  const layers = simulcastLayers(width, height);
+  return layers.length > 1
+    ? layers.map(({ rid, scaleResolutionDownBy, maxBitrate }) => ({ rid, scaleResolutionDownBy, maxBitrate }))
+    : undefined;
 }
 
 /** Only the chosen codec (plus its retransmission format) is offered, so the server cannot pick another. */
@@ -147,7 +162,7 @@ export class BrowserMedia implements MediaBackend {
     return stream;
   }
 
-  createPublishTransport(channel: number, videoCodec: VideoCodec): MediaTransport | undefined {
+  createPublishTransport(channel: number, { videoCodec }: PublishMedia): MediaTransport | undefined {
     if (!videoCodecPreferences(videoCodec).some((c) => c.mimeType.toLowerCase() !== 'video/rtx')) return undefined;
     const transport: BrowserTransport = new BrowserPublishTransport(
       channel,

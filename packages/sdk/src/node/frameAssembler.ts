@@ -13,6 +13,8 @@ export interface AssembledFrame {
   width: number;
   height: number;
   rtpTimestamp: number;
+  /** The simulcast layer its packets were tagged with (0 when untagged). */
+  layer: number;
 }
 
 interface BufferedPacket {
@@ -20,6 +22,7 @@ interface BufferedPacket {
   marker: boolean;
   frameStart: boolean;
   body: Uint8Array;
+  layer: number;
 }
 
 export interface FrameAssemblerOptions {
@@ -49,7 +52,7 @@ export class Vp8FrameAssembler {
 
   constructor(private readonly options: FrameAssemblerOptions) {}
 
-  push(sequenceNumber: number, timestamp: number, marker: boolean, payload: Uint8Array): void {
+  push(sequenceNumber: number, timestamp: number, marker: boolean, payload: Uint8Array, layer = 0): void {
     if (payload.length === 0) {
       const ext = this.seq.unwrap(sequenceNumber);
       if (this.next === undefined || ext >= this.next) this.padding.add(ext);
@@ -68,7 +71,7 @@ export class Vp8FrameAssembler {
     } else if (ext < this.next!) {
       return; // a late duplicate, or part of a frame already given up
     }
-    this.packets.set(ext, { timestamp, marker, frameStart: descriptor.frameStart, body: payload.subarray(descriptor.headerSize) });
+    this.packets.set(ext, { timestamp, marker, frameStart: descriptor.frameStart, body: payload.subarray(descriptor.headerSize), layer });
     if (this.next !== undefined) this.drain();
     else if (this.packets.size > MAX_BUFFERED_PACKETS) this.packets.clear(); // no frame start in sight
   }
@@ -116,7 +119,7 @@ export class Vp8FrameAssembler {
     for (let s = start; s <= end; s++) size += this.packets.get(s)!.body.length;
     const data = new Uint8Array(size);
     let offset = 0;
-    const timestamp = this.packets.get(start)!.timestamp;
+    const { timestamp, layer } = this.packets.get(start)!;
     for (let s = start; s <= end; s++) {
       const { body } = this.packets.get(s)!;
       data.set(body, offset);
@@ -134,7 +137,7 @@ export class Vp8FrameAssembler {
       this.askForKeyFrame();
       return;
     }
-    this.options.onFrame({ data, isKeyFrame: info.isKeyFrame, width: this.width, height: this.height, rtpTimestamp: timestamp });
+    this.options.onFrame({ data, isKeyFrame: info.isKeyFrame, width: this.width, height: this.height, rtpTimestamp: timestamp, layer });
   }
 
   /** Asks at most once per KEYFRAME_REQUEST_INTERVAL_MS: the answer takes a round trip to arrive. */

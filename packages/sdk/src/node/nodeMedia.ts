@@ -3,20 +3,27 @@
  * takes encoded frames (custom render). Each transport is a werift peer connection.
  */
 import {
+  GenericNack,
   RTCPeerConnection,
   RTCRtpCodecParameters,
+  RTP_EXTENSION_URI,
   RtcpPayloadSpecificFeedback,
+  RtcpTransportLayerFeedback,
   RtpHeader,
   RtpPacket,
   useOPUS,
+  useSdesMid,
+  useSdesRTPStreamId,
   useVP8,
+  RTCRtpHeaderExtensionParameters,
+  type RtcpPacket,
+  type RTCRtpTransceiver,
   type MediaStreamTrack,
   type PeerConfig,
-  type RTCRtpReceiver,
   type RTCRtpSender,
   type RTCSessionDescription,
 } from 'werift';
-import { ErrorCode } from '@parley/protocol';
+import { ErrorCode, SIMULCAST_LAYER_EXTENSION_URI } from '@parley/protocol';
 import type {
   CustomMediaIO,
   CustomAudioRenderHandler,
@@ -26,8 +33,9 @@ import type {
   MediaBackend,
   MediaTransport,
   PlaySink,
-  VideoCodec,
+  PublishMedia,
 } from '../platform.js';
+import { simulcastRids } from '../simulcast.js';
 import { PeerTransport } from '../peerTransport.js';
 import { packetizeVp8 } from './vp8.js';
 import { Vp8FrameAssembler } from './frameAssembler.js';
@@ -35,6 +43,7 @@ import { SequenceUnwrapper } from './unwrap.js';
 
 const VIDEO_CLOCK_KHZ = 90;
 const AUDIO_CLOCK_KHZ = 48;
+const PLI_COUNT = 1;
 const FIR_COUNT = 4;
 /** How long a missing video packet may take to be retransmitted before its frame is dropped. */
 const MAX_REPAIR_WAIT_MS = 500;
@@ -45,6 +54,8 @@ function peerConfig(): Partial<PeerConfig> {
       audio: [useOPUS()],
       video: [useVP8(), new RTCRtpCodecParameters({ mimeType: 'video/rtx', clockRate: 90000 })],
     },
+    // The MID and, for simulcast, the RID name what each packet carries.
+    headerExtensions: { audio: [useSdesMid()], video: [useSdesMid(), useSdesRTPStreamId()] },
     iceServers: [],
     iceUseIpv6: false,
     bundlePolicy: 'max-bundle',
@@ -55,10 +66,11 @@ function peerConfig(): Partial<PeerConfig> {
 
 /** A werift peer connection to the server. */
 abstract class WeriftTransport extends PeerTransport<RTCSessionDescription> {
-  protected readonly pc = new RTCPeerConnection(peerConfig());
+  protected readonly pc: RTCPeerConnection;
 
-  constructor(onClosed: (closing: Promise<void>) => void) {
+  constructor(onClosed: (closing: Promise<void>) => void, headerExtensions?: PeerConfig['headerExtensions']) {
     super(onClosed);
+    this.pc = new RTCPeerConnection({ ...peerConfig(), ...(headerExtensions && { headerExtensions }) });
     this.pc.connectionStateChange.subscribe((s) => this.connectionStateChanged(s));
   }
 
@@ -74,41 +86,134 @@ abstract class WeriftTransport extends PeerTransport<RTCSessionDescription> {
   }
 }
 
+/** Packets of each layer kept to answer the server's NACKs. */
+const SENT_HISTORY = 512;
+
+/** One simulcast layer's RTP stream as this publisher sends it. */
+class LayerStream {
+  // Random start in the lower half, as libwebrtc does, so a stream does not wrap early.
+  sequenceNumber = 1 + Math.floor(Math.random() * 0x7fff);
+  pictureId = Math.floor(Math.random() * 0x8000);
+  active = true;
+  readonly sent = new Array<RtpPacket | undefined>(SENT_HISTORY);
+
+  constructor(
+    readonly ssrc: number,
+    /** The RTP stream id naming the layer; none without simulcast. */
+    readonly rid: string | undefined,
+  ) {}
+}
+
+/** The parts of werift 0.24's DTLS transport this sends and listens on. */
+interface DtlsInternals {
+  sendRtp(payload: Buffer, header: RtpHeader): Promise<number>;
+  onRtcp: { subscribe(listener: (rtcp: RtcpPacket) => void): unknown };
+}
+
 class NodePublishTransport extends WeriftTransport {
   private readonly video: RTCRtpSender;
   private readonly audio: RTCRtpSender;
-  // Random start in the lower half, as libwebrtc does, so a stream does not wrap early.
-  private videoSeq = 1 + Math.floor(Math.random() * 0x7fff);
+  private readonly layers: LayerStream[];
   private audioSeq = 1 + Math.floor(Math.random() * 0x7fff);
-  private pictureId = Math.floor(Math.random() * 0x8000);
+  private extensionIds: { mid?: number; rid?: number } = {};
+  private mid = '';
 
-  constructor(keyFrameRequested: () => void, onClosed: (closing: Promise<void>) => void) {
+  constructor(
+    layerCount: number,
+    private readonly keyFrameRequested: (layer: number) => void,
+    onClosed: (closing: Promise<void>) => void,
+  ) {
     super(onClosed);
-    this.video = this.pc.addTransceiver('video', { direction: 'sendonly' }).sender;
+    const videoTransceiver = this.pc.addTransceiver('video', { direction: 'sendonly' });
+    this.video = videoTransceiver.sender;
     this.audio = this.pc.addTransceiver('audio', { direction: 'sendonly' }).sender;
-    this.video.onPictureLossIndication.subscribe(keyFrameRequested);
-    this.video.onRtcp.subscribe((rtcp) => {
-      if (rtcp instanceof RtcpPayloadSpecificFeedback && rtcp.feedback.count === FIR_COUNT) keyFrameRequested();
-    });
+    this.layers =
+      layerCount > 1
+        ? simulcastRids(layerCount).map((rid) => new LayerStream(randomSsrc(), rid))
+        : [new LayerStream(this.video.ssrc, undefined)];
   }
 
-  sendVideo(frame: Uint8Array, referenceTimeMs: number): void {
+  /** With simulcast the offer names the layers (RIDs, smallest first) instead of one SSRC. */
+  override async createOffer(): Promise<string> {
+    const sdp = await super.createOffer();
+    if (this.layers.length === 1) return sdp;
+    const rids = this.layers.map((l) => l.rid!);
+    return mapMediaSection(sdp, 'video', (lines) => [
+      ...lines.filter((l) => !l.startsWith('a=ssrc')),
+      ...rids.map((rid) => `a=rid:${rid} send`),
+      `a=simulcast:send ${rids.join(';')}`,
+    ]);
+  }
+
+  override async applyAnswer(sdp: string): Promise<void> {
+    await super.applyAnswer(sdp);
+    const transceiver = this.pc.getTransceivers().find((t) => t.sender === this.video)!;
+    const id = (uri: string): number | undefined => transceiver.headerExtensions.find((e) => e.uri === uri)?.id;
+    this.extensionIds = { mid: id(RTP_EXTENSION_URI.sdesMid), rid: id(RTP_EXTENSION_URI.sdesRTPStreamID) };
+    this.mid = transceiver.mid ?? '';
+    // Keyframe requests and NACKs name a layer's SSRC, which werift's sender does not know.
+    (this.video.dtlsTransport as unknown as DtlsInternals).onRtcp.subscribe((rtcp) => this.onRtcp(rtcp));
+  }
+
+  private onRtcp(rtcp: RtcpPacket): void {
+    const layerOf = (ssrc: number): number => this.layers.findIndex((l) => l.ssrc === ssrc);
+    if (rtcp instanceof RtcpPayloadSpecificFeedback) {
+      const feedback = rtcp.feedback as { mediaSsrc?: number; fir?: Array<{ ssrc: number }> };
+      const count = rtcp.feedback.count;
+      const ssrcs = count === PLI_COUNT ? [feedback.mediaSsrc ?? -1] : count === FIR_COUNT ? (feedback.fir ?? []).map((e) => e.ssrc) : [];
+      for (const layer of new Set(ssrcs.map(layerOf))) if (layer >= 0) this.keyFrameRequested(layer);
+    } else if (rtcp instanceof RtcpTransportLayerFeedback && rtcp.feedback instanceof GenericNack) {
+      const stream = this.layers[layerOf(rtcp.feedback.mediaSourceSsrc)];
+      if (!stream) return;
+      for (const seq of rtcp.feedback.lost) {
+        const packet = stream.sent[seq % SENT_HISTORY];
+        if (packet?.header.sequenceNumber === seq) this.transmit(packet);
+      }
+    }
+  }
+
+  /** Which layers the server wants; the others are not sent. */
+  setActiveLayers(active: boolean[]): void {
+    this.layers.forEach((layer, i) => (layer.active = active[i] ?? true));
+  }
+
+  /** Returns false when `layer` does not exist. */
+  sendVideo(frame: Uint8Array, layer: number, referenceTimeMs: number): boolean {
+    const stream = this.layers[layer];
+    if (!stream) return false;
+    if (!stream.active) return true; // paused: nobody receives it
     const timestamp = Math.round(referenceTimeMs * VIDEO_CLOCK_KHZ) >>> 0;
-    const payloads = packetizeVp8(frame, this.pictureId);
-    this.pictureId = (this.pictureId + 1) & 0x7fff;
+    const payloads = packetizeVp8(frame, stream.pictureId);
+    stream.pictureId = (stream.pictureId + 1) & 0x7fff;
     payloads.forEach((payload, i) => {
       const header = new RtpHeader({
-        sequenceNumber: this.videoSeq,
+        sequenceNumber: stream.sequenceNumber,
         timestamp,
         marker: i === payloads.length - 1,
-        payloadType: 0,
-        ssrc: 0,
+        payloadType: this.video.codec?.payloadType ?? 0,
+        ssrc: stream.ssrc,
+        extensions: this.extensions(stream),
       });
-      this.videoSeq = (this.videoSeq + 1) & 0xffff;
-      void this.video
-        .sendRtp(new RtpPacket(header, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)))
-        .catch(() => undefined);
+      stream.sequenceNumber = (stream.sequenceNumber + 1) & 0xffff;
+      const packet = new RtpPacket(header, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength));
+      stream.sent[header.sequenceNumber % SENT_HISTORY] = packet;
+      this.transmit(packet);
     });
+    return true;
+  }
+
+  private extensions(stream: LayerStream): Array<{ id: number; payload: Buffer }> {
+    const { mid, rid } = this.extensionIds;
+    const extensions: Array<{ id: number; payload: Buffer }> = [];
+    if (mid !== undefined && this.mid) extensions.push({ id: mid, payload: Buffer.from(this.mid) });
+    if (rid !== undefined && stream.rid) extensions.push({ id: rid, payload: Buffer.from(stream.rid) });
+    return extensions;
+  }
+
+  private transmit(packet: RtpPacket): void {
+    const dtls = this.video.dtlsTransport as unknown as DtlsInternals | undefined;
+    if (this.video.dtlsTransport?.state !== 'connected' || !dtls) return;
+    void dtls.sendRtp(packet.payload, packet.header).catch(() => undefined);
   }
 
   sendAudio(frame: Uint8Array, referenceTimeMs: number): void {
@@ -119,11 +224,23 @@ class NodePublishTransport extends WeriftTransport {
   }
 }
 
+const randomSsrc = (): number => (1 + Math.floor(Math.random() * 0xfffffffe)) >>> 0;
+
+/** Rewrites the lines of the first `kind` media section. */
+function mapMediaSection(sdp: string, kind: 'audio' | 'video', map: (lines: string[]) => string[]): string {
+  const sections = sdp.split(/\r\n(?=m=)/);
+  const index = sections.findIndex((section) => section.startsWith(`m=${kind} `));
+  if (index < 0) return sdp;
+  const lines = sections[index]!.split('\r\n').filter((line) => line !== '');
+  sections[index] = map(lines).join('\r\n') + (index === sections.length - 1 ? '\r\n' : '');
+  return sections.join('\r\n');
+}
+
 class NodePlayTransport extends WeriftTransport {
   private assembler: Vp8FrameAssembler | undefined;
 
   constructor(sink: PlaySink, custom: NodeCustomMedia, onClosed: (closing: Promise<void>) => void) {
-    super(onClosed);
+    super(onClosed, { video: [new RTCRtpHeaderExtensionParameters({ uri: SIMULCAST_LAYER_EXTENSION_URI })] });
     const { streamID } = sink;
     this.pc.addTransceiver('video', { direction: 'recvonly' });
     this.pc.addTransceiver('audio', { direction: 'recvonly' });
@@ -131,12 +248,13 @@ class NodePlayTransport extends WeriftTransport {
       .getTransceivers()
       .forEach((t) =>
         t.onTrack.subscribe((track) =>
-          t.kind === 'video' ? this.receiveVideo(track, t.receiver, sink, custom) : this.receiveAudio(track, streamID, custom),
+          t.kind === 'video' ? this.receiveVideo(track, t, sink, custom) : this.receiveAudio(track, streamID, custom),
         ),
       );
   }
 
-  private receiveVideo(track: MediaStreamTrack, receiver: RTCRtpReceiver, sink: PlaySink, custom: NodeCustomMedia): void {
+  private receiveVideo(track: MediaStreamTrack, transceiver: RTCRtpTransceiver, sink: PlaySink, custom: NodeCustomMedia): void {
+    const { receiver } = transceiver;
     const timestamps = new SequenceUnwrapper(32);
     this.assembler = new Vp8FrameAssembler({
       maxWaitMs: MAX_REPAIR_WAIT_MS,
@@ -145,7 +263,14 @@ class NodePlayTransport extends WeriftTransport {
       },
       onFrame: (frame) => {
         sink.onFirstVideoFrame();
-        const params: EncodedVideoFrameParams = { codec: 'vp8', isKeyFrame: frame.isKeyFrame, width: frame.width, height: frame.height };
+        if (frame.isKeyFrame) sink.onVideoSize(frame.width, frame.height);
+        const params: EncodedVideoFrameParams = {
+          codec: 'vp8',
+          isKeyFrame: frame.isKeyFrame,
+          width: frame.width,
+          height: frame.height,
+          layer: frame.layer,
+        };
         custom.videoRenderHandler?.onRemoteVideoFrameEncodedDataReceived?.(
           frame.data,
           params,
@@ -155,7 +280,12 @@ class NodePlayTransport extends WeriftTransport {
       },
     });
     const assembler = this.assembler;
-    track.onReceiveRtp.subscribe((rtp) => assembler.push(rtp.header.sequenceNumber, rtp.header.timestamp, rtp.header.marker, rtp.payload));
+    track.onReceiveRtp.subscribe((rtp) => {
+      // The extension id is the one our offer chose, known once the answer is applied.
+      const layerId = transceiver.headerExtensions.find((e) => e.uri === SIMULCAST_LAYER_EXTENSION_URI)?.id;
+      const layer = rtp.header.extensions.find((e) => e.id === layerId)?.payload[0] ?? 0;
+      assembler.push(rtp.header.sequenceNumber, rtp.header.timestamp, rtp.header.marker, rtp.payload, layer);
+    });
   }
 
   private receiveAudio(track: MediaStreamTrack, streamID: string, custom: NodeCustomMedia): void {
@@ -185,8 +315,7 @@ class NodeCustomMedia implements CustomMediaIO {
     if (params.codec !== 'vp8') return ErrorCode.UnsupportedRequest;
     const publisher = this.publishers.get(channel);
     if (!publisher) return ErrorCode.NotLoggedIn;
-    publisher.sendVideo(frame, referenceTimeMillisecond);
-    return 0;
+    return publisher.sendVideo(frame, params.layer ?? 0, referenceTimeMillisecond) ? 0 : ErrorCode.UnsupportedRequest;
   }
 
   sendAudio(channel: number, frame: Uint8Array, params: EncodedAudioFrameParams, referenceTimeMillisecond: number): number {
@@ -203,13 +332,14 @@ export class NodeMedia implements MediaBackend {
   private readonly transports = new Set<WeriftTransport>();
   private readonly closing = new Set<Promise<void>>();
 
-  constructor(private readonly events: { keyFrameRequested(channel: number): void }) {}
+  constructor(private readonly events: { keyFrameRequested(channel: number, layer: number): void }) {}
 
   /** Encoded custom capture sends VP8 only. */
-  createPublishTransport(channel: number, videoCodec: VideoCodec): MediaTransport | undefined {
+  createPublishTransport(channel: number, { videoCodec, simulcastLayers = 1 }: PublishMedia): MediaTransport | undefined {
     if (videoCodec !== 'VP8') return undefined;
     const transport = new NodePublishTransport(
-      () => this.events.keyFrameRequested(channel),
+      simulcastLayers,
+      (layer) => this.events.keyFrameRequested(channel, layer),
       (closing) => {
         this.forget(transport, closing);
         if (this.custom.publishers.get(channel) === transport) this.custom.publishers.delete(channel);

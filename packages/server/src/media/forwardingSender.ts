@@ -1,18 +1,15 @@
 /**
- * The forwarding fast path: writes a publisher's RTP packets onto a player's werift RTCRtpSender
- * without werift's sendRtp. Per packet and player that saves a parse, two header objects and a
- * serialisation, an extension rebuild, a clock read, three promises and three buffer copies: the
- * header is written straight into the datagram, AES-GCM encrypts the payload next to it, and the
- * datagram goes to the ICE pair's socket. werift still answers NACKs (from the publisher's
- * history, shared by all its players) and sends the RTCP sender reports (from the counters
- * written here).
+ * The forwarding fast path: writes packets onto a player's werift RTCRtpSender without werift's
+ * sendRtp. Per packet and player that saves a parse, two header objects and a serialisation, an
+ * extension rebuild, a clock read, three promises and three buffer copies: the header (with the
+ * player's own numbering and extensions) is written straight into the datagram, AES-GCM encrypts
+ * the payload next to it, and the datagram goes to the ICE pair's socket. werift still sends the
+ * RTCP sender reports (from the counters written here).
  */
 import { createCipheriv } from 'node:crypto';
 import type { Socket } from 'node:dgram';
-import { RtpHeader, RtpPacket, type RTCRtpSender } from 'werift';
+import { RtpHeader, type RtpPacket, type RTCRtpSender } from 'werift';
 
-/** werift 0.24 keeps this many packets per sender for NACKs, indexed by sequence number modulo it. */
-const RTP_HISTORY_SIZE = 128;
 /** SRTP protection profile 0x0007, SRTP_AEAD_AES_128_GCM (RFC 7714). */
 const AEAD_AES_128_GCM = 7;
 const GCM_TAG_BYTES = 16;
@@ -57,6 +54,9 @@ interface SenderInternals {
     packetsSent: number;
   };
   rtpCache: Array<RtpPacket | undefined>;
+  rtxPayloadType?: number;
+  rtxSsrc: number;
+  rtxSequenceNumber: number;
   sequenceNumber?: number;
   timestamp?: number;
   ntpTimestamp: bigint;
@@ -67,108 +67,188 @@ interface SenderInternals {
   runRtcp(): Promise<void>;
 }
 
-/**
- * A publisher track's last packets, as received, by sequence number modulo werift's history size.
- * Players' packets differ from these only in SSRC and payload type, so one history serves all.
- */
-export class PacketHistory {
-  private readonly packets = new Array<RtpPacket | undefined>(RTP_HISTORY_SIZE);
-
-  add(packet: RtpPacket): void {
-    this.packets[packet.header.sequenceNumber % RTP_HISTORY_SIZE] = packet;
-  }
-
-  get(index: number): RtpPacket | undefined {
-    return this.packets[index];
-  }
-}
-
 /** Scratch space for the IV, which createCipheriv copies. */
 const iv = Buffer.alloc(12);
 
+/** One-byte-header RTP extension elements (RFC 8285) the SFU writes: the transport-wide sequence number and the simulcast layer. */
+export interface OutgoingExtensions {
+  /** Negotiated id of transport-cc, 0 when not negotiated. */
+  transportCcId: number;
+  transportSequenceNumber: number;
+  /** Negotiated id of the simulcast-layer extension, 0 when not negotiated or not video. */
+  layerId: number;
+  layer: number;
+}
+
+/** A packet as a player gets it: the header fields that differ from the source's, and a payload that may start with other bytes. */
+export interface OutgoingPacket {
+  marker: boolean;
+  payloadType: number;
+  sequenceNumber: number;
+  timestamp: number;
+  ssrc: number;
+  /** Bytes sent in place of the payload's first `replaced` bytes (a rewritten descriptor, an RTX header). */
+  readonly prefix: Buffer;
+  prefixLength: number;
+  replaced: number;
+  extensions: OutgoingExtensions;
+}
+
+export const outgoingPacket = (): OutgoingPacket => ({
+  marker: false,
+  payloadType: 0,
+  sequenceNumber: 0,
+  timestamp: 0,
+  ssrc: 0,
+  prefix: Buffer.alloc(32),
+  prefixLength: 0,
+  replaced: 0,
+  extensions: { transportCcId: 0, transportSequenceNumber: 0, layerId: 0, layer: 0 },
+});
+
+/** Bytes of the extension block (header and padded elements) for these elements, 0 for none. */
+function extensionBytes({ transportCcId, layerId }: OutgoingExtensions): number {
+  const elements = (transportCcId ? 3 : 0) + (layerId ? 2 : 0);
+  return elements === 0 ? 0 : 4 + ((elements + 3) & ~3);
+}
+
+/** Writes the RTP header of `out` (with `csrc` and its extensions) at the start of `datagram`; returns its length. */
+function writeHeader(datagram: Buffer, out: OutgoingPacket, csrc: readonly number[]): number {
+  const extension = extensionBytes(out.extensions);
+  datagram[0] = 0x80 | (extension ? 0x10 : 0) | csrc.length; // version 2, no padding
+  datagram[1] = (out.marker ? 0x80 : 0) | out.payloadType;
+  datagram.writeUInt16BE(out.sequenceNumber, 2);
+  datagram.writeUInt32BE(out.timestamp >>> 0, 4);
+  datagram.writeUInt32BE(out.ssrc >>> 0, 8);
+  let at = 12;
+  for (let i = 0; i < csrc.length; i++, at += 4) datagram.writeUInt32BE(csrc[i]!, at);
+  if (!extension) return at;
+  const { transportCcId, transportSequenceNumber, layerId, layer } = out.extensions;
+  const end = at + extension;
+  datagram.writeUInt16BE(0xbede, at);
+  datagram.writeUInt16BE((extension - 4) / 4, at + 2);
+  at += 4;
+  if (transportCcId) {
+    datagram[at++] = (transportCcId << 4) | 1;
+    datagram.writeUInt16BE(transportSequenceNumber, at);
+    at += 2;
+  }
+  if (layerId) {
+    datagram[at++] = layerId << 4;
+    datagram[at++] = layer;
+  }
+  datagram.fill(0, at, end);
+  return end;
+}
+
+/** Bytes of `out`'s payload: the prefix, then the source payload after what the prefix replaces. */
+const payloadBytes = (out: OutgoingPacket, payload: Buffer): number => out.prefixLength + payload.length - out.replaced;
+
 /**
- * `payload` as an SRTP packet under `context` (AES-GCM, RFC 7714): `source`'s marker, sequence
- * number, timestamp and CSRCs with `ssrc` and `payloadType`, no extension, no padding. The header
- * is written straight into the datagram and the ciphertext and tag next to it.
+ * `out` with `payload` as an SRTP packet under `context` (AES-GCM, RFC 7714). The header is
+ * written straight into the datagram and the ciphertext and tag next to it; the payload is
+ * encrypted in two pieces (prefix, then the rest) rather than copied.
  */
 export function sealGcm(
   context: Pick<SrtpContextInternals, 'srtpSessionKey' | 'srtpSessionSalt'>,
   rolloverCounter: number,
-  source: RtpHeader,
-  ssrc: number,
-  payloadType: number,
+  out: OutgoingPacket,
+  csrc: readonly number[],
   payload: Buffer,
 ): Buffer {
-  const { csrc } = source;
-  const headerBytes = 12 + 4 * csrc.length;
-  const datagram = Buffer.allocUnsafe(headerBytes + payload.length + GCM_TAG_BYTES);
-  datagram[0] = 0x80 | csrc.length; // version 2, no padding, no extension
-  datagram[1] = (source.marker ? 0x80 : 0) | payloadType;
-  datagram.writeUInt16BE(source.sequenceNumber, 2);
-  datagram.writeUInt32BE(source.timestamp, 4);
-  datagram.writeUInt32BE(ssrc, 8);
-  for (let i = 0; i < csrc.length; i++) datagram.writeUInt32BE(csrc[i]!, 12 + 4 * i);
+  const bodyBytes = payloadBytes(out, payload);
+  const headerBytes = 12 + 4 * csrc.length + extensionBytes(out.extensions);
+  const datagram = Buffer.allocUnsafe(headerBytes + bodyBytes + GCM_TAG_BYTES);
+  writeHeader(datagram, out, csrc);
 
   // IV = salt XOR (0x0000 || SSRC || ROC || SEQ), RFC 7714 section 8.1.
   const salt = context.srtpSessionSalt;
   iv.writeUInt16BE(0, 0);
-  iv.writeUInt32BE(ssrc, 2);
+  iv.writeUInt32BE(out.ssrc >>> 0, 2);
   iv.writeUInt32BE(rolloverCounter >>> 0, 6);
-  iv.writeUInt16BE(source.sequenceNumber, 10);
+  iv.writeUInt16BE(out.sequenceNumber, 10);
   for (let i = 0; i < 12; i++) iv[i]! ^= salt[i]!;
   const cipher = createCipheriv('aes-128-gcm', context.srtpSessionKey, iv);
   cipher.setAAD(datagram.subarray(0, headerBytes));
-  const encrypted = cipher.update(payload);
-  cipher.final();
-  encrypted.copy(datagram, headerBytes);
-  cipher.getAuthTag().copy(datagram, headerBytes + encrypted.length);
+  let at = headerBytes;
+  if (out.prefixLength > 0) at += cipher.update(out.prefix.subarray(0, out.prefixLength)).copy(datagram, at);
+  at += cipher.update(out.replaced > 0 ? payload.subarray(out.replaced) : payload).copy(datagram, at);
+  at += cipher.final().copy(datagram, at);
+  cipher.getAuthTag().copy(datagram, at);
   return datagram;
 }
 
+/**
+ * Sends packets on a player's werift RTCRtpSender without werift's sendRtp. werift still sends
+ * the RTCP sender reports (from the counters written here); NACKs are answered by the caller,
+ * which knows which source packet each of the player's sequence numbers was.
+ */
 export class ForwardingSender {
   private readonly sender: SenderInternals;
   private reporting = false;
-  /** Cached per SRTP context (a new DTLS handshake brings a new one). */
-  private srtp?: { context: SrtpContextInternals; state: SrtpSsrcState; gcm: boolean };
+  /** Cached per SRTP context (a new DTLS handshake brings a new one), per SSRC (media and RTX). */
+  private srtp?: { context: SrtpContextInternals; states: Map<number, SrtpSsrcState>; gcm: boolean };
 
-  constructor(sender: RTCRtpSender, history: PacketHistory) {
+  constructor(sender: RTCRtpSender) {
     this.sender = sender as unknown as SenderInternals;
-    // werift looks up the packets a NACK asks for here; they are built from the shared history
-    // only when asked for.
-    const rewrite = (packet: RtpPacket | undefined): RtpPacket | undefined => packet && this.asOwn(packet);
+    // werift would answer NACKs from what it sent itself: nothing, as it sends nothing.
     this.sender.rtpCache = new Proxy([], {
-      get: (target, key) => (typeof key === 'string' && /^\d+$/.test(key) ? rewrite(history.get(Number(key))) : Reflect.get(target, key)),
+      get: (target, key) => (typeof key === 'string' && /^\d+$/.test(key) ? undefined : Reflect.get(target, key)),
       set: () => true,
     });
   }
 
-  /**
-   * Sends `packet` as this sender's: its SSRC and payload type, no header extensions (their ids
-   * are per peer connection) and no padding bytes (a padding-only packet goes as an empty one),
-   * sequence number and timestamp untouched. Returns the RTP bytes sent (header and payload), 0
-   * if the sender cannot send yet.
-   */
-  send(packet: RtpPacket, sentAt: bigint): number {
+  get ssrc(): number {
+    return this.sender.ssrc;
+  }
+
+  /** The negotiated payload type, undefined until negotiated. */
+  get payloadType(): number | undefined {
+    return this.sender.codec?.payloadType;
+  }
+
+  /** RTX as negotiated with the player: its payload type and SSRC, and the next RTX sequence number (advanced here). */
+  nextRtx(): { payloadType: number; ssrc: number; sequenceNumber: number } | undefined {
     const { sender } = this;
-    const { dtlsTransport, codec } = sender;
-    const connection = dtlsTransport.iceTransport.connection;
-    if (!codec || dtlsTransport.state !== 'connected' || !connection.canSendApplicationData()) return 0;
-    const { header, payload } = packet;
-    const headerBytes = 12 + 4 * header.csrc.length;
-    sender.sequenceNumber = header.sequenceNumber;
-    sender.timestamp = sender.rtpTimestamp = header.timestamp;
-    sender.ntpTimestamp = sentAt;
-    sender.octetCount += payload.length;
-    sender.packetCount = (sender.packetCount + 1) >>> 0;
-    sender.headerBytesSent += headerBytes;
-    if (!this.reporting) {
-      this.reporting = true;
-      void sender.runRtcp();
+    if (sender.rtxPayloadType === undefined) return undefined;
+    const sequenceNumber = sender.rtxSequenceNumber;
+    sender.rtxSequenceNumber = (sequenceNumber + 1) & 0xffff;
+    return { payloadType: sender.rtxPayloadType, ssrc: sender.rtxSsrc, sequenceNumber };
+  }
+
+  /** Whether packets can go out now (DTLS up, a pair nominated). */
+  get ready(): boolean {
+    const { dtlsTransport, codec } = this.sender;
+    return !!codec && dtlsTransport.state === 'connected' && dtlsTransport.iceTransport.connection.canSendApplicationData();
+  }
+
+  /**
+   * Sends `out` with `source`'s CSRCs and payload. `media` (first transmissions) updates the
+   * counters werift's sender reports are made from. Returns the RTP bytes sent, 0 if it could not send.
+   */
+  send(out: OutgoingPacket, source: RtpPacket, sentAt: bigint, media: boolean): number {
+    const { sender } = this;
+    const { dtlsTransport } = sender;
+    if (!this.ready) return 0;
+    const { payload, header } = source;
+    const rtpBytes = 12 + 4 * header.csrc.length + extensionBytes(out.extensions) + payloadBytes(out, payload);
+    if (media) {
+      sender.sequenceNumber = out.sequenceNumber;
+      sender.timestamp = sender.rtpTimestamp = out.timestamp;
+      sender.ntpTimestamp = sentAt;
+      sender.octetCount += payloadBytes(out, payload);
+      sender.packetCount = (sender.packetCount + 1) >>> 0;
+      sender.headerBytesSent += rtpBytes - payloadBytes(out, payload);
+      if (!this.reporting) {
+        this.reporting = true;
+        void sender.runRtcp();
+      }
     }
 
-    const datagram = this.encrypt(header, payload, codec.payloadType);
+    const datagram = this.encrypt(out, header.csrc, payload);
     dtlsTransport.bytesSent += datagram.length;
     dtlsTransport.packetsSent++;
+    const connection = dtlsTransport.iceTransport.connection;
     const pair = connection.nominated!;
     const { transport } = pair.protocol;
     if (transport.type === 'udp' && transport.socket) {
@@ -179,37 +259,29 @@ export class ForwardingSender {
     } else {
       void connection.send(datagram).catch(() => undefined);
     }
-    return headerBytes + payload.length;
+    return rtpBytes;
   }
 
   /** The SRTP packet: AES-GCM written here, other profiles by werift's cipher. */
-  private encrypt(source: RtpHeader, payload: Buffer, payloadType: number): Buffer {
-    const { ssrc, dtlsTransport } = this.sender;
-    const context = dtlsTransport.srtp.localContext;
-    if (this.srtp?.context !== context) {
-      this.srtp = { context, state: context.getSrtpSsrcState(ssrc), gcm: context.profile === AEAD_AES_128_GCM };
-    }
-    const { state, gcm } = this.srtp;
-    if (!gcm) return context.encryptRtp(payload, this.ownHeader(source, payloadType));
-    context.updateRolloverCount(source.sequenceNumber, state);
-    return sealGcm(context, state.rolloverCounter, source, ssrc, payloadType, payload);
+  private encrypt(out: OutgoingPacket, csrc: number[], payload: Buffer): Buffer {
+    const context = this.sender.dtlsTransport.srtp.localContext;
+    if (this.srtp?.context !== context) this.srtp = { context, states: new Map(), gcm: context.profile === AEAD_AES_128_GCM };
+    const { states, gcm } = this.srtp;
+    if (!gcm) return context.encryptRtp(this.plainPayload(out, payload), this.header(out, csrc));
+    let state = states.get(out.ssrc);
+    if (!state) states.set(out.ssrc, (state = context.getSrtpSsrcState(out.ssrc)));
+    context.updateRolloverCount(out.sequenceNumber, state);
+    return sealGcm(context, state.rolloverCounter, out, csrc, payload);
   }
 
-  private ownHeader(source: RtpHeader, payloadType: number): RtpHeader {
-    return new RtpHeader({
-      marker: source.marker,
-      payloadType,
-      sequenceNumber: source.sequenceNumber,
-      timestamp: source.timestamp,
-      ssrc: this.sender.ssrc,
-      csrc: source.csrc,
-      csrcLength: source.csrc.length,
-    });
+  private plainPayload(out: OutgoingPacket, payload: Buffer): Buffer {
+    if (out.prefixLength === 0 && out.replaced === 0) return payload;
+    return Buffer.concat([out.prefix.subarray(0, out.prefixLength), payload.subarray(out.replaced)]);
   }
 
-  /** The publisher's packet as this sender sent it, for werift to retransmit. */
-  private asOwn(packet: RtpPacket): RtpPacket | undefined {
-    const { codec } = this.sender;
-    return codec && new RtpPacket(this.ownHeader(packet.header, codec.payloadType), packet.payload);
+  private header(out: OutgoingPacket, csrc: number[]): RtpHeader {
+    const bytes = Buffer.alloc(12 + 4 * csrc.length + extensionBytes(out.extensions));
+    writeHeader(bytes, out, csrc);
+    return RtpHeader.deSerialize(bytes);
   }
 }

@@ -20,12 +20,22 @@ export interface MediaEndpoint {
   close(): void;
 }
 
-export interface MediaPublisher extends MediaEndpoint {
-  /** Creates a subscriber that receives this publisher's media, answering the player's offer. */
-  subscribe(offer: string): Promise<MediaSubscriber>;
+/** What a player wants of a simulcast stream (VideoStreamType and its view's size, which caps the layer in automatic mode). */
+export interface PlayVideo {
+  type: 0 | 1 | 2;
+  viewWidth: number;
+  viewHeight: number;
 }
 
-export type MediaSubscriber = MediaEndpoint;
+export interface MediaPublisher extends MediaEndpoint {
+  /** Creates a subscriber that receives this publisher's media, answering the player's offer. */
+  subscribe(offer: string, video?: PlayVideo): Promise<MediaSubscriber>;
+}
+
+export interface MediaSubscriber extends MediaEndpoint {
+  /** The player changed its choice of layer or its view size. */
+  setVideo(video: PlayVideo): void;
+}
 
 /**
  * What the media plane is carrying and has carried since it started, for metrics. The plane adds

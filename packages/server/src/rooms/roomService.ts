@@ -310,7 +310,7 @@ export class RoomService {
     session.plays.set(req.streamID, play);
     let media;
     try {
-      media = await publication.media.subscribe(req.sdp);
+      media = await publication.media.subscribe(req.sdp, req.video);
     } catch (err) {
       this.dropPlay(play);
       return this.mediaFailure(err, ErrorCode.PlayFailed);
@@ -330,6 +330,14 @@ export class RoomService {
       session.send({ type: 'playStopped', streamID: play.streamID, attempt: play.attempt, code });
     });
     return { code: 0, data: { sdp: media.answer } };
+  }
+
+  /** A player's new choice of layer or view size, for the play it has of `streamID`. */
+  playVideo(session: Session, req: ClientRequest<'playVideo'>): Outcome<ReplyData<'playVideo'>> {
+    const media = session.plays.get(req.streamID)?.media;
+    if (!media) return fail(ErrorCode.StreamNotFound, `not playing ${req.streamID}`);
+    media.setVideo(req.video);
+    return { code: 0, data: {} };
   }
 
   unplay(session: Session, streamID: string): Outcome<ReplyData<'unplay'>> {

@@ -155,6 +155,8 @@ export class Connection implements ClientLink {
         return rooms.play(session, message);
       case 'unplay':
         return rooms.unplay(session, message.streamID);
+      case 'playVideo':
+        return rooms.playVideo(session, message);
       case 'renewToken':
         return rooms.renewToken(session, message.token);
       case 'barrageMessage':

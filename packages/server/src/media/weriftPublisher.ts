@@ -1,0 +1,196 @@
+/**
+ * A publisher's peer connection: receives one audio track and one video track, the video as up
+ * to three simulcast layers (RID-named, smallest first as the offer lists them), and hands every
+ * packet to its subscribers, which pick what each player gets. Keyframe requests go to the
+ * layer they name, merged when close together.
+ */
+import { RTCRtpCodecParameters, type MediaStreamTrack, type RTCRtpReceiver, type RtpPacket } from 'werift';
+import { parseVp8, Vp8Descriptor } from './codecs.js';
+import { UplinkFeedback } from './uplinkFeedback.js';
+import { publishCodecs, publishHeaderExtensions, WeriftPeer, type NegotiatedCodecs, type PeerOptions } from './weriftPeer.js';
+import type { MediaPublisher, MediaSubscriber, PlayVideo } from './types.js';
+import { WeriftSubscriber } from './weriftSubscriber.js';
+
+export type Kind = 'audio' | 'video';
+
+/** Keyframe requests closer together than this are merged: one keyframe serves every player. */
+const KEYFRAME_REQUEST_INTERVAL_MS = 100;
+
+/** Milliseconds from the NTP epoch (1900) to the Unix epoch. */
+const NTP_EPOCH_OFFSET_MS = 2_208_988_800_000;
+
+/** Now as a 64-bit NTP timestamp (for RTCP sender reports). */
+function ntpNow(): bigint {
+  const ms = performance.timeOrigin + performance.now() + NTP_EPOCH_OFFSET_MS;
+  const seconds = Math.floor(ms / 1000);
+  return (BigInt(seconds) << 32n) | BigInt(Math.floor(((ms - seconds * 1000) / 1000) * 2 ** 32));
+}
+
+/** The RIDs the offer's video section sends, in its order (RFC 8853 `a=simulcast:send`); [] without simulcast. */
+export function simulcastRids(offer: string): string[] {
+  const video = offer.split(/\r?\n(?=m=)/).find((section) => section.startsWith('m=video '));
+  const line = video?.split(/\r?\n/).find((l) => l.startsWith('a=simulcast:send '));
+  if (!line) return [];
+  // Each ';'-separated stream may list alternatives (','); the first names it. '~' marks one paused at first.
+  return line
+    .slice('a=simulcast:send '.length)
+    .trim()
+    .split(';')
+    .map((stream) => stream.split(',')[0]!.replace(/^~/, ''))
+    .filter((rid) => rid.length > 0);
+}
+
+/** One simulcast layer (or the only video stream) as received. */
+export class VideoLayer {
+  ssrc: number | undefined;
+  /** From its last keyframe (VP8); 0 until one was seen. */
+  width = 0;
+  height = 0;
+  private lastKeyFrameRequest = 0;
+  private keyFrameTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly index: number,
+    readonly rid: string | undefined,
+  ) {}
+
+  /** Calls `send` now, or at the end of the merge interval if a request went out recently. */
+  requestKeyFrame(send: (ssrc: number) => void): void {
+    if (this.keyFrameTimer) return;
+    const wait = this.lastKeyFrameRequest + KEYFRAME_REQUEST_INTERVAL_MS - Date.now();
+    if (wait > 0) {
+      this.keyFrameTimer = setTimeout(() => {
+        this.keyFrameTimer = undefined;
+        this.requestKeyFrame(send);
+      }, wait);
+      return;
+    }
+    if (this.ssrc === undefined) return;
+    this.lastKeyFrameRequest = Date.now();
+    send(this.ssrc);
+  }
+
+  close(): void {
+    clearTimeout(this.keyFrameTimer);
+  }
+}
+
+export class WeriftPublisher extends WeriftPeer implements MediaPublisher {
+  private readonly subscribers = new Set<WeriftSubscriber>();
+  private readonly codecs: NegotiatedCodecs = {};
+  /** Smallest first; one layer without simulcast. */
+  readonly layers: readonly VideoLayer[];
+  private videoReceiver?: RTCRtpReceiver;
+  private feedback?: UplinkFeedback;
+  private readonly vp8 = new Vp8Descriptor();
+
+  static async create(options: PeerOptions, offer: string): Promise<WeriftPublisher> {
+    const publisher = new WeriftPublisher(options, simulcastRids(offer));
+    await publisher.negotiate(offer, (t) => {
+      t.setDirection('recvonly');
+      // Accept one codec per kind (the offerer's first we support) so the publisher cannot switch
+      // to another one that players were not set up for.
+      const primary = t.codecs.find((c) => c.name.toLowerCase() !== 'rtx');
+      if (!primary) return;
+      t.codecs = t.codecs.filter((c) => c === primary || (c.name.toLowerCase() === 'rtx' && c.parameters === `apt=${primary.payloadType}`));
+      publisher.codecs[t.kind as Kind] = primary;
+    });
+    // Media flows only once the answer is out, so the tracks are all there: one per RID with simulcast.
+    for (const t of publisher.pc.getTransceivers())
+      for (const track of t.receiver.tracks) publisher.onTrack(t.kind as Kind, track, t.receiver);
+    publisher.feedback = new UplinkFeedback(publisher.pc, publisher.pc.getTransceivers()[0]!.receiver.rtcpSsrc);
+    return publisher;
+  }
+
+  private constructor(options: PeerOptions, rids: string[]) {
+    super(options, publishCodecs(), publishHeaderExtensions());
+    this.layers = rids.length > 0 ? rids.map((rid, i) => new VideoLayer(i, rid)) : [new VideoLayer(0, undefined)];
+    this.stats.publishers++;
+  }
+
+  private onTrack(kind: Kind, track: MediaStreamTrack, receiver: RTCRtpReceiver): void {
+    if (kind === 'audio') {
+      track.onReceiveRtp.subscribe((rtp) => this.forwardAudio(rtp));
+      return;
+    }
+    this.videoReceiver = receiver;
+    const layer = track.rid === undefined ? this.layers[0] : this.layers.find((l) => l.rid === track.rid);
+    if (!layer) return;
+    track.onReceiveRtp.subscribe((rtp) => this.forwardVideo(layer, rtp));
+  }
+
+  get videoCodec(): 'vp8' | 'h264' {
+    return this.codecs.video?.name.toLowerCase() === 'h264' ? 'h264' : 'vp8';
+  }
+
+  private count(rtp: RtpPacket): void {
+    this.stats.packetsReceived++;
+    this.stats.bytesReceived += rtp.header.serializeSize + rtp.payload.length + rtp.header.paddingSize;
+  }
+
+  private forwardAudio(rtp: RtpPacket): void {
+    this.count(rtp);
+    if (this.subscribers.size === 0) return;
+    const sentAt = ntpNow();
+    for (const subscriber of this.subscribers) subscriber.sendAudio(rtp, sentAt);
+  }
+
+  private forwardVideo(layer: VideoLayer, rtp: RtpPacket): void {
+    this.count(rtp);
+    layer.ssrc = rtp.header.ssrc;
+    if (this.videoCodec === 'vp8' && parseVp8(rtp.payload, this.vp8) && this.vp8.width > 0 && this.vp8.width !== layer.width) {
+      layer.width = this.vp8.width;
+      layer.height = this.vp8.height;
+      for (const subscriber of this.subscribers) subscriber.layersChanged();
+    }
+    if (this.subscribers.size === 0) return;
+    const sentAt = ntpNow();
+    const now = performance.now();
+    for (const subscriber of this.subscribers) subscriber.sendVideo(layer.index, rtp, sentAt, now);
+  }
+
+  /** Asks the publisher for a keyframe of `layer`; requests within the interval are merged into one at its end. */
+  requestKeyFrame(layer: number): void {
+    const receiver = this.videoReceiver;
+    if (this.closed || !receiver) return;
+    this.layers[layer]?.requestKeyFrame((ssrc) => {
+      this.stats.keyFrameRequestsSent++;
+      void receiver.sendRtcpPLI(ssrc).catch(() => undefined);
+    });
+  }
+
+  async subscribe(offer: string, video?: PlayVideo): Promise<MediaSubscriber> {
+    const subscriber = await WeriftSubscriber.create(this.options, offer, this, video);
+    if (this.closed) {
+      subscriber.close();
+      return subscriber;
+    }
+    this.subscribers.add(subscriber);
+    subscriber.observer.once('closed', () => this.subscribers.delete(subscriber));
+    return subscriber;
+  }
+
+  /** The codecs a subscriber must offer its player: exactly what this publisher sends. */
+  subscriberCodecs(): { audio: RTCRtpCodecParameters[]; video: RTCRtpCodecParameters[] } {
+    const copy = (c: RTCRtpCodecParameters): RTCRtpCodecParameters =>
+      new RTCRtpCodecParameters({
+        mimeType: c.mimeType,
+        clockRate: c.clockRate,
+        channels: c.channels,
+        parameters: c.parameters,
+        rtcpFeedback: c.rtcpFeedback,
+      });
+    const { audio, video } = this.codecs;
+    return {
+      audio: audio ? [copy(audio)] : [],
+      video: video ? [copy(video), new RTCRtpCodecParameters({ mimeType: 'video/rtx', clockRate: 90000 })] : [],
+    };
+  }
+
+  protected onClose(): void {
+    this.stats.publishers--;
+    for (const layer of this.layers) layer.close();
+    this.feedback?.close();
+    for (const subscriber of [...this.subscribers]) subscriber.close();
+  }
+}

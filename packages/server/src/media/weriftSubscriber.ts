@@ -1,0 +1,272 @@
+/**
+ * A player's peer connection: one audio and one video sender fed by a publisher. Video comes
+ * from one simulcast layer at a time, chosen for this player, rewritten into one continuous
+ * stream (VideoRewriter). What was sent is remembered so NACKs are answered with the very bytes
+ * the player missed, as RTX when negotiated.
+ */
+import {
+  GenericNack,
+  RTCRtpHeaderExtensionParameters,
+  RtcpTransportLayerFeedback,
+  type RtcpPacket,
+  type RtpPacket,
+  type RTCRtpSender,
+} from 'werift';
+import { SIMULCAST_LAYER_EXTENSION_URI } from '@parley/protocol';
+import { asksForKeyFrame } from './keyFrames.js';
+import { ForwardingSender, outgoingPacket, type OutgoingPacket } from './forwardingSender.js';
+import { TRANSPORT_CC_URI } from './uplinkFeedback.js';
+import { VideoRewriter } from './videoRewriter.js';
+import { WeriftPeer, type HeaderExtensions, type PeerOptions } from './weriftPeer.js';
+import type { Kind, VideoLayer, WeriftPublisher } from './weriftPublisher.js';
+import type { MediaSubscriber, PlayVideo } from './types.js';
+
+const SMALL = 1;
+const BIG = 2;
+
+/** Video packets remembered for NACKs, by the player's sequence number modulo this. */
+const SENT_HISTORY = 1024;
+/**
+ * A packet is resent at most this often and this many times: players repeat a NACK until the
+ * copy arrives (werift every 5 ms), and a repeat within the interval is for the copy on its way.
+ */
+const RESEND_INTERVAL_MS = 10;
+const MAX_RESENDS = 10;
+
+/** Header extensions a player may get: the transport-wide sequence number and the simulcast layer. */
+const subscribeHeaderExtensions = (): HeaderExtensions => ({
+  audio: [new RTCRtpHeaderExtensionParameters({ uri: TRANSPORT_CC_URI })],
+  video: [
+    new RTCRtpHeaderExtensionParameters({ uri: TRANSPORT_CC_URI }),
+    new RTCRtpHeaderExtensionParameters({ uri: SIMULCAST_LAYER_EXTENSION_URI }),
+  ],
+});
+
+/** One video packet as the player got it. */
+class SentPacket {
+  source: RtpPacket | undefined;
+  sequenceNumber = -1;
+  timestamp = 0;
+  marker = false;
+  layer = 0;
+  /** The rewritten descriptor that replaced the source payload's first `replaced` bytes. */
+  readonly prefix = Buffer.alloc(32);
+  prefixLength = 0;
+  replaced = 0;
+  sentAtMs = 0;
+  resends = 0;
+}
+
+/**
+ * The layer a player gets: forced by its VideoStreamType, else the smallest layer that covers
+ * its view (a 160-px tile never gets 720p), else the largest.
+ */
+export function chooseLayer(video: PlayVideo, layers: readonly Pick<VideoLayer, 'width' | 'height'>[]): number {
+  const top = layers.length - 1;
+  if (video.type === SMALL) return 0;
+  if (video.type === BIG || (video.viewWidth === 0 && video.viewHeight === 0)) return top;
+  const largest = layers[top]!;
+  for (let i = 0; i < top; i++) {
+    // A layer not seen yet is taken to be the largest halved per side for each step down.
+    const scale = 2 ** (top - i);
+    const { width, height } = layers[i]!.width > 0 ? layers[i]! : { width: largest.width / scale, height: largest.height / scale };
+    if (width >= video.viewWidth && height >= video.viewHeight) return i;
+  }
+  return top;
+}
+
+export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
+  private readonly senders: Partial<Record<Kind, RTCRtpSender>> = {};
+  private readonly forwarders: Partial<Record<Kind, ForwardingSender>> = {};
+  private readonly rewriter: VideoRewriter;
+  private readonly sent = Array.from({ length: SENT_HISTORY }, () => new SentPacket());
+  private readonly out: OutgoingPacket = outgoingPacket();
+  /** Negotiated extension ids, 0 when not negotiated. */
+  private readonly extensionIds: Record<Kind, { transportCc: number; layer: number }> = {
+    audio: { transportCc: 0, layer: 0 },
+    video: { transportCc: 0, layer: 0 },
+  };
+  private transportSequenceNumber = 0;
+  private video: PlayVideo;
+
+  static async create(options: PeerOptions, offer: string, publisher: WeriftPublisher, video?: PlayVideo): Promise<WeriftSubscriber> {
+    const subscriber = new WeriftSubscriber(options, publisher, video);
+    await subscriber.negotiate(offer, (t) => {
+      t.setDirection('sendonly');
+      const kind = t.kind as Kind;
+      subscriber.senders[kind] = t.sender;
+      subscriber.forwarders[kind] = new ForwardingSender(t.sender);
+    });
+    for (const t of subscriber.pc.getTransceivers()) {
+      const id = (uri: string): number => t.headerExtensions.find((e) => e.uri === uri)?.id ?? 0;
+      subscriber.extensionIds[t.kind as Kind] = { transportCc: id(TRANSPORT_CC_URI), layer: id(SIMULCAST_LAYER_EXTENSION_URI) };
+    }
+    subscriber.listen();
+    subscriber.observer.once('connected', () => subscriber.requestKeyFrame());
+    return subscriber;
+  }
+
+  private constructor(
+    options: PeerOptions,
+    private readonly publisher: WeriftPublisher,
+    video: PlayVideo = { type: 0, viewWidth: 0, viewHeight: 0 },
+  ) {
+    super(options, publisher.subscriberCodecs(), subscribeHeaderExtensions());
+    this.video = video;
+    this.rewriter = new VideoRewriter(chooseLayer(video, publisher.layers));
+    this.stats.subscribers++;
+  }
+
+  private listen(): void {
+    const video = this.pc.getTransceivers().find((t) => t.kind === 'video');
+    if (!video) return;
+    const ssrc = video.sender.ssrc;
+    const onRtcp = (rtcp: RtcpPacket): void => {
+      if (asksForKeyFrame(rtcp, ssrc)) {
+        this.stats.keyFrameRequestsReceived++;
+        this.requestKeyFrame();
+      } else if (
+        rtcp instanceof RtcpTransportLayerFeedback &&
+        rtcp.feedback instanceof GenericNack &&
+        rtcp.feedback.mediaSourceSsrc === ssrc
+      ) {
+        this.stats.nacksReceived++;
+        this.resend(rtcp.feedback.lost);
+      }
+    };
+    // werift routes feedback by the sender SSRC first, so a player that announced SSRCs of its
+    // own (werift does, even receive-only) has its feedback delivered to our receiver, not the sender.
+    video.sender.onRtcp.subscribe(onRtcp);
+    video.receiver.onRtcp.subscribe(onRtcp);
+  }
+
+  setVideo(video: PlayVideo): void {
+    this.video = video;
+    this.retarget();
+  }
+
+  /** The publisher learned a layer's size: the layer that covers the view may be another. */
+  layersChanged(): void {
+    if (this.video.type === 0) this.retarget();
+  }
+
+  private retarget(): void {
+    const layer = chooseLayer(this.video, this.publisher.layers);
+    if (layer === this.rewriter.needsKeyFrame() || (layer === this.rewriter.currentLayer && this.rewriter.needsKeyFrame() === undefined))
+      return;
+    this.rewriter.setTargetLayer(layer);
+    this.requestKeyFrame();
+  }
+
+  /** Asks the publisher for a keyframe of the layer this player waits for, or gets. */
+  private requestKeyFrame(): void {
+    const layer = this.rewriter.needsKeyFrame() ?? this.rewriter.currentLayer;
+    if (layer !== undefined) this.publisher.requestKeyFrame(layer);
+  }
+
+  private nextTransportSequenceNumber(kind: Kind): number {
+    if (!this.extensionIds[kind].transportCc) return 0;
+    this.transportSequenceNumber = (this.transportSequenceNumber + 1) & 0xffff;
+    return this.transportSequenceNumber;
+  }
+
+  sendAudio(packet: RtpPacket, sentAt: bigint): void {
+    const forwarder = this.forwarders.audio;
+    if (!this.connected || !forwarder?.ready) return;
+    const { out } = this;
+    const { header } = packet;
+    out.marker = header.marker;
+    out.payloadType = forwarder.payloadType!;
+    out.sequenceNumber = header.sequenceNumber;
+    out.timestamp = header.timestamp;
+    out.ssrc = forwarder.ssrc;
+    out.prefixLength = out.replaced = 0;
+    this.setExtensions('audio', 0);
+    this.count(forwarder.send(out, packet, sentAt, true));
+  }
+
+  sendVideo(layer: number, packet: RtpPacket, sentAt: bigint, nowMs: number): void {
+    const forwarder = this.forwarders.video;
+    if (!this.connected || !forwarder?.ready) return;
+    const rewritten = this.rewriter.rewrite(layer, packet.header, packet.payload, this.publisher.videoCodec, nowMs);
+    if (!rewritten) {
+      if (this.rewriter.needsKeyFrame() === layer) this.publisher.requestKeyFrame(layer);
+      return;
+    }
+    const { out } = this;
+    out.marker = rewritten.marker;
+    out.payloadType = forwarder.payloadType!;
+    out.sequenceNumber = rewritten.sequenceNumber;
+    out.timestamp = rewritten.timestamp;
+    out.ssrc = forwarder.ssrc;
+    out.prefixLength = out.replaced = rewritten.descriptorLength ? this.rewriter.rewriteDescriptor(packet.payload, out.prefix) : 0;
+    this.setExtensions('video', layer);
+    const slot = this.sent[rewritten.sequenceNumber % SENT_HISTORY]!;
+    slot.source = packet;
+    slot.sequenceNumber = rewritten.sequenceNumber;
+    slot.timestamp = rewritten.timestamp;
+    slot.marker = rewritten.marker;
+    slot.layer = layer;
+    slot.prefixLength = slot.replaced = out.prefixLength;
+    if (out.prefixLength > 0) this.out.prefix.copy(slot.prefix, 0, 0, out.prefixLength);
+    slot.sentAtMs = nowMs;
+    slot.resends = 0;
+    this.count(forwarder.send(out, packet, sentAt, true));
+  }
+
+  private setExtensions(kind: Kind, layer: number): void {
+    const { extensions } = this.out;
+    const ids = this.extensionIds[kind];
+    extensions.transportCcId = ids.transportCc;
+    extensions.transportSequenceNumber = this.nextTransportSequenceNumber(kind);
+    extensions.layerId = ids.layer;
+    extensions.layer = layer;
+  }
+
+  private count(bytes: number): void {
+    if (!bytes) return;
+    this.stats.packetsSent++;
+    this.stats.bytesSent += bytes;
+  }
+
+  /** Sends again what the player lost (as RTX when negotiated), each packet at most once per interval and a few times in all. */
+  private resend(lost: number[]): void {
+    const forwarder = this.forwarders.video;
+    if (!forwarder?.ready) return;
+    const now = performance.now();
+    const { out } = this;
+    for (const sequenceNumber of lost) {
+      const slot = this.sent[sequenceNumber % SENT_HISTORY]!;
+      if (slot.sequenceNumber !== sequenceNumber || !slot.source) continue;
+      if (slot.resends >= MAX_RESENDS || (slot.resends > 0 && now - slot.sentAtMs < RESEND_INTERVAL_MS)) continue;
+      slot.resends++;
+      slot.sentAtMs = now;
+      const rtx = forwarder.nextRtx();
+      out.marker = slot.marker;
+      out.timestamp = slot.timestamp;
+      if (rtx) {
+        // RFC 4588: the original sequence number, then the payload as first sent.
+        out.payloadType = rtx.payloadType;
+        out.ssrc = rtx.ssrc;
+        out.sequenceNumber = rtx.sequenceNumber;
+        this.out.prefix.writeUInt16BE(slot.sequenceNumber, 0);
+        slot.prefix.copy(out.prefix, 2, 0, slot.prefixLength);
+        out.prefixLength = 2 + slot.prefixLength;
+      } else {
+        out.payloadType = forwarder.payloadType!;
+        out.ssrc = forwarder.ssrc;
+        out.sequenceNumber = slot.sequenceNumber;
+        slot.prefix.copy(out.prefix, 0, 0, slot.prefixLength);
+        out.prefixLength = slot.prefixLength;
+      }
+      out.replaced = slot.replaced;
+      this.setExtensions('video', slot.layer);
+      if (forwarder.send(out, slot.source, 0n, false)) this.stats.retransmissionsSent++;
+    }
+  }
+
+  protected onClose(): void {
+    this.stats.subscribers--;
+    for (const sender of Object.values(this.senders)) sender.stop();
+  }
+}
