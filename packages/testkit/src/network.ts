@@ -186,7 +186,7 @@ function tbf(rateKbit: number): string[] {
 let networks = 0;
 const open = new Set<TestNetwork>();
 process.once('exit', () => {
-  for (const network of open) network.closeSync();
+  for (const network of open) network.close();
 });
 
 /** A server address plus hosts linked to it; needs root. */
@@ -238,10 +238,6 @@ export class TestNetwork {
   }
 
   close(): void {
-    this.closeSync();
-  }
-
-  closeSync(): void {
     if (this.closed) return;
     this.closed = true;
     open.delete(this);

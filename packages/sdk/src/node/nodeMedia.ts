@@ -96,6 +96,8 @@ class LayerStream {
   pictureId = Math.floor(Math.random() * 0x8000);
   active = true;
   readonly sent = new Array<RtpPacket | undefined>(SENT_HISTORY);
+  /** The MID and RID elements every packet carries, known once the answer is applied. */
+  extensions: Array<{ id: number; payload: Buffer }> = [];
 
   constructor(
     readonly ssrc: number,
@@ -115,8 +117,6 @@ class NodePublishTransport extends WeriftTransport {
   private readonly audio: RTCRtpSender;
   private readonly layers: LayerStream[];
   private audioSeq = 1 + Math.floor(Math.random() * 0x7fff);
-  private extensionIds: { mid?: number; rid?: number } = {};
-  private mid = '';
 
   constructor(
     layerCount: number,
@@ -149,8 +149,13 @@ class NodePublishTransport extends WeriftTransport {
     await super.applyAnswer(sdp);
     const transceiver = this.pc.getTransceivers().find((t) => t.sender === this.video)!;
     const id = (uri: string): number | undefined => transceiver.headerExtensions.find((e) => e.uri === uri)?.id;
-    this.extensionIds = { mid: id(RTP_EXTENSION_URI.sdesMid), rid: id(RTP_EXTENSION_URI.sdesRTPStreamID) };
-    this.mid = transceiver.mid ?? '';
+    const [midId, ridId, mid] = [id(RTP_EXTENSION_URI.sdesMid), id(RTP_EXTENSION_URI.sdesRTPStreamID), transceiver.mid];
+    for (const stream of this.layers) {
+      stream.extensions = [
+        ...(midId !== undefined && mid ? [{ id: midId, payload: Buffer.from(mid) }] : []),
+        ...(ridId !== undefined && stream.rid ? [{ id: ridId, payload: Buffer.from(stream.rid) }] : []),
+      ];
+    }
     // Keyframe requests and NACKs name a layer's SSRC, which werift's sender does not know.
     (this.video.dtlsTransport as unknown as DtlsInternals).onRtcp.subscribe((rtcp) => this.onRtcp(rtcp));
   }
@@ -192,7 +197,7 @@ class NodePublishTransport extends WeriftTransport {
         marker: i === payloads.length - 1,
         payloadType: this.video.codec?.payloadType ?? 0,
         ssrc: stream.ssrc,
-        extensions: this.extensions(stream),
+        extensions: stream.extensions,
       });
       stream.sequenceNumber = (stream.sequenceNumber + 1) & 0xffff;
       const packet = new RtpPacket(header, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength));
@@ -200,14 +205,6 @@ class NodePublishTransport extends WeriftTransport {
       this.transmit(packet);
     });
     return true;
-  }
-
-  private extensions(stream: LayerStream): Array<{ id: number; payload: Buffer }> {
-    const { mid, rid } = this.extensionIds;
-    const extensions: Array<{ id: number; payload: Buffer }> = [];
-    if (mid !== undefined && this.mid) extensions.push({ id: mid, payload: Buffer.from(this.mid) });
-    if (rid !== undefined && stream.rid) extensions.push({ id: rid, payload: Buffer.from(stream.rid) });
-    return extensions;
   }
 
   private transmit(packet: RtpPacket): void {

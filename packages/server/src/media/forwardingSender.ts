@@ -53,7 +53,6 @@ interface SenderInternals {
     bytesSent: number;
     packetsSent: number;
   };
-  rtpCache: Array<RtpPacket | undefined>;
   rtxPayloadType?: number;
   rtxSsrc: number;
   rtxSequenceNumber: number;
@@ -190,12 +189,8 @@ export class ForwardingSender {
   private srtp?: { context: SrtpContextInternals; states: Map<number, SrtpSsrcState>; gcm: boolean };
 
   constructor(sender: RTCRtpSender) {
+    // werift answers NACKs from what its own sendRtp sent, which is nothing: they are the caller's.
     this.sender = sender as unknown as SenderInternals;
-    // werift would answer NACKs from what it sent itself: nothing, as it sends nothing.
-    this.sender.rtpCache = new Proxy([], {
-      get: (target, key) => (typeof key === 'string' && /^\d+$/.test(key) ? undefined : Reflect.get(target, key)),
-      set: () => true,
-    });
   }
 
   get ssrc(): number {
@@ -231,14 +226,15 @@ export class ForwardingSender {
     const { dtlsTransport } = sender;
     if (!this.ready) return 0;
     const { payload, header } = source;
-    const rtpBytes = 12 + 4 * header.csrc.length + extensionBytes(out.extensions) + payloadBytes(out, payload);
+    const headerBytes = 12 + 4 * header.csrc.length + extensionBytes(out.extensions);
+    const bodyBytes = payloadBytes(out, payload);
     if (media) {
       sender.sequenceNumber = out.sequenceNumber;
       sender.timestamp = sender.rtpTimestamp = out.timestamp;
       sender.ntpTimestamp = sentAt;
-      sender.octetCount += payloadBytes(out, payload);
+      sender.octetCount += bodyBytes;
       sender.packetCount = (sender.packetCount + 1) >>> 0;
-      sender.headerBytesSent += rtpBytes - payloadBytes(out, payload);
+      sender.headerBytesSent += headerBytes;
       if (!this.reporting) {
         this.reporting = true;
         void sender.runRtcp();
@@ -259,7 +255,7 @@ export class ForwardingSender {
     } else {
       void connection.send(datagram).catch(() => undefined);
     }
-    return rtpBytes;
+    return headerBytes + bodyBytes;
   }
 
   /** The SRTP packet: AES-GCM written here, other profiles by werift's cipher. */

@@ -134,6 +134,11 @@ export class VideoRewriter {
     if (this.temporal > temporalLayer) this.temporal = temporalLayer;
   }
 
+  /** The layer the player is to get (now, or from its next keyframe). */
+  get targetLayer(): number {
+    return this.target;
+  }
+
   /** The layer whose keyframe is awaited (ask its publisher stream for one), or undefined. */
   needsKeyFrame(): number | undefined {
     return this.layer === this.target ? undefined : this.target;

@@ -81,6 +81,8 @@ export class WeriftPublisher extends WeriftPeer implements MediaPublisher {
   /** Smallest first; one layer without simulcast. */
   readonly layers: readonly VideoLayer[];
   private videoReceiver?: RTCRtpReceiver;
+  /** Read per packet by every subscriber, so fixed once negotiated. */
+  private negotiatedVideoCodec: 'vp8' | 'h264' = 'vp8';
   private feedback?: UplinkFeedback;
   private readonly vp8 = new Vp8Descriptor();
 
@@ -94,6 +96,7 @@ export class WeriftPublisher extends WeriftPeer implements MediaPublisher {
       if (!primary) return;
       t.codecs = t.codecs.filter((c) => c === primary || (c.name.toLowerCase() === 'rtx' && c.parameters === `apt=${primary.payloadType}`));
       publisher.codecs[t.kind as Kind] = primary;
+      if (t.kind === 'video' && primary.name.toLowerCase() === 'h264') publisher.negotiatedVideoCodec = 'h264';
     });
     // Media flows only once the answer is out, so the tracks are all there: one per RID with simulcast.
     for (const t of publisher.pc.getTransceivers())
@@ -120,7 +123,7 @@ export class WeriftPublisher extends WeriftPeer implements MediaPublisher {
   }
 
   get videoCodec(): 'vp8' | 'h264' {
-    return this.codecs.video?.name.toLowerCase() === 'h264' ? 'h264' : 'vp8';
+    return this.negotiatedVideoCodec;
   }
 
   private count(rtp: RtpPacket): void {
@@ -151,13 +154,14 @@ export class WeriftPublisher extends WeriftPeer implements MediaPublisher {
 
   /** Asks the publisher for a keyframe of `layer`; requests within the interval are merged into one at its end. */
   requestKeyFrame(layer: number): void {
-    const receiver = this.videoReceiver;
-    if (this.closed || !receiver) return;
-    this.layers[layer]?.requestKeyFrame((ssrc) => {
-      this.stats.keyFrameRequestsSent++;
-      void receiver.sendRtcpPLI(ssrc).catch(() => undefined);
-    });
+    if (!this.closed) this.layers[layer]?.requestKeyFrame(this.sendPli);
   }
+
+  private readonly sendPli = (ssrc: number): void => {
+    if (!this.videoReceiver) return;
+    this.stats.keyFrameRequestsSent++;
+    void this.videoReceiver.sendRtcpPLI(ssrc).catch(() => undefined);
+  };
 
   async subscribe(offer: string, video?: PlayVideo): Promise<MediaSubscriber> {
     const subscriber = await WeriftSubscriber.create(this.options, offer, this, video);

@@ -152,8 +152,7 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
 
   private retarget(): void {
     const layer = chooseLayer(this.video, this.publisher.layers);
-    if (layer === this.rewriter.needsKeyFrame() || (layer === this.rewriter.currentLayer && this.rewriter.needsKeyFrame() === undefined))
-      return;
+    if (layer === this.rewriter.targetLayer) return;
     this.rewriter.setTargetLayer(layer);
     this.requestKeyFrame();
   }
@@ -173,13 +172,8 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
   sendAudio(packet: RtpPacket, sentAt: bigint): void {
     const forwarder = this.forwarders.audio;
     if (!this.connected || !forwarder?.ready) return;
-    const { out } = this;
     const { header } = packet;
-    out.marker = header.marker;
-    out.payloadType = forwarder.payloadType!;
-    out.sequenceNumber = header.sequenceNumber;
-    out.timestamp = header.timestamp;
-    out.ssrc = forwarder.ssrc;
+    const out = this.header(header.marker, forwarder.payloadType!, forwarder.ssrc, header.sequenceNumber, header.timestamp);
     out.prefixLength = out.replaced = 0;
     this.setExtensions('audio', 0);
     this.count(forwarder.send(out, packet, sentAt, true));
@@ -193,25 +187,32 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
       if (this.rewriter.needsKeyFrame() === layer) this.publisher.requestKeyFrame(layer);
       return;
     }
-    const { out } = this;
-    out.marker = rewritten.marker;
-    out.payloadType = forwarder.payloadType!;
-    out.sequenceNumber = rewritten.sequenceNumber;
-    out.timestamp = rewritten.timestamp;
-    out.ssrc = forwarder.ssrc;
+    const { marker, sequenceNumber, timestamp } = rewritten;
+    const out = this.header(marker, forwarder.payloadType!, forwarder.ssrc, sequenceNumber, timestamp);
     out.prefixLength = out.replaced = rewritten.descriptorLength ? this.rewriter.rewriteDescriptor(packet.payload, out.prefix) : 0;
     this.setExtensions('video', layer);
-    const slot = this.sent[rewritten.sequenceNumber % SENT_HISTORY]!;
+    const slot = this.sent[sequenceNumber % SENT_HISTORY]!;
     slot.source = packet;
-    slot.sequenceNumber = rewritten.sequenceNumber;
-    slot.timestamp = rewritten.timestamp;
-    slot.marker = rewritten.marker;
+    slot.sequenceNumber = sequenceNumber;
+    slot.timestamp = timestamp;
+    slot.marker = marker;
     slot.layer = layer;
     slot.prefixLength = slot.replaced = out.prefixLength;
-    if (out.prefixLength > 0) this.out.prefix.copy(slot.prefix, 0, 0, out.prefixLength);
+    if (out.prefixLength > 0) out.prefix.copy(slot.prefix, 0, 0, out.prefixLength);
     slot.sentAtMs = nowMs;
     slot.resends = 0;
     this.count(forwarder.send(out, packet, sentAt, true));
+  }
+
+  /** The reused outgoing packet with these header fields. */
+  private header(marker: boolean, payloadType: number, ssrc: number, sequenceNumber: number, timestamp: number): OutgoingPacket {
+    const { out } = this;
+    out.marker = marker;
+    out.payloadType = payloadType;
+    out.ssrc = ssrc;
+    out.sequenceNumber = sequenceNumber;
+    out.timestamp = timestamp;
+    return out;
   }
 
   private setExtensions(kind: Kind, layer: number): void {
@@ -234,7 +235,6 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
     const forwarder = this.forwarders.video;
     if (!forwarder?.ready) return;
     const now = performance.now();
-    const { out } = this;
     for (const sequenceNumber of lost) {
       const slot = this.sent[sequenceNumber % SENT_HISTORY]!;
       if (slot.sequenceNumber !== sequenceNumber || !slot.source) continue;
@@ -242,23 +242,14 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
       slot.resends++;
       slot.sentAtMs = now;
       const rtx = forwarder.nextRtx();
-      out.marker = slot.marker;
-      out.timestamp = slot.timestamp;
-      if (rtx) {
-        // RFC 4588: the original sequence number, then the payload as first sent.
-        out.payloadType = rtx.payloadType;
-        out.ssrc = rtx.ssrc;
-        out.sequenceNumber = rtx.sequenceNumber;
-        this.out.prefix.writeUInt16BE(slot.sequenceNumber, 0);
-        slot.prefix.copy(out.prefix, 2, 0, slot.prefixLength);
-        out.prefixLength = 2 + slot.prefixLength;
-      } else {
-        out.payloadType = forwarder.payloadType!;
-        out.ssrc = forwarder.ssrc;
-        out.sequenceNumber = slot.sequenceNumber;
-        slot.prefix.copy(out.prefix, 0, 0, slot.prefixLength);
-        out.prefixLength = slot.prefixLength;
-      }
+      // RTX (RFC 4588) carries the original sequence number, then the payload as first sent.
+      const out = rtx
+        ? this.header(slot.marker, rtx.payloadType, rtx.ssrc, rtx.sequenceNumber, slot.timestamp)
+        : this.header(slot.marker, forwarder.payloadType!, forwarder.ssrc, slot.sequenceNumber, slot.timestamp);
+      if (rtx) out.prefix.writeUInt16BE(slot.sequenceNumber, 0);
+      const osnBytes = rtx ? 2 : 0;
+      slot.prefix.copy(out.prefix, osnBytes, 0, slot.prefixLength);
+      out.prefixLength = osnBytes + slot.prefixLength;
       out.replaced = slot.replaced;
       this.setExtensions('video', slot.layer);
       if (forwarder.send(out, slot.source, 0n, false)) this.stats.retransmissionsSent++;
