@@ -55,8 +55,9 @@ function sweep(pid: number): void {
   }
   for (const rule of ownRules(pid)) tryRun('iptables', ...rule.replace(/^-A /, '-D ').split(' '));
   for (const line of run('ip', '-o', '-4', 'addr', 'show', 'dev', 'lo').split('\n')) {
-    const match = / inet (\S+) .* (lo:\S+)/.exec(line);
-    if (match && match[2] === `lo:${tag(pid)}`) tryRun('ip', 'addr', 'del', match[1]!, 'dev', 'lo');
+    // `ip -o` ends the label with a backslash: take only the label's characters.
+    const match = / inet (\S+) .* lo:(pl[0-9a-z]+)/.exec(line);
+    if (match && match[2] === tag(pid)) tryRun('ip', 'addr', 'del', match[1]!, 'dev', 'lo');
   }
 }
 
@@ -72,7 +73,7 @@ function sweepStale(): void {
     if (match) pids.add(parseInt(match[1]!, 36));
   }
   for (const line of run('ip', '-o', '-4', 'addr', 'show', 'dev', 'lo').split('\n')) {
-    const match = / lo:pl([0-9a-z]+)$/.exec(line.trim());
+    const match = / lo:pl([0-9a-z]+)/.exec(line);
     if (match) pids.add(parseInt(match[1]!, 36));
   }
   for (const pid of pids) if (pid !== process.pid && !alive(pid)) sweep(pid);
