@@ -105,6 +105,9 @@ const handler: ParleyEventHandler = {
   onPlayerRecvVideoFirstFrame(streamID) {
     log(`onPlayerRecvVideoFirstFrame stream=${streamID}`);
   },
+  onPlayerVideoSizeChanged(streamID, width, height) {
+    log(`onPlayerVideoSizeChanged stream=${streamID} ${width}x${height}`);
+  },
   onIMRecvBroadcastMessage(_roomID, messages) {
     for (const { fromUser, message } of messages) showMessage(fromUser.userName, message);
   },

@@ -32,6 +32,24 @@ test('browser calls', async (t) => {
     assert.ok((await remoteVideoSize(bob, 'stream_alice')).width > 0);
     await assertMediaFlows(alice);
     await assertMediaFlows(bob);
+    // A 640×360 camera goes out as two simulcast layers: half and full resolution.
+    const rids = await alice.evaluate(async () => {
+      const found: string[] = [];
+      for (const pc of (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs) {
+        (await pc.getStats()).forEach((s: { type: string; kind?: string; rid?: string }) => {
+          if (s.type === 'outbound-rtp' && s.kind === 'video' && s.rid) found.push(s.rid);
+        });
+      }
+      return found.sort();
+    });
+    assert.deepEqual(rids, ['f', 'h']);
+    // Automatic mode: the 320×240 tile is filled by the half-resolution layer, so that is what comes, and the app is told.
+    await alice.waitForFunction(
+      () => /onPlayerVideoSizeChanged stream=stream_bob 320x180/.test(document.getElementById('log')!.textContent ?? ''),
+      undefined,
+      { timeout: 10_000 },
+    );
+    assert.deepEqual(await remoteVideoSize(alice, 'stream_bob'), { width: 320, height: 180 });
 
     mkdirSync(ARTIFACTS, { recursive: true });
     await alice.screenshot({ path: new URL('two-party-call.png', ARTIFACTS).pathname });

@@ -35,8 +35,6 @@ export interface MediaTransport {
   applyAnswer(sdp: string): Promise<void>;
   /** Called once with 'connected', and with 'failed' if the transport dies. */
   onStateChange(listener: (state: TransportState) => void): void;
-  /** Publish transports: which simulcast layers some player receives (smallest first); the others pause. */
-  setActiveLayers?(active: boolean[]): void;
   close(): void;
 }
 

@@ -62,7 +62,11 @@ export class Player {
     const { type, viewWidth, viewHeight } = this.video;
     if (video.type === type && video.viewWidth === viewWidth && video.viewHeight === viewHeight) return;
     this.video = video;
-    if (this.state === PlayerState.Playing) void this.ctx.loggedInSignalling()?.request('playVideo', { streamID: this.streamID, video });
+    if (this.state === PlayerState.Playing) this.sendVideo();
+  }
+
+  private sendVideo(): void {
+    void this.ctx.loggedInSignalling()?.request('playVideo', { streamID: this.streamID, video: this.video });
   }
 
   /** The stream was (re)announced in the room: a waiting player asks again now. */
@@ -127,9 +131,10 @@ export class Player {
       },
     });
     this.transport = transport;
+    let requested: PlayVideo | undefined;
     void negotiate(
       transport,
-      (sdp) => signalling.request('play', { streamID: this.streamID, sdp, attempt, video: this.video }),
+      (sdp) => signalling.request('play', { streamID: this.streamID, sdp, attempt, video: (requested = this.video) }),
       this.ctx.timeouts.mediaConnectTimeoutMs,
       ErrorCode.PlayInterrupted,
     ).then((result) => {
@@ -137,6 +142,8 @@ export class Player {
       if (result.code === 0) {
         this.retries = 0;
         this.transition(PlayerState.Playing, 0);
+        // The view may have been sized while the play was set up.
+        if (this.video !== requested) this.sendVideo();
         transport.onStateChange((state) => {
           if (state === 'failed' && attempt === this.attempt) {
             this.release();

@@ -73,11 +73,6 @@ export class Publisher {
     this.config = { ...this.config, extraInfo };
   }
 
-  /** The server says which simulcast layers some player receives. */
-  setActiveLayers(streamID: string, active: boolean[]): void {
-    if (streamID === this.currentStreamID) this.transport?.setActiveLayers?.(active);
-  }
-
   /** The room is gone (logout, kick-out): stop without telling the server. */
   abandon(errorCode: number): void {
     if (this.state === PublisherState.NoPublish) return;

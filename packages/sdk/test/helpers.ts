@@ -19,6 +19,7 @@ export const ALL_EVENTS: ParleyEventName[] = [
   'publisherStateUpdate',
   'playerStateUpdate',
   'playerRecvVideoFirstFrame',
+  'playerVideoSizeChanged',
   'customVideoCaptureKeyFrameRequested',
   'roomTokenWillExpire',
   'IMRecvBroadcastMessage',

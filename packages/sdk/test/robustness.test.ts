@@ -61,6 +61,12 @@ test('malformed and out-of-order signalling gets error codes; the server and a r
   }
   const taken = await raw.exchange(JSON.stringify({ type: 'publish', id: 25, streamID: 's-call', sdp: 'v=0\r\n', extraInfo: '' }), 25);
   assert.equal(taken.code, ErrorCode.StreamAlreadyPublished);
+  // A layer choice for a stream this user does not play is refused; a type the contract lacks is malformed.
+  const video = { type: 2, viewWidth: 0, viewHeight: 0 };
+  const notPlayed = await raw.exchange(JSON.stringify({ type: 'playVideo', id: 26, streamID: 's-call', video }), 26);
+  assert.equal(notPlayed.code, ErrorCode.StreamNotFound);
+  const badType = await raw.exchange(JSON.stringify({ type: 'playVideo', id: 27, streamID: 's-call', video: { ...video, type: 3 } }), 27);
+  assert.equal(badType.code, ErrorCode.MalformedMessage);
   assert.equal(env.server.rooms.stats().publications, 1);
 
   // An oversized frame closes that connection (1009) and only that one.

@@ -98,6 +98,11 @@ test('a simulcast bot publisher: a player forced Small, then Big, then Default g
     }
   }
   assert.equal(received[0]!.isKeyFrame, true, 'the first frame is a keyframe');
+  assert.deepEqual(
+    viewer.events.filter((e) => e.event === 'playerVideoSizeChanged').map((e) => e.args),
+    [['s-simulcast', 320, 240]],
+    'the resolution is reported once (every layer here is 320×240)',
+  );
   assert.equal(received[bigFrom]!.isKeyFrame, true, 'the first frame of the new layer is a keyframe');
   // Nothing lost at the switch: from the first frame of the large layer on, every frame it sent arrived.
   const bigFrames = received.slice(bigFrom).map(frameNumber);

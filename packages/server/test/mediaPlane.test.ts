@@ -20,6 +20,7 @@ import {
 } from 'werift';
 import { WeriftMediaPlane, SdpError, type MediaPublisher } from '../src/media/index.js';
 import { asksForKeyFrame } from '../src/media/keyFrames.js';
+import { chooseLayer } from '../src/media/weriftSubscriber.js';
 import { outgoingPacket, sealGcm } from '../src/media/forwardingSender.js';
 
 /** An offer from a werift client that sends audio and video with the given video codecs. */
@@ -233,5 +234,38 @@ test('a player whose DTLS offers only AES-CM SRTP gets packets sealed with it, p
   assert.deepEqual(
     distinct(call.received),
     payloads.map((payload, n) => [1000 + n, payload.toString('hex')]),
+  );
+});
+
+test('a player gets the layer its video type asks for, in automatic mode the smallest that fills its view unscaled', () => {
+  const layers = [
+    { width: 320, height: 180 },
+    { width: 640, height: 360 },
+    { width: 1280, height: 720 },
+  ];
+  const auto = (viewWidth: number, viewHeight: number): number => chooseLayer({ type: 0, viewWidth, viewHeight }, layers);
+  assert.equal(chooseLayer({ type: 1, viewWidth: 1920, viewHeight: 1080 }, layers), 0, 'Small');
+  assert.equal(chooseLayer({ type: 2, viewWidth: 160, viewHeight: 90 }, layers), 2, 'Big');
+  assert.equal(auto(0, 0), 2, 'no view: the largest');
+  assert.equal(auto(160, 90), 0, 'a 160-px tile gets the smallest');
+  assert.equal(auto(320, 240), 0, '320×180 fills the width of a 320×240 view');
+  assert.equal(auto(400, 240), 1);
+  assert.equal(auto(700, 360), 1, 'a wide view: filled by height');
+  assert.equal(auto(960, 540), 2);
+  assert.equal(auto(1920, 1080), 2, 'a view larger than every layer: the largest');
+  // Layers not seen yet count as the largest halved per step down; with nothing seen, the largest.
+  const unseen = [
+    { width: 0, height: 0 },
+    { width: 0, height: 0 },
+    { width: 1280, height: 720 },
+  ];
+  assert.equal(chooseLayer({ type: 0, viewWidth: 300, viewHeight: 170 }, unseen), 0);
+  assert.equal(chooseLayer({ type: 0, viewWidth: 600, viewHeight: 400 }, unseen), 1);
+  assert.equal(
+    chooseLayer(
+      { type: 0, viewWidth: 300, viewHeight: 170 },
+      unseen.map(() => ({ width: 0, height: 0 })),
+    ),
+    2,
   );
 });

@@ -86,6 +86,8 @@ function videoCodecPreferences(codec: VideoCodec): RTCRtpCodec[] {
 class BrowserPlayTransport extends BrowserTransport {
   private readonly stream = new MediaStream();
   private fallbackAudio: HTMLAudioElement | undefined;
+  /** Stops watching the view's size and the video's resolution. */
+  private unwatch: (() => void) | undefined;
 
   constructor(
     private readonly sink: PlaySink,
@@ -109,6 +111,7 @@ class BrowserPlayTransport extends BrowserTransport {
       if (view.srcObject !== this.stream) {
         attach(view, this.stream, false);
         this.watchFirstFrame(view);
+        this.watchSizes(view);
       }
     } else if (!this.fallbackAudio) {
       // No view: the user still hears the stream.
@@ -124,7 +127,22 @@ class BrowserPlayTransport extends BrowserTransport {
     else view.addEventListener('loadeddata', done, { once: true });
   }
 
+  /** Reports the view's size in device pixels (it caps the layer) and the video's resolution as they change. */
+  private watchSizes(view: HTMLVideoElement): void {
+    const viewSize = (): void =>
+      this.sink.onViewSize(Math.round(view.clientWidth * devicePixelRatio), Math.round(view.clientHeight * devicePixelRatio));
+    const videoSize = (): void => this.sink.onVideoSize(view.videoWidth, view.videoHeight);
+    const observer = new ResizeObserver(viewSize);
+    observer.observe(view);
+    view.addEventListener('resize', videoSize);
+    this.unwatch = () => {
+      observer.disconnect();
+      view.removeEventListener('resize', videoSize);
+    };
+  }
+
   protected override onClose(): void {
+    this.unwatch?.();
     const view = videoElement(this.sink.canvas);
     if (view && view.srcObject === this.stream) view.srcObject = null;
     if (this.fallbackAudio) this.fallbackAudio.srcObject = null;

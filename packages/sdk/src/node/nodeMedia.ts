@@ -94,7 +94,6 @@ class LayerStream {
   // Random start in the lower half, as libwebrtc does, so a stream does not wrap early.
   sequenceNumber = 1 + Math.floor(Math.random() * 0x7fff);
   pictureId = Math.floor(Math.random() * 0x8000);
-  active = true;
   readonly sent = new Array<RtpPacket | undefined>(SENT_HISTORY);
   /** The MID and RID elements every packet carries, known once the answer is applied. */
   extensions: Array<{ id: number; payload: Buffer }> = [];
@@ -177,16 +176,10 @@ class NodePublishTransport extends WeriftTransport {
     }
   }
 
-  /** Which layers the server wants; the others are not sent. */
-  setActiveLayers(active: boolean[]): void {
-    this.layers.forEach((layer, i) => (layer.active = active[i] ?? true));
-  }
-
   /** Returns false when `layer` does not exist. */
   sendVideo(frame: Uint8Array, layer: number, referenceTimeMs: number): boolean {
     const stream = this.layers[layer];
     if (!stream) return false;
-    if (!stream.active) return true; // paused: nobody receives it
     const timestamp = Math.round(referenceTimeMs * VIDEO_CLOCK_KHZ) >>> 0;
     const payloads = packetizeVp8(frame, stream.pictureId);
     stream.pictureId = (stream.pictureId + 1) & 0x7fff;

@@ -59,7 +59,8 @@ class SentPacket {
 
 /**
  * The layer a player gets: forced by its VideoStreamType, else the smallest layer that covers
- * its view (a 160-px tile never gets 720p), else the largest.
+ * its view (a 160-px tile never gets 720p), else the largest. Fitted into the view, a layer
+ * covers it when it fills the view's width or its height without being scaled up.
  */
 export function chooseLayer(video: PlayVideo, layers: readonly Pick<VideoLayer, 'width' | 'height'>[]): number {
   const top = layers.length - 1;
@@ -70,7 +71,7 @@ export function chooseLayer(video: PlayVideo, layers: readonly Pick<VideoLayer, 
     // A layer not seen yet is taken to be the largest halved per side for each step down.
     const scale = 2 ** (top - i);
     const { width, height } = layers[i]!.width > 0 ? layers[i]! : { width: largest.width / scale, height: largest.height / scale };
-    if (width >= video.viewWidth && height >= video.viewHeight) return i;
+    if (width >= video.viewWidth || height >= video.viewHeight) return i;
   }
   return top;
 }
