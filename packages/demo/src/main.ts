@@ -135,7 +135,7 @@ joinButton.onclick = () => {
     {
       appID: Number(field('appID').value),
       appSign: appSign || undefined,
-      scenario: Scenario.StandardVideoCall,
+      scenario: field('scenario').value === 'HighQualityVideoCall' ? Scenario.HighQualityVideoCall : Scenario.StandardVideoCall,
       server: field('server').value,
     },
     handler,
@@ -192,7 +192,7 @@ async function init(): Promise<void> {
   const user = params.get('userID') ?? `user${Math.floor(Math.random() * 1e6)}`;
   field('userID').value = user;
   field('streamID').value = params.get('streamID') ?? `stream_${user}`;
-  for (const key of ['roomID', 'appID', 'appSign', 'token', 'server', 'videoCodec']) {
+  for (const key of ['roomID', 'appID', 'appSign', 'token', 'server', 'videoCodec', 'scenario']) {
     const value = params.get(key);
     if (value) field(key).value = value;
   }

@@ -105,3 +105,93 @@ test('uplink congestion control', async (t) => {
     assert.ok(fps >= 10, `the player decodes ${fps.toFixed(1)} frames/s of a 15 frames/s stream`);
   });
 });
+
+/** A publisher beside the server and a player in each of `players` hosts, watching it in a 1280×720 view. */
+async function downlinkCall(t: { after(fn: () => unknown): void }, players: number) {
+  const network = new TestNetwork();
+  t.after(() => network.close());
+  const server = await startServer({ host: network.serverIp, port: 0, apps: [DEV_APP], devMode: true, logLevel: 'silent' });
+  t.after(() => server.close());
+  const clip = cameraClip();
+  const publisherBrowser = await launchChromium({ secureOrigin: server.httpUrl, fakeVideoFile: clip });
+  t.after(() => publisherBrowser.close());
+  const publisher = await openDemo(server.httpUrl, publisherBrowser.browser, 'pub', { roomID: 'down', scenario: 'HighQualityVideoCall' });
+  await waitPublishing(publisher);
+  const hosts: TestHost[] = [];
+  const pages: Page[] = [];
+  for (let i = 0; i < players; i++) {
+    const host = network.addHost();
+    const browser = await launchChromium({ host: { network, host }, secureOrigin: server.httpUrl, fakeVideoFile: clip });
+    t.after(() => browser.close());
+    const page = await openDemo(server.httpUrl, browser.browser, `player${i}`, { roomID: 'down', publish: false });
+    // A view the full layer fits, so that only the link limits the layer.
+    await page.addStyleTag({ content: '.tile.remote, .tile.remote video { width: 1280px !important; height: 720px !important; }' });
+    hosts.push(host);
+    pages.push(page);
+  }
+  return { network, server, publisher, hosts, pages };
+}
+
+/** Samples every page every `intervalMs` for `durationMs`, side by side. */
+async function sampleAll(pages: Page[], durationMs: number, intervalMs: number): Promise<VideoSample[][]> {
+  const samples: VideoSample[][] = pages.map(() => []);
+  const start = Date.now();
+  while (Date.now() - start <= durationMs) {
+    const round = await Promise.all(pages.map((page) => sampleVideo(page)));
+    round.forEach((s, i) => samples[i]!.push(s));
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+  return samples;
+}
+
+const widthOf = (sample: VideoSample): number => sample.frameSizes[0]?.width ?? 0;
+const widths = (samples: VideoSample[]): string => samples.map((s) => widthOf(s)).join(' ');
+
+test('downlink adaptation: two players of a simulcast publisher, one capped at 500 kbit/s', async (t) => {
+  const { hosts, pages } = await downlinkCall(t, 2);
+  const [clean, capped] = pages as [Page, Page];
+  for (const page of pages) {
+    await page.waitForFunction(
+      () => [...document.querySelectorAll<HTMLVideoElement>('.tile.remote video')].some((v) => v.videoWidth === 1280),
+      undefined,
+      { timeout: 20_000 },
+    );
+  }
+
+  hosts[1]!.shapeDownlink({ rateKbit: 500 });
+  const [cleanSamples, cappedSamples] = (await sampleAll([clean, capped], 20_000, 250)) as [VideoSample[], VideoSample[]];
+  const start = cappedSamples[0]!.at;
+  const switched = cappedSamples.findIndex((s) => widthOf(s) > 0 && widthOf(s) < 1280);
+  console.log(`# capped player, width per 250 ms: ${widths(cappedSamples)}`);
+  assert.ok(switched >= 0, 'the capped player moves to a smaller layer');
+  const switchedAfterMs = cappedSamples[switched]!.at - start;
+  assert.ok(switchedAfterMs <= 5000, `within 5 s of the cap (${switchedAfterMs} ms)`);
+  // From a second after the switch (the new layer's keyframe decoded) to the end of the capped time.
+  const from = cappedSamples.findIndex((s) => s.at - cappedSamples[switched]!.at >= 1000);
+  const cappedFps = decodeRate(cappedSamples[from]!, cappedSamples.at(-1)!);
+  const cleanFps = decodeRate(cleanSamples[from]!, cleanSamples.at(-1)!);
+  const frozen = cappedSamples.at(-1)!.totalFreezesDuration - cappedSamples[from]!.totalFreezesDuration;
+  console.log(
+    `# 500 kbit/s player: layer switch ${switchedAfterMs} ms after the cap; then ${cappedFps.toFixed(1)} frames/s vs ${cleanFps.toFixed(1)} clean, ${frozen.toFixed(2)} s frozen`,
+  );
+  assert.ok(
+    cappedFps >= 0.8 * cleanFps,
+    `capped ${cappedFps.toFixed(1)} frames/s, at least 80 % of the clean player's ${cleanFps.toFixed(1)}`,
+  );
+  assert.ok(frozen < 1, `no freeze of a second or more after the switch (${frozen.toFixed(2)} s frozen)`);
+  assert.ok(
+    cappedSamples.slice(from).every((s) => widthOf(s) < 1280),
+    `stays on a layer that fits: ${widths(cappedSamples.slice(from))}`,
+  );
+  assert.ok(
+    cleanSamples.every((s) => widthOf(s) === 1280),
+    `the clean player keeps the full layer: ${widths(cleanSamples)}`,
+  );
+
+  hosts[1]!.shapeDownlink({});
+  const [lifted] = (await sampleAll([capped], 15_000, 250)) as [VideoSample[]];
+  const back = lifted.findIndex((s) => widthOf(s) === 1280);
+  console.log(`# after the lift, width per 250 ms: ${widths(lifted)}`);
+  assert.ok(back >= 0, `back to the full layer within 15 s of the lift: ${widths(lifted)}`);
+  console.log(`# back on the full layer ${((lifted[back]!.at - lifted[0]!.at) / 1000).toFixed(1)} s after the lift`);
+});

@@ -242,6 +242,23 @@ test('on a 5 Mbit/s link, an estimate starting at 300 kbit/s rises 8 % a second 
   assert.equal(link.estimator.usage, 'normal');
 });
 
+test('the acknowledged rate follows a jump from 40 kbit/s to 2.5 Mbit/s (audio, then video joins) within 2 s, and back', () => {
+  let rateBps = 40_000;
+  const link = new SimulatedLink({ capacityBps: 10_000_000, initialBps: 5_000_000, sendRateBps: () => rateBps });
+  link.runUntil(5_000);
+  const audioOnly = link.estimator.acknowledgedBps!;
+  // Four 1200-byte packets a second make coarse 150 ms windows: near, not at, 40 kbit/s.
+  assert.ok(audioOnly < 100_000, `audio alone: ${kbps(audioOnly)}`);
+  rateBps = 2_500_000;
+  link.runUntil(7_000);
+  const withVideo = link.estimator.acknowledgedBps!;
+  assert.ok(withVideo > 2_000_000, `2 s after video joined: ${kbps(withVideo)}`);
+  rateBps = 150_000;
+  link.runUntil(9_000);
+  const smaller = link.estimator.acknowledgedBps!;
+  assert.ok(smaller < 300_000, `2 s after a switch to a 150 kbit/s layer: ${kbps(smaller)}`);
+});
+
 test('a completed probe at 2.4 Mbit/s on a 5 Mbit/s link raises the estimate at once', () => {
   const link = new SimulatedLink({ capacityBps: 5_000_000, initialBps: 300_000, sendRateBps: (bps) => bps });
   link.runUntil(3_000);

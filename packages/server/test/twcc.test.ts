@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { RtcpHeader, TransportWideCC } from 'werift';
-import { TwccRecorder, parseTwccFeedback, type PacketResult, type TwccFeedback } from '../src/media/twcc.js';
+import { TwccRecorder, parseTwccFeedback, twccResults, type PacketResult, type TwccFeedback } from '../src/media/twcc.js';
 
 /** An hour of uptime in µs; neither a multiple of the 250 µs delta tick nor of the 64 ms reference tick. */
 const T0 = 3_600_000_123.4;
@@ -563,4 +563,34 @@ test('rejects malformed packets with undefined', () => {
     const length = next() < 0.2 ? Math.floor(next() * bytes.length) : bytes.length;
     assert.doesNotThrow(() => parseTwccFeedback(bytes.subarray(0, length)));
   }
+});
+
+test('twccResults reads werift-parsed feedback as parseTwccFeedback reads the bytes: losses, reordering, small and large deltas, every chunk kind', () => {
+  const next = random(7);
+  const recorder = new TwccRecorder({ senderSsrc: 1 });
+  let arrival = T0;
+  const sequences: number[] = [];
+  for (let i = 0; i < 600; i++) {
+    // Runs of received and lost packets, some large (and negative) deltas, wrapping numbers.
+    const phase = Math.floor(i / 50) % 4;
+    if (phase === 1 && next() < 0.5) continue;
+    if (phase === 3 && i % 50 < 30) continue;
+    sequences.push((65_300 + i) & 0xffff);
+  }
+  for (let i = 0; i + 1 < sequences.length; i += 7) if (next() < 0.3) [sequences[i], sequences[i + 1]] = [sequences[i + 1]!, sequences[i]!];
+  for (const sequence of sequences) {
+    arrival += next() < 0.1 ? 70_000 * next() : 2000 * next();
+    recorder.onPacket(sequence, arrival);
+  }
+  const packets = recorder.buildFeedback();
+  assert.ok(packets.length >= 1, 'feedback built');
+  for (const packet of packets) {
+    const parsed = parseBuilt(packet);
+    const werift = TransportWideCC.deSerialize(packet.subarray(4), RtcpHeader.deSerialize(packet));
+    assert.deepEqual(twccResults(werift), parsed.packets);
+  }
+  // Chunks that do not cover the status count, or a missing delta, are rejected.
+  const werift = TransportWideCC.deSerialize(packets[0]!.subarray(4), RtcpHeader.deSerialize(packets[0]!));
+  assert.equal(twccResults({ ...werift, packetStatusCount: werift.packetStatusCount + 200 }), undefined);
+  assert.equal(twccResults({ ...werift, recvDeltas: werift.recvDeltas.slice(1) }), undefined);
 });

@@ -358,7 +358,7 @@ function assertSwitch(forwarded: Forwarded[], at: number, from: number, to: numb
   assert.equal(after.out.keyIdx, (before.out.keyIdx! + 1) & 0x1f);
 }
 
-test('a switch down waits for a keyframe of the new layer, then continues every number from the old one', () => {
+test('a switch down waits for a keyframe of the new layer, thinning the old one to its base temporal layer, then continues every number from it', () => {
   const layers = threeLayers();
   const rewriter = new VideoRewriter(2);
   const forwarded = feed(rewriter, frames(layers, 0, 9, keyFrameAt(0)));
@@ -372,7 +372,11 @@ test('a switch down waits for a keyframe of the new layer, then continues every 
   assert.equal(rewriter.needsKeyFrame(), undefined);
   assert.equal(rewriter.currentLayer, 0);
   assert.deepEqual(rewriter.currentSize, { width: 320, height: 180 });
-  assert.equal(forwarded.filter((f) => f.source.layer === 2).length, 14 * 3);
+  // Frames 10..13 of layer 2 came while layer 0 was awaited: only the base layer one (12) went on.
+  const oldLayerFrames = frameStarts(forwarded.filter((f) => f.source.layer === 2)).map((f) => Math.round(f.source.arrivalMs / FRAME_MS));
+  assert.deepEqual(oldLayerFrames, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 12]);
+  // The new layer gets every temporal layer from its keyframe on.
+  assert.equal(frameStarts(forwarded.filter((f) => f.source.layer === 0)).length, 17);
   assertSwitch(forwarded, at, 2, 0);
   assertContiguous(forwarded);
   const starts = frameStarts(forwarded);

@@ -7,6 +7,8 @@ export interface DemoOptions {
   videoCodec?: 'VP8' | 'H264';
   /** Publish once logged in (default true). */
   publish?: boolean;
+  /** The engine's scenario, which sets the camera's capture size: 360p standard, 720p high quality. */
+  scenario?: 'StandardVideoCall' | 'HighQualityVideoCall';
 }
 
 /** Opens the demo from `httpUrl` as `userID`, logs in, and publishes `stream_<userID>`. */
@@ -14,11 +16,11 @@ export async function openDemo(
   httpUrl: string,
   browser: Browser,
   userID: string,
-  { roomID = 'call', videoCodec = 'VP8', publish = true }: DemoOptions = {},
+  { roomID = 'call', videoCodec = 'VP8', publish = true, scenario = 'StandardVideoCall' }: DemoOptions = {},
 ): Promise<Page> {
   const page = await browser.newPage();
   await page.addInitScript(RECORD_MEDIA);
-  await page.goto(`${httpUrl}/?userID=${userID}&roomID=${roomID}&videoCodec=${videoCodec}`);
+  await page.goto(`${httpUrl}/?userID=${userID}&roomID=${roomID}&videoCodec=${videoCodec}&scenario=${scenario}`);
   await page.click('#join');
   await page.waitForFunction(() => document.getElementById('state')!.textContent === 'Logined');
   if (publish) await page.click('#publish');

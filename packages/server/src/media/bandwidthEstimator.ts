@@ -501,8 +501,11 @@ class AcknowledgedBitrateEstimator {
       this.estimateKbps = sampleKbps;
       return;
     }
-    // Relative to the estimate (at least 1 kbit/s, so that a zero estimate cannot divide by zero).
-    const sampleUncertainty = (RATE_UNCERTAINTY_SCALE * Math.abs(this.estimateKbps - sampleKbps)) / Math.max(this.estimateKbps, 1);
+    // Relative to estimate and sample together: libwebrtc's `uncertainty_symmetry_cap` without a cap. Relative to
+    // the estimate alone (its default), an SFU's estimate locks onto the audio-only rate before video starts and
+    // barely moves when the video's 50 times as much follows. At least 1 kbit/s, so nothing divides by zero.
+    const sampleUncertainty =
+      (RATE_UNCERTAINTY_SCALE * Math.abs(this.estimateKbps - sampleKbps)) / Math.max(this.estimateKbps + sampleKbps, 1);
     const sampleVariance = sampleUncertainty * sampleUncertainty;
     const predictedVariance = this.variance + RATE_PROCESS_VARIANCE;
     this.estimateKbps = (sampleVariance * this.estimateKbps + predictedVariance * sampleKbps) / (sampleVariance + predictedVariance);

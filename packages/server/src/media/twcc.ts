@@ -121,6 +121,54 @@ export function parseTwccFeedback(rtcp: Uint8Array): TwccFeedback | undefined {
   };
 }
 
+/** A transport-cc feedback as werift 0.24 parses it (its `TransportWideCC`). */
+export interface ParsedTwccFeedback {
+  baseSequenceNumber: number;
+  packetStatusCount: number;
+  /** In 64 ms ticks. */
+  referenceTime: number;
+  packetChunks: Array<{ runLength: number; packetStatus: number } | { symbolList: number[] }>;
+  /** One per received packet, in order, in µs. */
+  recvDeltas: Array<{ delta: number }>;
+}
+
+/**
+ * The packet results of a feedback werift has parsed (it hands RTCP to its listeners parsed, not
+ * as bytes). Undefined when the chunks and deltas disagree with the status count.
+ */
+export function twccResults(feedback: ParsedTwccFeedback): PacketResult[] | undefined {
+  const count = feedback.packetStatusCount;
+  const symbols = new Uint8Array(count);
+  let decoded = 0;
+  for (const chunk of feedback.packetChunks) {
+    if (decoded >= count) break;
+    if ('runLength' in chunk) {
+      const run = Math.min(chunk.runLength, count - decoded);
+      symbols.fill(chunk.packetStatus, decoded, decoded + run);
+      decoded += run;
+    } else {
+      for (const symbol of chunk.symbolList) if (decoded < count) symbols[decoded++] = symbol;
+    }
+  }
+  if (decoded < count) return undefined;
+  const results: PacketResult[] = new Array(count);
+  let arrivalTimeUs = feedback.referenceTime * REFERENCE_TICK_US;
+  let delta = 0;
+  for (let i = 0; i < count; i++) {
+    const symbol = symbols[i]!;
+    if (symbol === RECEIVED_SMALL || symbol === RECEIVED_LARGE) {
+      const received = feedback.recvDeltas[delta++];
+      if (!received) return undefined;
+      arrivalTimeUs += received.delta;
+    } else if (symbol !== NOT_RECEIVED) return undefined;
+    results[i] = {
+      sequenceNumber: (feedback.baseSequenceNumber + i) & 0xffff,
+      arrivalTimeUs: symbol === NOT_RECEIVED ? undefined : arrivalTimeUs,
+    };
+  }
+  return results;
+}
+
 /**
  * Packs status symbols into chunks as libwebrtc does: symbols gather until the next one fits no
  * chunk kind, then the pending ones go out as a run length chunk if all alike, as a one-bit vector

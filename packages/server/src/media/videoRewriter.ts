@@ -53,7 +53,7 @@ const AWAITED = 0x10000;
 /** A window slot's packet or frame was dropped, or a window tag has nothing recorded. */
 const NONE = -1;
 /** The highest VP8 TID (2 bits): no temporal layer limit. */
-const ALL_TEMPORAL_LAYERS = 3;
+export const ALL_TEMPORAL_LAYERS = 3;
 
 /** The player's PictureID keeps the source's width (7 or 15 bits), so it wraps at the source's range. */
 function pictureIdMask(descriptor: Vp8Descriptor): number {
@@ -119,9 +119,15 @@ export class VideoRewriter {
     this.maxTemporal = maxTemporalLayer;
   }
 
-  /** The layer to forward; the switch happens at its next keyframe, until then the current layer goes on. */
+  /**
+   * The layer to forward; the switch happens at its next keyframe, until then the current layer
+   * goes on. Waiting for a lower layer, only the current one's base temporal layer goes on: the
+   * player is moved down because its link cannot carry the current layer, and thinning it is
+   * what can be done at once.
+   */
   setTargetLayer(layer: number): void {
     this.target = layer;
+    this.temporal = Math.min(this.temporal, this.temporalLimit());
   }
 
   /**
@@ -131,7 +137,12 @@ export class VideoRewriter {
    */
   setMaxTemporalLayer(temporalLayer: number): void {
     this.maxTemporal = temporalLayer;
-    if (this.temporal > temporalLayer) this.temporal = temporalLayer;
+    this.temporal = Math.min(this.temporal, this.temporalLimit());
+  }
+
+  /** The highest temporal layer the current layer may have forwarded: see setTargetLayer. */
+  private temporalLimit(): number {
+    return this.layer !== undefined && this.target < this.layer ? 0 : this.maxTemporal;
   }
 
   /** The layer the player is to get (now, or from its next keyframe). */
@@ -326,9 +337,9 @@ export class VideoRewriter {
     // got, unless it has the layer sync bit (mediasoup checks it, as LiveKit did until it moved to
     // the dependency descriptor); base layer frames only reference base layer frames.
     if (vp8.keyFrame) {
-      this.temporal = this.maxTemporal;
+      this.temporal = this.temporalLimit();
     } else if (temporalLayer > this.temporal) {
-      forwarded = vp8.layerSync && temporalLayer <= this.maxTemporal;
+      forwarded = vp8.layerSync && temporalLayer <= this.temporalLimit();
       if (forwarded) this.temporal = temporalLayer;
     }
     this.frameForwarded = forwarded;

@@ -6,6 +6,7 @@
  */
 import { RTCRtpCodecParameters, type MediaStreamTrack, type RTCRtpReceiver, type RtpPacket } from 'werift';
 import { parseVp8, Vp8Descriptor } from './codecs.js';
+import { RateMeter } from './rateMeter.js';
 import { UplinkFeedback } from './uplinkFeedback.js';
 import { publishCodecs, publishHeaderExtensions, WeriftPeer, type NegotiatedCodecs, type PeerOptions } from './weriftPeer.js';
 import type { MediaPublisher, MediaSubscriber, PlayVideo } from './types.js';
@@ -40,19 +41,53 @@ export function simulcastRids(offer: string): string[] {
     .filter((rid) => rid.length > 0);
 }
 
+/** VP8 TIDs are 0..3; the rates of 2 and 3 are counted together (libwebrtc sends at most three temporal layers). */
+const TEMPORAL_LAYERS = 3;
+/** A layer that sent nothing for this long is paused (or gone): its rate is what it last had while it flowed. */
+const PAUSED_AFTER_MS = 1500;
+
 /** One simulcast layer (or the only video stream) as received. */
 export class VideoLayer {
   ssrc: number | undefined;
   /** From its last keyframe (VP8); 0 until one was seen. */
   width = 0;
   height = 0;
+  /** How many VP8 temporal layers it has been seen to send (1 without TIDs). */
+  temporalLayers = 1;
   private lastKeyFrameRequest = 0;
   private keyFrameTimer: NodeJS.Timeout | undefined;
+  /** Received bitrate per temporal layer (a stream without TIDs counts as TID 0). */
+  private readonly rates = Array.from({ length: TEMPORAL_LAYERS }, () => new RateMeter());
+  private readonly lastRatesBps = new Float64Array(TEMPORAL_LAYERS);
+  private firstPacketMs = -1;
+  private lastPacketMs = -Infinity;
 
   constructor(
     readonly index: number,
     readonly rid: string | undefined,
   ) {}
+
+  onPacket(bytes: number, temporalLayer: number, nowMs: number): void {
+    const tid = Math.min(Math.max(temporalLayer, 0), TEMPORAL_LAYERS - 1);
+    if (tid >= this.temporalLayers) this.temporalLayers = tid + 1;
+    if (nowMs - this.lastPacketMs > PAUSED_AFTER_MS) this.firstPacketMs = nowMs;
+    this.lastPacketMs = nowMs;
+    this.rates[tid]!.add(bytes, nowMs);
+  }
+
+  /**
+   * Bits per second of this layer with its temporal layers up to `maxTemporal`; while it is
+   * paused, what it had when it last flowed for a full second (0 if it never did).
+   */
+  bitrateBps(nowMs: number, maxTemporal = TEMPORAL_LAYERS - 1): number {
+    const flowing = nowMs - this.lastPacketMs <= PAUSED_AFTER_MS;
+    if (flowing && nowMs - this.firstPacketMs >= 1000) {
+      for (let tid = 0; tid < TEMPORAL_LAYERS; tid++) this.lastRatesBps[tid] = this.rates[tid]!.bps(nowMs);
+    }
+    let bps = 0;
+    for (let tid = 0; tid <= Math.min(maxTemporal, TEMPORAL_LAYERS - 1); tid++) bps += this.lastRatesBps[tid]!;
+    return bps;
+  }
 
   /** Calls `send` now, or at the end of the merge interval if a request went out recently. */
   requestKeyFrame(send: (ssrc: number) => void): void {
@@ -126,29 +161,35 @@ export class WeriftPublisher extends WeriftPeer implements MediaPublisher {
     return this.negotiatedVideoCodec;
   }
 
-  private count(rtp: RtpPacket): void {
+  /** Counts a received packet; returns its size. */
+  private count(rtp: RtpPacket): number {
+    const bytes = rtp.header.serializeSize + rtp.payload.length + rtp.header.paddingSize;
     this.stats.packetsReceived++;
-    this.stats.bytesReceived += rtp.header.serializeSize + rtp.payload.length + rtp.header.paddingSize;
+    this.stats.bytesReceived += bytes;
+    return bytes;
   }
 
   private forwardAudio(rtp: RtpPacket): void {
     this.count(rtp);
     if (this.subscribers.size === 0) return;
     const sentAt = ntpNow();
-    for (const subscriber of this.subscribers) subscriber.sendAudio(rtp, sentAt);
+    const now = performance.now();
+    for (const subscriber of this.subscribers) subscriber.sendAudio(rtp, sentAt, now);
   }
 
   private forwardVideo(layer: VideoLayer, rtp: RtpPacket): void {
-    this.count(rtp);
+    const bytes = this.count(rtp);
+    const now = performance.now();
     layer.ssrc = rtp.header.ssrc;
-    if (this.videoCodec === 'vp8' && parseVp8(rtp.payload, this.vp8) && this.vp8.width > 0 && this.vp8.width !== layer.width) {
-      layer.width = this.vp8.width;
-      layer.height = this.vp8.height;
+    const vp8 = this.videoCodec === 'vp8' && parseVp8(rtp.payload, this.vp8) ? this.vp8 : undefined;
+    layer.onPacket(bytes, vp8?.temporalLayer ?? 0, now);
+    if (vp8 && vp8.width > 0 && vp8.width !== layer.width) {
+      layer.width = vp8.width;
+      layer.height = vp8.height;
       for (const subscriber of this.subscribers) subscriber.layersChanged();
     }
     if (this.subscribers.size === 0) return;
     const sentAt = ntpNow();
-    const now = performance.now();
     for (const subscriber of this.subscribers) subscriber.sendVideo(layer.index, rtp, sentAt, now);
   }
 

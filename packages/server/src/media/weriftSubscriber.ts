@@ -8,15 +8,18 @@ import {
   GenericNack,
   RTCRtpHeaderExtensionParameters,
   RtcpTransportLayerFeedback,
+  TransportWideCC,
   type RtcpPacket,
   type RtpPacket,
   type RTCRtpSender,
 } from 'werift';
 import { SIMULCAST_LAYER_EXTENSION_URI } from '@parley/protocol';
+import { DownlinkAllocator, type PacketKind } from './downlinkAllocator.js';
 import { asksForKeyFrame } from './keyFrames.js';
 import { ForwardingSender, outgoingPacket, type OutgoingPacket } from './forwardingSender.js';
+import { twccResults } from './twcc.js';
 import { TRANSPORT_CC_URI } from './uplinkFeedback.js';
-import { VideoRewriter } from './videoRewriter.js';
+import { ALL_TEMPORAL_LAYERS, VideoRewriter } from './videoRewriter.js';
 import { WeriftPeer, type HeaderExtensions, type PeerOptions } from './weriftPeer.js';
 import type { Kind, VideoLayer, WeriftPublisher } from './weriftPublisher.js';
 import type { MediaSubscriber, PlayVideo } from './types.js';
@@ -32,6 +35,10 @@ const SENT_HISTORY = 1024;
  */
 const RESEND_INTERVAL_MS = 10;
 const MAX_RESENDS = 10;
+/** Padding copies only packets this recent, so that a player that gets one still has a use for its slot in the jitter buffer. */
+const PADDING_SOURCE_PACKETS = 64;
+/** RTP header, extensions and RTX's original sequence number, as counted against the retransmission budget. */
+const RTX_OVERHEAD_BYTES = 32;
 
 /** Header extensions a player may get: the transport-wide sequence number and the simulcast layer. */
 const subscribeHeaderExtensions = (): HeaderExtensions => ({
@@ -89,6 +96,10 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
   };
   private transportSequenceNumber = 0;
   private video: PlayVideo;
+  /** With transport-cc negotiated: the player's downlink estimate and the layer it allows. */
+  private allocator: DownlinkAllocator | undefined;
+  /** Where the next padding copy is taken from, counting back from the newest packet sent. */
+  private paddingCursor = 0;
 
   static async create(options: PeerOptions, offer: string, publisher: WeriftPublisher, video?: PlayVideo): Promise<WeriftSubscriber> {
     const subscriber = new WeriftSubscriber(options, publisher, video);
@@ -101,6 +112,9 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
     for (const t of subscriber.pc.getTransceivers()) {
       const id = (uri: string): number => t.headerExtensions.find((e) => e.uri === uri)?.id ?? 0;
       subscriber.extensionIds[t.kind as Kind] = { transportCc: id(TRANSPORT_CC_URI), layer: id(SIMULCAST_LAYER_EXTENSION_URI) };
+    }
+    if (subscriber.extensionIds.video.transportCc) {
+      subscriber.allocator = new DownlinkAllocator({ sendPadding: (bytes) => subscriber.sendPadding(bytes) });
     }
     subscriber.listen();
     subscriber.observer.once('connected', () => subscriber.requestKeyFrame());
@@ -122,23 +136,25 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
     const video = this.pc.getTransceivers().find((t) => t.kind === 'video');
     if (!video) return;
     const ssrc = video.sender.ssrc;
-    const onRtcp = (rtcp: RtcpPacket): void => {
+    // Read at the transport: werift routes feedback by SSRC, which a player need not use
+    // consistently (transport-cc names any media SSRC; werift players announce SSRCs of their own).
+    video.sender.dtlsTransport.onRtcp.subscribe((rtcp: RtcpPacket) => {
       if (asksForKeyFrame(rtcp, ssrc)) {
         this.stats.keyFrameRequestsReceived++;
         this.requestKeyFrame();
-      } else if (
-        rtcp instanceof RtcpTransportLayerFeedback &&
-        rtcp.feedback instanceof GenericNack &&
-        rtcp.feedback.mediaSourceSsrc === ssrc
-      ) {
-        this.stats.nacksReceived++;
-        this.resend(rtcp.feedback.lost);
+      } else if (rtcp instanceof RtcpTransportLayerFeedback) {
+        const { feedback } = rtcp;
+        if (feedback instanceof GenericNack && feedback.mediaSourceSsrc === ssrc) {
+          this.stats.nacksReceived++;
+          this.resend(feedback.lost);
+        } else if (feedback instanceof TransportWideCC && this.allocator) {
+          const results = twccResults(feedback);
+          if (!results) return;
+          this.allocator.onFeedback(results, performance.now());
+          this.retarget();
+        }
       }
-    };
-    // werift routes feedback by the sender SSRC first, so a player that announced SSRCs of its
-    // own (werift does, even receive-only) has its feedback delivered to our receiver, not the sender.
-    video.sender.onRtcp.subscribe(onRtcp);
-    video.receiver.onRtcp.subscribe(onRtcp);
+    });
   }
 
   setVideo(video: PlayVideo): void {
@@ -151,10 +167,17 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
     if (this.video.type === 0) this.retarget();
   }
 
+  /** The layer (and temporal layers) the player is to get: its choice, capped in automatic mode by its view and its link. */
   private retarget(): void {
-    const layer = chooseLayer(this.video, this.publisher.layers);
-    if (layer === this.rewriter.targetLayer) return;
-    this.rewriter.setTargetLayer(layer);
+    const { layers } = this.publisher;
+    const wanted = chooseLayer(this.video, layers);
+    const { spatial, temporal } =
+      this.allocator && this.video.type === 0
+        ? this.allocator.allocate(wanted, this.rewriter.targetLayer, layers, performance.now())
+        : { spatial: wanted, temporal: ALL_TEMPORAL_LAYERS };
+    this.rewriter.setMaxTemporalLayer(temporal);
+    if (spatial === this.rewriter.targetLayer) return;
+    this.rewriter.setTargetLayer(spatial);
     this.requestKeyFrame();
   }
 
@@ -170,14 +193,14 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
     return this.transportSequenceNumber;
   }
 
-  sendAudio(packet: RtpPacket, sentAt: bigint): void {
+  sendAudio(packet: RtpPacket, sentAt: bigint, nowMs: number): void {
     const forwarder = this.forwarders.audio;
     if (!this.connected || !forwarder?.ready) return;
     const { header } = packet;
     const out = this.header(header.marker, forwarder.payloadType!, forwarder.ssrc, header.sequenceNumber, header.timestamp);
     out.prefixLength = out.replaced = 0;
     this.setExtensions('audio', 0);
-    this.count(forwarder.send(out, packet, sentAt, true));
+    this.onSent('audio', forwarder.send(out, packet, sentAt, true), nowMs);
   }
 
   sendVideo(layer: number, packet: RtpPacket, sentAt: bigint, nowMs: number): void {
@@ -202,7 +225,7 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
     if (out.prefixLength > 0) out.prefix.copy(slot.prefix, 0, 0, out.prefixLength);
     slot.sentAtMs = nowMs;
     slot.resends = 0;
-    this.count(forwarder.send(out, packet, sentAt, true));
+    this.onSent('video', forwarder.send(out, packet, sentAt, true), nowMs);
   }
 
   /** The reused outgoing packet with these header fields. */
@@ -225,40 +248,76 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
     extensions.layer = layer;
   }
 
-  private count(bytes: number): void {
+  /** Counts a packet that went out (`bytes` 0: it could not) and tells the allocator. */
+  private onSent(kind: PacketKind, bytes: number, nowMs: number): void {
     if (!bytes) return;
-    this.stats.packetsSent++;
-    this.stats.bytesSent += bytes;
+    if (kind === 'audio' || kind === 'video') {
+      this.stats.packetsSent++;
+      this.stats.bytesSent += bytes;
+    } else if (kind === 'retransmission') {
+      this.stats.retransmissionsSent++;
+    }
+    const { extensions } = this.out;
+    if (extensions.transportCcId) this.allocator?.onPacketSent(kind, extensions.transportSequenceNumber, bytes, nowMs);
   }
 
-  /** Sends again what the player lost (as RTX when negotiated), each packet at most once per interval and a few times in all. */
+  /**
+   * Sends again what the player lost (as RTX when negotiated), each packet at most once per
+   * interval and a few times in all, and with an estimate, within the retransmission budget.
+   */
   private resend(lost: number[]): void {
-    const forwarder = this.forwarders.video;
-    if (!forwarder?.ready) return;
     const now = performance.now();
     for (const sequenceNumber of lost) {
       const slot = this.sent[sequenceNumber % SENT_HISTORY]!;
       if (slot.sequenceNumber !== sequenceNumber || !slot.source) continue;
       if (slot.resends >= MAX_RESENDS || (slot.resends > 0 && now - slot.sentAtMs < RESEND_INTERVAL_MS)) continue;
+      if (this.allocator && !this.allocator.allowRetransmission(slot.source.payload.length + RTX_OVERHEAD_BYTES, now)) continue;
       slot.resends++;
       slot.sentAtMs = now;
-      const rtx = forwarder.nextRtx();
-      // RTX (RFC 4588) carries the original sequence number, then the payload as first sent.
-      const out = rtx
-        ? this.header(slot.marker, rtx.payloadType, rtx.ssrc, rtx.sequenceNumber, slot.timestamp)
-        : this.header(slot.marker, forwarder.payloadType!, forwarder.ssrc, slot.sequenceNumber, slot.timestamp);
-      if (rtx) out.prefix.writeUInt16BE(slot.sequenceNumber, 0);
-      const osnBytes = rtx ? 2 : 0;
-      slot.prefix.copy(out.prefix, osnBytes, 0, slot.prefixLength);
-      out.prefixLength = osnBytes + slot.prefixLength;
-      out.replaced = slot.replaced;
-      this.setExtensions('video', slot.layer);
-      if (forwarder.send(out, slot.source, 0n, false)) this.stats.retransmissionsSent++;
+      this.sendCopy(slot, 'retransmission', now);
     }
+  }
+
+  /** Pads the stream for a probe with RTX copies of recent packets: at least `bytes`, unless there is nothing to copy. */
+  private sendPadding(bytes: number): number {
+    const newest = this.rewriter.lastSequenceNumber;
+    if (newest === undefined || !this.forwarders.video?.ready) return 0;
+    const now = performance.now();
+    let sent = 0;
+    for (let tried = 0; sent < bytes && tried < PADDING_SOURCE_PACKETS; tried++) {
+      this.paddingCursor = (this.paddingCursor + 1) % PADDING_SOURCE_PACKETS;
+      const sequenceNumber = (newest - this.paddingCursor + 0x10000) & 0xffff;
+      const slot = this.sent[sequenceNumber % SENT_HISTORY]!;
+      if (slot.sequenceNumber !== sequenceNumber || !slot.source) continue;
+      sent += this.sendCopy(slot, 'padding', now);
+    }
+    return sent;
+  }
+
+  /** Sends a copy of a packet the player got: as RTX when negotiated, else as it was (padding needs RTX). Returns the bytes sent. */
+  private sendCopy(slot: SentPacket, kind: 'retransmission' | 'padding', nowMs: number): number {
+    const forwarder = this.forwarders.video;
+    if (!forwarder?.ready || !slot.source) return 0;
+    const rtx = forwarder.nextRtx();
+    if (!rtx && kind === 'padding') return 0;
+    // RTX (RFC 4588) carries the original sequence number, then the payload as first sent.
+    const out = rtx
+      ? this.header(slot.marker, rtx.payloadType, rtx.ssrc, rtx.sequenceNumber, slot.timestamp)
+      : this.header(slot.marker, forwarder.payloadType!, forwarder.ssrc, slot.sequenceNumber, slot.timestamp);
+    if (rtx) out.prefix.writeUInt16BE(slot.sequenceNumber, 0);
+    const osnBytes = rtx ? 2 : 0;
+    slot.prefix.copy(out.prefix, osnBytes, 0, slot.prefixLength);
+    out.prefixLength = osnBytes + slot.prefixLength;
+    out.replaced = slot.replaced;
+    this.setExtensions('video', slot.layer);
+    const bytes = forwarder.send(out, slot.source, 0n, false);
+    this.onSent(kind, bytes, nowMs);
+    return bytes;
   }
 
   protected onClose(): void {
     this.stats.subscribers--;
+    this.allocator?.close();
     for (const sender of Object.values(this.senders)) sender.stop();
   }
 }

@@ -1,0 +1,279 @@
+/**
+ * What one player's downlink can carry, and which video layer it gets in automatic mode. The
+ * subscriber reports every packet it sends (with its transport-wide sequence number) and the
+ * player's transport-cc feedback; the allocator keeps a GCC-style estimate of the link
+ * (BandwidthEstimator) and, as LiveKit's stream allocator and libwebrtc's pacer do:
+ *  - picks the highest layer whose bitrate fits in the estimate left after audio and
+ *    retransmissions, moving down as soon as the current one no longer fits, and up only with
+ *    headroom once the estimate shows room for the next layer;
+ *  - probes before stepping up: the estimate cannot grow much past what is being sent, so it
+ *    pads the stream up to the next layer's rate (copies of recent packets, sent as RTX), in
+ *    clusters whose arrival rate the estimator measures; overuse or a deadline ends a probe,
+ *    and failed probes back off;
+ *  - lets retransmissions use what the estimate leaves beside the media, and at least a share
+ *    of it, through a token bucket, so that NACKs on a congested link cannot bury it.
+ */
+import { BandwidthEstimator, type PacketResult } from './bandwidthEstimator.js';
+import { RateMeter } from './rateMeter.js';
+import { ALL_TEMPORAL_LAYERS } from './videoRewriter.js';
+
+/** A video layer's rate as the publisher receives it. */
+export interface LayerRate {
+  /** Bits per second with temporal layers up to `maxTemporal` (all when omitted); 0 if unknown. */
+  bitrateBps(nowMs: number, maxTemporal?: number): number;
+  /** How many VP8 temporal layers it sends (1 without). */
+  readonly temporalLayers: number;
+}
+
+/** The layer and highest temporal layer a player gets. */
+export interface Allocation {
+  spatial: number;
+  temporal: number;
+}
+
+export type PacketKind = 'audio' | 'video' | 'retransmission' | 'padding';
+
+/** Time and timers: performance.now() and setInterval unless a test brings its own. */
+export interface Clock {
+  now(): number;
+  /** Calls `tick` every `intervalMs` until the returned function is called. */
+  every(intervalMs: number, tick: () => void): () => void;
+}
+
+const realClock: Clock = {
+  now: () => performance.now(),
+  every(intervalMs, tick) {
+    const timer = setInterval(tick, intervalMs);
+    timer.unref();
+    return () => clearInterval(timer);
+  },
+};
+
+export interface DownlinkAllocatorOptions {
+  /** Sends at least `bytes` of padding now (RTX copies of recent video packets) if it can; returns what it sent. */
+  sendPadding(bytes: number): number;
+  initialBps?: number;
+  minBps?: number;
+  maxBps?: number;
+  clock?: Clock;
+}
+
+export const DEFAULT_INITIAL_BPS = 5_000_000;
+const DEFAULT_MIN_BPS = 100_000;
+const DEFAULT_MAX_BPS = 50_000_000;
+
+/** Stepping up needs the next layer's rate times this in the estimate: room for its keyframes and rate swings. */
+const UP_HEADROOM = 1.1;
+/**
+ * The current layer stays until its rate exceeds what is available by this factor. Overuse cuts
+ * the estimate to 0.85 × the rate that got through, so a layer the link cannot carry always ends
+ * up further below; one that fits is not dropped for the cut a probe's queue causes.
+ */
+const DOWN_TOLERANCE = 1.1;
+/** A probe pads the stream to the next layer's rate times this (plus audio and retransmissions). */
+const PROBE_GOAL_HEADROOM = 1.3;
+/** Each probe cluster lasts this long; the estimator needs several packets and a feedback to measure one. */
+const PROBE_CLUSTER_MS = 100;
+/**
+ * A probe's first cluster goes at this much over what is being sent, each next one this much over
+ * the last, up to the goal: a link that cannot carry the goal shows it early, with a short queue.
+ */
+const PROBE_STEP = 1.25;
+/** A probe that has not shown room for the next layer by then has failed. */
+const PROBE_DURATION_MS = 1500;
+/** How often padding is sent while probing. */
+const PADDING_INTERVAL_MS = 5;
+/** After a failed probe the next waits this long, doubled per failure up to the maximum. */
+const PROBE_BACKOFF_MS = 2000;
+const MAX_PROBE_BACKOFF_MS = 8000;
+/** Retransmissions get what the estimate leaves beside the media, and never less than this share of it. */
+const RETRANSMISSION_MIN_SHARE = 0.25;
+/** The retransmission bucket holds this much of its rate: a burst of NACKs is answered, a flood is not. */
+const RETRANSMISSION_BURST_MS = 100;
+const MIN_RETRANSMISSION_BURST_BYTES = 3000;
+/** An unknown layer's rate is guessed as the rate of the one below times this (twice the size each side). */
+const UNKNOWN_LAYER_RATE_FACTOR = 3;
+
+type ProbeState =
+  | { kind: 'idle'; nextProbeAtMs: number; backoffMs: number }
+  | {
+      kind: 'probing';
+      goalBps: number;
+      /** The current cluster's rate, rising by PROBE_STEP per cluster to the goal. */
+      clusterBps: number;
+      endsAtMs: number;
+      backoffMs: number;
+      clusterId: number;
+      clusterStartMs: number;
+      clusterBytes: number;
+    };
+
+export class DownlinkAllocator {
+  private readonly estimator: BandwidthEstimator;
+  private readonly audioRate = new RateMeter();
+  private readonly videoRate = new RateMeter();
+  private readonly retransmissionRate = new RateMeter();
+  private probe: ProbeState = { kind: 'idle', nextProbeAtMs: 0, backoffMs: PROBE_BACKOFF_MS };
+  private nextClusterId = 0;
+  private readonly clock: Clock;
+  private stopPadding: (() => void) | undefined;
+  private retransmissionTokens = MIN_RETRANSMISSION_BURST_BYTES;
+  private retransmissionRefilledAtMs = -1;
+
+  constructor(private readonly options: DownlinkAllocatorOptions) {
+    this.clock = options.clock ?? realClock;
+    this.estimator = new BandwidthEstimator({
+      initialBps: options.initialBps ?? DEFAULT_INITIAL_BPS,
+      minBps: options.minBps ?? DEFAULT_MIN_BPS,
+      maxBps: options.maxBps ?? DEFAULT_MAX_BPS,
+    });
+  }
+
+  get estimateBps(): number {
+    return this.estimator.estimateBps;
+  }
+
+  get probing(): boolean {
+    return this.probe.kind === 'probing';
+  }
+
+  /** Every packet sent to the player, with the transport-wide sequence number it carries. */
+  onPacketSent(kind: PacketKind, transportSequenceNumber: number, sizeBytes: number, nowMs: number): void {
+    const { probe } = this;
+    let probeClusterId: number | undefined;
+    if (probe.kind === 'probing') {
+      this.rotateCluster(probe, nowMs);
+      probe.clusterBytes += sizeBytes;
+      probeClusterId = probe.clusterId;
+    }
+    this.estimator.onPacketSent({ transportSequenceNumber, sizeBytes, sendTimeMs: nowMs, probeClusterId });
+    if (kind === 'audio') this.audioRate.add(sizeBytes, nowMs);
+    else if (kind === 'video') this.videoRate.add(sizeBytes, nowMs);
+    else if (kind === 'retransmission') this.retransmissionRate.add(sizeBytes, nowMs);
+  }
+
+  onFeedback(results: readonly PacketResult[], nowMs: number): void {
+    this.estimator.onFeedback(results, nowMs);
+  }
+
+  /** Whether a retransmission of `sizeBytes` fits in the budget now; if so, it is taken from it. */
+  allowRetransmission(sizeBytes: number, nowMs: number): boolean {
+    const estimate = this.estimator.estimateBps;
+    const mediaBps = this.audioRate.bps(nowMs) + this.videoRate.bps(nowMs);
+    const rateBps = Math.max(estimate - mediaBps, RETRANSMISSION_MIN_SHARE * estimate);
+    const capacity = Math.max(MIN_RETRANSMISSION_BURST_BYTES, (rateBps / 8) * (RETRANSMISSION_BURST_MS / 1000));
+    if (this.retransmissionRefilledAtMs >= 0) {
+      this.retransmissionTokens += ((rateBps / 8) * (nowMs - this.retransmissionRefilledAtMs)) / 1000;
+    }
+    this.retransmissionRefilledAtMs = nowMs;
+    this.retransmissionTokens = Math.min(this.retransmissionTokens, capacity);
+    if (this.retransmissionTokens < sizeBytes) return false;
+    this.retransmissionTokens -= sizeBytes;
+    return true;
+  }
+
+  /**
+   * The layer for a player in automatic mode, at most `cap` (its view's), given the one it is
+   * moving to now (`current`) and the layers' rates; starts or ends a probe as needed.
+   */
+  allocate(cap: number, current: number, layers: readonly LayerRate[], nowMs: number): Allocation {
+    const available = this.estimator.estimateBps - this.audioRate.bps(nowMs) - this.retransmissionRate.bps(nowMs);
+    const rate = (layer: number, maxTemporal?: number): number => layerRate(layers, layer, nowMs, maxTemporal);
+    const top = Math.min(cap, layers.length - 1);
+    let spatial = Math.min(current, top);
+    // Down: the highest layer that fits, as soon as the current one does not.
+    if (rate(spatial) > available * DOWN_TOLERANCE) {
+      while (spatial > 0 && rate(spatial) > available) spatial--;
+    } else {
+      // Up, one layer at a time, with headroom.
+      while (spatial < top && rate(spatial + 1) * UP_HEADROOM <= available) spatial++;
+    }
+    this.updateProbe(spatial < top ? rate(spatial + 1) * PROBE_GOAL_HEADROOM + (this.estimator.estimateBps - available) : 0, nowMs);
+    // Even the smallest layer does not fit: fewer frames rather than a link that drowns.
+    if (spatial === 0 && rate(0) > available * DOWN_TOLERANCE) {
+      let temporal = layers[0]!.temporalLayers - 1;
+      while (temporal > 0 && rate(0, temporal) > available) temporal--;
+      return { spatial, temporal };
+    }
+    return { spatial, temporal: ALL_TEMPORAL_LAYERS };
+  }
+
+  /** Starts a probe towards `goalBps` (0: none wanted), ends one that succeeded or failed. */
+  private updateProbe(goalBps: number, nowMs: number): void {
+    const { probe } = this;
+    if (probe.kind === 'idle') {
+      if (goalBps > 0 && nowMs >= probe.nextProbeAtMs) this.startProbe(goalBps, probe.backoffMs, nowMs);
+      return;
+    }
+    if (goalBps < probe.goalBps * 0.5 || goalBps === 0) {
+      // The estimate made room for the layer probed for: the probe did it. The next layer's
+      // probe waits until this one has shown that it holds.
+      this.stopProbe({ kind: 'idle', nextProbeAtMs: nowMs + PROBE_BACKOFF_MS, backoffMs: PROBE_BACKOFF_MS });
+    } else if (this.estimator.usage === 'overusing' || nowMs >= probe.endsAtMs) {
+      this.stopProbe({
+        kind: 'idle',
+        nextProbeAtMs: nowMs + probe.backoffMs,
+        backoffMs: Math.min(2 * probe.backoffMs, MAX_PROBE_BACKOFF_MS),
+      });
+    } else if (goalBps < probe.goalBps) {
+      // The layers' rates dropped: a lower goal is enough.
+      probe.goalBps = goalBps;
+      probe.clusterBps = Math.min(probe.clusterBps, goalBps);
+    }
+  }
+
+  private startProbe(goalBps: number, backoffMs: number, nowMs: number): void {
+    const sendingBps = this.audioRate.bps(nowMs) + this.videoRate.bps(nowMs) + this.retransmissionRate.bps(nowMs);
+    this.probe = {
+      kind: 'probing',
+      goalBps,
+      clusterBps: Math.min(goalBps, sendingBps * PROBE_STEP),
+      endsAtMs: nowMs + PROBE_DURATION_MS,
+      backoffMs,
+      clusterId: this.nextClusterId++ & 0x7fffffff,
+      clusterStartMs: nowMs,
+      clusterBytes: 0,
+    };
+    this.stopPadding = this.clock.every(PADDING_INTERVAL_MS, () => this.pad());
+  }
+
+  private stopProbe(next: ProbeState & { kind: 'idle' }): void {
+    this.stopPadding?.();
+    this.stopPadding = undefined;
+    this.probe = next;
+  }
+
+  private rotateCluster(probe: ProbeState & { kind: 'probing' }, nowMs: number): void {
+    if (nowMs - probe.clusterStartMs < PROBE_CLUSTER_MS) return;
+    probe.clusterId = this.nextClusterId++ & 0x7fffffff;
+    probe.clusterStartMs = nowMs;
+    probe.clusterBytes = 0;
+    probe.clusterBps = Math.min(probe.goalBps, probe.clusterBps * PROBE_STEP);
+  }
+
+  /** Tops the current cluster up to the goal rate with padding. */
+  private pad(): void {
+    const { probe } = this;
+    if (probe.kind !== 'probing') return;
+    const nowMs = this.clock.now();
+    this.rotateCluster(probe, nowMs);
+    // Padding goes out with the cluster's first tick too, so a cluster is never media alone.
+    const dueBytes = ((probe.clusterBps / 8) * Math.max(nowMs - probe.clusterStartMs, PADDING_INTERVAL_MS)) / 1000 - probe.clusterBytes;
+    if (dueBytes > 0 && this.options.sendPadding(dueBytes) === 0) {
+      // Nothing to pad with (no RTX, or nothing sent yet): probing cannot work now.
+      this.stopProbe({ kind: 'idle', nextProbeAtMs: nowMs + probe.backoffMs, backoffMs: probe.backoffMs });
+    }
+  }
+
+  close(): void {
+    this.stopPadding?.();
+    this.stopPadding = undefined;
+  }
+}
+
+/** A layer's rate; a layer not measured yet is guessed from the one below. */
+function layerRate(layers: readonly LayerRate[], layer: number, nowMs: number, maxTemporal?: number): number {
+  const bps = layers[layer]!.bitrateBps(nowMs, maxTemporal);
+  if (bps > 0 || layer === 0) return bps;
+  return layerRate(layers, layer - 1, nowMs, maxTemporal) * UNKNOWN_LAYER_RATE_FACTOR;
+}

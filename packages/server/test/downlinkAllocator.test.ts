@@ -1,0 +1,185 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { DownlinkAllocator, type Clock, type LayerRate } from '../src/media/downlinkAllocator.js';
+import type { PacketResult } from '../src/media/bandwidthEstimator.js';
+
+/** Simulated time: `every` timers run as `advance` passes them. */
+class SimulatedClock implements Clock {
+  nowMs = 0;
+  private timers: Array<{ intervalMs: number; nextMs: number; tick: () => void }> = [];
+
+  now(): number {
+    return this.nowMs;
+  }
+
+  every(intervalMs: number, tick: () => void): () => void {
+    const timer = { intervalMs, nextMs: this.nowMs + intervalMs, tick };
+    this.timers.push(timer);
+    return () => (this.timers = this.timers.filter((t) => t !== timer));
+  }
+
+  /** Moves to `toMs`, running due timers on the way. */
+  advance(toMs: number): void {
+    for (;;) {
+      const due = this.timers.filter((t) => t.nextMs <= toMs).sort((a, b) => a.nextMs - b.nextMs)[0];
+      if (!due) break;
+      this.nowMs = due.nextMs;
+      due.nextMs += due.intervalMs;
+      due.tick();
+    }
+    this.nowMs = toMs;
+  }
+}
+
+const ONE_WAY_MS = 20;
+/** A drop-tail bottleneck queue of this many milliseconds at the link's rate, as tbf's latency setting. */
+const MAX_QUEUE_MS = 150;
+const FEEDBACK_INTERVAL_MS = 50;
+
+/** A bottleneck link with a rate, a drop-tail queue and a fixed delay; the receiver reports what arrived, transport-cc style. */
+class SimulatedLink {
+  rateBps: number;
+  private freeAtMs = 0;
+  private sequenceNumber = 0;
+  private readonly inFlight: Array<{ sequenceNumber: number; arrivalMs: number | undefined }> = [];
+  readonly sent: Array<{ atMs: number; bytes: number; kind: string; lost: boolean }> = [];
+
+  constructor(rateBps: number) {
+    this.rateBps = rateBps;
+  }
+
+  send(allocator: DownlinkAllocator, kind: 'audio' | 'video' | 'padding', bytes: number, nowMs: number): void {
+    const sequenceNumber = this.sequenceNumber++ & 0xffff;
+    allocator.onPacketSent(kind, sequenceNumber, bytes, nowMs);
+    const queuedMs = Math.max(0, this.freeAtMs - nowMs);
+    const lost = queuedMs > MAX_QUEUE_MS;
+    if (!lost) this.freeAtMs = Math.max(nowMs, this.freeAtMs) + (bytes * 8 * 1000) / this.rateBps;
+    this.inFlight.push({ sequenceNumber, arrivalMs: lost ? undefined : this.freeAtMs + ONE_WAY_MS });
+    this.sent.push({ atMs: nowMs, bytes, kind, lost });
+  }
+
+  /** The feedback the receiver sent one way ago: every packet up to the newest arrived by then. */
+  feedback(nowMs: number): PacketResult[] {
+    const reportedUntil = nowMs - ONE_WAY_MS;
+    let last = -1;
+    this.inFlight.forEach((p, i) => {
+      if (p.arrivalMs !== undefined && p.arrivalMs <= reportedUntil) last = i;
+    });
+    const reported = this.inFlight.splice(0, last + 1);
+    return reported.map((p) => ({
+      sequenceNumber: p.sequenceNumber,
+      arrivalTimeUs: p.arrivalMs === undefined ? undefined : p.arrivalMs * 1000,
+    }));
+  }
+
+  /** Bits per second sent in [fromMs, toMs), and the share of it lost. */
+  sentBetween(fromMs: number, toMs: number): { bps: number; lossFraction: number } {
+    const window = this.sent.filter((p) => p.atMs >= fromMs && p.atMs < toMs);
+    const bytes = window.reduce((sum, p) => sum + p.bytes, 0);
+    return { bps: (bytes * 8 * 1000) / (toMs - fromMs), lossFraction: window.filter((p) => p.lost).length / Math.max(1, window.length) };
+  }
+}
+
+/** A three-layer simulcast publisher's rates: 180p, 360p, 720p as a browser encodes them. */
+const LAYER_BPS = [150_000, 350_000, 1_500_000];
+const layers: LayerRate[] = LAYER_BPS.map((bps) => ({ bitrateBps: () => bps, temporalLayers: 1 }));
+const FRAME_MS = 1000 / 30;
+const MAX_PACKET_BYTES = 1200;
+const AUDIO_BYTES = 120;
+
+/** Runs a player's downlink for `untilMs` with the link's rate set by `rateAt`; returns the layer it got at each feedback. */
+function simulate(untilMs: number, rateAt: (ms: number) => number) {
+  const clock = new SimulatedClock();
+  const link = new SimulatedLink(rateAt(0));
+  const allocator: DownlinkAllocator = new DownlinkAllocator({
+    clock,
+    sendPadding: (bytes) => {
+      let sent = 0;
+      for (; sent < bytes; sent += MAX_PACKET_BYTES) link.send(allocator, 'padding', MAX_PACKET_BYTES, clock.nowMs);
+      return sent;
+    },
+  });
+  let spatial = 2;
+  const timeline: Array<{ atMs: number; spatial: number; probing: boolean }> = [];
+  clock.every(FRAME_MS, () => {
+    let frameBytes = LAYER_BPS[spatial]! / 8 / 30;
+    for (; frameBytes > 0; frameBytes -= MAX_PACKET_BYTES)
+      link.send(allocator, 'video', Math.min(frameBytes, MAX_PACKET_BYTES), clock.nowMs);
+  });
+  clock.every(20, () => link.send(allocator, 'audio', AUDIO_BYTES, clock.nowMs));
+  clock.every(FEEDBACK_INTERVAL_MS, () => {
+    link.rateBps = rateAt(clock.nowMs);
+    allocator.onFeedback(link.feedback(clock.nowMs), clock.nowMs);
+    spatial = allocator.allocate(2, spatial, layers, clock.nowMs).spatial;
+    timeline.push({ atMs: clock.nowMs, spatial, probing: allocator.probing });
+  });
+  clock.advance(untilMs);
+  allocator.close();
+  return { timeline, link };
+}
+
+test('a player whose link drops to 500 kbit/s moves to the layer that fits within 5 s, stays under the cap, and is back on the top layer within 15 s of the cap being lifted, after probing', () => {
+  const CAPPED_FROM_MS = 10_000;
+  const LIFTED_AT_MS = 30_000;
+  const { timeline, link } = simulate(50_000, (ms) => (ms >= CAPPED_FROM_MS && ms < LIFTED_AT_MS ? 500_000 : 5_000_000));
+  assert.ok(
+    timeline.filter((t) => t.atMs >= 2000 && t.atMs < CAPPED_FROM_MS).every((t) => t.spatial === 2),
+    'the top layer on the clean link',
+  );
+
+  const settledAt = timeline.find((t) => t.atMs >= CAPPED_FROM_MS && LAYER_BPS[t.spatial]! < 500_000)!.atMs;
+  assert.ok(settledAt - CAPPED_FROM_MS <= 5000, `moved down ${settledAt - CAPPED_FROM_MS} ms after the cap`);
+  const capped = timeline.filter((t) => t.atMs >= CAPPED_FROM_MS + 5000 && t.atMs < LIFTED_AT_MS);
+  assert.ok(
+    capped.every((t) => t.spatial < 2),
+    `never back on the top layer under the cap: ${capped.filter((t) => t.spatial === 2).length} feedbacks`,
+  );
+  assert.ok(
+    capped.filter((t) => t.spatial === 1).length / capped.length > 0.8,
+    `mostly the 350 kbit/s layer that fits: ${capped.map((t) => t.spatial).join('')}`,
+  );
+  // Probes go over the cap briefly; over the capped time the link carries what is sent.
+  const { bps, lossFraction } = link.sentBetween(CAPPED_FROM_MS + 5000, LIFTED_AT_MS);
+  assert.ok(bps < 500_000, `sent ${Math.round(bps / 1000)} kbit/s under the cap`);
+  assert.ok(lossFraction < 0.03, `lost ${(lossFraction * 100).toFixed(1)} % under the cap`);
+
+  const backAt = timeline.find((t) => t.atMs >= LIFTED_AT_MS && t.spatial === 2)!.atMs;
+  assert.ok(backAt - LIFTED_AT_MS <= 15_000, `back on the top layer ${backAt - LIFTED_AT_MS} ms after the lift`);
+  assert.ok(
+    timeline.some((t) => t.atMs >= LIFTED_AT_MS && t.atMs < backAt && t.probing),
+    'probed before stepping up',
+  );
+  assert.ok(
+    timeline.filter((t) => t.atMs >= backAt + 2000).every((t) => t.spatial === 2),
+    'stays on the top layer',
+  );
+});
+
+test('the smallest layer that does not fit drops temporal layers; the view caps the layer', () => {
+  const clock = new SimulatedClock();
+  const allocator = new DownlinkAllocator({ clock, sendPadding: () => 0, initialBps: 120_000, minBps: 50_000 });
+  const temporal: LayerRate[] = [
+    { bitrateBps: (_now, maxTemporal = 2) => [60_000, 100_000, 150_000][maxTemporal]!, temporalLayers: 3 },
+    { bitrateBps: () => 500_000, temporalLayers: 3 },
+  ];
+  assert.deepEqual(allocator.allocate(1, 1, temporal, 0), { spatial: 0, temporal: 1 });
+  const roomy = new DownlinkAllocator({ clock, sendPadding: () => 0 });
+  assert.deepEqual(roomy.allocate(0, 1, temporal, 0), { spatial: 0, temporal: 3 }, 'capped by the view');
+  assert.deepEqual(roomy.allocate(1, 0, temporal, 0), { spatial: 1, temporal: 3 });
+});
+
+test('retransmissions get what the estimate leaves beside the media, at least a quarter of it, in bursts of at most 100 ms', () => {
+  const clock = new SimulatedClock();
+  const allocator = new DownlinkAllocator({ clock, sendPadding: () => 0, initialBps: 1_000_000 });
+  // 900 kbit/s of media over the last second leaves 100 kbit/s; the floor is 250 kbit/s: 31,250 bytes/s, 3,125 per 100 ms.
+  for (let ms = 0; ms < 1000; ms += 10) allocator.onPacketSent('video', ms / 10, 1125, ms);
+  let allowed = 0;
+  while (allocator.allowRetransmission(1000, 1000)) allowed++;
+  assert.equal(allowed, 3, 'one burst');
+  let later = 0;
+  for (let ms = 1010; ms <= 2000; ms += 10) {
+    allocator.onPacketSent('video', ms / 10, 1125, ms);
+    while (allocator.allowRetransmission(1000, ms)) later++;
+  }
+  assert.ok(later >= 28 && later <= 34, `${later} kB over the next second`);
+});
