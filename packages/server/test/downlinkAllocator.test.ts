@@ -155,7 +155,7 @@ test('a player whose link drops to 500 kbit/s moves to the layer that fits withi
   );
 });
 
-test('the smallest layer that does not fit drops temporal layers; the view caps the layer', () => {
+test('the smallest layer that does not fit drops temporal layers; the view caps the layer; up after a second of room', () => {
   const clock = new SimulatedClock();
   const allocator = new DownlinkAllocator({ clock, sendPadding: () => 0, initialBps: 120_000, minBps: 50_000 });
   const temporal: LayerRate[] = [
@@ -165,7 +165,9 @@ test('the smallest layer that does not fit drops temporal layers; the view caps 
   assert.deepEqual(allocator.allocate(1, 1, temporal, 0), { spatial: 0, temporal: 1 });
   const roomy = new DownlinkAllocator({ clock, sendPadding: () => 0 });
   assert.deepEqual(roomy.allocate(0, 1, temporal, 0), { spatial: 0, temporal: 3 }, 'capped by the view');
-  assert.deepEqual(roomy.allocate(1, 0, temporal, 0), { spatial: 1, temporal: 3 });
+  assert.deepEqual(roomy.allocate(1, 0, temporal, 0), { spatial: 0, temporal: 3 }, 'room for the next layer up...');
+  assert.deepEqual(roomy.allocate(1, 0, temporal, 500), { spatial: 0, temporal: 3 });
+  assert.deepEqual(roomy.allocate(1, 0, temporal, 1000), { spatial: 1, temporal: 3 }, '...for a second: up');
 });
 
 test('retransmissions get what the estimate leaves beside the media, at least a quarter of it, in bursts of at most 100 ms', () => {

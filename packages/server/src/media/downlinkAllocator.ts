@@ -3,9 +3,9 @@
  * subscriber reports every packet it sends (with its transport-wide sequence number) and the
  * player's transport-cc feedback; the allocator keeps a GCC-style estimate of the link
  * (BandwidthEstimator) and, as LiveKit's stream allocator and libwebrtc's pacer do:
- *  - picks the highest layer whose bitrate fits in the estimate left after audio and
- *    retransmissions, moving down as soon as the current one no longer fits, and up only with
- *    headroom once the estimate shows room for the next layer;
+ *  - picks the highest layer whose bitrate, plus the retransmissions it needs on this link, fits
+ *    in the estimate left after audio: down as soon as the current one no longer fits, up only
+ *    with headroom, after the estimate has shown room for the next layer for a second;
  *  - probes before stepping up: the estimate cannot grow much past what is being sent, so it
  *    pads the stream up to the next layer's rate (copies of recent packets, sent as RTX), in
  *    clusters whose arrival rate the estimator measures; overuse or a deadline ends a probe,
@@ -64,6 +64,10 @@ const DEFAULT_MAX_BPS = 50_000_000;
 
 /** Stepping up needs the next layer's rate times this in the estimate: room for its keyframes and rate swings. */
 const UP_HEADROOM = 1.1;
+/** ...for this long: a noisy estimate (on a lossy link) must not flip the layer up and down. */
+const UP_HOLD_MS = 1000;
+/** Retransmissions are counted as at most this share of the video they repair. */
+const MAX_RETRANSMISSION_OVERHEAD = 1;
 /**
  * The current layer stays until its rate exceeds what is available by this factor. Overuse cuts
  * the estimate to 0.85 × the rate that got through, so a layer the link cannot carry always ends
@@ -85,7 +89,11 @@ const PROBE_DURATION_MS = 1500;
 const PADDING_INTERVAL_MS = 5;
 /** After a failed probe the next waits this long, doubled per failure up to the maximum. */
 const PROBE_BACKOFF_MS = 2000;
-const MAX_PROBE_BACKOFF_MS = 8000;
+const MAX_PROBE_BACKOFF_MS = 5000;
+/** After a probe that made room for a layer, the next waits this long, for the new layer to show it holds. */
+const PROBE_SUCCESS_PAUSE_MS = 1000;
+/** Above this share of packets lost, retransmissions go twice. */
+const HIGH_LOSS_FRACTION = 0.1;
 /** Retransmissions get what the estimate leaves beside the media, and never less than this share of it. */
 const RETRANSMISSION_MIN_SHARE = 0.25;
 /** The retransmission bucket holds this much of its rate: a burst of NACKs is answered, a flood is not. */
@@ -117,6 +125,8 @@ export class DownlinkAllocator {
   private nextClusterId = 0;
   private readonly clock: Clock;
   private stopPadding: (() => void) | undefined;
+  /** Since when the next layer up has fitted, while it has. */
+  private upSinceMs: number | undefined;
   private retransmissionTokens = MIN_RETRANSMISSION_BURST_BYTES;
   private retransmissionRefilledAtMs = -1;
 
@@ -173,26 +183,47 @@ export class DownlinkAllocator {
   }
 
   /**
+   * How many copies of a packet to send in answer to a NACK. Chromium's receive-only players know
+   * no round-trip time and repeat a NACK only every 100 ms, so on a link losing a large share of
+   * packets, each lost copy costs a tenth of a second; two copies make that rare (0.3² = 9 %).
+   */
+  retransmissionCopies(): number {
+    return this.estimator.lossFraction > HIGH_LOSS_FRACTION ? 2 : 1;
+  }
+
+  /**
    * The layer for a player in automatic mode, at most `cap` (its view's), given the one it is
    * moving to now (`current`) and the layers' rates; starts or ends a probe as needed.
    */
   allocate(cap: number, current: number, layers: readonly LayerRate[], nowMs: number): Allocation {
-    const available = this.estimator.estimateBps - this.audioRate.bps(nowMs) - this.retransmissionRate.bps(nowMs);
-    const rate = (layer: number, maxTemporal?: number): number => layerRate(layers, layer, nowMs, maxTemporal);
+    const audioBps = this.audioRate.bps(nowMs);
+    const available = this.estimator.estimateBps - audioBps;
+    // A layer costs its rate plus the retransmissions it needs on this link: in proportion, as now.
+    const overhead = 1 + Math.min(this.retransmissionRate.bps(nowMs) / Math.max(this.videoRate.bps(nowMs), 1), MAX_RETRANSMISSION_OVERHEAD);
+    const cost = (layer: number, maxTemporal?: number): number => layerRate(layers, layer, nowMs, maxTemporal) * overhead;
     const top = Math.min(cap, layers.length - 1);
     let spatial = Math.min(current, top);
-    // Down: the highest layer that fits, as soon as the current one does not.
-    if (rate(spatial) > available * DOWN_TOLERANCE) {
-      while (spatial > 0 && rate(spatial) > available) spatial--;
+    const nextFits = spatial < top && cost(spatial + 1) * UP_HEADROOM <= available;
+    if (cost(spatial) > available * DOWN_TOLERANCE) {
+      // Down, to the highest layer that fits, as soon as the current one does not.
+      while (spatial > 0 && cost(spatial) > available) spatial--;
+      this.upSinceMs = undefined;
+    } else if (nextFits) {
+      // Up one layer, once there has been room for it for a while, or a probe has just made it.
+      this.upSinceMs ??= nowMs;
+      if (nowMs - this.upSinceMs >= UP_HOLD_MS || this.probe.kind === 'probing') {
+        spatial++;
+        this.upSinceMs = undefined;
+      }
     } else {
-      // Up, one layer at a time, with headroom.
-      while (spatial < top && rate(spatial + 1) * UP_HEADROOM <= available) spatial++;
+      this.upSinceMs = undefined;
     }
-    this.updateProbe(spatial < top ? rate(spatial + 1) * PROBE_GOAL_HEADROOM + (this.estimator.estimateBps - available) : 0, nowMs);
+    const probeFor = spatial < top && !nextFits ? cost(spatial + 1) : 0;
+    this.updateProbe(probeFor > 0 ? probeFor * PROBE_GOAL_HEADROOM + audioBps : 0, nowMs);
     // Even the smallest layer does not fit: fewer frames rather than a link that drowns.
-    if (spatial === 0 && rate(0) > available * DOWN_TOLERANCE) {
+    if (spatial === 0 && cost(0) > available * DOWN_TOLERANCE) {
       let temporal = layers[0]!.temporalLayers - 1;
-      while (temporal > 0 && rate(0, temporal) > available) temporal--;
+      while (temporal > 0 && cost(0, temporal) > available) temporal--;
       return { spatial, temporal };
     }
     return { spatial, temporal: ALL_TEMPORAL_LAYERS };
@@ -205,10 +236,10 @@ export class DownlinkAllocator {
       if (goalBps > 0 && nowMs >= probe.nextProbeAtMs) this.startProbe(goalBps, probe.backoffMs, nowMs);
       return;
     }
-    if (goalBps < probe.goalBps * 0.5 || goalBps === 0) {
+    if (goalBps === 0) {
       // The estimate made room for the layer probed for: the probe did it. The next layer's
       // probe waits until this one has shown that it holds.
-      this.stopProbe({ kind: 'idle', nextProbeAtMs: nowMs + PROBE_BACKOFF_MS, backoffMs: PROBE_BACKOFF_MS });
+      this.stopProbe({ kind: 'idle', nextProbeAtMs: nowMs + PROBE_SUCCESS_PAUSE_MS, backoffMs: PROBE_BACKOFF_MS });
     } else if (this.estimator.usage === 'overusing' || nowMs >= probe.endsAtMs) {
       this.stopProbe({
         kind: 'idle',

@@ -45,6 +45,8 @@ export function simulcastRids(offer: string): string[] {
 const TEMPORAL_LAYERS = 3;
 /** A layer that sent nothing for this long is paused (or gone): its rate is what it last had while it flowed. */
 const PAUSED_AFTER_MS = 1500;
+/** How often layers are checked for starting or stopping to flow. */
+const LAYER_CHECK_INTERVAL_MS = 500;
 
 /** One simulcast layer (or the only video stream) as received. */
 export class VideoLayer {
@@ -67,6 +69,11 @@ export class VideoLayer {
     readonly rid: string | undefined,
   ) {}
 
+  /** Whether it is being received: a publisher's encoder switches layers off when its uplink is short, or when asked to. */
+  flowing(nowMs: number): boolean {
+    return nowMs - this.lastPacketMs <= PAUSED_AFTER_MS;
+  }
+
   onPacket(bytes: number, temporalLayer: number, nowMs: number): void {
     const tid = Math.min(Math.max(temporalLayer, 0), TEMPORAL_LAYERS - 1);
     if (tid >= this.temporalLayers) this.temporalLayers = tid + 1;
@@ -80,8 +87,7 @@ export class VideoLayer {
    * paused, what it had when it last flowed for a full second (0 if it never did).
    */
   bitrateBps(nowMs: number, maxTemporal = TEMPORAL_LAYERS - 1): number {
-    const flowing = nowMs - this.lastPacketMs <= PAUSED_AFTER_MS;
-    if (flowing && nowMs - this.firstPacketMs >= 1000) {
+    if (this.flowing(nowMs) && nowMs - this.firstPacketMs >= 1000) {
       for (let tid = 0; tid < TEMPORAL_LAYERS; tid++) this.lastRatesBps[tid] = this.rates[tid]!.bps(nowMs);
     }
     let bps = 0;
@@ -120,6 +126,9 @@ export class WeriftPublisher extends WeriftPeer implements MediaPublisher {
   private negotiatedVideoCodec: 'vp8' | 'h264' = 'vp8';
   private feedback?: UplinkFeedback;
   private readonly vp8 = new Vp8Descriptor();
+  /** Which layers flowed at the last check, a bit per layer. */
+  private flowingLayers = 0;
+  private readonly layerCheck: NodeJS.Timeout;
 
   static async create(options: PeerOptions, offer: string): Promise<WeriftPublisher> {
     const publisher = new WeriftPublisher(options, simulcastRids(offer));
@@ -144,6 +153,25 @@ export class WeriftPublisher extends WeriftPeer implements MediaPublisher {
     super(options, publishCodecs(), publishHeaderExtensions());
     this.layers = rids.length > 0 ? rids.map((rid, i) => new VideoLayer(i, rid)) : [new VideoLayer(0, undefined)];
     this.stats.publishers++;
+    this.layerCheck = setInterval(() => this.checkLayers(), LAYER_CHECK_INTERVAL_MS);
+    this.layerCheck.unref();
+  }
+
+  /** Tells subscribers when a layer starts or stops flowing: what each player can get changed. */
+  private checkLayers(): void {
+    const now = performance.now();
+    const flowing = this.layers.reduce((bits, layer) => (layer.flowing(now) ? bits | (1 << layer.index) : bits), 0);
+    if (flowing === this.flowingLayers) return;
+    this.flowingLayers = flowing;
+    for (const subscriber of this.subscribers) subscriber.layersChanged();
+  }
+
+  /** The highest layer at most `layer` that flows, else the lowest above it that does, else `layer`. */
+  flowingLayerNear(layer: number): number {
+    const now = performance.now();
+    for (let i = layer; i >= 0; i--) if (this.layers[i]!.flowing(now)) return i;
+    for (let i = layer + 1; i < this.layers.length; i++) if (this.layers[i]!.flowing(now)) return i;
+    return layer;
   }
 
   private onTrack(kind: Kind, track: MediaStreamTrack, receiver: RTCRtpReceiver): void {
@@ -234,6 +262,7 @@ export class WeriftPublisher extends WeriftPeer implements MediaPublisher {
 
   protected onClose(): void {
     this.stats.publishers--;
+    clearInterval(this.layerCheck);
     for (const layer of this.layers) layer.close();
     this.feedback?.close();
     for (const subscriber of [...this.subscribers]) subscriber.close();

@@ -128,7 +128,7 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
   ) {
     super(options, publisher.subscriberCodecs(), subscribeHeaderExtensions());
     this.video = video;
-    this.rewriter = new VideoRewriter(chooseLayer(video, publisher.layers));
+    this.rewriter = new VideoRewriter(publisher.flowingLayerNear(chooseLayer(video, publisher.layers)));
     this.stats.subscribers++;
   }
 
@@ -162,12 +162,15 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
     this.retarget();
   }
 
-  /** The publisher learned a layer's size: the layer that covers the view may be another. */
+  /** The publisher learned a layer's size, or a layer started or stopped flowing. */
   layersChanged(): void {
-    if (this.video.type === 0) this.retarget();
+    this.retarget();
   }
 
-  /** The layer (and temporal layers) the player is to get: its choice, capped in automatic mode by its view and its link. */
+  /**
+   * The layer (and temporal layers) the player is to get: its choice, capped in automatic mode by
+   * its view and its link, and of those the nearest one the publisher sends.
+   */
   private retarget(): void {
     const { layers } = this.publisher;
     const wanted = chooseLayer(this.video, layers);
@@ -176,8 +179,9 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
         ? this.allocator.allocate(wanted, this.rewriter.targetLayer, layers, performance.now())
         : { spatial: wanted, temporal: ALL_TEMPORAL_LAYERS };
     this.rewriter.setMaxTemporalLayer(temporal);
-    if (spatial === this.rewriter.targetLayer) return;
-    this.rewriter.setTargetLayer(spatial);
+    const target = this.publisher.flowingLayerNear(spatial);
+    if (target === this.rewriter.targetLayer) return;
+    this.rewriter.setTargetLayer(target);
     this.requestKeyFrame();
   }
 
@@ -263,7 +267,8 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
 
   /**
    * Sends again what the player lost (as RTX when negotiated), each packet at most once per
-   * interval and a few times in all, and with an estimate, within the retransmission budget.
+   * interval and a few times in all, and with an estimate, within the retransmission budget and
+   * twice on a very lossy link.
    */
   private resend(lost: number[]): void {
     const now = performance.now();
@@ -271,10 +276,11 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
       const slot = this.sent[sequenceNumber % SENT_HISTORY]!;
       if (slot.sequenceNumber !== sequenceNumber || !slot.source) continue;
       if (slot.resends >= MAX_RESENDS || (slot.resends > 0 && now - slot.sentAtMs < RESEND_INTERVAL_MS)) continue;
-      if (this.allocator && !this.allocator.allowRetransmission(slot.source.payload.length + RTX_OVERHEAD_BYTES, now)) continue;
+      const copies = this.allocator?.retransmissionCopies() ?? 1;
+      if (this.allocator && !this.allocator.allowRetransmission(copies * (slot.source.payload.length + RTX_OVERHEAD_BYTES), now)) continue;
       slot.resends++;
       slot.sentAtMs = now;
-      this.sendCopy(slot, 'retransmission', now);
+      for (let i = 0; i < copies; i++) this.sendCopy(slot, 'retransmission', now);
     }
   }
 
