@@ -10,6 +10,7 @@ import {
   TestNetwork,
   cameraClip,
   decodeRate,
+  enlargeRemoteTiles,
   launchChromium,
   openDemo,
   remoteVideoSize,
@@ -46,6 +47,8 @@ async function call(t: { after(fn: () => unknown): void }): Promise<Call> {
   t.after(() => playerBrowser.close());
   const publisher = await openDemo(server.httpUrl, publisherBrowser.browser, 'pub', { roomID: 'net' });
   const player = await openDemo(server.httpUrl, playerBrowser.browser, 'player', { roomID: 'net', publish: false });
+  // Every layer in use, so that none is paused and the publisher sends all it can.
+  await enlargeRemoteTiles(player);
   return { network, server, publisherHost, publisher, player };
 }
 
@@ -124,8 +127,7 @@ async function downlinkCall(t: { after(fn: () => unknown): void }, players: numb
     const browser = await launchChromium({ host: { network, host }, secureOrigin: server.httpUrl, fakeVideoFile: clip });
     t.after(() => browser.close());
     const page = await openDemo(server.httpUrl, browser.browser, `player${i}`, { roomID: 'down', publish: false });
-    // A view the full layer fits, so that only the link limits the layer.
-    await page.addStyleTag({ content: '.tile.remote, .tile.remote video { width: 1280px !important; height: 720px !important; }' });
+    await enlargeRemoteTiles(page);
     hosts.push(host);
     pages.push(page);
   }

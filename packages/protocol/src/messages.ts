@@ -214,6 +214,8 @@ export const serverMessageSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('tokenWillExpire'), roomID: id, remainSeconds: z.number().int() }),
   /** The server stopped a publication for good (forbidden by the server API): do not retry. */
   z.object({ type: z.literal('publishStopped'), streamID: id, code: z.number().int() }),
+  /** Which simulcast layers of a published stream some player uses (smallest first): the others pause until told otherwise. */
+  z.object({ type: z.literal('publishLayers'), streamID: id, active: z.array(z.boolean()).min(1).max(3) }),
   /** The server ended a play session (the stream stopped or was removed); the player may wait for it to return. */
   z.object({ type: z.literal('playStopped'), streamID: id, attempt: z.number().int(), code: z.number().int() }),
 ]);

@@ -115,6 +115,9 @@ export class ParleyEngine {
       publishStopped: (streamID, code) => {
         for (const publisher of this.publishers.values()) if (publisher.streamID === streamID) publisher.abandon(code);
       },
+      publishLayers: (streamID, active) => {
+        for (const publisher of this.publishers.values()) publisher.setActiveLayers(streamID, active);
+      },
       ended: (code) => {
         for (const publisher of this.publishers.values()) publisher.abandon(code);
         for (const player of [...this.players.values()]) player.abandon(code);

@@ -35,6 +35,8 @@ export interface MediaTransport {
   applyAnswer(sdp: string): Promise<void>;
   /** Called once with 'connected', and with 'failed' if the transport dies. */
   onStateChange(listener: (state: TransportState) => void): void;
+  /** Publish transports with simulcast: which layers some player uses (smallest first); the others pause. */
+  setActiveLayers?(active: boolean[]): void;
   close(): void;
 }
 

@@ -73,6 +73,11 @@ export class Publisher {
     this.config = { ...this.config, extraInfo };
   }
 
+  /** The server says which simulcast layers some player uses (smallest first); the others pause. */
+  setActiveLayers(streamID: string, active: boolean[]): void {
+    if (streamID === this.currentStreamID) this.transport?.setActiveLayers?.(active);
+  }
+
   /** The room is gone (logout, kick-out): stop without telling the server. */
   abandon(errorCode: number): void {
     if (this.state === PublisherState.NoPublish) return;

@@ -51,6 +51,8 @@ export interface RoomObserver {
   playStopped(streamID: string, attempt: number, code: number): void;
   /** The server stopped a publication for good. */
   publishStopped(streamID: string, code: number): void;
+  /** Which simulcast layers of a published stream some player uses; the others may pause. */
+  publishLayers(streamID: string, active: boolean[]): void;
   /** Back in the room after a reconnect; media the server no longer has must be set up again. */
   resumed(state: ResumedState): void;
   /** The room ended (logout, kick-out, reconnect failed): publishers and players must stop. */
@@ -275,6 +277,9 @@ export class Room {
         return;
       case 'publishStopped':
         this.observer.publishStopped(message.streamID, message.code);
+        return;
+      case 'publishLayers':
+        this.observer.publishLayers(message.streamID, message.active);
         return;
       case 'kickedOut':
         this.end(RoomStateChangedReason.KickOut, message.code);

@@ -109,3 +109,60 @@ test('a simulcast bot publisher: a player forced Small, then Big, then Default g
   const expected = Array.from({ length: bigFrames.at(-1)! - bigFrames[0]! + 1 }, (_, i) => bigFrames[0]! + i);
   assert.deepEqual(bigFrames, expected, 'every frame of the large layer after the switch, none missing');
 });
+
+/** RTP packets the server has received from publishers so far (its metrics). */
+async function packetsReceived(httpUrl: string): Promise<number> {
+  const text = await (await fetch(`${httpUrl}/metrics`)).text();
+  return Number(/^parley_media_rtp_received_packets_total (\d+)/m.exec(text)![1]);
+}
+
+test('a simulcast bot publisher: layers no player uses are paused at the publisher, and resumed when one does', async (t) => {
+  const env = await startTestServer();
+  t.after(() => env.close());
+  const [pub, viewer] = await env.inRoom('r-dynacast', 'pub', 'viewer');
+  const layersOf = new Map<number, number>();
+  viewer.engine.setCustomVideoRenderHandler({
+    onRemoteVideoFrameEncodedDataReceived: (_data, params) => layersOf.set(params.layer ?? -1, (layersOf.get(params.layer ?? -1) ?? 0) + 1),
+  });
+  pub!.engine.startPublishingStream('s-dynacast', { simulcastLayers: LAYERS });
+  await pub!.waitFor('publisherStateUpdate', (_, state) => state === PublisherState.Publishing);
+  const keyFrameWanted = new Set<number>();
+  pub!.engine.on('customVideoCaptureKeyFrameRequested', (_channel, layer) => keyFrameWanted.add(layer));
+  // Every layer sends the same frames, so the packets the server receives count the layers that send.
+  let sending = true;
+  const sender = (async () => {
+    for (let frame = 0; sending; frame++) {
+      for (let layer = 0; layer < LAYERS; layer++) {
+        const isKeyFrame = frame === 0 || keyFrameWanted.delete(layer);
+        const data = videoFixture.frames[isKeyFrame ? 0 : 1]!.data;
+        pub!.engine.sendCustomVideoCaptureEncodedData(data, { codec: 'vp8', isKeyFrame, width: 320, height: 240, layer }, frame * 33);
+      }
+      await sleep(33);
+    }
+  })();
+  t.after(async () => {
+    sending = false;
+    await sender;
+  });
+  const packetsPerSecond = async (): Promise<number> => {
+    const before = await packetsReceived(env.server.httpUrl);
+    await sleep(1000);
+    return (await packetsReceived(env.server.httpUrl)) - before;
+  };
+
+  const all = await packetsPerSecond();
+  viewer!.engine.setPlayStreamVideoType('s-dynacast', VideoStreamType.Small);
+  viewer!.engine.startPlayingStream('s-dynacast');
+  await viewer!.waitFor('playerStateUpdate', (_, state) => state === PlayerState.Playing);
+  // Unused layers pause 3 s after they are left.
+  await sleep(4000);
+  const smallOnly = await packetsPerSecond();
+  viewer!.engine.setPlayStreamVideoType('s-dynacast', VideoStreamType.Big);
+  await sleep(1000);
+  const smallAndBig = await packetsPerSecond();
+  const bigFrames = layersOf.get(LAYERS - 1) ?? 0;
+  console.log(`# packets received per second: ${all} (3 layers), ${smallOnly} (Small played), ${smallAndBig} (Big played)`);
+  assert.ok(Math.abs(smallOnly / all - 1 / 3) < 0.1, `one layer of three sent while only the smallest is played: ${smallOnly} of ${all}`);
+  assert.ok(Math.abs(smallAndBig / all - 2 / 3) < 0.1, `the largest resumed (the smallest always sends): ${smallAndBig} of ${all}`);
+  assert.ok(bigFrames >= 20, `the player gets the resumed layer: ${bigFrames} frames`);
+});

@@ -27,6 +27,11 @@ export async function openDemo(
   return page;
 }
 
+/** Shows the page's remote tiles at 1280×720, a view the largest simulcast layer fits: only the network then limits a player's layer. */
+export async function enlargeRemoteTiles(page: Page): Promise<void> {
+  await page.addStyleTag({ content: '.tile.remote, .tile.remote video { width: 1280px !important; height: 720px !important; }' });
+}
+
 /** Waits until the page shows a remote tile whose video has dimensions, and returns them. */
 export async function remoteVideoSize(page: Page, streamID: string): Promise<{ width: number; height: number }> {
   const handle = await page.waitForFunction(

@@ -43,6 +43,9 @@ abstract class BrowserTransport extends PeerTransport<RTCSessionDescriptionInit>
 }
 
 class BrowserPublishTransport extends BrowserTransport {
+  private videoSender: RTCRtpSender | undefined;
+  private layerChanges = Promise.resolve();
+
   constructor(
     readonly channel: number,
     private readonly videoCodec: VideoCodec,
@@ -63,6 +66,20 @@ class BrowserPublishTransport extends BrowserTransport {
       sendEncodings: encodings(video),
     });
     transceiver.setCodecPreferences(videoCodecPreferences(this.videoCodec));
+    this.videoSender = transceiver.sender;
+  }
+
+  /** Pauses and resumes simulcast encodings without renegotiating; a resumed one starts with a keyframe. */
+  setActiveLayers(active: boolean[]): void {
+    const sender = this.videoSender;
+    if (!sender) return;
+    // One change at a time: parameters read while another change is pending are stale.
+    this.layerChanges = this.layerChanges.then(async () => {
+      const parameters = sender.getParameters();
+      if (parameters.encodings.length < 2) return;
+      parameters.encodings.forEach((encoding, i) => (encoding.active = active[i] ?? true));
+      await sender.setParameters(parameters).catch(() => undefined);
+    });
   }
 }
 

@@ -95,6 +95,8 @@ class LayerStream {
   sequenceNumber = 1 + Math.floor(Math.random() * 0x7fff);
   pictureId = Math.floor(Math.random() * 0x8000);
   readonly sent = new Array<RtpPacket | undefined>(SENT_HISTORY);
+  /** False while no player uses this layer: its frames are not sent. */
+  active = true;
   /** The MID and RID elements every packet carries, known once the answer is applied. */
   extensions: Array<{ id: number; payload: Buffer }> = [];
 
@@ -176,10 +178,15 @@ class NodePublishTransport extends WeriftTransport {
     }
   }
 
+  setActiveLayers(active: boolean[]): void {
+    this.layers.forEach((layer, i) => (layer.active = active[i] ?? true));
+  }
+
   /** Returns false when `layer` does not exist. */
   sendVideo(frame: Uint8Array, layer: number, referenceTimeMs: number): boolean {
     const stream = this.layers[layer];
     if (!stream) return false;
+    if (!stream.active) return true; // paused: no player uses it
     const timestamp = Math.round(referenceTimeMs * VIDEO_CLOCK_KHZ) >>> 0;
     const payloads = packetizeVp8(frame, stream.pictureId);
     stream.pictureId = (stream.pictureId + 1) & 0x7fff;

@@ -66,6 +66,8 @@ const DEFAULT_MAX_BPS = 50_000_000;
 const UP_HEADROOM = 1.1;
 /** ...for this long: a noisy estimate (on a lossy link) must not flip the layer up and down. */
 const UP_HOLD_MS = 1000;
+/** Moving down this soon after a step up means the step failed, as a probe that fails. */
+const STEP_UP_TRIAL_MS = 5000;
 /** Retransmissions are counted as at most this share of the video they repair. */
 const MAX_RETRANSMISSION_OVERHEAD = 1;
 /**
@@ -89,7 +91,7 @@ const PROBE_DURATION_MS = 1500;
 const PADDING_INTERVAL_MS = 5;
 /** After a failed probe the next waits this long, doubled per failure up to the maximum. */
 const PROBE_BACKOFF_MS = 2000;
-const MAX_PROBE_BACKOFF_MS = 5000;
+const MAX_PROBE_BACKOFF_MS = 3000;
 /** After a probe that made room for a layer, the next waits this long, for the new layer to show it holds. */
 const PROBE_SUCCESS_PAUSE_MS = 1000;
 /** Above this share of packets lost, retransmissions go twice. */
@@ -127,6 +129,7 @@ export class DownlinkAllocator {
   private stopPadding: (() => void) | undefined;
   /** Since when the next layer up has fitted, while it has. */
   private upSinceMs: number | undefined;
+  private steppedUpAtMs = -Infinity;
   private retransmissionTokens = MIN_RETRANSMISSION_BURST_BYTES;
   private retransmissionRefilledAtMs = -1;
 
@@ -208,12 +211,15 @@ export class DownlinkAllocator {
       // Down, to the highest layer that fits, as soon as the current one does not.
       while (spatial > 0 && cost(spatial) > available) spatial--;
       this.upSinceMs = undefined;
-    } else if (nextFits) {
+      // A step up that did not hold counts as a failed probe: the next waits longer.
+      if (nowMs - this.steppedUpAtMs < STEP_UP_TRIAL_MS) this.backOff(nowMs);
+    } else if (nextFits && (this.probe.kind === 'probing' || nowMs >= this.probe.nextProbeAtMs)) {
       // Up one layer, once there has been room for it for a while, or a probe has just made it.
       this.upSinceMs ??= nowMs;
       if (nowMs - this.upSinceMs >= UP_HOLD_MS || this.probe.kind === 'probing') {
         spatial++;
         this.upSinceMs = undefined;
+        this.steppedUpAtMs = nowMs;
       }
     } else {
       this.upSinceMs = undefined;
@@ -241,16 +247,18 @@ export class DownlinkAllocator {
       // probe waits until this one has shown that it holds.
       this.stopProbe({ kind: 'idle', nextProbeAtMs: nowMs + PROBE_SUCCESS_PAUSE_MS, backoffMs: PROBE_BACKOFF_MS });
     } else if (this.estimator.usage === 'overusing' || nowMs >= probe.endsAtMs) {
-      this.stopProbe({
-        kind: 'idle',
-        nextProbeAtMs: nowMs + probe.backoffMs,
-        backoffMs: Math.min(2 * probe.backoffMs, MAX_PROBE_BACKOFF_MS),
-      });
+      this.backOff(nowMs);
     } else if (goalBps < probe.goalBps) {
       // The layers' rates dropped: a lower goal is enough.
       probe.goalBps = goalBps;
       probe.clusterBps = Math.min(probe.clusterBps, goalBps);
     }
+  }
+
+  /** Ends a probe, if one runs, as failed: no probe nor step up until the backoff has passed, and the next backoff is longer. */
+  private backOff(nowMs: number): void {
+    const { backoffMs } = this.probe;
+    this.stopProbe({ kind: 'idle', nextProbeAtMs: nowMs + backoffMs, backoffMs: Math.min(2 * backoffMs, MAX_PROBE_BACKOFF_MS) });
   }
 
   private startProbe(goalBps: number, backoffMs: number, nowMs: number): void {

@@ -12,10 +12,10 @@ export interface EndpointEvents {
   closed: [];
 }
 
-export interface MediaEndpoint {
+export interface MediaEndpoint<Events extends EndpointEvents & Record<keyof Events, unknown[]> = EndpointEvents> {
   /** The SDP answer to the offer the endpoint was created with. */
   readonly answer: string;
-  readonly observer: EventEmitter<EndpointEvents>;
+  readonly observer: EventEmitter<Events>;
   readonly closed: boolean;
   close(): void;
 }
@@ -27,7 +27,15 @@ export interface PlayVideo {
   viewHeight: number;
 }
 
-export interface MediaPublisher extends MediaEndpoint {
+export interface PublisherEvents extends EndpointEvents {
+  /**
+   * Which simulcast layers (smallest first) some player receives or is moving to: the publisher
+   * may pause the others (dynacast). The smallest is always active, so a new player starts at once.
+   */
+  activeLayers: [active: boolean[]];
+}
+
+export interface MediaPublisher extends MediaEndpoint<PublisherEvents> {
   /** Creates a subscriber that receives this publisher's media, answering the player's offer. */
   subscribe(offer: string, video?: PlayVideo): Promise<MediaSubscriber>;
 }

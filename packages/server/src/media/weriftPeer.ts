@@ -57,8 +57,12 @@ export const publishHeaderExtensions = (): HeaderExtensions => ({
 
 export const isLoopback = (ip: string): boolean => ip.startsWith('127.') || ip === '::1';
 
-export abstract class WeriftPeer {
-  readonly observer = new EventEmitter<EndpointEvents>();
+export abstract class WeriftPeer<Events extends EndpointEvents & Record<keyof Events, unknown[]> = EndpointEvents> {
+  readonly observer = new EventEmitter<Events>();
+  /** The events every endpoint has, as this class emits them. */
+  private get endpointObserver(): EventEmitter<EndpointEvents> {
+    return this.observer as unknown as EventEmitter<EndpointEvents>;
+  }
   protected readonly pc: RTCPeerConnection;
   protected readonly stats: MediaStats;
   answer = '';
@@ -90,7 +94,7 @@ export abstract class WeriftPeer {
       if (s === 'connected' && this.state === 'new') {
         this.state = 'connected';
         clearTimeout(this.connectTimer);
-        this.observer.emit('connected');
+        this.endpointObserver.emit('connected');
       } else if (s === 'failed' || s === 'closed') {
         this.close();
       }
@@ -147,7 +151,7 @@ export abstract class WeriftPeer {
     clearTimeout(this.connectTimer);
     this.onClose();
     void this.pc.close().catch(() => undefined);
-    this.observer.emit('closed');
+    this.endpointObserver.emit('closed');
   }
 
   protected abstract onClose(): void;

@@ -9,7 +9,7 @@ import { parseVp8, Vp8Descriptor } from './codecs.js';
 import { RateMeter } from './rateMeter.js';
 import { UplinkFeedback } from './uplinkFeedback.js';
 import { publishCodecs, publishHeaderExtensions, WeriftPeer, type NegotiatedCodecs, type PeerOptions } from './weriftPeer.js';
-import type { MediaPublisher, MediaSubscriber, PlayVideo } from './types.js';
+import type { MediaPublisher, MediaSubscriber, PlayVideo, PublisherEvents } from './types.js';
 import { WeriftSubscriber } from './weriftSubscriber.js';
 
 export type Kind = 'audio' | 'video';
@@ -47,6 +47,11 @@ const TEMPORAL_LAYERS = 3;
 const PAUSED_AFTER_MS = 1500;
 /** How often layers are checked for starting or stopping to flow. */
 const LAYER_CHECK_INTERVAL_MS = 500;
+/**
+ * A layer no player uses is paused this long after the last one stopped using it: a player that
+ * moves back soon (a resized view, a lifted cap) finds it still flowing. Resuming is immediate.
+ */
+const PAUSE_UNUSED_LAYER_AFTER_MS = 3000;
 
 /** One simulcast layer (or the only video stream) as received. */
 export class VideoLayer {
@@ -116,7 +121,7 @@ export class VideoLayer {
   }
 }
 
-export class WeriftPublisher extends WeriftPeer implements MediaPublisher {
+export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements MediaPublisher {
   private readonly subscribers = new Set<WeriftSubscriber>();
   private readonly codecs: NegotiatedCodecs = {};
   /** Smallest first; one layer without simulcast. */
@@ -129,6 +134,9 @@ export class WeriftPublisher extends WeriftPeer implements MediaPublisher {
   /** Which layers flowed at the last check, a bit per layer. */
   private flowingLayers = 0;
   private readonly layerCheck: NodeJS.Timeout;
+  /** The layers the publisher was last told to send, a bit per layer: all of them at first. */
+  private activeLayers: number;
+  private pauseTimer: NodeJS.Timeout | undefined;
 
   static async create(options: PeerOptions, offer: string): Promise<WeriftPublisher> {
     const publisher = new WeriftPublisher(options, simulcastRids(offer));
@@ -155,6 +163,37 @@ export class WeriftPublisher extends WeriftPeer implements MediaPublisher {
     this.stats.publishers++;
     this.layerCheck = setInterval(() => this.checkLayers(), LAYER_CHECK_INTERVAL_MS);
     this.layerCheck.unref();
+    this.activeLayers = (1 << this.layers.length) - 1;
+  }
+
+  /**
+   * A subscriber's layers changed: resumes at once the layers some player now uses, and pauses
+   * the others a while later if still unused (dynacast). The smallest always stays on.
+   */
+  layersInUseChanged(): void {
+    if (this.layers.length < 2 || this.closed) return;
+    let used = 1;
+    for (const subscriber of this.subscribers) used |= subscriber.layersInUse();
+    if (used & ~this.activeLayers) this.announceActiveLayers(this.activeLayers | used);
+    if (this.activeLayers & ~used) {
+      this.pauseTimer ??= setTimeout(() => {
+        this.pauseTimer = undefined;
+        let stillUsed = 1;
+        for (const subscriber of this.subscribers) stillUsed |= subscriber.layersInUse();
+        if (stillUsed !== this.activeLayers) this.announceActiveLayers(stillUsed);
+      }, PAUSE_UNUSED_LAYER_AFTER_MS);
+    } else {
+      clearTimeout(this.pauseTimer);
+      this.pauseTimer = undefined;
+    }
+  }
+
+  private announceActiveLayers(active: number): void {
+    this.activeLayers = active;
+    this.observer.emit(
+      'activeLayers',
+      this.layers.map((layer) => (active & (1 << layer.index)) !== 0),
+    );
   }
 
   /** Tells subscribers when a layer starts or stops flowing: what each player can get changed. */
@@ -239,7 +278,11 @@ export class WeriftPublisher extends WeriftPeer implements MediaPublisher {
       return subscriber;
     }
     this.subscribers.add(subscriber);
-    subscriber.observer.once('closed', () => this.subscribers.delete(subscriber));
+    subscriber.observer.once('closed', () => {
+      this.subscribers.delete(subscriber);
+      this.layersInUseChanged();
+    });
+    this.layersInUseChanged();
     return subscriber;
   }
 
@@ -263,6 +306,7 @@ export class WeriftPublisher extends WeriftPeer implements MediaPublisher {
   protected onClose(): void {
     this.stats.publishers--;
     clearInterval(this.layerCheck);
+    clearTimeout(this.pauseTimer);
     for (const layer of this.layers) layer.close();
     this.feedback?.close();
     for (const subscriber of [...this.subscribers]) subscriber.close();

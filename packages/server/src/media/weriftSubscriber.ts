@@ -100,6 +100,8 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
   private allocator: DownlinkAllocator | undefined;
   /** Where the next padding copy is taken from, counting back from the newest packet sent. */
   private paddingCursor = 0;
+  /** The layer this player's choice, view and link call for, whether or not the publisher sends it now. */
+  private wantedLayer: number;
 
   static async create(options: PeerOptions, offer: string, publisher: WeriftPublisher, video?: PlayVideo): Promise<WeriftSubscriber> {
     const subscriber = new WeriftSubscriber(options, publisher, video);
@@ -128,7 +130,8 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
   ) {
     super(options, publisher.subscriberCodecs(), subscribeHeaderExtensions());
     this.video = video;
-    this.rewriter = new VideoRewriter(publisher.flowingLayerNear(chooseLayer(video, publisher.layers)));
+    this.wantedLayer = chooseLayer(video, publisher.layers);
+    this.rewriter = new VideoRewriter(publisher.flowingLayerNear(this.wantedLayer));
     this.stats.subscribers++;
   }
 
@@ -180,9 +183,21 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
         : { spatial: wanted, temporal: ALL_TEMPORAL_LAYERS };
     this.rewriter.setMaxTemporalLayer(temporal);
     const target = this.publisher.flowingLayerNear(spatial);
-    if (target === this.rewriter.targetLayer) return;
-    this.rewriter.setTargetLayer(target);
-    this.requestKeyFrame();
+    const wantedChanged = spatial !== this.wantedLayer;
+    this.wantedLayer = spatial;
+    if (target !== this.rewriter.targetLayer) {
+      this.rewriter.setTargetLayer(target);
+      this.requestKeyFrame();
+    } else if (!wantedChanged) {
+      return;
+    }
+    this.publisher.layersInUseChanged();
+  }
+
+  /** The layers this player uses, a bit per layer: the one it gets, the one it is moving to, and the one it wants. */
+  layersInUse(): number {
+    const current = this.rewriter.currentLayer;
+    return (1 << this.wantedLayer) | (1 << this.rewriter.targetLayer) | (current === undefined ? 0 : 1 << current);
   }
 
   /** Asks the publisher for a keyframe of the layer this player waits for, or gets. */
@@ -215,6 +230,8 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
       if (this.rewriter.needsKeyFrame() === layer) this.publisher.requestKeyFrame(layer);
       return;
     }
+    // The layer left behind may no longer be used by anyone.
+    if (rewritten.switched) this.publisher.layersInUseChanged();
     const { marker, sequenceNumber, timestamp } = rewritten;
     const out = this.header(marker, forwarder.payloadType!, forwarder.ssrc, sequenceNumber, timestamp);
     out.prefixLength = out.replaced = rewritten.descriptorLength ? this.rewriter.rewriteDescriptor(packet.payload, out.prefix) : 0;

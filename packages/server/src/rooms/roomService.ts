@@ -273,6 +273,9 @@ export class RoomService {
     media.observer.once('closed', () => {
       if (publication.media === media) this.detachMedia(publication);
     });
+    media.observer.on('activeLayers', (active) => {
+      if (publication.media === media) session.send({ type: 'publishLayers', streamID: publication.streamID, active });
+    });
     return { code: 0, data: { sdp: media.answer } };
   }
 
