@@ -8,6 +8,7 @@
  *   npm run bench -- --smoke --out dir   # the smallest loads, for the test suite (seconds)
  *   npm run bench -- --only join  # one section: join, first-frame, capacity, forwarding
  *   npm run bench -- --only forwarding --players 1,50
+ *   npm run bench -- --only network   # impaired links, Parley beside a direct call (root, ~12 min; only when named)
  *   PARLEY_BENCH_PROFILE=dir npm run bench ...   # CPU profiles of the server processes
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -20,6 +21,7 @@ import { benchJoin } from './join.js';
 import { benchFirstFrame } from './firstFrame.js';
 import { benchCapacity } from './capacity.js';
 import { benchForwarding } from './forwarding.js';
+import { benchNetwork } from './network.js';
 
 const { values } = parseArgs({
   options: {
@@ -35,9 +37,17 @@ const { values } = parseArgs({
 });
 const mode = values.smoke ? 'smoke' : values.quick ? 'quick' : 'full';
 const sizes = {
-  full: { runs: 20, concurrent: 1000, latencySeconds: 10, sessions: 10_000, players: [1, 10, 50, 100, 200], seconds: 10 },
-  quick: { runs: 5, concurrent: 200, latencySeconds: 3, sessions: 1000, players: [1, 10], seconds: 3 },
-  smoke: { runs: 1, concurrent: 20, latencySeconds: 1, sessions: 100, players: [2], seconds: 1 },
+  full: {
+    runs: 20,
+    concurrent: 1000,
+    latencySeconds: 10,
+    sessions: 10_000,
+    players: [1, 10, 50, 100, 200],
+    seconds: 10,
+    impairedSeconds: 30,
+  },
+  quick: { runs: 5, concurrent: 200, latencySeconds: 3, sessions: 1000, players: [1, 10], seconds: 3, impairedSeconds: 15 },
+  smoke: { runs: 1, concurrent: 20, latencySeconds: 1, sessions: 100, players: [2], seconds: 1, impairedSeconds: 3 },
 }[mode];
 
 /** Runs `section` against a fresh server, so one section's leftovers do not weigh on the next. */
@@ -60,12 +70,16 @@ const sections: Record<string, () => Promise<Row[]>> = {
       players: values.players ? values.players.split(',').map(Number) : sizes.players,
       seconds: sizes.seconds,
     }),
+  // In-process server: it listens on the test network's address.
+  network: () => benchNetwork({ seconds: sizes.impairedSeconds }),
 };
+/** Sections that run only when named with --only. */
+const onRequest = new Set(['network']);
 
 pin(process.pid, 1);
 const results: Record<string, Row[]> = {};
 for (const [name, run] of Object.entries(sections)) {
-  if (values.only && !values.only.includes(name)) continue;
+  if (values.only ? !values.only.includes(name) : onRequest.has(name)) continue;
   results[name] = await run();
   console.log(`${name}: done`);
 }

@@ -219,3 +219,24 @@ test('downlink loss: at 10 % and at 30 % random loss the player keeps decoding b
     assert.ok(perMinute <= 10, `${loss * 100} % loss: ${perMinute.toFixed(1)} s/min frozen`);
   }
 });
+
+test('uplink loss: behind 20 % loss, the server asks the simulcast publisher for what was lost and the player keeps decoding', async (t) => {
+  const { publisher, player, publisherHost, server } = await call(t);
+  await waitPublishing(publisher);
+  await remoteVideoSize(player, 'stream_pub');
+  const nacksSent = async (): Promise<number> =>
+    Number(/^parley_media_nacks_sent_total (\d+)/m.exec(await (await fetch(`${server.httpUrl}/metrics`)).text())![1]);
+  const clean = await sampleFor(player, 10_000, 1000);
+  const nacksBefore = await nacksSent();
+  publisherHost.shapeUplink({ loss: 0.2 });
+  const lossy = await sampleFor(player, 15_000, 1000);
+  const cleanFps = decodeRate(clean[0]!, clean.at(-1)!);
+  const fps = decodeRate(lossy[0]!, lossy.at(-1)!);
+  const frozen = lossy.at(-1)!.totalFreezesDuration - lossy[0]!.totalFreezesDuration;
+  const nacks = (await nacksSent()) - nacksBefore;
+  console.log(
+    `# 20 % uplink loss: ${fps.toFixed(1)} frames/s (${cleanFps.toFixed(1)} before), ${frozen.toFixed(2)} s frozen in 15 s, ${nacks} NACKs sent`,
+  );
+  assert.ok(nacks > 0, 'the server asks the publisher for lost packets');
+  assert.ok(fps >= 0.7 * cleanFps, `${fps.toFixed(1)} frames/s, at least 70 % of the ${cleanFps.toFixed(1)} before the loss`);
+});

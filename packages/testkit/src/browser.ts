@@ -103,7 +103,7 @@ export async function inboundTotals(page: Page): Promise<InboundTotals> {
   });
 }
 
-/** What a page's peer connections have sent and received of video so far (cumulative counters). */
+/** What a page's peer connections have sent and received so far, mostly of video (cumulative counters). */
 export interface VideoSample {
   /** When the sample was taken, ms (performance.now() of the page). */
   at: number;
@@ -118,6 +118,9 @@ export interface VideoSample {
   totalFreezesDuration: number;
   /** Resolution of the last decoded frame of each inbound video stream. */
   frameSizes: Array<{ width: number; height: number }>;
+  /** Audio samples played out, and those of them the receiver made up for lost packets (concealment). */
+  audioSamplesReceived: number;
+  audioSamplesConcealed: number;
 }
 
 export async function sampleVideo(page: Page): Promise<VideoSample> {
@@ -132,6 +135,8 @@ export async function sampleVideo(page: Page): Promise<VideoSample> {
       freezeCount: 0,
       totalFreezesDuration: 0,
       frameSizes: [] as Array<{ width: number; height: number }>,
+      audioSamplesReceived: 0,
+      audioSamplesConcealed: 0,
     };
     for (const pc of (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs) {
       if (pc.connectionState === 'closed') continue;
@@ -146,6 +151,10 @@ export async function sampleVideo(page: Page): Promise<VideoSample> {
           sample.totalFreezesDuration += Number(s.totalFreezesDuration ?? 0);
           if (Number(s.frameWidth ?? 0) > 0) sample.frameSizes.push({ width: Number(s.frameWidth), height: Number(s.frameHeight) });
         }
+        if (s.type === 'inbound-rtp' && s.kind === 'audio') {
+          sample.audioSamplesReceived += Number(s.totalSamplesReceived ?? 0);
+          sample.audioSamplesConcealed += Number(s.concealedSamples ?? 0);
+        }
       });
     }
     return sample;
@@ -154,6 +163,9 @@ export async function sampleVideo(page: Page): Promise<VideoSample> {
 
 /** Bits per second of video sent between two samples. */
 export const sendRate = (from: VideoSample, to: VideoSample): number => ((to.bytesSent - from.bytesSent) * 8 * 1000) / (to.at - from.at);
+/** The share of audio concealed between two samples (0 when none was played). */
+export const concealment = (from: VideoSample, to: VideoSample): number =>
+  (to.audioSamplesConcealed - from.audioSamplesConcealed) / Math.max(1, to.audioSamplesReceived - from.audioSamplesReceived);
 /** Frames decoded per second between two samples. */
 export const decodeRate = (from: VideoSample, to: VideoSample): number =>
   ((to.framesDecoded - from.framesDecoded) * 1000) / (to.at - from.at);

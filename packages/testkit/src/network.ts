@@ -2,8 +2,9 @@
  * Impaired networks for tests: each host is a network namespace joined to this one by a veth
  * pair, with private addresses that exist only inside this machine. The server listens in this
  * namespace on an address of its own (on loopback); a host's link to it can be capped (tbf) and
- * made to lose packets (iptables statistic, dropped on the receiving side's INPUT as real loss
- * would be: a drop on OUTPUT makes sendto() fail instead).
+ * made to lose packets (iptables statistic, dropped where the packets arrive as real loss would
+ * be: a drop on OUTPUT makes sendto() fail instead). Hosts can also reach one another through
+ * this namespace (`routeBetweenHosts`), for calls that do not go through the server.
  *
  * Everything is named after this process's pid, so a run that crashed is swept by the next one,
  * and `close()` (also called on exit) removes what was made even when a test fails.
@@ -38,11 +39,21 @@ function alive(pid: number): boolean {
   }
 }
 
-/** The iptables rules this process's networks added to this namespace, as `-A` lines. */
+/**
+ * Where loss rules go in this namespace: the raw table's PREROUTING, which packets to this
+ * namespace and packets it forwards from one host to another both cross.
+ */
+const LOSS_CHAIN = ['-t', 'raw', 'PREROUTING'] as const;
+
+/** The iptables rules of this namespace's loss chain, as `-A` lines. */
+const lossRules = (): string[] => run('iptables', '-t', 'raw', '-S', 'PREROUTING').split('\n');
+
+/** Deletes a rule listed by `lossRules`. */
+const deleteLossRule = (rule: string): void => tryRun('iptables', '-t', 'raw', ...rule.replace(/^-A /, '-D ').split(' '));
+
+/** The loss rules this process's networks added to this namespace. */
 function ownRules(pid: number): string[] {
-  return run('iptables', '-S', 'INPUT')
-    .split('\n')
-    .filter((line) => line.includes(`--comment ${tag(pid)}-`));
+  return lossRules().filter((line) => line.includes(`--comment ${tag(pid)}-`));
 }
 
 /** Removes what a process made: its namespaces (their veth pairs go with them), rules and server addresses. */
@@ -53,7 +64,7 @@ function sweep(pid: number): void {
     .filter((name) => name.startsWith(`${NETNS_PREFIX}${pid}-`))) {
     tryRun('ip', 'netns', 'delete', ns);
   }
-  for (const rule of ownRules(pid)) tryRun('iptables', ...rule.replace(/^-A /, '-D ').split(' '));
+  for (const rule of ownRules(pid)) deleteLossRule(rule);
   for (const line of run('ip', '-o', '-4', 'addr', 'show', 'dev', 'lo').split('\n')) {
     // `ip -o` ends the label with a backslash: take only the label's characters.
     const match = / inet (\S+) .* lo:(pl[0-9a-z]+)/.exec(line);
@@ -68,7 +79,7 @@ function sweepStale(): void {
     const match = new RegExp(`^${NETNS_PREFIX}(\\d+)-`).exec(line);
     if (match) pids.add(Number(match[1]));
   }
-  for (const line of run('iptables', '-S', 'INPUT').split('\n')) {
+  for (const line of lossRules()) {
     const match = /--comment pl([0-9a-z]+)-/.exec(line);
     if (match) pids.add(parseInt(match[1]!, 36));
   }
@@ -136,7 +147,6 @@ export class TestHost {
     }
     if ((old.loss ?? 0) !== (shape.loss ?? 0)) {
       const rule = (loss: number): string[] => [
-        'INPUT',
         ...(direction === 'down' ? ['-i', this.hostLink] : ['-i', this.rootLink]),
         '-m',
         'statistic',
@@ -151,21 +161,31 @@ export class TestHost {
         '-j',
         'DROP',
       ];
-      // Loss is dropped where the packets arrive: the host's namespace downlink, ours uplink.
+      // Loss is dropped where the packets arrive: the host's namespace downlink (all of it is for
+      // the host), ours uplink (for the server, or forwarded to another host).
+      const [flag, table, chain] = direction === 'down' ? ['-t', 'filter', 'INPUT'] : LOSS_CHAIN;
       const iptables = iptablesIn(direction === 'down' ? this.namespace : undefined);
-      if (old.loss) run(...iptables, '-D', ...rule(old.loss));
-      if (shape.loss) run(...iptables, '-I', ...rule(shape.loss));
+      if (old.loss) run(...iptables, flag, table, '-D', chain, ...rule(old.loss));
+      if (shape.loss) run(...iptables, flag, table, '-I', chain, ...rule(shape.loss));
     }
     this.shapes[direction] = { ...shape };
   }
 
-  /** Packets and bytes the loss rule of one direction has dropped so far. */
+  /** Packets the loss rule of one direction has dropped so far. */
   dropped(direction: Direction): number {
-    const listing = run(...iptablesIn(direction === 'down' ? this.namespace : undefined), '-L', 'INPUT', '-v', '-n', '-x');
+    const listing =
+      direction === 'down'
+        ? run(...iptablesIn(this.namespace), '-L', 'INPUT', '-v', '-n', '-x')
+        : run('iptables', '-t', 'raw', '-L', 'PREROUTING', '-v', '-n', '-x');
     return listing
       .split('\n')
       .filter((line) => line.includes('statistic') && line.includes(this.rulesTag))
       .reduce((sum, line) => sum + Number(line.trim().split(/\s+/)[0]), 0);
+  }
+
+  /** Lets packets from this host be forwarded to the other hosts (the interface's own setting, not the machine's). */
+  enableForwarding(): void {
+    run('sysctl', '-qw', `net.ipv4.conf.${this.rootLink}.forwarding=1`);
   }
 
   /** Runs `argv` inside the host's namespace (e.g. as a browser's executable: see `executable`). */
@@ -230,6 +250,14 @@ export class TestNetwork {
     return host;
   }
 
+  /**
+   * Lets the hosts reach one another through this namespace, each host's link shaped as for the
+   * server (a call between two hosts crosses the sender's uplink and the receiver's downlink).
+   */
+  routeBetweenHosts(): void {
+    for (const host of this.hosts) host.enableForwarding();
+  }
+
   /** An executable that runs `target` inside `host`'s namespace (for launchers that want one path). */
   executable(host: TestHost, target: string): string {
     const path = join(this.scratch, `${host.namespace}-${target.split('/').pop()}`);
@@ -243,7 +271,7 @@ export class TestNetwork {
     this.closed = true;
     open.delete(this);
     for (const host of this.hosts) tryRun('ip', 'netns', 'delete', host.namespace);
-    for (const rule of ownRules(process.pid)) tryRun('iptables', ...rule.replace(/^-A /, '-D ').split(' '));
+    for (const rule of ownRules(process.pid)) deleteLossRule(rule);
     tryRun('ip', 'addr', 'del', `${this.serverIp}/32`, 'dev', 'lo');
     rmSync(this.scratch, { recursive: true, force: true });
   }

@@ -14,6 +14,7 @@
  *    of it, through a token bucket, so that NACKs on a congested link cannot bury it.
  */
 import { BandwidthEstimator, type PacketResult } from './bandwidthEstimator.js';
+import { realClock, type Clock } from './clock.js';
 import { RateMeter } from './rateMeter.js';
 import { ALL_TEMPORAL_LAYERS } from './videoRewriter.js';
 
@@ -32,22 +33,6 @@ export interface Allocation {
 }
 
 export type PacketKind = 'audio' | 'video' | 'retransmission' | 'padding';
-
-/** Time and timers: performance.now() and setInterval unless a test brings its own. */
-export interface Clock {
-  now(): number;
-  /** Calls `tick` every `intervalMs` until the returned function is called. */
-  every(intervalMs: number, tick: () => void): () => void;
-}
-
-const realClock: Clock = {
-  now: () => performance.now(),
-  every(intervalMs, tick) {
-    const timer = setInterval(tick, intervalMs);
-    timer.unref();
-    return () => clearInterval(timer);
-  },
-};
 
 export interface DownlinkAllocatorOptions {
   /** Sends at least `bytes` of padding now (RTX copies of recent video packets) if it can; returns what it sent. */

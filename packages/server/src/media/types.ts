@@ -63,6 +63,8 @@ export interface MediaStats {
   bytesSent: number;
   /** Generic NACK feedback messages received from players. */
   nacksReceived: number;
+  /** Generic NACK feedback messages sent to publishers, asking for packets lost on their uplinks. */
+  nacksSent: number;
   /** RTP packets sent again to players in answer to their NACKs. */
   retransmissionsSent: number;
   /** Keyframe requests (PLI or FIR) received from players. */
@@ -79,6 +81,7 @@ export const emptyMediaStats = (): MediaStats => ({
   packetsSent: 0,
   bytesSent: 0,
   nacksReceived: 0,
+  nacksSent: 0,
   retransmissionsSent: 0,
   keyFrameRequestsReceived: 0,
   keyFrameRequestsSent: 0,

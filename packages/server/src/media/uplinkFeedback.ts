@@ -16,9 +16,8 @@ export const TRANSPORT_CC_URI = 'http://www.ietf.org/id/draft-holmer-rmcat-trans
  */
 const FEEDBACK_INTERVAL_MS = 50;
 
-/** The parts of werift 0.24's peer connection this reads and hooks. */
+/** The parts of werift 0.24's peer connection this reads. */
 interface PeerInternals {
-  router: { routeRtp(packet: RtpPacket): void };
   getTransceivers(): Array<{
     headerExtensions: Array<{ id: number; uri: string }>;
     receiver: { receiverTWCC?: unknown; dtlsTransport?: { sendRtcp(packets: Array<{ serialize(): Buffer }>): Promise<void> } };
@@ -34,20 +33,17 @@ export class UplinkFeedback {
   private readonly extensionId: number | undefined;
   private readonly peer: PeerInternals;
 
-  /** Call after the offer is applied (extension ids are known) and before media flows. */
+  /**
+   * Call after the offer is applied (extension ids are known) and before media flows; then give
+   * `record` every packet of the bundle (audio, video, retransmissions, probes, even those werift's
+   * router cannot place) as it leaves SRTP.
+   */
   constructor(pc: unknown, senderSsrc: number) {
     const peer = (this.peer = pc as PeerInternals);
     const transceivers = peer.getTransceivers();
     this.extensionId = transceivers.flatMap((t) => t.headerExtensions).find((e) => e.uri === TRANSPORT_CC_URI)?.id;
     this.recorder = new TwccRecorder({ senderSsrc });
     for (const t of transceivers) t.receiver.receiverTWCC = SILENT_WERIFT_TWCC;
-    // Every packet of the bundle (audio, video, retransmissions, probes, even those werift's router
-    // cannot place) is recorded as it leaves SRTP.
-    const route = peer.router.routeRtp.bind(peer.router);
-    peer.router.routeRtp = (packet) => {
-      this.record(packet);
-      route(packet);
-    };
     this.timer = setInterval(() => this.flush(), FEEDBACK_INTERVAL_MS);
     this.timer.unref();
   }
@@ -57,7 +53,7 @@ export class UplinkFeedback {
     return this.extensionId !== undefined;
   }
 
-  private record(packet: RtpPacket): void {
+  record(packet: RtpPacket): void {
     const { extensionId } = this;
     if (extensionId === undefined) return;
     for (const extension of packet.header.extensions) {

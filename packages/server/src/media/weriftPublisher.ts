@@ -4,8 +4,17 @@
  * packet to its subscribers, which pick what each player gets. Keyframe requests go to the
  * layer they name, merged when close together.
  */
-import { RTCRtpCodecParameters, type MediaStreamTrack, type RTCRtpReceiver, type RtpPacket } from 'werift';
+import {
+  GenericNack,
+  RTCRtpCodecParameters,
+  RtcpTransportLayerFeedback,
+  RtpHeader,
+  RtpPacket,
+  type MediaStreamTrack,
+  type RTCRtpReceiver,
+} from 'werift';
 import { parseVp8, Vp8Descriptor } from './codecs.js';
+import { NackGenerator } from './nackGenerator.js';
 import { RateMeter } from './rateMeter.js';
 import { UplinkFeedback } from './uplinkFeedback.js';
 import { publishCodecs, publishHeaderExtensions, WeriftPeer, type NegotiatedCodecs, type PeerOptions } from './weriftPeer.js';
@@ -16,6 +25,14 @@ export type Kind = 'audio' | 'video';
 
 /** Keyframe requests closer together than this are merged: one keyframe serves every player. */
 const KEYFRAME_REQUEST_INTERVAL_MS = 100;
+
+const REPAIRED_RID_URI = 'urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id';
+
+/** The parts of werift 0.24's peer connection and receivers that the ingest path hooks. */
+interface IngestInternals {
+  router: { routeRtp(packet: RtpPacket): void };
+  getTransceivers(): Array<{ kind: string; receiver: { nack: { addPacket(packet: RtpPacket): void } } }>;
+}
 
 /** Milliseconds from the NTP epoch (1900) to the Unix epoch. */
 const NTP_EPOCH_OFFSET_MS = 2_208_988_800_000;
@@ -130,6 +147,10 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
   /** Read per packet by every subscriber, so fixed once negotiated. */
   private negotiatedVideoCodec: 'vp8' | 'h264' = 'vp8';
   private feedback?: UplinkFeedback;
+  private readonly nacks = new NackGenerator((ssrc, lost) => this.sendNack(ssrc, lost));
+  /** Negotiated once: the video RTX payload type and the repaired-RID extension id (0: none). */
+  private rtxPayloadType = -1;
+  private repairedRidId = 0;
   private readonly vp8 = new Vp8Descriptor();
   /** Which layers flowed at the last check, a bit per layer. */
   private flowingLayers = 0;
@@ -149,12 +170,62 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
       t.codecs = t.codecs.filter((c) => c === primary || (c.name.toLowerCase() === 'rtx' && c.parameters === `apt=${primary.payloadType}`));
       publisher.codecs[t.kind as Kind] = primary;
       if (t.kind === 'video' && primary.name.toLowerCase() === 'h264') publisher.negotiatedVideoCodec = 'h264';
+      if (t.kind === 'video') {
+        publisher.rtxPayloadType = t.codecs.find((c) => c !== primary)?.payloadType ?? -1;
+        publisher.repairedRidId = t.headerExtensions.find((e) => e.uri === REPAIRED_RID_URI)?.id ?? 0;
+      }
     });
     // Media flows only once the answer is out, so the tracks are all there: one per RID with simulcast.
     for (const t of publisher.pc.getTransceivers())
       for (const track of t.receiver.tracks) publisher.onTrack(t.kind as Kind, track, t.receiver);
     publisher.feedback = new UplinkFeedback(publisher.pc, publisher.pc.getTransceivers()[0]!.receiver.rtcpSsrc);
+    publisher.hookIngest();
     return publisher;
+  }
+
+  /**
+   * Sees every packet as it leaves SRTP: for transport-wide feedback, and to repair simulcast
+   * layers from their RTX streams, which werift cannot place (it maps RTX to media by SSRC groups,
+   * which simulcast offers do not have; RFC 8852 names the repaired layer in each packet). Our
+   * NACK generator replaces werift's (see nackGenerator.ts).
+   */
+  private hookIngest(): void {
+    const peer = this.pc as unknown as IngestInternals;
+    for (const t of peer.getTransceivers()) if (t.kind === 'video') t.receiver.nack.addPacket = () => undefined;
+    const route = peer.router.routeRtp.bind(peer.router);
+    peer.router.routeRtp = (packet) => {
+      this.feedback?.record(packet);
+      if (!this.repairLayer(packet)) route(packet);
+    };
+  }
+
+  /** Forwards a simulcast layer's RTX packet as the packet it repairs; false for any other packet. */
+  private repairLayer(rtx: RtpPacket): boolean {
+    const { header } = rtx;
+    if (this.layers.length < 2 || header.payloadType !== this.rtxPayloadType || !this.repairedRidId) return false;
+    const rid = header.extensions.find((e) => e.id === this.repairedRidId)?.payload.toString('ascii');
+    const layer = this.layers.find((l) => l.rid === rid);
+    const payloadType = this.codecs.video?.payloadType;
+    // Padding-only RTX (a bandwidth probe) repairs nothing.
+    if (!layer || layer.ssrc === undefined || payloadType === undefined || rtx.payload.length <= 2) return true;
+    const repaired = new RtpHeader({
+      ...header,
+      ssrc: layer.ssrc,
+      payloadType,
+      sequenceNumber: rtx.payload.readUInt16BE(0),
+      padding: false,
+      paddingSize: 0,
+    });
+    this.forwardVideo(layer, new RtpPacket(repaired, rtx.payload.subarray(2)));
+    return true;
+  }
+
+  private sendNack(mediaSourceSsrc: number, lost: number[]): void {
+    const receiver = this.videoReceiver;
+    if (!receiver || this.closed) return;
+    this.stats.nacksSent++;
+    const nack = new GenericNack({ senderSsrc: receiver.rtcpSsrc, mediaSourceSsrc, lost });
+    void receiver.dtlsTransport.sendRtcp([new RtcpTransportLayerFeedback({ feedback: nack })]).catch(() => undefined);
   }
 
   private constructor(options: PeerOptions, rids: string[]) {
@@ -248,6 +319,7 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
     const bytes = this.count(rtp);
     const now = performance.now();
     layer.ssrc = rtp.header.ssrc;
+    this.nacks.onPacket(rtp.header.ssrc, rtp.header.sequenceNumber);
     const vp8 = this.videoCodec === 'vp8' && parseVp8(rtp.payload, this.vp8) ? this.vp8 : undefined;
     layer.onPacket(bytes, vp8?.temporalLayer ?? 0, now);
     if (vp8 && vp8.width > 0 && vp8.width !== layer.width) {
@@ -307,6 +379,7 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
     this.stats.publishers--;
     clearInterval(this.layerCheck);
     clearTimeout(this.pauseTimer);
+    this.nacks.close();
     for (const layer of this.layers) layer.close();
     this.feedback?.close();
     for (const subscriber of [...this.subscribers]) subscriber.close();

@@ -96,6 +96,7 @@ export class ServerMetrics {
       () => media.bytesSent,
     );
     total('parley_media_nacks_received_total', 'Generic NACK feedback messages received from players.', () => media.nacksReceived);
+    total('parley_media_nacks_sent_total', 'Generic NACK feedback messages sent to publishers.', () => media.nacksSent);
     total(
       'parley_media_retransmitted_packets_total',
       'RTP packets sent again to players in answer to NACKs.',

@@ -1,0 +1,237 @@
+/**
+ * Calls over impaired links: a Chromium publisher and a Chromium player, each in its own network
+ * namespace, through Parley and, side by side in the same run, directly (Chromium to Chromium,
+ * libwebrtc end to end: the reference). For each scenario a fresh call warms up on a clean link,
+ * then the impairment is applied (the publisher's uplink or the player's downlink) and the player
+ * is measured: frames decoded per second, seconds frozen per minute, the resolution it ends on, and
+ * the share of audio concealed. Needs root (namespaces, tc, iptables), as the network tests do.
+ */
+import type { Browser, Page } from 'playwright-core';
+import { DEV_APP, startServer, type ParleyServer } from '@parley/server';
+import {
+  RECORD_MEDIA,
+  TestNetwork,
+  cameraClip,
+  concealment,
+  decodeRate,
+  enlargeRemoteTiles,
+  launchChromium,
+  openDemo,
+  remoteVideoSize,
+  sampleVideo,
+  type LinkShape,
+  type TestHost,
+  type VideoSample,
+} from '@parley/testkit';
+import { row, sleep, type Row } from './lib.js';
+
+interface Scenario {
+  name: string;
+  uplink?: LinkShape;
+  downlink?: LinkShape;
+}
+
+const SCENARIOS: Scenario[] = [
+  { name: 'clean' },
+  { name: 'downlink 10 % loss', downlink: { loss: 0.1 } },
+  { name: 'downlink 30 % loss', downlink: { loss: 0.3 } },
+  { name: 'downlink 500 kbit/s', downlink: { rateKbit: 500 } },
+  { name: 'uplink 30 % loss', uplink: { loss: 0.3 } },
+  { name: 'uplink 500 kbit/s', uplink: { rateKbit: 500 } },
+];
+
+/** On a clean link first, so that both calls start the impairment at full quality. */
+const WARM_UP_MS = 10_000;
+
+interface Measured {
+  /** Frames decoded in each second of the window. */
+  fps: number[];
+  freezeSecondsPerMinute: number;
+  height: number;
+  concealment: number;
+}
+
+interface Call {
+  player: Page;
+  close(): Promise<void>;
+}
+
+interface Hosts {
+  network: TestNetwork;
+  server: ParleyServer;
+  publisherHost: TestHost;
+  playerHost: TestHost;
+  publisherBrowser: Browser;
+  playerBrowser: Browser;
+}
+
+export async function benchNetwork({ seconds }: { seconds: number }): Promise<Row[]> {
+  const network = new TestNetwork();
+  const closers: Array<() => Promise<unknown>> = [];
+  try {
+    const publisherHost = network.addHost();
+    const playerHost = network.addHost();
+    network.routeBetweenHosts();
+    const server = await startServer({ host: network.serverIp, port: 0, apps: [DEV_APP], devMode: true, logLevel: 'silent' });
+    closers.push(() => server.close());
+    const clip = cameraClip();
+    const launch = async (host: TestHost): Promise<Browser> => {
+      const chromium = await launchChromium({ host: { network, host }, secureOrigin: server.httpUrl, fakeVideoFile: clip });
+      closers.push(() => chromium.close());
+      return chromium.browser;
+    };
+    const hosts: Hosts = {
+      network,
+      server,
+      publisherHost,
+      playerHost,
+      publisherBrowser: await launch(publisherHost),
+      playerBrowser: await launch(playerHost),
+    };
+    const rows: Row[] = [];
+    for (const [i, scenario] of SCENARIOS.entries()) {
+      const parley = await measure(hosts, scenario, seconds, () => parleyCall(hosts, `net${i}`));
+      const direct = await measure(hosts, scenario, seconds, () => directCall(hosts));
+      rows.push(...compare(scenario.name, parley, direct));
+      console.log(`network: ${scenario.name} done`);
+    }
+    return rows;
+  } finally {
+    for (const close of closers.reverse()) await close().catch(() => undefined);
+    network.close();
+  }
+}
+
+async function measure(hosts: Hosts, scenario: Scenario, seconds: number, start: () => Promise<Call>): Promise<Measured> {
+  const call = await start();
+  try {
+    await sleep(WARM_UP_MS);
+    hosts.publisherHost.shapeUplink(scenario.uplink ?? {});
+    hosts.playerHost.shapeDownlink(scenario.downlink ?? {});
+    const samples: VideoSample[] = [await sampleVideo(call.player)];
+    for (let s = 0; s < seconds; s++) {
+      await sleep(1000);
+      samples.push(await sampleVideo(call.player));
+    }
+    const first = samples[0]!;
+    const last = samples.at(-1)!;
+    return {
+      fps: samples.slice(1).map((sample, i) => decodeRate(samples[i]!, sample)),
+      freezeSecondsPerMinute: ((last.totalFreezesDuration - first.totalFreezesDuration) * 60_000) / (last.at - first.at),
+      height: Math.max(0, ...last.frameSizes.map((size) => size.height)),
+      concealment: concealment(first, last),
+    };
+  } finally {
+    hosts.publisherHost.shapeUplink({});
+    hosts.playerHost.shapeDownlink({});
+    await call.close();
+  }
+}
+
+/** The demo page publishing its 720p camera (three simulcast layers) and another playing it in a 1280×720 view. */
+async function parleyCall({ server, publisherBrowser, playerBrowser }: Hosts, roomID: string): Promise<Call> {
+  const publisher = await openDemo(server.httpUrl, publisherBrowser, 'pub', { roomID, scenario: 'HighQualityVideoCall' });
+  const player = await openDemo(server.httpUrl, playerBrowser, 'player', { roomID, publish: false });
+  await enlargeRemoteTiles(player);
+  await remoteVideoSize(player, 'stream_pub');
+  return {
+    player,
+    async close() {
+      await player.close();
+      await publisher.close();
+    },
+  };
+}
+
+/** The same camera, microphone and view in a plain peer connection between the two browsers (one encoding, no server). */
+async function directCall({ server, publisherBrowser, playerBrowser }: Hosts): Promise<Call> {
+  const open = async (browser: Browser): Promise<Page> => {
+    const page = await browser.newPage();
+    await page.addInitScript(RECORD_MEDIA);
+    // Any page of the server's origin: it is the one Chromium lets use the camera.
+    await page.goto(`${server.httpUrl}/`);
+    return page;
+  };
+  const publisher = await open(publisherBrowser);
+  const player = await open(playerBrowser);
+  // Offers and answers carry every candidate (no trickling): each page waits for gathering to end.
+  const offer = await publisher.evaluate(async () => {
+    const stream = await navigator.mediaDevices.getUserMedia({
+      audio: true,
+      video: { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 30 } },
+    });
+    const pc = new RTCPeerConnection();
+    for (const track of stream.getTracks()) pc.addTrack(track, stream);
+    (window as unknown as { direct: RTCPeerConnection }).direct = pc;
+    await pc.setLocalDescription(await pc.createOffer());
+    await new Promise<void>((resolve) => {
+      if (pc.iceGatheringState === 'complete') resolve();
+      pc.addEventListener('icegatheringstatechange', () => pc.iceGatheringState === 'complete' && resolve());
+    });
+    return pc.localDescription!.sdp;
+  });
+  const answer = await player.evaluate(async (sdp) => {
+    // With the camera granted, Chromium offers its real addresses rather than mDNS names, which nothing here resolves.
+    for (const track of (await navigator.mediaDevices.getUserMedia({ audio: true })).getTracks()) track.stop();
+    const pc = new RTCPeerConnection();
+    const video = document.createElement('video');
+    video.id = 'direct';
+    video.autoplay = true;
+    video.playsInline = true;
+    video.style.width = '1280px';
+    video.style.height = '720px';
+    document.body.append(video);
+    pc.addEventListener('track', (event) => (video.srcObject = event.streams[0]!));
+    await pc.setRemoteDescription({ type: 'offer', sdp });
+    await pc.setLocalDescription(await pc.createAnswer());
+    await new Promise<void>((resolve) => {
+      if (pc.iceGatheringState === 'complete') resolve();
+      pc.addEventListener('icegatheringstatechange', () => pc.iceGatheringState === 'complete' && resolve());
+    });
+    return pc.localDescription!.sdp;
+  }, offer);
+  await publisher.evaluate(
+    (sdp) => (window as unknown as { direct: RTCPeerConnection }).direct.setRemoteDescription({ type: 'answer', sdp }),
+    answer,
+  );
+  await player.waitForFunction(() => (document.querySelector<HTMLVideoElement>('#direct')?.videoWidth ?? 0) > 0, undefined, {
+    timeout: 15_000,
+  });
+  return {
+    player,
+    async close() {
+      await player.close();
+      await publisher.close();
+    },
+  };
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
+
+/** Parley's numbers, with the direct call's beside them in the notes. */
+function compare(scenario: string, parley: Measured, direct: Measured): Row[] {
+  const directFps = median(direct.fps);
+  return [
+    row(
+      `${scenario}: frames/s received`,
+      'fps',
+      parley.fps,
+      `direct ${directFps.toFixed(1)}; Parley ×${(median(parley.fps) / directFps).toFixed(2)}`,
+    ),
+    {
+      measure: `${scenario}: frozen`,
+      unit: 's/min',
+      n: 1,
+      p50: parley.freezeSecondsPerMinute,
+      note: `direct ${direct.freezeSecondsPerMinute.toFixed(1)}; Parley ${(parley.freezeSecondsPerMinute - direct.freezeSecondsPerMinute).toFixed(1)} more`,
+    },
+    { measure: `${scenario}: resolution at the end`, unit: 'px high', n: 1, p50: parley.height, note: `direct ${direct.height}` },
+    {
+      measure: `${scenario}: audio concealed`,
+      unit: '%',
+      n: 1,
+      p50: 100 * parley.concealment,
+      note: `direct ${(100 * direct.concealment).toFixed(1)} %`,
+    },
+  ];
+}

@@ -1,0 +1,114 @@
+/**
+ * NACKs to a publisher (RFC 4585 generic NACK): per RTP stream (each simulcast layer has its own
+ * SSRC and sequence numbers), the sequence numbers missing below the highest received, asked for
+ * at once and again every retry interval until they arrive, a number of tries or an age has
+ * passed. Sequence numbers are compared across the 16-bit wrap (unwrapped to a counter). werift's
+ * own generator keeps one sequence for all of a receiver's SSRCs, so simulcast layers read as
+ * endless losses of one another, and it does not compare across the wrap.
+ */
+import { realClock, type Clock } from './clock.js';
+
+/** How often due NACKs go out. */
+const TICK_MS = 10;
+/**
+ * A missing packet is asked for again after this long. The server does not know the publisher's
+ * round-trip time; a publisher that does (libwebrtc) ignores requests for a packet it resent less
+ * than a round trip ago, so asking early costs a few bytes of RTCP, not media.
+ */
+const RETRY_MS = 40;
+const MAX_TRIES = 10;
+/** Older than this, a packet is of no use to any player's jitter buffer. */
+const MAX_AGE_MS = 1000;
+/** A jump larger than this is a new sequence (a restarted stream), not a loss. */
+const MAX_GAP = 1000;
+
+interface Missing {
+  firstMs: number;
+  nextMs: number;
+  tries: number;
+}
+
+class StreamLosses {
+  /** The highest sequence number received, unwrapped; -1 before any. */
+  private highest = -1;
+  readonly missing = new Map<number, Missing>();
+
+  onPacket(sequenceNumber: number, nowMs: number): void {
+    if (this.highest < 0) {
+      this.highest = 0x10000 + sequenceNumber;
+      return;
+    }
+    const unwrapped = this.highest + ((((sequenceNumber - this.highest) & 0xffff) << 16) >> 16);
+    if (unwrapped <= this.highest) {
+      this.missing.delete(unwrapped);
+      return;
+    }
+    if (unwrapped - this.highest > MAX_GAP) {
+      this.missing.clear();
+    } else {
+      for (let s = this.highest + 1; s < unwrapped; s++) this.missing.set(s, { firstMs: nowMs, nextMs: nowMs, tries: 0 });
+    }
+    this.highest = unwrapped;
+  }
+
+  /** The 16-bit sequence numbers to ask for now; forgets those that are too old or asked for too often. */
+  due(nowMs: number): number[] {
+    const lost: number[] = [];
+    for (const [sequence, missing] of this.missing) {
+      if (missing.tries >= MAX_TRIES || nowMs - missing.firstMs > MAX_AGE_MS) {
+        this.missing.delete(sequence);
+      } else if (missing.nextMs <= nowMs) {
+        missing.tries++;
+        missing.nextMs = nowMs + RETRY_MS;
+        lost.push(sequence & 0xffff);
+      }
+    }
+    return lost;
+  }
+}
+
+export class NackGenerator {
+  private readonly streams = new Map<number, StreamLosses>();
+  private stopTicking: (() => void) | undefined;
+  private closed = false;
+
+  constructor(
+    /** Sends one NACK for `lost` (16-bit sequence numbers) of the stream `mediaSsrc`. */
+    private readonly send: (mediaSsrc: number, lost: number[]) => void,
+    private readonly clock: Clock = realClock,
+  ) {}
+
+  /** Every media packet received, first transmissions and repairs alike (after RTX unwrapping). */
+  onPacket(ssrc: number, sequenceNumber: number): void {
+    if (this.closed) return;
+    let stream = this.streams.get(ssrc);
+    if (!stream) this.streams.set(ssrc, (stream = new StreamLosses()));
+    stream.onPacket(sequenceNumber, this.clock.now());
+    if (stream.missing.size > 0 && !this.stopTicking) {
+      // The first request goes out now, not a tick later.
+      this.tick();
+      this.stopTicking = this.clock.every(TICK_MS, () => this.tick());
+    }
+  }
+
+  private tick(): void {
+    const nowMs = this.clock.now();
+    let pending = false;
+    for (const [ssrc, stream] of this.streams) {
+      const lost = stream.due(nowMs);
+      if (lost.length > 0) this.send(ssrc, lost);
+      pending ||= stream.missing.size > 0;
+    }
+    if (!pending) {
+      this.stopTicking?.();
+      this.stopTicking = undefined;
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    this.stopTicking?.();
+    this.stopTicking = undefined;
+    this.streams.clear();
+  }
+}
