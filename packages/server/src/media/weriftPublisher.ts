@@ -60,10 +60,15 @@ export function simulcastRids(offer: string): string[] {
 
 /** VP8 TIDs are 0..3; the rates of 2 and 3 are counted together (libwebrtc sends at most three temporal layers). */
 const TEMPORAL_LAYERS = 3;
-/** A layer that sent nothing for this long is paused (or gone): its rate is what it last had while it flowed. */
-const PAUSED_AFTER_MS = 1500;
+/**
+ * A layer that sent nothing for this long is paused (or gone): its players move to another, and
+ * its rate is what it last had while it flowed. A publisher short of uplink switches layers off
+ * (libwebrtc does, by its estimate), and a player on such a layer sees nothing until this passes;
+ * even a 7.5 frames/s base temporal layer sends every 133 ms.
+ */
+const PAUSED_AFTER_MS = 500;
 /** How often layers are checked for starting or stopping to flow. */
-const LAYER_CHECK_INTERVAL_MS = 500;
+const LAYER_CHECK_INTERVAL_MS = 100;
 /**
  * A layer no player uses is paused this long after the last one stopped using it: a player that
  * moves back soon (a resized view, a lifted cap) finds it still flowing. Resuming is immediate.
