@@ -1,5 +1,5 @@
 /** The server under benchmark: the dev app, per-address limits lifted (all load comes from 127.0.0.1). */
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
@@ -29,6 +29,7 @@ process.send!({ url: server.url, httpUrl: server.httpUrl });
 /** PARLEY_BENCH_PROFILE=dir: a CPU profile of each measured window (from one stats reading to the next). */
 const profileDir = process.env.PARLEY_BENCH_PROFILE;
 const profiler = profileDir ? new Session() : undefined;
+if (profileDir) mkdirSync(profileDir, { recursive: true });
 profiler?.connect();
 let readings = 0;
 
