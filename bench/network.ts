@@ -18,7 +18,7 @@ import {
   launchChromium,
   openDemo,
   remoteVideoSize,
-  sampleVideo,
+  sampleEvery,
   type LinkShape,
   type TestHost,
   type VideoSample,
@@ -108,11 +108,7 @@ async function measure(hosts: Hosts, scenario: Scenario, seconds: number, start:
     await sleep(WARM_UP_MS);
     hosts.publisherHost.shapeUplink(scenario.uplink ?? {});
     hosts.playerHost.shapeDownlink(scenario.downlink ?? {});
-    const samples: VideoSample[] = [await sampleVideo(call.player)];
-    for (let s = 0; s < seconds; s++) {
-      await sleep(1000);
-      samples.push(await sampleVideo(call.player));
-    }
+    const [samples] = (await sampleEvery([call.player], seconds * 1000, 1000)) as [VideoSample[]];
     const first = samples[0]!;
     const last = samples.at(-1)!;
     return {

@@ -14,6 +14,7 @@ import {
   launchChromium,
   openDemo,
   remoteVideoSize,
+  sampleEvery,
   sampleVideo,
   sendRate,
   waitPublishing,
@@ -52,16 +53,6 @@ async function call(t: { after(fn: () => unknown): void }): Promise<Call> {
   return { network, server, publisherHost, publisher, player };
 }
 
-/** Samples `page` every `intervalMs` for `durationMs`. */
-async function sampleFor(page: Page, durationMs: number, intervalMs: number): Promise<VideoSample[]> {
-  const samples = [await sampleVideo(page)];
-  while (samples.at(-1)!.at - samples[0]!.at < durationMs) {
-    await page.waitForTimeout(intervalMs);
-    samples.push(await sampleVideo(page));
-  }
-  return samples;
-}
-
 /** The first sample at least `ms` after `samples[i]`. */
 const after = (samples: VideoSample[], i: number, ms: number): VideoSample =>
   samples.find((s) => s.at - samples[i]!.at >= ms) ?? samples.at(-1)!;
@@ -72,7 +63,7 @@ test('uplink congestion control', async (t) => {
   await t.test('on a clean link a simulcast publisher reaches its full bitrate within 3 s', async (t) => {
     const { publisher, player } = await call(t);
     await waitPublishing(publisher);
-    const samples = await sampleFor(publisher, 8000, 250);
+    const samples = (await sampleEvery([publisher], 8000, 250))[0]!;
     // Full bitrate: what it sends once settled (the encoder's ceiling for this capture).
     const full = sendRate(after(samples, 0, 6000), samples.at(-1)!);
     const reached = samples.findIndex((s, i) => sendRate(s, after(samples, i, 1000)) >= 0.8 * full);
@@ -90,7 +81,7 @@ test('uplink congestion control', async (t) => {
     await waitPublishing(publisher);
     await remoteVideoSize(player, 'stream_pub');
     const played = [await sampleVideo(player)];
-    const sent = await sampleFor(publisher, 16_000, 500);
+    const sent = (await sampleEvery([publisher], 16_000, 500))[0]!;
     const start = sent[0]!.at;
     const settled = sent.filter((s) => s.at - start >= 10_000);
     const rates = settled.slice(0, -2).map((s, i) => sendRate(s, settled[i + 2]!));
@@ -134,18 +125,6 @@ async function downlinkCall(t: { after(fn: () => unknown): void }, players: numb
   return { network, server, publisher, hosts, pages };
 }
 
-/** Samples every page every `intervalMs` for `durationMs`, side by side. */
-async function sampleAll(pages: Page[], durationMs: number, intervalMs: number): Promise<VideoSample[][]> {
-  const samples: VideoSample[][] = pages.map(() => []);
-  const start = Date.now();
-  while (Date.now() - start <= durationMs) {
-    const round = await Promise.all(pages.map((page) => sampleVideo(page)));
-    round.forEach((s, i) => samples[i]!.push(s));
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
-  return samples;
-}
-
 const widthOf = (sample: VideoSample): number => sample.frameSizes[0]?.width ?? 0;
 const widths = (samples: VideoSample[]): string => samples.map((s) => widthOf(s)).join(' ');
 
@@ -161,7 +140,7 @@ test('downlink adaptation: two players of a simulcast publisher, one capped at 5
   }
 
   hosts[1]!.shapeDownlink({ rateKbit: 500 });
-  const [cleanSamples, cappedSamples] = (await sampleAll([clean, capped], 20_000, 250)) as [VideoSample[], VideoSample[]];
+  const [cleanSamples, cappedSamples] = (await sampleEvery([clean, capped], 20_000, 250)) as [VideoSample[], VideoSample[]];
   const start = cappedSamples[0]!.at;
   const switched = cappedSamples.findIndex((s) => widthOf(s) > 0 && widthOf(s) < 1280);
   console.log(`# capped player, width per 250 ms: ${widths(cappedSamples)}`);
@@ -191,7 +170,7 @@ test('downlink adaptation: two players of a simulcast publisher, one capped at 5
   );
 
   hosts[1]!.shapeDownlink({});
-  const [lifted] = (await sampleAll([capped], 15_000, 250)) as [VideoSample[]];
+  const [lifted] = (await sampleEvery([capped], 15_000, 250)) as [VideoSample[]];
   const back = lifted.findIndex((s) => widthOf(s) === 1280);
   console.log(`# after the lift, width per 250 ms: ${widths(lifted)}`);
   assert.ok(back >= 0, `back to the full layer within 15 s of the lift: ${widths(lifted)}`);
@@ -206,7 +185,7 @@ test('downlink loss: at 10 % and at 30 % random loss the player keeps decoding b
   const minShare = { 0.1: 0.7, 0.3: 0.5 };
   for (const loss of [0.1, 0.3] as const) {
     hosts[1]!.shapeDownlink({ loss });
-    const [cleanSamples, lossySamples] = (await sampleAll([clean, lossy], 20_000, 1000)) as [VideoSample[], VideoSample[]];
+    const [cleanSamples, lossySamples] = (await sampleEvery([clean, lossy], 20_000, 1000)) as [VideoSample[], VideoSample[]];
     const cleanFps = decodeRate(cleanSamples[0]!, cleanSamples.at(-1)!);
     const first = lossySamples[0]!;
     const last = lossySamples.at(-1)!;
@@ -226,10 +205,10 @@ test('uplink loss: behind 20 % loss, the server asks the simulcast publisher for
   await remoteVideoSize(player, 'stream_pub');
   const nacksSent = async (): Promise<number> =>
     Number(/^parley_media_nacks_sent_total (\d+)/m.exec(await (await fetch(`${server.httpUrl}/metrics`)).text())![1]);
-  const clean = await sampleFor(player, 10_000, 1000);
+  const clean = (await sampleEvery([player], 10_000, 1000))[0]!;
   const nacksBefore = await nacksSent();
   publisherHost.shapeUplink({ loss: 0.2 });
-  const lossy = await sampleFor(player, 15_000, 1000);
+  const lossy = (await sampleEvery([player], 15_000, 1000))[0]!;
   const cleanFps = decodeRate(clean[0]!, clean.at(-1)!);
   const fps = decodeRate(lossy[0]!, lossy.at(-1)!);
   const frozen = lossy.at(-1)!.totalFreezesDuration - lossy[0]!.totalFreezesDuration;

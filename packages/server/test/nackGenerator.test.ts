@@ -12,15 +12,15 @@ function generator(): { clock: SimulatedClock; nacks: Array<{ atMs: number; ssrc
 
 test('a gap is asked for at once, again every 40 ms until it arrives, and no more after', () => {
   const { clock, nacks, nack } = generator();
-  nack.onPacket(1, 100);
-  nack.onPacket(1, 103);
+  nack.onPacket(1, 100, clock.nowMs);
+  nack.onPacket(1, 103, clock.nowMs);
   assert.deepEqual(nacks, [{ atMs: 0, ssrc: 1, lost: [101, 102] }]);
   clock.advance(45);
   assert.deepEqual(nacks.at(-1), { atMs: 40, ssrc: 1, lost: [101, 102] });
-  nack.onPacket(1, 101); // repaired
+  nack.onPacket(1, 101, clock.nowMs); // repaired
   clock.advance(85);
   assert.deepEqual(nacks.at(-1), { atMs: 80, ssrc: 1, lost: [102] });
-  nack.onPacket(1, 102);
+  nack.onPacket(1, 102, clock.nowMs);
   const sent = nacks.length;
   clock.advance(500);
   assert.equal(nacks.length, sent, 'nothing missing, nothing asked');
@@ -29,9 +29,9 @@ test('a gap is asked for at once, again every 40 ms until it arrives, and no mor
 test('simulcast layers are streams of their own: interleaved SSRCs lose nothing', () => {
   const { clock, nacks, nack } = generator();
   for (let i = 0; i < 100; i++) {
-    nack.onPacket(0xaaaa, (5000 + i) & 0xffff);
-    nack.onPacket(0xbbbb, (60_000 + i) & 0xffff);
-    nack.onPacket(0xcccc, (123 + 2 * i) & 0xffff); // every other one lost
+    nack.onPacket(0xaaaa, (5000 + i) & 0xffff, clock.nowMs);
+    nack.onPacket(0xbbbb, (60_000 + i) & 0xffff, clock.nowMs);
+    nack.onPacket(0xcccc, (123 + 2 * i) & 0xffff, clock.nowMs); // every other one lost
   }
   clock.advance(10);
   assert.ok(
@@ -43,36 +43,36 @@ test('simulcast layers are streams of their own: interleaved SSRCs lose nothing'
 });
 
 test('sequence numbers wrap from 65535 to 0: a gap across the wrap is a gap, not 65,000 packets', () => {
-  const { nacks, nack } = generator();
-  nack.onPacket(7, 65_533);
-  nack.onPacket(7, 65_534);
-  nack.onPacket(7, 1);
+  const { clock, nacks, nack } = generator();
+  nack.onPacket(7, 65_533, clock.nowMs);
+  nack.onPacket(7, 65_534, clock.nowMs);
+  nack.onPacket(7, 1, clock.nowMs);
   assert.deepEqual(nacks, [{ atMs: 0, ssrc: 7, lost: [65_535, 0] }]);
   // Late packets from before the wrap are repairs, not new losses.
-  nack.onPacket(7, 65_535);
-  nack.onPacket(7, 0);
-  nack.onPacket(7, 2);
+  nack.onPacket(7, 65_535, clock.nowMs);
+  nack.onPacket(7, 0, clock.nowMs);
+  nack.onPacket(7, 2, clock.nowMs);
   assert.equal(nacks.length, 1);
 });
 
 test('a packet is given up after 10 tries or a second; a jump of over 1000 is a new sequence, not a loss', () => {
   const { clock, nacks, nack } = generator();
-  nack.onPacket(9, 10);
-  nack.onPacket(9, 12);
+  nack.onPacket(9, 10, clock.nowMs);
+  nack.onPacket(9, 12, clock.nowMs);
   clock.advance(2000);
   assert.equal(nacks.filter((n) => n.lost.includes(11)).length, 10);
   const sent = nacks.length;
-  nack.onPacket(9, 5000);
+  nack.onPacket(9, 5000, clock.nowMs);
   clock.advance(3000);
   assert.equal(nacks.length, sent);
 });
 
 test('close stops the timer and ignores what comes after', () => {
   const { clock, nacks, nack } = generator();
-  nack.onPacket(3, 1);
-  nack.onPacket(3, 5);
+  nack.onPacket(3, 1, clock.nowMs);
+  nack.onPacket(3, 5, clock.nowMs);
   nack.close();
-  nack.onPacket(3, 9);
+  nack.onPacket(3, 9, clock.nowMs);
   clock.advance(1000);
   assert.equal(nacks.length, 1);
 });

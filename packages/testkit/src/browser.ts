@@ -161,6 +161,18 @@ export async function sampleVideo(page: Page): Promise<VideoSample> {
   });
 }
 
+/** Samples every page every `intervalMs` for `durationMs`, side by side: one list of samples per page. */
+export async function sampleEvery(pages: Page[], durationMs: number, intervalMs: number): Promise<VideoSample[][]> {
+  const samples: VideoSample[][] = pages.map(() => []);
+  const start = Date.now();
+  for (;;) {
+    const round = await Promise.all(pages.map((page) => sampleVideo(page)));
+    round.forEach((sample, i) => samples[i]!.push(sample));
+    if (Date.now() - start >= durationMs) return samples;
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
 /** Bits per second of video sent between two samples. */
 export const sendRate = (from: VideoSample, to: VideoSample): number => ((to.bytesSent - from.bytesSent) * 8 * 1000) / (to.at - from.at);
 /** The share of audio concealed between two samples (0 when none was played). */

@@ -78,12 +78,12 @@ export class NackGenerator {
     private readonly clock: Clock = realClock,
   ) {}
 
-  /** Every media packet received, first transmissions and repairs alike (after RTX unwrapping). */
-  onPacket(ssrc: number, sequenceNumber: number): void {
+  /** Every media packet received, first transmissions and repairs alike (after RTX unwrapping), when it was received. */
+  onPacket(ssrc: number, sequenceNumber: number, nowMs: number): void {
     if (this.closed) return;
     let stream = this.streams.get(ssrc);
     if (!stream) this.streams.set(ssrc, (stream = new StreamLosses()));
-    stream.onPacket(sequenceNumber, this.clock.now());
+    stream.onPacket(sequenceNumber, nowMs);
     if (stream.missing.size > 0 && !this.stopTicking) {
       // The first request goes out now, not a tick later.
       this.tick();

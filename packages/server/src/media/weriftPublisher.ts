@@ -248,20 +248,25 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
    */
   layersInUseChanged(): void {
     if (this.layers.length < 2 || this.closed) return;
-    let used = 1;
-    for (const subscriber of this.subscribers) used |= subscriber.layersInUse();
+    const used = this.usedLayers();
     if (used & ~this.activeLayers) this.announceActiveLayers(this.activeLayers | used);
     if (this.activeLayers & ~used) {
       this.pauseTimer ??= setTimeout(() => {
         this.pauseTimer = undefined;
-        let stillUsed = 1;
-        for (const subscriber of this.subscribers) stillUsed |= subscriber.layersInUse();
+        const stillUsed = this.usedLayers();
         if (stillUsed !== this.activeLayers) this.announceActiveLayers(stillUsed);
       }, PAUSE_UNUSED_LAYER_AFTER_MS);
     } else {
       clearTimeout(this.pauseTimer);
       this.pauseTimer = undefined;
     }
+  }
+
+  /** The layers some player uses, a bit per layer; the smallest always counts. */
+  private usedLayers(): number {
+    let used = 1;
+    for (const subscriber of this.subscribers) used |= subscriber.layersInUse();
+    return used;
   }
 
   private announceActiveLayers(active: number): void {
@@ -324,7 +329,7 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
     const bytes = this.count(rtp);
     const now = performance.now();
     layer.ssrc = rtp.header.ssrc;
-    this.nacks.onPacket(rtp.header.ssrc, rtp.header.sequenceNumber);
+    this.nacks.onPacket(rtp.header.ssrc, rtp.header.sequenceNumber, now);
     const vp8 = this.videoCodec === 'vp8' && parseVp8(rtp.payload, this.vp8) ? this.vp8 : undefined;
     layer.onPacket(bytes, vp8?.temporalLayer ?? 0, now);
     if (vp8 && vp8.width > 0 && vp8.width !== layer.width) {
