@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DownlinkAllocator, type LayerRate } from '../src/media/downlinkAllocator.js';
-import { SimulatedClock } from './simulatedClock.js';
+import { SimulatedClock } from '@parley/testkit';
 import type { PacketResult } from '../src/media/bandwidthEstimator.js';
 
 const ONE_WAY_MS = 20;

@@ -111,6 +111,8 @@ export interface VideoSample {
   bytesSent: number;
   /** The sender's congestion controller's estimate of its uplink, bits/s (0 before one exists). */
   availableOutgoingBitrate: number;
+  /** Video frames sent, per simulcast layer's RID. */
+  framesSentByRid: Record<string, number>;
   framesDecoded: number;
   bytesReceived: number;
   freezeCount: number;
@@ -130,6 +132,7 @@ export async function sampleVideo(page: Page): Promise<VideoSample> {
       at: performance.now(),
       bytesSent: 0,
       availableOutgoingBitrate: 0,
+      framesSentByRid: {} as Record<string, number>,
       framesDecoded: 0,
       bytesReceived: 0,
       freezeCount: 0,
@@ -142,7 +145,10 @@ export async function sampleVideo(page: Page): Promise<VideoSample> {
       if (pc.connectionState === 'closed') continue;
       // No named helpers in here: the test runner's transform would wrap them in a function the page lacks.
       (await pc.getStats()).forEach((s: Stat) => {
-        if (s.type === 'outbound-rtp' && s.kind === 'video') sample.bytesSent += Number(s.bytesSent ?? 0) + Number(s.headerBytesSent ?? 0);
+        if (s.type === 'outbound-rtp' && s.kind === 'video') {
+          sample.bytesSent += Number(s.bytesSent ?? 0) + Number(s.headerBytesSent ?? 0);
+          if (typeof s.rid === 'string') sample.framesSentByRid[s.rid] = (sample.framesSentByRid[s.rid] ?? 0) + Number(s.framesSent ?? 0);
+        }
         if (s.type === 'candidate-pair' && s.nominated) sample.availableOutgoingBitrate += Number(s.availableOutgoingBitrate ?? 0);
         if (s.type === 'inbound-rtp' && s.kind === 'video') {
           sample.framesDecoded += Number(s.framesDecoded ?? 0);
@@ -178,6 +184,9 @@ export const sendRate = (from: VideoSample, to: VideoSample): number => ((to.byt
 /** The share of audio concealed between two samples (0 when none was played). */
 export const concealment = (from: VideoSample, to: VideoSample): number =>
   (to.audioSamplesConcealed - from.audioSamplesConcealed) / Math.max(1, to.audioSamplesReceived - from.audioSamplesReceived);
+/** Frames the simulcast layer `rid` sent between two samples. */
+export const framesSent = (from: VideoSample, to: VideoSample, rid: string): number =>
+  (to.framesSentByRid[rid] ?? 0) - (from.framesSentByRid[rid] ?? 0);
 /** Frames decoded per second between two samples. */
 export const decodeRate = (from: VideoSample, to: VideoSample): number =>
   ((to.framesDecoded - from.framesDecoded) * 1000) / (to.at - from.at);

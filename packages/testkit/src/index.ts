@@ -2,3 +2,4 @@ export * from './browser.js';
 export * from './network.js';
 export * from './clip.js';
 export * from './demo.js';
+export * from './simulatedClock.js';

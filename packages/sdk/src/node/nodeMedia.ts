@@ -24,6 +24,7 @@ import {
   type RTCSessionDescription,
 } from 'werift';
 import { ErrorCode, SIMULCAST_LAYER_EXTENSION_URI } from '@parley/protocol';
+import { NackGenerator } from '@parley/protocol/rtp';
 import type {
   CustomMediaIO,
   CustomAudioRenderHandler,
@@ -233,8 +234,14 @@ function mapMediaSection(sdp: string, kind: 'audio' | 'video', map: (lines: stri
   return sections.join('\r\n');
 }
 
+/** werift's receiver internals: its NACK generator, which ours replaces. */
+interface ReceiverInternals {
+  nack: { addPacket(packet: RtpPacket): void };
+}
+
 class NodePlayTransport extends WeriftTransport {
   private assembler: Vp8FrameAssembler | undefined;
+  private nacks: NackGenerator | undefined;
 
   constructor(sink: PlaySink, custom: NodeCustomMedia, onClosed: (closing: Promise<void>) => void) {
     super(onClosed, { video: [new RTCRtpHeaderExtensionParameters({ uri: SIMULCAST_LAYER_EXTENSION_URI })] });
@@ -276,6 +283,15 @@ class NodePlayTransport extends WeriftTransport {
         );
       },
     });
+    // werift's generator asks every 5 ms and gives up after 55 ms, before a packet the server
+    // itself had to repair from the publisher can arrive; ours keeps asking as long as the
+    // assembler waits (and compares sequence numbers across the 16-bit wrap).
+    const nacks = (this.nacks = new NackGenerator((mediaSourceSsrc, lost) => {
+      const nack = new GenericNack({ senderSsrc: receiver.rtcpSsrc, mediaSourceSsrc, lost });
+      void receiver.dtlsTransport.sendRtcp([new RtcpTransportLayerFeedback({ feedback: nack })]).catch(() => undefined);
+    }));
+    (receiver as unknown as ReceiverInternals).nack.addPacket = (packet) =>
+      nacks.onPacket(packet.header.ssrc, packet.header.sequenceNumber, performance.now());
     const assembler = this.assembler;
     track.onReceiveRtp.subscribe((rtp) => {
       // The extension id is the one our offer chose, known once the answer is applied.
@@ -300,6 +316,7 @@ class NodePlayTransport extends WeriftTransport {
 
   protected override onClose(): void {
     this.assembler?.close();
+    this.nacks?.close();
   }
 }
 

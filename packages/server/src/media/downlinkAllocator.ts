@@ -14,7 +14,7 @@
  *    of it, through a token bucket, so that NACKs on a congested link cannot bury it.
  */
 import { BandwidthEstimator, type PacketResult } from './bandwidthEstimator.js';
-import { realClock, type Clock } from './clock.js';
+import { realClock, type Clock } from '@parley/protocol/rtp';
 import { RateMeter } from './rateMeter.js';
 import { ALL_TEMPORAL_LAYERS } from './videoRewriter.js';
 

@@ -14,7 +14,7 @@ import {
   type RTCRtpReceiver,
 } from 'werift';
 import { parseVp8, Vp8Descriptor } from './codecs.js';
-import { NackGenerator } from './nackGenerator.js';
+import { NackGenerator } from '@parley/protocol/rtp';
 import { RateMeter } from './rateMeter.js';
 import { UplinkFeedback } from './uplinkFeedback.js';
 import { publishCodecs, publishHeaderExtensions, WeriftPeer, type NegotiatedCodecs, type PeerOptions } from './weriftPeer.js';

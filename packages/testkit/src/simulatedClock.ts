@@ -1,4 +1,4 @@
-import type { Clock } from '../src/media/clock.js';
+import type { Clock } from '@parley/protocol/rtp';
 
 /** Simulated time: `every` timers run as `advance` passes them. */
 export class SimulatedClock implements Clock {

@@ -1,5 +1,6 @@
 /**
- * NACKs to a publisher (RFC 4585 generic NACK): per RTP stream (each simulcast layer has its own
+ * NACKs from a receiver (RFC 4585 generic NACK), the server's from publishers and the Node.js
+ * SDK's from the server: per RTP stream (each simulcast layer has its own
  * SSRC and sequence numbers), the sequence numbers missing below the highest received, asked for
  * at once and again every retry interval until they arrive, a number of tries or an age has
  * passed. Sequence numbers are compared across the 16-bit wrap (unwrapped to a counter). werift's
@@ -11,13 +12,13 @@ import { realClock, type Clock } from './clock.js';
 /** How often due NACKs go out. */
 const TICK_MS = 10;
 /**
- * A missing packet is asked for again after this long. The server does not know the publisher's
- * round-trip time; a publisher that does (libwebrtc) ignores requests for a packet it resent less
- * than a round trip ago, so asking early costs a few bytes of RTCP, not media.
+ * A missing packet is asked for again after this long. A receive-only peer does not know the
+ * round-trip time; a sender that does (libwebrtc, the server) ignores requests for a packet it
+ * resent less than a round trip ago, so asking early costs a few bytes of RTCP, not media.
  */
 const RETRY_MS = 40;
 const MAX_TRIES = 10;
-/** Older than this, a packet is of no use to any player's jitter buffer. */
+/** Older than this, a packet is of no use to any jitter buffer. */
 const MAX_AGE_MS = 1000;
 /** A jump larger than this is a new sequence (a restarted stream), not a loss. */
 const MAX_GAP = 1000;

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { NackGenerator } from '../src/media/nackGenerator.js';
-import { SimulatedClock } from './simulatedClock.js';
+import { NackGenerator } from '@parley/protocol/rtp';
+import { SimulatedClock } from '@parley/testkit';
 
 function generator(): { clock: SimulatedClock; nacks: Array<{ atMs: number; ssrc: number; lost: number[] }>; nack: NackGenerator } {
   const clock = new SimulatedClock();
