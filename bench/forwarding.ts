@@ -51,9 +51,15 @@ function publishLoad(engine: ParleyEngine): { frames(): number; stop(): void } {
   };
 }
 
-async function sentPackets(server: ServerUnderTest): Promise<number> {
+/** The server's counts of first transmissions to players, of retransmissions, and of the NACKs that asked for them. */
+async function sentPackets(server: ServerUnderTest): Promise<{ packets: number; retransmissions: number; nacks: number }> {
   const text = await (await fetch(new URL('/metrics', server.httpUrl))).text();
-  return Number(/^parley_media_rtp_sent_packets_total (\d+)/m.exec(text)?.[1] ?? NaN);
+  const metric = (name: string): number => Number(new RegExp(`^${name} (\\d+)`, 'm').exec(text)?.[1] ?? NaN);
+  return {
+    packets: metric('parley_media_rtp_sent_packets_total'),
+    retransmissions: metric('parley_media_retransmitted_packets_total'),
+    nacks: metric('parley_media_nacks_received_total'),
+  };
 }
 
 interface Measured {
@@ -63,13 +69,22 @@ interface Measured {
   kernelPercent: number;
   lossPercent: number;
   latencies: number[];
+  /** The SFU's repairs in the window: packets resent, NACKs that asked. */
+  retransmissions?: number;
+  nacks?: number;
 }
 
 /**
  * From the server's CPU time at the start and end of the window and the counts: CPU per forwarded
  * packet, packets per CPU-second, and the share of what should have arrived (`expected`) that did not.
  */
-function costs(before: CpuTime, after: CpuTime, forwarded: number, received: number[], expected: number): Omit<Measured, 'latencies'> {
+function costs(
+  before: CpuTime,
+  after: CpuTime,
+  forwarded: number,
+  received: number[],
+  expected: number,
+): Omit<Measured, 'latencies' | 'retransmissions' | 'nacks'> {
   const cpuSeconds = (after.cpuMs - before.cpuMs) / 1000;
   const delivered = received.reduce((a, b) => a + b, 0);
   return {
@@ -114,12 +129,14 @@ async function measureSfu(server: ServerUnderTest, players: number, seconds: num
   measuring = false;
   const framesSent = load.frames() - framesBefore;
   const after = await server.stats();
-  const packets = (await sentPackets(server)) - packetsBefore;
+  const packetsAfter = await sentPackets(server);
   load.stop();
   await Promise.all([...viewers, publisher].map((c) => c.destroy()));
   return {
-    ...costs(before, after, packets, received, framesSent * players),
+    ...costs(before, after, packetsAfter.packets - packetsBefore.packets, received, framesSent * players),
     latencies,
+    retransmissions: packetsAfter.retransmissions - packetsBefore.retransmissions,
+    nacks: packetsAfter.nacks - packetsBefore.nacks,
   };
 }
 
@@ -248,7 +265,7 @@ export async function benchForwarding(
       unit: 'µs',
       n,
       p50: sfu.cpuUsPerPacket,
-      note: describe(sfu),
+      note: `${describe(sfu)}, ${sfu.retransmissions} retransmissions for ${sfu.nacks} NACKs`,
     });
     rows.push({
       measure: `UDP relay, same load → ${n}: CPU per forwarded packet`,

@@ -158,7 +158,7 @@ test('downlink adaptation: two players of a simulcast publisher, one capped at 5
   const from = cappedSamples.findIndex((s) => s.at - cappedSamples[switched]!.at >= 1000);
   const cappedFps = decodeRate(cappedSamples[from]!, cappedSamples.at(-1)!);
   const cleanFps = decodeRate(cleanSamples[from]!, cleanSamples.at(-1)!);
-  // What the capped player's layer carried meanwhile: a publisher short of CPU sends its small layers at fewer frames.
+  // What the capped player's layer carried meanwhile: a publisher short of CPU may send fewer frames on a small layer.
   const sentFrames = cappedSamples
     .slice(from + 1)
     .map((s, i) => framesSent(sentSamples[from + i]!, sentSamples[from + i + 1]!, RID_BY_WIDTH[widthOf(s)] ?? ''))
@@ -168,9 +168,10 @@ test('downlink adaptation: two players of a simulcast publisher, one capped at 5
   console.log(
     `# 500 kbit/s player: layer switch ${switchedAfterMs.toFixed(0)} ms after the cap; then ${cappedFps.toFixed(1)} frames/s of the ${layerFps.toFixed(1)} its layer sent (clean player ${cleanFps.toFixed(1)}), ${frozen.toFixed(2)} s frozen`,
   );
+  // The clean player's rate, unless the capped player's layer itself sent fewer frames.
   assert.ok(
-    cappedFps >= 0.9 * layerFps,
-    `capped ${cappedFps.toFixed(1)} frames/s, at least 90 % of the ${layerFps.toFixed(1)} its layer sent`,
+    cappedFps >= 0.8 * Math.min(cleanFps, layerFps),
+    `capped ${cappedFps.toFixed(1)} frames/s, at least 80 % of the clean player's ${cleanFps.toFixed(1)} (its layer sent ${layerFps.toFixed(1)})`,
   );
   assert.ok(frozen < 1, `no freeze of a second or more after the switch (${frozen.toFixed(2)} s frozen)`);
   assert.ok(

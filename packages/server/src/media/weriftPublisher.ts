@@ -67,7 +67,18 @@ const TEMPORAL_LAYERS = 3;
  * even a 7.5 frames/s base temporal layer sends every 133 ms.
  */
 const PAUSED_AFTER_MS = 500;
-/** How often layers are checked for starting or stopping to flow. */
+/** A packet at most this far behind the newest is a repair (or reordered), a larger jump a new sequence. */
+const REPAIR_WINDOW = 1000;
+/**
+ * A layer sending under this share of the frame rate of the flowing layer below it is starved:
+ * the publisher's uplink leaves its encoder too few bits, so it drops frames, and its players are
+ * better served by the layer below. It is fed again once back at the higher share.
+ */
+const STARVED_FRAME_SHARE = 0.5;
+const FED_FRAME_SHARE = 0.8;
+/** A layer that starves (or stops) unasked stays starved at least this long: each switch costs a keyframe on a short uplink. */
+const STARVED_HOLD_MS = 5000;
+/** How often layers are checked for starting or stopping to flow, or starving. */
 const LAYER_CHECK_INTERVAL_MS = 100;
 /**
  * A layer no player uses is paused this long after the last one stopped using it: a player that
@@ -90,6 +101,12 @@ export class VideoLayer {
   private readonly lastRatesBps = new Float64Array(TEMPORAL_LAYERS);
   private firstPacketMs = -1;
   private lastPacketMs = -Infinity;
+  private highestSequence = 0;
+  private readonly frames = new RateMeter();
+  private lastTimestamp = -1;
+  /** See STARVED_FRAME_SHARE; a layer that does not flow is starved until it shows otherwise. */
+  private starved = true;
+  private starvedUntilMs = 0;
 
   constructor(
     readonly index: number,
@@ -101,12 +118,46 @@ export class VideoLayer {
     return nowMs - this.lastPacketMs <= PAUSED_AFTER_MS;
   }
 
-  onPacket(bytes: number, temporalLayer: number, nowMs: number): void {
+  /**
+   * A packet received. Only those that advance the sequence count: a layer the publisher stopped
+   * still brings in repairs of what was lost for a while, and they say nothing of its flow.
+   */
+  onPacket(bytes: number, temporalLayer: number, sequenceNumber: number, timestamp: number, nowMs: number): void {
+    const behind = (this.highestSequence - sequenceNumber) & 0xffff;
+    if (behind < REPAIR_WINDOW && this.lastPacketMs > -Infinity) return;
+    this.highestSequence = sequenceNumber;
+    if (timestamp !== this.lastTimestamp) {
+      this.lastTimestamp = timestamp;
+      this.frames.add(1, nowMs);
+    }
     const tid = Math.min(Math.max(temporalLayer, 0), TEMPORAL_LAYERS - 1);
     if (tid >= this.temporalLayers) this.temporalLayers = tid + 1;
     if (nowMs - this.lastPacketMs > PAUSED_AFTER_MS) this.firstPacketMs = nowMs;
     this.lastPacketMs = nowMs;
     this.rates[tid]!.add(bytes, nowMs);
+  }
+
+  /** Whether players may be moved to it: it flows and, above the smallest layer, is not starved. */
+  usable(nowMs: number): boolean {
+    return this.flowing(nowMs) && !(this.index > 0 && this.starved);
+  }
+
+  /**
+   * Judges whether it is starved, by its frame rate against that of `below`, the highest flowing
+   * layer under it. `active`: the publisher was asked to send it (a layer paused on request is
+   * not held starved when it resumes).
+   */
+  updateStarved(below: VideoLayer | undefined, active: boolean, nowMs: number): void {
+    const wasStarved = this.starved;
+    if (!this.flowing(nowMs)) {
+      this.starved = true;
+    } else if (below) {
+      const share = this.frames.perSecond(nowMs) / Math.max(below.frames.perSecond(nowMs), 1);
+      this.starved = share < (wasStarved ? FED_FRAME_SHARE : STARVED_FRAME_SHARE) || nowMs < this.starvedUntilMs;
+    } else {
+      this.starved = false;
+    }
+    if (this.starved && !wasStarved && active) this.starvedUntilMs = nowMs + STARVED_HOLD_MS;
   }
 
   /**
@@ -158,7 +209,7 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
   private repairedRidId = 0;
   private readonly vp8 = new Vp8Descriptor();
   /** Which layers flowed at the last check, a bit per layer. */
-  private flowingLayers = 0;
+  private usableLayers = 0;
   private readonly layerCheck: NodeJS.Timeout;
   /** The layers the publisher was last told to send, a bit per layer: all of them at first. */
   private activeLayers: number;
@@ -228,6 +279,9 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
   private sendNack(mediaSourceSsrc: number, lost: number[]): void {
     const receiver = this.videoReceiver;
     if (!receiver || this.closed) return;
+    // Repairs of a layer no player gets would take uplink from those they do get.
+    const layer = this.layers.find((l) => l.ssrc === mediaSourceSsrc);
+    if (!layer || !this.forwarded(layer.index)) return;
     this.stats.nacksSent++;
     const nack = new GenericNack({ senderSsrc: receiver.rtcpSsrc, mediaSourceSsrc, lost });
     void receiver.dtlsTransport.sendRtcp([new RtcpTransportLayerFeedback({ feedback: nack })]).catch(() => undefined);
@@ -262,6 +316,12 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
     }
   }
 
+  /** Whether some player gets `layer`, or waits for its keyframe. */
+  private forwarded(layer: number): boolean {
+    for (const subscriber of this.subscribers) if (subscriber.layersForwarded() & (1 << layer)) return true;
+    return false;
+  }
+
   /** The layers some player uses, a bit per layer; the smallest always counts. */
   private usedLayers(): number {
     let used = 1;
@@ -277,21 +337,31 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
     );
   }
 
-  /** Tells subscribers when a layer starts or stops flowing: what each player can get changed. */
+  /** Tells subscribers when a layer becomes usable or stops being so: what each player can get changed. */
   private checkLayers(): void {
     const now = performance.now();
-    const flowing = this.layers.reduce((bits, layer) => (layer.flowing(now) ? bits | (1 << layer.index) : bits), 0);
-    if (flowing === this.flowingLayers) return;
-    this.flowingLayers = flowing;
+    let below: VideoLayer | undefined;
+    let usable = 0;
+    for (const layer of this.layers) {
+      layer.updateStarved(below, (this.activeLayers & (1 << layer.index)) !== 0, now);
+      if (layer.flowing(now)) below = layer;
+      if (layer.usable(now)) usable |= 1 << layer.index;
+    }
+    if (usable === this.usableLayers) return;
+    this.usableLayers = usable;
     for (const subscriber of this.subscribers) subscriber.layersChanged();
   }
 
-  /** The highest layer at most `layer` that flows, else the lowest above it that does, else `layer`. */
-  flowingLayerNear(layer: number): number {
+  /**
+   * The highest usable layer at most `layer`, else the lowest usable above it, else `fallback`: a
+   * gap in the only layer there is (an encoder dropping frames) is no reason to wait for a
+   * keyframe of another.
+   */
+  usableLayerNear(layer: number, fallback = layer): number {
     const now = performance.now();
-    for (let i = layer; i >= 0; i--) if (this.layers[i]!.flowing(now)) return i;
-    for (let i = layer + 1; i < this.layers.length; i++) if (this.layers[i]!.flowing(now)) return i;
-    return layer;
+    for (let i = layer; i >= 0; i--) if (this.layers[i]!.usable(now)) return i;
+    for (let i = layer + 1; i < this.layers.length; i++) if (this.layers[i]!.usable(now)) return i;
+    return fallback;
   }
 
   private onTrack(kind: Kind, track: MediaStreamTrack, receiver: RTCRtpReceiver): void {
@@ -331,7 +401,7 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
     layer.ssrc = rtp.header.ssrc;
     this.nacks.onPacket(rtp.header.ssrc, rtp.header.sequenceNumber, now);
     const vp8 = this.videoCodec === 'vp8' && parseVp8(rtp.payload, this.vp8) ? this.vp8 : undefined;
-    layer.onPacket(bytes, vp8?.temporalLayer ?? 0, now);
+    layer.onPacket(bytes, vp8?.temporalLayer ?? 0, rtp.header.sequenceNumber, rtp.header.timestamp, now);
     if (vp8 && vp8.width > 0 && vp8.width !== layer.width) {
       layer.width = vp8.width;
       layer.height = vp8.height;

@@ -131,7 +131,7 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
     super(options, publisher.subscriberCodecs(), subscribeHeaderExtensions());
     this.video = video;
     this.wantedLayer = chooseLayer(video, publisher.layers);
-    this.rewriter = new VideoRewriter(publisher.flowingLayerNear(this.wantedLayer));
+    this.rewriter = new VideoRewriter(publisher.usableLayerNear(this.wantedLayer));
     this.stats.subscribers++;
   }
 
@@ -179,10 +179,10 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
     const wanted = chooseLayer(this.video, layers);
     const { spatial, temporal } =
       this.allocator && this.video.type === 0
-        ? this.allocator.allocate(wanted, this.rewriter.targetLayer, layers, performance.now())
+        ? this.allocator.allocate(wanted, this.wantedLayer, layers, performance.now())
         : { spatial: wanted, temporal: ALL_TEMPORAL_LAYERS };
     this.rewriter.setMaxTemporalLayer(temporal);
-    const target = this.publisher.flowingLayerNear(spatial);
+    const target = this.publisher.usableLayerNear(spatial, this.rewriter.targetLayer);
     const wantedChanged = spatial !== this.wantedLayer;
     this.wantedLayer = spatial;
     if (target !== this.rewriter.targetLayer) {
@@ -196,8 +196,13 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
 
   /** The layers this player uses, a bit per layer: the one it gets, the one it is moving to, and the one it wants. */
   layersInUse(): number {
+    return (1 << this.wantedLayer) | this.layersForwarded();
+  }
+
+  /** The layers this player gets or waits for a keyframe of, a bit per layer. */
+  layersForwarded(): number {
     const current = this.rewriter.currentLayer;
-    return (1 << this.wantedLayer) | (1 << this.rewriter.targetLayer) | (current === undefined ? 0 : 1 << current);
+    return (1 << this.rewriter.targetLayer) | (current === undefined ? 0 : 1 << current);
   }
 
   /** Asks the publisher for a keyframe of the layer this player waits for, or gets. */

@@ -1,0 +1,83 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { VideoLayer } from '../src/media/weriftPublisher.js';
+
+/** Two simulcast layers as the publisher sees them, fed one packet per frame, judged every 100 ms. */
+class Layers {
+  readonly small = new VideoLayer(0, 'q');
+  readonly large = new VideoLayer(1, 'h');
+  nowMs = 0;
+  private readonly sequence = [0, 0];
+  private readonly frames = [0, 0];
+
+  /** Runs until `untilMs`: each layer sends at its frame rate (0: nothing), the large one `active` (asked for) or not. */
+  run(untilMs: number, fps: [small: number, large: number], active = true): void {
+    const next = fps.map((rate) => (rate > 0 ? this.nowMs : Infinity));
+    for (let tick = this.nowMs; tick <= untilMs; tick += 10) {
+      this.nowMs = tick;
+      [this.small, this.large].forEach((layer, i) => {
+        if (tick < next[i]!) return;
+        next[i]! += 1000 / fps[i]!;
+        layer.onPacket(1000, 0, this.sequence[i]!++ & 0xffff, (this.frames[i]! += 3000), tick);
+      });
+      if (tick % 100 === 0) {
+        this.small.updateStarved(undefined, true, tick);
+        this.large.updateStarved(this.small.flowing(tick) ? this.small : undefined, active, tick);
+      }
+    }
+  }
+
+  /** A late copy of the large layer's packet `sequenceNumber` (a repair), now. */
+  repairLarge(sequenceNumber: number): void {
+    this.large.onPacket(1000, 0, sequenceNumber, 0, this.nowMs);
+  }
+}
+
+test('a layer flows while its sequence advances; repairs of what it lost do not keep a stopped layer flowing', () => {
+  const layers = new Layers();
+  layers.run(2000, [30, 30]);
+  assert.ok(layers.large.flowing(layers.nowMs) && layers.large.usable(layers.nowMs));
+  layers.run(2400, [30, 0]);
+  layers.repairLarge(50);
+  layers.run(2800, [30, 0]);
+  layers.repairLarge(55);
+  layers.run(2700 + 500, [30, 0]);
+  assert.equal(layers.large.flowing(layers.nowMs), false, 'stopped 1.2 s ago, repairs since do not count');
+  assert.equal(layers.small.usable(layers.nowMs), true);
+});
+
+test('a layer whose frame rate falls under half of the layer below is starved, and held so for 5 s before it may be fed again', () => {
+  const layers = new Layers();
+  layers.run(2000, [30, 30]);
+  assert.equal(layers.large.usable(layers.nowMs), true);
+  layers.run(3000, [30, 12]);
+  assert.equal(layers.large.usable(layers.nowMs), false, '12 of 30 frames/s: starved');
+  const starvedAt = layers.nowMs;
+  layers.run(starvedAt + 4000, [30, 30]);
+  assert.equal(layers.large.usable(layers.nowMs), false, 'back at full rate, but within the hold');
+  layers.run(starvedAt + 5200, [30, 30]);
+  assert.equal(layers.large.usable(layers.nowMs), true, 'fed again after the hold');
+  // Between the shares (0.5 and 0.8 of the layer below) nothing changes: no flapping at the edge.
+  layers.run(layers.nowMs + 2000, [30, 20]);
+  assert.equal(layers.large.usable(layers.nowMs), true, '20 of 30 frames/s: still fed');
+});
+
+test('a layer paused on request is not held when it resumes: usable once its frame rate shows, within a second', () => {
+  const layers = new Layers();
+  layers.run(2000, [30, 30]);
+  layers.run(5000, [30, 0], false);
+  assert.equal(layers.large.usable(layers.nowMs), false, 'paused');
+  const resumedAt = layers.nowMs;
+  let usableAfterMs = -1;
+  while (usableAfterMs < 0 && layers.nowMs < resumedAt + 3000) {
+    layers.run(layers.nowMs + 100, [30, 30], true);
+    if (layers.large.usable(layers.nowMs)) usableAfterMs = layers.nowMs - resumedAt;
+  }
+  assert.ok(usableAfterMs > 0 && usableAfterMs <= 1000, `usable ${usableAfterMs} ms after it resumed`);
+});
+
+test('the smallest layer is never starved: it is what players fall back to', () => {
+  const layers = new Layers();
+  layers.run(2000, [5, 30]);
+  assert.equal(layers.small.usable(layers.nowMs), true);
+});
