@@ -4,10 +4,32 @@ import { mkdirSync } from 'node:fs';
 import type { Page } from 'playwright-core';
 import { startServer, DEV_APP } from '@parley/server';
 import { PlayerState, PublisherState, VideoBufferType } from '@parley/sdk';
-import { launchChromium, openDemo, remoteVideoSize, captureTrackStates, inboundTotals } from '@parley/testkit';
+import { launchChromium, openDemo, remoteVideoSize, captureTrackStates, enlargeRemoteTiles, inboundTotals } from '@parley/testkit';
 import { TestClient, loopFixtures, videoFixture } from '../../sdk/test/helpers.js';
 
 const ARTIFACTS = new URL('../../../test-results/', import.meta.url);
+
+/** The RIDs of the simulcast layers a page sends. */
+function outboundRids(page: Page): Promise<string[]> {
+  return page.evaluate(async () => {
+    const found: string[] = [];
+    for (const pc of (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs) {
+      (await pc.getStats()).forEach((s: { type: string; kind?: string; rid?: string }) => {
+        if (s.type === 'outbound-rtp' && s.kind === 'video' && s.rid) found.push(s.rid);
+      });
+    }
+    return found.sort();
+  });
+}
+
+/** Waits for the demo page's log to show the app told of `streamID` arriving at `size` ("320x180"). */
+async function waitVideoSizeChanged(page: Page, streamID: string, size: string): Promise<void> {
+  await page.waitForFunction(
+    (line) => (document.getElementById('log')!.textContent ?? '').includes(line),
+    `onPlayerVideoSizeChanged stream=${streamID} ${size}`,
+    { timeout: 10_000 },
+  );
+}
 
 async function assertMediaFlows(page: Page): Promise<void> {
   const before = await inboundTotals(page);
@@ -33,22 +55,9 @@ test('browser calls', async (t) => {
     await assertMediaFlows(alice);
     await assertMediaFlows(bob);
     // A 640×360 camera goes out as two simulcast layers: half and full resolution.
-    const rids = await alice.evaluate(async () => {
-      const found: string[] = [];
-      for (const pc of (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs) {
-        (await pc.getStats()).forEach((s: { type: string; kind?: string; rid?: string }) => {
-          if (s.type === 'outbound-rtp' && s.kind === 'video' && s.rid) found.push(s.rid);
-        });
-      }
-      return found.sort();
-    });
-    assert.deepEqual(rids, ['f', 'h']);
+    assert.deepEqual(await outboundRids(alice), ['f', 'h']);
     // Automatic mode: the 320×240 tile is filled by the half-resolution layer, so that is what comes, and the app is told.
-    await alice.waitForFunction(
-      () => /onPlayerVideoSizeChanged stream=stream_bob 320x180/.test(document.getElementById('log')!.textContent ?? ''),
-      undefined,
-      { timeout: 10_000 },
-    );
+    await waitVideoSizeChanged(alice, 'stream_bob', '320x180');
     assert.deepEqual(await remoteVideoSize(alice, 'stream_bob'), { width: 320, height: 180 });
 
     mkdirSync(ARTIFACTS, { recursive: true });
@@ -64,17 +73,27 @@ test('browser calls', async (t) => {
     await bob.close();
   });
 
-  await t.test('H264 is negotiated when the publisher asks for it', async () => {
-    const h264 = await openDemo(server.httpUrl, chromium.browser, 'dave', { roomID: 'h264', videoCodec: 'H264' });
-    const vp8 = await openDemo(server.httpUrl, chromium.browser, 'erin', { roomID: 'h264' });
-    assert.ok((await remoteVideoSize(vp8, 'stream_dave')).width > 0);
-    assert.ok((await remoteVideoSize(h264, 'stream_erin')).width > 0);
-    await assertMediaFlows(vp8);
-    assert.deepEqual((await inboundTotals(vp8)).videoCodecs, ['video/H264']);
-    assert.deepEqual((await inboundTotals(h264)).videoCodecs, ['video/VP8']);
-    await h264.close();
-    await vp8.close();
-  });
+  await t.test(
+    'H264 is negotiated when the publisher asks for it, and sent as simulcast: the player moves between its layers',
+    async () => {
+      const h264 = await openDemo(server.httpUrl, chromium.browser, 'dave', { roomID: 'h264', videoCodec: 'H264' });
+      const vp8 = await openDemo(server.httpUrl, chromium.browser, 'erin', { roomID: 'h264' });
+      assert.ok((await remoteVideoSize(vp8, 'stream_dave')).width > 0);
+      assert.ok((await remoteVideoSize(h264, 'stream_erin')).width > 0);
+      await assertMediaFlows(vp8);
+      assert.deepEqual((await inboundTotals(vp8)).videoCodecs, ['video/H264']);
+      assert.deepEqual((await inboundTotals(h264)).videoCodecs, ['video/VP8']);
+      // H264 is sent as simulcast too, and the player moves between its layers at H264 keyframes:
+      // the half layer for a 320×240 tile, the full one once the tile is enlarged.
+      assert.deepEqual(await outboundRids(h264), ['f', 'h']);
+      await waitVideoSizeChanged(vp8, 'stream_dave', '320x180');
+      await enlargeRemoteTiles(vp8);
+      await waitVideoSizeChanged(vp8, 'stream_dave', '640x360');
+      await assertMediaFlows(vp8);
+      await h264.close();
+      await vp8.close();
+    },
+  );
 
   await t.test('a browser page and a Node bot call each other', async () => {
     const bot = new TestClient({ appID: DEV_APP.appID, appSign: DEV_APP.appSign, server: server.url });
