@@ -17,16 +17,28 @@ class SimulatedLink {
   private readonly inFlight: Array<{ sequenceNumber: number; arrivalMs: number | undefined }> = [];
   readonly sent: Array<{ atMs: number; bytes: number; kind: string; lost: boolean }> = [];
 
-  constructor(rateBps: number) {
+  /** A seeded generator, so that random loss is the same each run. */
+  private seed = 1;
+
+  constructor(
+    rateBps: number,
+    private readonly randomLoss = 0,
+  ) {
     this.rateBps = rateBps;
+  }
+
+  private random(): number {
+    this.seed = (this.seed * 48271) % 0x7fffffff;
+    return this.seed / 0x7fffffff;
   }
 
   send(allocator: DownlinkAllocator, kind: 'audio' | 'video' | 'padding', bytes: number, nowMs: number): void {
     const sequenceNumber = this.sequenceNumber++ & 0xffff;
     allocator.onPacketSent(kind, sequenceNumber, bytes, nowMs);
     const queuedMs = Math.max(0, this.freeAtMs - nowMs);
-    const lost = queuedMs > MAX_QUEUE_MS;
-    if (!lost) this.freeAtMs = Math.max(nowMs, this.freeAtMs) + (bytes * 8 * 1000) / this.rateBps;
+    const dropped = queuedMs > MAX_QUEUE_MS;
+    const lost = dropped || this.random() < this.randomLoss;
+    if (!dropped) this.freeAtMs = Math.max(nowMs, this.freeAtMs) + (bytes * 8 * 1000) / this.rateBps;
     this.inFlight.push({ sequenceNumber, arrivalMs: lost ? undefined : this.freeAtMs + ONE_WAY_MS });
     this.sent.push({ atMs: nowMs, bytes, kind, lost });
   }
@@ -60,10 +72,13 @@ const FRAME_MS = 1000 / 30;
 const MAX_PACKET_BYTES = 1200;
 const AUDIO_BYTES = 120;
 
-/** Runs a player's downlink for `untilMs` with the link's rate set by `rateAt`; returns the layer it got at each feedback. */
-function simulate(untilMs: number, rateAt: (ms: number) => number) {
+/**
+ * Runs a player's downlink for `untilMs` with the link's rate set by `rateAt` (and a share of
+ * packets lost at random); returns the layer it got at each feedback.
+ */
+function simulate(untilMs: number, rateAt: (ms: number) => number, randomLoss = 0) {
   const clock = new SimulatedClock();
-  const link = new SimulatedLink(rateAt(0));
+  const link = new SimulatedLink(rateAt(0), randomLoss);
   const allocator: DownlinkAllocator = new DownlinkAllocator({
     clock,
     sendPadding: (bytes) => {
@@ -88,7 +103,7 @@ function simulate(untilMs: number, rateAt: (ms: number) => number) {
   });
   clock.advance(untilMs);
   allocator.close();
-  return { timeline, link };
+  return { timeline, link, allocator };
 }
 
 test('a player whose link drops to 500 kbit/s moves to the layer that fits within 5 s, stays under the cap, and is back on the top layer within 15 s of the cap being lifted, after probing', () => {
@@ -157,4 +172,9 @@ test('retransmissions get what the estimate leaves beside the media, at least a 
     while (allocator.allowRetransmission(1000, ms)) later++;
   }
   assert.ok(later >= 28 && later <= 34, `${later} kB over the next second`);
+});
+
+test('on a link that loses packets at random, each retransmission goes twice; on a clean link once', () => {
+  assert.equal(simulate(5000, () => 10_000_000).allocator.retransmissionCopies(), 1);
+  assert.equal(simulate(5000, () => 10_000_000, 0.05).allocator.retransmissionCopies(), 2);
 });

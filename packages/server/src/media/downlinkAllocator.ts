@@ -80,7 +80,7 @@ const MAX_PROBE_BACKOFF_MS = 3000;
 /** After a probe that made room for a layer, the next waits this long, for the new layer to show it holds. */
 const PROBE_SUCCESS_PAUSE_MS = 1000;
 /** Above this share of packets lost, retransmissions go twice. */
-const HIGH_LOSS_FRACTION = 0.1;
+const LOSSY_LINK_FRACTION = 0.02;
 /** Retransmissions get what the estimate leaves beside the media, and never less than this share of it. */
 const RETRANSMISSION_MIN_SHARE = 0.25;
 /** The retransmission bucket holds this much of its rate: a burst of NACKs is answered, a flood is not. */
@@ -172,11 +172,12 @@ export class DownlinkAllocator {
 
   /**
    * How many copies of a packet to send in answer to a NACK. Chromium's receive-only players know
-   * no round-trip time and repeat a NACK only every 100 ms, so on a link losing a large share of
-   * packets, each lost copy costs a tenth of a second; two copies make that rare (0.3² = 9 %).
+   * no round-trip time and repeat a NACK only every 100 ms, so on a lossy link each lost copy
+   * costs a visible freeze (a frame late by over 150 ms); with two, a repair fails at the square
+   * of the loss rate (10 % loss: 1 %), for a few percent more bits.
    */
   retransmissionCopies(): number {
-    return this.estimator.lossFraction > HIGH_LOSS_FRACTION ? 2 : 1;
+    return this.estimator.lossFraction > LOSSY_LINK_FRACTION ? 2 : 1;
   }
 
   /**
