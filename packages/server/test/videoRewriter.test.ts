@@ -387,6 +387,39 @@ test('a switch down waits for a keyframe of the new layer, thinning the old one 
   assertDescriptorsAgree(forwarded);
 });
 
+test('a switch down for a congested link drops the old layer at once, and a layer left that way is taken up again only at a keyframe', () => {
+  for (const codec of ['vp8', 'h264'] as const) {
+    const layers = threeLayers(codec);
+    const rewriter = new VideoRewriter(2);
+    const forwarded = feed(rewriter, frames(layers, 0, 5, keyFrameAt(0)));
+    rewriter.setTargetLayer(0, true);
+    const waiting = feed(rewriter, frames(layers, 6, 9, noKeyFrames));
+    assert.deepEqual(waiting, [], `${codec}: nothing of layer 2 while layer 0's keyframe is awaited`);
+    const at = forwarded.length;
+    forwarded.push(...feed(rewriter, frames(layers, 10, 12, keyFrameAt(10, 0))));
+    assert.equal(rewriter.currentLayer, 0);
+    assert.equal(forwarded[at]!.source.layer, 0);
+    assert.ok(forwarded[at]!.out.switched && forwarded[at]!.out.keyFrame, `${codec}: switched at layer 0's keyframe`);
+    assertContiguous(forwarded);
+
+    // Moving up again and back before the keyframe: layer 0 was dropped meanwhile, so it needs one.
+    rewriter.setTargetLayer(1);
+    rewriter.setTargetLayer(0);
+    assert.equal(rewriter.needsKeyFrame(), undefined, `${codec}: nothing was dropped, no keyframe needed`);
+    rewriter.setTargetLayer(2);
+    forwarded.push(...feed(rewriter, frames(layers, 13, 13, keyFrameAt(13, 2))));
+    assert.equal(rewriter.currentLayer, 2);
+    rewriter.setTargetLayer(0, true);
+    feed(rewriter, frames(layers, 14, 15, noKeyFrames));
+    rewriter.setTargetLayer(2);
+    assert.equal(rewriter.needsKeyFrame(), 2, `${codec}: layer 2 was cut: it resumes at a keyframe`);
+    assert.deepEqual(feed(rewriter, frames(layers, 16, 17, noKeyFrames)), []);
+    const resumed = feed(rewriter, frames(layers, 18, 19, keyFrameAt(18, 2)));
+    assert.ok(resumed.length > 0 && resumed[0]!.out.keyFrame && resumed.every((f) => f.source.layer === 2));
+    assert.equal(rewriter.needsKeyFrame(), undefined);
+  }
+});
+
 test('a switch up works the same, and a switch back to the target before its keyframe cancels the wait', () => {
   const layers = threeLayers();
   const rewriter = new VideoRewriter(0);

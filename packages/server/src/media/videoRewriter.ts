@@ -67,6 +67,8 @@ export class VideoRewriter {
   private size: { readonly width: number; readonly height: number } | undefined;
   /** The highest temporal layer forwarded now: raised only where a frame allows it, see startFrame. */
   private temporal = 0;
+  /** See setTargetLayer. */
+  private congested = false;
 
   /** What is subtracted (modulo each field's range) from the current layer's values to get the player's. */
   private sequenceOffset = 0;
@@ -121,12 +123,14 @@ export class VideoRewriter {
 
   /**
    * The layer to forward; the switch happens at its next keyframe, until then the current layer
-   * goes on. Waiting for a lower layer, only the current one's base temporal layer goes on: the
-   * player is moved down because its link cannot carry the current layer, and thinning it is
-   * what can be done at once.
+   * goes on. Waiting for a lower layer, only the current one's base temporal layer goes on, and
+   * when `congested` (the player's link cannot carry the current layer) nothing of it: the new
+   * layer's keyframe then finds the link clear instead of queued behind what the link drops. A
+   * layer left that way can only be taken up again at a keyframe.
    */
-  setTargetLayer(layer: number): void {
+  setTargetLayer(layer: number, congested = false): void {
     this.target = layer;
+    this.congested = congested;
     this.temporal = Math.min(this.temporal, this.temporalLimit());
   }
 
@@ -140,9 +144,10 @@ export class VideoRewriter {
     this.temporal = Math.min(this.temporal, this.temporalLimit());
   }
 
-  /** The highest temporal layer the current layer may have forwarded: see setTargetLayer. */
+  /** The highest temporal layer the current layer may have forwarded, -1 for none: see setTargetLayer. */
   private temporalLimit(): number {
-    return this.layer !== undefined && this.target < this.layer ? 0 : this.maxTemporal;
+    if (this.layer === undefined || this.target >= this.layer) return this.maxTemporal;
+    return this.congested ? NONE : 0;
   }
 
   /** The layer the player is to get (now, or from its next keyframe). */
@@ -152,7 +157,7 @@ export class VideoRewriter {
 
   /** The layer whose keyframe is awaited (ask its publisher stream for one), or undefined. */
   needsKeyFrame(): number | undefined {
-    return this.layer === this.target ? undefined : this.target;
+    return this.layer === this.target && this.temporal >= 0 ? undefined : this.target;
   }
 
   /** The layer being forwarded, undefined before the first keyframe of the target layer. */
@@ -217,7 +222,7 @@ export class VideoRewriter {
       if (sameFrame && marker) this.frameEnded = true;
       return undefined;
     }
-    if (!sameFrame) this.startFrame(timestamp, isVp8);
+    if (!sameFrame) this.startFrame(timestamp, isVp8, keyFrame);
     if (marker) this.frameEnded = true;
     if (!this.frameForwarded) {
       this.sequenceOffset = (this.sequenceOffset + 1) & 0xffff;
@@ -322,11 +327,13 @@ export class VideoRewriter {
   }
 
   /** Decides on a new frame of the current layer, from its first packet to arrive in order. */
-  private startFrame(timestamp: number, isVp8: boolean): void {
+  private startFrame(timestamp: number, isVp8: boolean, keyFrame: boolean): void {
     this.frameTimestamp = timestamp;
     this.frameEnded = false;
     if (!isVp8) {
-      this.frameForwarded = true;
+      // No temporal layers: every frame goes on, unless the layer is left congested (then from a keyframe).
+      if (keyFrame) this.temporal = this.temporalLimit();
+      this.frameForwarded = this.temporal >= 0;
       return;
     }
     const vp8 = this.vp8;
@@ -338,6 +345,7 @@ export class VideoRewriter {
     // the dependency descriptor); base layer frames only reference base layer frames.
     if (vp8.keyFrame) {
       this.temporal = this.temporalLimit();
+      forwarded = this.temporal >= 0;
     } else if (temporalLayer > this.temporal) {
       forwarded = vp8.layerSync && temporalLayer <= this.temporalLimit();
       if (forwarded) this.temporal = temporalLayer;

@@ -186,7 +186,8 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
     const wantedChanged = spatial !== this.wantedLayer;
     this.wantedLayer = spatial;
     if (target !== this.rewriter.targetLayer) {
-      this.rewriter.setTargetLayer(target);
+      // Below what the view calls for, it is the link that cannot carry more.
+      this.rewriter.setTargetLayer(target, spatial < wanted);
       this.requestKeyFrame();
     } else if (!wantedChanged) {
       return;
