@@ -95,6 +95,23 @@ test('browser calls', async (t) => {
     },
   );
 
+  await t.test('a closed tab leaves the room at once, not at the heartbeat timeout', async () => {
+    const alice = await openDemo(server.httpUrl, chromium.browser, 'alice', { roomID: 'tab' });
+    const bob = await openDemo(server.httpUrl, chromium.browser, 'bob', { roomID: 'tab' });
+    assert.ok((await remoteVideoSize(alice, 'stream_bob')).width > 0);
+    const closedAt = Date.now();
+    await bob.close();
+    // The server's heartbeat timeout is 90 s here; the page's logout makes it immediate.
+    await alice.waitForFunction(
+      () => /onRoomUserUpdate room=tab Delete bob/.test(document.getElementById('log')!.textContent ?? ''),
+      undefined,
+      { timeout: 5_000 },
+    );
+    assert.match((await alice.textContent('#log')) ?? '', /onRoomStreamUpdate room=tab Delete stream_bob/);
+    console.log(`# bob left the room ${Date.now() - closedAt} ms after his tab closed`);
+    await alice.close();
+  });
+
   await t.test('a browser page and a Node bot call each other', async () => {
     const bot = new TestClient({ appID: DEV_APP.appID, appSign: DEV_APP.appSign, server: server.url });
     t.after(() => bot.destroy());

@@ -12,6 +12,10 @@ ParleyEngine.usePlatform({
     return Array.from(mac, (b) => b.toString(16).padStart(2, '0')).join('');
   },
   createMedia: ({ scenario }) => new BrowserMedia(scenario),
+  onPageHide(listener) {
+    addEventListener('pagehide', listener);
+    return () => removeEventListener('pagehide', listener);
+  },
 });
 
 export * from './index.common.js';

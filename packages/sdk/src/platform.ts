@@ -116,4 +116,6 @@ export interface Platform {
   /** HMAC-SHA256 of `message` under `key`, as hex (login and resume proofs). */
   hmacSha256Hex(key: Uint8Array, message: string): Promise<string>;
   createMedia(options: { scenario: Scenario; keyFrameRequested(channel: number, layer: number): void }): MediaBackend;
+  /** Browsers: calls `listener` when the page is being closed or left; returns what stops it. */
+  onPageHide?(listener: () => void): () => void;
 }

@@ -96,6 +96,7 @@ export class Room {
   /** Callers of renewToken waiting for a connection to send it on. */
   private renewalWaiters: Array<(code: number) => void> = [];
   private renewalsInFlight = 0;
+  private stopWatchingPage: (() => void) | undefined;
 
   constructor(
     private readonly platform: Platform,
@@ -123,6 +124,9 @@ export class Room {
     if (this.phase !== 'idle') return ErrorCode.RoomCountExceeded;
     this.phase = 'logining';
     Object.assign(this, { roomID, user, config });
+    // A closed tab logs out at once rather than staying in the room until the server's heartbeat
+    // timeout (the logout frame goes out before the page's socket closes).
+    this.stopWatchingPage = this.platform.onPageHide?.(() => void this.logout());
     this.state(RoomStateChangedReason.Logining, 0);
     const signalling = new SignallingClient(this.platform, this.timeouts);
     this.signalling = signalling;
@@ -475,6 +479,8 @@ export class Room {
   }
 
   private leave(code: number = ErrorCode.NotLoggedIn): void {
+    this.stopWatchingPage?.();
+    this.stopWatchingPage = undefined;
     this.requests.ended(code);
     this.signalling?.close();
     this.signalling = null;

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { inspectH264, parseVp8, Vp8Descriptor } from '../src/media/codecs.js';
+import { h264FrameSize, inspectH264, parseVp8, Vp8Descriptor } from '../src/media/codecs.js';
 import { VideoRewriter, type RewrittenPacket, type VideoCodec } from '../src/media/videoRewriter.js';
 
 interface Vp8Fields {
@@ -294,6 +294,25 @@ test('inspectH264 finds keyframe starts in single NAL units, STAP-As and FU-As, 
   assert.equal(inspectH264(Buffer.from([0x78, 0, 0, 0x67])), 'malformed');
   assert.equal(inspectH264(Buffer.from([0x78, 0, 0, 0, 1, 0x41])), 'malformed'); // a NAL unit of size 0
   for (let i = 0; i < 2000; i++) inspectH264(Buffer.from(Array.from({ length: random(10) }, () => random(256))));
+});
+
+test('h264FrameSize reads the picture size of an SPS, alone or in a STAP-A, and nothing else', () => {
+  // SPSs from libx264: baseline, main and high profile, each with cropping and emulation prevention bytes.
+  const sps = {
+    '640x360': Buffer.from('6742c01ed900a02ff970110000030001000003003c0f162e48', 'hex'),
+    '320x180': Buffer.from('674d400deca0a0cfcf8088000003000800000301e078a14cb0', 'hex'),
+    '1280x720': Buffer.from('6764001facd9405005bb0110000003001000000303c0f1831960', 'hex'),
+  };
+  for (const [size, nal] of Object.entries(sps)) {
+    const [width, height] = size.split('x').map(Number);
+    assert.deepEqual(h264FrameSize(nal), { width, height }, `${size} alone`);
+    const pps = Buffer.from('68ebe3cb22c0', 'hex');
+    const stapA = Buffer.concat([Buffer.from([0x18, 0, nal.length]), nal, Buffer.from([0, pps.length]), pps]);
+    assert.deepEqual(h264FrameSize(stapA), { width, height }, `${size} in a STAP-A`);
+    assert.equal(h264FrameSize(nal.subarray(0, 6)), undefined, `${size} cut short`);
+  }
+  assert.equal(h264FrameSize(Buffer.from([0x65, 0x88, 0x84])), undefined, 'an IDR slice');
+  assert.equal(h264FrameSize(Buffer.alloc(0)), undefined);
 });
 
 test('forwards nothing before a keyframe of the target layer, then only that layer, continuously', () => {

@@ -176,3 +176,108 @@ export function inspectH264(payload: Uint8Array): H264PacketKind {
   }
   return type === NAL_IDR || type === NAL_SPS ? 'keyFrameStart' : 'other';
 }
+
+/** Reads an H264 RBSP bit by bit: fixed-width fields and Exp-Golomb codes (H.264 section 9.1). */
+class RbspReader {
+  private bit = 0;
+  constructor(private readonly bytes: Uint8Array) {}
+
+  u(bits: number): number {
+    let value = 0;
+    for (let i = 0; i < bits; i++) {
+      const byte = this.bytes[this.bit >> 3];
+      if (byte === undefined) throw new RangeError('SPS cut short');
+      value = value * 2 + ((byte >> (7 - (this.bit & 7))) & 1);
+      this.bit++;
+    }
+    return value;
+  }
+
+  ue(): number {
+    let zeros = 0;
+    while (this.u(1) === 0) if (++zeros > 31) throw new RangeError('Exp-Golomb code too long');
+    return 2 ** zeros - 1 + this.u(zeros);
+  }
+
+  se(): number {
+    const code = this.ue();
+    return code % 2 === 1 ? (code + 1) / 2 : -code / 2;
+  }
+}
+
+/** Profiles whose SPS carries chroma format, bit depths and scaling matrices. */
+const HIGH_PROFILES = new Set([100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135]);
+
+/** The picture size an H264 SPS NAL unit (header byte included) declares, cropping applied; undefined if it cannot be read. */
+export function h264SpsSize(nal: Uint8Array): { width: number; height: number } | undefined {
+  // The RBSP: the NAL payload without its emulation prevention bytes (00 00 03 → 00 00).
+  const rbsp: number[] = [];
+  for (let i = 1; i < nal.length; i++) {
+    if (nal[i] === 3 && i >= 3 && nal[i - 1] === 0 && nal[i - 2] === 0 && rbsp.length >= 2) continue;
+    rbsp.push(nal[i]!);
+  }
+  try {
+    const r = new RbspReader(Uint8Array.from(rbsp));
+    const profile = r.u(8);
+    r.u(16); // constraint flags, level
+    r.ue(); // seq_parameter_set_id
+    let chromaFormat = 1;
+    if (HIGH_PROFILES.has(profile)) {
+      chromaFormat = r.ue();
+      if (chromaFormat === 3) r.u(1);
+      r.ue();
+      r.ue();
+      r.u(1);
+      if (r.u(1)) {
+        for (let list = 0; list < (chromaFormat === 3 ? 12 : 8); list++) {
+          if (!r.u(1)) continue;
+          let last = 8;
+          let next = 8;
+          for (let j = 0; j < (list < 6 ? 16 : 64) && next !== 0; j++) {
+            next = (last + r.se() + 256) % 256;
+            if (next !== 0) last = next;
+          }
+        }
+      }
+    }
+    r.ue(); // log2_max_frame_num_minus4
+    const pocType = r.ue();
+    if (pocType === 0) {
+      r.ue();
+    } else if (pocType === 1) {
+      r.u(1);
+      r.se();
+      r.se();
+      for (let i = r.ue(); i > 0; i--) r.se();
+    }
+    r.ue(); // max_num_ref_frames
+    r.u(1);
+    const widthInMbs = r.ue() + 1;
+    const heightInMapUnits = r.ue() + 1;
+    const frameMbsOnly = r.u(1);
+    if (!frameMbsOnly) r.u(1);
+    r.u(1);
+    const [left, right, top, bottom] = r.u(1) ? [r.ue(), r.ue(), r.ue(), r.ue()] : [0, 0, 0, 0];
+    const cropX = chromaFormat === 0 || chromaFormat === 3 ? 1 : 2;
+    const cropY = (chromaFormat === 1 ? 2 : 1) * (2 - frameMbsOnly);
+    const width = widthInMbs * 16 - (left + right) * cropX;
+    const height = (2 - frameMbsOnly) * heightInMapUnits * 16 - (top + bottom) * cropY;
+    return width > 0 && height > 0 ? { width, height } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The picture size of the SPS an H264 RTP payload carries (alone or in a STAP-A), or undefined. */
+export function h264FrameSize(payload: Uint8Array): { width: number; height: number } | undefined {
+  const type = (payload[0] ?? 0) & 0x1f;
+  if (type === NAL_SPS) return h264SpsSize(payload);
+  if (type !== NAL_STAP_A) return undefined;
+  for (let at = 1; at + 2 < payload.length;) {
+    const nalSize = (payload[at]! << 8) | payload[at + 1]!;
+    if (nalSize === 0 || at + 2 + nalSize > payload.length) return undefined;
+    if ((payload[at + 2]! & 0x1f) === NAL_SPS) return h264SpsSize(payload.subarray(at + 2, at + 2 + nalSize));
+    at += 2 + nalSize;
+  }
+  return undefined;
+}

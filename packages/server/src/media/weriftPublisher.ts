@@ -13,7 +13,7 @@ import {
   type MediaStreamTrack,
   type RTCRtpReceiver,
 } from 'werift';
-import { parseVp8, Vp8Descriptor } from './codecs.js';
+import { h264FrameSize, parseVp8, Vp8Descriptor } from './codecs.js';
 import { NackGenerator } from '@parley/protocol/rtp';
 import { RateMeter } from './rateMeter.js';
 import { UplinkFeedback } from './uplinkFeedback.js';
@@ -89,7 +89,7 @@ const PAUSE_UNUSED_LAYER_AFTER_MS = 3000;
 /** One simulcast layer (or the only video stream) as received. */
 export class VideoLayer {
   ssrc: number | undefined;
-  /** From its last keyframe (VP8); 0 until one was seen. */
+  /** From its last keyframe (VP8) or sequence parameter set (H264); 0 until one was seen. */
   width = 0;
   height = 0;
   /** How many VP8 temporal layers it has been seen to send (1 without TIDs). */
@@ -402,9 +402,11 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
     this.nacks.onPacket(rtp.header.ssrc, rtp.header.sequenceNumber, now);
     const vp8 = this.videoCodec === 'vp8' && parseVp8(rtp.payload, this.vp8) ? this.vp8 : undefined;
     layer.onPacket(bytes, vp8?.temporalLayer ?? 0, rtp.header.sequenceNumber, rtp.header.timestamp, now);
-    if (vp8 && vp8.width > 0 && vp8.width !== layer.width) {
-      layer.width = vp8.width;
-      layer.height = vp8.height;
+    // Sizes from VP8 keyframes and H264 sequence parameter sets: views cap layers by them.
+    const size = vp8 ? (vp8.width > 0 ? vp8 : undefined) : this.videoCodec === 'h264' ? h264FrameSize(rtp.payload) : undefined;
+    if (size && size.width !== layer.width) {
+      layer.width = size.width;
+      layer.height = size.height;
       for (const subscriber of this.subscribers) subscriber.layersChanged();
     }
     if (this.subscribers.size === 0) return;
