@@ -46,10 +46,10 @@ function alive(pid: number): boolean {
 const LOSS_CHAIN = ['-t', 'raw', 'PREROUTING'] as const;
 
 /** The iptables rules of this namespace's loss chain, as `-A` lines. */
-const lossRules = (): string[] => run('iptables', '-t', 'raw', '-S', 'PREROUTING').split('\n');
+const lossRules = (): string[] => run('iptables', LOSS_CHAIN[0], LOSS_CHAIN[1], '-S', LOSS_CHAIN[2]).split('\n');
 
 /** Deletes a rule listed by `lossRules`. */
-const deleteLossRule = (rule: string): void => tryRun('iptables', '-t', 'raw', ...rule.replace(/^-A /, '-D ').split(' '));
+const deleteLossRule = (rule: string): void => tryRun('iptables', LOSS_CHAIN[0], LOSS_CHAIN[1], ...rule.replace(/^-A /, '-D ').split(' '));
 
 /** The loss rules this process's networks added to this namespace. */
 function ownRules(pid: number): string[] {
@@ -176,7 +176,7 @@ export class TestHost {
     const listing =
       direction === 'down'
         ? run(...iptablesIn(this.namespace), '-L', 'INPUT', '-v', '-n', '-x')
-        : run('iptables', '-t', 'raw', '-L', 'PREROUTING', '-v', '-n', '-x');
+        : run('iptables', LOSS_CHAIN[0], LOSS_CHAIN[1], '-L', LOSS_CHAIN[2], '-v', '-n', '-x');
     return listing
       .split('\n')
       .filter((line) => line.includes('statistic') && line.includes(this.rulesTag))

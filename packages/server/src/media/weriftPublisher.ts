@@ -208,7 +208,7 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
   private rtxPayloadType = -1;
   private repairedRidId = 0;
   private readonly vp8 = new Vp8Descriptor();
-  /** Which layers flowed at the last check, a bit per layer. */
+  /** Which layers were usable at the last check, a bit per layer. */
   private usableLayers = 0;
   private readonly layerCheck: NodeJS.Timeout;
   /** The layers the publisher was last told to send, a bit per layer: all of them at first. */
