@@ -35,7 +35,10 @@ async function assertMediaFlows(page: Page): Promise<void> {
   const before = await inboundTotals(page);
   await page.waitForTimeout(1500);
   const after = await inboundTotals(page);
-  assert.ok(after.framesDecoded > before.framesDecoded, `video frames are decoded (${before.framesDecoded} → ${after.framesDecoded})`);
+  assert.ok(
+    after.framesDecoded > before.framesDecoded,
+    `video frames are decoded (${before.framesDecoded} → ${after.framesDecoded}; packets ${before.videoPackets} → ${after.videoPackets}, PLIs sent ${before.pliSent} → ${after.pliSent})`,
+  );
   assert.ok(after.audioBytes > before.audioBytes, `audio arrives (${before.audioBytes} → ${after.audioBytes} bytes)`);
 }
 

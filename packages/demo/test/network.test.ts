@@ -177,9 +177,14 @@ test('downlink adaptation: two players of a simulcast publisher, one capped at 5
     cappedSamples.slice(from).every((s) => widthOf(s) < 1280),
     `stays on a layer that fits: ${widths(cappedSamples.slice(from))}`,
   );
+  // On failure, what the publisher sent says whether its encoder stopped the full layer or the server moved the player.
+  const sentPerLayer = sentSamples
+    .slice(1)
+    .map((s, i) => ['q', 'h', 'f'].map((rid) => framesSent(sentSamples[i]!, s, rid)).join('/'))
+    .join(' ');
   assert.ok(
     cleanSamples.every((s) => widthOf(s) === 1280),
-    `the clean player keeps the full layer: ${widths(cleanSamples)}`,
+    `the clean player keeps the full layer: ${widths(cleanSamples)}; frames sent per 250 ms (q/h/f): ${sentPerLayer}`,
   );
 
   hosts[1]!.shapeDownlink({});

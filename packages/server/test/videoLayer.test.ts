@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { VideoLayer } from '../src/media/weriftPublisher.js';
+import { judgeLayers, VideoLayer } from '../src/media/videoLayer.js';
 
 /** Two simulcast layers as the publisher sees them, fed one packet per frame, judged every 100 ms. */
 class Layers {
@@ -20,11 +20,17 @@ class Layers {
         next[i]! += 1000 / fps[i]!;
         layer.onPacket(1000, 0, this.sequence[i]!++ & 0xffff, (this.frames[i]! += 3000), tick);
       });
-      if (tick % 100 === 0) {
-        this.small.updateStarved(undefined, true, tick);
-        this.large.updateStarved(this.small.flowing(tick) ? this.small : undefined, active, tick);
-      }
+      if (tick % 100 === 0) this.usable = judgeLayers([this.small, this.large], active ? 0b11 : 0b01);
     }
+  }
+
+  /** The usable layers at the last judgement, a bit per layer. */
+  private usable = 0;
+  get smallUsable(): boolean {
+    return (this.usable & 0b01) !== 0;
+  }
+  get largeUsable(): boolean {
+    return (this.usable & 0b10) !== 0;
   }
 
   /** A late copy of the large layer's packet `sequenceNumber` (a repair), now. */
@@ -36,42 +42,42 @@ class Layers {
 test('a layer flows while its sequence advances; repairs of what it lost do not keep a stopped layer flowing', () => {
   const layers = new Layers();
   layers.run(2000, [30, 30]);
-  assert.ok(layers.large.flowing(layers.nowMs) && layers.large.usable(layers.nowMs));
+  assert.ok(layers.largeUsable);
   layers.run(2400, [30, 0]);
   layers.repairLarge(50);
   layers.run(2800, [30, 0]);
   layers.repairLarge(55);
   layers.run(2700 + 500, [30, 0]);
-  assert.equal(layers.large.flowing(layers.nowMs), false, 'stopped 1.2 s ago, repairs since do not count');
-  assert.equal(layers.small.usable(layers.nowMs), true);
+  assert.equal(layers.largeUsable, false, 'stopped 1.2 s ago, repairs since do not count');
+  assert.equal(layers.smallUsable, true);
 });
 
 test('a layer whose frame rate falls under half of the layer below is starved, and held so for 5 s before it may be fed again', () => {
   const layers = new Layers();
   layers.run(2000, [30, 30]);
-  assert.equal(layers.large.usable(layers.nowMs), true);
+  assert.equal(layers.largeUsable, true);
   layers.run(3000, [30, 12]);
-  assert.equal(layers.large.usable(layers.nowMs), false, '12 of 30 frames/s: starved');
+  assert.equal(layers.largeUsable, false, '12 of 30 frames/s: starved');
   const starvedAt = layers.nowMs;
   layers.run(starvedAt + 4000, [30, 30]);
-  assert.equal(layers.large.usable(layers.nowMs), false, 'back at full rate, but within the hold');
+  assert.equal(layers.largeUsable, false, 'back at full rate, but within the hold');
   layers.run(starvedAt + 5200, [30, 30]);
-  assert.equal(layers.large.usable(layers.nowMs), true, 'fed again after the hold');
+  assert.equal(layers.largeUsable, true, 'fed again after the hold');
   // Between the shares (0.5 and 0.8 of the layer below) nothing changes: no flapping at the edge.
   layers.run(layers.nowMs + 2000, [30, 20]);
-  assert.equal(layers.large.usable(layers.nowMs), true, '20 of 30 frames/s: still fed');
+  assert.equal(layers.largeUsable, true, '20 of 30 frames/s: still fed');
 });
 
 test('a layer paused on request is not held when it resumes: usable once its frame rate shows, within a second', () => {
   const layers = new Layers();
   layers.run(2000, [30, 30]);
   layers.run(5000, [30, 0], false);
-  assert.equal(layers.large.usable(layers.nowMs), false, 'paused');
+  assert.equal(layers.largeUsable, false, 'paused');
   const resumedAt = layers.nowMs;
   let usableAfterMs = -1;
   while (usableAfterMs < 0 && layers.nowMs < resumedAt + 3000) {
     layers.run(layers.nowMs + 100, [30, 30], true);
-    if (layers.large.usable(layers.nowMs)) usableAfterMs = layers.nowMs - resumedAt;
+    if (layers.largeUsable) usableAfterMs = layers.nowMs - resumedAt;
   }
   assert.ok(usableAfterMs > 0 && usableAfterMs <= 1000, `usable ${usableAfterMs} ms after it resumed`);
 });
@@ -79,5 +85,17 @@ test('a layer paused on request is not held when it resumes: usable once its fra
 test('the smallest layer is never starved: it is what players fall back to', () => {
   const layers = new Layers();
   layers.run(2000, [5, 30]);
-  assert.equal(layers.small.usable(layers.nowMs), true);
+  assert.equal(layers.smallUsable, true);
+});
+
+test('a silence of every layer at once (a stalled uplink or server) moves no player and holds no layer starved', () => {
+  const layers = new Layers();
+  layers.run(2000, [30, 30]);
+  layers.run(2800, [0, 0]);
+  assert.ok(layers.smallUsable && layers.largeUsable, '800 ms without any packet: judged as of the last one');
+  layers.run(3000, [30, 30]);
+  assert.ok(layers.largeUsable, 'both back: nothing was starved');
+  // The same silence of the large layer alone is a layer the encoder switched off.
+  layers.run(3800, [30, 0]);
+  assert.ok(layers.smallUsable && !layers.largeUsable);
 });

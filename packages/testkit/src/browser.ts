@@ -77,6 +77,9 @@ export function captureTrackStates(page: Page): Promise<string[]> {
 
 export interface InboundTotals {
   framesDecoded: number;
+  /** Video RTP packets received, and keyframe requests (PLIs) sent: frames not decoded tell apart nothing arriving and a stream that cannot be decoded. */
+  videoPackets: number;
+  pliSent: number;
   audioBytes: number;
   /** mimeType of every inbound video stream, e.g. "video/VP8". */
   videoCodecs: string[];
@@ -84,8 +87,17 @@ export interface InboundTotals {
 
 export async function inboundTotals(page: Page): Promise<InboundTotals> {
   return page.evaluate(async () => {
-    type Stat = { type: string; kind?: string; framesDecoded?: number; bytesReceived?: number; codecId?: string; mimeType?: string };
-    const totals = { framesDecoded: 0, audioBytes: 0, videoCodecs: [] as string[] };
+    type Stat = {
+      type: string;
+      kind?: string;
+      framesDecoded?: number;
+      packetsReceived?: number;
+      pliCount?: number;
+      bytesReceived?: number;
+      codecId?: string;
+      mimeType?: string;
+    };
+    const totals = { framesDecoded: 0, videoPackets: 0, pliSent: 0, audioBytes: 0, videoCodecs: [] as string[] };
     for (const pc of (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs) {
       if (pc.connectionState === 'closed') continue;
       const stats = await pc.getStats();
@@ -93,6 +105,8 @@ export async function inboundTotals(page: Page): Promise<InboundTotals> {
         if (s.type !== 'inbound-rtp') return;
         if (s.kind === 'video') {
           totals.framesDecoded += s.framesDecoded ?? 0;
+          totals.videoPackets += s.packetsReceived ?? 0;
+          totals.pliSent += s.pliCount ?? 0;
           const codec = s.codecId ? (stats.get(s.codecId) as Stat | undefined) : undefined;
           if (codec?.mimeType) totals.videoCodecs.push(codec.mimeType);
         }

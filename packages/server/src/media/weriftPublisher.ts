@@ -15,16 +15,21 @@ import {
 } from 'werift';
 import { h264FrameSize, parseVp8, Vp8Descriptor } from './codecs.js';
 import { NackGenerator } from '@parley/protocol/rtp';
-import { RateMeter } from './rateMeter.js';
 import { UplinkFeedback } from './uplinkFeedback.js';
+import { judgeLayers, VideoLayer } from './videoLayer.js';
 import { publishCodecs, publishHeaderExtensions, WeriftPeer, type NegotiatedCodecs, type PeerOptions } from './weriftPeer.js';
 import type { MediaPublisher, MediaSubscriber, PlayVideo, PublisherEvents } from './types.js';
 import { WeriftSubscriber } from './weriftSubscriber.js';
 
 export type Kind = 'audio' | 'video';
 
-/** Keyframe requests closer together than this are merged: one keyframe serves every player. */
-const KEYFRAME_REQUEST_INTERVAL_MS = 100;
+/** How often layers are checked for starting or stopping to flow, or starving. */
+const LAYER_CHECK_INTERVAL_MS = 100;
+/**
+ * A layer no player uses is paused this long after the last one stopped using it: a player that
+ * moves back soon (a resized view, a lifted cap) finds it still flowing. Resuming is immediate.
+ */
+const PAUSE_UNUSED_LAYER_AFTER_MS = 3000;
 
 const REPAIRED_RID_URI = 'urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id';
 
@@ -56,142 +61,6 @@ export function simulcastRids(offer: string): string[] {
     .split(';')
     .map((stream) => stream.split(',')[0]!.replace(/^~/, ''))
     .filter((rid) => rid.length > 0);
-}
-
-/** VP8 TIDs are 0..3; the rates of 2 and 3 are counted together (libwebrtc sends at most three temporal layers). */
-const TEMPORAL_LAYERS = 3;
-/**
- * A layer that sent nothing for this long is paused (or gone): its players move to another, and
- * its rate is what it last had while it flowed. A publisher short of uplink switches layers off
- * (libwebrtc does, by its estimate), and a player on such a layer sees nothing until this passes;
- * even a 7.5 frames/s base temporal layer sends every 133 ms.
- */
-const PAUSED_AFTER_MS = 500;
-/** A packet at most this far behind the newest is a repair (or reordered), a larger jump a new sequence. */
-const REPAIR_WINDOW = 1000;
-/**
- * A layer sending under this share of the frame rate of the flowing layer below it is starved:
- * the publisher's uplink leaves its encoder too few bits, so it drops frames, and its players are
- * better served by the layer below. It is fed again once back at the higher share.
- */
-const STARVED_FRAME_SHARE = 0.5;
-const FED_FRAME_SHARE = 0.8;
-/** A layer that starves (or stops) unasked stays starved at least this long: each switch costs a keyframe on a short uplink. */
-const STARVED_HOLD_MS = 5000;
-/** How often layers are checked for starting or stopping to flow, or starving. */
-const LAYER_CHECK_INTERVAL_MS = 100;
-/**
- * A layer no player uses is paused this long after the last one stopped using it: a player that
- * moves back soon (a resized view, a lifted cap) finds it still flowing. Resuming is immediate.
- */
-const PAUSE_UNUSED_LAYER_AFTER_MS = 3000;
-
-/** One simulcast layer (or the only video stream) as received. */
-export class VideoLayer {
-  ssrc: number | undefined;
-  /** From its last keyframe (VP8) or sequence parameter set (H264); 0 until one was seen. */
-  width = 0;
-  height = 0;
-  /** How many VP8 temporal layers it has been seen to send (1 without TIDs). */
-  temporalLayers = 1;
-  private lastKeyFrameRequest = 0;
-  private keyFrameTimer: NodeJS.Timeout | undefined;
-  /** Received bitrate per temporal layer (a stream without TIDs counts as TID 0). */
-  private readonly rates = Array.from({ length: TEMPORAL_LAYERS }, () => new RateMeter());
-  private readonly lastRatesBps = new Float64Array(TEMPORAL_LAYERS);
-  private firstPacketMs = -1;
-  private lastPacketMs = -Infinity;
-  private highestSequence = 0;
-  private readonly frames = new RateMeter();
-  private lastTimestamp = -1;
-  /** See STARVED_FRAME_SHARE; a layer that does not flow is starved until it shows otherwise. */
-  private starved = true;
-  private starvedUntilMs = 0;
-
-  constructor(
-    readonly index: number,
-    readonly rid: string | undefined,
-  ) {}
-
-  /** Whether it is being received: a publisher's encoder switches layers off when its uplink is short, or when asked to. */
-  flowing(nowMs: number): boolean {
-    return nowMs - this.lastPacketMs <= PAUSED_AFTER_MS;
-  }
-
-  /**
-   * A packet received. Only those that advance the sequence count: a layer the publisher stopped
-   * still brings in repairs of what was lost for a while, and they say nothing of its flow.
-   */
-  onPacket(bytes: number, temporalLayer: number, sequenceNumber: number, timestamp: number, nowMs: number): void {
-    const behind = (this.highestSequence - sequenceNumber) & 0xffff;
-    if (behind < REPAIR_WINDOW && this.lastPacketMs > -Infinity) return;
-    this.highestSequence = sequenceNumber;
-    if (timestamp !== this.lastTimestamp) {
-      this.lastTimestamp = timestamp;
-      this.frames.add(1, nowMs);
-    }
-    const tid = Math.min(Math.max(temporalLayer, 0), TEMPORAL_LAYERS - 1);
-    if (tid >= this.temporalLayers) this.temporalLayers = tid + 1;
-    if (nowMs - this.lastPacketMs > PAUSED_AFTER_MS) this.firstPacketMs = nowMs;
-    this.lastPacketMs = nowMs;
-    this.rates[tid]!.add(bytes, nowMs);
-  }
-
-  /** Whether players may be moved to it: it flows and, above the smallest layer, is not starved. */
-  usable(nowMs: number): boolean {
-    return this.flowing(nowMs) && !(this.index > 0 && this.starved);
-  }
-
-  /**
-   * Judges whether it is starved, by its frame rate against that of `below`, the highest flowing
-   * layer under it. `active`: the publisher was asked to send it (a layer paused on request is
-   * not held starved when it resumes).
-   */
-  updateStarved(below: VideoLayer | undefined, active: boolean, nowMs: number): void {
-    const wasStarved = this.starved;
-    if (!this.flowing(nowMs)) {
-      this.starved = true;
-    } else if (below) {
-      const share = this.frames.perSecond(nowMs) / Math.max(below.frames.perSecond(nowMs), 1);
-      this.starved = share < (wasStarved ? FED_FRAME_SHARE : STARVED_FRAME_SHARE) || nowMs < this.starvedUntilMs;
-    } else {
-      this.starved = false;
-    }
-    if (this.starved && !wasStarved && active) this.starvedUntilMs = nowMs + STARVED_HOLD_MS;
-  }
-
-  /**
-   * Bits per second of this layer with its temporal layers up to `maxTemporal`; while it is
-   * paused, what it had when it last flowed for a full second (0 if it never did).
-   */
-  bitrateBps(nowMs: number, maxTemporal = TEMPORAL_LAYERS - 1): number {
-    if (this.flowing(nowMs) && nowMs - this.firstPacketMs >= 1000) {
-      for (let tid = 0; tid < TEMPORAL_LAYERS; tid++) this.lastRatesBps[tid] = this.rates[tid]!.bps(nowMs);
-    }
-    let bps = 0;
-    for (let tid = 0; tid <= Math.min(maxTemporal, TEMPORAL_LAYERS - 1); tid++) bps += this.lastRatesBps[tid]!;
-    return bps;
-  }
-
-  /** Calls `send` now, or at the end of the merge interval if a request went out recently. */
-  requestKeyFrame(send: (ssrc: number) => void): void {
-    if (this.keyFrameTimer) return;
-    const wait = this.lastKeyFrameRequest + KEYFRAME_REQUEST_INTERVAL_MS - Date.now();
-    if (wait > 0) {
-      this.keyFrameTimer = setTimeout(() => {
-        this.keyFrameTimer = undefined;
-        this.requestKeyFrame(send);
-      }, wait);
-      return;
-    }
-    if (this.ssrc === undefined) return;
-    this.lastKeyFrameRequest = Date.now();
-    send(this.ssrc);
-  }
-
-  close(): void {
-    clearTimeout(this.keyFrameTimer);
-  }
 }
 
 export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements MediaPublisher {
@@ -339,14 +208,7 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
 
   /** Tells subscribers when a layer becomes usable or stops being so: what each player can get changed. */
   private checkLayers(): void {
-    const now = performance.now();
-    let below: VideoLayer | undefined;
-    let usable = 0;
-    for (const layer of this.layers) {
-      layer.updateStarved(below, (this.activeLayers & (1 << layer.index)) !== 0, now);
-      if (layer.flowing(now)) below = layer;
-      if (layer.usable(now)) usable |= 1 << layer.index;
-    }
+    const usable = judgeLayers(this.layers, this.activeLayers);
     if (usable === this.usableLayers) return;
     this.usableLayers = usable;
     for (const subscriber of this.subscribers) subscriber.layersChanged();
@@ -358,9 +220,9 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
    * keyframe of another.
    */
   usableLayerNear(layer: number, fallback = layer): number {
-    const now = performance.now();
-    for (let i = layer; i >= 0; i--) if (this.layers[i]!.usable(now)) return i;
-    for (let i = layer + 1; i < this.layers.length; i++) if (this.layers[i]!.usable(now)) return i;
+    const usable = (i: number): boolean => (this.usableLayers & (1 << i)) !== 0;
+    for (let i = layer; i >= 0; i--) if (usable(i)) return i;
+    for (let i = layer + 1; i < this.layers.length; i++) if (usable(i)) return i;
     return fallback;
   }
 

@@ -21,7 +21,8 @@ import { twccResults } from './twcc.js';
 import { TRANSPORT_CC_URI } from './uplinkFeedback.js';
 import { ALL_TEMPORAL_LAYERS, VideoRewriter } from './videoRewriter.js';
 import { WeriftPeer, type HeaderExtensions, type PeerOptions } from './weriftPeer.js';
-import type { Kind, VideoLayer, WeriftPublisher } from './weriftPublisher.js';
+import type { VideoLayer } from './videoLayer.js';
+import type { Kind, WeriftPublisher } from './weriftPublisher.js';
 import type { MediaSubscriber, PlayVideo } from './types.js';
 
 const SMALL = 1;
