@@ -52,12 +52,16 @@ test('a layer flows while its sequence advances; repairs of what it lost do not 
   assert.equal(layers.smallUsable, true);
 });
 
-test('a layer whose frame rate falls under half of the layer below is starved, and held so for 5 s before it may be fed again', () => {
+test('a layer whose frame rate stays under half of the layer below is starved, and held so for 5 s before it may be fed again', () => {
   const layers = new Layers();
   layers.run(2000, [30, 30]);
   assert.equal(layers.largeUsable, true);
-  layers.run(3000, [30, 12]);
-  assert.equal(layers.largeUsable, false, '12 of 30 frames/s: starved');
+  // A dip (the encoder skipping frames for a moment) is not starvation.
+  layers.run(2700, [30, 8]);
+  layers.run(4000, [30, 30]);
+  assert.equal(layers.largeUsable, true, '0.7 s at 8 of 30 frames/s: still fed');
+  layers.run(6000, [30, 12]);
+  assert.equal(layers.largeUsable, false, '2 s at 12 of 30 frames/s: starved');
   const starvedAt = layers.nowMs;
   layers.run(starvedAt + 4000, [30, 30]);
   assert.equal(layers.largeUsable, false, 'back at full rate, but within the hold');

@@ -25,6 +25,12 @@ const REPAIR_WINDOW = 1000;
  */
 const STARVED_FRAME_SHARE = 0.5;
 const FED_FRAME_SHARE = 0.8;
+/**
+ * A fed layer is judged starved only once under STARVED_FRAME_SHARE this long: an encoder that
+ * skips frames for a moment (a keyframe of another layer, a busy CPU) would otherwise move its
+ * players away and back, a keyframe each way, for a dip that is over before the first one.
+ */
+const STARVING_FOR_MS = 1000;
 /** A layer that starves (or stops) unasked stays starved at least this long: each switch costs a keyframe on a short uplink. */
 const STARVED_HOLD_MS = 5000;
 
@@ -49,6 +55,8 @@ export class VideoLayer {
   /** See STARVED_FRAME_SHARE; a layer that does not flow is starved until it shows otherwise. */
   private starved = true;
   private starvedUntilMs = 0;
+  /** Since when a fed layer has been under STARVED_FRAME_SHARE (Infinity: it is not). */
+  private starvingSinceMs = Infinity;
 
   constructor(
     readonly index: number,
@@ -103,10 +111,16 @@ export class VideoLayer {
       this.starved = true;
     } else if (below) {
       const share = this.frames.perSecond(atMs) / Math.max(below.frames.perSecond(atMs), 1);
-      this.starved = share < (wasStarved ? FED_FRAME_SHARE : STARVED_FRAME_SHARE) || atMs < this.starvedUntilMs;
+      if (wasStarved) {
+        this.starved = share < FED_FRAME_SHARE || atMs < this.starvedUntilMs;
+      } else {
+        this.starvingSinceMs = share < STARVED_FRAME_SHARE ? Math.min(this.starvingSinceMs, atMs) : Infinity;
+        this.starved = atMs - this.starvingSinceMs >= STARVING_FOR_MS;
+      }
     } else {
       this.starved = false;
     }
+    if (this.starved) this.starvingSinceMs = Infinity;
     if (this.starved && !wasStarved && active) this.starvedUntilMs = atMs + STARVED_HOLD_MS;
   }
 
