@@ -19,6 +19,7 @@ import {
   openDemo,
   remoteVideoSize,
   sampleEvery,
+  speechClip,
   type LinkShape,
   type TestHost,
   type VideoSample,
@@ -75,8 +76,14 @@ export async function benchNetwork({ seconds }: { seconds: number }): Promise<Ro
     const server = await startServer({ host: network.serverIp, port: 0, apps: [DEV_APP], devMode: true, logLevel: 'silent' });
     closers.push(() => server.close());
     const clip = cameraClip();
+    const voice = speechClip();
     const launch = async (host: TestHost): Promise<Browser> => {
-      const chromium = await launchChromium({ host: { network, host }, secureOrigin: server.httpUrl, fakeVideoFile: clip });
+      const chromium = await launchChromium({
+        host: { network, host },
+        secureOrigin: server.httpUrl,
+        fakeVideoFile: clip,
+        fakeAudioFile: voice,
+      });
       closers.push(() => chromium.close());
       return chromium.browser;
     };

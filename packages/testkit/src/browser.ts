@@ -11,6 +11,8 @@ export interface ChromiumOptions {
   secureOrigin?: string;
   /** A .y4m clip as the fake camera instead of Chromium's built-in pattern (which encodes at only ~150 kbit/s). */
   fakeVideoFile?: string;
+  /** A .wav clip as the fake microphone (looped) instead of Chromium's beeps, which are mostly silence. */
+  fakeAudioFile?: string;
 }
 
 /** Chromium from the system (Debian's package), with a fake camera and microphone. */
@@ -35,6 +37,7 @@ export async function launchChromium(options: ChromiumOptions = {}): Promise<{ b
       '--autoplay-policy=no-user-gesture-required',
       ...(options.secureOrigin ? [`--unsafely-treat-insecure-origin-as-secure=${options.secureOrigin}`] : []),
       ...(options.fakeVideoFile ? [`--use-file-for-fake-video-capture=${options.fakeVideoFile}`] : []),
+      ...(options.fakeAudioFile ? [`--use-file-for-fake-audio-capture=${options.fakeAudioFile}`] : []),
     ],
   });
   const browser = context.browser();

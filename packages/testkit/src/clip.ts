@@ -1,12 +1,12 @@
 /**
- * Camera clips for Chromium's fake capture device: moving, detailed pictures that make the
- * encoder use real bitrates (its built-in pattern encodes at ~150 kbit/s). Made once per machine
- * with ffmpeg and kept in the temporary folder.
+ * Clips for Chromium's fake capture devices, made once per machine with ffmpeg and kept in the
+ * temporary folder: a camera picture that makes the encoder use real bitrates (its built-in
+ * pattern encodes at ~150 kbit/s), and a microphone that never falls silent.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, renameSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { extname, join } from 'node:path';
 
 export interface ClipOptions {
   width: number;
@@ -15,32 +15,38 @@ export interface ClipOptions {
   seconds: number;
 }
 
-/** The path of a .y4m clip with these dimensions, made if missing. */
-export function cameraClip({ width, height, fps, seconds }: ClipOptions = { width: 1280, height: 720, fps: 30, seconds: 4 }): string {
-  const path = join(tmpdir(), `parley-clip-${width}x${height}-${fps}fps-${seconds}s.y4m`);
+/** The path of `name` in the temporary folder, made from a lavfi `source` with ffmpeg's `output` options if missing. */
+function generated(name: string, source: string, output: string[]): string {
+  const path = join(tmpdir(), name);
   if (existsSync(path)) return path;
-  const partial = `${path}.${process.pid}.partial.y4m`;
-  // A zooming fractal with film grain: every frame changes everywhere, as a busy camera picture does.
-  execFileSync(
-    'ffmpeg',
-    [
-      '-loglevel',
-      'error',
-      '-y',
-      '-f',
-      'lavfi',
-      '-i',
-      `mandelbrot=size=${width}x${height}:rate=${fps}`,
-      '-vf',
-      'noise=alls=12:allf=t',
-      '-t',
-      String(seconds),
-      '-pix_fmt',
-      'yuv420p',
-      partial,
-    ],
-    { stdio: 'inherit' },
-  );
+  // Made under another name and renamed: a run that stops halfway leaves no broken clip for the next.
+  const partial = `${path}.${process.pid}.partial${extname(name)}`;
+  execFileSync('ffmpeg', ['-loglevel', 'error', '-y', '-f', 'lavfi', '-i', source, ...output, partial], { stdio: 'inherit' });
   renameSync(partial, path);
   return path;
+}
+
+/** The path of a .y4m clip with these dimensions: a zooming fractal with film grain, every frame changing everywhere as a busy camera picture does. */
+export function cameraClip({ width, height, fps, seconds }: ClipOptions = { width: 1280, height: 720, fps: 30, seconds: 4 }): string {
+  return generated(`parley-clip-${width}x${height}-${fps}fps-${seconds}s.y4m`, `mandelbrot=size=${width}x${height}:rate=${fps}`, [
+    '-vf',
+    'noise=alls=12:allf=t',
+    '-t',
+    String(seconds),
+    '-pix_fmt',
+    'yuv420p',
+  ]);
+}
+
+/**
+ * The path of a .wav clip for the fake microphone: a voice-like tone whose loudness rises and
+ * falls three times a second, 48 kHz mono. Silence would let the encoder pause (DTX), and
+ * concealment would then be measured on nothing.
+ */
+export function speechClip(seconds = 10): string {
+  return generated(
+    `parley-speech-${seconds}s.wav`,
+    `aevalsrc=0.3*sin(2*PI*220*t)*(0.6+0.4*sin(2*PI*3*t))+0.1*sin(2*PI*1100*t):s=48000:d=${seconds}`,
+    ['-ac', '1', '-c:a', 'pcm_s16le'],
+  );
 }

@@ -58,7 +58,7 @@ class BrowserPublishTransport extends BrowserTransport {
   protected async prepare(): Promise<void> {
     const stream = await this.source();
     const audio = stream.getAudioTracks()[0];
-    this.pc.addTransceiver(audio ?? 'audio', { direction: 'sendonly', streams: [stream] });
+    this.pc.addTransceiver(audio ?? 'audio', { direction: 'sendonly', streams: [stream] }).setCodecPreferences(audioCodecPreferences());
     const video = stream.getVideoTracks()[0];
     const transceiver = this.pc.addTransceiver(video ?? 'video', {
       direction: 'sendonly',
@@ -96,6 +96,18 @@ function encodings(video: MediaStreamTrack | undefined): RTCRtpEncodingParameter
   return layers.length > 1
     ? layers.map(({ rid, scaleResolutionDownBy, maxBitrate }) => ({ rid, scaleResolutionDownBy, maxBitrate, scalabilityMode: 'L1T1' }))
     : undefined;
+}
+
+/**
+ * RED first, then Opus: a browser sends RED (each packet repeating the frames before it, RFC
+ * 2198) only when it leads the negotiated formats; a lost packet's audio then arrives with the
+ * next one, with no round trip.
+ */
+function audioCodecPreferences(): RTCRtpCodec[] {
+  const all = RTCRtpSender.getCapabilities('audio')?.codecs ?? [];
+  const red = all.filter((c) => c.mimeType.toLowerCase() === 'audio/red');
+  const opus = all.filter((c) => c.mimeType.toLowerCase() === 'audio/opus');
+  return [...red, ...opus];
 }
 
 /** Only the chosen codec (plus its retransmission format) is offered, so the server cannot pick another. */

@@ -79,8 +79,10 @@ const PROBE_BACKOFF_MS = 2000;
 const MAX_PROBE_BACKOFF_MS = 3000;
 /** After a probe that made room for a layer, the next waits this long, for the new layer to show it holds. */
 const PROBE_SUCCESS_PAUSE_MS = 1000;
-/** Above this share of packets lost, retransmissions go twice. */
+/** Above this share of packets lost, retransmissions go twice and audio packets repeat two earlier frames. */
 const LOSSY_LINK_FRACTION = 0.02;
+/** Above this share, audio packets repeat three earlier frames: a frame is then lost only with four packets in a row. */
+const VERY_LOSSY_LINK_FRACTION = 0.2;
 /** Retransmissions get what the estimate leaves beside the media, and never less than this share of it. */
 const RETRANSMISSION_MIN_SHARE = 0.25;
 /** The retransmission bucket holds this much of its rate: a burst of NACKs is answered, a flood is not. */
@@ -178,6 +180,17 @@ export class DownlinkAllocator {
    */
   retransmissionCopies(): number {
     return this.estimator.lossFraction > LOSSY_LINK_FRACTION ? 2 : 1;
+  }
+
+  /**
+   * How many earlier frames each audio packet repeats (RED) for a player that takes RED; 0: as
+   * the publisher sent them. Audio is a few dozen kbit/s, so repeating it costs little of what a
+   * lossy link carries, and a lost frame needs no round trip, which a NACK's repair may not make
+   * in time for the player's jitter buffer.
+   */
+  audioRedundancy(): number {
+    const loss = this.estimator.lossFraction;
+    return loss > VERY_LOSSY_LINK_FRACTION ? 3 : loss > LOSSY_LINK_FRACTION ? 2 : 0;
   }
 
   /**

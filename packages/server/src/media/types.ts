@@ -67,6 +67,10 @@ export interface MediaStats {
   nacksSent: number;
   /** RTP packets sent again to players in answer to their NACKs. */
   retransmissionsSent: number;
+  /** Audio packets relayed to players as RED (RFC 2198), the publisher's or with more redundancy for a lossy link. */
+  redPacketsSent: number;
+  /** Audio frames lost on a publisher's uplink and taken from the redundancy of a later RED packet. */
+  audioFramesRecovered: number;
   /** Keyframe requests (PLI or FIR) received from players. */
   keyFrameRequestsReceived: number;
   /** Keyframe requests (PLI) sent to publishers; requests from several players close together are merged into one. */
@@ -81,6 +85,8 @@ export const emptyMediaStats = (): MediaStats => ({
   packetsSent: 0,
   bytesSent: 0,
   nacksReceived: 0,
+  redPacketsSent: 0,
+  audioFramesRecovered: 0,
   nacksSent: 0,
   retransmissionsSent: 0,
   keyFrameRequestsReceived: 0,

@@ -31,15 +31,28 @@ export interface PeerOptions {
 }
 
 export interface NegotiatedCodecs {
+  /** Opus; `audioRed` the RED format around it when the publisher sends RED. */
   audio?: RTCRtpCodecParameters;
+  audioRed?: RTCRtpCodecParameters;
   video?: RTCRtpCodecParameters;
+}
+
+/** `parameters` (an fmtp value, "a=1;b=2") with `set` merged in. */
+export function withFormatParameters(parameters: string | undefined, set: Record<string, string>): string {
+  const merged = new Map<string, string>();
+  for (const pair of (parameters ?? '').split(';')) {
+    const [key, value] = pair.split('=');
+    if (key?.trim()) merged.set(key.trim(), value?.trim() ?? '');
+  }
+  for (const [key, value] of Object.entries(set)) merged.set(key, value);
+  return [...merged].map(([key, value]) => `${key}=${value}`).join(';');
 }
 
 const rtx = (): RTCRtpCodecParameters => new RTCRtpCodecParameters({ mimeType: 'video/rtx', clockRate: 90000 });
 
 /** What the server accepts from publishers. Players are offered exactly what their publisher sends. */
 export const publishCodecs = (): Codecs => ({
-  audio: [useOPUS()],
+  audio: [useOPUS(), new RTCRtpCodecParameters({ mimeType: 'audio/red', clockRate: 48000, channels: 2 })],
   video: [useVP8(), useH264(), rtx()],
 });
 

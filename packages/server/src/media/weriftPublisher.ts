@@ -10,18 +10,30 @@ import {
   RtcpTransportLayerFeedback,
   RtpHeader,
   RtpPacket,
+  useNACK,
   type MediaStreamTrack,
   type RTCRtpReceiver,
+  type RTCRtpTransceiver,
 } from 'werift';
 import { h264FrameSize, parseVp8, Vp8Descriptor } from './codecs.js';
 import { NackGenerator } from '@parley/protocol/rtp';
 import { UplinkFeedback } from './uplinkFeedback.js';
 import { judgeLayers, VideoLayer } from './videoLayer.js';
-import { publishCodecs, publishHeaderExtensions, WeriftPeer, type NegotiatedCodecs, type PeerOptions } from './weriftPeer.js';
+import { AudioReceiver, type AudioPayloadTypes } from './audioReceiver.js';
+import {
+  publishCodecs,
+  publishHeaderExtensions,
+  withFormatParameters,
+  WeriftPeer,
+  type NegotiatedCodecs,
+  type PeerOptions,
+} from './weriftPeer.js';
 import type { MediaPublisher, MediaSubscriber, PlayVideo, PublisherEvents } from './types.js';
 import { WeriftSubscriber } from './weriftSubscriber.js';
 
 export type Kind = 'audio' | 'video';
+
+const NO_AUDIO: AudioPayloadTypes = { opus: -1, red: -1 };
 
 /** How often layers are checked for starting or stopping to flow, or starving. */
 const LAYER_CHECK_INTERVAL_MS = 100;
@@ -66,6 +78,11 @@ export function simulcastRids(offer: string): string[] {
 export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements MediaPublisher {
   private readonly subscribers = new Set<WeriftSubscriber>();
   private readonly codecs: NegotiatedCodecs = {};
+  /** Set once the offer is applied; its payload types say which packets are audio. */
+  private audio: AudioReceiver | undefined;
+  private audioSsrc: number | undefined;
+  /** Whether the publisher keeps its audio for retransmission (NACK negotiated for Opus). */
+  private audioNack = false;
   /** Smallest first; one layer without simulcast. */
   readonly layers: readonly VideoLayer[];
   private videoReceiver?: RTCRtpReceiver;
@@ -88,6 +105,10 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
     const publisher = new WeriftPublisher(options, simulcastRids(offer));
     await publisher.negotiate(offer, (t) => {
       t.setDirection('recvonly');
+      if (t.kind === 'audio') {
+        publisher.negotiateAudio(t);
+        return;
+      }
       // Accept one codec per kind (the offerer's first we support) so the publisher cannot switch
       // to another one that players were not set up for.
       const primary = t.codecs.find((c) => c.name.toLowerCase() !== 'rtx');
@@ -109,6 +130,32 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
   }
 
   /**
+   * Opus, wrapped in RED when the offer puts RED first (a browser sends RED only then), and
+   * nothing else. The answer asks for in-band FEC and DTX (a sender uses them only when the
+   * receiver's format parameters say so) and offers NACK: players' repairs reach back to the
+   * publisher when the server lost a packet too.
+   */
+  private negotiateAudio(t: RTCRtpTransceiver): void {
+    const first = t.codecs[0];
+    const red = first?.name.toLowerCase() === 'red' ? first : undefined;
+    const wrapped = red ? Number(red.parameters?.split('/')[0]) : NaN;
+    const opus = t.codecs.find((c) => c.name.toLowerCase() === 'opus' && (!red || c.payloadType === wrapped));
+    if (!opus) {
+      t.codecs = [];
+      return;
+    }
+    opus.parameters = withFormatParameters(opus.parameters, { useinbandfec: '1', usedtx: '1' });
+    for (const codec of [red, opus]) {
+      if (codec && !codec.rtcpFeedback.some((f) => f.type === 'nack' && !f.parameter)) codec.rtcpFeedback.push(useNACK());
+    }
+    t.codecs = red ? [red, opus] : [opus];
+    this.codecs.audio = opus;
+    this.codecs.audioRed = red;
+    this.audioNack = true;
+    this.audio = new AudioReceiver({ opus: opus.payloadType, red: red?.payloadType ?? -1 });
+  }
+
+  /**
    * Sees every packet as it leaves SRTP: for transport-wide feedback, and to repair simulcast
    * layers from their RTX streams, which werift cannot place (it maps RTX to media by SSRC groups,
    * which simulcast offers do not have; RFC 8852 names the repaired layer in each packet). Our
@@ -120,6 +167,8 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
     const route = peer.router.routeRtp.bind(peer.router);
     peer.router.routeRtp = (packet) => {
       this.feedback?.record(packet);
+      // Audio is taken here, RED and all (werift's receiver would unwrap it), and still routed for werift's receiver reports.
+      if (this.audio && this.isAudio(packet.header.payloadType) && !this.forwardAudio(packet)) return; // malformed: werift's parser may throw
       if (!this.repairLayer(packet)) route(packet);
     };
   }
@@ -146,11 +195,16 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
   }
 
   private sendNack(mediaSourceSsrc: number, lost: number[]): void {
-    const receiver = this.videoReceiver;
+    // One transport for all (bundled): any receiver sends the RTCP.
+    const receiver = this.pc.getTransceivers()[0]?.receiver;
     if (!receiver || this.closed) return;
-    // Repairs of a layer no player gets would take uplink from those they do get.
-    const layer = this.layers.find((l) => l.ssrc === mediaSourceSsrc);
-    if (!layer || !this.forwarded(layer.index)) return;
+    if (mediaSourceSsrc === this.audioSsrc) {
+      if (!this.audioNack || this.subscribers.size === 0) return;
+    } else {
+      // Repairs of a layer no player gets would take uplink from those they do get.
+      const layer = this.layers.find((l) => l.ssrc === mediaSourceSsrc);
+      if (!layer || !this.forwarded(layer.index)) return;
+    }
     this.stats.nacksSent++;
     const nack = new GenericNack({ senderSsrc: receiver.rtcpSsrc, mediaSourceSsrc, lost });
     void receiver.dtlsTransport.sendRtcp([new RtcpTransportLayerFeedback({ feedback: nack })]).catch(() => undefined);
@@ -226,11 +280,18 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
     return fallback;
   }
 
+  /** The payload types of its audio (RED -1 when it sends none; Opus -1 before negotiation). */
+  get audioPayloadTypes(): AudioPayloadTypes {
+    return this.audio?.payloadTypes ?? NO_AUDIO;
+  }
+
+  private isAudio(payloadType: number): boolean {
+    const types = this.audio?.payloadTypes;
+    return payloadType === types?.opus || payloadType === types?.red;
+  }
+
   private onTrack(kind: Kind, track: MediaStreamTrack, receiver: RTCRtpReceiver): void {
-    if (kind === 'audio') {
-      track.onReceiveRtp.subscribe((rtp) => this.forwardAudio(rtp));
-      return;
-    }
+    if (kind === 'audio') return;
     this.videoReceiver = receiver;
     const layer = track.rid === undefined ? this.layers[0] : this.layers.find((l) => l.rid === track.rid);
     if (!layer) return;
@@ -249,12 +310,20 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
     return bytes;
   }
 
-  private forwardAudio(rtp: RtpPacket): void {
+  /** Hands an audio packet, and what its redundancy recovers, to the players; false when it is malformed. */
+  private forwardAudio(rtp: RtpPacket): boolean {
     this.count(rtp);
-    if (this.subscribers.size === 0) return;
-    const sentAt = ntpNow();
+    const packets = this.audio!.receive(rtp);
+    if (!packets) return false;
     const now = performance.now();
-    for (const subscriber of this.subscribers) subscriber.sendAudio(rtp, sentAt, now);
+    const sentAt = ntpNow();
+    this.audioSsrc = rtp.header.ssrc;
+    for (const packet of packets) {
+      if (packet.rtp !== rtp) this.stats.audioFramesRecovered++;
+      this.nacks.onPacket(rtp.header.ssrc, packet.rtp.header.sequenceNumber, now);
+      for (const subscriber of this.subscribers) subscriber.sendAudio(packet, sentAt, now);
+    }
+    return true;
   }
 
   private forwardVideo(layer: VideoLayer, rtp: RtpPacket): void {
@@ -312,9 +381,9 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
         parameters: c.parameters,
         rtcpFeedback: c.rtcpFeedback,
       });
-    const { audio, video } = this.codecs;
+    const { audio, audioRed, video } = this.codecs;
     return {
-      audio: audio ? [copy(audio)] : [],
+      audio: audio ? [...(audioRed ? [copy(audioRed)] : []), copy(audio)] : [],
       video: video ? [copy(video), new RTCRtpCodecParameters({ mimeType: 'video/rtx', clockRate: 90000 })] : [],
     };
   }

@@ -8,14 +8,18 @@ import {
   GenericNack,
   RTCRtpHeaderExtensionParameters,
   RtcpTransportLayerFeedback,
+  RtpPacket,
   TransportWideCC,
+  useNACK,
   type RtcpPacket,
-  type RtpPacket,
   type RTCRtpSender,
+  type RTCRtpTransceiver,
 } from 'werift';
 import { SIMULCAST_LAYER_EXTENSION_URI } from '@parley/protocol';
 import { DownlinkAllocator, type PacketKind } from './downlinkAllocator.js';
+import type { AudioPacket, AudioPayloadTypes } from './audioReceiver.js';
 import { asksForKeyFrame } from './keyFrames.js';
+import { parseRed, RedEncoder, writeRedHeader } from './red.js';
 import { ForwardingSender, outgoingPacket, type OutgoingPacket } from './forwardingSender.js';
 import { twccResults } from './twcc.js';
 import { TRANSPORT_CC_URI } from './uplinkFeedback.js';
@@ -28,8 +32,8 @@ import type { MediaSubscriber, PlayVideo } from './types.js';
 const SMALL = 1;
 const BIG = 2;
 
-/** Video packets remembered for NACKs, by the player's sequence number modulo this. */
-const SENT_HISTORY = 1024;
+/** Packets remembered for NACKs, by the player's sequence number modulo this: about 1 s of video, 5 s of audio. */
+const SENT_HISTORY = { video: 1024, audio: 256 } as const;
 /**
  * A packet is resent at most this often and this many times: players repeat a NACK until the
  * copy arrives (werift every 5 ms), and a repeat within the interval is for the copy on its way.
@@ -50,12 +54,13 @@ const subscribeHeaderExtensions = (): HeaderExtensions => ({
   ],
 });
 
-/** One video packet as the player got it. */
+/** One packet as the player got it. */
 class SentPacket {
   source: RtpPacket | undefined;
   sequenceNumber = -1;
   timestamp = 0;
   marker = false;
+  payloadType = 0;
   layer = 0;
   /** The rewritten descriptor that replaced the source payload's first `replaced` bytes. */
   readonly prefix = Buffer.alloc(32);
@@ -88,7 +93,13 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
   private readonly senders: Partial<Record<Kind, RTCRtpSender>> = {};
   private readonly forwarders: Partial<Record<Kind, ForwardingSender>> = {};
   private readonly rewriter: VideoRewriter;
-  private readonly sent = Array.from({ length: SENT_HISTORY }, () => new SentPacket());
+  private readonly sent: Record<Kind, SentPacket[]> = {
+    audio: Array.from({ length: SENT_HISTORY.audio }, () => new SentPacket()),
+    video: Array.from({ length: SENT_HISTORY.video }, () => new SentPacket()),
+  };
+  /** The player's audio payload types; `red` -1 when it gets plain Opus (unwrapped from RED if need be). */
+  private readonly audioPayloadTypes: AudioPayloadTypes = { opus: -1, red: -1 };
+  private readonly redEncoder = new RedEncoder();
   private readonly out: OutgoingPacket = outgoingPacket();
   /** Negotiated extension ids, 0 when not negotiated. */
   private readonly extensionIds: Record<Kind, { transportCc: number; layer: number }> = {
@@ -109,6 +120,7 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
     await subscriber.negotiate(offer, (t) => {
       t.setDirection('sendonly');
       const kind = t.kind as Kind;
+      if (kind === 'audio') subscriber.negotiateAudio(t);
       subscriber.senders[kind] = t.sender;
       subscriber.forwarders[kind] = new ForwardingSender(t.sender);
     });
@@ -136,21 +148,38 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
     this.stats.subscribers++;
   }
 
+  /**
+   * The player's Opus, and RED if it takes it, both with NACK: a player that asks for lost audio
+   * gets it again from what was sent.
+   */
+  private negotiateAudio(t: RTCRtpTransceiver): void {
+    const publisherTypes = this.publisher.audioPayloadTypes;
+    const opus = t.codecs.find((c) => c.name.toLowerCase() === 'opus');
+    const red =
+      publisherTypes.red >= 0
+        ? t.codecs.find((c) => c.name.toLowerCase() === 'red' && c.parameters === `${opus?.payloadType}/${opus?.payloadType}`)
+        : undefined;
+    t.codecs = opus ? (red ? [opus, red] : [opus]) : [];
+    for (const codec of t.codecs)
+      if (!codec.rtcpFeedback.some((f) => f.type === 'nack' && !f.parameter)) codec.rtcpFeedback.push(useNACK());
+    this.audioPayloadTypes.opus = opus?.payloadType ?? -1;
+    this.audioPayloadTypes.red = red?.payloadType ?? -1;
+  }
+
   private listen(): void {
-    const video = this.pc.getTransceivers().find((t) => t.kind === 'video');
-    if (!video) return;
-    const ssrc = video.sender.ssrc;
-    // Read at the transport: werift routes feedback by SSRC, which a player need not use
+    const transceivers = this.pc.getTransceivers();
+    const ssrc = { video: this.senders.video?.ssrc, audio: this.senders.audio?.ssrc };
+    // Read at the transport (one for all, bundled): werift routes feedback by SSRC, which a player need not use
     // consistently (transport-cc names any media SSRC; werift players announce SSRCs of their own).
-    video.sender.dtlsTransport.onRtcp.subscribe((rtcp: RtcpPacket) => {
-      if (asksForKeyFrame(rtcp, ssrc)) {
+    transceivers[0]?.sender.dtlsTransport.onRtcp.subscribe((rtcp: RtcpPacket) => {
+      if (ssrc.video !== undefined && asksForKeyFrame(rtcp, ssrc.video)) {
         this.stats.keyFrameRequestsReceived++;
         this.requestKeyFrame();
       } else if (rtcp instanceof RtcpTransportLayerFeedback) {
         const { feedback } = rtcp;
-        if (feedback instanceof GenericNack && feedback.mediaSourceSsrc === ssrc) {
+        if (feedback instanceof GenericNack && (feedback.mediaSourceSsrc === ssrc.video || feedback.mediaSourceSsrc === ssrc.audio)) {
           this.stats.nacksReceived++;
-          this.resend(feedback.lost);
+          this.resend(feedback.mediaSourceSsrc === ssrc.video ? 'video' : 'audio', feedback.lost);
         } else if (feedback instanceof TransportWideCC && this.allocator) {
           const results = twccResults(feedback);
           if (!results) return;
@@ -219,14 +248,60 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
     return this.transportSequenceNumber;
   }
 
-  sendAudio(packet: RtpPacket, sentAt: bigint, nowMs: number): void {
+  /**
+   * An audio packet as the player takes it: RED as it came (its blocks' payload type the player's
+   * Opus), else Opus (a RED packet's primary block).
+   */
+  sendAudio({ rtp, red }: AudioPacket, sentAt: bigint, nowMs: number): void {
     const forwarder = this.forwarders.audio;
-    if (!this.connected || !forwarder?.ready) return;
-    const { header } = packet;
-    const out = this.header(header.marker, forwarder.payloadType!, forwarder.ssrc, header.sequenceNumber, header.timestamp);
-    out.prefixLength = out.replaced = 0;
+    const types = this.audioPayloadTypes;
+    if (!this.connected || !forwarder?.ready || types.opus < 0) return;
+    const { header } = rtp;
+    if (types.red >= 0) {
+      // More redundancy than the publisher's for a lossy link: a RED packet of our own.
+      const frame = red ? rtp.payload.subarray(red.at(-1)!.start) : rtp.payload;
+      const redundancy = this.allocator?.audioRedundancy() ?? 0;
+      if (redundancy > (red?.length ?? 1) - 1) {
+        const payload = this.redEncoder.encode(frame, header.timestamp, redundancy, types.opus);
+        rtp = new RtpPacket(header, payload);
+        red = parseRed(payload);
+      }
+      this.redEncoder.push(header.timestamp, frame);
+    }
+    const asRed = red !== undefined && types.red >= 0;
+    const out = this.header(header.marker, asRed ? types.red : types.opus, forwarder.ssrc, header.sequenceNumber, header.timestamp);
+    if (!red) {
+      out.prefixLength = out.replaced = 0;
+    } else if (!asRed) {
+      out.prefixLength = 0;
+      out.replaced = red.at(-1)!.start;
+    } else if (this.publisher.audioPayloadTypes.opus === types.opus) {
+      out.prefixLength = out.replaced = 0;
+    } else {
+      out.prefixLength = out.replaced = writeRedHeader(red, types.opus, out.prefix);
+    }
     this.setExtensions('audio', 0);
-    this.onSent('audio', forwarder.send(out, packet, sentAt, true), nowMs);
+    this.remember('audio', rtp, 0, nowMs);
+    const bytes = forwarder.send(out, rtp, sentAt, true);
+    if (bytes && asRed) this.stats.redPacketsSent++;
+    this.onSent('audio', bytes, nowMs);
+  }
+
+  /** Keeps what `out` (about to be sent from `source`) is, to answer NACKs with it. */
+  private remember(kind: Kind, source: RtpPacket, layer: number, nowMs: number): void {
+    const { out } = this;
+    const slot = this.sent[kind][out.sequenceNumber % SENT_HISTORY[kind]]!;
+    slot.source = source;
+    slot.sequenceNumber = out.sequenceNumber;
+    slot.timestamp = out.timestamp;
+    slot.marker = out.marker;
+    slot.payloadType = out.payloadType;
+    slot.layer = layer;
+    slot.prefixLength = out.prefixLength;
+    slot.replaced = out.replaced;
+    if (out.prefixLength > 0) out.prefix.copy(slot.prefix, 0, 0, out.prefixLength);
+    slot.sentAtMs = nowMs;
+    slot.resends = 0;
   }
 
   sendVideo(layer: number, packet: RtpPacket, sentAt: bigint, nowMs: number): void {
@@ -243,16 +318,7 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
     const out = this.header(marker, forwarder.payloadType!, forwarder.ssrc, sequenceNumber, timestamp);
     out.prefixLength = out.replaced = rewritten.descriptorLength ? this.rewriter.rewriteDescriptor(packet.payload, out.prefix) : 0;
     this.setExtensions('video', layer);
-    const slot = this.sent[sequenceNumber % SENT_HISTORY]!;
-    slot.source = packet;
-    slot.sequenceNumber = sequenceNumber;
-    slot.timestamp = timestamp;
-    slot.marker = marker;
-    slot.layer = layer;
-    slot.prefixLength = slot.replaced = out.prefixLength;
-    if (out.prefixLength > 0) out.prefix.copy(slot.prefix, 0, 0, out.prefixLength);
-    slot.sentAtMs = nowMs;
-    slot.resends = 0;
+    this.remember('video', packet, layer, nowMs);
     this.onSent('video', forwarder.send(out, packet, sentAt, true), nowMs);
   }
 
@@ -294,17 +360,17 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
    * interval and a few times in all, and with an estimate, within the retransmission budget and
    * twice on a very lossy link.
    */
-  private resend(lost: number[]): void {
+  private resend(kind: Kind, lost: number[]): void {
     const now = performance.now();
     for (const sequenceNumber of lost) {
-      const slot = this.sent[sequenceNumber % SENT_HISTORY]!;
+      const slot = this.sent[kind][sequenceNumber % SENT_HISTORY[kind]]!;
       if (slot.sequenceNumber !== sequenceNumber || !slot.source) continue;
       if (slot.resends >= MAX_RESENDS || (slot.resends > 0 && now - slot.sentAtMs < RESEND_INTERVAL_MS)) continue;
       const copies = this.allocator?.retransmissionCopies() ?? 1;
       if (this.allocator && !this.allocator.allowRetransmission(copies * (slot.source.payload.length + RTX_OVERHEAD_BYTES), now)) continue;
       slot.resends++;
       slot.sentAtMs = now;
-      for (let i = 0; i < copies; i++) this.sendCopy(slot, 'retransmission', now);
+      for (let i = 0; i < copies; i++) this.sendCopy(kind, slot, 'retransmission', now);
     }
   }
 
@@ -317,31 +383,34 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
     for (let tried = 0; sent < bytes && tried < PADDING_SOURCE_PACKETS; tried++) {
       this.paddingCursor = (this.paddingCursor + 1) % PADDING_SOURCE_PACKETS;
       const sequenceNumber = (newest - this.paddingCursor + 0x10000) & 0xffff;
-      const slot = this.sent[sequenceNumber % SENT_HISTORY]!;
+      const slot = this.sent.video[sequenceNumber % SENT_HISTORY.video]!;
       if (slot.sequenceNumber !== sequenceNumber || !slot.source) continue;
-      sent += this.sendCopy(slot, 'padding', now);
+      sent += this.sendCopy('video', slot, 'padding', now);
     }
     return sent;
   }
 
-  /** Sends a copy of a packet the player got: as RTX when negotiated, else as it was (padding needs RTX). Returns the bytes sent. */
-  private sendCopy(slot: SentPacket, kind: 'retransmission' | 'padding', nowMs: number): number {
-    const forwarder = this.forwarders.video;
+  /**
+   * Sends a copy of a packet the player got: video as RTX when negotiated, else (and audio) as it
+   * was; padding needs RTX. Returns the bytes sent.
+   */
+  private sendCopy(kind: Kind, slot: SentPacket, purpose: 'retransmission' | 'padding', nowMs: number): number {
+    const forwarder = this.forwarders[kind];
     if (!forwarder?.ready || !slot.source) return 0;
-    const rtx = forwarder.nextRtx();
-    if (!rtx && kind === 'padding') return 0;
+    const rtx = kind === 'video' ? forwarder.nextRtx() : undefined;
+    if (!rtx && purpose === 'padding') return 0;
     // RTX (RFC 4588) carries the original sequence number, then the payload as first sent.
     const out = rtx
       ? this.header(slot.marker, rtx.payloadType, rtx.ssrc, rtx.sequenceNumber, slot.timestamp)
-      : this.header(slot.marker, forwarder.payloadType!, forwarder.ssrc, slot.sequenceNumber, slot.timestamp);
+      : this.header(slot.marker, slot.payloadType, forwarder.ssrc, slot.sequenceNumber, slot.timestamp);
     if (rtx) out.prefix.writeUInt16BE(slot.sequenceNumber, 0);
     const osnBytes = rtx ? 2 : 0;
     slot.prefix.copy(out.prefix, osnBytes, 0, slot.prefixLength);
     out.prefixLength = osnBytes + slot.prefixLength;
     out.replaced = slot.replaced;
-    this.setExtensions('video', slot.layer);
+    this.setExtensions(kind, slot.layer);
     const bytes = forwarder.send(out, slot.source, 0n, false);
-    this.onSent(kind, bytes, nowMs);
+    this.onSent(purpose, bytes, nowMs);
     return bytes;
   }
 

@@ -102,6 +102,12 @@ export class ServerMetrics {
       'RTP packets sent again to players in answer to NACKs.',
       () => media.retransmissionsSent,
     );
+    total('parley_media_audio_red_sent_packets_total', 'Audio packets relayed to players as RED (RFC 2198).', () => media.redPacketsSent);
+    total(
+      'parley_media_audio_recovered_frames_total',
+      "Audio frames lost on publishers' uplinks and recovered from RED redundancy.",
+      () => media.audioFramesRecovered,
+    );
     total(
       'parley_media_keyframe_requests_received_total',
       'Keyframe requests (PLI or FIR) received from players.',
