@@ -9,6 +9,7 @@ import {
   PublisherState,
   RoomStateChangedReason,
   Scenario,
+  StreamQualityLevel,
   UpdateType,
   type ParleyEventHandler,
   type VideoCodec,
@@ -44,7 +45,9 @@ function tile(streamID: string): HTMLVideoElement {
   const name = document.createElement('div');
   name.className = 'name';
   name.textContent = streamID;
-  div.append(video, name);
+  const quality = document.createElement('div');
+  quality.className = 'quality';
+  div.append(video, name, quality);
   videos.append(div);
   return video;
 }
@@ -61,6 +64,19 @@ function showMessage(from: string, text: string): void {
 
 function setChatEnabled(enabled: boolean): void {
   chatInput.disabled = sendButton.disabled = !enabled;
+}
+
+/**
+ * Shows a stream's quality under its tile (level, resolution, frame rate, loss) and logs the
+ * level when it changes; the element keeps the level (data-level) and the whole report (data-quality).
+ */
+function showQuality(element: HTMLElement | null, what: string, quality: { level: StreamQualityLevel }, detail: string): void {
+  if (!element) return;
+  const name = StreamQualityLevel[quality.level] ?? String(quality.level);
+  if (element.dataset.level !== name) log(`${what} level=${name}`);
+  element.dataset.level = name;
+  element.dataset.quality = JSON.stringify(quality);
+  element.textContent = `${name} · ${detail}`;
 }
 
 function removeTile(streamID: string): void {
@@ -108,6 +124,25 @@ const handler: ParleyEventHandler = {
   onPlayerVideoSizeChanged(streamID, width, height) {
     log(`onPlayerVideoSizeChanged stream=${streamID} ${width}x${height}`);
   },
+  onPublisherQualityUpdate(streamID, quality) {
+    const video = $<HTMLVideoElement>('local');
+    showQuality(
+      $('local-quality'),
+      `onPublisherQualityUpdate stream=${streamID}`,
+      quality,
+      `${video.videoWidth}×${video.videoHeight} ${quality.videoSendFPS.toFixed(0)} fps ${quality.videoKBPS.toFixed(0)} kbit/s, rtt ${quality.rtt.toFixed(0)} ms, loss ${(100 * quality.packetLostRate).toFixed(1)} %`,
+    );
+  },
+  onPlayerQualityUpdate(streamID, quality) {
+    const tileElement = videos.querySelector<HTMLElement>(`.tile[data-stream-id="${CSS.escape(streamID)}"]`);
+    const video = tileElement?.querySelector('video');
+    showQuality(
+      tileElement?.querySelector<HTMLElement>('.quality') ?? null,
+      `onPlayerQualityUpdate stream=${streamID}`,
+      quality,
+      `${video?.videoWidth ?? 0}×${video?.videoHeight ?? 0} ${quality.videoRenderFPS.toFixed(0)} fps ${quality.videoKBPS.toFixed(0)} kbit/s, rtt ${quality.rtt.toFixed(0)} ms, loss ${(100 * quality.packetLostRate).toFixed(1)} %, ${quality.videoCumulativeBreakCount} freezes`,
+    );
+  },
   onIMRecvBroadcastMessage(_roomID, messages) {
     for (const { fromUser, message } of messages) showMessage(fromUser.userName, message);
   },
@@ -121,6 +156,10 @@ function reset(): void {
   engine = null;
   for (const el of videos.querySelectorAll('.tile.remote')) el.remove();
   $<HTMLVideoElement>('local').srcObject = null;
+  const localQuality = $('local-quality');
+  localQuality.textContent = '';
+  delete localQuality.dataset.level;
+  delete localQuality.dataset.quality;
   joinButton.disabled = false;
   publishButton.disabled = true;
   endButton.disabled = true;

@@ -3,8 +3,16 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import type { Page } from 'playwright-core';
 import { startServer, DEV_APP } from '@parley/server';
-import { PlayerState, PublisherState, VideoBufferType } from '@parley/sdk';
-import { launchChromium, openDemo, remoteVideoSize, captureTrackStates, enlargeRemoteTiles, inboundTotals } from '@parley/testkit';
+import { PlayerState, PublisherState, StreamQualityLevel, VideoBufferType, VideoCodecID } from '@parley/sdk';
+import {
+  launchChromium,
+  openDemo,
+  remoteVideoSize,
+  captureTrackStates,
+  enlargeRemoteTiles,
+  inboundTotals,
+  waitQuality,
+} from '@parley/testkit';
 import { TestClient, loopFixtures, videoFixture } from '../../sdk/test/helpers.js';
 
 const ARTIFACTS = new URL('../../../test-results/', import.meta.url);
@@ -57,6 +65,22 @@ test('browser calls', async (t) => {
     assert.ok((await remoteVideoSize(bob, 'stream_alice')).width > 0);
     await assertMediaFlows(alice);
     await assertMediaFlows(bob);
+    // Quality every 3 s: the 360p camera at 15 frames/s over loopback, nothing lost.
+    const sent = await waitQuality(bob, undefined, (q) => q.videoSendFPS! > 0);
+    assert.ok(sent.videoSendFPS! > 10 && sent.videoSendFPS! < 20 && sent.videoCaptureFPS! > 10, `bob sends ${JSON.stringify(sent)}`);
+    assert.ok(sent.videoKBPS! > 50 && sent.audioKBPS! > 5 && sent.totalSendBytes! > 0, `bob sends ${JSON.stringify(sent)}`);
+    assert.equal(sent.videoCodecID, VideoCodecID.VP8);
+    assert.ok(sent.level! <= StreamQualityLevel.Good && sent.rtt! < 100, `bob's level: ${JSON.stringify(sent)}`);
+    const played = await waitQuality(alice, 'stream_bob', (q) => q.videoRecvFPS! > 0);
+    assert.ok(
+      played.videoRecvFPS! > 10 && played.videoRenderFPS! > 10 && played.videoKBPS! > 20 && played.audioKBPS! > 5,
+      `alice plays ${JSON.stringify(played)}`,
+    );
+    assert.ok(
+      played.packetLostRate! < 0.01 && played.videoCumulativeBreakCount === 0 && played.delay! > 0,
+      `alice plays ${JSON.stringify(played)}`,
+    );
+    assert.ok(played.level! <= StreamQualityLevel.Good, `alice's level: ${JSON.stringify(played)}`);
     // A 640×360 camera goes out as two simulcast layers: half and full resolution.
     assert.deepEqual(await outboundRids(alice), ['f', 'h']);
     // Automatic mode: the 320×240 tile is filled by the half-resolution layer, so that is what comes, and the app is told.

@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Page } from 'playwright-core';
 import { startServer, DEV_APP, type ParleyServer } from '@parley/server';
+import { StreamQualityLevel } from '@parley/sdk';
 import {
   TestNetwork,
   cameraClip,
@@ -21,6 +22,8 @@ import {
   sendRate,
   speechClip,
   waitPublishing,
+  waitQuality,
+  type ShownQuality,
   type TestHost,
   type VideoSample,
 } from '@parley/testkit';
@@ -302,6 +305,10 @@ test('audio over lossy links: at 30 % and 50 % random loss each way on both side
   assert.deepEqual(sent!.remote, ['red/48000/2', 'opus/48000/2']);
   const [played] = await audioFormats(player);
   assert.ok(played!.remote.includes('red/48000/2') && played!.remote.includes('opus/48000/2'), `player: ${played!.remote.join(', ')}`);
+  // On the clean links both report a good level.
+  const good = (q: ShownQuality): boolean => q.level! <= StreamQualityLevel.Good;
+  await waitQuality(player, 'stream_pub', good);
+  await waitQuality(publisher, undefined, good);
 
   // Goals: continuous at 30 % (under 10 % concealed), intelligible at 50 % (under 25 %). Measured: about 3 % and 15 %.
   for (const [loss, ceiling] of [
@@ -324,6 +331,12 @@ test('audio over lossy links: at 30 % and 50 % random loss each way on both side
       `# ${loss * 100} % loss each way on both links: ${(100 * concealed).toFixed(1)} % of the audio concealed; ${redSent} RED packets sent, ${recoveredFrames} frames recovered from the publisher's RED`,
     );
     assert.ok(concealed < ceiling, `${(100 * concealed).toFixed(1)} % concealed at ${loss * 100} % loss, under ${ceiling * 100} %`);
+    // The quality reports see the links as they are, whatever the repairs hide.
+    const bad = (q: ShownQuality): boolean => q.level! >= StreamQualityLevel.Bad;
+    const [playerLevel, publisherLevel] = [await waitQuality(player, 'stream_pub', bad), await waitQuality(publisher, undefined, bad)].map(
+      (q) => StreamQualityLevel[q.level!],
+    );
+    console.log(`# quality levels at ${loss * 100} % loss: player ${playerLevel}, publisher ${publisherLevel}`);
     assert.ok(redSent > 0 && recoveredFrames > 0, 'RED went both ways: to the player, and from the publisher (frames recovered)');
   }
 });

@@ -61,3 +61,27 @@ export enum VideoStreamType {
   /** The largest layer. */
   Big = 2,
 }
+
+/** How a published or played stream is doing (onPublisherQualityUpdate, onPlayerQualityUpdate, onNetworkQuality). */
+export enum StreamQualityLevel {
+  Excellent = 0,
+  Good = 1,
+  Medium = 2,
+  Bad = 3,
+  /** Nothing gets through. */
+  Die = 4,
+  /** Not measured yet. */
+  Unknown = 5,
+}
+
+/** The vendor's video codec ids, as quality reports carry them: its default is H264. */
+export enum VideoCodecID {
+  Default = 0,
+  SVC = 1,
+  VP8 = 2,
+  H265 = 3,
+  H264DualStream = 4,
+  VP8DualStream = 5,
+  H265DualStream = 6,
+  Unknown = 100,
+}

@@ -11,6 +11,8 @@ export interface Timeouts {
   mediaConnectTimeoutMs: number;
   /** How often a player waiting for a stream that does not exist asks again (it also asks when the stream appears). */
   playRetryIntervalMs: number;
+  /** How often publishers and players report their quality. */
+  qualityIntervalMs: number;
 }
 
 export const DEFAULT_TIMEOUTS: Timeouts = {
@@ -18,6 +20,7 @@ export const DEFAULT_TIMEOUTS: Timeouts = {
   requestTimeoutMs: 10_000,
   mediaConnectTimeoutMs: 15_000,
   playRetryIntervalMs: 5_000,
+  qualityIntervalMs: 3_000,
 };
 
 /** What publishers and players need from the engine. */

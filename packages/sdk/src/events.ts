@@ -1,3 +1,4 @@
+import type { PlayStreamQuality, PublishStreamQuality } from './quality.js';
 import type {
   BarrageMessageInfo,
   BroadcastMessageInfo,
@@ -25,6 +26,10 @@ export interface ParleyEvents {
   playerRecvVideoFirstFrame: [streamID: string];
   /** The resolution of a played stream changed (a new simulcast layer, or the publisher's capture). */
   playerVideoSizeChanged: [streamID: string, width: number, height: number];
+  /** Every few seconds while publishing (3 s by default): rates, round trip, loss and a level. */
+  publisherQualityUpdate: [streamID: string, quality: PublishStreamQuality];
+  /** Every few seconds while playing (3 s by default): rates, round trip, loss, delay, freezes and a level. */
+  playerQualityUpdate: [streamID: string, quality: PlayStreamQuality];
   /** A player asked for a keyframe of `layer` (0 without simulcast); with encoded custom capture, send one as soon as possible. */
   customVideoCaptureKeyFrameRequested: [channel: number, layer: number];
   /** Broadcast messages from others in the room, in order, each once (also those sent while reconnecting). */

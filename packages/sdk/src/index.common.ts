@@ -5,8 +5,10 @@ export {
   PublishChannel,
   RoomStateChangedReason,
   Scenario,
+  StreamQualityLevel,
   UpdateType,
   VideoBufferType,
+  VideoCodecID,
   VideoStreamType,
   type User,
 } from '@parley/protocol';
@@ -14,6 +16,7 @@ export { ParleyEngine, type EngineProfile, type CustomVideoCaptureConfig } from 
 export type { ParleyEventHandler, ParleyEvents, ParleyEventName, Stream } from './events.js';
 export type { RoomConfig } from './room.js';
 export type { PublishConfig } from './publisher.js';
+export { QUALITY_LIMITS, type PlayStreamQuality, type PublishStreamQuality } from './quality.js';
 export type {
   Canvas,
   CustomAudioRenderHandler,

@@ -1,4 +1,5 @@
 import type { MediaTransport, TransportState } from './platform.js';
+import { sampleStats, type MediaSample, type StatsEntry } from './quality.js';
 
 /** What both RTCPeerConnection implementations (browsers', werift's) offer for our use. */
 export interface OfferingPeer<Description> {
@@ -6,6 +7,7 @@ export interface OfferingPeer<Description> {
   setLocalDescription(description: Description): Promise<unknown>;
   setRemoteDescription(description: { type: 'answer'; sdp: string }): Promise<unknown>;
   readonly localDescription: { sdp: string } | null | undefined;
+  getStats(): Promise<{ forEach(callback: (entry: StatsEntry) => void): void }>;
 }
 
 /**
@@ -37,6 +39,12 @@ export abstract class PeerTransport<Description> implements MediaTransport {
 
   async applyAnswer(sdp: string): Promise<void> {
     await this.pc.setRemoteDescription({ type: 'answer', sdp });
+  }
+
+  async stats(): Promise<MediaSample> {
+    const entries: StatsEntry[] = [];
+    (await this.pc.getStats()).forEach((entry: StatsEntry) => entries.push(entry));
+    return sampleStats(entries, performance.now());
   }
 
   onStateChange(listener: (state: TransportState) => void): void {

@@ -1,4 +1,5 @@
 import type { Scenario } from '@parley/protocol';
+import type { MediaSample } from './quality.js';
 
 /**
  * What differs between the browser and Node.js: the WebSocket, and the media (camera and
@@ -35,6 +36,8 @@ export interface MediaTransport {
   applyAnswer(sdp: string): Promise<void>;
   /** Called once with 'connected', and with 'failed' if the transport dies. */
   onStateChange(listener: (state: TransportState) => void): void;
+  /** What it has sent and received so far, for quality reports. */
+  stats(): Promise<MediaSample>;
   /** Publish transports with simulcast: which layers some player uses (smallest first); the others pause. */
   setActiveLayers?(active: boolean[]): void;
   close(): void;

@@ -9,6 +9,7 @@ import type { EngineContext } from './context.js';
 import type { Canvas, MediaTransport } from './platform.js';
 import { negotiate } from './negotiation.js';
 import { ReconnectPolicy } from './reconnectPolicy.js';
+import { playQuality, QualityMonitor } from './quality.js';
 
 const RETRYABLE = new Set<number>([ErrorCode.PlayInterrupted, ErrorCode.Disconnected, ErrorCode.ConnectionBroken]);
 
@@ -16,6 +17,8 @@ export class Player {
   private state = PlayerState.NoPlay;
   private lastCode = 0;
   private transport: MediaTransport | undefined;
+  /** Reports the quality while playing. */
+  private quality: QualityMonitor | undefined;
   private attempt = 0;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private retries = 0;
@@ -142,6 +145,11 @@ export class Player {
       if (result.code === 0) {
         this.retries = 0;
         this.transition(PlayerState.Playing, 0);
+        this.quality = new QualityMonitor(
+          () => transport.stats(),
+          this.ctx.timeouts.qualityIntervalMs,
+          (from, to) => this.ctx.hub.emit('playerQualityUpdate', this.streamID, playQuality(from, to)),
+        );
         // The view may have been sized while the play was set up.
         if (this.video !== requested) this.sendVideo();
         transport.onStateChange((state) => {
@@ -174,6 +182,8 @@ export class Player {
 
   private release(): void {
     this.attempt++;
+    this.quality?.close();
+    this.quality = undefined;
     clearTimeout(this.retryTimer);
     this.waitingForStream = false;
     this.transport?.close();

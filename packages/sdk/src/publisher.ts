@@ -9,6 +9,7 @@ import type { EngineContext } from './context.js';
 import type { MediaTransport, VideoCodec } from './platform.js';
 import { negotiate } from './negotiation.js';
 import { ReconnectPolicy } from './reconnectPolicy.js';
+import { publishQuality, QualityMonitor } from './quality.js';
 
 export interface PublishConfig {
   /** Shown to players in onRoomStreamUpdate; < 1024 bytes. */
@@ -31,6 +32,8 @@ export class Publisher {
   private currentStreamID: string | undefined;
   private config: PublishConfig = {};
   private transport: MediaTransport | undefined;
+  /** Reports the quality while publishing. */
+  private quality: QualityMonitor | undefined;
   /** Bumped on every attempt and stop so that an abandoned attempt's results are ignored. */
   private attempt = 0;
   private retry: { policy: ReconnectPolicy; since: number; count: number; timer?: ReturnType<typeof setTimeout> } | undefined;
@@ -117,6 +120,11 @@ export class Publisher {
       }
       this.retry = undefined;
       this.transition(PublisherState.Publishing, 0);
+      this.quality = new QualityMonitor(
+        () => transport.stats(),
+        this.ctx.timeouts.qualityIntervalMs,
+        (from, to) => this.ctx.hub.emit('publisherQualityUpdate', streamID, publishQuality(from, to)),
+      );
       transport.onStateChange((state) => {
         if (state === 'failed' && attempt === this.attempt) this.interrupt(false);
       });
@@ -144,6 +152,8 @@ export class Publisher {
 
   private closeTransport(): void {
     this.attempt++;
+    this.quality?.close();
+    this.quality = undefined;
     this.transport?.close();
     this.transport = undefined;
   }

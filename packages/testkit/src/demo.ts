@@ -55,3 +55,39 @@ export async function waitPublishing(page: Page): Promise<void> {
     },
   );
 }
+
+/** A quality report as the demo page keeps it: numbers by the vendor's field names, `level` a StreamQualityLevel. */
+export type ShownQuality = Record<string, number>;
+
+/**
+ * Waits until the page shows a quality report that `accept` takes, and returns it: of the played
+ * `streamID`'s tile, or with no stream of the local preview (the publisher's).
+ */
+export async function waitQuality(
+  page: Page,
+  streamID: string | undefined,
+  accept: (quality: ShownQuality) => boolean = () => true,
+  timeoutMs = 15_000,
+): Promise<ShownQuality> {
+  const deadline = Date.now() + timeoutMs;
+  let last: ShownQuality | undefined;
+  for (;;) {
+    const shown = await page.evaluate(
+      (id) =>
+        (id === null
+          ? document.getElementById('local-quality')
+          : document.querySelector<HTMLElement>(`.tile[data-stream-id="${id}"] .quality`)
+        )?.dataset.quality,
+      streamID ?? null,
+    );
+    if (shown) {
+      last = JSON.parse(shown) as ShownQuality;
+      if (accept(last)) return last;
+    }
+    if (Date.now() > deadline)
+      throw new Error(
+        `no accepted quality report for ${streamID ?? 'the publisher'} within ${timeoutMs} ms; last: ${JSON.stringify(last)}`,
+      );
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}

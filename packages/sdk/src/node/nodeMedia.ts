@@ -38,6 +38,7 @@ import type {
 } from '../platform.js';
 import { simulcastRids } from '../simulcast.js';
 import { PeerTransport } from '../peerTransport.js';
+import { FreezeCounter, type MediaSample } from '../quality.js';
 import { packetizeVp8 } from './vp8.js';
 import { Vp8FrameAssembler } from './frameAssembler.js';
 import { SequenceUnwrapper } from './unwrap.js';
@@ -100,6 +101,9 @@ class LayerStream {
   active = true;
   /** The MID and RID elements every packet carries, known once the answer is applied. */
   extensions: Array<{ id: number; payload: Buffer }> = [];
+  /** What went out first-hand (werift's sender does not see these packets, so its statistics miss them). */
+  framesSent = 0;
+  bytesSent = 0;
 
   constructor(
     readonly ssrc: number,
@@ -191,6 +195,7 @@ class NodePublishTransport extends WeriftTransport {
     const timestamp = Math.round(referenceTimeMs * VIDEO_CLOCK_KHZ) >>> 0;
     const payloads = packetizeVp8(frame, stream.pictureId);
     stream.pictureId = (stream.pictureId + 1) & 0x7fff;
+    stream.framesSent++;
     payloads.forEach((payload, i) => {
       const header = new RtpHeader({
         sequenceNumber: stream.sequenceNumber,
@@ -203,9 +208,18 @@ class NodePublishTransport extends WeriftTransport {
       stream.sequenceNumber = (stream.sequenceNumber + 1) & 0xffff;
       const packet = new RtpPacket(header, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength));
       stream.sent[header.sequenceNumber % SENT_HISTORY] = packet;
+      stream.bytesSent += header.serializeSize + packet.payload.length;
       this.transmit(packet);
     });
     return true;
+  }
+
+  override async stats(): Promise<MediaSample> {
+    const sample = await super.stats();
+    sample.framesSent = Math.max(...this.layers.map((l) => l.framesSent));
+    sample.videoBytesSent = this.layers.reduce((sum, l) => sum + l.bytesSent, 0);
+    sample.videoCodec = 'video/VP8';
+    return sample;
   }
 
   private transmit(packet: RtpPacket): void {
@@ -242,6 +256,9 @@ interface ReceiverInternals {
 class NodePlayTransport extends WeriftTransport {
   private assembler: Vp8FrameAssembler | undefined;
   private nacks: NackGenerator | undefined;
+  /** Frames handed to the app, and its freezes: what a browser's decoder and renderer would count. */
+  private framesDelivered = 0;
+  private readonly freezes = new FreezeCounter();
 
   constructor(sink: PlaySink, custom: NodeCustomMedia, onClosed: (closing: Promise<void>) => void) {
     super(onClosed, { video: [new RTCRtpHeaderExtensionParameters({ uri: SIMULCAST_LAYER_EXTENSION_URI })] });
@@ -266,6 +283,8 @@ class NodePlayTransport extends WeriftTransport {
         if (track.ssrc !== undefined) void receiver.sendRtcpPLI(track.ssrc).catch(() => undefined);
       },
       onFrame: (frame) => {
+        this.framesDelivered++;
+        this.freezes.onFrame(performance.now());
         sink.onFirstVideoFrame();
         if (frame.isKeyFrame) sink.onVideoSize(frame.width, frame.height);
         const params: EncodedVideoFrameParams = {
@@ -312,6 +331,14 @@ class NodePlayTransport extends WeriftTransport {
       const ms = timestamps.unwrap(rtp.header.timestamp) / AUDIO_CLOCK_KHZ;
       custom.audioRenderHandler?.onRemoteAudioFrameEncodedDataReceived?.(new Uint8Array(rtp.payload), { codec: 'opus' }, ms, streamID);
     });
+  }
+
+  override async stats(): Promise<MediaSample> {
+    const sample = await super.stats();
+    sample.framesReceived = sample.framesDecoded = this.framesDelivered;
+    sample.freezeCount = this.freezes.count;
+    sample.freezeSeconds = this.freezes.seconds;
+    return sample;
   }
 
   protected override onClose(): void {
