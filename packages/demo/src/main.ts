@@ -9,6 +9,7 @@ import {
   PublisherState,
   RoomStateChangedReason,
   Scenario,
+  SPEAKING_LEVEL,
   StreamQualityLevel,
   UpdateType,
   type ParleyEventHandler,
@@ -79,6 +80,13 @@ function showQuality(element: HTMLElement | null, what: string, quality: { level
   element.textContent = `${name} · ${detail}`;
 }
 
+/** Marks a tile as speaking (a green edge) while its sound level is at least SPEAKING_LEVEL; data-sound-level keeps the level. */
+function showSoundLevel(tileElement: HTMLElement | null, soundLevel: number): void {
+  if (!tileElement) return;
+  tileElement.dataset.soundLevel = String(soundLevel);
+  tileElement.classList.toggle('speaking', soundLevel >= SPEAKING_LEVEL);
+}
+
 function removeTile(streamID: string): void {
   videos.querySelector(`.tile[data-stream-id="${CSS.escape(streamID)}"]`)?.remove();
 }
@@ -146,6 +154,14 @@ const handler: ParleyEventHandler = {
   onIMRecvBroadcastMessage(_roomID, messages) {
     for (const { fromUser, message } of messages) showMessage(fromUser.userName, message);
   },
+  onCapturedSoundLevelUpdate(soundLevel) {
+    showSoundLevel($('local-tile'), soundLevel);
+  },
+  onRemoteSoundLevelUpdate(soundLevels) {
+    for (const [streamID, soundLevel] of Object.entries(soundLevels)) {
+      showSoundLevel(videos.querySelector<HTMLElement>(`.tile[data-stream-id="${CSS.escape(streamID)}"]`), soundLevel);
+    }
+  },
   onRoomOnlineUserCountUpdate(_roomID, count) {
     $('online').textContent = `${count} online`;
   },
@@ -184,6 +200,7 @@ joinButton.onclick = () => {
   const userID = field('userID').value.trim();
   const current = engine;
   current.startPreview({ view: $<HTMLVideoElement>('local') });
+  current.startSoundLevelMonitor(100);
   // A refused login (e.g. an invalid roomID) resets the page from within this call.
   current.loginRoom(field('roomID').value.trim(), { userID, userName: userID }, { isUserStatusNotify: true, token }, (code) =>
     log(`loginRoom callback code=${code}`),

@@ -4,3 +4,4 @@ export * from './identifiers.js';
 export * from './messages.js';
 export * from './appsign.js';
 export * from './media.js';
+export * from './audioLevel.js';

@@ -55,6 +55,10 @@ function requireType(value: unknown, type: 'string' | 'number' | 'object', name:
   if (typeof value !== type || value === null) throw new TypeError(`${name} must be a ${type}`);
 }
 
+/** How often startSoundLevelMonitor may report (the vendor's range). */
+const SOUND_LEVEL_MIN_INTERVAL_MS = 100;
+const SOUND_LEVEL_MAX_INTERVAL_MS = 3000;
+
 export class ParleyEngine {
   private static platform: Platform | undefined;
 
@@ -85,6 +89,7 @@ export class ParleyEngine {
   private readonly playVideoTypes = new Map<string, VideoStreamType>();
   private readonly context: EngineContext;
   private destroyed = false;
+  private soundLevelTimer: ReturnType<typeof setInterval> | undefined;
 
   private constructor(platform: Platform, profile: EngineProfile, handler: ParleyEventHandler | null) {
     this.scenario = profile.scenario ?? Scenario.Default;
@@ -332,9 +337,37 @@ export class ParleyEngine {
     if (this.media.custom) this.media.custom.audioRenderHandler = handler;
   }
 
+  /**
+   * Reports the sound level (0–100) of the microphone (or of the audio the app sends) and of every
+   * played stream every `millisecond` (100–3000; 100 by default): onCapturedSoundLevelUpdate and
+   * onRemoteSoundLevelUpdate.
+   */
+  startSoundLevelMonitor(millisecond = 100): void {
+    requireType(millisecond, 'number', 'millisecond');
+    this.stopSoundLevelMonitor();
+    if (this.destroyed) return;
+    const interval = Math.min(SOUND_LEVEL_MAX_INTERVAL_MS, Math.max(SOUND_LEVEL_MIN_INTERVAL_MS, millisecond));
+    this.soundLevelTimer = setInterval(() => void this.reportSoundLevels(), interval);
+  }
+
+  stopSoundLevelMonitor(): void {
+    clearInterval(this.soundLevelTimer);
+    this.soundLevelTimer = undefined;
+  }
+
+  private async reportSoundLevels(): Promise<void> {
+    const captured = (await this.publishers.get(PublishChannel.Main)?.soundLevel()) ?? 0;
+    const remote: Record<string, number> = {};
+    for (const [streamID, player] of this.players) remote[streamID] = await player.soundLevel();
+    if (!this.soundLevelTimer) return;
+    this.hub.emit('capturedSoundLevelUpdate', captured);
+    this.hub.emit('remoteSoundLevelUpdate', remote);
+  }
+
   private async destroy(): Promise<void> {
     if (this.destroyed) return;
     this.destroyed = true;
+    this.stopSoundLevelMonitor();
     await this.room.logout();
     for (const publisher of this.publishers.values()) publisher.abandon(0);
     for (const player of [...this.players.values()]) player.abandon(0);

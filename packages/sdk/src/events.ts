@@ -30,6 +30,10 @@ export interface ParleyEvents {
   publisherQualityUpdate: [streamID: string, quality: PublishStreamQuality];
   /** Every few seconds while playing (3 s by default): rates, round trip, loss, delay, freezes and a level. */
   playerQualityUpdate: [streamID: string, quality: PlayStreamQuality];
+  /** startSoundLevelMonitor: the sound level (0–100) of what this engine captures (its main channel). */
+  capturedSoundLevelUpdate: [soundLevel: number];
+  /** startSoundLevelMonitor: the sound level (0–100) of every played stream, by stream ID. */
+  remoteSoundLevelUpdate: [soundLevels: Record<string, number>];
   /** A player asked for a keyframe of `layer` (0 without simulcast); with encoded custom capture, send one as soon as possible. */
   customVideoCaptureKeyFrameRequested: [channel: number, layer: number];
   /** Broadcast messages from others in the room, in order, each once (also those sent while reconnecting). */

@@ -5,6 +5,7 @@ export {
   PublishChannel,
   RoomStateChangedReason,
   Scenario,
+  SPEAKING_LEVEL,
   StreamQualityLevel,
   UpdateType,
   VideoBufferType,

@@ -27,6 +27,7 @@ export abstract class PeerTransport<Description> implements MediaTransport {
   protected abstract prepare(): Promise<void>;
   protected abstract gatheringComplete(): Promise<void>;
   protected abstract closePeer(): Promise<void> | void;
+  abstract soundLevel(): Promise<number>;
   /** Releases what the subclass holds beyond the peer connection. */
   protected onClose(): void {}
 

@@ -38,6 +38,8 @@ export interface MediaTransport {
   onStateChange(listener: (state: TransportState) => void): void;
   /** What it has sent and received so far, for quality reports. */
   stats(): Promise<MediaSample>;
+  /** The sound level (0–100) of what it sends (publish) or plays (play), now. */
+  soundLevel(): Promise<number>;
   /** Publish transports with simulcast: which layers some player uses (smallest first); the others pause. */
   setActiveLayers?(active: boolean[]): void;
   close(): void;
@@ -71,6 +73,8 @@ export interface EncodedVideoFrameParams {
 
 export interface EncodedAudioFrameParams {
   codec: 'opus';
+  /** Sending: the frame's sound level (0–100), sent with it (RFC 6464) for players' sound level monitors and the server. */
+  audioLevel?: number;
 }
 
 export interface CustomVideoRenderHandler {

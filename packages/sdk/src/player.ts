@@ -72,6 +72,11 @@ export class Player {
     void this.ctx.loggedInSignalling()?.request('playVideo', { streamID: this.streamID, video: this.video });
   }
 
+  /** The sound level of what is played now; 0 when not playing. */
+  soundLevel(): Promise<number> {
+    return this.state === PlayerState.Playing && this.transport ? this.transport.soundLevel().catch(() => 0) : Promise.resolve(0);
+  }
+
   /** The stream was (re)announced in the room: a waiting player asks again now. */
   streamAppeared(): void {
     if (this.waitingForStream) this.request();

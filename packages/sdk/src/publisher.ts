@@ -76,6 +76,11 @@ export class Publisher {
     this.config = { ...this.config, extraInfo };
   }
 
+  /** The sound level of what is sent now; 0 when not publishing. */
+  soundLevel(): Promise<number> {
+    return this.state === PublisherState.Publishing && this.transport ? this.transport.soundLevel().catch(() => 0) : Promise.resolve(0);
+  }
+
   /** The server says which simulcast layers some player uses (smallest first); the others pause. */
   setActiveLayers(streamID: string, active: boolean[]): void {
     if (streamID === this.currentStreamID) this.transport?.setActiveLayers?.(active);

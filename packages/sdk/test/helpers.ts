@@ -31,10 +31,18 @@ const EVENTS: Record<ParleyEventName, true> = {
   roomOnlineUserCountUpdate: true,
   publisherQualityUpdate: true,
   playerQualityUpdate: true,
+  capturedSoundLevelUpdate: true,
+  remoteSoundLevelUpdate: true,
 };
 export const ALL_EVENTS = Object.keys(EVENTS) as ParleyEventName[];
 /** Events about the media rather than the room: keyframe requests and quality reports. */
-const MEDIA_REPORTS = new Set<ParleyEventName>(['customVideoCaptureKeyFrameRequested', 'publisherQualityUpdate', 'playerQualityUpdate']);
+const MEDIA_REPORTS = new Set<ParleyEventName>([
+  'customVideoCaptureKeyFrameRequested',
+  'publisherQualityUpdate',
+  'playerQualityUpdate',
+  'capturedSoundLevelUpdate',
+  'remoteSoundLevelUpdate',
+]);
 
 export interface Recorded {
   event: ParleyEventName;

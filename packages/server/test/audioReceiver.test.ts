@@ -38,7 +38,7 @@ const asOpus = (packets: AudioPacket[]): Array<[number, number, string]> =>
   ]);
 
 test('a frame lost on the way in is taken from the redundancy of the next packet, before it; each frame goes out once', () => {
-  const receiver = new AudioReceiver({ opus: OPUS, red: RED });
+  const receiver = new AudioReceiver({ opus: OPUS, red: RED, levelId: 0 });
   const delivered: AudioPacket[] = [];
   for (const sequenceNumber of [0, 1, 2, /* 3 and 4 lost */ 5, 6, 7, 8]) delivered.push(...receiver.receive(redPacket(sequenceNumber, 2))!);
   // 4 is late after all, and 6 comes again (a retransmission): both were delivered already.
@@ -55,7 +55,7 @@ test('a frame lost on the way in is taken from the redundancy of the next packet
 });
 
 test('with one redundant frame, two lost in a row leave a gap the recovery does not invent', () => {
-  const receiver = new AudioReceiver({ opus: OPUS, red: RED });
+  const receiver = new AudioReceiver({ opus: OPUS, red: RED, levelId: 0 });
   const delivered = [10, 11, /* 12, 13 lost */ 14, 15].flatMap((n) => receiver.receive(redPacket(n, 1, 10))!);
   assert.deepEqual(
     asOpus(delivered).map(([n]) => n),
@@ -64,12 +64,12 @@ test('with one redundant frame, two lost in a row leave a gap the recovery does 
 });
 
 test('plain Opus passes as it is; other payload types and malformed RED are refused', () => {
-  const receiver = new AudioReceiver({ opus: OPUS, red: -1 });
+  const receiver = new AudioReceiver({ opus: OPUS, red: -1, levelId: 0 });
   const opus = new RtpPacket(new RtpHeader({ payloadType: OPUS, sequenceNumber: 7, timestamp: 0, ssrc: 1 }), frame(7));
-  assert.deepEqual(receiver.receive(opus), [{ rtp: opus, red: undefined }]);
+  assert.deepEqual(receiver.receive(opus), [{ rtp: opus, red: undefined, level: -1 }]);
   assert.deepEqual(receiver.receive(opus), [], 'a repeat');
   assert.equal(receiver.receive(redPacket(8, 1)), undefined, 'RED was not negotiated');
-  const withRed = new AudioReceiver({ opus: OPUS, red: RED });
+  const withRed = new AudioReceiver({ opus: OPUS, red: RED, levelId: 0 });
   const cut = new RtpPacket(
     new RtpHeader({ payloadType: RED, sequenceNumber: 1, timestamp: 0, ssrc: 1 }),
     Buffer.from([0x80 | OPUS, 0, 0]),
@@ -78,10 +78,28 @@ test('plain Opus passes as it is; other payload types and malformed RED are refu
 });
 
 test('sequence numbers are followed across the 16-bit wrap', () => {
-  const receiver = new AudioReceiver({ opus: OPUS, red: RED });
+  const receiver = new AudioReceiver({ opus: OPUS, red: RED, levelId: 0 });
   const delivered = [65533, 65534, /* 65535 lost */ 0, 1].flatMap((n) => receiver.receive(redPacket(n, 1, 65533))!);
   assert.deepEqual(
     asOpus(delivered).map(([n]) => n),
     [65533, 65534, 65535, 0, 1],
+  );
+});
+
+test("each packet's audio level (RFC 6464) goes with it; frames recovered from redundancy have none", () => {
+  const receiver = new AudioReceiver({ opus: OPUS, red: RED, levelId: 3 });
+  const withLevel = (sequenceNumber: number, level: number): RtpPacket => {
+    const packet = redPacket(sequenceNumber, 1, 20);
+    packet.header.extensions = [{ id: 3, payload: Buffer.from([level]) }];
+    return packet;
+  };
+  const delivered = [withLevel(20, 0x80 | 10), withLevel(22, 127)].flatMap((p) => receiver.receive(p)!);
+  assert.deepEqual(
+    delivered.map((p) => [p.rtp.header.sequenceNumber, p.level]),
+    [
+      [20, 0x80 | 10],
+      [21, -1],
+      [22, 127],
+    ],
   );
 });

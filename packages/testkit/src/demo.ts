@@ -91,3 +91,19 @@ export async function waitQuality(
     await new Promise((resolve) => setTimeout(resolve, 250));
   }
 }
+
+/** The sound levels the demo page shows over `durationMs`, every 100 ms: of the played `streamID`'s tile, or with no stream of the local preview (captured). */
+export async function shownSoundLevels(page: Page, streamID: string | undefined, durationMs: number): Promise<number[]> {
+  const levels: number[] = [];
+  for (const end = Date.now() + durationMs; Date.now() < end;) {
+    const shown = await page.evaluate(
+      (id) =>
+        (id === null ? document.getElementById('local-tile') : document.querySelector<HTMLElement>(`.tile[data-stream-id="${id}"]`))
+          ?.dataset.soundLevel,
+      streamID ?? null,
+    );
+    if (shown !== undefined) levels.push(Number(shown));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return levels;
+}

@@ -2,7 +2,7 @@
  * Media in the browser: camera and microphone through getUserMedia, remote streams into the
  * `<video>` element the app passes as canvas.view, one RTCPeerConnection per stream.
  */
-import { ErrorCode, Scenario } from '@parley/protocol';
+import { ErrorCode, Scenario, soundLevelFromAmplitude } from '@parley/protocol';
 import type { Canvas, MediaBackend, MediaTransport, PlaySink, PublishMedia, VideoCodec } from '../platform.js';
 import { PeerTransport } from '../peerTransport.js';
 import { simulcastLayers } from '../simulcast.js';
@@ -67,6 +67,15 @@ class BrowserPublishTransport extends BrowserTransport {
     });
     transceiver.setCodecPreferences(videoCodecPreferences(this.videoCodec));
     this.videoSender = transceiver.sender;
+  }
+
+  /** The microphone's level as the peer connection measures what it sends. */
+  async soundLevel(): Promise<number> {
+    let amplitude = 0;
+    (await this.pc.getStats()).forEach((entry: { type: string; kind?: string; audioLevel?: number }) => {
+      if (entry.type === 'media-source' && entry.kind === 'audio') amplitude = entry.audioLevel ?? 0;
+    });
+    return soundLevelFromAmplitude(amplitude);
   }
 
   /** Pauses and resumes simulcast encodings without renegotiating; a resumed one starts with a keyframe. */
@@ -137,6 +146,14 @@ class BrowserPlayTransport extends BrowserTransport {
   protected async prepare(): Promise<void> {
     this.pc.addTransceiver('audio', { direction: 'recvonly' });
     this.pc.addTransceiver('video', { direction: 'recvonly' });
+  }
+
+  /** The level of the audio played: from the packets' audio level extension where sent, as browsers report it per source. */
+  async soundLevel(): Promise<number> {
+    const receiver = this.pc.getReceivers().find((r) => r.track.kind === 'audio');
+    const [source] = receiver?.getSynchronizationSources() ?? [];
+    // A source that sent nothing for a while is silent (the browser keeps the last for 10 s).
+    return source && performance.now() - source.timestamp <= 500 ? soundLevelFromAmplitude(source.audioLevel ?? 0) : 0;
   }
 
   private render(): void {

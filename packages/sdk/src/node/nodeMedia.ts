@@ -13,6 +13,7 @@ import {
   RtpPacket,
   useOPUS,
   useSdesMid,
+  useAudioLevelIndication,
   useSdesRTPStreamId,
   useVP8,
   RTCRtpHeaderExtensionParameters,
@@ -23,7 +24,7 @@ import {
   type RTCRtpSender,
   type RTCSessionDescription,
 } from 'werift';
-import { ErrorCode, SIMULCAST_LAYER_EXTENSION_URI } from '@parley/protocol';
+import { AUDIO_LEVEL_URI, audioLevelByte, ErrorCode, SIMULCAST_LAYER_EXTENSION_URI, soundLevelFromByte } from '@parley/protocol';
 import { NackGenerator } from '@parley/protocol/rtp';
 import type {
   CustomMediaIO,
@@ -47,6 +48,8 @@ const VIDEO_CLOCK_KHZ = 90;
 const AUDIO_CLOCK_KHZ = 48;
 const PLI_COUNT = 1;
 const FIR_COUNT = 4;
+/** A played stream whose audio sent no level for this long is silent. */
+const SILENT_AFTER_MS = 500;
 /** How long a missing video packet may take to be retransmitted before its frame is dropped. */
 const MAX_REPAIR_WAIT_MS = 500;
 
@@ -56,8 +59,8 @@ function peerConfig(): Partial<PeerConfig> {
       audio: [useOPUS()],
       video: [useVP8(), new RTCRtpCodecParameters({ mimeType: 'video/rtx', clockRate: 90000 })],
     },
-    // The MID and, for simulcast, the RID name what each packet carries.
-    headerExtensions: { audio: [useSdesMid()], video: [useSdesMid(), useSdesRTPStreamId()] },
+    // The MID and, for simulcast, the RID name what each packet carries; audio packets carry their level.
+    headerExtensions: { audio: [useSdesMid(), useAudioLevelIndication()], video: [useSdesMid(), useSdesRTPStreamId()] },
     iceServers: [],
     iceUseIpv6: false,
     bundlePolicy: 'max-bundle',
@@ -123,6 +126,8 @@ class NodePublishTransport extends WeriftTransport {
   private readonly audio: RTCRtpSender;
   private readonly layers: LayerStream[];
   private audioSeq = 1 + Math.floor(Math.random() * 0x7fff);
+  /** The sound level the app gave with its last audio frame. */
+  private capturedLevel = 0;
 
   constructor(
     layerCount: number,
@@ -214,6 +219,10 @@ class NodePublishTransport extends WeriftTransport {
     return true;
   }
 
+  async soundLevel(): Promise<number> {
+    return this.capturedLevel;
+  }
+
   override async stats(): Promise<MediaSample> {
     const sample = await super.stats();
     sample.framesSent = Math.max(...this.layers.map((l) => l.framesSent));
@@ -228,9 +237,17 @@ class NodePublishTransport extends WeriftTransport {
     void dtls.sendRtp(packet.payload, packet.header).catch(() => undefined);
   }
 
-  sendAudio(frame: Uint8Array, referenceTimeMs: number): void {
+  /** `soundLevel` (0–100), when the app gave one, goes in the audio level extension. */
+  sendAudio(frame: Uint8Array, referenceTimeMs: number, soundLevel: number | undefined): void {
     const timestamp = Math.round(referenceTimeMs * AUDIO_CLOCK_KHZ) >>> 0;
-    const header = new RtpHeader({ sequenceNumber: this.audioSeq, timestamp, marker: false, payloadType: 0, ssrc: 0 });
+    const levelId = this.pc
+      .getTransceivers()
+      .find((t) => t.sender === this.audio)
+      ?.headerExtensions.find((e) => e.uri === AUDIO_LEVEL_URI)?.id;
+    this.capturedLevel = soundLevel ?? 0;
+    const extensions =
+      soundLevel !== undefined && levelId !== undefined ? [{ id: levelId, payload: Buffer.from([audioLevelByte(soundLevel)]) }] : [];
+    const header = new RtpHeader({ sequenceNumber: this.audioSeq, timestamp, marker: false, payloadType: 0, ssrc: 0, extensions });
     this.audioSeq = (this.audioSeq + 1) & 0xffff;
     void this.audio.sendRtp(new RtpPacket(header, Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength))).catch(() => undefined);
   }
@@ -256,12 +273,17 @@ interface ReceiverInternals {
 class NodePlayTransport extends WeriftTransport {
   private assembler: Vp8FrameAssembler | undefined;
   private nacks: NackGenerator | undefined;
+  /** The sound level of the last audio packet that carried one. */
+  private remoteLevel = { level: 0, atMs: -Infinity };
   /** Frames handed to the app, and its freezes: what a browser's decoder and renderer would count. */
   private framesDelivered = 0;
   private readonly freezes = new FreezeCounter();
 
   constructor(sink: PlaySink, custom: NodeCustomMedia, onClosed: (closing: Promise<void>) => void) {
-    super(onClosed, { video: [new RTCRtpHeaderExtensionParameters({ uri: SIMULCAST_LAYER_EXTENSION_URI })] });
+    super(onClosed, {
+      audio: [useAudioLevelIndication()],
+      video: [new RTCRtpHeaderExtensionParameters({ uri: SIMULCAST_LAYER_EXTENSION_URI })],
+    });
     const { streamID } = sink;
     this.pc.addTransceiver('video', { direction: 'recvonly' });
     this.pc.addTransceiver('audio', { direction: 'recvonly' });
@@ -269,7 +291,7 @@ class NodePlayTransport extends WeriftTransport {
       .getTransceivers()
       .forEach((t) =>
         t.onTrack.subscribe((track) =>
-          t.kind === 'video' ? this.receiveVideo(track, t, sink, custom) : this.receiveAudio(track, streamID, custom),
+          t.kind === 'video' ? this.receiveVideo(track, t, sink, custom) : this.receiveAudio(track, t, streamID, custom),
         ),
       );
   }
@@ -320,17 +342,25 @@ class NodePlayTransport extends WeriftTransport {
     });
   }
 
-  private receiveAudio(track: MediaStreamTrack, streamID: string, custom: NodeCustomMedia): void {
+  private receiveAudio(track: MediaStreamTrack, transceiver: RTCRtpTransceiver, streamID: string, custom: NodeCustomMedia): void {
     const seq = new SequenceUnwrapper(16);
     const timestamps = new SequenceUnwrapper(32);
     let last = -Infinity;
     track.onReceiveRtp.subscribe((rtp) => {
+      const levelId = transceiver.headerExtensions.find((e) => e.uri === AUDIO_LEVEL_URI)?.id;
+      const level = rtp.header.extensions.find((e) => e.id === levelId)?.payload[0];
+      if (level !== undefined) this.remoteLevel = { level: soundLevelFromByte(level), atMs: performance.now() };
       const ext = seq.unwrap(rtp.header.sequenceNumber);
       if (ext <= last) return; // audio is not retransmitted: a late packet is stale
       last = ext;
       const ms = timestamps.unwrap(rtp.header.timestamp) / AUDIO_CLOCK_KHZ;
       custom.audioRenderHandler?.onRemoteAudioFrameEncodedDataReceived?.(new Uint8Array(rtp.payload), { codec: 'opus' }, ms, streamID);
     });
+  }
+
+  /** The stream's sound level: of its last audio packet, 0 once none came for a while. */
+  async soundLevel(): Promise<number> {
+    return performance.now() - this.remoteLevel.atMs <= SILENT_AFTER_MS ? this.remoteLevel.level : 0;
   }
 
   override async stats(): Promise<MediaSample> {
@@ -363,7 +393,7 @@ class NodeCustomMedia implements CustomMediaIO {
     if (params.codec !== 'opus') return ErrorCode.UnsupportedRequest;
     const publisher = this.publishers.get(channel);
     if (!publisher) return ErrorCode.NotLoggedIn;
-    publisher.sendAudio(frame, referenceTimeMillisecond);
+    publisher.sendAudio(frame, referenceTimeMillisecond, params.audioLevel);
     return 0;
   }
 }

@@ -11,12 +11,16 @@ import { parseRed, type RedBlock } from './red.js';
 export interface AudioPacket {
   readonly rtp: RtpPacket;
   readonly red: readonly RedBlock[] | undefined;
+  /** Its audio level extension's byte (RFC 6464), -1 when unknown. */
+  readonly level: number;
 }
 
-/** The negotiated payload types; `red` -1 when the publisher does not send RED. */
-export interface AudioPayloadTypes {
+/** The negotiated payload types, and the audio level extension's id (0: none). */
+export interface AudioFormat {
   opus: number;
+  /** -1 when the publisher does not send RED. */
   red: number;
+  levelId: number;
 }
 
 /** Which recent sequence numbers arrived, by sequence number modulo this (RED reaches two back, retransmissions a second). */
@@ -26,7 +30,7 @@ export class AudioReceiver {
   /** The sequence number last delivered in each slot, -1 for none. */
   private readonly delivered = new Int32Array(RECEIVED_WINDOW).fill(-1);
 
-  constructor(readonly payloadTypes: AudioPayloadTypes) {}
+  constructor(readonly format: AudioFormat) {}
 
   /**
    * What players get for `rtp`, oldest first: the frames it carries for sequence numbers that did
@@ -37,10 +41,10 @@ export class AudioReceiver {
     const { header } = rtp;
     const { sequenceNumber } = header;
     let red: RedBlock[] | undefined;
-    if (header.payloadType === this.payloadTypes.red) {
+    if (header.payloadType === this.format.red) {
       red = parseRed(rtp.payload);
       if (!red) return undefined;
-    } else if (header.payloadType !== this.payloadTypes.opus) {
+    } else if (header.payloadType !== this.format.opus) {
       return undefined;
     }
     if (this.wasDelivered(sequenceNumber)) return [];
@@ -54,13 +58,15 @@ export class AudioReceiver {
         ...header,
         sequenceNumber: missing,
         timestamp: (header.timestamp - block.timestampOffset) >>> 0,
-        payloadType: this.payloadTypes.opus,
+        payloadType: this.format.opus,
         marker: false,
       });
-      out.push({ rtp: new RtpPacket(recovered, rtp.payload.subarray(block.start, block.end)), red: undefined });
+      out.push({ rtp: new RtpPacket(recovered, rtp.payload.subarray(block.start, block.end)), red: undefined, level: -1 });
       this.markDelivered(missing);
     }
-    out.push({ rtp, red });
+    const levelId = this.format.levelId;
+    const level = levelId ? (header.extensions.find((e) => e.id === levelId)?.payload[0] ?? -1) : -1;
+    out.push({ rtp, red, level });
     this.markDelivered(sequenceNumber);
     return out;
   }

@@ -69,7 +69,7 @@ interface SenderInternals {
 /** Scratch space for the IV, which createCipheriv copies. */
 const iv = Buffer.alloc(12);
 
-/** One-byte-header RTP extension elements (RFC 8285) the SFU writes: the transport-wide sequence number and the simulcast layer. */
+/** One-byte-header RTP extension elements (RFC 8285) the SFU writes: the transport-wide sequence number, the simulcast layer, the audio level. */
 export interface OutgoingExtensions {
   /** Negotiated id of transport-cc, 0 when not negotiated. */
   transportCcId: number;
@@ -77,6 +77,9 @@ export interface OutgoingExtensions {
   /** Negotiated id of the simulcast-layer extension, 0 when not negotiated or not video. */
   layerId: number;
   layer: number;
+  /** Negotiated id of the audio level extension (RFC 6464), 0 when not negotiated, not audio or the level is unknown. */
+  audioLevelId: number;
+  audioLevel: number;
 }
 
 /** A packet as a player gets it: the header fields that differ from the source's, and a payload that may start with other bytes. */
@@ -102,12 +105,12 @@ export const outgoingPacket = (): OutgoingPacket => ({
   prefix: Buffer.alloc(32),
   prefixLength: 0,
   replaced: 0,
-  extensions: { transportCcId: 0, transportSequenceNumber: 0, layerId: 0, layer: 0 },
+  extensions: { transportCcId: 0, transportSequenceNumber: 0, layerId: 0, layer: 0, audioLevelId: 0, audioLevel: 0 },
 });
 
 /** Bytes of the extension block (header and padded elements) for these elements, 0 for none. */
-function extensionBytes({ transportCcId, layerId }: OutgoingExtensions): number {
-  const elements = (transportCcId ? 3 : 0) + (layerId ? 2 : 0);
+function extensionBytes({ transportCcId, layerId, audioLevelId }: OutgoingExtensions): number {
+  const elements = (transportCcId ? 3 : 0) + (layerId ? 2 : 0) + (audioLevelId ? 2 : 0);
   return elements === 0 ? 0 : 4 + ((elements + 3) & ~3);
 }
 
@@ -122,7 +125,7 @@ function writeHeader(datagram: Buffer, out: OutgoingPacket, csrc: readonly numbe
   let at = 12;
   for (let i = 0; i < csrc.length; i++, at += 4) datagram.writeUInt32BE(csrc[i]!, at);
   if (!extension) return at;
-  const { transportCcId, transportSequenceNumber, layerId, layer } = out.extensions;
+  const { transportCcId, transportSequenceNumber, layerId, layer, audioLevelId, audioLevel } = out.extensions;
   const end = at + extension;
   datagram.writeUInt16BE(0xbede, at);
   datagram.writeUInt16BE((extension - 4) / 4, at + 2);
@@ -135,6 +138,10 @@ function writeHeader(datagram: Buffer, out: OutgoingPacket, csrc: readonly numbe
   if (layerId) {
     datagram[at++] = layerId << 4;
     datagram[at++] = layer;
+  }
+  if (audioLevelId) {
+    datagram[at++] = audioLevelId << 4;
+    datagram[at++] = audioLevel;
   }
   datagram.fill(0, at, end);
   return end;

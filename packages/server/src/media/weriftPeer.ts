@@ -8,6 +8,7 @@ import {
   RTCPeerConnection,
   RTCRtpCodecParameters,
   useAbsSendTime,
+  useAudioLevelIndication,
   useH264,
   useOPUS,
   useRepairedRtpStreamId,
@@ -61,10 +62,11 @@ export type HeaderExtensions = { audio: RTCRtpHeaderExtensionParameters[]; video
 
 /**
  * What publishers may send: transport-wide sequence numbers and send times for their congestion
- * control, the MID, and the RIDs that name simulcast streams (repaired: their retransmissions).
+ * control, the MID, the RIDs that name simulcast streams (repaired: their retransmissions), and
+ * the level of each audio packet.
  */
 export const publishHeaderExtensions = (): HeaderExtensions => ({
-  audio: [useSdesMid(), useTransportWideCC()],
+  audio: [useSdesMid(), useTransportWideCC(), useAudioLevelIndication()],
   video: [useSdesMid(), useSdesRTPStreamId(), useRepairedRtpStreamId(), useTransportWideCC(), useAbsSendTime()],
 });
 

@@ -16,10 +16,11 @@ import {
   type RTCRtpTransceiver,
 } from 'werift';
 import { h264FrameSize, parseVp8, Vp8Descriptor } from './codecs.js';
+import { AUDIO_LEVEL_URI } from '@parley/protocol';
 import { NackGenerator } from '@parley/protocol/rtp';
 import { UplinkFeedback } from './uplinkFeedback.js';
 import { judgeLayers, VideoLayer } from './videoLayer.js';
-import { AudioReceiver, type AudioPayloadTypes } from './audioReceiver.js';
+import { AudioReceiver, type AudioFormat } from './audioReceiver.js';
 import {
   publishCodecs,
   publishHeaderExtensions,
@@ -33,7 +34,7 @@ import { WeriftSubscriber } from './weriftSubscriber.js';
 
 export type Kind = 'audio' | 'video';
 
-const NO_AUDIO: AudioPayloadTypes = { opus: -1, red: -1 };
+const NO_AUDIO: AudioFormat = { opus: -1, red: -1, levelId: 0 };
 
 /** How often layers are checked for starting or stopping to flow, or starving. */
 const LAYER_CHECK_INTERVAL_MS = 100;
@@ -152,7 +153,8 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
     this.codecs.audio = opus;
     this.codecs.audioRed = red;
     this.audioNack = true;
-    this.audio = new AudioReceiver({ opus: opus.payloadType, red: red?.payloadType ?? -1 });
+    const levelId = t.headerExtensions.find((e) => e.uri === AUDIO_LEVEL_URI)?.id ?? 0;
+    this.audio = new AudioReceiver({ opus: opus.payloadType, red: red?.payloadType ?? -1, levelId });
   }
 
   /**
@@ -280,13 +282,13 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
     return fallback;
   }
 
-  /** The payload types of its audio (RED -1 when it sends none; Opus -1 before negotiation). */
-  get audioPayloadTypes(): AudioPayloadTypes {
-    return this.audio?.payloadTypes ?? NO_AUDIO;
+  /** How its audio comes (RED -1 when it sends none; Opus -1 before negotiation). */
+  get audioFormat(): AudioFormat {
+    return this.audio?.format ?? NO_AUDIO;
   }
 
   private isAudio(payloadType: number): boolean {
-    const types = this.audio?.payloadTypes;
+    const types = this.audio?.format;
     return payloadType === types?.opus || payloadType === types?.red;
   }
 

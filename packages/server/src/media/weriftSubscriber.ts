@@ -15,9 +15,9 @@ import {
   type RTCRtpSender,
   type RTCRtpTransceiver,
 } from 'werift';
-import { SIMULCAST_LAYER_EXTENSION_URI } from '@parley/protocol';
+import { AUDIO_LEVEL_URI, SIMULCAST_LAYER_EXTENSION_URI } from '@parley/protocol';
 import { DownlinkAllocator, type PacketKind } from './downlinkAllocator.js';
-import type { AudioPacket, AudioPayloadTypes } from './audioReceiver.js';
+import type { AudioPacket } from './audioReceiver.js';
 import { asksForKeyFrame } from './keyFrames.js';
 import { parseRed, RedEncoder, writeRedHeader } from './red.js';
 import { ForwardingSender, outgoingPacket, type OutgoingPacket } from './forwardingSender.js';
@@ -45,9 +45,9 @@ const PADDING_SOURCE_PACKETS = 64;
 /** RTP header, extensions and RTX's original sequence number, as counted against the retransmission budget. */
 const RTX_OVERHEAD_BYTES = 32;
 
-/** Header extensions a player may get: the transport-wide sequence number and the simulcast layer. */
+/** Header extensions a player may get: the transport-wide sequence number, the simulcast layer, the audio level. */
 const subscribeHeaderExtensions = (): HeaderExtensions => ({
-  audio: [new RTCRtpHeaderExtensionParameters({ uri: TRANSPORT_CC_URI })],
+  audio: [new RTCRtpHeaderExtensionParameters({ uri: TRANSPORT_CC_URI }), new RTCRtpHeaderExtensionParameters({ uri: AUDIO_LEVEL_URI })],
   video: [
     new RTCRtpHeaderExtensionParameters({ uri: TRANSPORT_CC_URI }),
     new RTCRtpHeaderExtensionParameters({ uri: SIMULCAST_LAYER_EXTENSION_URI }),
@@ -97,14 +97,14 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
     audio: Array.from({ length: SENT_HISTORY.audio }, () => new SentPacket()),
     video: Array.from({ length: SENT_HISTORY.video }, () => new SentPacket()),
   };
-  /** The player's audio payload types; `red` -1 when it gets plain Opus (unwrapped from RED if need be). */
-  private readonly audioPayloadTypes: AudioPayloadTypes = { opus: -1, red: -1 };
+  /** The player's audio format; `red` -1 when it gets plain Opus (unwrapped from RED if need be). */
+  private readonly audioFormat = { opus: -1, red: -1 };
   private readonly redEncoder = new RedEncoder();
   private readonly out: OutgoingPacket = outgoingPacket();
   /** Negotiated extension ids, 0 when not negotiated. */
-  private readonly extensionIds: Record<Kind, { transportCc: number; layer: number }> = {
-    audio: { transportCc: 0, layer: 0 },
-    video: { transportCc: 0, layer: 0 },
+  private readonly extensionIds: Record<Kind, { transportCc: number; layer: number; audioLevel: number }> = {
+    audio: { transportCc: 0, layer: 0, audioLevel: 0 },
+    video: { transportCc: 0, layer: 0, audioLevel: 0 },
   };
   private transportSequenceNumber = 0;
   private video: PlayVideo;
@@ -126,7 +126,11 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
     });
     for (const t of subscriber.pc.getTransceivers()) {
       const id = (uri: string): number => t.headerExtensions.find((e) => e.uri === uri)?.id ?? 0;
-      subscriber.extensionIds[t.kind as Kind] = { transportCc: id(TRANSPORT_CC_URI), layer: id(SIMULCAST_LAYER_EXTENSION_URI) };
+      subscriber.extensionIds[t.kind as Kind] = {
+        transportCc: id(TRANSPORT_CC_URI),
+        layer: id(SIMULCAST_LAYER_EXTENSION_URI),
+        audioLevel: id(AUDIO_LEVEL_URI),
+      };
     }
     if (subscriber.extensionIds.video.transportCc) {
       subscriber.allocator = new DownlinkAllocator({ sendPadding: (bytes) => subscriber.sendPadding(bytes) });
@@ -153,7 +157,7 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
    * gets it again from what was sent.
    */
   private negotiateAudio(t: RTCRtpTransceiver): void {
-    const publisherTypes = this.publisher.audioPayloadTypes;
+    const publisherTypes = this.publisher.audioFormat;
     const opus = t.codecs.find((c) => c.name.toLowerCase() === 'opus');
     const red =
       publisherTypes.red >= 0
@@ -162,8 +166,8 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
     t.codecs = opus ? (red ? [opus, red] : [opus]) : [];
     for (const codec of t.codecs)
       if (!codec.rtcpFeedback.some((f) => f.type === 'nack' && !f.parameter)) codec.rtcpFeedback.push(useNACK());
-    this.audioPayloadTypes.opus = opus?.payloadType ?? -1;
-    this.audioPayloadTypes.red = red?.payloadType ?? -1;
+    this.audioFormat.opus = opus?.payloadType ?? -1;
+    this.audioFormat.red = red?.payloadType ?? -1;
   }
 
   private listen(): void {
@@ -252,9 +256,9 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
    * An audio packet as the player takes it: RED as it came (its blocks' payload type the player's
    * Opus), else Opus (a RED packet's primary block).
    */
-  sendAudio({ rtp, red }: AudioPacket, sentAt: bigint, nowMs: number): void {
+  sendAudio({ rtp, red, level }: AudioPacket, sentAt: bigint, nowMs: number): void {
     const forwarder = this.forwarders.audio;
-    const types = this.audioPayloadTypes;
+    const types = this.audioFormat;
     if (!this.connected || !forwarder?.ready || types.opus < 0) return;
     const { header } = rtp;
     if (types.red >= 0) {
@@ -275,12 +279,12 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
     } else if (!asRed) {
       out.prefixLength = 0;
       out.replaced = red.at(-1)!.start;
-    } else if (this.publisher.audioPayloadTypes.opus === types.opus) {
+    } else if (this.publisher.audioFormat.opus === types.opus) {
       out.prefixLength = out.replaced = 0;
     } else {
       out.prefixLength = out.replaced = writeRedHeader(red, types.opus, out.prefix);
     }
-    this.setExtensions('audio', 0);
+    this.setExtensions('audio', 0, level);
     this.remember('audio', rtp, 0, nowMs);
     const bytes = forwarder.send(out, rtp, sentAt, true);
     if (bytes && asRed) this.stats.redPacketsSent++;
@@ -333,9 +337,12 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
     return out;
   }
 
-  private setExtensions(kind: Kind, layer: number): void {
+  /** `audioLevel`: the audio level extension's byte, -1 for none. */
+  private setExtensions(kind: Kind, layer: number, audioLevel = -1): void {
     const { extensions } = this.out;
     const ids = this.extensionIds[kind];
+    extensions.audioLevelId = audioLevel >= 0 ? ids.audioLevel : 0;
+    extensions.audioLevel = audioLevel;
     extensions.transportCcId = ids.transportCc;
     extensions.transportSequenceNumber = this.nextTransportSequenceNumber(kind);
     extensions.layerId = ids.layer;

@@ -1,0 +1,66 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { PlayerState, PublisherState } from '@parley/sdk';
+import { audioFixture, sleep, startTestServer } from './helpers.js';
+
+test("sound levels: a bot speaks for a while, then falls silent; its captured level and its players' remote level follow, through the server", async (t) => {
+  const env = await startTestServer();
+  t.after(() => env.close());
+  const pub = env.client();
+  const viewer = env.client();
+  assert.equal(await pub.login('r-levels', 'pub'), 0);
+  assert.equal(await viewer.login('r-levels', 'viewer'), 0);
+  pub.engine.startPublishingStream('s-levels');
+  await pub.waitFor('publisherStateUpdate', (_, state) => state === PublisherState.Publishing);
+  // Opus frames every 20 ms, each with the level the app gives (the app measured its audio).
+  let level = 80;
+  let packet = 0;
+  const audio = setInterval(() => {
+    pub.engine.sendCustomAudioCaptureEncodedData(
+      audioFixture[packet % audioFixture.length]!,
+      { codec: 'opus', audioLevel: level },
+      packet * 20,
+    );
+    packet++;
+  }, 20);
+  t.after(() => clearInterval(audio));
+  viewer.engine.startPlayingStream('s-levels');
+  await viewer.waitFor('playerStateUpdate', (_, state) => state === PlayerState.Playing);
+
+  const captured: number[] = [];
+  const remote: number[] = [];
+  pub.engine.on('capturedSoundLevelUpdate', (soundLevel) => captured.push(soundLevel));
+  viewer.engine.on('remoteSoundLevelUpdate', (levels) => remote.push(levels['s-levels'] ?? -1));
+  pub.engine.startSoundLevelMonitor(100);
+  viewer.engine.startSoundLevelMonitor(100);
+  await sleep(1500);
+  const speaking = { captured: captured.splice(0), remote: remote.splice(0) };
+  level = 0;
+  await sleep(1500);
+  const silent = { captured: captured.splice(0), remote: remote.splice(0) };
+  viewer.engine.stopSoundLevelMonitor();
+  pub.engine.stopSoundLevelMonitor();
+  console.log(`# speaking: ${JSON.stringify(speaking)}\n# silent: ${JSON.stringify(silent)}`);
+
+  // About ten reports a second; the level (80 sent as 12 dB under overload) arrives within a report or two.
+  assert.ok(speaking.remote.length >= 10 && speaking.remote.length <= 16, `${speaking.remote.length} reports in 1.5 s`);
+  assert.ok(
+    speaking.remote.slice(2).every((l) => l === 80),
+    `while speaking: ${speaking.remote.join(' ')}`,
+  );
+  assert.ok(
+    speaking.captured.every((l) => l === 80),
+    `captured while speaking: ${speaking.captured.join(' ')}`,
+  );
+  assert.ok(
+    silent.remote.slice(2).every((l) => l === 0),
+    `silent: ${silent.remote.join(' ')}`,
+  );
+  assert.ok(
+    silent.captured.slice(1).every((l) => l === 0),
+    `captured silent: ${silent.captured.join(' ')}`,
+  );
+  // Stopped: no more reports.
+  await sleep(300);
+  assert.deepEqual([captured.length, remote.length], [0, 0]);
+});
