@@ -27,6 +27,8 @@ const chatInput = $<HTMLInputElement>('chat-input');
 const sendButton = $<HTMLButtonElement>('send');
 
 let engine: ParleyEngine | null = null;
+/** The last onNetworkQuality line logged per user. */
+const networkQualityShown = new Map<string, string>();
 
 function log(line: string): void {
   const time = new Date().toISOString().slice(11, 23);
@@ -154,6 +156,12 @@ const handler: ParleyEventHandler = {
   onIMRecvBroadcastMessage(_roomID, messages) {
     for (const { fromUser, message } of messages) showMessage(fromUser.userName, message);
   },
+  onNetworkQuality(userID, upstream, downstream) {
+    // Logged when it changes: every 3 s otherwise.
+    const line = `onNetworkQuality user=${userID || '(local)'} up=${StreamQualityLevel[upstream]} down=${StreamQualityLevel[downstream]}`;
+    if (networkQualityShown.get(userID) !== line) log(line);
+    networkQualityShown.set(userID, line);
+  },
   onCapturedSoundLevelUpdate(soundLevel) {
     showSoundLevel($('local-tile'), soundLevel);
   },
@@ -170,6 +178,7 @@ const handler: ParleyEventHandler = {
 function reset(): void {
   if (engine) ParleyEngine.destroyEngine(engine);
   engine = null;
+  networkQualityShown.clear();
   for (const el of videos.querySelectorAll('.tile.remote')) el.remove();
   $<HTMLVideoElement>('local').srcObject = null;
   const localQuality = $('local-quality');

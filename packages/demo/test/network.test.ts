@@ -265,6 +265,14 @@ test('uplink loss: behind 20 % loss, the server asks the simulcast publisher for
   assert.ok(fps >= 0.5 * cleanFps, `${fps.toFixed(1)} frames/s, at least half the ${cleanFps.toFixed(1)} before the loss`);
 });
 
+/** The last onNetworkQuality the demo page logged for `user` ("(local)" for its own): level names up and down. */
+async function networkQuality(page: Page, user: string): Promise<{ up: string; down: string }> {
+  const log = (await page.textContent('#log')) ?? '';
+  const lines = [...log.matchAll(/onNetworkQuality user=(\S+) up=(\w+) down=(\w+)/g)].filter((m) => m[1] === user);
+  const last = lines.at(-1);
+  return { up: last?.[2] ?? 'none', down: last?.[3] ?? 'none' };
+}
+
 /** The audio formats of each of a page's open peer connections, in order, as its local and remote descriptions list them ("red/48000/2"). */
 async function audioFormats(page: Page): Promise<Array<{ local: string[]; remote: string[] }>> {
   const descriptions = await page.evaluate(() =>
@@ -336,7 +344,45 @@ test('audio over lossy links: at 30 % and 50 % random loss each way on both side
     const [playerLevel, publisherLevel] = [await waitQuality(player, 'stream_pub', bad), await waitQuality(publisher, undefined, bad)].map(
       (q) => StreamQualityLevel[q.level!],
     );
-    console.log(`# quality levels at ${loss * 100} % loss: player ${playerLevel}, publisher ${publisherLevel}`);
+    // And the server sees the links the same: the player hears of its own downlink and of the publisher's uplink.
+    const [own, publisherLink] = [await networkQuality(player, '(local)'), await networkQuality(player, 'pub')];
+    console.log(
+      `# quality levels at ${loss * 100} % loss: player ${playerLevel}, publisher ${publisherLevel}; the server's: player down ${own.down}, publisher up ${publisherLink.up}`,
+    );
+    const badOrDie = ['Bad', 'Die'];
+    assert.ok(
+      badOrDie.includes(own.down) && badOrDie.includes(publisherLink.up),
+      `network quality: ${JSON.stringify({ own, publisherLink })}`,
+    );
     assert.ok(redSent > 0 && recoveredFrames > 0, 'RED went both ways: to the player, and from the publisher (frames recovered)');
   }
 });
+
+test("ICE consent: a player whose answers to the server's own checks are all lost keeps playing past werift's 30 s, its checks keeping consent fresh", async (t) => {
+  const { publisher, player, hosts } = await consentCall(t);
+  await waitPublishing(publisher);
+  await remoteVideoSize(player, 'stream_pub');
+  hosts.player.dropStunResponsesToServer();
+  // Consent lapses 30 s after the server's last answered check (sent every 4–6 s).
+  const [samples] = (await sampleEvery([player], 40_000, 2000)) as [VideoSample[]];
+  const log = (await player.textContent('#log')) ?? '';
+  assert.doesNotMatch(log, /onPlayerStateUpdate stream=stream_pub PlayRequesting code=[1-9]/, 'the play was never interrupted');
+  const lastFps = decodeRate(samples.at(-3)!, samples.at(-1)!);
+  assert.ok(lastFps > 5, `still decoding at the end: ${lastFps.toFixed(1)} frames/s`);
+});
+
+/** A publisher beside the server and a player in its own namespace. */
+async function consentCall(t: { after(fn: () => unknown): void }) {
+  const network = new TestNetwork();
+  t.after(() => network.close());
+  const playerHost = network.addHost();
+  const server = await startServer({ host: network.serverIp, port: 0, apps: [DEV_APP], devMode: true, logLevel: 'silent' });
+  t.after(() => server.close());
+  const publisherBrowser = await launchChromium({ secureOrigin: server.httpUrl });
+  t.after(() => publisherBrowser.close());
+  const playerBrowser = await launchChromium({ host: { network, host: playerHost }, secureOrigin: server.httpUrl });
+  t.after(() => playerBrowser.close());
+  const publisher = await openDemo(server.httpUrl, publisherBrowser.browser, 'pub', { roomID: 'consent' });
+  const player = await openDemo(server.httpUrl, playerBrowser.browser, 'player', { roomID: 'consent', publish: false });
+  return { publisher, player, hosts: { player: playerHost } };
+}

@@ -5,3 +5,4 @@ export * from './messages.js';
 export * from './appsign.js';
 export * from './media.js';
 export * from './audioLevel.js';
+export * from './quality.js';

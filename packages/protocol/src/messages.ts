@@ -216,6 +216,17 @@ export const serverMessageSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('publishStopped'), streamID: id, code: z.number().int() }),
   /** Which simulcast layers of a published stream some player uses (smallest first): the others pause until told otherwise. */
   z.object({ type: z.literal('publishLayers'), streamID: id, active: z.array(z.boolean()).min(1).max(3) }),
+  /**
+   * How the server sees a user's links, every few seconds: sent to the user itself and to those
+   * who play its streams. Levels are StreamQualityLevel values (Unknown where it has no link that way).
+   */
+  z.object({
+    type: z.literal('networkQuality'),
+    roomID: id,
+    userID: id,
+    upstream: z.number().int().min(0).max(5),
+    downstream: z.number().int().min(0).max(5),
+  }),
   /** The server ended a play session (the stream stopped or was removed); the player may wait for it to return. */
   z.object({ type: z.literal('playStopped'), streamID: id, attempt: z.number().int(), code: z.number().int() }),
 ]);

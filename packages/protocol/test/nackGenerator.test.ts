@@ -76,3 +76,14 @@ test('close stops the timer and ignores what comes after', () => {
   clock.advance(1000);
   assert.equal(nacks.length, 1);
 });
+
+test('the counts say how many packets were expected and how many of them skipped (the loss before repairs)', () => {
+  const clock = new SimulatedClock();
+  const nacks = new NackGenerator(() => undefined, clock);
+  for (const seq of [100, 101, 104, 105, 102, 106]) nacks.onPacket(1, seq, clock.now());
+  for (const seq of [65535, 1]) nacks.onPacket(2, seq, clock.now());
+  // Stream 1: 100 to 106 (7), of them 102 and 103 skipped (the late 102 adds nothing).
+  // Stream 2: 65535, 0 and 1 across the wrap (3), 0 skipped.
+  assert.deepEqual(nacks.counts(), { expected: 10, skipped: 3 });
+  nacks.close();
+});

@@ -7,6 +7,7 @@ import type {
   RoomExtraInfo,
   RoomStateChangedReason,
   StreamInfo,
+  StreamQualityLevel,
   UpdateType,
   User,
 } from '@parley/protocol';
@@ -30,6 +31,12 @@ export interface ParleyEvents {
   publisherQualityUpdate: [streamID: string, quality: PublishStreamQuality];
   /** Every few seconds while playing (3 s by default): rates, round trip, loss, delay, freezes and a level. */
   playerQualityUpdate: [streamID: string, quality: PlayStreamQuality];
+  /**
+   * Every few seconds (3 s by default): how the server sees the links of the local user ('') and
+   * of each user whose stream is played, up (publishing) and down (playing); Unknown where the
+   * user has no link that way.
+   */
+  networkQuality: [userID: string, upstreamQuality: StreamQualityLevel, downstreamQuality: StreamQualityLevel];
   /** startSoundLevelMonitor: the sound level (0–100) of what this engine captures (its main channel). */
   capturedSoundLevelUpdate: [soundLevel: number];
   /** startSoundLevelMonitor: the sound level (0–100) of every played stream, by stream ID. */

@@ -3,6 +3,7 @@ export {
   PlayerState,
   PublisherState,
   PublishChannel,
+  QUALITY_LIMITS,
   RoomStateChangedReason,
   Scenario,
   SPEAKING_LEVEL,
@@ -17,7 +18,7 @@ export { ParleyEngine, type EngineProfile, type CustomVideoCaptureConfig } from 
 export type { ParleyEventHandler, ParleyEvents, ParleyEventName, Stream } from './events.js';
 export type { RoomConfig } from './room.js';
 export type { PublishConfig } from './publisher.js';
-export { QUALITY_LIMITS, type PlayStreamQuality, type PublishStreamQuality } from './quality.js';
+export type { PlayStreamQuality, PublishStreamQuality } from './quality.js';
 export type {
   Canvas,
   CustomAudioRenderHandler,

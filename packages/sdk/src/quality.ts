@@ -4,7 +4,7 @@
  * statistics (W3C getStats, which browsers and werift both give), and a level from the
  * round-trip time and the loss.
  */
-import { StreamQualityLevel, VideoCodecID } from '@parley/protocol';
+import { qualityLevel, StreamQualityLevel, VideoCodecID } from '@parley/protocol';
 
 /** One entry of a W3C stats report. */
 export interface StatsEntry {
@@ -79,24 +79,6 @@ export interface PlayStreamQuality {
   audioRecvBytes: number;
   videoRecvBytes: number;
   videoCodecID: VideoCodecID;
-}
-
-/**
- * Levels by round-trip time and loss: the best level whose limits both hold. Beyond the last,
- * or with no media at all over the interval, Die; Unknown until a round trip or a loss is known.
- */
-export const QUALITY_LIMITS: ReadonlyArray<{ level: StreamQualityLevel; rttMs: number; loss: number }> = [
-  { level: StreamQualityLevel.Excellent, rttMs: 100, loss: 0.01 },
-  { level: StreamQualityLevel.Good, rttMs: 200, loss: 0.03 },
-  { level: StreamQualityLevel.Medium, rttMs: 400, loss: 0.08 },
-  { level: StreamQualityLevel.Bad, rttMs: 800, loss: 0.25 },
-];
-
-export function qualityLevel(rttMs: number | undefined, loss: number | undefined, flowing: boolean): StreamQualityLevel {
-  if (!flowing) return StreamQualityLevel.Die;
-  if (rttMs === undefined && loss === undefined) return StreamQualityLevel.Unknown;
-  const fits = QUALITY_LIMITS.find((limit) => (rttMs ?? 0) <= limit.rttMs && (loss ?? 0) <= limit.loss);
-  return fits?.level ?? StreamQualityLevel.Die;
 }
 
 const num = (value: unknown): number => (typeof value === 'number' && Number.isFinite(value) ? value : 0);

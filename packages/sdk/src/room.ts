@@ -17,6 +17,7 @@ import {
   type RoomExtraInfo,
   type ServerMessage,
   type StreamInfo,
+  type StreamQualityLevel,
   type User,
 } from '@parley/protocol';
 import type { EventHub } from './events.js';
@@ -275,6 +276,15 @@ export class Room {
         return;
       case 'onlineUserCount':
         this.hub.emit('roomOnlineUserCountUpdate', this.roomID, message.count);
+        return;
+      case 'networkQuality':
+        // The local user is '' (the vendor's convention).
+        this.hub.emit(
+          'networkQuality',
+          message.userID === this.user?.userID ? '' : message.userID,
+          message.upstream as StreamQualityLevel,
+          message.downstream as StreamQualityLevel,
+        );
         return;
       case 'playStopped':
         this.observer.playStopped(message.streamID, message.attempt, message.code);

@@ -31,6 +31,7 @@ const EVENTS: Record<ParleyEventName, true> = {
   roomOnlineUserCountUpdate: true,
   publisherQualityUpdate: true,
   playerQualityUpdate: true,
+  networkQuality: true,
   capturedSoundLevelUpdate: true,
   remoteSoundLevelUpdate: true,
 };
@@ -40,6 +41,7 @@ const MEDIA_REPORTS = new Set<ParleyEventName>([
   'customVideoCaptureKeyFrameRequested',
   'publisherQualityUpdate',
   'playerQualityUpdate',
+  'networkQuality',
   'capturedSoundLevelUpdate',
   'remoteSoundLevelUpdate',
 ]);
@@ -184,7 +186,7 @@ const ONE_ADDRESS_MANY_USERS: Partial<Limits> = {
 };
 
 export async function startTestServer(
-  options: Pick<ServerOptions, 'heartbeatTimeoutMs' | 'media' | 'limits' | 'onlineCountIntervalMs'> = {},
+  options: Pick<ServerOptions, 'heartbeatTimeoutMs' | 'media' | 'limits' | 'onlineCountIntervalMs' | 'networkQualityIntervalMs'> = {},
 ): Promise<TestServer> {
   const app = randomApp(1_000_001);
   const limits = { ...ONE_ADDRESS_MANY_USERS, ...options.limits };

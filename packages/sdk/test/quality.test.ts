@@ -8,30 +8,11 @@ import {
   type PlayStreamQuality,
   type PublishStreamQuality,
 } from '@parley/sdk';
-import { FreezeCounter, playQuality, publishQuality, qualityLevel, sampleStats, type StatsEntry } from '../src/quality.js';
+import { FreezeCounter, playQuality, publishQuality, sampleStats, type StatsEntry } from '../src/quality.js';
 import { loopFixtures, startTestServer } from './helpers.js';
 
 /** A stats entry with its fields, as getStats gives them. */
 type Entry = StatsEntry & Record<string, unknown>;
-
-test('levels by round trip and loss: the best level whose limits both hold; Die without media; Unknown before anything is known', () => {
-  const cases: Array<[rttMs: number | undefined, loss: number | undefined, flowing: boolean, level: StreamQualityLevel]> = [
-    [20, 0, true, StreamQualityLevel.Excellent],
-    [150, 0, true, StreamQualityLevel.Good],
-    [20, 0.02, true, StreamQualityLevel.Good],
-    [20, 0.05, true, StreamQualityLevel.Medium],
-    [500, 0, true, StreamQualityLevel.Bad],
-    [20, 0.2, true, StreamQualityLevel.Bad],
-    [20, 0.3, true, StreamQualityLevel.Die],
-    [1000, 0, true, StreamQualityLevel.Die],
-    [20, 0, false, StreamQualityLevel.Die],
-    [undefined, 0.02, true, StreamQualityLevel.Good],
-    [undefined, undefined, true, StreamQualityLevel.Unknown],
-  ];
-  for (const [rtt, loss, flowing, level] of cases) {
-    assert.equal(qualityLevel(rtt, loss, flowing), level, `rtt ${rtt} ms, loss ${loss}, flowing ${flowing}`);
-  }
-});
 
 /** Stats as Chromium reports a simulcast publisher (two layers) after `seconds` at 30 frames/s, 500 kbit/s of video and 32 of audio. */
 function publisherStats(seconds: number, fractionLost: number): Entry[] {
@@ -127,8 +108,8 @@ test('freezes are counted as Chromium counts them: an interval over max(3 × the
   assert.equal(freezes.seconds, 0.4);
 });
 
-test('a Node.js call reports its quality while publishing and playing: plausible rates, no loss, a good level', async (t) => {
-  const env = await startTestServer();
+test('a Node.js call reports its quality while publishing and playing: plausible rates, no loss, a good level; the server its links', async (t) => {
+  const env = await startTestServer({ networkQualityIntervalMs: 500 });
   t.after(() => env.close());
   const timeouts = { qualityIntervalMs: 1000 };
   const pub = env.client({ timeouts });
@@ -158,6 +139,13 @@ test('a Node.js call reports its quality while publishing and playing: plausible
   assert.equal(got.videoCumulativeBreakCount, 0);
   assert.ok(got.totalRecvBytes > 0);
   assert.ok(got.level <= StreamQualityLevel.Good, `player level ${StreamQualityLevel[got.level]}`);
+
+  // The server's view of the links: the publisher's up, the player's down; the player hears of the publisher's too.
+  const good = (level: StreamQualityLevel): boolean => level <= StreamQualityLevel.Good;
+  await pub.waitFor('networkQuality', (userID, up, down) => userID === '' && good(up) && down === StreamQualityLevel.Unknown);
+  await viewer.waitFor('networkQuality', (userID, up, down) => userID === '' && up === StreamQualityLevel.Unknown && good(down));
+  await viewer.waitFor('networkQuality', (userID, up, down) => userID === 'pub' && good(up) && down === StreamQualityLevel.Unknown);
+  assert.ok(!pub.of('networkQuality').some(([userID]) => userID === 'viewer'), 'the publisher does not play the viewer');
 
   // Reports stop with the stream.
   viewer.engine.stopPlayingStream('s-quality');

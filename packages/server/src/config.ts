@@ -37,6 +37,8 @@ export interface ServerOptions {
   webhooks?: Partial<WebhookOptions>;
   /** How often rooms are told their online user count when it changed (vendor: 30 s). */
   onlineCountIntervalMs?: number;
+  /** How often users are told how the server sees their links and those of whom they play (onNetworkQuality; 3 s). */
+  networkQualityIntervalMs?: number;
 }
 
 export interface Limits {
@@ -87,6 +89,7 @@ export const DEFAULT_LIMITS: Limits = {
 
 export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 90_000;
 export const DEFAULT_ONLINE_COUNT_INTERVAL_MS = 30_000;
+export const DEFAULT_NETWORK_QUALITY_INTERVAL_MS = 3_000;
 export const DEFAULT_PORT = 7800;
 
 /** The well-known app of dev mode. Production mode refuses these credentials. */

@@ -6,6 +6,7 @@ import { APP_SIGN_PATTERN } from '@parley/protocol';
 import {
   DEFAULT_HEARTBEAT_TIMEOUT_MS,
   DEFAULT_LIMITS,
+  DEFAULT_NETWORK_QUALITY_INTERVAL_MS,
   DEFAULT_ONLINE_COUNT_INTERVAL_MS,
   DEFAULT_PORT,
   type AppConfig,
@@ -83,7 +84,16 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
   const media = new WeriftMediaPlane({ ...options.media, listenIp });
   const limits = { ...DEFAULT_LIMITS, ...options.limits };
   const onlineCountIntervalMs = options.onlineCountIntervalMs ?? DEFAULT_ONLINE_COUNT_INTERVAL_MS;
-  const rooms = new RoomService({ apps: options.apps, media, heartbeatTimeoutMs, log, limits, onlineCountIntervalMs });
+  const networkQualityIntervalMs = options.networkQualityIntervalMs ?? DEFAULT_NETWORK_QUALITY_INTERVAL_MS;
+  const rooms = new RoomService({
+    apps: options.apps,
+    media,
+    heartbeatTimeoutMs,
+    log,
+    limits,
+    onlineCountIntervalMs,
+    networkQualityIntervalMs,
+  });
   const webhooks = new WebhookDispatcher({ apps: options.apps, observer: rooms.observer, log, options: options.webhooks });
   const staticDir = options.staticDir ?? defaultStaticDir();
   const devApp = options.devMode ? options.apps[0] : undefined;

@@ -48,8 +48,14 @@ const LOSS_CHAIN = ['-t', 'raw', 'PREROUTING'] as const;
 /** The iptables rules of this namespace's loss chain, as `-A` lines. */
 const lossRules = (): string[] => run('iptables', LOSS_CHAIN[0], LOSS_CHAIN[1], '-S', LOSS_CHAIN[2]).split('\n');
 
-/** Deletes a rule listed by `lossRules`. */
-const deleteLossRule = (rule: string): void => tryRun('iptables', LOSS_CHAIN[0], LOSS_CHAIN[1], ...rule.replace(/^-A /, '-D ').split(' '));
+/** Deletes a rule listed by `lossRules` (whose quoted arguments, such as a u32 match, are one argument each). */
+const deleteLossRule = (rule: string): void =>
+  tryRun(
+    'iptables',
+    LOSS_CHAIN[0],
+    LOSS_CHAIN[1],
+    ...(rule.replace(/^-A /, '-D ').match(/"[^"]*"|\S+/g) ?? []).map((arg) => arg.replace(/^"(.*)"$/, '$1')),
+  );
 
 /** The loss rules this process's networks added to this namespace. */
 function ownRules(pid: number): string[] {
@@ -146,21 +152,15 @@ export class TestHost {
       if (shape.rateKbit !== undefined) run('tc', ...egressNetns, 'qdisc', 'add', 'dev', link, 'root', ...tbf(shape.rateKbit));
     }
     if ((old.loss ?? 0) !== (shape.loss ?? 0)) {
-      const rule = (loss: number): string[] => [
-        ...(direction === 'down' ? ['-i', this.hostLink] : ['-i', this.rootLink]),
-        '-m',
-        'statistic',
-        '--mode',
-        'random',
-        '--probability',
-        String(loss),
-        '-m',
-        'comment',
-        '--comment',
-        this.rulesTag,
-        '-j',
-        'DROP',
-      ];
+      const rule = (loss: number): string[] =>
+        this.dropping(direction === 'down' ? this.hostLink : this.rootLink, [
+          '-m',
+          'statistic',
+          '--mode',
+          'random',
+          '--probability',
+          String(loss),
+        ]);
       // Loss is dropped where the packets arrive: the host's namespace downlink (all of it is for
       // the host), ours uplink (for the server, or forwarded to another host).
       const [flag, table, chain] = direction === 'down' ? ['-t', 'filter', 'INPUT'] : LOSS_CHAIN;
@@ -169,6 +169,21 @@ export class TestHost {
       if (shape.loss) run(...iptables, flag, table, '-I', chain, ...rule(shape.loss));
     }
     this.shapes[direction] = { ...shape };
+  }
+
+  /**
+   * Drops the STUN binding success responses the host sends to the server (type 0x0101 and the
+   * magic cookie, first in the UDP payload): the server's own ICE checks go unanswered while the
+   * host's checks, their answers and all media pass. Undone when the network closes.
+   */
+  dropStunResponsesToServer(): void {
+    const stunResponse = ['-p', 'udp', '-m', 'u32', '--u32', '0>>22&0x3C@8>>16=0x0101&&0>>22&0x3C@12=0x2112A442'];
+    run('iptables', LOSS_CHAIN[0], LOSS_CHAIN[1], '-I', LOSS_CHAIN[2], ...this.dropping(this.rootLink, stunResponse));
+  }
+
+  /** An iptables rule that drops what arrives on `link` and `match`es, tagged as this host's (close() deletes it). */
+  private dropping(link: string, match: string[]): string[] {
+    return ['-i', link, ...match, '-m', 'comment', '--comment', this.rulesTag, '-j', 'DROP'];
   }
 
   /** Packets the loss rule of one direction has dropped so far. */

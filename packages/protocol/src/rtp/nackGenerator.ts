@@ -34,22 +34,25 @@ class StreamLosses {
   private highest = -1;
   readonly missing = new Map<number, Missing>();
 
-  onPacket(sequenceNumber: number, nowMs: number): void {
+  /** Returns how many sequence numbers it skipped (lost, or late): -1 when it is a repair or late. */
+  onPacket(sequenceNumber: number, nowMs: number): number {
     if (this.highest < 0) {
       this.highest = 0x10000 + sequenceNumber;
-      return;
+      return 0;
     }
     const unwrapped = this.highest + ((((sequenceNumber - this.highest) & 0xffff) << 16) >> 16);
     if (unwrapped <= this.highest) {
       this.missing.delete(unwrapped);
-      return;
+      return -1;
     }
+    let skipped = 0;
     if (unwrapped - this.highest > MAX_GAP) {
       this.missing.clear();
     } else {
-      for (let s = this.highest + 1; s < unwrapped; s++) this.missing.set(s, { firstMs: nowMs, nextMs: nowMs, tries: 0 });
+      for (let s = this.highest + 1; s < unwrapped; s++, skipped++) this.missing.set(s, { firstMs: nowMs, nextMs: nowMs, tries: 0 });
     }
     this.highest = unwrapped;
+    return skipped;
   }
 
   /** The 16-bit sequence numbers to ask for now; forgets those that are too old or asked for too often. */
@@ -72,6 +75,9 @@ export class NackGenerator {
   private readonly streams = new Map<number, StreamLosses>();
   private stopTicking: (() => void) | undefined;
   private closed = false;
+  /** Sequence numbers seen go up to, over all streams: each packet that did and each it skipped. */
+  private expectedCount = 0;
+  private skippedCount = 0;
 
   constructor(
     /** Sends one NACK for `lost` (16-bit sequence numbers) of the stream `mediaSsrc`. */
@@ -84,12 +90,24 @@ export class NackGenerator {
     if (this.closed) return;
     let stream = this.streams.get(ssrc);
     if (!stream) this.streams.set(ssrc, (stream = new StreamLosses()));
-    stream.onPacket(sequenceNumber, nowMs);
+    const skipped = stream.onPacket(sequenceNumber, nowMs);
+    if (skipped >= 0) {
+      this.expectedCount += 1 + skipped;
+      this.skippedCount += skipped;
+    }
     if (stream.missing.size > 0 && !this.stopTicking) {
       // The first request goes out now, not a tick later.
       this.tick();
       this.stopTicking = this.clock.every(TICK_MS, () => this.tick());
     }
+  }
+
+  /**
+   * Packets expected and of them those that did not come in order (lost on the way, to be
+   * repaired or not), since the generator started: the link's loss before repairs.
+   */
+  counts(): { expected: number; skipped: number } {
+    return { expected: this.expectedCount, skipped: this.skippedCount };
   }
 
   private tick(): void {

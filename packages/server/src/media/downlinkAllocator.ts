@@ -178,6 +178,11 @@ export class DownlinkAllocator {
    * costs a visible freeze (a frame late by over 150 ms); with two, a repair fails at the square
    * of the loss rate (10 % loss: 1 %), for a few percent more bits.
    */
+  /** The share of packets the player's link loses, from its transport-wide feedback. */
+  get lossFraction(): number {
+    return this.estimator.lossFraction;
+  }
+
   retransmissionCopies(): number {
     return this.estimator.lossFraction > LOSSY_LINK_FRACTION ? 2 : 1;
   }

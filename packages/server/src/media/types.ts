@@ -12,11 +12,19 @@ export interface EndpointEvents {
   closed: [];
 }
 
+/** How an endpoint's link is doing, as far as the server can tell: loss before repairs (0–1) and round trip (ms). */
+export interface LinkQuality {
+  lossFraction: number | undefined;
+  rttMs: number | undefined;
+}
+
 export interface MediaEndpoint<Events extends EndpointEvents & Record<keyof Events, unknown[]> = EndpointEvents> {
   /** The SDP answer to the offer the endpoint was created with. */
   readonly answer: string;
   readonly observer: EventEmitter<Events>;
   readonly closed: boolean;
+  /** A publisher's uplink since the previous call; a subscriber's downlink as estimated now. */
+  linkQuality(): LinkQuality;
   close(): void;
 }
 

@@ -29,7 +29,7 @@ import {
   type NegotiatedCodecs,
   type PeerOptions,
 } from './weriftPeer.js';
-import type { MediaPublisher, MediaSubscriber, PlayVideo, PublisherEvents } from './types.js';
+import type { LinkQuality, MediaPublisher, MediaSubscriber, PlayVideo, PublisherEvents } from './types.js';
 import { WeriftSubscriber } from './weriftSubscriber.js';
 
 export type Kind = 'audio' | 'video';
@@ -101,6 +101,8 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
   /** The layers the publisher was last told to send, a bit per layer: all of them at first. */
   private activeLayers: number;
   private pauseTimer: NodeJS.Timeout | undefined;
+  /** The NACK generator's counts at the previous linkQuality(). */
+  private countsBefore = { expected: 0, skipped: 0 };
 
   static async create(options: PeerOptions, offer: string): Promise<WeriftPublisher> {
     const publisher = new WeriftPublisher(options, simulcastRids(offer));
@@ -280,6 +282,14 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
     for (let i = layer; i >= 0; i--) if (usable(i)) return i;
     for (let i = layer + 1; i < this.layers.length; i++) if (usable(i)) return i;
     return fallback;
+  }
+
+  linkQuality(): LinkQuality {
+    const counts = this.nacks.counts();
+    const expected = counts.expected - this.countsBefore.expected;
+    const skipped = counts.skipped - this.countsBefore.skipped;
+    this.countsBefore = counts;
+    return { lossFraction: expected > 0 ? skipped / expected : undefined, rttMs: this.rttMs() };
   }
 
   /** How its audio comes (RED -1 when it sends none; Opus -1 before negotiation). */

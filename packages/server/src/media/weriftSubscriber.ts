@@ -27,7 +27,7 @@ import { ALL_TEMPORAL_LAYERS, VideoRewriter } from './videoRewriter.js';
 import { WeriftPeer, type HeaderExtensions, type PeerOptions } from './weriftPeer.js';
 import type { VideoLayer } from './videoLayer.js';
 import type { Kind, WeriftPublisher } from './weriftPublisher.js';
-import type { MediaSubscriber, PlayVideo } from './types.js';
+import type { LinkQuality, MediaSubscriber, PlayVideo } from './types.js';
 
 const SMALL = 1;
 const BIG = 2;
@@ -192,6 +192,10 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
         }
       }
     });
+  }
+
+  linkQuality(): LinkQuality {
+    return { lossFraction: this.allocator?.lossFraction, rttMs: this.rttMs() };
   }
 
   setVideo(video: PlayVideo): void {

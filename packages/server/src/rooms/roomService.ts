@@ -5,12 +5,15 @@
  */
 import {
   ErrorCode,
+  qualityLevel,
+  StreamQualityLevel,
   UpdateType,
   validateRoomID,
   validateStreamExtraInfo,
   validateStreamID,
   validateUserID,
   validateUserName,
+  worseLevel,
   type ClientRequest,
   type ReplyData,
   type StreamInfo,
@@ -21,7 +24,7 @@ import type { Logger } from 'pino';
 import type { AppConfig, Limits } from '../config.js';
 import { verifyAppSignProof, verifyResumeProof } from '../auth/appSign.js';
 import { verifyToken04 } from '../auth/token04.js';
-import { SdpError, type MediaPlane } from '../media/index.js';
+import { SdpError, type MediaEndpoint, type MediaPlane } from '../media/index.js';
 import { AppRooms, Play, Publication, Room, Session, type ClientLink, type SessionToken } from './model.js';
 import type { RoomServiceEvents, RoomServiceObserver, SessionEndReason, StreamEndReason } from './observer.js';
 import { RoomMessaging, type MessagingLimits } from './messaging.js';
@@ -43,6 +46,8 @@ export interface RoomServiceOptions {
   heartbeatTimeoutMs: number;
   /** How often rooms are told their online user count when it changed. */
   onlineCountIntervalMs: number;
+  /** How often users are told how the server sees their links and those of whom they play. */
+  networkQualityIntervalMs: number;
   log: Logger;
 }
 
@@ -56,6 +61,7 @@ export class RoomService {
   private readonly log: Logger;
   private readonly limits: RoomServiceOptions['limits'];
   private readonly onlineCountTimer: NodeJS.Timeout;
+  private readonly networkQualityTimer: NodeJS.Timeout;
 
   constructor(options: RoomServiceOptions) {
     for (const app of options.apps) {
@@ -68,6 +74,7 @@ export class RoomService {
     this.log = options.log;
     this.messaging = new RoomMessaging(options.limits);
     this.onlineCountTimer = setInterval(() => this.tellOnlineCounts(), options.onlineCountIntervalMs).unref();
+    this.networkQualityTimer = setInterval(() => this.tellNetworkQuality(), options.networkQualityIntervalMs).unref();
   }
 
   login(link: ClientLink, nonce: string, req: ClientRequest<'login'>): Outcome<ReplyData<'login'> & { session: Session }> {
@@ -426,9 +433,40 @@ export class RoomService {
     session.send({ type: 'onlineUserCount', roomID: session.room.id, count });
   }
 
+  /**
+   * Tells each user that publishes or plays how the server sees its uplink (the worst of its
+   * publications') and downlink (the worst of its plays'), and tells the same of it to those who
+   * play its streams.
+   */
+  private tellNetworkQuality(): void {
+    type Link = Pick<MediaEndpoint, 'linkQuality'> | undefined;
+    const levelOf = (media: Link): StreamQualityLevel => {
+      if (!media) return StreamQualityLevel.Unknown;
+      const { rttMs, lossFraction } = media.linkQuality();
+      return qualityLevel(rttMs, lossFraction, true);
+    };
+    const worst = (media: Link[]): StreamQualityLevel =>
+      media.reduce<StreamQualityLevel>((level, m) => worseLevel(level, levelOf(m)), StreamQualityLevel.Unknown);
+    for (const app of this.apps.values()) {
+      for (const room of app.rooms.values()) {
+        const users = [...room.sessions.values()].filter((s) => s.active && (s.publications.size > 0 || s.plays.size > 0));
+        for (const session of users) {
+          const upstream = worst([...session.publications.values()].map((p) => p.media));
+          const downstream = worst([...session.plays.values()].map((p) => p.media));
+          const message = { type: 'networkQuality', roomID: room.id, userID: session.user.userID, upstream, downstream } as const;
+          session.send(message);
+          for (const other of users) {
+            if (other !== session && [...other.plays.keys()].some((streamID) => session.publications.has(streamID))) other.send(message);
+          }
+        }
+      }
+    }
+  }
+
   /** Removes every session (server shutdown) without telling anyone: clients reconnect elsewhere or later. */
   closeAll(): void {
     clearInterval(this.onlineCountTimer);
+    clearInterval(this.networkQualityTimer);
     for (const app of this.apps.values()) {
       const sessions = [...app.sessionsByUser.values()];
       for (const session of sessions) session.link = null;
