@@ -67,7 +67,7 @@ test('the encoder repeats the frames before, within what RED can carry, and its 
   const encoder = new RedEncoder();
   const frames = [0, 1, 2, 3].map((n) => Buffer.from(`frame ${n}`));
   frames.forEach((data, n) => encoder.push(1000 + n * 960, data));
-  const payload = encoder.encode(Buffer.from('frame 4'), 1000 + 4 * 960, 2, 111);
+  const { payload, blocks } = encoder.encode(Buffer.from('frame 4'), 1000 + 4 * 960, 2, 111);
   assert.deepEqual(
     parseRed(payload)!.map((b) => [b.payloadType, b.timestampOffset, payload.subarray(b.start, b.end).toString()]),
     [
@@ -76,8 +76,9 @@ test('the encoder repeats the frames before, within what RED can carry, and its 
       [111, 0, 'frame 4'],
     ],
   );
+  assert.deepEqual(blocks, parseRed(payload), 'the blocks it gives are those parseRed finds');
   // A frame over 341 ms before (the 14-bit offset) is left out rather than wrapped.
-  const late = encoder.encode(Buffer.from('frame 400'), 1000 + 400 * 960, 3, 111);
+  const late = encoder.encode(Buffer.from('frame 400'), 1000 + 400 * 960, 3, 111).payload;
   assert.deepEqual(
     parseRed(late)!.map((b) => late.subarray(b.start, b.end).toString()),
     ['frame 400'],

@@ -93,24 +93,28 @@ export class RedEncoder {
 
   /**
    * A RED payload of `primary` (at `timestamp`) after up to `redundancy` of the frames before it,
-   * those RED can carry; every block of Opus `payloadType`.
+   * those RED can carry; every block of Opus `payloadType`. With its blocks, as parseRed gives them.
    */
-  encode(primary: Buffer, timestamp: number, redundancy: number, payloadType: number): Buffer {
+  encode(primary: Buffer, timestamp: number, redundancy: number, payloadType: number): { payload: Buffer; blocks: RedBlock[] } {
     const earlier = this.frames.slice(-redundancy).filter(({ timestamp: t, data }) => {
       const offset = (timestamp - t) >>> 0;
       return offset > 0 && offset <= MAX_TIMESTAMP_OFFSET && data.length > 0 && data.length <= MAX_BLOCK_BYTES;
     });
     const headerBytes = REDUNDANT_HEADER_BYTES * earlier.length + 1;
     const payload = Buffer.allocUnsafe(headerBytes + earlier.reduce((sum, f) => sum + f.data.length, 0) + primary.length);
+    const blocks: RedBlock[] = [];
     let header = 0;
     let body = headerBytes;
     for (const { timestamp: t, data } of earlier) {
-      writeRedundantHeader(payload, header, payloadType, (timestamp - t) >>> 0, data.length);
+      const timestampOffset = (timestamp - t) >>> 0;
+      writeRedundantHeader(payload, header, payloadType, timestampOffset, data.length);
       header += REDUNDANT_HEADER_BYTES;
+      blocks.push({ payloadType, timestampOffset, start: body, end: body + data.length });
       body += data.copy(payload, body);
     }
     payload[header] = payloadType;
     primary.copy(payload, body);
-    return payload;
+    blocks.push({ payloadType, timestampOffset: 0, start: body, end: payload.length });
+    return { payload, blocks };
   }
 }

@@ -10,6 +10,7 @@ import {
   useAbsSendTime,
   useAudioLevelIndication,
   useH264,
+  useNACK,
   useOPUS,
   useRepairedRtpStreamId,
   useSdesMid,
@@ -36,6 +37,11 @@ export interface NegotiatedCodecs {
   audio?: RTCRtpCodecParameters;
   audioRed?: RTCRtpCodecParameters;
   video?: RTCRtpCodecParameters;
+}
+
+/** Adds generic NACK to a negotiated codec's feedback (the answer then offers it) unless it is there. */
+export function addNack(codec: RTCRtpCodecParameters): void {
+  if (!codec.rtcpFeedback.some((f) => f.type === 'nack' && !f.parameter)) codec.rtcpFeedback.push(useNACK());
 }
 
 /** `parameters` (an fmtp value, "a=1;b=2") with `set` merged in. */

@@ -10,7 +10,6 @@ import {
   RtcpTransportLayerFeedback,
   RtpHeader,
   RtpPacket,
-  useNACK,
   type MediaStreamTrack,
   type RTCRtpReceiver,
   type RTCRtpTransceiver,
@@ -22,6 +21,7 @@ import { UplinkFeedback } from './uplinkFeedback.js';
 import { judgeLayers, VideoLayer } from './videoLayer.js';
 import { AudioReceiver, type AudioFormat } from './audioReceiver.js';
 import {
+  addNack,
   publishCodecs,
   publishHeaderExtensions,
   withFormatParameters,
@@ -148,9 +148,7 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
       return;
     }
     opus.parameters = withFormatParameters(opus.parameters, { useinbandfec: '1', usedtx: '1' });
-    for (const codec of [red, opus]) {
-      if (codec && !codec.rtcpFeedback.some((f) => f.type === 'nack' && !f.parameter)) codec.rtcpFeedback.push(useNACK());
-    }
+    for (const codec of [red, opus]) if (codec) addNack(codec);
     t.codecs = red ? [red, opus] : [opus];
     this.codecs.audio = opus;
     this.codecs.audioRed = red;

@@ -10,7 +10,6 @@ import {
   RtcpTransportLayerFeedback,
   RtpPacket,
   TransportWideCC,
-  useNACK,
   type RtcpPacket,
   type RTCRtpSender,
   type RTCRtpTransceiver,
@@ -19,12 +18,12 @@ import { AUDIO_LEVEL_URI, SIMULCAST_LAYER_EXTENSION_URI } from '@parley/protocol
 import { DownlinkAllocator, type PacketKind } from './downlinkAllocator.js';
 import type { AudioPacket } from './audioReceiver.js';
 import { asksForKeyFrame } from './keyFrames.js';
-import { parseRed, RedEncoder, writeRedHeader } from './red.js';
+import { RedEncoder, writeRedHeader } from './red.js';
 import { ForwardingSender, outgoingPacket, type OutgoingPacket } from './forwardingSender.js';
 import { twccResults } from './twcc.js';
 import { TRANSPORT_CC_URI } from './uplinkFeedback.js';
 import { ALL_TEMPORAL_LAYERS, VideoRewriter } from './videoRewriter.js';
-import { WeriftPeer, type HeaderExtensions, type PeerOptions } from './weriftPeer.js';
+import { addNack, WeriftPeer, type HeaderExtensions, type PeerOptions } from './weriftPeer.js';
 import type { VideoLayer } from './videoLayer.js';
 import type { Kind, WeriftPublisher } from './weriftPublisher.js';
 import type { LinkQuality, MediaSubscriber, PlayVideo } from './types.js';
@@ -164,8 +163,7 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
         ? t.codecs.find((c) => c.name.toLowerCase() === 'red' && c.parameters === `${opus?.payloadType}/${opus?.payloadType}`)
         : undefined;
     t.codecs = opus ? (red ? [opus, red] : [opus]) : [];
-    for (const codec of t.codecs)
-      if (!codec.rtcpFeedback.some((f) => f.type === 'nack' && !f.parameter)) codec.rtcpFeedback.push(useNACK());
+    for (const codec of t.codecs) addNack(codec);
     this.audioFormat.opus = opus?.payloadType ?? -1;
     this.audioFormat.red = red?.payloadType ?? -1;
   }
@@ -270,9 +268,9 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
       const frame = red ? rtp.payload.subarray(red.at(-1)!.start) : rtp.payload;
       const redundancy = this.allocator?.audioRedundancy() ?? 0;
       if (redundancy > (red?.length ?? 1) - 1) {
-        const payload = this.redEncoder.encode(frame, header.timestamp, redundancy, types.opus);
-        rtp = new RtpPacket(header, payload);
-        red = parseRed(payload);
+        const encoded = this.redEncoder.encode(frame, header.timestamp, redundancy, types.opus);
+        rtp = new RtpPacket(header, encoded.payload);
+        red = encoded.blocks;
       }
       this.redEncoder.push(header.timestamp, frame);
     }
