@@ -851,3 +851,55 @@ test('malformed and too-short payloads are dropped without a throw; their number
     if (i % 1000 === 0) fuzzed.setTargetLayer(random(3));
   }
 });
+
+test('a layer starts only at a keyframe no older than its newest packet: not at a copy of an old one, which leaves the player a gap it cannot fill', () => {
+  // A call's start: the player missed the keyframe of frame 0, then gets a copy of it, as a
+  // repair or as padding (Chromium pads probes with RTX copies of a recent large packet, which
+  // for a small layer is a one-packet keyframe) before the keyframe it asked for.
+  const layer = new Layer(0, 1, 320, 180);
+  const rewriter = new VideoRewriter(0);
+  const packets = frames([layer], 0, 20, (_, n) => n === 0 || n === 12);
+  const copy = packets[0]!;
+  const forwarded = feed(rewriter, [...packets.slice(5, 9), copy, ...packets.slice(9)]);
+  assert.deepEqual(
+    forwarded.map((f) => f.source),
+    packets.slice(12),
+  );
+  assertContiguous(forwarded);
+});
+
+test('a switch waits for a keyframe no older than the newest packet of its layer: not a copy, nor a keyframe whose first packet came after its second', () => {
+  const layers = threeLayers().slice(0, 2);
+  const rewriter = new VideoRewriter(0);
+  const packets = frames(layers, 0, 9, keyFrameAt(0));
+  const oldKeyFrameStart = packets.find((p) => p.layer === 1)!;
+  const forwarded = feed(rewriter, packets);
+  rewriter.setTargetLayer(1);
+  forwarded.push(...feed(rewriter, [...frames(layers, 10, 10, noKeyFrames), oldKeyFrameStart, ...frames(layers, 11, 11, noKeyFrames)]));
+  assert.equal(rewriter.currentLayer, 0);
+  assert.equal(rewriter.needsKeyFrame(), 1);
+  // Its second packet was dropped as it came (no keyframe yet), so the player would get it cut.
+  const base = layers[0]!.frame(12, false);
+  const [start, second] = layers[1]!.frame(12, true);
+  forwarded.push(...feed(rewriter, [...base, second!, start!]));
+  assert.equal(rewriter.currentLayer, 0);
+  assert.equal(rewriter.needsKeyFrame(), 1);
+
+  forwarded.push(...feed(rewriter, frames(layers, 13, 20, keyFrameAt(13, 1))));
+  assert.equal(rewriter.currentLayer, 1);
+  const at = forwarded.findIndex((f) => f.source.layer === 1);
+  assert.equal(forwarded[at]!.source.arrivalMs, 13 * FRAME_MS);
+  assertSwitch(forwarded, at, 0, 1);
+  assertContiguous(forwarded);
+  const starts = frameStarts(forwarded);
+  for (let i = 1; i < starts.length; i++) assert.equal(starts[i]!.out.pictureId, (starts[i - 1]!.out.pictureId! + 1) & 0x7fff);
+  assertDescriptorsAgree(forwarded);
+
+  // A copy of the newest packet is as good as it: the rest of its keyframe is still to come.
+  const [newest] = layers[0]!.frame(21, true); // one packet
+  feed(rewriter, [newest!]);
+  rewriter.setTargetLayer(0);
+  const resumed = feed(rewriter, [newest!, ...frames(layers, 22, 22, noKeyFrames)]);
+  assert.deepEqual(resumed[0]?.source, newest);
+  assert.equal(rewriter.currentLayer, 0);
+});

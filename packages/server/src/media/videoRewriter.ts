@@ -54,6 +54,8 @@ const AWAITED = 0x10000;
 const NONE = -1;
 /** The highest VP8 TID (2 bits): no temporal layer limit. */
 export const ALL_TEMPORAL_LAYERS = 3;
+/** Simulcast layers whose newest packet is tracked (a publisher sends at most three); see `behindNewest`. */
+const TRACKED_LAYERS = 4;
 
 /** The player's PictureID keeps the source's width (7 or 15 bits), so it wraps at the source's range. */
 function pictureIdMask(descriptor: Vp8Descriptor): number {
@@ -102,6 +104,8 @@ export class VideoRewriter {
   /** Likewise for its recent VP8 frames, by source PictureID, holding the player's PictureID. */
   private readonly frameTags = new Int32Array(FRAME_WINDOW).fill(NONE);
   private readonly frameSlots = new Int32Array(FRAME_WINDOW);
+  /** Each layer's newest source sequence number seen, forwarded or not (NONE before its first). */
+  private readonly newestSequences = new Int32Array(TRACKED_LAYERS).fill(NONE);
 
   private readonly vp8 = new Vp8Descriptor();
   private readonly result: RewrittenPacket = {
@@ -184,6 +188,7 @@ export class VideoRewriter {
    * values in the player's stream. The returned object is reused: it holds until the next call.
    */
   rewrite(layer: number, header: RtpHeaderFields, payload: Uint8Array, codec: VideoCodec, arrivalMs: number): RewrittenPacket | undefined {
+    const stale = this.behindNewest(layer, header.sequenceNumber);
     const switching = layer !== this.layer;
     if (switching && layer !== this.target) return undefined;
     const isVp8 = codec === 'vp8';
@@ -198,7 +203,15 @@ export class VideoRewriter {
       keyFrame = kind === 'keyFrameStart';
     }
     if (switching) {
-      if (!keyFrame) return undefined;
+      // A keyframe's first packet older than its layer's newest is a copy (a repair, or padding:
+      // Chromium pads its probes with RTX copies of a recent large packet, which for a small
+      // layer is a one-packet keyframe, and keeps one for thousands of packets) or came
+      // reordered. The layer's packets after it went by unforwarded, so the player would get a
+      // keyframe cut short, or one followed by a gap in every number that it NACKs in vain, and
+      // no keyframe would be asked for any more: libwebrtc's VP8 reference finder holds every
+      // later frame for the base layer frames in the gap, and Chromium asks for a keyframe only
+      // after 3 s without a decodable frame.
+      if (!keyFrame || stale) return undefined;
       this.startLayer(layer, header.sequenceNumber, header.timestamp, arrivalMs, isVp8);
     }
 
@@ -247,6 +260,19 @@ export class VideoRewriter {
       }
     }
     return result;
+  }
+
+  /**
+   * Whether a packet of `layer` is older than the newest one of that layer seen so far; if it is
+   * newer, it becomes the newest. A copy of the newest is not older: what follows it is still to come.
+   */
+  private behindNewest(layer: number, sequenceNumber: number): boolean {
+    if (layer < 0 || layer >= TRACKED_LAYERS) return false;
+    const newest = this.newestSequences[layer]!;
+    const ahead = ((sequenceNumber - newest) << 16) >> 16;
+    if (newest !== NONE && ahead < 0) return true;
+    this.newestSequences[layer] = sequenceNumber;
+    return false;
   }
 
   /**
