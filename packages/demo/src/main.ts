@@ -162,6 +162,9 @@ const handler: ParleyEventHandler = {
     if (networkQualityShown.get(userID) !== line) log(line);
     networkQualityShown.set(userID, line);
   },
+  onActiveSpeakerUpdate(roomID, speakers) {
+    log(`onActiveSpeakerUpdate room=${roomID} ${speakers.map((s) => `${s.userID}:${s.soundLevel}`).join(',') || '(none)'}`);
+  },
   onCapturedSoundLevelUpdate(soundLevel) {
     showSoundLevel($('local-tile'), soundLevel);
   },

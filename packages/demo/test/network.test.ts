@@ -14,6 +14,7 @@ import {
   decodeRate,
   enlargeRemoteTiles,
   framesSent,
+  inboundTotals,
   launchChromium,
   openDemo,
   remoteVideoSize,
@@ -386,3 +387,86 @@ async function consentCall(t: { after(fn: () => unknown): void }) {
   const player = await openDemo(server.httpUrl, playerBrowser.browser, 'player', { roomID: 'consent', publish: false });
   return { publisher, player, hosts: { player: playerHost } };
 }
+
+/** The page's log lines after the first `skip`, each with its time (ms since midnight UTC, as Date.now() gives it modulo a day). */
+async function logSince(page: Page, skip: number): Promise<Array<{ atMs: number; line: string }>> {
+  const lines = ((await page.textContent('#log')) ?? '').split('\n').filter(Boolean).slice(skip);
+  return lines.map((line) => {
+    const [h, m, s] = line.slice(0, 12).split(':').map(Number) as [number, number, number];
+    return { atMs: ((h * 60 + m) * 60 + s) * 1000, line: line.slice(13) };
+  });
+}
+
+const logLength = async (page: Page): Promise<number> => ((await page.textContent('#log')) ?? '').split('\n').filter(Boolean).length;
+
+/** Waits until the page decodes more video frames than it had, and returns when (Date.now()). */
+async function decodingAgain(page: Page, timeoutMs: number): Promise<number> {
+  const before = (await inboundTotals(page)).framesDecoded;
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if ((await inboundTotals(page)).framesDecoded > before + 1) return Date.now();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`no new frames decoded within ${timeoutMs} ms`);
+}
+
+test('media cut: 5 s without UDP (signalling intact) ends in Requesting with 1003020/1004020, back within 3 s by ICE restart with no one else noticing; a cut that stays stays Requesting', async (t) => {
+  const network = new TestNetwork();
+  t.after(() => network.close());
+  const cutHost = network.addHost();
+  const server = await startServer({ host: network.serverIp, port: 0, apps: [DEV_APP], devMode: true, logLevel: 'silent' });
+  t.after(() => server.close());
+  const cutBrowser = await launchChromium({ host: { network, host: cutHost }, secureOrigin: server.httpUrl });
+  t.after(() => cutBrowser.close());
+  const otherBrowser = await launchChromium({ secureOrigin: server.httpUrl });
+  t.after(() => otherBrowser.close());
+  const cut = await openDemo(server.httpUrl, cutBrowser.browser, 'cut', { roomID: 'cut' });
+  const other = await openDemo(server.httpUrl, otherBrowser.browser, 'other', { roomID: 'cut' });
+  await Promise.all([waitPublishing(cut), waitPublishing(other)]);
+  await Promise.all([remoteVideoSize(cut, 'stream_other'), remoteVideoSize(other, 'stream_cut')]);
+  await Promise.all([decodingAgain(cut, 5000), decodingAgain(other, 5000)]);
+
+  const [cutSkip, otherSkip] = [await logLength(cut), await logLength(other)];
+  cutHost.cutUdp(true);
+  await new Promise((resolve) => setTimeout(resolve, 5000));
+  const restoredAt = Date.now();
+  cutHost.cutUdp(false);
+  const [cutDecoding, otherDecoding] = await Promise.all([decodingAgain(cut, 10_000), decodingAgain(other, 10_000)]);
+  // Both states back (they may follow the frames by a sample of the stall watch).
+  await cut.waitForFunction(
+    (skip) => {
+      const lines = (document.getElementById('log')!.textContent ?? '').split('\n').slice(skip).join('\n');
+      return / stream=stream_cut Publishing code=0/.test(lines) && / stream=stream_other Playing code=0/.test(lines);
+    },
+    cutSkip,
+    { timeout: 10_000 },
+  );
+  const cutLog = await logSince(cut, cutSkip);
+  const otherLog = await logSince(other, otherSkip);
+  const shown = (log: Array<{ line: string }>): string => log.map((l) => l.line).join('\n');
+  const restoredMs = restoredAt % 86_400_000;
+  const back = (pattern: RegExp): number => cutLog.find((l) => l.atMs >= restoredMs - 1000 && pattern.test(l.line))!.atMs - restoredMs;
+  t.diagnostic(
+    `after the cut: frames decoded again in ${cutDecoding - restoredAt} ms (cut page) and ${otherDecoding - restoredAt} ms (other page); ` +
+      `Publishing ${back(/Publishing/)} ms, Playing ${back(/Playing/)} ms`,
+  );
+  assert.match(shown(cutLog), /stream=stream_cut PublishRequesting code=1003020/, shown(cutLog));
+  assert.match(shown(cutLog), /stream=stream_other PlayRequesting code=1004020/, shown(cutLog));
+  assert.ok(cutDecoding - restoredAt <= 3000 && otherDecoding - restoredAt <= 3000, 'video flows again both ways within 3 s');
+  assert.ok(back(/Publishing/) <= 3000 && back(/Playing/) <= 3000, `states back within 3 s:\n${shown(cutLog)}`);
+  assert.doesNotMatch(
+    shown(otherLog),
+    /onRoomUserUpdate|onRoomStreamUpdate|onPlayerStateUpdate|onPublisherStateUpdate/,
+    'the other user saw nothing but a pause',
+  );
+  assert.ok((await metric(server, 'parley_media_stalls_total')) >= 1, 'the server saw the stall too');
+
+  // A cut that stays: Requesting with the codes, retried, never NoPublish/NoPlay in silence.
+  const staySkip = await logLength(cut);
+  cutHost.cutUdp(true);
+  await new Promise((resolve) => setTimeout(resolve, 8000));
+  const stayLog = shown(await logSince(cut, staySkip));
+  assert.match(stayLog, /stream=stream_cut PublishRequesting code=1003020/, stayLog);
+  assert.match(stayLog, /stream=stream_other PlayRequesting code=1004020/, stayLog);
+  assert.doesNotMatch(stayLog, /NoPublish|NoPlay|Publishing|Playing/, stayLog);
+});

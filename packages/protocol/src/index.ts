@@ -6,3 +6,4 @@ export * from './appsign.js';
 export * from './media.js';
 export * from './audioLevel.js';
 export * from './quality.js';
+export * from './liveness.js';

@@ -16,6 +16,9 @@ const requestId = z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER);
 // applied by the server's room logic, see identifiers.ts.
 const id = z.string().max(512);
 const sdp = z.string().min(1).max(MAX_SDP_BYTES);
+/** Which of a session's transports for a stream: the one publishing it or the one playing it. */
+const mediaRole = z.enum(['publish', 'play']);
+export type MediaRole = z.infer<typeof mediaRole>;
 
 export const userSchema = z.object({ userID: id, userName: id });
 export type User = z.infer<typeof userSchema>;
@@ -99,6 +102,11 @@ export const clientMessageSchema = z.discriminatedUnion('type', [
   /** The player's choice of video layer and the size of its view changed. */
   z.object({ type: z.literal('playVideo'), id: requestId, streamID: id, video: playVideoSchema }),
   z.object({ type: z.literal('unplay'), id: requestId, streamID: id }),
+  /**
+   * The media of a stream being published or played stopped flowing: new ICE credentials for its
+   * transport (an offer from `pc.restartIce()`); DTLS, SRTP and everything above stay as they are.
+   */
+  z.object({ type: z.literal('restartIce'), id: requestId, streamID: id, role: mediaRole, sdp }),
   z.object({ type: z.literal('heartbeat'), id: requestId }),
   /** Replaces the session's token before it expires. */
   z.object({ type: z.literal('renewToken'), id: requestId, token: z.string().min(1).max(4096) }),
@@ -180,6 +188,7 @@ export const replyDataSchemas = {
   play: z.object({ sdp }),
   playVideo: z.object({}),
   unplay: z.object({}),
+  restartIce: z.object({ sdp }),
   heartbeat: z.object({}),
   renewToken: z.object({}),
   broadcastMessage: z.object({ messageID: z.number().int() }),
@@ -227,6 +236,17 @@ export const serverMessageSchema = z.discriminatedUnion('type', [
     upstream: z.number().int().min(0).max(5),
     downstream: z.number().int().min(0).max(5),
   }),
+  /**
+   * Who speaks in the room now (sound level at least SPEAKING_LEVEL over the last moment),
+   * loudest first; sent to everyone in the room when the set changes.
+   */
+  z.object({
+    type: z.literal('activeSpeakers'),
+    roomID: id,
+    speakers: z.array(z.object({ userID: id, streamID: id, soundLevel: z.number().min(0).max(100) })).max(1000),
+  }),
+  /** The server has received nothing (no RTP, no RTCP) on this transport for a while: the client should restart its ICE. */
+  z.object({ type: z.literal('mediaStalled'), streamID: id, role: mediaRole }),
   /** The server ended a play session (the stream stopped or was removed); the player may wait for it to return. */
   z.object({ type: z.literal('playStopped'), streamID: id, attempt: z.number().int(), code: z.number().int() }),
 ]);

@@ -1,3 +1,4 @@
+import { DEFAULT_MEDIA_STALL_MS } from '@parley/protocol';
 import type { EventHub } from './events.js';
 import type { MediaBackend } from './platform.js';
 import type { SignallingClient } from './signalling.js';
@@ -13,6 +14,8 @@ export interface Timeouts {
   playRetryIntervalMs: number;
   /** How often publishers and players report their quality. */
   qualityIntervalMs: number;
+  /** A connected transport that receives nothing (no RTP, no RTCP) for this long is stalled: its ICE is restarted. */
+  mediaStallMs: number;
 }
 
 export const DEFAULT_TIMEOUTS: Timeouts = {
@@ -21,6 +24,7 @@ export const DEFAULT_TIMEOUTS: Timeouts = {
   mediaConnectTimeoutMs: 15_000,
   playRetryIntervalMs: 5_000,
   qualityIntervalMs: 3_000,
+  mediaStallMs: DEFAULT_MEDIA_STALL_MS,
 };
 
 /** What publishers and players need from the engine. */

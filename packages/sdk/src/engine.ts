@@ -123,6 +123,10 @@ export class ParleyEngine {
       publishLayers: (streamID, active) => {
         for (const publisher of this.publishers.values()) publisher.setActiveLayers(streamID, active);
       },
+      mediaStalled: (streamID, role) => {
+        if (role === 'play') this.players.get(streamID)?.mediaStalled();
+        else for (const publisher of this.publishers.values()) publisher.mediaStalled(streamID);
+      },
       ended: (code) => {
         for (const publisher of this.publishers.values()) publisher.abandon(code);
         for (const player of [...this.players.values()]) player.abandon(code);

@@ -14,6 +14,13 @@ import type {
 
 export type Stream = StreamInfo;
 
+/** A user speaking in the room, as the server hears it: its stream and that stream's sound level (0–100). */
+export interface ActiveSpeaker {
+  userID: string;
+  streamID: string;
+  soundLevel: number;
+}
+
 /** Engine events: emitter name → arguments. The handler object gets the same as `on<Name>`. */
 export interface ParleyEvents {
   roomStateChanged: [roomID: string, reason: RoomStateChangedReason, errorCode: number, extendedData: string];
@@ -37,6 +44,11 @@ export interface ParleyEvents {
    * user has no link that way.
    */
   networkQuality: [userID: string, upstreamQuality: StreamQualityLevel, downstreamQuality: StreamQualityLevel];
+  /**
+   * Who speaks in the room now, loudest first, as the server hears every published stream (its
+   * audio's level, RFC 6464): sent when that changes, whether or not the streams are played.
+   */
+  activeSpeakerUpdate: [roomID: string, speakers: ActiveSpeaker[]];
   /** startSoundLevelMonitor: the sound level (0–100) of what this engine captures (its main channel). */
   capturedSoundLevelUpdate: [soundLevel: number];
   /** startSoundLevelMonitor: the sound level (0–100) of every played stream, by stream ID. */

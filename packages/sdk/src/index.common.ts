@@ -15,7 +15,7 @@ export {
   type User,
 } from '@parley/protocol';
 export { ParleyEngine, type EngineProfile, type CustomVideoCaptureConfig } from './engine.js';
-export type { ParleyEventHandler, ParleyEvents, ParleyEventName, Stream } from './events.js';
+export type { ActiveSpeaker, ParleyEventHandler, ParleyEvents, ParleyEventName, Stream } from './events.js';
 export type { RoomConfig } from './room.js';
 export type { PublishConfig } from './publisher.js';
 export type { PlayStreamQuality, PublishStreamQuality } from './quality.js';

@@ -6,18 +6,19 @@ export interface OfferingPeer<Description> {
   createOffer(): Promise<Description>;
   setLocalDescription(description: Description): Promise<unknown>;
   setRemoteDescription(description: { type: 'answer'; sdp: string }): Promise<unknown>;
+  restartIce(): void;
   readonly localDescription: { sdp: string } | null | undefined;
   getStats(): Promise<{ forEach(callback: (entry: StatsEntry) => void): void }>;
 }
 
 /**
  * One peer connection as a MediaTransport: the offer (after `prepare` adds transceivers and
- * gathering completes), the answer, and a connection state that late listeners still hear
- * ('failed' is final).
+ * gathering completes), the answer, ICE restarts, and a connection state that late listeners
+ * still hear.
  */
 export abstract class PeerTransport<Description> implements MediaTransport {
   protected abstract readonly pc: OfferingPeer<Description>;
-  private state: TransportState | undefined;
+  private state: TransportState | 'closed' | undefined;
   private readonly listeners: Array<(state: TransportState) => void> = [];
 
   /** `onClosed` gets the promise of the peer connection's shutdown, for whoever must wait for it. */
@@ -42,6 +43,22 @@ export abstract class PeerTransport<Description> implements MediaTransport {
     await this.pc.setRemoteDescription({ type: 'answer', sdp });
   }
 
+  async restartIce(): Promise<string> {
+    this.pc.restartIce();
+    await this.pc.setLocalDescription(await this.pc.createOffer());
+    await this.gatheringComplete();
+    return this.pc.localDescription!.sdp;
+  }
+
+  async packetsReceived(): Promise<number> {
+    let packets = 0;
+    (await this.pc.getStats()).forEach((entry: StatsEntry & { packetsReceived?: number; bytesReceived?: number }) => {
+      // Either grows with every packet; some browsers give only the bytes.
+      if (entry.type === 'transport') packets += entry.packetsReceived ?? entry.bytesReceived ?? 0;
+    });
+    return packets;
+  }
+
   async stats(): Promise<MediaSample> {
     const entries: StatsEntry[] = [];
     (await this.pc.getStats()).forEach((entry: StatsEntry) => entries.push(entry));
@@ -50,16 +67,26 @@ export abstract class PeerTransport<Description> implements MediaTransport {
 
   onStateChange(listener: (state: TransportState) => void): void {
     this.listeners.push(listener);
-    if (this.state) listener(this.state);
+    if (this.state) listener(this.state === 'closed' ? 'failed' : this.state);
   }
 
-  /** Feeds the peer connection's connectionState in. */
+  /**
+   * Feeds the peer connection's connectionState in. 'failed' may be followed by 'connected' again
+   * after an ICE restart; 'closed' is final (reported as 'failed').
+   */
   protected connectionStateChanged(connectionState: string): void {
+    if (this.state === 'closed') return;
     const state =
-      connectionState === 'connected' ? 'connected' : connectionState === 'failed' || connectionState === 'closed' ? 'failed' : undefined;
-    if (!state || this.state === 'failed' || this.state === state) return;
+      connectionState === 'connected'
+        ? 'connected'
+        : connectionState === 'failed'
+          ? 'failed'
+          : connectionState === 'closed'
+            ? 'closed'
+            : undefined;
+    if (!state || this.state === state) return;
     this.state = state;
-    for (const listener of this.listeners) listener(state);
+    for (const listener of this.listeners) listener(state === 'closed' ? 'failed' : state);
   }
 
   close(): void {

@@ -34,7 +34,17 @@ export interface MediaTransport {
   /** A complete offer (all candidates gathered). */
   createOffer(): Promise<string>;
   applyAnswer(sdp: string): Promise<void>;
-  /** Called once with 'connected', and with 'failed' if the transport dies. */
+  /**
+   * A new offer for the same transport with fresh ICE credentials (an ICE restart): once its
+   * answer is applied, connectivity checks start over while DTLS, SRTP and the media go on.
+   */
+  restartIce(): Promise<string>;
+  /** SRTP and SRTCP packets received so far (RTP and RTCP alike): what tells that the media path is alive. */
+  packetsReceived(): Promise<number>;
+  /**
+   * Called with 'connected' once up, and with 'failed' when its ICE fails; after an ICE restart
+   * it may be 'connected' again (a closed transport stays 'failed').
+   */
   onStateChange(listener: (state: TransportState) => void): void;
   /** What it has sent and received so far, for quality reports. */
   stats(): Promise<MediaSample>;

@@ -13,6 +13,7 @@ import {
   resumeProofMessage,
   type ClientRequest,
   type ReplyData,
+  type MediaRole,
   type RoomEvent,
   type RoomExtraInfo,
   type ServerMessage,
@@ -54,6 +55,8 @@ export interface RoomObserver {
   publishStopped(streamID: string, code: number): void;
   /** Which simulcast layers of a published stream some player uses; the others may pause. */
   publishLayers(streamID: string, active: boolean[]): void;
+  /** The server receives nothing on the transport publishing or playing `streamID`. */
+  mediaStalled(streamID: string, role: MediaRole): void;
   /** Back in the room after a reconnect; media the server no longer has must be set up again. */
   resumed(state: ResumedState): void;
   /** The room ended (logout, kick-out, reconnect failed): publishers and players must stop. */
@@ -294,6 +297,12 @@ export class Room {
         return;
       case 'publishLayers':
         this.observer.publishLayers(message.streamID, message.active);
+        return;
+      case 'activeSpeakers':
+        this.hub.emit('activeSpeakerUpdate', this.roomID, message.speakers);
+        return;
+      case 'mediaStalled':
+        this.observer.mediaStalled(message.streamID, message.role);
         return;
       case 'kickedOut':
         this.end(RoomStateChangedReason.KickOut, message.code);

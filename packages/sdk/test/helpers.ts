@@ -32,6 +32,7 @@ const EVENTS: Record<ParleyEventName, true> = {
   publisherQualityUpdate: true,
   playerQualityUpdate: true,
   networkQuality: true,
+  activeSpeakerUpdate: true,
   capturedSoundLevelUpdate: true,
   remoteSoundLevelUpdate: true,
 };
@@ -42,6 +43,7 @@ const MEDIA_REPORTS = new Set<ParleyEventName>([
   'publisherQualityUpdate',
   'playerQualityUpdate',
   'networkQuality',
+  'activeSpeakerUpdate',
   'capturedSoundLevelUpdate',
   'remoteSoundLevelUpdate',
 ]);
@@ -186,7 +188,10 @@ const ONE_ADDRESS_MANY_USERS: Partial<Limits> = {
 };
 
 export async function startTestServer(
-  options: Pick<ServerOptions, 'heartbeatTimeoutMs' | 'media' | 'limits' | 'onlineCountIntervalMs' | 'networkQualityIntervalMs'> = {},
+  options: Pick<
+    ServerOptions,
+    'host' | 'heartbeatTimeoutMs' | 'media' | 'limits' | 'onlineCountIntervalMs' | 'networkQualityIntervalMs'
+  > = {},
 ): Promise<TestServer> {
   const app = randomApp(1_000_001);
   const limits = { ...ONE_ADDRESS_MANY_USERS, ...options.limits };

@@ -1,6 +1,7 @@
 /**
- * A publisher in its own process, for tests that kill it: logs in, publishes the fixtures in a
- * loop and prints "publishing" once its stream is live.
+ * A publisher in its own process, for tests that kill it or put it in a network namespace: logs
+ * in, publishes the fixtures in a loop, prints "publishing" once its stream is live and then
+ * "state <PublisherState> <code>" at every change of its state.
  * Usage: node --import tsx publisherProcess.ts <server> <appID> <appSign> <roomID> <userID> <streamID>
  */
 import { PublisherState } from '@parley/sdk';
@@ -13,3 +14,4 @@ client.engine.startPublishingStream(streamID);
 await client.waitFor('publisherStateUpdate', (_, state) => state === PublisherState.Publishing);
 loopFixtures(client.engine);
 process.stdout.write('publishing\n');
+client.engine.on('publisherStateUpdate', (_, state, code) => process.stdout.write(`state ${PublisherState[state]} ${code}\n`));

@@ -18,6 +18,11 @@ export interface MediaOptions {
   announcedIp?: string;
   /** UDP port range for media sockets. */
   portRange?: [number, number];
+  /**
+   * A client's media transport from which nothing (no RTP, no RTCP) has come for this long, after
+   * media flowed, is stalled: the client is told to restart its ICE (default 3 s).
+   */
+  mediaStallMs?: number;
 }
 
 export interface ServerOptions {
@@ -39,6 +44,8 @@ export interface ServerOptions {
   onlineCountIntervalMs?: number;
   /** How often users are told how the server sees their links and those of whom they play (onNetworkQuality; 3 s). */
   networkQualityIntervalMs?: number;
+  /** How often rooms' active speakers are judged (from their audio's levels) and told when they changed (0.5 s). */
+  activeSpeakerIntervalMs?: number;
 }
 
 export interface Limits {
@@ -90,6 +97,7 @@ export const DEFAULT_LIMITS: Limits = {
 export const DEFAULT_HEARTBEAT_TIMEOUT_MS = 90_000;
 export const DEFAULT_ONLINE_COUNT_INTERVAL_MS = 30_000;
 export const DEFAULT_NETWORK_QUALITY_INTERVAL_MS = 3_000;
+export const DEFAULT_ACTIVE_SPEAKER_INTERVAL_MS = 500;
 export const DEFAULT_PORT = 7800;
 
 /** The well-known app of dev mode. Production mode refuses these credentials. */

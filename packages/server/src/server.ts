@@ -7,6 +7,7 @@ import {
   DEFAULT_HEARTBEAT_TIMEOUT_MS,
   DEFAULT_LIMITS,
   DEFAULT_NETWORK_QUALITY_INTERVAL_MS,
+  DEFAULT_ACTIVE_SPEAKER_INTERVAL_MS,
   DEFAULT_ONLINE_COUNT_INTERVAL_MS,
   DEFAULT_PORT,
   type AppConfig,
@@ -93,6 +94,7 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
     limits,
     onlineCountIntervalMs,
     networkQualityIntervalMs,
+    activeSpeakerIntervalMs: options.activeSpeakerIntervalMs ?? DEFAULT_ACTIVE_SPEAKER_INTERVAL_MS,
   });
   const webhooks = new WebhookDispatcher({ apps: options.apps, observer: rooms.observer, log, options: options.webhooks });
   const staticDir = options.staticDir ?? defaultStaticDir();

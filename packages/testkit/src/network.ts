@@ -110,6 +110,7 @@ export class TestHost {
   readonly ip: string;
   private readonly rootIp: string;
   private readonly shapes: Record<Direction, LinkShape> = { down: {}, up: {} };
+  private udpCut = false;
 
   constructor(
     readonly namespace: string,
@@ -179,6 +180,18 @@ export class TestHost {
   dropStunResponsesToServer(): void {
     const stunResponse = ['-p', 'udp', '-m', 'u32', '--u32', '0>>22&0x3C@8>>16=0x0101&&0>>22&0x3C@12=0x2112A442'];
     run('iptables', LOSS_CHAIN[0], LOSS_CHAIN[1], '-I', LOSS_CHAIN[2], ...this.dropping(this.rootLink, stunResponse));
+  }
+
+  /**
+   * Cuts (or restores) all UDP between the host and the server, both ways, each dropped where it
+   * arrives: media and ICE checks stop while signalling (TCP) goes on.
+   */
+  cutUdp(cut: boolean): void {
+    if (cut === this.udpCut) return;
+    this.udpCut = cut;
+    const action = cut ? '-I' : '-D';
+    run(...iptablesIn(this.namespace), '-t', 'filter', action, 'INPUT', ...this.dropping(this.hostLink, ['-p', 'udp']));
+    run('iptables', LOSS_CHAIN[0], LOSS_CHAIN[1], action, LOSS_CHAIN[2], ...this.dropping(this.rootLink, ['-p', 'udp']));
   }
 
   /** An iptables rule that drops what arrives on `link` and `match`es, tagged as this host's (close() deletes it). */

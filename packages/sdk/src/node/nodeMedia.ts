@@ -86,6 +86,28 @@ abstract class WeriftTransport extends PeerTransport<RTCSessionDescription> {
     if (this.pc.iceGatheringState !== 'complete') await this.pc.iceGatheringStateChange.watch((s) => s === 'complete');
   }
 
+  /**
+   * After an ICE restart's answer werift starts no checks (its DTLS is still up): they are
+   * started here, and their outcome is the transport's state (werift's own connection state
+   * stays 'failed' after a failed restart).
+   */
+  override async applyAnswer(sdp: string): Promise<void> {
+    await super.applyAnswer(sdp);
+    const transport = this.pc.getTransceivers()[0]?.sender.dtlsTransport;
+    // A restart drops the nominated pair (werift's ICE state is no guide: it says 'completed' once gathered).
+    if (transport?.state === 'connected' && !transport.iceTransport.connection.nominated) {
+      transport.iceTransport.start().then(
+        () => this.connectionStateChanged('connected'),
+        () => this.connectionStateChanged('failed'),
+      );
+    }
+  }
+
+  /** Read from the transport itself: werift's getStats gathers everything and costs a bot real CPU. */
+  override async packetsReceived(): Promise<number> {
+    return this.pc.getTransceivers()[0]?.sender.dtlsTransport?.packetsReceived ?? 0;
+  }
+
   protected closePeer(): Promise<void> {
     return this.pc.close();
   }

@@ -10,6 +10,11 @@ export interface EndpointEvents {
   connected: [];
   /** The endpoint is gone (closed locally, transport failed, or its publisher closed). Emitted once. */
   closed: [];
+  /**
+   * Nothing (no RTP, no RTCP) has arrived for the stall time since media last flowed: the path
+   * is dead one way or both. Emitted once per silence (and again if a restart does not end it).
+   */
+  stalled: [];
 }
 
 /** How an endpoint's link is doing, as far as the server can tell: loss before repairs (0–1) and round trip (ms). */
@@ -23,8 +28,12 @@ export interface MediaEndpoint<Events extends EndpointEvents & Record<keyof Even
   readonly answer: string;
   readonly observer: EventEmitter<Events>;
   readonly closed: boolean;
+  /** ICE and DTLS came up (and it is not closed). */
+  readonly connected: boolean;
   /** A publisher's uplink since the previous call; a subscriber's downlink as estimated now. */
   linkQuality(): LinkQuality;
+  /** Answers an ICE restart (an offer with new ICE credentials): the transport, and everything on it, stays. */
+  restartIce(offer: string): Promise<string>;
   close(): void;
 }
 
@@ -44,6 +53,8 @@ export interface PublisherEvents extends EndpointEvents {
 }
 
 export interface MediaPublisher extends MediaEndpoint<PublisherEvents> {
+  /** The mean sound level (0–100) its audio packets carried since the previous call (RFC 6464; 0 when none came). */
+  speechLevel(): number;
   /** Creates a subscriber that receives this publisher's media, answering the player's offer. */
   subscribe(offer: string, video?: PlayVideo): Promise<MediaSubscriber>;
 }
@@ -79,6 +90,8 @@ export interface MediaStats {
   redPacketsSent: number;
   /** Audio frames lost on a publisher's uplink and taken from the redundancy of a later RED packet. */
   audioFramesRecovered: number;
+  /** Silences of the stall time on connected endpoints (see EndpointEvents.stalled). */
+  mediaStalls: number;
   /** Keyframe requests (PLI or FIR) received from players. */
   keyFrameRequestsReceived: number;
   /** Keyframe requests (PLI) sent to publishers; requests from several players close together are merged into one. */
@@ -97,6 +110,7 @@ export const emptyMediaStats = (): MediaStats => ({
   audioFramesRecovered: 0,
   nacksSent: 0,
   retransmissionsSent: 0,
+  mediaStalls: 0,
   keyFrameRequestsReceived: 0,
   keyFrameRequestsSent: 0,
 });

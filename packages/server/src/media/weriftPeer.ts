@@ -7,6 +7,7 @@ import { EventEmitter } from 'node:events';
 import {
   RTCPeerConnection,
   RTCRtpCodecParameters,
+  SessionDescription,
   useAbsSendTime,
   useAudioLevelIndication,
   useH264,
@@ -19,8 +20,11 @@ import {
   useVP8,
   type PeerConfig,
   type RTCRtpHeaderExtensionParameters,
+  type RTCDtlsTransport,
+  type RTCIceTransport,
   type RTCRtpTransceiver,
 } from 'werift';
+import { LivenessJudge } from '@parley/protocol';
 import { SdpError, type EndpointEvents, type MediaStats } from './types.js';
 
 export interface PeerOptions {
@@ -28,6 +32,8 @@ export interface PeerOptions {
   announcedIp?: string;
   portRange?: [number, number];
   connectTimeoutMs: number;
+  /** A connected peer from which nothing (no RTP, no RTCP) arrives for this long is stalled. */
+  mediaStallMs: number;
   /** The plane's numbers, which every peer adds to. */
   stats: MediaStats;
 }
@@ -76,21 +82,17 @@ export const publishHeaderExtensions = (): HeaderExtensions => ({
   video: [useSdesMid(), useSdesRTPStreamId(), useRepairedRtpStreamId(), useTransportWideCC(), useAbsSendTime()],
 });
 
-/** werift 0.24's DTLS transport, as far as its ICE connection's pair in use and consent go. */
+/** werift 0.24's ICE connection, as far as its pair in use and consent go (both are private in its types). */
 interface IceInternals {
-  iceTransport: {
-    connection: {
-      state: string;
-      nominated?: {
-        /** Seconds. */
-        rtt?: number;
-        remoteAddr: readonly [string, number];
-        protocol: { onRequestReceived: { subscribe(listener: (message: unknown, addr: readonly [string, number]) => void): unknown } };
-      };
-      /** Starts consent over: fresh now, expiring 30 s after the last answer from here on. */
-      queryConsent(): void;
-    };
+  state: string;
+  nominated?: {
+    /** Seconds. */
+    rtt?: number;
+    remoteAddr: readonly [string, number];
+    protocol: { onRequestReceived: { subscribe(listener: (message: unknown, addr: readonly [string, number]) => void): unknown } };
   };
+  /** Starts consent over: fresh now, expiring 30 s after the last answer from here on. */
+  queryConsent(): void;
 }
 
 export const isLoopback = (ip: string): boolean => ip.startsWith('127.') || ip === '::1';
@@ -104,8 +106,18 @@ export abstract class WeriftPeer<Events extends EndpointEvents & Record<keyof Ev
   protected readonly pc: RTCPeerConnection;
   protected readonly stats: MediaStats;
   answer = '';
-  private state: 'new' | 'connected' | 'closed' = 'new';
+  /** `restarting`: an ICE restart's checks are under way or failed; the next restart or the deadline decides. */
+  private state:
+    { kind: 'new' } | { kind: 'connected' } | { kind: 'restarting'; round: number; deadline: NodeJS.Timeout } | { kind: 'closed' } = {
+    kind: 'new',
+  };
+  private restartRounds = 0;
   private readonly connectTimer: NodeJS.Timeout;
+  /** Since connected: whether media still arrives. */
+  private liveness: LivenessJudge | undefined;
+  private livenessTimer: NodeJS.Timeout | undefined;
+  /** The ICE restart being applied, if any: the next waits for it. */
+  private restarting: Promise<unknown> = Promise.resolve();
 
   protected constructor(
     protected readonly options: PeerOptions,
@@ -128,11 +140,13 @@ export abstract class WeriftPeer<Events extends EndpointEvents & Record<keyof Ev
         pair.localCandidate.host === listenIp && (!isLoopback(listenIp) || isLoopback(pair.remoteCandidate.host)),
     };
     this.pc = new RTCPeerConnection(config);
+    // Until connected; then the ICE transport's own states are followed (see watchTransport).
     this.pc.connectionStateChange.subscribe((s) => {
-      if (s === 'connected' && this.state === 'new') {
-        this.state = 'connected';
+      if (this.state.kind !== 'new') return;
+      if (s === 'connected') {
+        this.state = { kind: 'connected' };
         clearTimeout(this.connectTimer);
-        this.keepConsentWhileClientChecks();
+        this.watchTransport();
         this.endpointObserver.emit('connected');
       } else if (s === 'failed' || s === 'closed') {
         this.close();
@@ -142,12 +156,111 @@ export abstract class WeriftPeer<Events extends EndpointEvents & Record<keyof Ev
   }
 
   get closed(): boolean {
-    return this.state === 'closed';
+    return this.state.kind === 'closed';
   }
 
-  /** werift's ICE connection (one for all, bundled). */
-  private get iceConnection(): IceInternals['iceTransport']['connection'] | undefined {
-    return (this.pc.getTransceivers()[0]?.sender.dtlsTransport as unknown as IceInternals | undefined)?.iceTransport.connection;
+  /** werift's DTLS transport (one for all, bundled). */
+  private get transport(): RTCDtlsTransport | undefined {
+    return this.pc.getTransceivers()[0]?.sender.dtlsTransport;
+  }
+
+  /** werift's ICE connection. */
+  private get iceConnection(): IceInternals | undefined {
+    return this.transport?.iceTransport.connection as unknown as IceInternals | undefined;
+  }
+
+  /**
+   * Once connected: keeps consent on every pair the ICE connection settles on (after a restart
+   * too), and watches what arrives. Packets are counted by werift's DTLS transport and sampled
+   * here, so the packet path pays nothing.
+   */
+  private watchTransport(): void {
+    const transport = this.transport;
+    if (!transport) return;
+    this.keepConsentWhileClientChecks();
+    transport.iceTransport.onStateChange.subscribe((state) => {
+      // werift also says 'completed' when a restart's gathering ends: only a nominated pair is a connection.
+      if ((state === 'connected' || state === 'completed') && this.iceConnection?.nominated) {
+        if (this.state.kind === 'restarting') {
+          clearTimeout(this.state.deadline);
+          this.state = { kind: 'connected' };
+        }
+        this.keepConsentWhileClientChecks();
+      } else if ((state === 'failed' && this.state.kind !== 'restarting') || state === 'closed') {
+        // Consent lost (no restart under way), or closed.
+        this.close();
+      }
+    });
+    const judge = new LivenessJudge(this.options.mediaStallMs);
+    this.liveness = judge;
+    this.livenessTimer = setInterval(() => {
+      if (judge.observe(transport.packetsReceived, performance.now()) === 'stalled') {
+        this.stats.mediaStalls++;
+        this.endpointObserver.emit('stalled');
+      }
+    }, judge.sampleIntervalMs).unref();
+  }
+
+  /**
+   * The client's new ICE credentials (an offer made after `restartIce()`) for the transport it
+   * has: werift restarts its ICE agent on the same sockets, and DTLS, SRTP and the media above
+   * carry on once a new pair is chosen. The answer is the first one with our new credentials.
+   */
+  restartIce(offer: string): Promise<string> {
+    const restart = this.restarting.catch(() => undefined).then(() => this.applyIceRestart(offer));
+    this.restarting = restart;
+    return restart;
+  }
+
+  private async applyIceRestart(offer: string): Promise<string> {
+    const iceTransport = this.transport?.iceTransport;
+    if (!this.connected || !iceTransport) throw new SdpError('the media connection is not up');
+    let media;
+    try {
+      media = SessionDescription.parse(offer).media[0];
+    } catch {
+      throw new SdpError('offer cannot be parsed');
+    }
+    const ice = media?.iceParams;
+    if (!media || !ice?.usernameFragment || !ice.password) throw new SdpError('offer has no ICE credentials');
+    const connection = iceTransport.connection;
+    // A repeated request (the reply was lost) gets the same answer.
+    if (ice.usernameFragment === connection.remoteUsername && ice.password === connection.remotePassword) return this.answer;
+    const before = { ufrag: connection.localUsername, pwd: connection.localPassword };
+    if (this.state.kind === 'restarting') clearTimeout(this.state.deadline);
+    const round = ++this.restartRounds;
+    this.state = { kind: 'restarting', round, deadline: setTimeout(() => this.close(), this.options.connectTimeoutMs) };
+    iceTransport.setRemoteParams({ usernameFragment: ice.usernameFragment, password: ice.password, iceLite: false });
+    await iceTransport.gather();
+    for (const candidate of media.iceCandidates) await iceTransport.addRemoteCandidate(candidate);
+    await iceTransport.addRemoteCandidate(undefined);
+    void this.checkUntilConnected(iceTransport, round);
+    this.liveness?.rearm(performance.now());
+    this.answer = this.answer
+      .replaceAll(`a=ice-ufrag:${before.ufrag}`, `a=ice-ufrag:${connection.localUsername}`)
+      .replaceAll(`a=ice-pwd:${before.pwd}`, `a=ice-pwd:${connection.localPassword}`)
+      .replaceAll(` ufrag ${before.ufrag}`, ` ufrag ${connection.localUsername}`);
+    return this.answer;
+  }
+
+  /**
+   * Runs a restart's ICE checks. werift gives up on its own checks after about 1.5 s, and a path
+   * that is still down fails them all; the client's checks may yet arrive (its agent keeps
+   * checking, or it restarts again), so werift is set to wait for them again, until this round
+   * connects, another replaces it, or the deadline closes the peer.
+   */
+  private async checkUntilConnected(iceTransport: RTCIceTransport, round: number): Promise<void> {
+    const current = (): boolean => this.state.kind === 'restarting' && this.state.round === round;
+    while (current()) {
+      try {
+        await iceTransport.start();
+        return;
+      } catch {
+        // werift leaves the failed start's gate set, which would hold the next one for ever.
+        (iceTransport as unknown as { waitStart?: unknown }).waitStart = undefined;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
   }
 
   /** The round trip of the ICE pair in use (consent checks measure it), if known. */
@@ -180,8 +293,9 @@ export abstract class WeriftPeer<Events extends EndpointEvents & Record<keyof Ev
     });
   }
 
+  /** Came up and is not closed (an ICE restart may be under way). */
   get connected(): boolean {
-    return this.state === 'connected';
+    return this.state.kind === 'connected' || this.state.kind === 'restarting';
   }
 
   /** Applies the client's offer, lets `prepare` set up transceivers, and produces the answer. */
@@ -220,9 +334,11 @@ export abstract class WeriftPeer<Events extends EndpointEvents & Record<keyof Ev
   }
 
   close(): void {
-    if (this.state === 'closed') return;
-    this.state = 'closed';
+    if (this.state.kind === 'closed') return;
+    if (this.state.kind === 'restarting') clearTimeout(this.state.deadline);
+    this.state = { kind: 'closed' };
     clearTimeout(this.connectTimer);
+    clearInterval(this.livenessTimer);
     this.onClose();
     void this.pc.close().catch(() => undefined);
     this.endpointObserver.emit('closed');

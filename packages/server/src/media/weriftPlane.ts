@@ -14,6 +14,8 @@ export interface WeriftPlaneOptions {
   portRange?: [number, number];
   /** A peer connection that has not connected by then is closed. */
   connectTimeoutMs?: number;
+  /** A connected peer connection that receives nothing for this long is reported stalled (default 3 s). */
+  mediaStallMs?: number;
 }
 
 export class WeriftMediaPlane implements MediaPlane {
@@ -22,7 +24,7 @@ export class WeriftMediaPlane implements MediaPlane {
   private readonly publishers = new Set<WeriftPublisher>();
 
   constructor(options: WeriftPlaneOptions) {
-    this.peerOptions = { connectTimeoutMs: 15_000, ...options, stats: this.stats };
+    this.peerOptions = { connectTimeoutMs: 15_000, mediaStallMs: 3_000, ...options, stats: this.stats };
   }
 
   async publish(offer: string): Promise<MediaPublisher> {

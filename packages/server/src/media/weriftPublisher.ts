@@ -20,6 +20,7 @@ import { NackGenerator } from '@parley/protocol/rtp';
 import { UplinkFeedback } from './uplinkFeedback.js';
 import { judgeLayers, VideoLayer } from './videoLayer.js';
 import { AudioReceiver, type AudioFormat } from './audioReceiver.js';
+import { SpeechLevel } from './speechLevel.js';
 import {
   addNack,
   publishCodecs,
@@ -95,6 +96,7 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
   private rtxPayloadType = -1;
   private repairedRidId = 0;
   private readonly vp8 = new Vp8Descriptor();
+  private readonly speech = new SpeechLevel();
   /** Which layers were usable at the last check, a bit per layer. */
   private usableLayers = 0;
   private readonly layerCheck: NodeJS.Timeout;
@@ -290,6 +292,10 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
     return { lossFraction: expected > 0 ? skipped / expected : undefined, rttMs: this.rttMs() };
   }
 
+  speechLevel(): number {
+    return this.speech.read();
+  }
+
   /** How its audio comes (RED -1 when it sends none; Opus -1 before negotiation). */
   get audioFormat(): AudioFormat {
     return this.audio?.format ?? NO_AUDIO;
@@ -330,6 +336,7 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
     this.audioSsrc = rtp.header.ssrc;
     for (const packet of packets) {
       if (packet.rtp !== rtp) this.stats.audioFramesRecovered++;
+      this.speech.add(packet.level);
       this.nacks.onPacket(rtp.header.ssrc, packet.rtp.header.sequenceNumber, now);
       for (const subscriber of this.subscribers) subscriber.sendAudio(packet, sentAt, now);
     }

@@ -102,6 +102,11 @@ export class ServerMetrics {
       'RTP packets sent again to players in answer to NACKs.',
       () => media.retransmissionsSent,
     );
+    total(
+      'parley_media_stalls_total',
+      'Silences on connected media transports (nothing received for the stall time): their clients are told to restart ICE.',
+      () => media.mediaStalls,
+    );
     total('parley_media_audio_red_sent_packets_total', 'Audio packets relayed to players as RED (RFC 2198).', () => media.redPacketsSent);
     total(
       'parley_media_audio_recovered_frames_total',

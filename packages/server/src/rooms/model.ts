@@ -104,6 +104,8 @@ export class Room {
   /** The last broadcast messageID. */
   messageSeq = 0;
   private lastSeq = 0;
+  /** The active speakers' streamIDs the room was last told of, sorted, one per line. */
+  private toldSpeakers = '';
   /** The latest events with who caused them and whom they are for (everyone if unset), oldest first. */
   private readonly log: Array<{ event: RoomEvent; from: Session | null; to: ReadonlySet<string> | undefined }> = [];
 
@@ -116,6 +118,14 @@ export class Room {
 
   get seq(): number {
     return this.lastSeq;
+  }
+
+  /** Takes the streams that speak now; true when they are not those the room was last told of. */
+  speakersChanged(streamIDs: readonly string[]): boolean {
+    const told = [...streamIDs].sort().join('\n');
+    if (told === this.toldSpeakers) return false;
+    this.toldSpeakers = told;
+    return true;
   }
 
   /**

@@ -6,6 +6,7 @@
 import {
   ErrorCode,
   qualityLevel,
+  SPEAKING_LEVEL,
   StreamQualityLevel,
   UpdateType,
   validateRoomID,
@@ -48,6 +49,8 @@ export interface RoomServiceOptions {
   onlineCountIntervalMs: number;
   /** How often users are told how the server sees their links and those of whom they play. */
   networkQualityIntervalMs: number;
+  /** How often rooms' active speakers are judged, and told when they changed. */
+  activeSpeakerIntervalMs: number;
   log: Logger;
 }
 
@@ -62,6 +65,7 @@ export class RoomService {
   private readonly limits: RoomServiceOptions['limits'];
   private readonly onlineCountTimer: NodeJS.Timeout;
   private readonly networkQualityTimer: NodeJS.Timeout;
+  private readonly activeSpeakerTimer: NodeJS.Timeout;
 
   constructor(options: RoomServiceOptions) {
     for (const app of options.apps) {
@@ -75,6 +79,7 @@ export class RoomService {
     this.messaging = new RoomMessaging(options.limits);
     this.onlineCountTimer = setInterval(() => this.tellOnlineCounts(), options.onlineCountIntervalMs).unref();
     this.networkQualityTimer = setInterval(() => this.tellNetworkQuality(), options.networkQualityIntervalMs).unref();
+    this.activeSpeakerTimer = setInterval(() => this.tellActiveSpeakers(), options.activeSpeakerIntervalMs).unref();
   }
 
   login(link: ClientLink, nonce: string, req: ClientRequest<'login'>): Outcome<ReplyData<'login'> & { session: Session }> {
@@ -283,6 +288,9 @@ export class RoomService {
     media.observer.on('activeLayers', (active) => {
       if (publication.media === media) session.send({ type: 'publishLayers', streamID: publication.streamID, active });
     });
+    media.observer.on('stalled', () => {
+      if (publication.media === media) session.send({ type: 'mediaStalled', streamID: publication.streamID, role: 'publish' });
+    });
     return { code: 0, data: { sdp: media.answer } };
   }
 
@@ -339,7 +347,22 @@ export class RoomService {
       const code = stillAnnounced ? ErrorCode.PlayInterrupted : ErrorCode.StreamNotFound;
       session.send({ type: 'playStopped', streamID: play.streamID, attempt: play.attempt, code });
     });
+    media.observer.on('stalled', () => {
+      if (session.plays.get(play.streamID) === play) session.send({ type: 'mediaStalled', streamID: play.streamID, role: 'play' });
+    });
     return { code: 0, data: { sdp: media.answer } };
+  }
+
+  /** New ICE credentials for the transport of a stream the session publishes or plays; nothing else changes. */
+  async restartIce(session: Session, req: ClientRequest<'restartIce'>): Promise<Outcome<ReplyData<'restartIce'>>> {
+    const media = req.role === 'publish' ? session.publications.get(req.streamID)?.media : session.plays.get(req.streamID)?.media;
+    const interrupted = req.role === 'publish' ? ErrorCode.PublishInterrupted : ErrorCode.PlayInterrupted;
+    if (!media?.connected) return fail(interrupted, `no connected media transport for ${req.role} of ${req.streamID}`);
+    try {
+      return { code: 0, data: { sdp: await media.restartIce(req.sdp) } };
+    } catch (err) {
+      return this.mediaFailure(err, interrupted);
+    }
   }
 
   /** A player's new choice of layer or view size, for the play it has of `streamID`. */
@@ -463,10 +486,29 @@ export class RoomService {
     }
   }
 
+  /** Tells each room who speaks in it (loudest first) when that changed: the publications whose audio was loud enough. */
+  private tellActiveSpeakers(): void {
+    for (const app of this.apps.values()) {
+      for (const room of app.rooms.values()) {
+        const speakers = [];
+        for (const publication of room.publications.values()) {
+          const soundLevel = publication.media?.speechLevel() ?? 0;
+          if (soundLevel >= SPEAKING_LEVEL)
+            speakers.push({ userID: publication.session.user.userID, streamID: publication.streamID, soundLevel });
+        }
+        if (!room.speakersChanged(speakers.map((s) => s.streamID))) continue;
+        speakers.sort((a, b) => b.soundLevel - a.soundLevel);
+        for (const session of room.sessions.values())
+          if (session.active) session.send({ type: 'activeSpeakers', roomID: room.id, speakers });
+      }
+    }
+  }
+
   /** Removes every session (server shutdown) without telling anyone: clients reconnect elsewhere or later. */
   closeAll(): void {
     clearInterval(this.onlineCountTimer);
     clearInterval(this.networkQualityTimer);
+    clearInterval(this.activeSpeakerTimer);
     for (const app of this.apps.values()) {
       const sessions = [...app.sessionsByUser.values()];
       for (const session of sessions) session.link = null;

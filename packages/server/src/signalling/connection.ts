@@ -157,6 +157,8 @@ export class Connection implements ClientLink {
         return rooms.unplay(session, message.streamID);
       case 'playVideo':
         return rooms.playVideo(session, message);
+      case 'restartIce':
+        return rooms.restartIce(session, message);
       case 'renewToken':
         return rooms.renewToken(session, message.token);
       case 'barrageMessage':

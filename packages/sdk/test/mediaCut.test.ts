@@ -1,0 +1,74 @@
+/**
+ * Media liveness in Node.js: a publisher in its own network namespace (needs root, iptables)
+ * loses all UDP to the server for 5 s while its signalling stays up.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
+import { PlayerState, VideoBufferType } from '@parley/sdk';
+import { TestNetwork } from '@parley/testkit';
+import { sleep, startTestServer } from './helpers.js';
+
+test('media cut (Node): 5 s without UDP, the publisher goes to PublishRequesting 1003020 and is back by ICE restart within 3 s; its player notices nothing but the pause', async (t) => {
+  const network = new TestNetwork();
+  t.after(() => network.close());
+  const host = network.addHost();
+  const env = await startTestServer({ host: network.serverIp });
+  t.after(() => env.close());
+  const script = new URL('./publisherProcess.ts', import.meta.url).pathname;
+  const [command, ...args] = host.command([
+    process.execPath,
+    '--import',
+    'tsx',
+    script,
+    env.server.url,
+    String(env.app.appID),
+    env.app.appSign,
+    'r-cut',
+    'pub',
+    's-cut',
+  ]);
+  const child = spawn(command!, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  t.after(() => child.kill('SIGKILL'));
+  const lines: Array<{ atMs: number; line: string }> = [];
+  createInterface({ input: child.stdout! }).on('line', (line) => lines.push({ atMs: Date.now(), line }));
+  const waitLine = async (pattern: RegExp, sinceMs: number, timeoutMs: number): Promise<number> => {
+    for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await sleep(50)) {
+      const found = lines.find((l) => l.atMs >= sinceMs && pattern.test(l.line));
+      if (found) return found.atMs;
+    }
+    throw new Error(`no line like ${pattern} within ${timeoutMs} ms; saw ${JSON.stringify(lines)}`);
+  };
+  await waitLine(/^publishing$/, 0, 20_000);
+
+  const [player] = await env.inRoom('r-cut', 'player');
+  let frames = 0;
+  player!.engine.enableCustomVideoRender(true, { bufferType: VideoBufferType.EncodedData });
+  player!.engine.setCustomVideoRenderHandler({ onRemoteVideoFrameEncodedDataReceived: () => frames++ });
+  player!.engine.startPlayingStream('s-cut');
+  await player!.waitFor('playerStateUpdate', (_, state) => state === PlayerState.Playing);
+  const framesFlowing = async (timeoutMs: number): Promise<number> => {
+    const before = frames;
+    for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await sleep(50)) if (frames > before + 2) return Date.now();
+    throw new Error(`no frames within ${timeoutMs} ms`);
+  };
+  await framesFlowing(5000);
+  const playerEventsBefore = player!.events.length;
+
+  const cutAt = Date.now();
+  host.cutUdp(true);
+  await waitLine(/^state PublishRequesting 1003020$/, cutAt, 6000);
+  await sleep(cutAt + 5000 - Date.now());
+  const restoredAt = Date.now();
+  host.cutUdp(false);
+  const publishingAt = await waitLine(/^state Publishing 0$/, restoredAt, 10_000);
+  const framesAt = await framesFlowing(10_000);
+  t.diagnostic(`after the cut: Publishing again in ${publishingAt - restoredAt} ms, frames at the player in ${framesAt - restoredAt} ms`);
+  assert.ok(publishingAt - restoredAt <= 3000, `Publishing again ${publishingAt - restoredAt} ms after the cut ended`);
+  assert.ok(framesAt - restoredAt <= 3000, `frames again ${framesAt - restoredAt} ms after the cut ended`);
+  const noticed = player!.events.slice(playerEventsBefore).filter((e) => /StateUpdate|StreamUpdate|UserUpdate/.test(e.event));
+  assert.deepEqual(noticed, [], 'the player saw no state or room change');
+  const metrics = await (await fetch(`${env.server.httpUrl}/metrics`)).text();
+  assert.match(metrics, /^parley_media_stalls_total [1-9]/m, 'the server saw the stall');
+});
