@@ -7,6 +7,7 @@ import {
   ParleyEngine,
   PlayerState,
   PublisherState,
+  RemoteDeviceState,
   RoomStateChangedReason,
   Scenario,
   SPEAKING_LEVEL,
@@ -50,9 +51,31 @@ function tile(streamID: string): HTMLVideoElement {
   name.textContent = streamID;
   const quality = document.createElement('div');
   quality.className = 'quality';
-  div.append(video, name, quality);
+  // setPlayVolume: 0–200 %.
+  const volume = document.createElement('input');
+  volume.type = 'range';
+  volume.className = 'volume';
+  volume.min = '0';
+  volume.max = '200';
+  volume.value = '100';
+  volume.oninput = () => {
+    const code = engine?.setPlayVolume(streamID, Number(volume.value));
+    if (code) log(`setPlayVolume stream=${streamID} failed code=${code}`);
+  };
+  div.append(video, name, quality, volume);
   videos.append(div);
   return video;
+}
+
+/** A remote tile's camera, microphone and speaker as their publisher set them: "camera off", "muted", "not listening" badges. */
+function showDevice(streamID: string, device: 'camera' | 'mic' | 'speaker', state: RemoteDeviceState): void {
+  const div = tile(streamID).parentElement!;
+  div.dataset[device] = RemoteDeviceState[state];
+  const off = (key: 'camera' | 'mic' | 'speaker', badge: string): string => (div.dataset[key] && div.dataset[key] !== 'Open' ? badge : '');
+  const badges = [off('camera', 'camera off'), off('mic', 'muted'), off('speaker', 'not listening')].filter(Boolean);
+  const name = div.querySelector<HTMLElement>('.name')!;
+  if (badges.length > 0) name.dataset.badges = badges.join(', ');
+  else delete name.dataset.badges;
 }
 
 function showMessage(from: string, text: string): void {
@@ -127,6 +150,18 @@ const handler: ParleyEventHandler = {
   onPlayerStateUpdate(streamID, state, errorCode) {
     log(`onPlayerStateUpdate stream=${streamID} ${PlayerState[state]} code=${errorCode}`);
     if (state === PlayerState.NoPlay) removeTile(streamID);
+  },
+  onRemoteCameraStateUpdate(streamID, state) {
+    log(`onRemoteCameraStateUpdate stream=${streamID} ${RemoteDeviceState[state]}`);
+    showDevice(streamID, 'camera', state);
+  },
+  onRemoteMicStateUpdate(streamID, state) {
+    log(`onRemoteMicStateUpdate stream=${streamID} ${RemoteDeviceState[state]}`);
+    showDevice(streamID, 'mic', state);
+  },
+  onRemoteSpeakerStateUpdate(streamID, state) {
+    log(`onRemoteSpeakerStateUpdate stream=${streamID} ${RemoteDeviceState[state]}`);
+    showDevice(streamID, 'speaker', state);
   },
   onPlayerRecvVideoFirstFrame(streamID) {
     log(`onPlayerRecvVideoFirstFrame stream=${streamID}`);
@@ -213,6 +248,10 @@ joinButton.onclick = () => {
   const current = engine;
   current.startPreview({ view: $<HTMLVideoElement>('local') });
   current.startSoundLevelMonitor(100);
+  // The toggles may have been set before joining.
+  current.enableCamera($('camera').getAttribute('aria-pressed') === 'true');
+  current.muteMicrophone($('microphone').getAttribute('aria-pressed') !== 'true');
+  current.muteSpeaker($('speaker').getAttribute('aria-pressed') !== 'true');
   // A refused login (e.g. an invalid roomID) resets the page from within this call.
   current.loginRoom(field('roomID').value.trim(), { userID, userName: userID }, { isUserStatusNotify: true, token }, (code) =>
     log(`loginRoom callback code=${code}`),
@@ -224,6 +263,20 @@ publishButton.onclick = () => {
   const videoCodec = $<HTMLSelectElement>('videoCodec').value as VideoCodec;
   engine?.startPublishingStream(field('streamID').value.trim(), { videoCodec });
 };
+
+/** A toggle button: its pressed state is the device's, `apply` gets the new one. */
+function toggle(id: string, label: string, apply: (on: boolean) => void): void {
+  const button = $<HTMLButtonElement>(id);
+  button.onclick = () => {
+    const on = button.getAttribute('aria-pressed') !== 'true';
+    button.setAttribute('aria-pressed', String(on));
+    button.textContent = `${label} ${on ? 'on' : 'off'}`;
+    apply(on);
+  };
+}
+toggle('camera', 'Camera', (on) => engine?.enableCamera(on));
+toggle('microphone', 'Microphone', (on) => engine?.muteMicrophone(!on));
+toggle('speaker', 'Speaker', (on) => engine?.muteSpeaker(!on));
 
 sendButton.onclick = () => {
   const text = chatInput.value;

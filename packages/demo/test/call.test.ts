@@ -143,6 +143,108 @@ test('browser calls', async (t) => {
     },
   );
 
+  await t.test(
+    'camera and microphone off and on: the player is told in order, its frames and audio energy stop and resume on the same peer connection; a late joiner gets the state',
+    async () => {
+      const alice = await openDemo(server.httpUrl, chromium.browser, 'alice', { roomID: 'devices' });
+      const bob = await openDemo(server.httpUrl, chromium.browser, 'bob', { roomID: 'devices', publish: false });
+      await remoteVideoSize(bob, 'stream_alice');
+      const deviceLines = async (page: Page): Promise<string[]> =>
+        ((await page.textContent('#log')) ?? '')
+          .split('\n')
+          .flatMap((line) => /onRemote(Camera|Mic|Speaker)StateUpdate stream=stream_alice \w+/.exec(line)?.[0] ?? []);
+      const waitLines = (page: Page, count: number): Promise<unknown> =>
+        page.waitForFunction(
+          (n) =>
+            (document.getElementById('log')!.textContent ?? '')
+              .split('\n')
+              .filter((l) => /onRemote(Camera|Mic|Speaker)StateUpdate stream=stream_alice/.test(l)).length >= n,
+          count,
+          { timeout: 10_000 },
+        );
+      /** How much bob's frames and audio energy grow over 1.5 s, after a second for the change to settle. */
+      const growth = async (): Promise<{ frames: number; energy: number }> => {
+        await new Promise((resolve) => setTimeout(resolve, 1000));
+        const before = await inboundTotals(bob);
+        await new Promise((resolve) => setTimeout(resolve, 1500));
+        const after = await inboundTotals(bob);
+        return { frames: after.framesDecoded - before.framesDecoded, energy: after.audioEnergy - before.audioEnergy };
+      };
+      await waitLines(bob, 3);
+      const start = await inboundTotals(bob);
+      const flowing = await growth();
+      assert.ok(flowing.frames > 10 && flowing.energy > 0, `media flows at first: ${JSON.stringify(flowing)}`);
+
+      await alice.click('#camera');
+      await waitLines(bob, 4);
+      const cameraOff = await growth();
+      await alice.click('#camera');
+      await waitLines(bob, 5);
+      const cameraOn = await growth();
+      await alice.click('#microphone');
+      await waitLines(bob, 6);
+      const micOff = await growth();
+      await alice.click('#microphone');
+      await waitLines(bob, 7);
+      const micOn = await growth();
+      // Alice's speaker is told to bob; bob's own playback follows his volume and speaker.
+      await alice.click('#speaker');
+      await waitLines(bob, 8);
+      await alice.click('#speaker');
+      await waitLines(bob, 9);
+      const tileVideo = '.tile[data-stream-id="stream_alice"] video';
+      const playback = (): Promise<{ muted: boolean; volume: number }> =>
+        bob.$eval(tileVideo, (v: HTMLVideoElement) => ({ muted: v.muted, volume: v.volume }));
+      await bob.$eval('.tile[data-stream-id="stream_alice"] .volume', (input: HTMLInputElement) => {
+        input.value = '50';
+        input.dispatchEvent(new Event('input'));
+      });
+      const half = await playback();
+      await bob.click('#speaker');
+      const speakerOff = await playback();
+      await bob.click('#speaker');
+      const speakerOn = await playback();
+      assert.deepEqual(
+        [half, speakerOff, speakerOn],
+        [
+          { muted: false, volume: 0.5 },
+          { muted: true, volume: 0 },
+          { muted: false, volume: 0.5 },
+        ],
+      );
+      assert.deepEqual(await deviceLines(bob), [
+        'onRemoteCameraStateUpdate stream=stream_alice Open',
+        'onRemoteMicStateUpdate stream=stream_alice Open',
+        'onRemoteSpeakerStateUpdate stream=stream_alice Open',
+        'onRemoteCameraStateUpdate stream=stream_alice Disable',
+        'onRemoteCameraStateUpdate stream=stream_alice Open',
+        'onRemoteMicStateUpdate stream=stream_alice Mute',
+        'onRemoteMicStateUpdate stream=stream_alice Open',
+        'onRemoteSpeakerStateUpdate stream=stream_alice Mute',
+        'onRemoteSpeakerStateUpdate stream=stream_alice Open',
+      ]);
+      const shown = JSON.stringify({ flowing, cameraOff, cameraOn, micOff, micOn });
+      assert.ok(cameraOff.frames <= 1 && cameraOn.frames > 10, `frames stop and resume: ${shown}`);
+      assert.ok(micOff.energy < flowing.energy / 20 && micOn.energy > flowing.energy / 4, `audio energy stops and resumes: ${shown}`);
+      assert.equal((await inboundTotals(bob)).peerConnections, start.peerConnections, 'no new peer connection');
+      const logs = `${(await alice.textContent('#log')) ?? ''}${(await bob.textContent('#log')) ?? ''}`;
+      assert.doesNotMatch(logs, /Requesting code=[1-9]/, 'nothing was interrupted');
+
+      // Camera off again: someone who starts playing now is told at once.
+      await alice.click('#camera');
+      await waitLines(bob, 10);
+      const carol = await openDemo(server.httpUrl, chromium.browser, 'carol', { roomID: 'devices', publish: false });
+      await waitLines(carol, 3);
+      assert.deepEqual(await deviceLines(carol), [
+        'onRemoteCameraStateUpdate stream=stream_alice Disable',
+        'onRemoteMicStateUpdate stream=stream_alice Open',
+        'onRemoteSpeakerStateUpdate stream=stream_alice Open',
+      ]);
+      assert.equal(await carol.getAttribute('.tile[data-stream-id="stream_alice"]', 'data-camera'), 'Disable');
+      await Promise.all([alice.close(), bob.close(), carol.close()]);
+    },
+  );
+
   await t.test('a closed tab leaves the room at once, not at the heartbeat timeout', async () => {
     const alice = await openDemo(server.httpUrl, chromium.browser, 'alice', { roomID: 'tab' });
     const bob = await openDemo(server.httpUrl, chromium.browser, 'bob', { roomID: 'tab' });

@@ -21,6 +21,7 @@ import {
   sampleEvery,
   sampleVideo,
   sendRate,
+  serverMetric,
   speechClip,
   waitPublishing,
   waitQuality,
@@ -29,11 +30,7 @@ import {
   type VideoSample,
 } from '@parley/testkit';
 
-/** A counter of the server's /metrics. */
-async function metric(server: ParleyServer, name: string): Promise<number> {
-  const text = await (await fetch(`${server.httpUrl}/metrics`)).text();
-  return Number(new RegExp(`^${name} (\\d+)`, 'm').exec(text)![1]);
-}
+const metric = (server: ParleyServer, name: string): Promise<number> => serverMetric(server.httpUrl, name);
 
 interface Call {
   network: TestNetwork;

@@ -80,6 +80,8 @@ export const ErrorCode = {
   SessionNotFound: 1000094,
   /** Too many frames on one connection, or too many logins from one address: slow down. */
   RateLimited: 1000095,
+  /** A control given a value outside its range (e.g. a volume over 200). */
+  InvalidParameter: 1000096,
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -85,3 +85,25 @@ export enum VideoCodecID {
   H265DualStream = 6,
   Unknown = 100,
 }
+
+/** The state of a remote user's camera, microphone or speaker, as the vendor reports it (onRemoteCameraStateUpdate, …). */
+export enum RemoteDeviceState {
+  Open = 0,
+  GenericError = 1,
+  InvalidID = 2,
+  NoAuthorization = 3,
+  ZeroFPS = 4,
+  InUseByOther = 5,
+  Unplugged = 6,
+  RebootRequired = 7,
+  SystemMediaServicesLost = 8,
+  /** Turned off (enableCamera(false)). */
+  Disable = 9,
+  /** On, but nothing sent (muteMicrophone, mutePublishStreamVideo/Audio). */
+  Mute = 10,
+  Interruption = 11,
+  InBackground = 12,
+  MultiForegroundApp = 13,
+  BySystemPressure = 14,
+  NotSupport = 15,
+}

@@ -42,6 +42,10 @@ export type BroadcastMessageInfo = z.infer<typeof messageInfoSchema>;
 export const barrageMessageInfoSchema = messageInfoSchema.extend({ messageID: z.string() });
 export type BarrageMessageInfo = z.infer<typeof barrageMessageInfoSchema>;
 
+/** A published stream's devices as its players are told (RemoteDeviceState values). */
+const deviceState = z.number().int().min(0).max(15);
+export const streamDevicesSchema = z.object({ streamID: id, camera: deviceState, microphone: deviceState, speaker: deviceState });
+export type StreamDevices = z.infer<typeof streamDevicesSchema>;
 export const roomExtraInfoSchema = z.object({ key: z.string(), value: z.string(), updateUser: userSchema, updateTime: z.number() });
 export type RoomExtraInfo = z.infer<typeof roomExtraInfoSchema>;
 
@@ -72,6 +76,9 @@ export const playVideoSchema = z.object({
   viewHeight: z.number().int().min(0).max(16_384),
 });
 export type PlayVideo = z.infer<typeof playVideoSchema>;
+/** What a player does not want forwarded. */
+export const playMutedSchema = z.object({ video: z.boolean(), audio: z.boolean() });
+export type PlayMuted = z.infer<typeof playMutedSchema>;
 
 export const clientMessageSchema = z.discriminatedUnion('type', [
   z.object({
@@ -89,7 +96,15 @@ export const clientMessageSchema = z.discriminatedUnion('type', [
     rejoin: z.boolean().optional(),
   }),
   z.object({ type: z.literal('logout'), id: requestId }),
-  z.object({ type: z.literal('publish'), id: requestId, streamID: id, sdp, extraInfo: z.string().max(4096) }),
+  z.object({
+    type: z.literal('publish'),
+    id: requestId,
+    streamID: id,
+    sdp,
+    extraInfo: z.string().max(4096),
+    /** The camera's, microphone's and speaker's states as players are to be told (Open when absent). */
+    devices: streamDevicesSchema.omit({ streamID: true }).optional(),
+  }),
   z.object({ type: z.literal('unpublish'), id: requestId, streamID: id }),
   z.object({
     type: z.literal('play'),
@@ -98,7 +113,10 @@ export const clientMessageSchema = z.discriminatedUnion('type', [
     sdp,
     attempt: z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER),
     video: playVideoSchema.optional(),
+    muted: playMutedSchema.optional(),
   }),
+  /** mutePlayStreamVideo / mutePlayStreamAudio: the server stops (or resumes) forwarding them. */
+  z.object({ type: z.literal('mutePlay'), id: requestId, streamID: id, muted: playMutedSchema }),
   /** The player's choice of video layer and the size of its view changed. */
   z.object({ type: z.literal('playVideo'), id: requestId, streamID: id, video: playVideoSchema }),
   z.object({ type: z.literal('unplay'), id: requestId, streamID: id }),
@@ -123,6 +141,8 @@ export const clientMessageSchema = z.discriminatedUnion('type', [
   }),
   z.object({ type: z.literal('setRoomExtraInfo'), id: requestId, clientSeq, key: z.string().max(512), value: z.string().max(512) }),
   z.object({ type: z.literal('setStreamExtraInfo'), id: requestId, clientSeq, streamID: id, extraInfo: z.string().max(4096) }),
+  /** The publisher turned its camera, microphone or speaker off or on, or muted what it sends. */
+  z.object({ type: z.literal('setStreamDevices'), id: requestId, clientSeq, ...streamDevicesSchema.shape }),
   /** Re-attaches a session after the connection broke; `lastSeq` is the last room event the client saw. */
   z.object({
     type: z.literal('resume'),
@@ -148,6 +168,7 @@ const broadcastEventSchema = roomEvent('broadcastMessage', { message: messageInf
 const customCommandEventSchema = roomEvent('customCommand', { fromUser: userSchema, command: z.string() });
 const roomExtraInfoEventSchema = roomEvent('roomExtraInfoUpdate', { extraInfos: z.array(roomExtraInfoSchema) });
 const streamExtraInfoEventSchema = roomEvent('streamExtraInfoUpdate', { streams: z.array(streamInfoSchema) });
+const streamDevicesEventSchema = roomEvent('streamDevicesUpdate', { streams: z.array(streamDevicesSchema) });
 /** Room notifications: numbered per room, replayed after a resume. */
 export const roomEventSchema = z.discriminatedUnion('type', [
   userUpdateSchema,
@@ -156,6 +177,7 @@ export const roomEventSchema = z.discriminatedUnion('type', [
   customCommandEventSchema,
   roomExtraInfoEventSchema,
   streamExtraInfoEventSchema,
+  streamDevicesEventSchema,
 ]);
 export type RoomEvent = z.infer<typeof roomEventSchema>;
 
@@ -170,13 +192,20 @@ export const replyDataSchemas = {
     streams: z.array(streamInfoSchema),
     /** The room's extra info as it is now. */
     extraInfos: z.array(roomExtraInfoSchema),
+    /** The devices of the streams (those not all Open). */
+    streamDevices: z.array(streamDevicesSchema),
   }),
   resume: z.object({
     seq: z.number().int(),
     /** What the client missed, in order; absent when too much was missed, then `snapshot` is the room as it is. */
     events: z.array(roomEventSchema).optional(),
     snapshot: z
-      .object({ users: z.array(userSchema), streams: z.array(streamInfoSchema), extraInfos: z.array(roomExtraInfoSchema) })
+      .object({
+        users: z.array(userSchema),
+        streams: z.array(streamInfoSchema),
+        extraInfos: z.array(roomExtraInfoSchema),
+        streamDevices: z.array(streamDevicesSchema),
+      })
       .optional(),
     /** Every stream the server has this session publishing and playing (media connected or not). */
     publishing: z.array(id),
@@ -187,6 +216,7 @@ export const replyDataSchemas = {
   unpublish: z.object({}),
   play: z.object({ sdp }),
   playVideo: z.object({}),
+  mutePlay: z.object({}),
   unplay: z.object({}),
   restartIce: z.object({ sdp }),
   heartbeat: z.object({}),
@@ -196,6 +226,7 @@ export const replyDataSchemas = {
   customCommand: z.object({}),
   setRoomExtraInfo: z.object({}),
   setStreamExtraInfo: z.object({}),
+  setStreamDevices: z.object({}),
 } satisfies Record<ClientMessageType, z.ZodType>;
 export type ReplyData<T extends ClientMessageType> = z.infer<(typeof replyDataSchemas)[T]>;
 

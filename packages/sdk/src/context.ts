@@ -1,4 +1,4 @@
-import { DEFAULT_MEDIA_STALL_MS } from '@parley/protocol';
+import { DEFAULT_MEDIA_STALL_MS, type StreamDevices } from '@parley/protocol';
 import type { EventHub } from './events.js';
 import type { MediaBackend } from './platform.js';
 import type { SignallingClient } from './signalling.js';
@@ -36,4 +36,6 @@ export interface EngineContext {
   readonly retryWindowMs: number;
   /** The signalling client while the room is logged in, else null. */
   loggedInSignalling(): SignallingClient | null;
+  /** A stream's camera and microphone as the room knows them. */
+  streamDevices(streamID: string): StreamDevices;
 }

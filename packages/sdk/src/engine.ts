@@ -31,6 +31,7 @@ import type {
   Platform,
 } from './platform.js';
 import { Publisher, type PublishConfig } from './publisher.js';
+import { CaptureControls } from './captureControls.js';
 import { Player } from './player.js';
 import { Room, type RoomConfig } from './room.js';
 
@@ -51,7 +52,7 @@ export interface CustomVideoCaptureConfig {
   bufferType: VideoBufferType;
 }
 
-function requireType(value: unknown, type: 'string' | 'number' | 'object', name: string): void {
+function requireType(value: unknown, type: 'string' | 'number' | 'boolean' | 'object', name: string): void {
   if (typeof value !== type || value === null) throw new TypeError(`${name} must be a ${type}`);
 }
 
@@ -85,6 +86,7 @@ export class ParleyEngine {
   private readonly room: Room;
   private readonly publishers = new Map<number, Publisher>();
   private readonly players = new Map<string, Player>();
+  private readonly controls = new CaptureControls();
   /** setPlayStreamVideoType choices, kept for streams not played yet. */
   private readonly playVideoTypes = new Map<string, VideoStreamType>();
   private readonly context: EngineContext;
@@ -123,6 +125,7 @@ export class ParleyEngine {
       publishLayers: (streamID, active) => {
         for (const publisher of this.publishers.values()) publisher.setActiveLayers(streamID, active);
       },
+      streamDevicesChanged: (devices) => this.players.get(devices.streamID)?.devicesChanged(devices),
       mediaStalled: (streamID, role) => {
         if (role === 'play') this.players.get(streamID)?.mediaStalled();
         else for (const publisher of this.publishers.values()) publisher.mediaStalled(streamID);
@@ -138,6 +141,7 @@ export class ParleyEngine {
       timeouts,
       retryWindowMs: credentials.reconnectWindowMs,
       loggedInSignalling: () => this.room.activeSignalling,
+      streamDevices: (streamID) => this.room.devicesOf(streamID),
     };
   }
 
@@ -254,12 +258,73 @@ export class ParleyEngine {
   startPublishingStream(streamID: string, config: PublishConfig = {}, channel: number = PublishChannel.Main): void {
     requireType(streamID, 'string', 'streamID');
     let publisher = this.publishers.get(channel);
-    if (!publisher) this.publishers.set(channel, (publisher = new Publisher(this.context, channel)));
+    if (!publisher) this.publishers.set(channel, (publisher = new Publisher(this.context, channel, () => this.controls.devices(channel))));
     publisher.start(streamID, config);
   }
 
   stopPublishingStream(channel: number = PublishChannel.Main): void {
     this.publishers.get(channel)?.stop();
+  }
+
+  /** Turns the camera of `channel` on or off (the device itself); players see Disable while it is off. */
+  enableCamera(enable: boolean, channel: number = PublishChannel.Main): void {
+    requireType(enable, 'boolean', 'enable');
+    if (this.controls.enableCamera(channel, enable)) this.captureChanged(channel);
+  }
+
+  /** Mutes the microphone (silence is captured, the device stays on); players see Mute. */
+  muteMicrophone(mute: boolean): void {
+    requireType(mute, 'boolean', 'mute');
+    if (!this.controls.muteMicrophone(mute)) return;
+    for (const channel of new Set([PublishChannel.Main, ...this.controls.knownChannels, ...this.publishers.keys()]))
+      this.captureChanged(channel);
+  }
+
+  isMicrophoneMuted(): boolean {
+    return this.controls.isMicrophoneMuted;
+  }
+
+  /** Mutes (or unmutes) everything played; players of this engine's streams see its speaker as Mute. */
+  muteSpeaker(mute: boolean): void {
+    requireType(mute, 'boolean', 'mute');
+    if (!this.controls.muteSpeaker(mute)) return;
+    this.media.muteSpeaker(mute);
+    for (const channel of this.publishers.keys()) this.captureChanged(channel);
+  }
+
+  isSpeakerMuted(): boolean {
+    return this.controls.isSpeakerMuted;
+  }
+
+  /** The playback volume of a played stream, 0–200 (%, 100 as received); 1004002 if not playing it, 1000015 out of range. */
+  setPlayVolume(streamID: string, volume: number): number {
+    requireType(streamID, 'string', 'streamID');
+    requireType(volume, 'number', 'volume');
+    if (!Number.isInteger(volume) || volume < 0 || volume > 200) return ErrorCode.InvalidParameter;
+    const player = this.players.get(streamID);
+    if (!player) return ErrorCode.StreamNotFound;
+    player.setVolume(volume);
+    return 0;
+  }
+
+  /** Stops (or resumes) sending video on `channel`, keeping the camera on; players see Mute. */
+  mutePublishStreamVideo(mute: boolean, channel: number = PublishChannel.Main): void {
+    requireType(mute, 'boolean', 'mute');
+    if (this.controls.mutePublishVideo(channel, mute)) this.captureChanged(channel);
+  }
+
+  /** Stops (or resumes) sending audio on `channel`, keeping the microphone on; players see Mute. */
+  mutePublishStreamAudio(mute: boolean, channel: number = PublishChannel.Main): void {
+    requireType(mute, 'boolean', 'mute');
+    if (this.controls.mutePublishAudio(channel, mute)) this.captureChanged(channel);
+  }
+
+  /** Applies a channel's capture state to its devices and what it sends, and tells its players, without renegotiating. */
+  private captureChanged(channel: number): void {
+    this.media.applyCapture(channel, this.controls.state(channel));
+    const streamID = this.publishers.get(channel)?.streamID;
+    if (streamID && this.room.activeSignalling)
+      void this.room.requests.send('setStreamDevices', { streamID, ...this.controls.devices(channel) });
   }
 
   startPlayingStream(streamID: string, canvas?: Canvas): void {
@@ -302,6 +367,25 @@ export class ParleyEngine {
     this.players.get(streamID)?.stop();
   }
 
+  /** Stops (or resumes) receiving the video of a played stream: the server stops forwarding it. 1004002 if not playing it. */
+  mutePlayStreamVideo(streamID: string, mute: boolean): number {
+    return this.mutePlay(streamID, 'video', mute);
+  }
+
+  /** Stops (or resumes) receiving the audio of a played stream: the server stops forwarding it. 1004002 if not playing it. */
+  mutePlayStreamAudio(streamID: string, mute: boolean): number {
+    return this.mutePlay(streamID, 'audio', mute);
+  }
+
+  private mutePlay(streamID: string, kind: 'video' | 'audio', mute: boolean): number {
+    requireType(streamID, 'string', 'streamID');
+    requireType(mute, 'boolean', 'mute');
+    const player = this.players.get(streamID);
+    if (!player) return ErrorCode.StreamNotFound;
+    player.setMuted(kind, mute);
+    return 0;
+  }
+
   // Encoded custom capture and render (Node.js).
 
   enableCustomVideoCapture(enable: boolean, config: CustomVideoCaptureConfig = { bufferType: VideoBufferType.EncodedData }): number {
@@ -320,7 +404,9 @@ export class ParleyEngine {
     channel: number = PublishChannel.Main,
   ): number {
     if (!(data instanceof Uint8Array)) throw new TypeError('data must be a Uint8Array');
-    return this.media.custom?.sendVideo(channel, data, params, referenceTimeMillisecond) ?? ErrorCode.UnsupportedRequest;
+    if (!this.media.custom) return ErrorCode.UnsupportedRequest;
+    // Muted or camera off: taken and dropped, as a camera's frames would be.
+    return this.controls.state(channel).sendVideo ? this.media.custom.sendVideo(channel, data, params, referenceTimeMillisecond) : 0;
   }
 
   sendCustomAudioCaptureEncodedData(
@@ -330,7 +416,9 @@ export class ParleyEngine {
     channel: number = PublishChannel.Main,
   ): number {
     if (!(data instanceof Uint8Array)) throw new TypeError('data must be a Uint8Array');
-    return this.media.custom?.sendAudio(channel, data, params, referenceTimeMillisecond) ?? ErrorCode.UnsupportedRequest;
+    if (!this.media.custom) return ErrorCode.UnsupportedRequest;
+    const { sendAudio, microphone } = this.controls.state(channel);
+    return sendAudio && microphone ? this.media.custom.sendAudio(channel, data, params, referenceTimeMillisecond) : 0;
   }
 
   setCustomVideoRenderHandler(handler: CustomVideoRenderHandler | null): void {

@@ -4,6 +4,7 @@ import type {
   BroadcastMessageInfo,
   PlayerState,
   PublisherState,
+  RemoteDeviceState,
   RoomExtraInfo,
   RoomStateChangedReason,
   StreamInfo,
@@ -49,6 +50,12 @@ export interface ParleyEvents {
    * audio's level, RFC 6464): sent when that changes, whether or not the streams are played.
    */
   activeSpeakerUpdate: [roomID: string, speakers: ActiveSpeaker[]];
+  /** A played stream's camera: on playing, and whenever its publisher turns it off (Disable), mutes it (Mute) or back (Open). */
+  remoteCameraStateUpdate: [streamID: string, state: RemoteDeviceState];
+  /** A played stream's microphone, likewise. */
+  remoteMicStateUpdate: [streamID: string, state: RemoteDeviceState];
+  /** A played stream's publisher's speaker (muteSpeaker: Mute), likewise. */
+  remoteSpeakerStateUpdate: [streamID: string, state: RemoteDeviceState];
   /** startSoundLevelMonitor: the sound level (0–100) of what this engine captures (its main channel). */
   capturedSoundLevelUpdate: [soundLevel: number];
   /** startSoundLevelMonitor: the sound level (0–100) of every played stream, by stream ID. */

@@ -4,6 +4,7 @@ export {
   PublisherState,
   PublishChannel,
   QUALITY_LIMITS,
+  RemoteDeviceState,
   RoomStateChangedReason,
   Scenario,
   SPEAKING_LEVEL,

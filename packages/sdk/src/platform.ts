@@ -1,5 +1,6 @@
 import type { Scenario } from '@parley/protocol';
 import type { MediaSample } from './quality.js';
+import type { CaptureState } from './captureControls.js';
 
 /**
  * What differs between the browser and Node.js: the WebSocket, and the media (camera and
@@ -50,6 +51,8 @@ export interface MediaTransport {
   stats(): Promise<MediaSample>;
   /** The sound level (0–100) of what it sends (publish) or plays (play), now. */
   soundLevel(): Promise<number>;
+  /** Play transports that play sound: applies the stream's volume (0–200 %) or the speaker's mute. */
+  applyVolume?(): void;
   /** Publish transports with simulcast: which layers some player uses (smallest first); the others pause. */
   setActiveLayers?(active: boolean[]): void;
   close(): void;
@@ -70,6 +73,8 @@ export interface PlaySink {
   onViewSize(width: number, height: number): void;
   /** The resolution of the video received, whenever it changes. */
   onVideoSize(width: number, height: number): void;
+  /** The stream's playback volume, 0–200 (%). */
+  volume(): number;
 }
 
 export interface EncodedVideoFrameParams {
@@ -121,6 +126,10 @@ export interface MediaBackend {
   createPublishTransport(channel: number, media: PublishMedia): MediaTransport | undefined;
   createPlayTransport(sink: PlaySink): MediaTransport;
   startPreview(canvas: Canvas | undefined, channel: number): Promise<number>;
+  /** Applies a channel's capture state: its camera on or off, its microphone muted, what its publish transports send. */
+  applyCapture(channel: number, state: CaptureState): void;
+  /** Mutes (or unmutes) everything played. */
+  muteSpeaker(muted: boolean): void;
   stopPreview(channel: number): void;
   /** Releases devices and everything else the backend holds; resolves when all is released. */
   destroy(): Promise<void>;

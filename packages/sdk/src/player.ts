@@ -5,7 +5,15 @@
  * goes back to PlayRequesting (1004020) while its media link recovers (mediaLink.ts). Refusals
  * end in NoPlay.
  */
-import { ErrorCode, PlayerState, VideoStreamType, type PlayVideo } from '@parley/protocol';
+import {
+  ErrorCode,
+  PlayerState,
+  RemoteDeviceState,
+  VideoStreamType,
+  type PlayMuted,
+  type PlayVideo,
+  type StreamDevices,
+} from '@parley/protocol';
 import type { EngineContext } from './context.js';
 import type { Canvas, MediaTransport } from './platform.js';
 import { MediaLink } from './mediaLink.js';
@@ -21,6 +29,12 @@ export class Player {
   private video: PlayVideo;
   /** What the latest play request asked for. */
   private requestedVideo: PlayVideo | undefined;
+  /** setPlayVolume: 0–200 (%). */
+  private volume = 100;
+  /** What the app does not want to receive (mutePlayStreamVideo/Audio). */
+  private muted: PlayMuted = { video: false, audio: false };
+  /** The camera and microphone states last reported for this play, undefined until Playing. */
+  private reportedDevices: StreamDevices | undefined;
   private videoSize = { width: 0, height: 0 };
 
   constructor(
@@ -39,9 +53,10 @@ export class Player {
         streamID: () => streamID,
         createTransport: (attempt) => this.createTransport(attempt),
         exchange: (signalling, sdp, attempt) =>
-          signalling.request('play', { streamID, sdp, attempt, video: (this.requestedVideo = this.video) }),
+          signalling.request('play', { streamID, sdp, attempt, video: (this.requestedVideo = this.video), muted: this.muted }),
         flowing: () => {
           this.transition(PlayerState.Playing, 0);
+          this.reportDevices(ctx.streamDevices(streamID));
           // The view may have been sized while the play was set up.
           if (this.video !== this.requestedVideo) this.sendVideo();
         },
@@ -83,6 +98,35 @@ export class Player {
 
   private sendVideo(): void {
     void this.ctx.loggedInSignalling()?.request('playVideo', { streamID: this.streamID, video: this.video });
+  }
+
+  /** mutePlayStreamVideo / mutePlayStreamAudio: the server stops forwarding it (now if playing, else from the play). */
+  setMuted(kind: keyof PlayMuted, mute: boolean): void {
+    if (this.muted[kind] === mute) return;
+    this.muted = { ...this.muted, [kind]: mute };
+    if (this.state === PlayerState.Playing)
+      void this.ctx.loggedInSignalling()?.request('mutePlay', { streamID: this.streamID, muted: this.muted });
+  }
+
+  setVolume(volume: number): void {
+    this.volume = volume;
+    this.link.transport?.applyVolume?.();
+  }
+
+  /** The stream's camera or microphone changed: reported while playing. */
+  devicesChanged(devices: StreamDevices): void {
+    if (this.reportedDevices) this.reportDevices(devices);
+  }
+
+  private reportDevices(devices: StreamDevices): void {
+    const before = this.reportedDevices;
+    this.reportedDevices = devices;
+    if (before?.camera !== devices.camera) this.ctx.hub.emit('remoteCameraStateUpdate', this.streamID, devices.camera as RemoteDeviceState);
+    if (before?.microphone !== devices.microphone) {
+      this.ctx.hub.emit('remoteMicStateUpdate', this.streamID, devices.microphone as RemoteDeviceState);
+    }
+    if (before?.speaker !== devices.speaker)
+      this.ctx.hub.emit('remoteSpeakerStateUpdate', this.streamID, devices.speaker as RemoteDeviceState);
   }
 
   /** The sound level of what is played now; 0 when not playing. */
@@ -146,6 +190,7 @@ export class Player {
       onViewSize: (viewWidth, viewHeight) => {
         if (attempt === this.link.attempt) this.updateVideo({ ...this.video, viewWidth, viewHeight });
       },
+      volume: () => this.volume,
       onVideoSize: (width, height) => {
         if (attempt !== this.link.attempt || (width === this.videoSize.width && height === this.videoSize.height)) return;
         this.videoSize = { width, height };
@@ -162,6 +207,7 @@ export class Player {
   }
 
   private end(code: number, message = ''): void {
+    this.reportedDevices = undefined;
     this.transition(PlayerState.NoPlay, code, message);
     this.onEnded(this);
   }

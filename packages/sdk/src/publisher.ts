@@ -8,6 +8,7 @@ import { ErrorCode, PublisherState, validateStreamID } from '@parley/protocol';
 import type { EngineContext } from './context.js';
 import type { VideoCodec } from './platform.js';
 import { MediaLink } from './mediaLink.js';
+import type { Devices } from './captureControls.js';
 import { publishQuality } from './quality.js';
 
 export interface PublishConfig {
@@ -32,6 +33,8 @@ export class Publisher {
   constructor(
     private readonly ctx: EngineContext,
     readonly channel: number,
+    /** What players are to be told of the channel's camera and microphone. */
+    devices: () => Devices,
   ) {
     this.link = new MediaLink(
       ctx,
@@ -44,7 +47,12 @@ export class Publisher {
             simulcastLayers: this.config.simulcastLayers,
           }),
         exchange: (signalling, sdp) =>
-          signalling.request('publish', { streamID: this.currentStreamID!, sdp, extraInfo: this.config.extraInfo ?? '' }),
+          signalling.request('publish', {
+            streamID: this.currentStreamID!,
+            sdp,
+            extraInfo: this.config.extraInfo ?? '',
+            devices: devices(),
+          }),
         flowing: () => this.transition(PublisherState.Publishing, 0),
         interrupted: () => this.transition(PublisherState.PublishRequesting, ErrorCode.PublishInterrupted),
         failed: (code, message) => this.fail(code, message),

@@ -13,7 +13,9 @@ import {
   resumeProofMessage,
   type ClientRequest,
   type ReplyData,
+  RemoteDeviceState,
   type MediaRole,
+  type StreamDevices,
   type RoomEvent,
   type RoomExtraInfo,
   type ServerMessage,
@@ -55,6 +57,8 @@ export interface RoomObserver {
   publishStopped(streamID: string, code: number): void;
   /** Which simulcast layers of a published stream some player uses; the others may pause. */
   publishLayers(streamID: string, active: boolean[]): void;
+  /** Another user's stream's camera or microphone changed (or is known from the room's state). */
+  streamDevicesChanged(devices: StreamDevices): void;
   /** The server receives nothing on the transport publishing or playing `streamID`. */
   mediaStalled(streamID: string, role: MediaRole): void;
   /** Back in the room after a reconnect; media the server no longer has must be set up again. */
@@ -89,6 +93,8 @@ export class Room {
   private readonly users = new Map<string, User>();
   private readonly streams = new Map<string, StreamInfo>();
   private readonly extraInfos = new Map<string, RoomExtraInfo>();
+  /** The devices of others' streams that are not all Open (players report them). */
+  private readonly streamDevices = new Map<string, StreamDevices>();
   /** Messages and extra info on their way to the server; they survive reconnects. */
   readonly requests = new ReliableRequests();
   private wakeReconnect: (() => void) | undefined;
@@ -272,6 +278,7 @@ export class Room {
       case 'customCommand':
       case 'roomExtraInfoUpdate':
       case 'streamExtraInfoUpdate':
+      case 'streamDevicesUpdate':
         this.applyEvent(message);
         return;
       case 'barrageMessage':
@@ -331,6 +338,27 @@ export class Room {
         return this.applyExtraInfos(event.extraInfos);
       case 'streamExtraInfoUpdate':
         return this.applyStreamExtraInfos(event.streams);
+      case 'streamDevicesUpdate':
+        return this.applyStreamDevices(event.streams);
+    }
+  }
+
+  /** A stream's camera, microphone and speaker as the room knows them (Open unless told otherwise). */
+  devicesOf(streamID: string): StreamDevices {
+    return (
+      this.streamDevices.get(streamID) ?? {
+        streamID,
+        camera: RemoteDeviceState.Open,
+        microphone: RemoteDeviceState.Open,
+        speaker: RemoteDeviceState.Open,
+      }
+    );
+  }
+
+  private applyStreamDevices(devices: StreamDevices[]): void {
+    for (const device of devices) {
+      this.streamDevices.set(device.streamID, device);
+      this.observer.streamDevicesChanged(device);
     }
   }
 
@@ -368,7 +396,17 @@ export class Room {
    * then ADD (something that changed, such as a stream now published by someone else, is both), and
    * changed extra info as updates.
    */
-  private applySnapshot({ users, streams, extraInfos }: { users: User[]; streams: StreamInfo[]; extraInfos: RoomExtraInfo[] }): void {
+  private applySnapshot({
+    users,
+    streams,
+    extraInfos,
+    streamDevices,
+  }: {
+    users: User[];
+    streams: StreamInfo[];
+    extraInfos: RoomExtraInfo[];
+    streamDevices: StreamDevices[];
+  }): void {
     const same = (a: unknown, b: unknown): boolean => JSON.stringify(a) === JSON.stringify(b);
     const nextUsers = new Map(users.map((u) => [u.userID, u]));
     const nextStreams = new Map(streams.map((s) => [s.streamID, s]));
@@ -390,6 +428,13 @@ export class Room {
     this.applyStreams(UpdateType.Add, streamsAdded);
     if (extraInfoChanged.length > 0) this.hub.emit('roomStreamExtraInfoUpdate', this.roomID, extraInfoChanged);
     this.applyExtraInfos(extraInfos.filter((info) => !same(this.extraInfos.get(info.key), info)));
+    // Streams not listed are all Open.
+    const listed = new Map(streamDevices.map((d) => [d.streamID, d]));
+    const reopened = [...this.streamDevices.keys()]
+      .filter((id) => !listed.has(id))
+      .map((id) => ({ streamID: id, camera: 0, microphone: 0, speaker: 0 }));
+    for (const id of reopened.map((d) => d.streamID)) this.streamDevices.delete(id);
+    this.applyStreamDevices([...streamDevices.filter((d) => !same(this.streamDevices.get(d.streamID), d)), ...reopened]);
   }
 
   private onLost(): void {
@@ -507,6 +552,7 @@ export class Room {
     this.users.clear();
     this.streams.clear();
     this.extraInfos.clear();
+    this.streamDevices.clear();
     this.lastSeq = 0;
     this.early = [];
     this.phase = 'idle';

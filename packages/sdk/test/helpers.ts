@@ -33,17 +33,23 @@ const EVENTS: Record<ParleyEventName, true> = {
   playerQualityUpdate: true,
   networkQuality: true,
   activeSpeakerUpdate: true,
+  remoteCameraStateUpdate: true,
+  remoteMicStateUpdate: true,
+  remoteSpeakerStateUpdate: true,
   capturedSoundLevelUpdate: true,
   remoteSoundLevelUpdate: true,
 };
 export const ALL_EVENTS = Object.keys(EVENTS) as ParleyEventName[];
-/** Events about the media rather than the room: keyframe requests and quality reports. */
+/** Events about the media rather than the room: keyframe requests, quality reports, played streams' devices. */
 const MEDIA_REPORTS = new Set<ParleyEventName>([
   'customVideoCaptureKeyFrameRequested',
   'publisherQualityUpdate',
   'playerQualityUpdate',
   'networkQuality',
   'activeSpeakerUpdate',
+  'remoteCameraStateUpdate',
+  'remoteMicStateUpdate',
+  'remoteSpeakerStateUpdate',
   'capturedSoundLevelUpdate',
   'remoteSoundLevelUpdate',
 ]);

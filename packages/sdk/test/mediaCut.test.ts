@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { PlayerState, VideoBufferType } from '@parley/sdk';
-import { TestNetwork } from '@parley/testkit';
+import { serverMetric, TestNetwork } from '@parley/testkit';
 import { sleep, startTestServer } from './helpers.js';
 
 test('media cut (Node): 5 s without UDP, the publisher goes to PublishRequesting 1003020 and is back by ICE restart within 3 s; its player notices nothing but the pause', async (t) => {
@@ -69,6 +69,5 @@ test('media cut (Node): 5 s without UDP, the publisher goes to PublishRequesting
   assert.ok(framesAt - restoredAt <= 3000, `frames again ${framesAt - restoredAt} ms after the cut ended`);
   const noticed = player!.events.slice(playerEventsBefore).filter((e) => /StateUpdate|StreamUpdate|UserUpdate/.test(e.event));
   assert.deepEqual(noticed, [], 'the player saw no state or room change');
-  const metrics = await (await fetch(`${env.server.httpUrl}/metrics`)).text();
-  assert.match(metrics, /^parley_media_stalls_total [1-9]/m, 'the server saw the stall');
+  assert.ok((await serverMetric(env.server.httpUrl, 'parley_media_stalls_total')) >= 1, 'the server saw the stall');
 });

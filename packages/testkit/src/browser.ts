@@ -84,6 +84,10 @@ export interface InboundTotals {
   videoPackets: number;
   pliSent: number;
   audioBytes: number;
+  /** The audio's energy so far (totalAudioEnergy): it grows with sound, not with silence. */
+  audioEnergy: number;
+  /** Peer connections the page has opened (closed ones too): a renegotiation-free change keeps it. */
+  peerConnections: number;
   /** mimeType of every inbound video stream, e.g. "video/VP8". */
   videoCodecs: string[];
 }
@@ -97,11 +101,21 @@ export async function inboundTotals(page: Page): Promise<InboundTotals> {
       packetsReceived?: number;
       pliCount?: number;
       bytesReceived?: number;
+      totalAudioEnergy?: number;
       codecId?: string;
       mimeType?: string;
     };
-    const totals = { framesDecoded: 0, videoPackets: 0, pliSent: 0, audioBytes: 0, videoCodecs: [] as string[] };
-    for (const pc of (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs) {
+    const pcs = (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs;
+    const totals = {
+      framesDecoded: 0,
+      videoPackets: 0,
+      pliSent: 0,
+      audioBytes: 0,
+      audioEnergy: 0,
+      peerConnections: pcs.length,
+      videoCodecs: [] as string[],
+    };
+    for (const pc of pcs) {
       if (pc.connectionState === 'closed') continue;
       const stats = await pc.getStats();
       stats.forEach((s: Stat) => {
@@ -113,7 +127,10 @@ export async function inboundTotals(page: Page): Promise<InboundTotals> {
           const codec = s.codecId ? (stats.get(s.codecId) as Stat | undefined) : undefined;
           if (codec?.mimeType) totals.videoCodecs.push(codec.mimeType);
         }
-        if (s.kind === 'audio') totals.audioBytes += s.bytesReceived ?? 0;
+        if (s.kind === 'audio') {
+          totals.audioBytes += s.bytesReceived ?? 0;
+          totals.audioEnergy += s.totalAudioEnergy ?? 0;
+        }
       });
     }
     return totals;

@@ -3,3 +3,4 @@ export * from './network.js';
 export * from './clip.js';
 export * from './demo.js';
 export * from './simulatedClock.js';
+export * from './metrics.js';

@@ -4,6 +4,7 @@
  */
 import { ErrorCode, Scenario, soundLevelFromAmplitude } from '@parley/protocol';
 import type { Canvas, MediaBackend, MediaTransport, PlaySink, PublishMedia, VideoCodec } from '../platform.js';
+import type { CaptureState } from '../captureControls.js';
 import { PeerTransport } from '../peerTransport.js';
 import { simulcastLayers } from '../simulcast.js';
 
@@ -44,21 +45,24 @@ abstract class BrowserTransport extends PeerTransport<RTCSessionDescriptionInit>
 
 class BrowserPublishTransport extends BrowserTransport {
   private videoSender: RTCRtpSender | undefined;
+  private audioSender: RTCRtpSender | undefined;
   private layerChanges = Promise.resolve();
 
   constructor(
     readonly channel: number,
     private readonly videoCodec: VideoCodec,
-    private readonly source: () => Promise<MediaStream>,
+    private readonly source: () => Promise<{ stream: MediaStream; state: CaptureState }>,
     onClosed: () => void,
   ) {
     super(onClosed);
   }
 
   protected async prepare(): Promise<void> {
-    const stream = await this.source();
+    const { stream, state } = await this.source();
     const audio = stream.getAudioTracks()[0];
-    this.pc.addTransceiver(audio ?? 'audio', { direction: 'sendonly', streams: [stream] }).setCodecPreferences(audioCodecPreferences());
+    const audioTransceiver = this.pc.addTransceiver(audio ?? 'audio', { direction: 'sendonly', streams: [stream] });
+    audioTransceiver.setCodecPreferences(audioCodecPreferences());
+    this.audioSender = audioTransceiver.sender;
     const video = stream.getVideoTracks()[0];
     const transceiver = this.pc.addTransceiver(video ?? 'video', {
       direction: 'sendonly',
@@ -67,6 +71,15 @@ class BrowserPublishTransport extends BrowserTransport {
     });
     transceiver.setCodecPreferences(videoCodecPreferences(this.videoCodec));
     this.videoSender = transceiver.sender;
+    await this.send(stream, state);
+  }
+
+  /** Sends the capture's tracks, or nothing in their place (no renegotiation: the senders stay). */
+  async send(stream: MediaStream, { sendVideo, sendAudio }: CaptureState): Promise<void> {
+    const video = sendVideo ? (stream.getVideoTracks()[0] ?? null) : null;
+    const audio = sendAudio ? (stream.getAudioTracks()[0] ?? null) : null;
+    if (this.videoSender && this.videoSender.track !== video) await this.videoSender.replaceTrack(video).catch(() => undefined);
+    if (this.audioSender && this.audioSender.track !== audio) await this.audioSender.replaceTrack(audio).catch(() => undefined);
   }
 
   /** The microphone's level as the peer connection measures what it sends. */
@@ -129,11 +142,14 @@ function videoCodecPreferences(codec: VideoCodec): RTCRtpCodec[] {
 class BrowserPlayTransport extends BrowserTransport {
   private readonly stream = new MediaStream();
   private fallbackAudio: HTMLAudioElement | undefined;
+  /** Above 100 % a media element cannot go: the sound then goes through a gain to the speakers instead. */
+  private amplifier: { context: AudioContext; gain: GainNode } | undefined;
   /** Stops watching the view's size and the video's resolution. */
   private unwatch: (() => void) | undefined;
 
   constructor(
     private readonly sink: PlaySink,
+    private readonly speakerMuted: () => boolean,
     onClosed: () => void,
   ) {
     super(onClosed);
@@ -169,6 +185,26 @@ class BrowserPlayTransport extends BrowserTransport {
       this.fallbackAudio = new Audio();
       attach(this.fallbackAudio, this.stream, false);
     }
+    this.applyVolume();
+  }
+
+  applyVolume(): void {
+    const element = videoElement(this.sink.canvas) ?? this.fallbackAudio;
+    if (!element) return;
+    const volume = this.speakerMuted() ? 0 : Math.min(200, Math.max(0, this.sink.volume()));
+    const amplified = volume > 100 && this.stream.getAudioTracks().length > 0;
+    if (amplified && !this.amplifier) {
+      const context = new AudioContext();
+      const gain = context.createGain();
+      context.createMediaStreamSource(this.stream).connect(gain).connect(context.destination);
+      this.amplifier = { context, gain };
+    } else if (!amplified && this.amplifier) {
+      void this.amplifier.context.close();
+      this.amplifier = undefined;
+    }
+    if (this.amplifier) this.amplifier.gain.gain.value = volume / 100;
+    element.muted = volume === 0 || amplified;
+    element.volume = Math.min(1, volume / 100);
   }
 
   private watchFirstFrame(view: HTMLVideoElement): void {
@@ -197,6 +233,7 @@ class BrowserPlayTransport extends BrowserTransport {
     const view = videoElement(this.sink.canvas);
     if (view && view.srcObject === this.stream) view.srcObject = null;
     if (this.fallbackAudio) this.fallbackAudio.srcObject = null;
+    void this.amplifier?.context.close();
     for (const track of this.stream.getTracks()) track.stop();
   }
 }
@@ -218,13 +255,57 @@ export class BrowserMedia implements MediaBackend {
   /** Channels previewing, with the view they render into (if any). */
   private readonly previews = new Map<number, HTMLVideoElement | undefined>();
   private readonly transports = new Set<BrowserTransport>();
+  /** What the app turned off or muted, per channel (all on until told). */
+  private readonly states = new Map<number, CaptureState>();
+  private speakerMuted = false;
+  /** Capture changes, one at a time (turning the camera on waits for the device). */
+  private captureChanges = Promise.resolve();
 
   constructor(private readonly scenario: Scenario) {}
+
+  private stateOf(channel: number): CaptureState {
+    return this.states.get(channel) ?? { camera: true, microphone: true, sendVideo: true, sendAudio: true };
+  }
+
+  muteSpeaker(muted: boolean): void {
+    this.speakerMuted = muted;
+    for (const transport of this.transports) if (transport instanceof BrowserPlayTransport) transport.applyVolume();
+  }
+
+  applyCapture(channel: number, state: CaptureState): void {
+    this.states.set(channel, state);
+    this.captureChanges = this.captureChanges.then(async () => {
+      const stream = await this.captures.get(channel)?.catch(() => undefined);
+      if (!stream || this.states.get(channel) !== state) return; // not capturing (the state applies when it starts), or changed again
+      await this.applyTo(stream, state);
+      for (const transport of this.transports) {
+        if (transport instanceof BrowserPublishTransport && transport.channel === channel) await transport.send(stream, state);
+      }
+    });
+  }
+
+  /** The camera's device on or off (a new track when it comes back), the microphone's track enabled or not. */
+  private async applyTo(stream: MediaStream, { camera, microphone }: CaptureState): Promise<void> {
+    for (const track of stream.getAudioTracks()) track.enabled = microphone;
+    const [video] = stream.getVideoTracks();
+    if (!camera && video) {
+      video.stop();
+      stream.removeTrack(video);
+    } else if (camera && !video) {
+      const [track] =
+        (await navigator.mediaDevices.getUserMedia({ video: videoConstraints(this.scenario) }).catch(() => undefined))?.getVideoTracks() ??
+        [];
+      if (track) stream.addTrack(track);
+    }
+  }
 
   private capture(channel: number): Promise<MediaStream> {
     let stream = this.captures.get(channel);
     if (!stream) {
-      stream = navigator.mediaDevices.getUserMedia({ audio: true, video: videoConstraints(this.scenario) });
+      const { camera } = this.stateOf(channel);
+      stream = navigator.mediaDevices
+        .getUserMedia({ audio: true, video: camera && videoConstraints(this.scenario) })
+        .then(async (s) => (await this.applyTo(s, this.stateOf(channel)), s));
       this.captures.set(channel, stream);
       stream.catch(() => this.captures.delete(channel));
     }
@@ -236,7 +317,7 @@ export class BrowserMedia implements MediaBackend {
     const transport: BrowserTransport = new BrowserPublishTransport(
       channel,
       videoCodec,
-      () => this.capture(channel),
+      async () => ({ stream: await this.capture(channel), state: this.stateOf(channel) }),
       () => {
         this.transports.delete(transport);
         this.releaseIfUnused(channel);
@@ -247,7 +328,11 @@ export class BrowserMedia implements MediaBackend {
   }
 
   createPlayTransport(sink: PlaySink): MediaTransport {
-    const transport: BrowserTransport = new BrowserPlayTransport(sink, () => this.transports.delete(transport));
+    const transport: BrowserTransport = new BrowserPlayTransport(
+      sink,
+      () => this.speakerMuted,
+      () => this.transports.delete(transport),
+    );
     this.transports.add(transport);
     return transport;
   }

@@ -456,6 +456,12 @@ export class NodeMedia implements MediaBackend {
 
   stopPreview(): void {}
 
+  /** No devices here: the engine drops the app's frames of what is muted. */
+  applyCapture(): void {}
+
+  /** No speaker: the app renders what it receives. */
+  muteSpeaker(): void {}
+
   private forget(transport: WeriftTransport, closing: Promise<void>): void {
     this.transports.delete(transport);
     this.closing.add(closing);

@@ -59,9 +59,17 @@ export interface MediaPublisher extends MediaEndpoint<PublisherEvents> {
   subscribe(offer: string, video?: PlayVideo): Promise<MediaSubscriber>;
 }
 
+/** What a player asked not to receive (mutePlayStreamVideo, mutePlayStreamAudio). */
+export interface PlayMuted {
+  video: boolean;
+  audio: boolean;
+}
+
 export interface MediaSubscriber extends MediaEndpoint {
   /** The player changed its choice of layer or its view size. */
   setVideo(video: PlayVideo): void;
+  /** Stops or resumes forwarding video or audio to the player (video resumes at a keyframe). */
+  setMuted(muted: PlayMuted): void;
 }
 
 /**

@@ -71,6 +71,8 @@ export class VideoRewriter {
   private temporal = 0;
   /** See setTargetLayer. */
   private congested = false;
+  /** The player asked for no video (mutePlayStreamVideo). */
+  private paused = false;
 
   /** What is subtracted (modulo each field's range) from the current layer's values to get the player's. */
   private sequenceOffset = 0;
@@ -154,6 +156,15 @@ export class VideoRewriter {
     return this.congested ? NONE : 0;
   }
 
+  /**
+   * Stops forwarding (the player muted the video), or starts again: at a keyframe of the target
+   * layer, every number continuing from the last one sent, as at a layer switch.
+   */
+  setPaused(paused: boolean): void {
+    this.paused = paused;
+    if (paused) this.layer = undefined;
+  }
+
   /** The layer the player is to get (now, or from its next keyframe). */
   get targetLayer(): number {
     return this.target;
@@ -161,7 +172,7 @@ export class VideoRewriter {
 
   /** The layer whose keyframe is awaited (ask its publisher stream for one), or undefined. */
   needsKeyFrame(): number | undefined {
-    return this.layer === this.target && this.temporal >= 0 ? undefined : this.target;
+    return this.paused || (this.layer === this.target && this.temporal >= 0) ? undefined : this.target;
   }
 
   /** The layer being forwarded, undefined before the first keyframe of the target layer. */
@@ -190,7 +201,7 @@ export class VideoRewriter {
   rewrite(layer: number, header: RtpHeaderFields, payload: Uint8Array, codec: VideoCodec, arrivalMs: number): RewrittenPacket | undefined {
     const stale = this.behindNewest(layer, header.sequenceNumber);
     const switching = layer !== this.layer;
-    if (switching && layer !== this.target) return undefined;
+    if (this.paused || (switching && layer !== this.target)) return undefined;
     const isVp8 = codec === 'vp8';
     let valid: boolean;
     let keyFrame: boolean;

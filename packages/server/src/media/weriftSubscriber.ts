@@ -26,7 +26,7 @@ import { ALL_TEMPORAL_LAYERS, VideoRewriter } from './videoRewriter.js';
 import { addNack, WeriftPeer, type HeaderExtensions, type PeerOptions } from './weriftPeer.js';
 import type { VideoLayer } from './videoLayer.js';
 import type { Kind, WeriftPublisher } from './weriftPublisher.js';
-import type { LinkQuality, MediaSubscriber, PlayVideo } from './types.js';
+import type { LinkQuality, MediaSubscriber, PlayMuted, PlayVideo } from './types.js';
 
 const SMALL = 1;
 const BIG = 2;
@@ -113,6 +113,9 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
   private paddingCursor = 0;
   /** The layer this player's choice, view and link call for, whether or not the publisher sends it now. */
   private wantedLayer: number;
+  /** What the player asked not to receive (mutePlayStreamVideo/Audio): not forwarded at all. */
+  private videoMuted = false;
+  private audioMuted = false;
 
   static async create(options: PeerOptions, offer: string, publisher: WeriftPublisher, video?: PlayVideo): Promise<WeriftSubscriber> {
     const subscriber = new WeriftSubscriber(options, publisher, video);
@@ -201,6 +204,14 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
     this.retarget();
   }
 
+  setMuted({ video, audio }: PlayMuted): void {
+    this.audioMuted = audio;
+    if (video === this.videoMuted) return;
+    this.videoMuted = video;
+    this.rewriter.setPaused(video);
+    if (!video) this.requestKeyFrame();
+  }
+
   /** The publisher learned a layer's size, or a layer started or stopped flowing. */
   layersChanged(): void {
     this.retarget();
@@ -261,7 +272,7 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
   sendAudio({ rtp, red, level }: AudioPacket, sentAt: bigint, nowMs: number): void {
     const forwarder = this.forwarders.audio;
     const types = this.audioFormat;
-    if (!this.connected || !forwarder?.ready || types.opus < 0) return;
+    if (!this.connected || !forwarder?.ready || types.opus < 0 || this.audioMuted) return;
     const { header } = rtp;
     if (types.red >= 0) {
       // More redundancy than the publisher's for a lossy link: a RED packet of our own.

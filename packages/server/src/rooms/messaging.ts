@@ -5,7 +5,15 @@
  * server API sends on behalf of a user without one.
  */
 import { randomUUID } from 'node:crypto';
-import { ErrorCode, validateMessage, validateRoomExtraInfo, validateStreamExtraInfo, type ReplyData, type User } from '@parley/protocol';
+import {
+  ErrorCode,
+  validateMessage,
+  validateRoomExtraInfo,
+  validateStreamExtraInfo,
+  type ReplyData,
+  type StreamDevices,
+  type User,
+} from '@parley/protocol';
 import type { Limits } from '../config.js';
 import { TokenBucket } from '../rateLimit.js';
 import { Session, type Room } from './model.js';
@@ -80,6 +88,16 @@ export class RoomMessaging {
     if (publication.extraInfo === extraInfo) return { code: 0, data: {} };
     publication.extraInfo = extraInfo;
     if (publication.live) session.room.emit({ type: 'streamExtraInfoUpdate', streams: [publication.info] }, session);
+    return { code: 0, data: {} };
+  }
+
+  /** The publisher's camera, microphone and speaker states; others are told if the stream is live (else when it is). */
+  setStreamDevices(session: Session, { streamID, camera, microphone, speaker }: StreamDevices): Outcome<ReplyData<'setStreamDevices'>> {
+    const publication = session.publications.get(streamID);
+    if (!publication) return fail(ErrorCode.StreamNotFound, `not publishing ${streamID}`);
+    if (publication.setDevices({ camera, microphone, speaker }) && publication.live) {
+      session.room.emit({ type: 'streamDevicesUpdate', streams: [publication.devices] }, session);
+    }
     return { code: 0, data: {} };
   }
 

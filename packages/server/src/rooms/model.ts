@@ -1,6 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { randomHex } from '../random.js';
-import type { RoomEvent, RoomExtraInfo, ServerMessage, StreamInfo, User } from '@parley/protocol';
+import {
+  RemoteDeviceState,
+  type RoomEvent,
+  type RoomExtraInfo,
+  type ServerMessage,
+  type StreamDevices,
+  type StreamInfo,
+  type User,
+} from '@parley/protocol';
 import type { MediaPublisher, MediaSubscriber } from '../media/index.js';
 import type { TokenPrivileges } from '../auth/token04.js';
 
@@ -28,6 +36,8 @@ export class Publication {
   /** Drops a publication whose media died and was not re-established. */
   orphanTimer: NodeJS.Timeout | undefined;
 
+  private deviceStates: Devices = OPEN_DEVICES;
+
   constructor(
     readonly streamID: string,
     readonly session: Session,
@@ -37,7 +47,22 @@ export class Publication {
   get info(): StreamInfo {
     return { user: this.session.user, streamID: this.streamID, extraInfo: this.extraInfo };
   }
+
+  get devices(): StreamDevices {
+    return { streamID: this.streamID, ...this.deviceStates };
+  }
+
+  /** Takes the publisher's device states; true when they changed. */
+  setDevices({ camera, microphone, speaker }: Devices): boolean {
+    const now = this.deviceStates;
+    if (camera === now.camera && microphone === now.microphone && speaker === now.speaker) return false;
+    this.deviceStates = { camera, microphone, speaker };
+    return true;
+  }
 }
+
+type Devices = Omit<StreamDevices, 'streamID'>;
+const OPEN_DEVICES: Devices = { camera: RemoteDeviceState.Open, microphone: RemoteDeviceState.Open, speaker: RemoteDeviceState.Open };
 
 export class Play {
   media: MediaSubscriber | undefined;
@@ -152,6 +177,16 @@ export class Room {
 
   streams(except?: Session): StreamInfo[] {
     return [...this.publications.values()].filter((p) => p.session !== except).map((p) => p.info);
+  }
+
+  /** The devices of the live streams (except `except`'s) that are not all Open. */
+  streamDevices(except?: Session): StreamDevices[] {
+    return [...this.publications.values()]
+      .filter((p) => p.session !== except)
+      .map((p) => p.devices)
+      .filter(
+        (d) => d.camera !== RemoteDeviceState.Open || d.microphone !== RemoteDeviceState.Open || d.speaker !== RemoteDeviceState.Open,
+      );
   }
 }
 

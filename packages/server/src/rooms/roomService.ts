@@ -137,6 +137,7 @@ export class RoomService {
       users,
       streams: room.streams(session),
       extraInfos: [...room.extraInfos.values()],
+      streamDevices: room.streamDevices(session),
     };
     // After the reply: the count includes the newcomer; everyone else hears at the next interval.
     setImmediate(() => this.tellOnlineCount(session));
@@ -179,7 +180,14 @@ export class RoomService {
         seq: room.seq,
         ...(events
           ? { events }
-          : { snapshot: { users: room.users(session), streams: room.streams(session), extraInfos: [...room.extraInfos.values()] } }),
+          : {
+              snapshot: {
+                users: room.users(session),
+                streams: room.streams(session),
+                extraInfos: [...room.extraInfos.values()],
+                streamDevices: room.streamDevices(session),
+              },
+            }),
         publishing: [...session.publications.keys()],
         playing: [...session.plays.keys()],
         session,
@@ -255,6 +263,7 @@ export class RoomService {
     // an interruption: the stream stays announced and its players are told to play it again.
     // A new streamID is reserved before the (asynchronous) negotiation so that racing publishers lose cleanly.
     const publication = existing ?? new Publication(req.streamID, session, req.extraInfo);
+    if (req.devices) publication.setDevices(req.devices);
     if (!existing) {
       app.publications.set(req.streamID, publication);
       session.publications.set(req.streamID, publication);
@@ -280,6 +289,7 @@ export class RoomService {
       publication.live = true;
       session.room.publications.set(publication.streamID, publication);
       this.notifyStreams(session.room, UpdateType.Add, [publication.info], session);
+      session.room.emit({ type: 'streamDevicesUpdate', streams: [publication.devices] }, session);
       this.observer.emit('streamCreated', { appID: app.appID, roomID: session.room.id, stream: publication.info });
     });
     media.observer.once('closed', () => {
@@ -339,6 +349,7 @@ export class RoomService {
       return fail(ErrorCode.StreamNotFound, `stream ${req.streamID} ended`);
     }
     play.media = media;
+    if (req.muted) media.setMuted(req.muted);
     media.observer.once('closed', () => {
       if (session.plays.get(play.streamID) !== play) return;
       this.dropPlay(play);
@@ -370,6 +381,14 @@ export class RoomService {
     const media = session.plays.get(req.streamID)?.media;
     if (!media) return fail(ErrorCode.StreamNotFound, `not playing ${req.streamID}`);
     media.setVideo(req.video);
+    return { code: 0, data: {} };
+  }
+
+  /** A player's choice of what not to receive of `streamID`. */
+  mutePlay(session: Session, req: ClientRequest<'mutePlay'>): Outcome<ReplyData<'mutePlay'>> {
+    const media = session.plays.get(req.streamID)?.media;
+    if (!media) return fail(ErrorCode.StreamNotFound, `not playing ${req.streamID}`);
+    media.setMuted(req.muted);
     return { code: 0, data: {} };
   }
 

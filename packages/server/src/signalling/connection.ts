@@ -157,6 +157,8 @@ export class Connection implements ClientLink {
         return rooms.unplay(session, message.streamID);
       case 'playVideo':
         return rooms.playVideo(session, message);
+      case 'mutePlay':
+        return rooms.mutePlay(session, message);
       case 'restartIce':
         return rooms.restartIce(session, message);
       case 'renewToken':
@@ -180,6 +182,8 @@ export class Connection implements ClientLink {
         return messaging.setRoomExtraInfo(session, message.key, message.value);
       case 'setStreamExtraInfo':
         return messaging.setStreamExtraInfo(session, message.streamID, message.extraInfo);
+      case 'setStreamDevices':
+        return messaging.setStreamDevices(session, message);
     }
   }
 

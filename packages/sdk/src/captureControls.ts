@@ -1,0 +1,91 @@
+/**
+ * What the app turned off or muted of what it publishes: per publish channel the camera
+ * (enableCamera) and what is sent (mutePublishStreamVideo/Audio), and the microphone
+ * (muteMicrophone) and the speaker (muteSpeaker), both for all channels. From these follow what each channel sends and what its
+ * players are told of its devices (RemoteDeviceState).
+ */
+import { RemoteDeviceState, type StreamDevices } from '@parley/protocol';
+
+/** What a channel's capture and publishing do now. */
+export interface CaptureState {
+  /** The camera device is on. */
+  camera: boolean;
+  /** The microphone captures sound (muted: silence). */
+  microphone: boolean;
+  /** Video and audio are sent at all. */
+  sendVideo: boolean;
+  sendAudio: boolean;
+}
+
+export type Devices = Omit<StreamDevices, 'streamID'>;
+
+export class CaptureControls {
+  private microphoneMuted = false;
+  private speakerMuted = false;
+  private readonly channels = new Map<number, { camera: boolean; videoMuted: boolean; audioMuted: boolean }>();
+
+  private channel(channel: number): { camera: boolean; videoMuted: boolean; audioMuted: boolean } {
+    let state = this.channels.get(channel);
+    if (!state) this.channels.set(channel, (state = { camera: true, videoMuted: false, audioMuted: false }));
+    return state;
+  }
+
+  /** Each returns whether anything changed. */
+  enableCamera(channel: number, enable: boolean): boolean {
+    return this.set(this.channel(channel), 'camera', enable);
+  }
+
+  mutePublishVideo(channel: number, mute: boolean): boolean {
+    return this.set(this.channel(channel), 'videoMuted', mute);
+  }
+
+  mutePublishAudio(channel: number, mute: boolean): boolean {
+    return this.set(this.channel(channel), 'audioMuted', mute);
+  }
+
+  muteMicrophone(mute: boolean): boolean {
+    if (mute === this.microphoneMuted) return false;
+    this.microphoneMuted = mute;
+    return true;
+  }
+
+  get isMicrophoneMuted(): boolean {
+    return this.microphoneMuted;
+  }
+
+  muteSpeaker(mute: boolean): boolean {
+    if (mute === this.speakerMuted) return false;
+    this.speakerMuted = mute;
+    return true;
+  }
+
+  get isSpeakerMuted(): boolean {
+    return this.speakerMuted;
+  }
+
+  /** The channels whose state is not the default (for changes that concern all of them). */
+  get knownChannels(): number[] {
+    return [...this.channels.keys()];
+  }
+
+  state(channel: number): CaptureState {
+    const { camera, videoMuted, audioMuted } = this.channel(channel);
+    return { camera, microphone: !this.microphoneMuted, sendVideo: camera && !videoMuted, sendAudio: !audioMuted };
+  }
+
+  /** What players are told: the camera Disable when off and Mute when not sent, the microphone Mute when muted or not sent, the speaker Mute when muted. */
+  devices(channel: number): Devices {
+    const { camera, videoMuted, audioMuted } = this.channel(channel);
+    return {
+      camera: !camera ? RemoteDeviceState.Disable : videoMuted ? RemoteDeviceState.Mute : RemoteDeviceState.Open,
+      microphone: this.microphoneMuted || audioMuted ? RemoteDeviceState.Mute : RemoteDeviceState.Open,
+      speaker: this.speakerMuted ? RemoteDeviceState.Mute : RemoteDeviceState.Open,
+    };
+  }
+
+  private set<K extends 'camera' | 'videoMuted' | 'audioMuted'>(state: Record<K, boolean>, key: K, value: boolean): boolean {
+    if (state[key] === value) return false;
+    state[key] = value;
+    return true;
+  }
+}
