@@ -13,8 +13,10 @@ import {
   SPEAKING_LEVEL,
   StreamQualityLevel,
   UpdateType,
+  VideoMirrorMode,
   type ParleyEventHandler,
   type VideoCodec,
+  type VideoConfigPreset,
 } from '@parley/sdk';
 
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
@@ -246,12 +248,15 @@ joinButton.onclick = () => {
   endButton.disabled = false;
   const userID = field('userID').value.trim();
   const current = engine;
-  current.startPreview({ view: $<HTMLVideoElement>('local') });
-  current.startSoundLevelMonitor(100);
-  // The toggles may have been set before joining.
+  // The toggles and the preset may have been set before joining.
   current.enableCamera($('camera').getAttribute('aria-pressed') === 'true');
   current.muteMicrophone($('microphone').getAttribute('aria-pressed') !== 'true');
   current.muteSpeaker($('speaker').getAttribute('aria-pressed') !== 'true');
+  applyPreset();
+  current.enableAEC(checked('aec'));
+  current.setVideoMirrorMode(checked('mirror') ? VideoMirrorMode.OnlyPreviewMirror : VideoMirrorMode.NoMirror);
+  current.startPreview({ view: $<HTMLVideoElement>('local') });
+  current.startSoundLevelMonitor(100);
   // A refused login (e.g. an invalid roomID) resets the page from within this call.
   current.loginRoom(field('roomID').value.trim(), { userID, userName: userID }, { isUserStatusNotify: true, token }, (code) =>
     log(`loginRoom callback code=${code}`),
@@ -277,6 +282,17 @@ function toggle(id: string, label: string, apply: (on: boolean) => void): void {
 toggle('camera', 'Camera', (on) => engine?.enableCamera(on));
 toggle('microphone', 'Microphone', (on) => engine?.muteMicrophone(!on));
 toggle('speaker', 'Speaker', (on) => engine?.muteSpeaker(!on));
+
+/** setVideoConfig with the chosen preset (while publishing too); nothing until one is chosen. */
+function applyPreset(): void {
+  const value = field('preset').value;
+  if (value !== '' && engine) log(`setVideoConfig preset=${value} code=${engine.setVideoConfig(Number(value) as VideoConfigPreset)}`);
+}
+field('preset').onchange = applyPreset;
+
+const checked = (id: string): boolean => $<HTMLInputElement>(id).checked;
+$('aec').onchange = () => engine?.enableAEC(checked('aec'));
+$('mirror').onchange = () => engine?.setVideoMirrorMode(checked('mirror') ? VideoMirrorMode.OnlyPreviewMirror : VideoMirrorMode.NoMirror);
 
 sendButton.onclick = () => {
   const text = chatInput.value;
@@ -313,7 +329,7 @@ async function init(): Promise<void> {
   const user = params.get('userID') ?? `user${Math.floor(Math.random() * 1e6)}`;
   field('userID').value = user;
   field('streamID').value = params.get('streamID') ?? `stream_${user}`;
-  for (const key of ['roomID', 'appID', 'appSign', 'token', 'server', 'videoCodec', 'scenario']) {
+  for (const key of ['roomID', 'appID', 'appSign', 'token', 'server', 'videoCodec', 'scenario', 'preset']) {
     const value = params.get(key);
     if (value) field(key).value = value;
   }

@@ -3,8 +3,17 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import type { Page } from 'playwright-core';
 import { startServer, DEV_APP } from '@parley/server';
-import { PlayerState, PublisherState, SPEAKING_LEVEL, StreamQualityLevel, VideoBufferType, VideoCodecID } from '@parley/sdk';
 import {
+  PlayerState,
+  PublisherState,
+  SPEAKING_LEVEL,
+  StreamQualityLevel,
+  VideoBufferType,
+  VideoCodecID,
+  VideoConfigPreset,
+} from '@parley/sdk';
+import {
+  cameraClip,
   launchChromium,
   openDemo,
   remoteVideoSize,
@@ -302,4 +311,100 @@ test('browser calls', async (t) => {
     assert.equal(await carol.textContent('#messages'), 'mehello from the pagebothello from the bot');
     await carol.close();
   });
+});
+
+/** What a page sends per simulcast layer now: size, and bytes so far. */
+async function outboundLayers(page: Page): Promise<Record<string, { width: number; height: number; bytes: number }>> {
+  return page.evaluate(async () => {
+    const layers: Record<string, { width: number; height: number; bytes: number }> = {};
+    for (const pc of (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs) {
+      if (pc.connectionState === 'closed') continue;
+      (await pc.getStats()).forEach(
+        (s: {
+          type: string;
+          kind?: string;
+          rid?: string;
+          frameWidth?: number;
+          frameHeight?: number;
+          bytesSent?: number;
+          headerBytesSent?: number;
+        }) => {
+          if (s.type !== 'outbound-rtp' || s.kind !== 'video') return;
+          layers[s.rid ?? 'f'] = {
+            width: s.frameWidth ?? 0,
+            height: s.frameHeight ?? 0,
+            bytes: (s.bytesSent ?? 0) + (s.headerBytesSent ?? 0),
+          };
+        },
+      );
+    }
+    return layers;
+  });
+}
+
+test('video presets while publishing: the largest layer takes the preset size and stays under its bitrate, without renegotiation', async (t) => {
+  const server = await startServer({ host: '127.0.0.1', port: 0, apps: [DEV_APP], devMode: true, logLevel: 'silent' });
+  t.after(() => server.close());
+  // A clip an encoder must spend bits on (the built-in fake camera needs ~150 kbit/s at any size).
+  const chromium = await launchChromium({ secureOrigin: server.httpUrl, fakeVideoFile: cameraClip() });
+  t.after(() => chromium.close());
+  const alice = await openDemo(server.httpUrl, chromium.browser, 'alice', { roomID: 'presets', scenario: 'HighQualityVideoCall' });
+  const bob = await openDemo(server.httpUrl, chromium.browser, 'bob', { roomID: 'presets', publish: false });
+  await enlargeRemoteTiles(bob);
+  await remoteVideoSize(bob, 'stream_alice');
+  const pcs = (await inboundTotals(bob)).peerConnections;
+
+  /**
+   * The largest layer's size and send rate (kbit/s) over 3 s, once it has the width expected (the
+   * encoder ramps up to it, within 20 s) and 2 s more for its rate to settle.
+   */
+  const top = async (width: number): Promise<{ width: number; height: number; kbps: number }> => {
+    for (const deadline = Date.now() + 20_000; Date.now() < deadline;) {
+      if ((await outboundLayers(alice)).f?.width === width) break;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    const before = await outboundLayers(alice);
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    const after = await outboundLayers(alice);
+    const f = after.f!;
+    return { width: f.width, height: f.height, kbps: Math.round(((f.bytes - before.f!.bytes) * 8) / 3000) };
+  };
+  const start = await top(1280);
+  await alice.selectOption('#preset', String(VideoConfigPreset.Preset360P));
+  const at360 = await top(640);
+  await alice.selectOption('#preset', String(VideoConfigPreset.Preset540P));
+  const at540 = await top(960);
+  const shown = JSON.stringify({ start, at360, at540 });
+  t.diagnostic(`largest layer: ${shown}`);
+  assert.deepEqual([start.width, start.height], [1280, 720], shown);
+  assert.deepEqual([at360.width, at360.height, at540.width, at540.height], [640, 360, 960, 540], shown);
+  // The presets' bitrates (600 and 1200 kbit/s), with room for packet headers and the encoder's overshoot.
+  assert.ok(at360.kbps <= 600 * 1.15 && at540.kbps <= 1200 * 1.15 && at540.kbps > at360.kbps, shown);
+  assert.ok(at360.kbps < start.kbps, `less than the scenario's default before: ${shown}`);
+  assert.equal((await inboundTotals(bob)).peerConnections, pcs, 'no new peer connection');
+  await assertMediaFlows(bob);
+
+  // The microphone's processing, the preview's mirror and the tiles' fit (AspectFit).
+  const local = (): Promise<{ echoCancellation: unknown; noiseSuppression: unknown; transform: string }> =>
+    alice
+      .$eval('#local', (v: HTMLVideoElement) => ({
+        ...(v.srcObject as MediaStream).getAudioTracks()[0]!.getSettings(),
+        transform: v.style.transform,
+      }))
+      .then(({ echoCancellation, noiseSuppression, transform }) => ({ echoCancellation, noiseSuppression, transform }));
+  const before = await local();
+  await alice.uncheck('#aec');
+  await alice.uncheck('#mirror');
+  await new Promise((resolve) => setTimeout(resolve, 500));
+  const after = await local();
+  assert.deepEqual(
+    [before, after],
+    [
+      { echoCancellation: true, noiseSuppression: true, transform: 'scaleX(-1)' },
+      { echoCancellation: false, noiseSuppression: true, transform: '' },
+    ],
+  );
+  assert.equal(await bob.$eval('.tile[data-stream-id="stream_alice"] video', (v: HTMLVideoElement) => v.style.objectFit), 'contain');
+  assert.doesNotMatch((await alice.textContent('#log')) ?? '', /PublishRequesting code=[1-9]/);
 });

@@ -107,3 +107,31 @@ export enum RemoteDeviceState {
   BySystemPressure = 14,
   NotSupport = 15,
 }
+
+/** The vendor's video presets: capture and encode size, frame rate and bitrate (see the SDK's VIDEO_CONFIG_PRESETS). */
+export enum VideoConfigPreset {
+  Preset180P = 0,
+  Preset270P = 1,
+  Preset360P = 2,
+  Preset540P = 3,
+  Preset720P = 4,
+  Preset1080P = 5,
+}
+
+/** How a view fits the video (the canvas's `viewMode`). */
+export enum ViewMode {
+  /** All of the video, letterboxed. */
+  AspectFit = 0,
+  /** All of the view, the video cropped. */
+  AspectFill = 1,
+  /** Both, the video stretched. */
+  ScaleToFill = 2,
+}
+
+/** Which of the local preview and the published video are mirrored. */
+export enum VideoMirrorMode {
+  OnlyPreviewMirror = 0,
+  BothMirror = 1,
+  NoMirror = 2,
+  OnlyPublishMirror = 3,
+}

@@ -9,6 +9,8 @@ import {
   RoomStateChangedReason,
   Scenario,
   VideoBufferType,
+  VideoConfigPreset,
+  VideoMirrorMode,
   VideoStreamType,
   validateMessage,
   validateRoomExtraInfo,
@@ -22,6 +24,7 @@ import {
 import { EventHub, type ParleyEventHandler, type ParleyEventName, type ParleyEvents } from './events.js';
 import { DEFAULT_TIMEOUTS, type EngineContext, type Timeouts } from './context.js';
 import type {
+  AudioProcessing,
   Canvas,
   CustomAudioRenderHandler,
   CustomVideoRenderHandler,
@@ -32,6 +35,7 @@ import type {
 } from './platform.js';
 import { Publisher, type PublishConfig } from './publisher.js';
 import { CaptureControls } from './captureControls.js';
+import { VIDEO_CONFIG_PRESETS, videoConfigOf, type VideoConfig } from './videoConfig.js';
 import { Player } from './player.js';
 import { Room, type RoomConfig } from './room.js';
 
@@ -87,6 +91,9 @@ export class ParleyEngine {
   private readonly publishers = new Map<number, Publisher>();
   private readonly players = new Map<string, Player>();
   private readonly controls = new CaptureControls();
+  /** setVideoConfig per channel (the scenario's default until then). */
+  private readonly videoConfigs = new Map<number, VideoConfig>();
+  private readonly audioProcessing: AudioProcessing = { echoCancellation: true, noiseSuppression: true, autoGainControl: true };
   /** setPlayStreamVideoType choices, kept for streams not played yet. */
   private readonly playVideoTypes = new Map<string, VideoStreamType>();
   private readonly context: EngineContext;
@@ -317,6 +324,53 @@ export class ParleyEngine {
   mutePublishStreamAudio(mute: boolean, channel: number = PublishChannel.Main): void {
     requireType(mute, 'boolean', 'mute');
     if (this.controls.mutePublishAudio(channel, mute)) this.captureChanged(channel);
+  }
+
+  /**
+   * What `channel` captures and encodes: a VideoConfigPreset or sizes, frame rate and bitrate.
+   * Applies at once while publishing, without renegotiation (the simulcast layers follow the
+   * encode size). 1000096 for a config that makes no sense.
+   */
+  setVideoConfig(configOrPreset: VideoConfig | VideoConfigPreset, channel: number = PublishChannel.Main): number {
+    const config = videoConfigOf(configOrPreset);
+    if (!config) return ErrorCode.InvalidParameter;
+    this.videoConfigs.set(channel, config);
+    this.media.applyVideoConfig(channel, config);
+    return 0;
+  }
+
+  getVideoConfig(channel: number = PublishChannel.Main): VideoConfig {
+    const scenarioDefault =
+      this.scenario === Scenario.HighQualityVideoCall || this.scenario === Scenario.Broadcast
+        ? VideoConfigPreset.Preset720P
+        : VideoConfigPreset.Preset360P;
+    return { ...(this.videoConfigs.get(channel) ?? VIDEO_CONFIG_PRESETS[scenarioDefault]) };
+  }
+
+  /** Mirrors the local preview (OnlyPreviewMirror, the default, and NoMirror); mirroring what is sent is not supported (1000093). */
+  setVideoMirrorMode(mode: VideoMirrorMode): number {
+    if (mode !== VideoMirrorMode.OnlyPreviewMirror && mode !== VideoMirrorMode.NoMirror) return ErrorCode.UnsupportedRequest;
+    this.media.mirrorPreview(mode === VideoMirrorMode.OnlyPreviewMirror);
+    return 0;
+  }
+
+  /** The browser's echo cancellation, noise suppression and automatic gain of the microphone (all on by default). */
+  enableAEC(enable: boolean): void {
+    this.setAudioProcessing('echoCancellation', enable);
+  }
+
+  enableANS(enable: boolean): void {
+    this.setAudioProcessing('noiseSuppression', enable);
+  }
+
+  enableAGC(enable: boolean): void {
+    this.setAudioProcessing('autoGainControl', enable);
+  }
+
+  private setAudioProcessing(key: keyof AudioProcessing, enable: boolean): void {
+    requireType(enable, 'boolean', 'enable');
+    this.audioProcessing[key] = enable;
+    this.media.applyAudioProcessing(this.audioProcessing);
   }
 
   /** Applies a channel's capture state to its devices and what it sends, and tells its players, without renegotiating. */

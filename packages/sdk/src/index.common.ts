@@ -12,6 +12,9 @@ export {
   UpdateType,
   VideoBufferType,
   VideoCodecID,
+  VideoConfigPreset,
+  VideoMirrorMode,
+  ViewMode,
   VideoStreamType,
   type User,
 } from '@parley/protocol';
@@ -20,6 +23,7 @@ export type { ActiveSpeaker, ParleyEventHandler, ParleyEvents, ParleyEventName, 
 export type { RoomConfig } from './room.js';
 export type { PublishConfig } from './publisher.js';
 export type { PlayStreamQuality, PublishStreamQuality } from './quality.js';
+export { VIDEO_CONFIG_PRESETS, type VideoConfig } from './videoConfig.js';
 export type {
   Canvas,
   CustomAudioRenderHandler,

@@ -1,6 +1,7 @@
 import type { Scenario } from '@parley/protocol';
 import type { MediaSample } from './quality.js';
 import type { CaptureState } from './captureControls.js';
+import type { VideoConfig } from './videoConfig.js';
 
 /**
  * What differs between the browser and Node.js: the WebSocket, and the media (camera and
@@ -58,9 +59,17 @@ export interface MediaTransport {
   close(): void;
 }
 
+/** The browser's processing of captured sound. */
+export interface AudioProcessing {
+  echoCancellation: boolean;
+  noiseSuppression: boolean;
+  autoGainControl: boolean;
+}
+
 /** A view to render into; browser only. */
 export interface Canvas {
   view: unknown;
+  /** ViewMode: AspectFit (default), AspectFill or ScaleToFill. */
   viewMode?: number;
 }
 
@@ -130,6 +139,12 @@ export interface MediaBackend {
   applyCapture(channel: number, state: CaptureState): void;
   /** Mutes (or unmutes) everything played. */
   muteSpeaker(muted: boolean): void;
+  /** Captures and encodes a channel's video as `config` says, now if publishing (no renegotiation). */
+  applyVideoConfig(channel: number, config: VideoConfig): void;
+  /** Shows the local preview mirrored or not. */
+  mirrorPreview(mirrored: boolean): void;
+  /** The microphone's processing (enableAEC, enableANS, enableAGC), now and for later captures. */
+  applyAudioProcessing(processing: AudioProcessing): void;
   stopPreview(channel: number): void;
   /** Releases devices and everything else the backend holds; resolves when all is released. */
   destroy(): Promise<void>;

@@ -18,7 +18,7 @@ const MIN_LAYER_HEIGHT = 180;
 const RIDS_BY_COUNT: Record<number, string[]> = { 1: ['f'], 2: ['h', 'f'], 3: ['q', 'h', 'f'] };
 
 /** The encoder ceiling for a layer of this size (libwebrtc's simulcast defaults). */
-function defaultBitrate(width: number, height: number): number {
+export function defaultBitrate(width: number, height: number): number {
   const pixels = width * height;
   return pixels <= 320 * 180 ? 200_000 : pixels <= 640 * 360 ? 700_000 : pixels <= 960 * 540 ? 1_200_000 : 2_500_000;
 }

@@ -1,8 +1,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ErrorCode, PlayerState, PublisherState, RemoteDeviceState, VideoBufferType } from '@parley/sdk';
+import {
+  ErrorCode,
+  ParleyEngine,
+  PlayerState,
+  PublisherState,
+  RemoteDeviceState,
+  VIDEO_CONFIG_PRESETS,
+  VideoBufferType,
+  VideoConfigPreset,
+  VideoMirrorMode,
+} from '@parley/sdk';
 import { serverMetric } from '@parley/testkit';
-import { loopFixtures, sleep, startTestServer, type TestServer } from './helpers.js';
+import { TestClient, loopFixtures, sleep, startTestServer, type TestServer } from './helpers.js';
 
 const metric = (env: TestServer, name: string): Promise<number> => serverMetric(env.server.httpUrl, name);
 
@@ -116,4 +126,31 @@ test('publisher controls in Node.js: muted video or audio is not sent and player
     'speaker Open',
     'speaker Mute',
   ]);
+});
+
+test('video config and mirror mode: presets and valid configs are taken, anything else gets 1000096; mirroring what is sent gets 1000093', (t) => {
+  const engine = new TestClient({ appID: 1, appSign: 'ab'.repeat(32), server: 'ws://127.0.0.1:1' }).engine;
+  t.after(() => ParleyEngine.destroyEngine(engine));
+  assert.deepEqual(engine.getVideoConfig(), VIDEO_CONFIG_PRESETS[VideoConfigPreset.Preset360P], 'the scenario default');
+  assert.equal(engine.setVideoConfig(VideoConfigPreset.Preset720P), 0);
+  assert.deepEqual(engine.getVideoConfig(), {
+    captureWidth: 1280,
+    captureHeight: 720,
+    encodeWidth: 1280,
+    encodeHeight: 720,
+    fps: 15,
+    bitrate: 1500,
+  });
+  const own = { captureWidth: 1280, captureHeight: 720, encodeWidth: 640, encodeHeight: 360, fps: 30, bitrate: 800 };
+  assert.equal(engine.setVideoConfig(own), 0);
+  assert.deepEqual(engine.getVideoConfig(), own);
+  for (const bad of [99 as VideoConfigPreset, { ...own, fps: 0 }, { ...own, encodeWidth: 1920 }, { ...own, bitrate: NaN }]) {
+    assert.equal(engine.setVideoConfig(bad), ErrorCode.InvalidParameter, JSON.stringify(bad));
+  }
+  assert.deepEqual(engine.getVideoConfig(), own, 'a refused config changes nothing');
+  assert.equal(engine.setVideoMirrorMode(VideoMirrorMode.NoMirror), 0);
+  assert.equal(engine.setVideoMirrorMode(VideoMirrorMode.BothMirror), ErrorCode.UnsupportedRequest);
+  assert.equal(engine.setVideoConfig(VideoConfigPreset.Preset180P, 1), 0, 'per channel');
+  assert.equal(engine.getVideoConfig(1).encodeWidth, 320);
+  assert.deepEqual(engine.getVideoConfig(), own);
 });

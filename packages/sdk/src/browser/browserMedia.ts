@@ -2,16 +2,26 @@
  * Media in the browser: camera and microphone through getUserMedia, remote streams into the
  * `<video>` element the app passes as canvas.view, one RTCPeerConnection per stream.
  */
-import { ErrorCode, Scenario, soundLevelFromAmplitude } from '@parley/protocol';
-import type { Canvas, MediaBackend, MediaTransport, PlaySink, PublishMedia, VideoCodec } from '../platform.js';
+import { ErrorCode, Scenario, soundLevelFromAmplitude, ViewMode } from '@parley/protocol';
+import type { AudioProcessing, Canvas, MediaBackend, MediaTransport, PlaySink, PublishMedia, VideoCodec } from '../platform.js';
 import type { CaptureState } from '../captureControls.js';
 import { PeerTransport } from '../peerTransport.js';
-import { simulcastLayers } from '../simulcast.js';
+import { defaultBitrate, simulcastLayers } from '../simulcast.js';
+import type { VideoConfig } from '../videoConfig.js';
 
+/** The canvas's video element, fitting the video as its `viewMode` says (AspectFit by default). */
 function videoElement(canvas: Canvas | undefined): HTMLVideoElement | undefined {
   const view = canvas?.view;
-  return typeof HTMLVideoElement !== 'undefined' && view instanceof HTMLVideoElement ? view : undefined;
+  if (typeof HTMLVideoElement === 'undefined' || !(view instanceof HTMLVideoElement)) return undefined;
+  view.style.objectFit = OBJECT_FIT[(canvas?.viewMode ?? ViewMode.AspectFit) as ViewMode] ?? 'contain';
+  return view;
 }
+
+const OBJECT_FIT: Record<ViewMode, string> = {
+  [ViewMode.AspectFit]: 'contain',
+  [ViewMode.AspectFill]: 'cover',
+  [ViewMode.ScaleToFill]: 'fill',
+};
 
 function attach(view: HTMLMediaElement, stream: MediaStream, muted: boolean): void {
   view.muted = muted;
@@ -46,19 +56,25 @@ abstract class BrowserTransport extends PeerTransport<RTCSessionDescriptionInit>
 class BrowserPublishTransport extends BrowserTransport {
   private videoSender: RTCRtpSender | undefined;
   private audioSender: RTCRtpSender | undefined;
-  private layerChanges = Promise.resolve();
+  /**
+   * The capture size the simulcast layers were negotiated at: libwebrtc drops the largest layers
+   * of a smaller input, so a smaller config is encoded from it rather than captured smaller.
+   */
+  simulcastCapture: { width: number; height: number } | undefined;
+  /** Changes of the video sender's parameters, one at a time: parameters read while another change is pending are stale. */
+  private parameterChanges = Promise.resolve();
 
   constructor(
     readonly channel: number,
     private readonly videoCodec: VideoCodec,
-    private readonly source: () => Promise<{ stream: MediaStream; state: CaptureState }>,
+    private readonly source: () => Promise<{ stream: MediaStream; state: CaptureState; config: VideoConfig | undefined }>,
     onClosed: () => void,
   ) {
     super(onClosed);
   }
 
   protected async prepare(): Promise<void> {
-    const { stream, state } = await this.source();
+    const { stream, state, config } = await this.source();
     const audio = stream.getAudioTracks()[0];
     const audioTransceiver = this.pc.addTransceiver(audio ?? 'audio', { direction: 'sendonly', streams: [stream] });
     audioTransceiver.setCodecPreferences(audioCodecPreferences());
@@ -67,8 +83,10 @@ class BrowserPublishTransport extends BrowserTransport {
     const transceiver = this.pc.addTransceiver(video ?? 'video', {
       direction: 'sendonly',
       streams: [stream],
-      sendEncodings: encodings(video),
+      sendEncodings: encodings(video, config),
     });
+    const { width, height } = video?.getSettings() ?? {};
+    if (width && height && transceiver.sender.getParameters().encodings.length > 1) this.simulcastCapture = { width, height };
     transceiver.setCodecPreferences(videoCodecPreferences(this.videoCodec));
     this.videoSender = transceiver.sender;
     await this.send(stream, state);
@@ -93,15 +111,43 @@ class BrowserPublishTransport extends BrowserTransport {
 
   /** Pauses and resumes simulcast encodings without renegotiating; a resumed one starts with a keyframe. */
   setActiveLayers(active: boolean[]): void {
-    const sender = this.videoSender;
-    if (!sender) return;
-    // One change at a time: parameters read while another change is pending are stale.
-    this.layerChanges = this.layerChanges.then(async () => {
-      const parameters = sender.getParameters();
-      if (parameters.encodings.length < 2) return;
+    this.changeParameters((parameters) => {
+      if (parameters.encodings.length < 2) return false;
       parameters.encodings.forEach((encoding, i) => (encoding.active = active[i] ?? true));
-      await sender.setParameters(parameters).catch(() => undefined);
+      return true;
     });
+  }
+
+  /**
+   * Encodes as `config` says without renegotiating: the largest layer at the encode size (scaled
+   * down from the capture), frame rate and bitrate; each smaller one half the size before, at
+   * most the default bitrate for its size. The number of layers stays what was negotiated.
+   */
+  encode(config: VideoConfig, captureWidth: number): Promise<void> {
+    return this.changeParameters((parameters) => {
+      const count = parameters.encodings.length;
+      const top = Math.max(1, captureWidth / config.encodeWidth);
+      parameters.encodings.forEach((encoding, i) => {
+        const down = 2 ** (count - 1 - i);
+        encoding.scaleResolutionDownBy = top * down;
+        encoding.maxFramerate = config.fps;
+        encoding.maxBitrate = Math.min(
+          config.bitrate * 1000,
+          i === count - 1 ? Infinity : defaultBitrate(config.encodeWidth / down, config.encodeHeight / down),
+        );
+      });
+      return true;
+    });
+  }
+
+  private changeParameters(change: (parameters: RTCRtpSendParameters) => boolean): Promise<void> {
+    const sender = this.videoSender;
+    if (!sender) return Promise.resolve();
+    this.parameterChanges = this.parameterChanges.then(async () => {
+      const parameters = sender.getParameters();
+      if (parameters.encodings.length > 0 && change(parameters)) await sender.setParameters(parameters).catch(() => undefined);
+    });
+    return this.parameterChanges;
   }
 }
 
@@ -111,13 +157,21 @@ class BrowserPublishTransport extends BrowserTransport {
  * leaves a layer a few dozen kbit/s then still gets about the frame rate a single encoding would,
  * where three temporal layers halve it. Players are served by switching layers instead.
  */
-function encodings(video: MediaStreamTrack | undefined): RTCRtpEncodingParameters[] | undefined {
+function encodings(video: MediaStreamTrack | undefined, config: VideoConfig | undefined): RTCRtpEncodingParameters[] | undefined {
   const { width, height } = video?.getSettings() ?? {};
   if (!width || !height) return undefined;
-  const layers = simulcastLayers(width, height);
-  return layers.length > 1
-    ? layers.map(({ rid, scaleResolutionDownBy, maxBitrate }) => ({ rid, scaleResolutionDownBy, maxBitrate, scalabilityMode: 'L1T1' }))
-    : undefined;
+  // With a video config, layers are of its encode size (scaled down from the capture) and bitrate.
+  const top = config ? Math.max(1, width / config.encodeWidth) : 1;
+  const limits = config && { maxBitrate: config.bitrate * 1000, maxFramerate: config.fps };
+  const layers = simulcastLayers(width / top, height / top, limits?.maxBitrate);
+  if (layers.length === 1) return limits && [{ scaleResolutionDownBy: top, ...limits }];
+  return layers.map(({ rid, scaleResolutionDownBy, maxBitrate }) => ({
+    rid,
+    scaleResolutionDownBy: scaleResolutionDownBy * top,
+    maxBitrate,
+    scalabilityMode: 'L1T1',
+    ...(limits && { maxFramerate: limits.maxFramerate }),
+  }));
 }
 
 /**
@@ -238,6 +292,13 @@ class BrowserPlayTransport extends BrowserTransport {
   }
 }
 
+/** The camera settings a video config asks for. */
+const constraintsOf = (config: VideoConfig): MediaTrackConstraints => ({
+  width: { ideal: config.captureWidth },
+  height: { ideal: config.captureHeight },
+  frameRate: { ideal: config.fps },
+});
+
 /** The camera settings each scenario starts with. */
 function videoConstraints(scenario: Scenario): MediaTrackConstraints {
   switch (scenario) {
@@ -258,6 +319,12 @@ export class BrowserMedia implements MediaBackend {
   /** What the app turned off or muted, per channel (all on until told). */
   private readonly states = new Map<number, CaptureState>();
   private speakerMuted = false;
+  /** setVideoMirrorMode: the local preview shown as in a mirror (the vendor's default). */
+  private previewMirrored = true;
+  /** enableAEC / enableANS / enableAGC: the browser's audio processing of the microphone. */
+  private audioProcessing = { echoCancellation: true, noiseSuppression: true, autoGainControl: true };
+  /** setVideoConfig per channel; the scenario's camera settings without one. */
+  private readonly videoConfigs = new Map<number, VideoConfig>();
   /** Capture changes, one at a time (turning the camera on waits for the device). */
   private captureChanges = Promise.resolve();
 
@@ -265,6 +332,57 @@ export class BrowserMedia implements MediaBackend {
 
   private stateOf(channel: number): CaptureState {
     return this.states.get(channel) ?? { camera: true, microphone: true, sendVideo: true, sendAudio: true };
+  }
+
+  private cameraConstraints(channel: number): MediaTrackConstraints {
+    const config = this.videoConfigs.get(channel);
+    return config ? constraintsOf(config) : videoConstraints(this.scenario);
+  }
+
+  applyVideoConfig(channel: number, config: VideoConfig): void {
+    this.videoConfigs.set(channel, config);
+    this.captureChanges = this.captureChanges.then(async () => {
+      const stream = await this.captures.get(channel)?.catch(() => undefined);
+      if (!stream || this.videoConfigs.get(channel) !== config) return;
+      const [video] = stream.getVideoTracks();
+      const publishing = [...this.transports].filter(
+        (t): t is BrowserPublishTransport => t instanceof BrowserPublishTransport && t.channel === channel,
+      );
+      const floor = publishing.find((t) => t.simulcastCapture)?.simulcastCapture;
+      const capture =
+        floor && floor.height > config.captureHeight ? { ...config, captureWidth: floor.width, captureHeight: floor.height } : config;
+      await video?.applyConstraints(constraintsOf(capture)).catch(() => undefined);
+      const captureWidth = video?.getSettings().width ?? config.captureWidth;
+      for (const transport of publishing) await transport.encode(config, captureWidth);
+    });
+  }
+
+  mirrorPreview(mirrored: boolean): void {
+    this.previewMirrored = mirrored;
+    for (const view of this.previews.values()) if (view) view.style.transform = mirrored ? 'scaleX(-1)' : '';
+  }
+
+  /** Chromium does not change a live track's processing: a new microphone track takes the old one's place. */
+  applyAudioProcessing(processing: AudioProcessing): void {
+    this.audioProcessing = { ...processing };
+    for (const [channel, capture] of this.captures) {
+      this.captureChanges = this.captureChanges.then(async () => {
+        const stream = await capture.catch(() => undefined);
+        const [old] = stream?.getAudioTracks() ?? [];
+        if (!stream || !old) return;
+        const [track] =
+          (await navigator.mediaDevices.getUserMedia({ audio: { ...processing } }).catch(() => undefined))?.getAudioTracks() ?? [];
+        if (!track) return;
+        track.enabled = old.enabled;
+        stream.removeTrack(old);
+        old.stop();
+        stream.addTrack(track);
+        for (const transport of this.transports) {
+          if (transport instanceof BrowserPublishTransport && transport.channel === channel)
+            await transport.send(stream, this.stateOf(channel));
+        }
+      });
+    }
   }
 
   muteSpeaker(muted: boolean): void {
@@ -277,7 +395,7 @@ export class BrowserMedia implements MediaBackend {
     this.captureChanges = this.captureChanges.then(async () => {
       const stream = await this.captures.get(channel)?.catch(() => undefined);
       if (!stream || this.states.get(channel) !== state) return; // not capturing (the state applies when it starts), or changed again
-      await this.applyTo(stream, state);
+      await this.applyTo(stream, state, channel);
       for (const transport of this.transports) {
         if (transport instanceof BrowserPublishTransport && transport.channel === channel) await transport.send(stream, state);
       }
@@ -285,7 +403,7 @@ export class BrowserMedia implements MediaBackend {
   }
 
   /** The camera's device on or off (a new track when it comes back), the microphone's track enabled or not. */
-  private async applyTo(stream: MediaStream, { camera, microphone }: CaptureState): Promise<void> {
+  private async applyTo(stream: MediaStream, { camera, microphone }: CaptureState, channel: number): Promise<void> {
     for (const track of stream.getAudioTracks()) track.enabled = microphone;
     const [video] = stream.getVideoTracks();
     if (!camera && video) {
@@ -293,7 +411,7 @@ export class BrowserMedia implements MediaBackend {
       stream.removeTrack(video);
     } else if (camera && !video) {
       const [track] =
-        (await navigator.mediaDevices.getUserMedia({ video: videoConstraints(this.scenario) }).catch(() => undefined))?.getVideoTracks() ??
+        (await navigator.mediaDevices.getUserMedia({ video: this.cameraConstraints(channel) }).catch(() => undefined))?.getVideoTracks() ??
         [];
       if (track) stream.addTrack(track);
     }
@@ -304,8 +422,8 @@ export class BrowserMedia implements MediaBackend {
     if (!stream) {
       const { camera } = this.stateOf(channel);
       stream = navigator.mediaDevices
-        .getUserMedia({ audio: true, video: camera && videoConstraints(this.scenario) })
-        .then(async (s) => (await this.applyTo(s, this.stateOf(channel)), s));
+        .getUserMedia({ audio: { ...this.audioProcessing }, video: camera && this.cameraConstraints(channel) })
+        .then(async (s) => (await this.applyTo(s, this.stateOf(channel), channel), s));
       this.captures.set(channel, stream);
       stream.catch(() => this.captures.delete(channel));
     }
@@ -317,7 +435,7 @@ export class BrowserMedia implements MediaBackend {
     const transport: BrowserTransport = new BrowserPublishTransport(
       channel,
       videoCodec,
-      async () => ({ stream: await this.capture(channel), state: this.stateOf(channel) }),
+      async () => ({ stream: await this.capture(channel), state: this.stateOf(channel), config: this.videoConfigs.get(channel) }),
       () => {
         this.transports.delete(transport);
         this.releaseIfUnused(channel);
@@ -341,7 +459,10 @@ export class BrowserMedia implements MediaBackend {
     try {
       const stream = await this.capture(channel);
       const view = videoElement(canvas);
-      if (view) attach(view, stream, true); // never play your own microphone back
+      if (view) {
+        attach(view, stream, true); // never play your own microphone back
+        view.style.transform = this.previewMirrored ? 'scaleX(-1)' : '';
+      }
       this.previews.set(channel, view);
       return 0;
     } catch {

@@ -462,6 +462,11 @@ export class NodeMedia implements MediaBackend {
   /** No speaker: the app renders what it receives. */
   muteSpeaker(): void {}
 
+  /** The app encodes its own frames: nothing to capture, process or preview. */
+  applyVideoConfig(): void {}
+  mirrorPreview(): void {}
+  applyAudioProcessing(): void {}
+
   private forget(transport: WeriftTransport, closing: Promise<void>): void {
     this.transports.delete(transport);
     this.closing.add(closing);
