@@ -6,10 +6,12 @@
 import {
   ParleyEngine,
   PlayerState,
+  PublishChannel,
   PublisherState,
   RemoteDeviceState,
   RoomStateChangedReason,
   Scenario,
+  ScreenCaptureExceptionType,
   SPEAKING_LEVEL,
   StreamQualityLevel,
   UpdateType,
@@ -123,7 +125,7 @@ const handler: ParleyEventHandler = {
     log(`onRoomStateChanged room=${roomID} reason=${RoomStateChangedReason[reason]} code=${errorCode}`);
     $('state').textContent = RoomStateChangedReason[reason] ?? String(reason);
     const inRoom = reason === RoomStateChangedReason.Logined || reason === RoomStateChangedReason.Reconnected;
-    if (inRoom) publishButton.disabled = false;
+    if (inRoom) publishButton.disabled = shareButton.disabled = false;
     setChatEnabled(inRoom || reason === RoomStateChangedReason.Reconnecting);
     if (
       reason === RoomStateChangedReason.LoginFailed ||
@@ -160,6 +162,10 @@ const handler: ParleyEventHandler = {
   onRemoteMicStateUpdate(streamID, state) {
     log(`onRemoteMicStateUpdate stream=${streamID} ${RemoteDeviceState[state]}`);
     showDevice(streamID, 'mic', state);
+  },
+  onScreenCaptureExceptionOccurred(exceptionType) {
+    log(`onScreenCaptureExceptionOccurred ${ScreenCaptureExceptionType[exceptionType]}`);
+    shareStopped();
   },
   onRemoteSpeakerStateUpdate(streamID, state) {
     log(`onRemoteSpeakerStateUpdate stream=${streamID} ${RemoteDeviceState[state]}`);
@@ -227,6 +233,8 @@ function reset(): void {
   delete localQuality.dataset.quality;
   joinButton.disabled = false;
   publishButton.disabled = true;
+  shareButton.disabled = true;
+  shareStopped();
   endButton.disabled = true;
   setChatEnabled(false);
   $('online').textContent = '';
@@ -289,6 +297,27 @@ function applyPreset(): void {
   if (value !== '' && engine) log(`setVideoConfig preset=${value} code=${engine.setVideoConfig(Number(value) as VideoConfigPreset)}`);
 }
 field('preset').onchange = applyPreset;
+
+/** Screen sharing: the auxiliary channel publishes `<streamID>_screen` beside the camera. */
+const shareButton = $<HTMLButtonElement>('share');
+function shareStopped(): void {
+  shareButton.textContent = 'Share screen';
+  shareButton.dataset.sharing = '';
+}
+shareButton.onclick = async () => {
+  const current = engine;
+  if (!current) return;
+  if (shareButton.dataset.sharing) {
+    current.stopScreenCapture();
+    return shareStopped();
+  }
+  const code = await current.startScreenCapture();
+  log(`startScreenCapture code=${code}`);
+  if (code !== 0) return;
+  current.startPublishingStream(`${field('streamID').value.trim()}_screen`, {}, PublishChannel.Aux);
+  shareButton.textContent = 'Stop sharing';
+  shareButton.dataset.sharing = 'yes';
+};
 
 const checked = (id: string): boolean => $<HTMLInputElement>(id).checked;
 $('aec').onchange = () => engine?.enableAEC(checked('aec'));

@@ -254,6 +254,42 @@ test('browser calls', async (t) => {
     },
   );
 
+  await t.test(
+    'screen sharing: a second stream beside the camera, with a content hint for detail; ended from the browser, it stops and the app is told',
+    async () => {
+      const alice = await openDemo(server.httpUrl, chromium.browser, 'alice', { roomID: 'share' });
+      const bob = await openDemo(server.httpUrl, chromium.browser, 'bob', { roomID: 'share', publish: false });
+      await remoteVideoSize(bob, 'stream_alice');
+      await alice.click('#share');
+      const screen = await remoteVideoSize(bob, 'stream_alice_screen');
+      assert.ok(screen.width > 0, 'the shared screen plays beside the camera');
+      await assertMediaFlows(bob);
+      assert.equal(
+        await alice.evaluate(() => (window as unknown as { __screens: MediaStream[] }).__screens[0]!.getVideoTracks()[0]!.contentHint),
+        'detail',
+      );
+      // The browser's own "stop sharing": the track ends.
+      await alice.evaluate(() => {
+        const track = (window as unknown as { __screens: MediaStream[] }).__screens[0]!.getVideoTracks()[0]!;
+        track.stop();
+        track.dispatchEvent(new Event('ended'));
+      });
+      await bob.waitForFunction(
+        () => /onRoomStreamUpdate room=share Delete stream_alice_screen/.test(document.getElementById('log')!.textContent ?? ''),
+        undefined,
+        {
+          timeout: 10_000,
+        },
+      );
+      const aliceLog = (await alice.textContent('#log')) ?? '';
+      assert.match(aliceLog, /onScreenCaptureExceptionOccurred Ended/);
+      assert.match(aliceLog, /onPublisherStateUpdate stream=stream_alice_screen NoPublish code=0/);
+      assert.doesNotMatch((await bob.textContent('#log')) ?? '', /Delete stream_alice\b(?!_)/, 'the camera stays');
+      await assertMediaFlows(bob);
+      await Promise.all([alice.close(), bob.close()]);
+    },
+  );
+
   await t.test('a closed tab leaves the room at once, not at the heartbeat timeout', async () => {
     const alice = await openDemo(server.httpUrl, chromium.browser, 'alice', { roomID: 'tab' });
     const bob = await openDemo(server.httpUrl, chromium.browser, 'bob', { roomID: 'tab' });

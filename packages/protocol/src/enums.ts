@@ -135,3 +135,12 @@ export enum VideoMirrorMode {
   NoMirror = 2,
   OnlyPublishMirror = 3,
 }
+
+/** Why screen sharing stopped or did not start (onScreenCaptureExceptionOccurred). */
+export enum ScreenCaptureExceptionType {
+  Unknown = 0,
+  /** The user (or the browser's policy) refused to share. */
+  NotAllowed = 1,
+  /** The shared screen, window or tab went away, or the user stopped sharing from the browser's own UI. */
+  Ended = 2,
+}

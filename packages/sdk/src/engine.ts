@@ -8,6 +8,7 @@ import {
   PublishChannel,
   RoomStateChangedReason,
   Scenario,
+  ScreenCaptureExceptionType,
   VideoBufferType,
   VideoConfigPreset,
   VideoMirrorMode,
@@ -345,6 +346,30 @@ export class ParleyEngine {
         ? VideoConfigPreset.Preset720P
         : VideoConfigPreset.Preset360P;
     return { ...(this.videoConfigs.get(channel) ?? VIDEO_CONFIG_PRESETS[scenarioDefault]) };
+  }
+
+  /**
+   * Shares a screen, window or tab (the browser asks the user which) as the auxiliary channel's
+   * capture: publish it with startPublishingStream(streamID, config, PublishChannel.Aux), beside
+   * the camera. Resolves with 0 or an error code (1000093 where there is nothing to share, or
+   * when refused: onScreenCaptureExceptionOccurred says which). When the share ends from outside
+   * its stream is stopped and onScreenCaptureExceptionOccurred(Ended) fires.
+   */
+  async startScreenCapture(config: { captureAudio?: boolean } = {}): Promise<number> {
+    const start = this.media.startScreenCapture;
+    if (!start) return ErrorCode.UnsupportedRequest;
+    const result = await start.call(this.media, PublishChannel.Aux, config.captureAudio ?? false, () => {
+      this.stopScreenCapture();
+      this.hub.emit('screenCaptureExceptionOccurred', ScreenCaptureExceptionType.Ended);
+    });
+    if ('exception' in result) this.hub.emit('screenCaptureExceptionOccurred', result.exception);
+    return result.code;
+  }
+
+  /** Ends screen sharing and the stream publishing it. */
+  stopScreenCapture(): void {
+    this.stopPublishingStream(PublishChannel.Aux);
+    this.media.stopScreenCapture?.(PublishChannel.Aux);
   }
 
   /** Mirrors the local preview (OnlyPreviewMirror, the default, and NoMirror); mirroring what is sent is not supported (1000093). */

@@ -6,6 +6,7 @@ import type {
   PublisherState,
   RemoteDeviceState,
   RoomExtraInfo,
+  ScreenCaptureExceptionType,
   RoomStateChangedReason,
   StreamInfo,
   StreamQualityLevel,
@@ -56,6 +57,8 @@ export interface ParleyEvents {
   remoteMicStateUpdate: [streamID: string, state: RemoteDeviceState];
   /** A played stream's publisher's speaker (muteSpeaker: Mute), likewise. */
   remoteSpeakerStateUpdate: [streamID: string, state: RemoteDeviceState];
+  /** Screen sharing stopped from outside (the browser's stop button: Ended) or was refused (NotAllowed); its stream is stopped. */
+  screenCaptureExceptionOccurred: [exceptionType: ScreenCaptureExceptionType];
   /** startSoundLevelMonitor: the sound level (0–100) of what this engine captures (its main channel). */
   capturedSoundLevelUpdate: [soundLevel: number];
   /** startSoundLevelMonitor: the sound level (0–100) of every played stream, by stream ID. */

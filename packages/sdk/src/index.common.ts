@@ -7,6 +7,7 @@ export {
   RemoteDeviceState,
   RoomStateChangedReason,
   Scenario,
+  ScreenCaptureExceptionType,
   SPEAKING_LEVEL,
   StreamQualityLevel,
   UpdateType,

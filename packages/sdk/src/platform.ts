@@ -141,6 +141,18 @@ export interface MediaBackend {
   muteSpeaker(muted: boolean): void;
   /** Captures and encodes a channel's video as `config` says, now if publishing (no renegotiation). */
   applyVideoConfig(channel: number, config: VideoConfig): void;
+  /**
+   * Shares a screen, window or tab (the user picks) as `channel`'s capture: 0, or an error code
+   * (UnsupportedRequest where there is no screen; the exception type when refused). `onEnded`
+   * is called when the share ends from outside (the browser's own stop button).
+   */
+  startScreenCapture?(
+    channel: number,
+    captureAudio: boolean,
+    onEnded: () => void,
+  ): Promise<{ code: 0 } | { code: number; exception: number }>;
+  /** Ends a screen share and releases it. */
+  stopScreenCapture?(channel: number): void;
   /** Shows the local preview mirrored or not. */
   mirrorPreview(mirrored: boolean): void;
   /** The microphone's processing (enableAEC, enableANS, enableAGC), now and for later captures. */

@@ -36,6 +36,7 @@ const EVENTS: Record<ParleyEventName, true> = {
   remoteCameraStateUpdate: true,
   remoteMicStateUpdate: true,
   remoteSpeakerStateUpdate: true,
+  screenCaptureExceptionOccurred: true,
   capturedSoundLevelUpdate: true,
   remoteSoundLevelUpdate: true,
 };

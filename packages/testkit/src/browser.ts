@@ -50,7 +50,7 @@ export async function launchChromium(options: ChromiumOptions = {}): Promise<{ b
   };
 }
 
-/** Records every RTCPeerConnection and every camera/microphone stream the page makes, for tests to inspect. */
+/** Records every RTCPeerConnection, camera/microphone stream and shared screen the page makes, for tests to inspect. */
 export const RECORD_MEDIA = `
   (() => {
     const Native = window.RTCPeerConnection;
@@ -66,6 +66,13 @@ export const RECORD_MEDIA = `
     navigator.mediaDevices.getUserMedia = async (constraints) => {
       const stream = await getUserMedia(constraints);
       window.__captures.push(stream);
+      return stream;
+    };
+    window.__screens = [];
+    const getDisplayMedia = navigator.mediaDevices.getDisplayMedia.bind(navigator.mediaDevices);
+    navigator.mediaDevices.getDisplayMedia = async (constraints) => {
+      const stream = await getDisplayMedia(constraints);
+      window.__screens.push(stream);
       return stream;
     };
   })();

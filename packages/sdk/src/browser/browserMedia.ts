@@ -2,7 +2,7 @@
  * Media in the browser: camera and microphone through getUserMedia, remote streams into the
  * `<video>` element the app passes as canvas.view, one RTCPeerConnection per stream.
  */
-import { ErrorCode, Scenario, soundLevelFromAmplitude, ViewMode } from '@parley/protocol';
+import { ErrorCode, Scenario, ScreenCaptureExceptionType, soundLevelFromAmplitude, ViewMode } from '@parley/protocol';
 import type { AudioProcessing, Canvas, MediaBackend, MediaTransport, PlaySink, PublishMedia, VideoCodec } from '../platform.js';
 import type { CaptureState } from '../captureControls.js';
 import { PeerTransport } from '../peerTransport.js';
@@ -319,6 +319,8 @@ export class BrowserMedia implements MediaBackend {
   /** What the app turned off or muted, per channel (all on until told). */
   private readonly states = new Map<number, CaptureState>();
   private speakerMuted = false;
+  /** Channels whose capture is a shared screen: kept between publish attempts, until stopScreenCapture. */
+  private readonly screens = new Set<number>();
   /** setVideoMirrorMode: the local preview shown as in a mirror (the vendor's default). */
   private previewMirrored = true;
   /** enableAEC / enableANS / enableAGC: the browser's audio processing of the microphone. */
@@ -355,6 +357,40 @@ export class BrowserMedia implements MediaBackend {
       const captureWidth = video?.getSettings().width ?? config.captureWidth;
       for (const transport of publishing) await transport.encode(config, captureWidth);
     });
+  }
+
+  async startScreenCapture(
+    channel: number,
+    captureAudio: boolean,
+    onEnded: () => void,
+  ): Promise<{ code: 0 } | { code: number; exception: number }> {
+    let stream: MediaStream;
+    try {
+      stream = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: captureAudio });
+    } catch (err) {
+      const refused = (err as Error).name === 'NotAllowedError';
+      return {
+        code: ErrorCode.UnsupportedRequest,
+        exception: refused ? ScreenCaptureExceptionType.NotAllowed : ScreenCaptureExceptionType.Unknown,
+      };
+    }
+    this.release(channel);
+    const [video] = stream.getVideoTracks();
+    // Text and lines over motion: the encoder keeps resolution and lowers the frame rate under pressure.
+    if (video) {
+      video.contentHint = 'detail';
+      video.addEventListener('ended', () => {
+        if (this.captures.get(channel) === capture) onEnded();
+      });
+    }
+    const capture = Promise.resolve(stream);
+    this.captures.set(channel, capture);
+    this.screens.add(channel);
+    return { code: 0 };
+  }
+
+  stopScreenCapture(channel: number): void {
+    this.release(channel);
   }
 
   mirrorPreview(mirrored: boolean): void {
@@ -479,12 +515,13 @@ export class BrowserMedia implements MediaBackend {
 
   private releaseIfUnused(channel: number): void {
     const publishing = [...this.transports].some((t) => t instanceof BrowserPublishTransport && t.channel === channel);
-    if (!publishing && !this.previews.has(channel)) this.release(channel);
+    if (!publishing && !this.previews.has(channel) && !this.screens.has(channel)) this.release(channel);
   }
 
   private release(channel: number): void {
     const stream = this.captures.get(channel);
     this.captures.delete(channel);
+    this.screens.delete(channel);
     void stream?.then((s) => s.getTracks().forEach((t) => t.stop())).catch(() => undefined);
   }
 
