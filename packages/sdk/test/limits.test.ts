@@ -112,7 +112,7 @@ test('a client that stops reading is disconnected with 4001 once too much waits 
   const again = await RawClient.open(env.server.url);
   const resumed = await again.resume(env.app.appID, { sessionID, resumeToken }, seqs.at(-1) ?? seq);
   assert.equal(resumed.code, 0);
-  assert.deepEqual((resumed.data as { snapshot?: unknown }).snapshot, { users: [], streams: [], extraInfos: [] });
+  assert.deepEqual((resumed.data as { snapshot?: unknown }).snapshot, { users: [], streams: [], extraInfos: [], streamDevices: [] });
 });
 
 test('a user cannot hold more publications or plays than the limits allow', async (t) => {
