@@ -4,6 +4,7 @@
  * End call undoes everything.
  */
 import {
+  AudioDeviceType,
   ParleyEngine,
   PlayerState,
   PublishChannel,
@@ -126,6 +127,8 @@ const handler: ParleyEventHandler = {
     $('state').textContent = RoomStateChangedReason[reason] ?? String(reason);
     const inRoom = reason === RoomStateChangedReason.Logined || reason === RoomStateChangedReason.Reconnected;
     if (inRoom) publishButton.disabled = shareButton.disabled = false;
+    // Devices have names once the page may use them (the preview has asked by now).
+    if (inRoom) void fillDevicePickers();
     setChatEnabled(inRoom || reason === RoomStateChangedReason.Reconnecting);
     if (
       reason === RoomStateChangedReason.LoginFailed ||
@@ -150,6 +153,7 @@ const handler: ParleyEventHandler = {
   onPublisherStateUpdate(streamID, state, errorCode) {
     log(`onPublisherStateUpdate stream=${streamID} ${PublisherState[state]} code=${errorCode}`);
     if (state === PublisherState.NoPublish && engine) publishButton.disabled = false;
+    if (state === PublisherState.Publishing) void fillDevicePickers();
   },
   onPlayerStateUpdate(streamID, state, errorCode) {
     log(`onPlayerStateUpdate stream=${streamID} ${PlayerState[state]} code=${errorCode}`);
@@ -162,6 +166,14 @@ const handler: ParleyEventHandler = {
   onRemoteMicStateUpdate(streamID, state) {
     log(`onRemoteMicStateUpdate stream=${streamID} ${RemoteDeviceState[state]}`);
     showDevice(streamID, 'mic', state);
+  },
+  onVideoDeviceStateChanged(updateType, device) {
+    log(`onVideoDeviceStateChanged ${UpdateType[updateType]} ${device.deviceName}`);
+    void fillDevicePickers();
+  },
+  onAudioDeviceStateChanged(updateType, type, device) {
+    log(`onAudioDeviceStateChanged ${UpdateType[updateType]} ${AudioDeviceType[type]} ${device.deviceName}`);
+    void fillDevicePickers();
   },
   onScreenCaptureExceptionOccurred(exceptionType) {
     log(`onScreenCaptureExceptionOccurred ${ScreenCaptureExceptionType[exceptionType]}`);
@@ -318,6 +330,37 @@ shareButton.onclick = async () => {
   shareButton.textContent = 'Stop sharing';
   shareButton.dataset.sharing = 'yes';
 };
+
+/** The device pickers: filled from the engine's lists (after the camera is opened, when they have names), and kept current on hot-plug. */
+const pickers = [
+  { id: 'camera-device', list: (e: ParleyEngine) => e.getVideoDeviceList(), use: (e: ParleyEngine, d: string) => e.useVideoDevice(d) },
+  {
+    id: 'mic-device',
+    list: (e: ParleyEngine) => e.getAudioDeviceList(AudioDeviceType.Input),
+    use: (e: ParleyEngine, d: string) => e.useAudioDevice(AudioDeviceType.Input, d),
+  },
+  {
+    id: 'speaker-device',
+    list: (e: ParleyEngine) => e.getAudioDeviceList(AudioDeviceType.Output),
+    use: (e: ParleyEngine, d: string) => e.useAudioDevice(AudioDeviceType.Output, d),
+  },
+];
+async function fillDevicePickers(): Promise<void> {
+  const current = engine;
+  if (!current) return;
+  for (const { id, list } of pickers) {
+    const select = $<HTMLSelectElement>(id);
+    const chosen = select.value;
+    select.replaceChildren(
+      ...(await list(current)).map(({ deviceID, deviceName }) => new Option(deviceName || deviceID, deviceID, false, deviceID === chosen)),
+    );
+  }
+}
+for (const { id, use } of pickers) {
+  $<HTMLSelectElement>(id).onchange = async () => {
+    if (engine) log(`${id} ${$<HTMLSelectElement>(id).selectedOptions[0]?.text} code=${await use(engine, $<HTMLSelectElement>(id).value)}`);
+  };
+}
 
 const checked = (id: string): boolean => $<HTMLInputElement>(id).checked;
 $('aec').onchange = () => engine?.enableAEC(checked('aec'));

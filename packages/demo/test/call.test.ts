@@ -17,6 +17,7 @@ import {
   launchChromium,
   openDemo,
   remoteVideoSize,
+  waitPublishing,
   captureTrackStates,
   enlargeRemoteTiles,
   inboundTotals,
@@ -443,4 +444,51 @@ test('video presets while publishing: the largest layer takes the preset size an
   );
   assert.equal(await bob.$eval('.tile[data-stream-id="stream_alice"] video', (v: HTMLVideoElement) => v.style.objectFit), 'contain');
   assert.doesNotMatch((await alice.textContent('#log')) ?? '', /PublishRequesting code=[1-9]/);
+});
+
+test('devices: switching camera and microphone while publishing replaces the tracks; the player keeps decoding on the same peer connection', async (t) => {
+  const server = await startServer({ host: '127.0.0.1', port: 0, apps: [DEV_APP], devMode: true, logLevel: 'silent' });
+  t.after(() => server.close());
+  // Chromium's second fake camera delivers Y16 (depth) frames, which no encoder takes; the third delivers MJPEG.
+  const chromium = await launchChromium({ secureOrigin: server.httpUrl, fakeCameras: 3 });
+  t.after(() => chromium.close());
+  const alice = await openDemo(server.httpUrl, chromium.browser, 'alice', { roomID: 'devices2' });
+  const bob = await openDemo(server.httpUrl, chromium.browser, 'bob', { roomID: 'devices2', publish: false });
+  await remoteVideoSize(bob, 'stream_alice');
+  await waitPublishing(alice);
+  const pickerOptions = (id: string): Promise<string[]> =>
+    alice.$$eval(`#${id} option`, (options) => options.map((o) => o.textContent ?? ''));
+  await alice.waitForFunction(() => document.querySelectorAll('#camera-device option').length >= 2, undefined, { timeout: 10_000 });
+  assert.deepEqual(await pickerOptions('camera-device'), ['fake_device_0', 'fake_device_1', 'fake_device_2']);
+  assert.ok((await pickerOptions('mic-device')).includes('Fake Audio Input 1'), (await pickerOptions('mic-device')).join());
+  assert.ok((await pickerOptions('speaker-device')).length >= 2);
+  const capturing = (): Promise<string[]> =>
+    alice.$eval('#local', (v: HTMLVideoElement) =>
+      (v.srcObject as MediaStream)
+        .getTracks()
+        .map((track) => `${track.kind}:${track.label}`)
+        .sort(),
+    );
+  const before = await capturing();
+  const pcs = (await inboundTotals(bob)).peerConnections;
+
+  await alice.selectOption('#camera-device', { label: 'fake_device_2' });
+  await alice.selectOption('#mic-device', { label: 'Fake Audio Input 1' });
+  await alice.selectOption('#speaker-device', { label: 'Fake Audio Output 1' });
+  await alice.waitForFunction(
+    () => (document.getElementById('log')!.textContent ?? '').includes('speaker-device Fake Audio Output 1 code=0'),
+    undefined,
+    {
+      timeout: 10_000,
+    },
+  );
+  const log = (await alice.textContent('#log')) ?? '';
+  assert.match(log, /camera-device fake_device_2 code=0/);
+  assert.match(log, /mic-device Fake Audio Input 1 code=0/);
+  const after = await capturing();
+  assert.deepEqual(before, ['audio:Fake Default Audio Input', 'video:fake_device_0']);
+  assert.deepEqual(after, ['audio:Fake Audio Input 1', 'video:fake_device_2']);
+  await assertMediaFlows(bob);
+  assert.equal((await inboundTotals(bob)).peerConnections, pcs, 'no new peer connection');
+  assert.doesNotMatch(`${log}${(await bob.textContent('#log')) ?? ''}`, /Requesting code=[1-9]/, 'nothing was interrupted');
 });

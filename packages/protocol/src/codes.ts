@@ -82,6 +82,10 @@ export const ErrorCode = {
   RateLimited: 1000095,
   /** A control given a value outside its range (e.g. a volume over 200). */
   InvalidParameter: 1000096,
+  /** No such camera, microphone or speaker (any more). */
+  DeviceNotFound: 1000097,
+  /** The user or the browser refused the camera or microphone. */
+  DevicePermissionDenied: 1000098,
 } as const;
 
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];

@@ -144,3 +144,9 @@ export enum ScreenCaptureExceptionType {
   /** The shared screen, window or tab went away, or the user stopped sharing from the browser's own UI. */
   Ended = 2,
 }
+
+/** Which audio devices: microphones or speakers. */
+export enum AudioDeviceType {
+  Input = 0,
+  Output = 1,
+}

@@ -6,6 +6,7 @@ import {
   ErrorCode,
   PlayerState,
   PublishChannel,
+  AudioDeviceType,
   RoomStateChangedReason,
   Scenario,
   ScreenCaptureExceptionType,
@@ -37,6 +38,7 @@ import type {
 import { Publisher, type PublishConfig } from './publisher.js';
 import { CaptureControls } from './captureControls.js';
 import { VIDEO_CONFIG_PRESETS, videoConfigOf, type VideoConfig } from './videoConfig.js';
+import { AUDIO_DEVICE_TYPE, type DeviceInfo } from './deviceWatch.js';
 import { Player } from './player.js';
 import { Room, type RoomConfig } from './room.js';
 
@@ -108,6 +110,10 @@ export class ParleyEngine {
     this.media = platform.createMedia({
       scenario: this.scenario,
       keyFrameRequested: (channel, layer) => this.hub.emit('customVideoCaptureKeyFrameRequested', channel, layer),
+      deviceChanged: ({ kind, updateType, device }) => {
+        if (kind === 'videoinput') this.hub.emit('videoDeviceStateChanged', updateType, device);
+        else this.hub.emit('audioDeviceStateChanged', updateType, AUDIO_DEVICE_TYPE[kind], device);
+      },
     });
     const credentials = {
       appID: profile.appID,
@@ -346,6 +352,32 @@ export class ParleyEngine {
         ? VideoConfigPreset.Preset720P
         : VideoConfigPreset.Preset360P;
     return { ...(this.videoConfigs.get(channel) ?? VIDEO_CONFIG_PRESETS[scenarioDefault]) };
+  }
+
+  /** The cameras there are (none in Node.js). */
+  async getVideoDeviceList(): Promise<DeviceInfo[]> {
+    return (await this.media.listDevices?.('videoinput')) ?? [];
+  }
+
+  /** The microphones (Input) or speakers (Output) there are (none in Node.js). */
+  async getAudioDeviceList(type: AudioDeviceType): Promise<DeviceInfo[]> {
+    return (await this.media.listDevices?.(type === AudioDeviceType.Output ? 'audiooutput' : 'audioinput')) ?? [];
+  }
+
+  /**
+   * Captures `channel` from this camera from now on; while publishing the track is replaced
+   * without renegotiation. 0, 1000097 for an unknown device, 1000098 when permission is refused.
+   */
+  async useVideoDevice(deviceID: string, channel: number = PublishChannel.Main): Promise<number> {
+    requireType(deviceID, 'string', 'deviceID');
+    return (await this.media.useDevice?.('videoinput', deviceID, channel)) ?? ErrorCode.UnsupportedRequest;
+  }
+
+  /** Uses this microphone (Input) or speaker (Output) from now on, as useVideoDevice does. */
+  async useAudioDevice(type: AudioDeviceType, deviceID: string): Promise<number> {
+    requireType(deviceID, 'string', 'deviceID');
+    const kind = type === AudioDeviceType.Output ? 'audiooutput' : 'audioinput';
+    return (await this.media.useDevice?.(kind, deviceID, PublishChannel.Main)) ?? ErrorCode.UnsupportedRequest;
   }
 
   /**

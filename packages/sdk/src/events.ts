@@ -1,5 +1,7 @@
 import type { PlayStreamQuality, PublishStreamQuality } from './quality.js';
+import type { DeviceInfo } from './deviceWatch.js';
 import type {
+  AudioDeviceType,
   BarrageMessageInfo,
   BroadcastMessageInfo,
   PlayerState,
@@ -57,6 +59,10 @@ export interface ParleyEvents {
   remoteMicStateUpdate: [streamID: string, state: RemoteDeviceState];
   /** A played stream's publisher's speaker (muteSpeaker: Mute), likewise. */
   remoteSpeakerStateUpdate: [streamID: string, state: RemoteDeviceState];
+  /** A camera was plugged in (Add) or out (Delete); one in use that went away is replaced by the default camera. */
+  videoDeviceStateChanged: [updateType: UpdateType, deviceInfo: DeviceInfo];
+  /** A microphone (Input) or speaker (Output) was plugged in or out, likewise. */
+  audioDeviceStateChanged: [updateType: UpdateType, deviceType: AudioDeviceType, deviceInfo: DeviceInfo];
   /** Screen sharing stopped from outside (the browser's stop button: Ended) or was refused (NotAllowed); its stream is stopped. */
   screenCaptureExceptionOccurred: [exceptionType: ScreenCaptureExceptionType];
   /** startSoundLevelMonitor: the sound level (0–100) of what this engine captures (its main channel). */

@@ -11,7 +11,7 @@ ParleyEngine.usePlatform({
     const mac = new Uint8Array(await subtle.sign('HMAC', cryptoKey, new TextEncoder().encode(message)));
     return Array.from(mac, (b) => b.toString(16).padStart(2, '0')).join('');
   },
-  createMedia: ({ scenario }) => new BrowserMedia(scenario),
+  createMedia: ({ scenario, deviceChanged }) => new BrowserMedia(scenario, deviceChanged),
   onPageHide(listener) {
     addEventListener('pagehide', listener);
     return () => removeEventListener('pagehide', listener);

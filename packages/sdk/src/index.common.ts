@@ -1,4 +1,5 @@
 export {
+  AudioDeviceType,
   ErrorCode,
   PlayerState,
   PublisherState,
@@ -25,6 +26,7 @@ export type { RoomConfig } from './room.js';
 export type { PublishConfig } from './publisher.js';
 export type { PlayStreamQuality, PublishStreamQuality } from './quality.js';
 export { VIDEO_CONFIG_PRESETS, type VideoConfig } from './videoConfig.js';
+export type { DeviceInfo } from './deviceWatch.js';
 export type {
   Canvas,
   CustomAudioRenderHandler,

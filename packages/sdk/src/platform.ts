@@ -2,6 +2,7 @@ import type { Scenario } from '@parley/protocol';
 import type { MediaSample } from './quality.js';
 import type { CaptureState } from './captureControls.js';
 import type { VideoConfig } from './videoConfig.js';
+import type { DeviceChange, DeviceInfo, DeviceKind } from './deviceWatch.js';
 
 /**
  * What differs between the browser and Node.js: the WebSocket, and the media (camera and
@@ -153,6 +154,10 @@ export interface MediaBackend {
   ): Promise<{ code: 0 } | { code: number; exception: number }>;
   /** Ends a screen share and releases it. */
   stopScreenCapture?(channel: number): void;
+  /** The cameras, microphones or speakers there are (browsers). */
+  listDevices?(kind: DeviceKind): Promise<DeviceInfo[]>;
+  /** Uses a camera (for `channel`), microphone or speaker, switching at once: 0 or an error code. */
+  useDevice?(kind: DeviceKind, deviceID: string, channel: number): Promise<number>;
   /** Shows the local preview mirrored or not. */
   mirrorPreview(mirrored: boolean): void;
   /** The microphone's processing (enableAEC, enableANS, enableAGC), now and for later captures. */
@@ -168,7 +173,12 @@ export interface Platform {
   createSocket(url: string): SocketLike;
   /** HMAC-SHA256 of `message` under `key`, as hex (login and resume proofs). */
   hmacSha256Hex(key: Uint8Array, message: string): Promise<string>;
-  createMedia(options: { scenario: Scenario; keyFrameRequested(channel: number, layer: number): void }): MediaBackend;
+  createMedia(options: {
+    scenario: Scenario;
+    keyFrameRequested(channel: number, layer: number): void;
+    /** A camera, microphone or speaker was plugged in or out. */
+    deviceChanged(change: DeviceChange): void;
+  }): MediaBackend;
   /** Browsers: calls `listener` when the page is being closed or left; returns what stops it. */
   onPageHide?(listener: () => void): () => void;
 }

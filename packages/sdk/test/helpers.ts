@@ -37,6 +37,8 @@ const EVENTS: Record<ParleyEventName, true> = {
   remoteMicStateUpdate: true,
   remoteSpeakerStateUpdate: true,
   screenCaptureExceptionOccurred: true,
+  videoDeviceStateChanged: true,
+  audioDeviceStateChanged: true,
   capturedSoundLevelUpdate: true,
   remoteSoundLevelUpdate: true,
 };

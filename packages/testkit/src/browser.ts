@@ -13,6 +13,8 @@ export interface ChromiumOptions {
   fakeVideoFile?: string;
   /** A .wav clip as the fake microphone (looped) instead of Chromium's beeps, which are mostly silence. */
   fakeAudioFile?: string;
+  /** How many fake cameras there are (1 by default); the fake microphones and speakers are always three. */
+  fakeCameras?: number;
 }
 
 /** Chromium from the system (Debian's package), with a fake camera and microphone. */
@@ -23,7 +25,7 @@ export async function launchChromium(options: ChromiumOptions = {}): Promise<{ b
     executablePath: options.host ? options.host.network.executable(options.host.host, executable) : executable,
     headless: true,
     args: [
-      '--use-fake-device-for-media-stream',
+      options.fakeCameras ? `--use-fake-device-for-media-stream=device-count=${options.fakeCameras}` : '--use-fake-device-for-media-stream',
       '--use-fake-ui-for-media-stream',
       '--no-sandbox',
       '--disable-gpu',

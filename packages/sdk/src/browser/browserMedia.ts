@@ -2,7 +2,8 @@
  * Media in the browser: camera and microphone through getUserMedia, remote streams into the
  * `<video>` element the app passes as canvas.view, one RTCPeerConnection per stream.
  */
-import { ErrorCode, Scenario, ScreenCaptureExceptionType, soundLevelFromAmplitude, ViewMode } from '@parley/protocol';
+import { ErrorCode, Scenario, ScreenCaptureExceptionType, soundLevelFromAmplitude, UpdateType, ViewMode } from '@parley/protocol';
+import { DeviceWatch, type DeviceChange, type DeviceInfo, type DeviceKind } from '../deviceWatch.js';
 import type { AudioProcessing, Canvas, MediaBackend, MediaTransport, PlaySink, PublishMedia, VideoCodec } from '../platform.js';
 import type { CaptureState } from '../captureControls.js';
 import { PeerTransport } from '../peerTransport.js';
@@ -203,7 +204,8 @@ class BrowserPlayTransport extends BrowserTransport {
 
   constructor(
     private readonly sink: PlaySink,
-    private readonly speakerMuted: () => boolean,
+    /** The speaker as the app set it: muted, and which device (the default if none). */
+    private readonly speaker: { muted(): boolean; device(): string | undefined },
     onClosed: () => void,
   ) {
     super(onClosed);
@@ -240,12 +242,21 @@ class BrowserPlayTransport extends BrowserTransport {
       attach(this.fallbackAudio, this.stream, false);
     }
     this.applyVolume();
+    const device = this.speaker.device();
+    if (device) void this.playOn(device);
+  }
+
+  /** Plays on a speaker (the default one for ''), where the browser can choose. */
+  async playOn(deviceID: string): Promise<void> {
+    const element = (videoElement(this.sink.canvas) ?? this.fallbackAudio) as
+      (HTMLMediaElement & { setSinkId?(id: string): Promise<void> }) | undefined;
+    await element?.setSinkId?.(deviceID).catch(() => undefined);
   }
 
   applyVolume(): void {
     const element = videoElement(this.sink.canvas) ?? this.fallbackAudio;
     if (!element) return;
-    const volume = this.speakerMuted() ? 0 : Math.min(200, Math.max(0, this.sink.volume()));
+    const volume = this.speaker.muted() ? 0 : Math.min(200, Math.max(0, this.sink.volume()));
     const amplified = volume > 100 && this.stream.getAudioTracks().length > 0;
     if (amplified && !this.amplifier) {
       const context = new AudioContext();
@@ -292,6 +303,12 @@ class BrowserPlayTransport extends BrowserTransport {
   }
 }
 
+/** The error code of a refused or failed getUserMedia. */
+function deviceError(err: unknown): number {
+  const name = (err as Error).name;
+  return name === 'NotAllowedError' || name === 'SecurityError' ? ErrorCode.DevicePermissionDenied : ErrorCode.DeviceNotFound;
+}
+
 /** The camera settings a video config asks for. */
 const constraintsOf = (config: VideoConfig): MediaTrackConstraints => ({
   width: { ideal: config.captureWidth },
@@ -330,7 +347,21 @@ export class BrowserMedia implements MediaBackend {
   /** Capture changes, one at a time (turning the camera on waits for the device). */
   private captureChanges = Promise.resolve();
 
-  constructor(private readonly scenario: Scenario) {}
+  // Pages that are not secure contexts have no navigator.mediaDevices.
+  private readonly deviceWatch = new DeviceWatch(() => navigator.mediaDevices?.enumerateDevices() ?? Promise.resolve([]));
+  /** useVideoDevice per channel, useAudioDevice for the microphone and the speaker (the default ones until then). */
+  private readonly chosenCameras = new Map<number, string>();
+  private readonly chosenDevices = new Map<'audioinput' | 'audiooutput', string>();
+  private readonly onDevicesChange = (): void => void this.devicesChanged();
+
+  constructor(
+    private readonly scenario: Scenario,
+    private readonly onDeviceChange: (change: DeviceChange) => void,
+  ) {
+    // The first listing is what later ones are compared with.
+    void this.deviceWatch.changes();
+    navigator.mediaDevices?.addEventListener('devicechange', this.onDevicesChange);
+  }
 
   private stateOf(channel: number): CaptureState {
     return this.states.get(channel) ?? { camera: true, microphone: true, sendVideo: true, sendAudio: true };
@@ -338,7 +369,8 @@ export class BrowserMedia implements MediaBackend {
 
   private cameraConstraints(channel: number): MediaTrackConstraints {
     const config = this.videoConfigs.get(channel);
-    return config ? constraintsOf(config) : videoConstraints(this.scenario);
+    const device = this.chosenCameras.get(channel);
+    return { ...(config ? constraintsOf(config) : videoConstraints(this.scenario)), ...(device && { deviceId: { exact: device } }) };
   }
 
   applyVideoConfig(channel: number, config: VideoConfig): void {
@@ -401,23 +433,85 @@ export class BrowserMedia implements MediaBackend {
   /** Chromium does not change a live track's processing: a new microphone track takes the old one's place. */
   applyAudioProcessing(processing: AudioProcessing): void {
     this.audioProcessing = { ...processing };
-    for (const [channel, capture] of this.captures) {
-      this.captureChanges = this.captureChanges.then(async () => {
-        const stream = await capture.catch(() => undefined);
-        const [old] = stream?.getAudioTracks() ?? [];
-        if (!stream || !old) return;
-        const [track] =
-          (await navigator.mediaDevices.getUserMedia({ audio: { ...processing } }).catch(() => undefined))?.getAudioTracks() ?? [];
-        if (!track) return;
-        track.enabled = old.enabled;
-        stream.removeTrack(old);
-        old.stop();
-        stream.addTrack(track);
-        for (const transport of this.transports) {
-          if (transport instanceof BrowserPublishTransport && transport.channel === channel)
-            await transport.send(stream, this.stateOf(channel));
+    for (const channel of this.captures.keys()) this.replaceTrack(channel, 'audio');
+  }
+
+  private microphoneConstraints(): MediaTrackConstraints {
+    const device = this.chosenDevices.get('audioinput');
+    return { ...this.audioProcessing, ...(device && { deviceId: { exact: device } }) };
+  }
+
+  /**
+   * A new camera or microphone track for a channel's capture, as the constraints now say (another
+   * device, other processing), put in the old one's place: the senders switch to it (no
+   * renegotiation) before the old one stops, so at most a frame goes missing.
+   */
+  private replaceTrack(channel: number, kind: 'audio' | 'video'): Promise<number> {
+    const done = this.captureChanges.then(async () => {
+      const stream = await this.captures.get(channel)?.catch(() => undefined);
+      const [old] = kind === 'audio' ? (stream?.getAudioTracks() ?? []) : (stream?.getVideoTracks() ?? []);
+      if (!stream || !old || this.screens.has(channel)) return 0;
+      let track: MediaStreamTrack | undefined;
+      try {
+        const fresh = await navigator.mediaDevices.getUserMedia(
+          kind === 'audio' ? { audio: this.microphoneConstraints() } : { video: this.cameraConstraints(channel) },
+        );
+        track = kind === 'audio' ? fresh.getAudioTracks()[0] : fresh.getVideoTracks()[0];
+      } catch (err) {
+        return deviceError(err);
+      }
+      if (!track) return ErrorCode.DeviceNotFound;
+      track.enabled = old.enabled;
+      stream.removeTrack(old);
+      stream.addTrack(track);
+      for (const transport of this.transports) {
+        if (transport instanceof BrowserPublishTransport && transport.channel === channel)
+          await transport.send(stream, this.stateOf(channel));
+      }
+      old.stop();
+      return 0;
+    });
+    this.captureChanges = done.then(() => undefined);
+    return done;
+  }
+
+  listDevices(kind: DeviceKind): Promise<DeviceInfo[]> {
+    return this.deviceWatch.list(kind);
+  }
+
+  /** Uses a camera (for `channel`), microphone or speaker from now on, switching what is captured or played at once. */
+  async useDevice(kind: DeviceKind, deviceID: string, channel: number): Promise<number> {
+    if (!(await this.deviceWatch.list(kind)).some((d) => d.deviceID === deviceID)) return ErrorCode.DeviceNotFound;
+    if (kind === 'videoinput') {
+      this.chosenCameras.set(channel, deviceID);
+      return this.replaceTrack(channel, 'video');
+    }
+    this.chosenDevices.set(kind, deviceID);
+    if (kind === 'audiooutput') {
+      for (const transport of this.transports) if (transport instanceof BrowserPlayTransport) await transport.playOn(deviceID);
+      return 0;
+    }
+    const results = await Promise.all([...this.captures.keys()].map((c) => this.replaceTrack(c, 'audio')));
+    return results.find((code) => code !== 0) ?? 0;
+  }
+
+  /** Devices plugged in or out: told to the engine; a device in use that went away gives way to the default one. */
+  private async devicesChanged(): Promise<void> {
+    for (const change of await this.deviceWatch.changes()) {
+      this.onDeviceChange(change);
+      if (change.updateType !== UpdateType.Delete) continue;
+      const gone = change.device.deviceID;
+      if (change.kind === 'videoinput') {
+        for (const [channel, device] of this.chosenCameras) {
+          if (device !== gone) continue;
+          this.chosenCameras.delete(channel);
+          void this.replaceTrack(channel, 'video');
         }
-      });
+      } else if (this.chosenDevices.get(change.kind) === gone) {
+        this.chosenDevices.delete(change.kind);
+        if (change.kind === 'audioinput') for (const channel of this.captures.keys()) void this.replaceTrack(channel, 'audio');
+        else for (const transport of this.transports) if (transport instanceof BrowserPlayTransport) void transport.playOn('');
+      }
     }
   }
 
@@ -458,7 +552,7 @@ export class BrowserMedia implements MediaBackend {
     if (!stream) {
       const { camera } = this.stateOf(channel);
       stream = navigator.mediaDevices
-        .getUserMedia({ audio: { ...this.audioProcessing }, video: camera && this.cameraConstraints(channel) })
+        .getUserMedia({ audio: this.microphoneConstraints(), video: camera && this.cameraConstraints(channel) })
         .then(async (s) => (await this.applyTo(s, this.stateOf(channel), channel), s));
       this.captures.set(channel, stream);
       stream.catch(() => this.captures.delete(channel));
@@ -484,7 +578,7 @@ export class BrowserMedia implements MediaBackend {
   createPlayTransport(sink: PlaySink): MediaTransport {
     const transport: BrowserTransport = new BrowserPlayTransport(
       sink,
-      () => this.speakerMuted,
+      { muted: () => this.speakerMuted, device: () => this.chosenDevices.get('audiooutput') },
       () => this.transports.delete(transport),
     );
     this.transports.add(transport);
@@ -526,6 +620,7 @@ export class BrowserMedia implements MediaBackend {
   }
 
   async destroy(): Promise<void> {
+    navigator.mediaDevices?.removeEventListener('devicechange', this.onDevicesChange);
     for (const transport of [...this.transports]) transport.close();
     for (const channel of [...this.captures.keys()]) this.release(channel);
     for (const view of this.previews.values()) if (view) view.srcObject = null;
