@@ -189,6 +189,27 @@ export class ParleyEngine {
     void this.room.login(roomID, { userID: user.userID, userName }, config).then(done);
   }
 
+  /**
+   * Leaves `fromRoomID` and enters `toRoomID` as the same user with one call: the first room
+   * reports Logout, the second Logining then Logined (or LoginFailed); publishing and playing stop
+   * with the first. `config` (e.g. a token for the new room) replaces the first room's.
+   */
+  switchRoom(
+    fromRoomID: string,
+    toRoomID: string,
+    config?: RoomConfig,
+    callback?: (errorCode: number, extendedData: string) => void,
+  ): void {
+    requireType(fromRoomID, 'string', 'fromRoomID');
+    requireType(toRoomID, 'string', 'toRoomID');
+    const refused = validateRoomID(toRoomID) || (this.room.isIn(fromRoomID) ? 0 : ErrorCode.NotLoggedIn);
+    if (refused) {
+      this.hub.emit('roomStateChanged', toRoomID, RoomStateChangedReason.LoginFailed, refused, '');
+      return callback?.(refused, '');
+    }
+    void this.room.switchTo(toRoomID, config).then((code) => callback?.(code, ''));
+  }
+
   /** Replaces the token the room was entered with (see onRoomTokenWillExpire). */
   renewToken(roomID: string, token: string, callback?: (errorCode: number) => void): void {
     requireType(roomID, 'string', 'roomID');

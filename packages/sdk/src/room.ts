@@ -177,6 +177,15 @@ export class Room {
     });
   }
 
+  /** Leaves this room and enters `roomID` as the same user (switchRoom); `config` replaces this room's (a token for the new room). */
+  async switchTo(roomID: string, config: RoomConfig | undefined): Promise<number> {
+    const user = this.user;
+    if (!user) return ErrorCode.NotLoggedIn;
+    const next = config ?? this.config;
+    await this.logout();
+    return this.login(roomID, user, next);
+  }
+
   async logout(): Promise<void> {
     if (this.phase === 'idle' || this.phase === 'loggingOut') return;
     const signalling = this.phase === 'logined' ? this.signalling : null;

@@ -231,3 +231,38 @@ test('room, publisher and player state machines', async (t) => {
     assert.deepEqual(reasons(c).at(-1), [RoomStateChangedReason.Logout, 0]);
   });
 });
+
+test('switchRoom: Logout of the first room, then Logining and Logined in the second; the first room sees the user and its stream go, the second sees the user come', async (t) => {
+  const env = await startTestServer();
+  t.after(() => env.close());
+  const [alice, bob] = await env.inRoom('r-from', 'alice', 'bob');
+  const [carol] = await env.inRoom('r-to', 'carol');
+  alice!.engine.startPublishingStream('s-alice');
+  await bob!.waitFor('roomStreamUpdate', (_, type) => type === UpdateType.Add);
+  const statesBefore = alice!.of('roomStateChanged').length;
+
+  const code = await new Promise<number>((resolve) => alice!.engine.switchRoom('r-from', 'r-to', undefined, (c) => resolve(c)));
+  assert.equal(code, 0);
+  assert.deepEqual(
+    alice!
+      .of('roomStateChanged')
+      .slice(statesBefore)
+      .map(([roomID, reason]) => `${roomID} ${RoomStateChangedReason[reason]}`),
+    ['r-from Logout', 'r-to Logining', 'r-to Logined'],
+  );
+  await bob!.waitFor('roomUserUpdate', (_, type, users) => type === UpdateType.Delete && users[0]?.userID === 'alice');
+  await bob!.waitFor('roomStreamUpdate', (_, type, streams) => type === UpdateType.Delete && streams[0]?.streamID === 's-alice');
+  await carol!.waitFor('roomUserUpdate', (_, type, users) => type === UpdateType.Add && users[0]?.userID === 'alice');
+  assert.ok(alice!.view.users.has('carol') && !alice!.view.users.has('bob'), 'alice sees the new room');
+  assert.equal(alice!.of('publisherStateUpdate').at(-1)?.[1], PublisherState.NoPublish, 'publishing stopped with the first room');
+
+  // Refused: not in the room switched from, or an invalid roomID; nothing changes.
+  const refusals = await Promise.all(
+    [
+      ['r-nope', 'r-x'],
+      ['r-to', ''],
+    ].map(([from, to]) => new Promise<number>((resolve) => alice!.engine.switchRoom(from!, to!, undefined, (c) => resolve(c)))),
+  );
+  assert.deepEqual(refusals, [ErrorCode.NotLoggedIn, ErrorCode.RoomIDEmpty]);
+  assert.deepEqual(env.roomUserIDs('r-to'), ['alice', 'carol']);
+});
