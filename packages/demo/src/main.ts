@@ -19,6 +19,7 @@ import {
   VideoMirrorMode,
   type ParleyEventHandler,
   type VideoCodec,
+  type AudioConfigPreset,
   type VideoConfigPreset,
 } from '@parley/sdk';
 
@@ -273,6 +274,7 @@ joinButton.onclick = () => {
   current.muteMicrophone($('microphone').getAttribute('aria-pressed') !== 'true');
   current.muteSpeaker($('speaker').getAttribute('aria-pressed') !== 'true');
   applyPreset();
+  applyAudioPreset();
   current.enableAEC(checked('aec'));
   current.setVideoMirrorMode(checked('mirror') ? VideoMirrorMode.OnlyPreviewMirror : VideoMirrorMode.NoMirror);
   current.startPreview({ view: $<HTMLVideoElement>('local') });
@@ -309,6 +311,13 @@ function applyPreset(): void {
   if (value !== '' && engine) log(`setVideoConfig preset=${value} code=${engine.setVideoConfig(Number(value) as VideoConfigPreset)}`);
 }
 field('preset').onchange = applyPreset;
+
+/** setAudioConfig with the chosen preset: a lower bitrate at once, the rest at the next publish. */
+function applyAudioPreset(): void {
+  const value = field('audioPreset').value;
+  if (value !== '' && engine) log(`setAudioConfig preset=${value} code=${engine.setAudioConfig(Number(value) as AudioConfigPreset)}`);
+}
+field('audioPreset').onchange = applyAudioPreset;
 
 /** Screen sharing: the auxiliary channel publishes `<streamID>_screen` beside the camera. */
 const shareButton = $<HTMLButtonElement>('share');
@@ -401,7 +410,7 @@ async function init(): Promise<void> {
   const user = params.get('userID') ?? `user${Math.floor(Math.random() * 1e6)}`;
   field('userID').value = user;
   field('streamID').value = params.get('streamID') ?? `stream_${user}`;
-  for (const key of ['roomID', 'appID', 'appSign', 'token', 'server', 'videoCodec', 'scenario', 'preset']) {
+  for (const key of ['roomID', 'appID', 'appSign', 'token', 'server', 'videoCodec', 'scenario', 'preset', 'audioPreset']) {
     const value = params.get(key);
     if (value) field(key).value = value;
   }

@@ -11,8 +11,10 @@ import {
   VideoBufferType,
   VideoCodecID,
   VideoConfigPreset,
+  AudioConfigPreset,
 } from '@parley/sdk';
 import {
+  speechClip,
   cameraClip,
   launchChromium,
   openDemo,
@@ -383,7 +385,7 @@ test('video presets while publishing: the largest layer takes the preset size an
   const server = await startServer({ host: '127.0.0.1', port: 0, apps: [DEV_APP], devMode: true, logLevel: 'silent' });
   t.after(() => server.close());
   // A clip an encoder must spend bits on (the built-in fake camera needs ~150 kbit/s at any size).
-  const chromium = await launchChromium({ secureOrigin: server.httpUrl, fakeVideoFile: cameraClip() });
+  const chromium = await launchChromium({ secureOrigin: server.httpUrl, fakeVideoFile: cameraClip(), fakeAudioFile: speechClip() });
   t.after(() => chromium.close());
   const alice = await openDemo(server.httpUrl, chromium.browser, 'alice', { roomID: 'presets', scenario: 'HighQualityVideoCall' });
   const bob = await openDemo(server.httpUrl, chromium.browser, 'bob', { roomID: 'presets', publish: false });
@@ -443,6 +445,29 @@ test('video presets while publishing: the largest layer takes the preset size an
     ],
   );
   assert.equal(await bob.$eval('.tile[data-stream-id="stream_alice"] video', (v: HTMLVideoElement) => v.style.objectFit), 'contain');
+
+  // Audio: the Basic preset's 16 kbit/s is a ceiling the sender takes at once.
+  const audioBytes = (): Promise<number> =>
+    alice.evaluate(async () => {
+      let sent = 0;
+      for (const pc of (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs)
+        (await pc.getStats()).forEach((s: { type: string; kind?: string; bytesSent?: number }) => {
+          if (s.type === 'outbound-rtp' && s.kind === 'audio') sent += s.bytesSent ?? 0;
+        });
+      return sent;
+    });
+  const audioKbps = async (): Promise<number> => {
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const before = await audioBytes();
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    return Math.round((((await audioBytes()) - before) * 8) / 3000);
+  };
+  const audioBefore = await audioKbps();
+  await alice.selectOption('#audioPreset', String(AudioConfigPreset.BasicQuality));
+  const audioBasic = await audioKbps();
+  t.diagnostic(`audio payload: ${audioBefore} kbit/s, then ${audioBasic} kbit/s with the Basic preset (Opus and its RED copy)`);
+  // RED carries each frame twice: 16 kbit/s of Opus is about 32 of payload.
+  assert.ok(audioBasic <= 40 && audioBasic < audioBefore * 0.75, `audio ${audioBefore} → ${audioBasic} kbit/s`);
   assert.doesNotMatch((await alice.textContent('#log')) ?? '', /PublishRequesting code=[1-9]/);
 });
 

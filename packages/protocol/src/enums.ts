@@ -150,3 +150,19 @@ export enum AudioDeviceType {
   Input = 0,
   Output = 1,
 }
+
+/** Mono or stereo audio (setAudioConfig). */
+export enum AudioChannel {
+  Unknown = 0,
+  Mono = 1,
+  Stereo = 2,
+}
+
+/** The vendor's audio presets: bitrate and channels (see the SDK's AUDIO_CONFIG_PRESETS). */
+export enum AudioConfigPreset {
+  BasicQuality = 0,
+  StandardQuality = 1,
+  StandardQualityStereo = 2,
+  HighQuality = 3,
+  HighQualityStereo = 4,
+}

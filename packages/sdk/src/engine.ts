@@ -6,6 +6,7 @@ import {
   ErrorCode,
   PlayerState,
   PublishChannel,
+  AudioConfigPreset,
   AudioDeviceType,
   RoomStateChangedReason,
   Scenario,
@@ -38,6 +39,7 @@ import type {
 import { Publisher, type PublishConfig } from './publisher.js';
 import { CaptureControls } from './captureControls.js';
 import { VIDEO_CONFIG_PRESETS, videoConfigOf, type VideoConfig } from './videoConfig.js';
+import { AUDIO_CONFIG_PRESETS, audioConfigOf, type AudioConfig } from './audioConfig.js';
 import { AUDIO_DEVICE_TYPE, type DeviceInfo } from './deviceWatch.js';
 import { Player } from './player.js';
 import { Room, type RoomConfig } from './room.js';
@@ -96,6 +98,8 @@ export class ParleyEngine {
   private readonly controls = new CaptureControls();
   /** setVideoConfig per channel (the scenario's default until then). */
   private readonly videoConfigs = new Map<number, VideoConfig>();
+  /** setAudioConfig per channel (StandardQuality until then). */
+  private readonly audioConfigs = new Map<number, AudioConfig>();
   private readonly audioProcessing: AudioProcessing = { echoCancellation: true, noiseSuppression: true, autoGainControl: true };
   /** setPlayStreamVideoType choices, kept for streams not played yet. */
   private readonly playVideoTypes = new Map<string, VideoStreamType>();
@@ -423,6 +427,23 @@ export class ParleyEngine {
   stopScreenCapture(): void {
     this.stopPublishingStream(PublishChannel.Aux);
     this.media.stopScreenCapture?.(PublishChannel.Aux);
+  }
+
+  /**
+   * How `channel` encodes its sound: an AudioConfigPreset or `{ bitrate (kbit/s), channel }`.
+   * While publishing a lower bitrate applies at once, a higher one and stereo from the next
+   * publish. 1000096 for a config outside Opus's range.
+   */
+  setAudioConfig(configOrPreset: AudioConfig | AudioConfigPreset, channel: number = PublishChannel.Main): number {
+    const config = audioConfigOf(configOrPreset);
+    if (!config) return ErrorCode.InvalidParameter;
+    this.audioConfigs.set(channel, config);
+    this.media.applyAudioConfig(channel, config);
+    return 0;
+  }
+
+  getAudioConfig(channel: number = PublishChannel.Main): AudioConfig {
+    return { ...(this.audioConfigs.get(channel) ?? AUDIO_CONFIG_PRESETS[AudioConfigPreset.StandardQuality]) };
   }
 
   /** Mirrors the local preview (OnlyPreviewMirror, the default, and NoMirror); mirroring what is sent is not supported (1000093). */

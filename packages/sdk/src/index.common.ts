@@ -1,4 +1,6 @@
 export {
+  AudioChannel,
+  AudioConfigPreset,
   AudioDeviceType,
   ErrorCode,
   PlayerState,
@@ -26,6 +28,7 @@ export type { RoomConfig } from './room.js';
 export type { PublishConfig } from './publisher.js';
 export type { PlayStreamQuality, PublishStreamQuality } from './quality.js';
 export { VIDEO_CONFIG_PRESETS, type VideoConfig } from './videoConfig.js';
+export { AUDIO_CONFIG_PRESETS, type AudioConfig } from './audioConfig.js';
 export type { DeviceInfo } from './deviceWatch.js';
 export type {
   Canvas,

@@ -31,10 +31,17 @@ export abstract class PeerTransport<Description> implements MediaTransport {
   abstract soundLevel(): Promise<number>;
   /** Releases what the subclass holds beyond the peer connection. */
   protected onClose(): void {}
+  /** The offer as it is to be sent: format parameters the API cannot set (e.g. Opus stereo). */
+  protected shapeOffer(sdp: string): string {
+    return sdp;
+  }
 
   async createOffer(): Promise<string> {
     await this.prepare();
-    await this.pc.setLocalDescription(await this.pc.createOffer());
+    const offer = await this.pc.createOffer();
+    const sdp = (offer as { sdp: string }).sdp;
+    const shaped = this.shapeOffer(sdp);
+    await this.pc.setLocalDescription(shaped === sdp ? offer : ({ type: 'offer', sdp: shaped } as Description));
     await this.gatheringComplete();
     return this.pc.localDescription!.sdp;
   }

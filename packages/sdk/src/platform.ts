@@ -2,6 +2,7 @@ import type { Scenario } from '@parley/protocol';
 import type { MediaSample } from './quality.js';
 import type { CaptureState } from './captureControls.js';
 import type { VideoConfig } from './videoConfig.js';
+import type { AudioConfig } from './audioConfig.js';
 import type { DeviceChange, DeviceInfo, DeviceKind } from './deviceWatch.js';
 
 /**
@@ -140,6 +141,8 @@ export interface MediaBackend {
   applyCapture(channel: number, state: CaptureState): void;
   /** Mutes (or unmutes) everything played. */
   muteSpeaker(muted: boolean): void;
+  /** Encodes a channel's sound as `config` says: a lower bitrate now, the rest from the next publish. */
+  applyAudioConfig(channel: number, config: AudioConfig): void;
   /** Captures and encodes a channel's video as `config` says, now if publishing (no renegotiation). */
   applyVideoConfig(channel: number, config: VideoConfig): void;
   /**

@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
+  AudioChannel,
+  AudioConfigPreset,
   ErrorCode,
   ParleyEngine,
   PlayerState,
@@ -128,7 +130,7 @@ test('publisher controls in Node.js: muted video or audio is not sent and player
   ]);
 });
 
-test('video config and mirror mode: presets and valid configs are taken, anything else gets 1000096; mirroring what is sent gets 1000093', (t) => {
+test('video and audio config, mirror mode: presets and valid configs are taken, anything else gets 1000096; mirroring what is sent gets 1000093', (t) => {
   const engine = new TestClient({ appID: 1, appSign: 'ab'.repeat(32), server: 'ws://127.0.0.1:1' }).engine;
   t.after(() => ParleyEngine.destroyEngine(engine));
   assert.deepEqual(engine.getVideoConfig(), VIDEO_CONFIG_PRESETS[VideoConfigPreset.Preset360P], 'the scenario default');
@@ -153,4 +155,9 @@ test('video config and mirror mode: presets and valid configs are taken, anythin
   assert.equal(engine.setVideoConfig(VideoConfigPreset.Preset180P, 1), 0, 'per channel');
   assert.equal(engine.getVideoConfig(1).encodeWidth, 320);
   assert.deepEqual(engine.getVideoConfig(), own);
+  assert.deepEqual(engine.getAudioConfig(), { bitrate: 48, channel: AudioChannel.Mono }, 'StandardQuality by default');
+  assert.equal(engine.setAudioConfig(AudioConfigPreset.HighQualityStereo), 0);
+  assert.deepEqual(engine.getAudioConfig(), { bitrate: 192, channel: AudioChannel.Stereo });
+  assert.equal(engine.setAudioConfig({ bitrate: 1000, channel: AudioChannel.Mono }), ErrorCode.InvalidParameter);
+  assert.deepEqual(engine.getAudioConfig(), { bitrate: 192, channel: AudioChannel.Stereo });
 });

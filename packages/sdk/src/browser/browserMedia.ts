@@ -9,6 +9,7 @@ import type { CaptureState } from '../captureControls.js';
 import { PeerTransport } from '../peerTransport.js';
 import { defaultBitrate, simulcastLayers } from '../simulcast.js';
 import type { VideoConfig } from '../videoConfig.js';
+import { withOpusConfig, type AudioConfig } from '../audioConfig.js';
 
 /** The canvas's video element, fitting the video as its `viewMode` says (AspectFit by default). */
 function videoElement(canvas: Canvas | undefined): HTMLVideoElement | undefined {
@@ -68,14 +69,20 @@ class BrowserPublishTransport extends BrowserTransport {
   constructor(
     readonly channel: number,
     private readonly videoCodec: VideoCodec,
-    private readonly source: () => Promise<{ stream: MediaStream; state: CaptureState; config: VideoConfig | undefined }>,
+    private readonly source: () => Promise<{
+      stream: MediaStream;
+      state: CaptureState;
+      config: VideoConfig | undefined;
+      audio: AudioConfig | undefined;
+    }>,
     onClosed: () => void,
   ) {
     super(onClosed);
   }
 
   protected async prepare(): Promise<void> {
-    const { stream, state, config } = await this.source();
+    const { stream, state, config, audio: audioConfig } = await this.source();
+    this.audioConfig = audioConfig;
     const audio = stream.getAudioTracks()[0];
     const audioTransceiver = this.pc.addTransceiver(audio ?? 'audio', { direction: 'sendonly', streams: [stream] });
     audioTransceiver.setCodecPreferences(audioCodecPreferences());
@@ -91,6 +98,24 @@ class BrowserPublishTransport extends BrowserTransport {
     transceiver.setCodecPreferences(videoCodecPreferences(this.videoCodec));
     this.videoSender = transceiver.sender;
     await this.send(stream, state);
+    // Without a config of the app's, the browser's own choice (Chromium: 32 kbit/s mono Opus, plus RED).
+    if (audioConfig) await this.encodeAudio(audioConfig);
+  }
+
+  /** setAudioConfig's config when this transport was set up, negotiated in its offer. */
+  private audioConfig: AudioConfig | undefined;
+
+  protected override shapeOffer(sdp: string): string {
+    return this.audioConfig ? withOpusConfig(sdp, this.audioConfig) : sdp;
+  }
+
+  /** The audio's bitrate, now (no renegotiation). */
+  async encodeAudio({ bitrate }: AudioConfig): Promise<void> {
+    const sender = this.audioSender;
+    const parameters = sender?.getParameters();
+    if (!sender || !parameters?.encodings[0]) return;
+    parameters.encodings[0].maxBitrate = bitrate * 1000;
+    await sender.setParameters(parameters).catch(() => undefined);
   }
 
   /** Sends the capture's tracks, or nothing in their place (no renegotiation: the senders stay). */
@@ -342,6 +367,8 @@ export class BrowserMedia implements MediaBackend {
   private previewMirrored = true;
   /** enableAEC / enableANS / enableAGC: the browser's audio processing of the microphone. */
   private audioProcessing = { echoCancellation: true, noiseSuppression: true, autoGainControl: true };
+  /** setAudioConfig per channel. */
+  private readonly audioConfigs = new Map<number, AudioConfig>();
   /** setVideoConfig per channel; the scenario's camera settings without one. */
   private readonly videoConfigs = new Map<number, VideoConfig>();
   /** Capture changes, one at a time (turning the camera on waits for the device). */
@@ -371,6 +398,13 @@ export class BrowserMedia implements MediaBackend {
     const config = this.videoConfigs.get(channel);
     const device = this.chosenCameras.get(channel);
     return { ...(config ? constraintsOf(config) : videoConstraints(this.scenario)), ...(device && { deviceId: { exact: device } }) };
+  }
+
+  applyAudioConfig(channel: number, config: AudioConfig): void {
+    this.audioConfigs.set(channel, config);
+    for (const transport of this.transports) {
+      if (transport instanceof BrowserPublishTransport && transport.channel === channel) void transport.encodeAudio(config);
+    }
   }
 
   applyVideoConfig(channel: number, config: VideoConfig): void {
@@ -565,7 +599,12 @@ export class BrowserMedia implements MediaBackend {
     const transport: BrowserTransport = new BrowserPublishTransport(
       channel,
       videoCodec,
-      async () => ({ stream: await this.capture(channel), state: this.stateOf(channel), config: this.videoConfigs.get(channel) }),
+      async () => ({
+        stream: await this.capture(channel),
+        state: this.stateOf(channel),
+        config: this.videoConfigs.get(channel),
+        audio: this.audioConfigs.get(channel),
+      }),
       () => {
         this.transports.delete(transport);
         this.releaseIfUnused(channel);

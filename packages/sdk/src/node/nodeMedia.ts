@@ -464,6 +464,7 @@ export class NodeMedia implements MediaBackend {
 
   /** The app encodes its own frames: nothing to capture, process or preview. */
   applyVideoConfig(): void {}
+  applyAudioConfig(): void {}
   mirrorPreview(): void {}
   applyAudioProcessing(): void {}
 
