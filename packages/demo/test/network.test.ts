@@ -264,11 +264,22 @@ test('uplink loss: behind 20 % loss, the server asks the simulcast publisher for
 });
 
 /** The last onNetworkQuality the demo page logged for `user` ("(local)" for its own): level names up and down. */
-async function networkQuality(page: Page, user: string): Promise<{ up: string; down: string }> {
-  const log = (await page.textContent('#log')) ?? '';
-  const lines = [...log.matchAll(/onNetworkQuality user=(\S+) up=(\w+) down=(\w+)/g)].filter((m) => m[1] === user);
-  const last = lines.at(-1);
-  return { up: last?.[2] ?? 'none', down: last?.[3] ?? 'none' };
+/**
+ * The latest onNetworkQuality the page logged for `user` (logged when it changes; the server
+ * reports every 3 s), once `accept` takes it or after `timeoutMs`.
+ */
+async function networkQuality(
+  page: Page,
+  user: string,
+  accept: (quality: { up: string; down: string }) => boolean,
+  timeoutMs = 10_000,
+): Promise<{ up: string; down: string }> {
+  for (const deadline = Date.now() + timeoutMs; ; await new Promise((resolve) => setTimeout(resolve, 500))) {
+    const log = (await page.textContent('#log')) ?? '';
+    const last = [...log.matchAll(/onNetworkQuality user=(\S+) up=(\w+) down=(\w+)/g)].filter((m) => m[1] === user).at(-1);
+    const quality = { up: last?.[2] ?? 'none', down: last?.[3] ?? 'none' };
+    if (accept(quality) || Date.now() > deadline) return quality;
+  }
 }
 
 /** The audio formats of each of a page's open peer connections, in order, as its local and remote descriptions list them ("red/48000/2"). */
@@ -343,11 +354,14 @@ test('audio over lossy links: at 30 % and 50 % random loss each way on both side
       (q) => StreamQualityLevel[q.level!],
     );
     // And the server sees the links the same: the player hears of its own downlink and of the publisher's uplink.
-    const [own, publisherLink] = [await networkQuality(player, '(local)'), await networkQuality(player, 'pub')];
+    const badOrDie = ['Bad', 'Die'];
+    const [own, publisherLink] = [
+      await networkQuality(player, '(local)', (q) => badOrDie.includes(q.down)),
+      await networkQuality(player, 'pub', (q) => badOrDie.includes(q.up)),
+    ];
     console.log(
       `# quality levels at ${loss * 100} % loss: player ${playerLevel}, publisher ${publisherLevel}; the server's: player down ${own.down}, publisher up ${publisherLink.up}`,
     );
-    const badOrDie = ['Bad', 'Die'];
     assert.ok(
       badOrDie.includes(own.down) && badOrDie.includes(publisherLink.up),
       `network quality: ${JSON.stringify({ own, publisherLink })}`,
