@@ -20,8 +20,8 @@ export interface CaptureState {
 export type Devices = Omit<StreamDevices, 'streamID'>;
 
 export class CaptureControls {
-  private microphoneMuted = false;
-  private speakerMuted = false;
+  /** What holds for every channel. */
+  private readonly everywhere = { microphoneMuted: false, speakerMuted: false };
   private readonly channels = new Map<number, { camera: boolean; videoMuted: boolean; audioMuted: boolean }>();
 
   private channel(channel: number): { camera: boolean; videoMuted: boolean; audioMuted: boolean } {
@@ -44,33 +44,29 @@ export class CaptureControls {
   }
 
   muteMicrophone(mute: boolean): boolean {
-    if (mute === this.microphoneMuted) return false;
-    this.microphoneMuted = mute;
-    return true;
+    return this.set(this.everywhere, 'microphoneMuted', mute);
   }
 
   get isMicrophoneMuted(): boolean {
-    return this.microphoneMuted;
+    return this.everywhere.microphoneMuted;
   }
 
   muteSpeaker(mute: boolean): boolean {
-    if (mute === this.speakerMuted) return false;
-    this.speakerMuted = mute;
-    return true;
+    return this.set(this.everywhere, 'speakerMuted', mute);
   }
 
   get isSpeakerMuted(): boolean {
-    return this.speakerMuted;
+    return this.everywhere.speakerMuted;
   }
 
-  /** The channels whose state is not the default (for changes that concern all of them). */
+  /** The channels any control was used on (for changes that concern all of them). */
   get knownChannels(): number[] {
     return [...this.channels.keys()];
   }
 
   state(channel: number): CaptureState {
     const { camera, videoMuted, audioMuted } = this.channel(channel);
-    return { camera, microphone: !this.microphoneMuted, sendVideo: camera && !videoMuted, sendAudio: !audioMuted };
+    return { camera, microphone: !this.everywhere.microphoneMuted, sendVideo: camera && !videoMuted, sendAudio: !audioMuted };
   }
 
   /** What players are told: the camera Disable when off and Mute when not sent, the microphone Mute when muted or not sent, the speaker Mute when muted. */
@@ -78,12 +74,12 @@ export class CaptureControls {
     const { camera, videoMuted, audioMuted } = this.channel(channel);
     return {
       camera: !camera ? RemoteDeviceState.Disable : videoMuted ? RemoteDeviceState.Mute : RemoteDeviceState.Open,
-      microphone: this.microphoneMuted || audioMuted ? RemoteDeviceState.Mute : RemoteDeviceState.Open,
-      speaker: this.speakerMuted ? RemoteDeviceState.Mute : RemoteDeviceState.Open,
+      microphone: this.everywhere.microphoneMuted || audioMuted ? RemoteDeviceState.Mute : RemoteDeviceState.Open,
+      speaker: this.everywhere.speakerMuted ? RemoteDeviceState.Mute : RemoteDeviceState.Open,
     };
   }
 
-  private set<K extends 'camera' | 'videoMuted' | 'audioMuted'>(state: Record<K, boolean>, key: K, value: boolean): boolean {
+  private set<K extends string>(state: Record<K, boolean>, key: K, value: boolean): boolean {
     if (state[key] === value) return false;
     state[key] = value;
     return true;

@@ -335,7 +335,7 @@ export class ParleyEngine {
     return this.controls.isSpeakerMuted;
   }
 
-  /** The playback volume of a played stream, 0–200 (%, 100 as received); 1004002 if not playing it, 1000015 out of range. */
+  /** The playback volume of a played stream, 0–200 (%, 100 as received); 1004002 if not playing it, 1000096 out of range. */
   setPlayVolume(streamID: string, volume: number): number {
     requireType(streamID, 'string', 'streamID');
     requireType(volume, 'number', 'volume');

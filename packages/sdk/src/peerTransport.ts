@@ -11,6 +11,13 @@ export interface OfferingPeer<Description> {
   getStats(): Promise<{ forEach(callback: (entry: StatsEntry) => void): void }>;
 }
 
+/** The peer connection's states that matter here (the others are on the way to one of them). */
+const FOLLOWED_STATES: Record<string, TransportState | 'closed' | undefined> = {
+  connected: 'connected',
+  failed: 'failed',
+  closed: 'closed',
+};
+
 /**
  * One peer connection as a MediaTransport: the offer (after `prepare` adds transceivers and
  * gathering completes), the answer, ICE restarts, and a connection state that late listeners
@@ -38,21 +45,24 @@ export abstract class PeerTransport<Description> implements MediaTransport {
 
   async createOffer(): Promise<string> {
     await this.prepare();
-    const offer = await this.pc.createOffer();
-    const sdp = (offer as { sdp: string }).sdp;
-    const shaped = this.shapeOffer(sdp);
-    await this.pc.setLocalDescription(shaped === sdp ? offer : ({ type: 'offer', sdp: shaped } as Description));
-    await this.gatheringComplete();
-    return this.pc.localDescription!.sdp;
+    return this.offer();
   }
 
   async applyAnswer(sdp: string): Promise<void> {
     await this.pc.setRemoteDescription({ type: 'answer', sdp });
   }
 
-  async restartIce(): Promise<string> {
+  restartIce(): Promise<string> {
     this.pc.restartIce();
-    await this.pc.setLocalDescription(await this.pc.createOffer());
+    return this.offer();
+  }
+
+  /** A complete offer (shaped, set as the local description, all candidates gathered). */
+  private async offer(): Promise<string> {
+    const offer = await this.pc.createOffer();
+    const sdp = (offer as { sdp: string }).sdp;
+    const shaped = this.shapeOffer(sdp);
+    await this.pc.setLocalDescription(shaped === sdp ? offer : ({ type: 'offer', sdp: shaped } as Description));
     await this.gatheringComplete();
     return this.pc.localDescription!.sdp;
   }
@@ -83,14 +93,7 @@ export abstract class PeerTransport<Description> implements MediaTransport {
    */
   protected connectionStateChanged(connectionState: string): void {
     if (this.state === 'closed') return;
-    const state =
-      connectionState === 'connected'
-        ? 'connected'
-        : connectionState === 'failed'
-          ? 'failed'
-          : connectionState === 'closed'
-            ? 'closed'
-            : undefined;
+    const state = FOLLOWED_STATES[connectionState];
     if (!state || this.state === state) return;
     this.state = state;
     for (const listener of this.listeners) listener(state === 'closed' ? 'failed' : state);

@@ -63,20 +63,18 @@ export const RECORD_MEDIA = `
       return pc;
     };
     window.RTCPeerConnection.prototype = Native.prototype;
+    const record = (method, streams) => {
+      const original = navigator.mediaDevices[method].bind(navigator.mediaDevices);
+      navigator.mediaDevices[method] = async (constraints) => {
+        const stream = await original(constraints);
+        streams.push(stream);
+        return stream;
+      };
+    };
     window.__captures = [];
-    const getUserMedia = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
-    navigator.mediaDevices.getUserMedia = async (constraints) => {
-      const stream = await getUserMedia(constraints);
-      window.__captures.push(stream);
-      return stream;
-    };
     window.__screens = [];
-    const getDisplayMedia = navigator.mediaDevices.getDisplayMedia.bind(navigator.mediaDevices);
-    navigator.mediaDevices.getDisplayMedia = async (constraints) => {
-      const stream = await getDisplayMedia(constraints);
-      window.__screens.push(stream);
-      return stream;
-    };
+    record('getUserMedia', window.__captures);
+    record('getDisplayMedia', window.__screens);
   })();
 `;
 

@@ -65,6 +65,8 @@ class BrowserPublishTransport extends BrowserTransport {
   simulcastCapture: { width: number; height: number } | undefined;
   /** Changes of the video sender's parameters, one at a time: parameters read while another change is pending are stale. */
   private parameterChanges = Promise.resolve();
+  /** setAudioConfig's config when this transport was set up, negotiated in its offer. */
+  private audioConfig: AudioConfig | undefined;
 
   constructor(
     readonly channel: number,
@@ -101,9 +103,6 @@ class BrowserPublishTransport extends BrowserTransport {
     // Without a config of the app's, the browser's own choice (Chromium: 32 kbit/s mono Opus, plus RED).
     if (audioConfig) await this.encodeAudio(audioConfig);
   }
-
-  /** setAudioConfig's config when this transport was set up, negotiated in its offer. */
-  private audioConfig: AudioConfig | undefined;
 
   protected override shapeOffer(sdp: string): string {
     return this.audioConfig ? withOpusConfig(sdp, this.audioConfig) : sdp;
@@ -390,6 +389,19 @@ export class BrowserMedia implements MediaBackend {
     navigator.mediaDevices?.addEventListener('devicechange', this.onDevicesChange);
   }
 
+  /** The publish transports of a channel. */
+  private publishing(channel: number): BrowserPublishTransport[] {
+    return [...this.transports].filter((t): t is BrowserPublishTransport => t instanceof BrowserPublishTransport && t.channel === channel);
+  }
+
+  private get players(): BrowserPlayTransport[] {
+    return [...this.transports].filter((t): t is BrowserPlayTransport => t instanceof BrowserPlayTransport);
+  }
+
+  private mirror(view: HTMLVideoElement): void {
+    view.style.transform = this.previewMirrored ? 'scaleX(-1)' : '';
+  }
+
   private stateOf(channel: number): CaptureState {
     return this.states.get(channel) ?? { camera: true, microphone: true, sendVideo: true, sendAudio: true };
   }
@@ -402,9 +414,7 @@ export class BrowserMedia implements MediaBackend {
 
   applyAudioConfig(channel: number, config: AudioConfig): void {
     this.audioConfigs.set(channel, config);
-    for (const transport of this.transports) {
-      if (transport instanceof BrowserPublishTransport && transport.channel === channel) void transport.encodeAudio(config);
-    }
+    for (const transport of this.publishing(channel)) void transport.encodeAudio(config);
   }
 
   applyVideoConfig(channel: number, config: VideoConfig): void {
@@ -413,9 +423,7 @@ export class BrowserMedia implements MediaBackend {
       const stream = await this.captures.get(channel)?.catch(() => undefined);
       if (!stream || this.videoConfigs.get(channel) !== config) return;
       const [video] = stream.getVideoTracks();
-      const publishing = [...this.transports].filter(
-        (t): t is BrowserPublishTransport => t instanceof BrowserPublishTransport && t.channel === channel,
-      );
+      const publishing = this.publishing(channel);
       const floor = publishing.find((t) => t.simulcastCapture)?.simulcastCapture;
       const capture =
         floor && floor.height > config.captureHeight ? { ...config, captureWidth: floor.width, captureHeight: floor.height } : config;
@@ -461,7 +469,7 @@ export class BrowserMedia implements MediaBackend {
 
   mirrorPreview(mirrored: boolean): void {
     this.previewMirrored = mirrored;
-    for (const view of this.previews.values()) if (view) view.style.transform = mirrored ? 'scaleX(-1)' : '';
+    for (const view of this.previews.values()) if (view) this.mirror(view);
   }
 
   /** Chromium does not change a live track's processing: a new microphone track takes the old one's place. */
@@ -498,10 +506,7 @@ export class BrowserMedia implements MediaBackend {
       track.enabled = old.enabled;
       stream.removeTrack(old);
       stream.addTrack(track);
-      for (const transport of this.transports) {
-        if (transport instanceof BrowserPublishTransport && transport.channel === channel)
-          await transport.send(stream, this.stateOf(channel));
-      }
+      for (const transport of this.publishing(channel)) await transport.send(stream, this.stateOf(channel));
       old.stop();
       return 0;
     });
@@ -522,7 +527,7 @@ export class BrowserMedia implements MediaBackend {
     }
     this.chosenDevices.set(kind, deviceID);
     if (kind === 'audiooutput') {
-      for (const transport of this.transports) if (transport instanceof BrowserPlayTransport) await transport.playOn(deviceID);
+      for (const player of this.players) await player.playOn(deviceID);
       return 0;
     }
     const results = await Promise.all([...this.captures.keys()].map((c) => this.replaceTrack(c, 'audio')));
@@ -544,14 +549,14 @@ export class BrowserMedia implements MediaBackend {
       } else if (this.chosenDevices.get(change.kind) === gone) {
         this.chosenDevices.delete(change.kind);
         if (change.kind === 'audioinput') for (const channel of this.captures.keys()) void this.replaceTrack(channel, 'audio');
-        else for (const transport of this.transports) if (transport instanceof BrowserPlayTransport) void transport.playOn('');
+        else for (const player of this.players) void player.playOn('');
       }
     }
   }
 
   muteSpeaker(muted: boolean): void {
     this.speakerMuted = muted;
-    for (const transport of this.transports) if (transport instanceof BrowserPlayTransport) transport.applyVolume();
+    for (const player of this.players) player.applyVolume();
   }
 
   applyCapture(channel: number, state: CaptureState): void {
@@ -560,9 +565,7 @@ export class BrowserMedia implements MediaBackend {
       const stream = await this.captures.get(channel)?.catch(() => undefined);
       if (!stream || this.states.get(channel) !== state) return; // not capturing (the state applies when it starts), or changed again
       await this.applyTo(stream, state, channel);
-      for (const transport of this.transports) {
-        if (transport instanceof BrowserPublishTransport && transport.channel === channel) await transport.send(stream, state);
-      }
+      for (const transport of this.publishing(channel)) await transport.send(stream, state);
     });
   }
 
@@ -630,7 +633,7 @@ export class BrowserMedia implements MediaBackend {
       const view = videoElement(canvas);
       if (view) {
         attach(view, stream, true); // never play your own microphone back
-        view.style.transform = this.previewMirrored ? 'scaleX(-1)' : '';
+        this.mirror(view);
       }
       this.previews.set(channel, view);
       return 0;
@@ -647,8 +650,7 @@ export class BrowserMedia implements MediaBackend {
   }
 
   private releaseIfUnused(channel: number): void {
-    const publishing = [...this.transports].some((t) => t instanceof BrowserPublishTransport && t.channel === channel);
-    if (!publishing && !this.previews.has(channel) && !this.screens.has(channel)) this.release(channel);
+    if (this.publishing(channel).length === 0 && !this.previews.has(channel) && !this.screens.has(channel)) this.release(channel);
   }
 
   private release(channel: number): void {

@@ -172,17 +172,17 @@ export class DownlinkAllocator {
     return true;
   }
 
+  /** The share of packets the player's link loses, from its transport-wide feedback. */
+  get lossFraction(): number {
+    return this.estimator.lossFraction;
+  }
+
   /**
    * How many copies of a packet to send in answer to a NACK. Chromium's receive-only players know
    * no round-trip time and repeat a NACK only every 100 ms, so on a lossy link each lost copy
    * costs a visible freeze (a frame late by over 150 ms); with two, a repair fails at the square
    * of the loss rate (10 % loss: 1 %), for a few percent more bits.
    */
-  /** The share of packets the player's link loses, from its transport-wide feedback. */
-  get lossFraction(): number {
-    return this.estimator.lossFraction;
-  }
-
   retransmissionCopies(): number {
     return this.estimator.lossFraction > LOSSY_LINK_FRACTION ? 2 : 1;
   }

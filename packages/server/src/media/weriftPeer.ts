@@ -116,8 +116,8 @@ export abstract class WeriftPeer<Events extends EndpointEvents & Record<keyof Ev
   /** Since connected: whether media still arrives. */
   private liveness: LivenessJudge | undefined;
   private livenessTimer: NodeJS.Timeout | undefined;
-  /** The ICE restart being applied, if any: the next waits for it. */
-  private restarting: Promise<unknown> = Promise.resolve();
+  /** ICE restarts are applied one at a time: the next waits for this one. */
+  private restartQueue: Promise<unknown> = Promise.resolve();
 
   protected constructor(
     protected readonly options: PeerOptions,
@@ -207,8 +207,8 @@ export abstract class WeriftPeer<Events extends EndpointEvents & Record<keyof Ev
    * carry on once a new pair is chosen. The answer is the first one with our new credentials.
    */
   restartIce(offer: string): Promise<string> {
-    const restart = this.restarting.catch(() => undefined).then(() => this.applyIceRestart(offer));
-    this.restarting = restart;
+    const restart = this.restartQueue.catch(() => undefined).then(() => this.applyIceRestart(offer));
+    this.restartQueue = restart;
     return restart;
   }
 

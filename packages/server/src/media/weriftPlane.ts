@@ -4,6 +4,7 @@
  * for that player. Keyframe requests travel from players back to the publisher's layer; NACKs
  * are answered from what each player was sent.
  */
+import { DEFAULT_MEDIA_STALL_MS } from '@parley/protocol';
 import { WeriftPublisher } from './weriftPublisher.js';
 import type { PeerOptions } from './weriftPeer.js';
 import { emptyMediaStats, type MediaPlane, type MediaPublisher, type MediaStats } from './types.js';
@@ -24,7 +25,7 @@ export class WeriftMediaPlane implements MediaPlane {
   private readonly publishers = new Set<WeriftPublisher>();
 
   constructor(options: WeriftPlaneOptions) {
-    this.peerOptions = { connectTimeoutMs: 15_000, mediaStallMs: 3_000, ...options, stats: this.stats };
+    this.peerOptions = { connectTimeoutMs: 15_000, mediaStallMs: DEFAULT_MEDIA_STALL_MS, ...options, stats: this.stats };
   }
 
   async publish(offer: string): Promise<MediaPublisher> {
