@@ -221,21 +221,36 @@ test('downlink adaptation: two players of a simulcast publisher, one capped at 5
 });
 
 test('downlink loss: at 10 % and at 30 % random loss the player keeps decoding beside a clean one, NACK and RTX keeping up', async (t) => {
-  const { hosts, pages } = await downlinkCall(t, 2);
+  const { hosts, pages, server } = await downlinkCall(t, 2);
   const [clean, lossy] = pages as [Page, Page];
+  // What the server did to repair the link, printed beside the result: a freeze's cause in a failed run.
+  const repairMetrics = {
+    nacks: 'parley_media_nacks_received_total',
+    resent: 'parley_media_retransmitted_packets_total',
+    refused: 'parley_media_retransmissions_refused_total',
+    keyframeRequests: 'parley_media_keyframe_requests_received_total',
+  };
+  const repairs = async (): Promise<Record<string, number>> =>
+    Object.fromEntries(await Promise.all(Object.entries(repairMetrics).map(async ([key, name]) => [key, await metric(server, name)])));
   for (const page of pages) await remoteVideoSize(page, 'stream_pub');
   // Floors well under what is measured (see the README's network table): the bench compares with a direct call.
   const minShare = { 0.1: 0.7, 0.3: 0.5 };
   for (const loss of [0.1, 0.3] as const) {
     hosts[1]!.shapeDownlink({ loss });
+    const repairsBefore = await repairs();
     const [cleanSamples, lossySamples] = (await sampleEvery([clean, lossy], 20_000, 1000)) as [VideoSample[], VideoSample[]];
+    const repairsAfter = await repairs();
     const cleanFps = decodeRate(cleanSamples[0]!, cleanSamples.at(-1)!);
     const first = lossySamples[0]!;
     const last = lossySamples.at(-1)!;
     const fps = decodeRate(first, last);
     const perMinute = ((last.totalFreezesDuration - first.totalFreezesDuration) * 60_000) / (last.at - first.at);
     console.log(
-      `# ${loss * 100} % downlink loss: ${fps.toFixed(1)} frames/s (clean player ${cleanFps.toFixed(1)}), ${last.freezeCount - first.freezeCount} freezes, ${perMinute.toFixed(1)} s/min frozen, widths ${widths(lossySamples)}`,
+      `# ${loss * 100} % downlink loss: ${fps.toFixed(1)} frames/s (clean player ${cleanFps.toFixed(1)}), ${last.freezeCount - first.freezeCount} freezes, ${perMinute.toFixed(1)} s/min frozen, widths ${widths(lossySamples)}; ${Object.keys(
+        repairMetrics,
+      )
+        .map((key) => `${key} ${repairsAfter[key]! - repairsBefore[key]!}`)
+        .join(', ')}`,
     );
     assert.ok(fps >= minShare[loss] * cleanFps, `${loss * 100} % loss: ${fps.toFixed(1)} frames/s against ${cleanFps.toFixed(1)} clean`);
     assert.ok(perMinute <= 10, `${loss * 100} % loss: ${perMinute.toFixed(1)} s/min frozen`);

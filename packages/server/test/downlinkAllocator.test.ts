@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DownlinkAllocator, type LayerRate } from '../src/media/downlinkAllocator.js';
+import { ALL_TEMPORAL_LAYERS } from '../src/media/videoRewriter.js';
 import { SimulatedClock } from '@parley/testkit';
 import type { PacketResult } from '../src/media/bandwidthEstimator.js';
 
@@ -158,23 +159,51 @@ test('the smallest layer that does not fit drops temporal layers; the view caps 
   assert.deepEqual(roomy.allocate(1, 0, temporal, 1000), { spatial: 1, temporal: 3 }, '...for a second: up');
 });
 
-test('retransmissions get what the estimate leaves beside the media, at least a quarter of it, in bursts of at most 100 ms', () => {
+test('retransmissions get what the delay-based estimate leaves beside the media, at least a quarter of the estimate, in bursts of at most 500 ms', () => {
   const clock = new SimulatedClock();
   const allocator = new DownlinkAllocator({ clock, sendPadding: () => 0, initialBps: 1_000_000 });
-  // 900 kbit/s of media over the last second leaves 100 kbit/s; the floor is 250 kbit/s: 31,250 bytes/s, 3,125 per 100 ms.
+  // 900 kbit/s of media over the last second leaves 100 kbit/s; the floor is 250 kbit/s: 31,250 bytes/s, 15,625 per 500 ms.
   for (let ms = 0; ms < 1000; ms += 10) allocator.onPacketSent('video', ms / 10, 1125, ms);
   let allowed = 0;
-  while (allocator.allowRetransmission(1000, 1000)) allowed++;
-  assert.equal(allowed, 3, 'one burst');
+  while (allocator.takeRetransmission(1000, 1000) > 0) allowed++;
+  assert.equal(allowed, 3, 'the first burst: 3000 bytes');
   let later = 0;
   for (let ms = 1010; ms <= 2000; ms += 10) {
     allocator.onPacketSent('video', ms / 10, 1125, ms);
-    while (allocator.allowRetransmission(1000, ms)) later++;
+    while (allocator.takeRetransmission(1000, ms) > 0) later++;
   }
   assert.ok(later >= 28 && later <= 34, `${later} kB over the next second`);
+  for (let ms = 2010; ms <= 3000; ms += 10) allocator.onPacketSent('video', ms / 10, 1125, ms);
+  let burst = 0;
+  while (allocator.takeRetransmission(1000, 3000) > 0) burst++;
+  assert.equal(burst, 15, 'a burst after a second without retransmissions');
 });
 
-test('on a link that loses packets at random, each retransmission goes twice; on a clean link once', () => {
-  assert.equal(simulate(5000, () => 10_000_000).allocator.retransmissionCopies(), 1);
-  assert.equal(simulate(5000, () => 10_000_000, 0.05).allocator.retransmissionCopies(), 2);
+test('on a link that loses packets at random, each retransmission goes twice while the budget has room for two, then once', () => {
+  const copiesUntilSpent = (allocator: DownlinkAllocator): number[] => {
+    const copies: number[] = [];
+    while (copies.at(-1) !== 0) copies.push(allocator.takeRetransmission(1000, 5000));
+    return copies;
+  };
+  const clean = copiesUntilSpent(simulate(5000, () => 10_000_000).allocator);
+  assert.ok(clean.slice(0, -1).every((c) => c === 1) && clean.length > 2, `clean: ${clean}`);
+  const lossy = simulate(5000, () => 10_000_000, 0.05).allocator;
+  // The first burst holds 3000 bytes: two copies, one (the last 1000 bytes), none.
+  const copies = copiesUntilSpent(lossy);
+  assert.deepEqual(copies.slice(-2), [1, 0], `lossy: ${copies}`);
+  assert.ok(copies.slice(0, -2).every((c) => c === 2) && copies.length > 2, `lossy: ${copies}`);
+});
+
+test("what a player asks for again counts in its layer's cost: the layer moves down until its repairs fit", () => {
+  const clock = new SimulatedClock();
+  const allocator = new DownlinkAllocator({ clock, sendPadding: () => 0, initialBps: 1_000_000 });
+  const rates: LayerRate[] = [150_000, 350_000, 800_000].map((bps) => ({ bitrateBps: () => bps, temporalLayers: 1 }));
+  assert.deepEqual(allocator.allocate(2, 2, rates, 0), { spatial: 2, temporal: ALL_TEMPORAL_LAYERS }, 'the top layer fits');
+  // A second of 800 kbit/s of video, and NACKs for half of it.
+  for (let ms = 0; ms < 1000; ms += 10) {
+    allocator.onPacketSent('video', 2 * (ms / 10), 1000, ms);
+    assert.equal(allocator.takeRetransmission(500, ms), 1);
+    allocator.onPacketSent('retransmission', 2 * (ms / 10) + 1, 500, ms);
+  }
+  assert.equal(allocator.allocate(2, 2, rates, 1000).spatial, 1, '800 kbit/s and 400 of repairs do not fit in 1 Mbit/s');
 });

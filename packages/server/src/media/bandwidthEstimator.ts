@@ -200,6 +200,11 @@ export class BandwidthEstimator {
     this.lossBased.update(nowMs, rttMs);
   }
 
+  /** What the link carries as its queues show it (delay gradient): random loss does not lower it, congestion does. */
+  get delayBasedBps(): number {
+    return clamp(this.delayBased.estimateBps, this.minBps, this.maxBps);
+  }
+
   get estimateBps(): number {
     return clamp(Math.min(this.delayBased.estimateBps, this.lossBased.estimateBps), this.minBps, this.maxBps);
   }

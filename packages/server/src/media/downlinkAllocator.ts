@@ -10,8 +10,11 @@
  *    pads the stream up to the next layer's rate (copies of recent packets, sent as RTX), in
  *    clusters whose arrival rate the estimator measures; overuse or a deadline ends a probe,
  *    and failed probes back off;
- *  - lets retransmissions use what the estimate leaves beside the media, and at least a share
- *    of it, through a token bucket, so that NACKs on a congested link cannot bury it.
+ *  - lets retransmissions use what the delay-based estimate leaves beside the media, and at
+ *    least a share of the estimate, through a token bucket, so that NACKs on a congested link
+ *    cannot bury it; random loss lowers the loss-based estimate but not the delay-based one, and
+ *    a budget held to the former starves the repairs a lossy link needs most. What the player
+ *    asks for counts in the cost of its layer, so that its layer moves down until its repairs fit.
  */
 import { BandwidthEstimator, type PacketResult } from './bandwidthEstimator.js';
 import { realClock, type Clock } from '@parley/protocol/rtp';
@@ -83,10 +86,10 @@ const PROBE_SUCCESS_PAUSE_MS = 1000;
 const LOSSY_LINK_FRACTION = 0.02;
 /** Above this share, audio packets repeat three earlier frames: a frame is then lost only with four packets in a row. */
 const VERY_LOSSY_LINK_FRACTION = 0.2;
-/** Retransmissions get what the estimate leaves beside the media, and never less than this share of it. */
+/** Retransmissions get what the delay-based estimate leaves beside the media, and never less than this share of the estimate. */
 const RETRANSMISSION_MIN_SHARE = 0.25;
-/** The retransmission bucket holds this much of its rate: a burst of NACKs is answered, a flood is not. */
-const RETRANSMISSION_BURST_MS = 100;
+/** The retransmission bucket holds this much of its rate: a keyframe's repairs are answered at once, a flood is not. */
+const RETRANSMISSION_BURST_MS = 500;
 const MIN_RETRANSMISSION_BURST_BYTES = 3000;
 /** An unknown layer's rate is guessed as the rate of the one below times this (twice the size each side). */
 const UNKNOWN_LAYER_RATE_FACTOR = 3;
@@ -110,6 +113,8 @@ export class DownlinkAllocator {
   private readonly audioRate = new RateMeter();
   private readonly videoRate = new RateMeter();
   private readonly retransmissionRate = new RateMeter();
+  /** What the player's NACKs asked to be sent again, sent or not. */
+  private readonly retransmissionDemand = new RateMeter();
   private probe: ProbeState = { kind: 'idle', nextProbeAtMs: 0, backoffMs: PROBE_BACKOFF_MS };
   private nextClusterId = 0;
   private readonly clock: Clock;
@@ -156,35 +161,34 @@ export class DownlinkAllocator {
     this.estimator.onFeedback(results, nowMs);
   }
 
-  /** Whether a retransmission of `sizeBytes` fits in the budget now; if so, it is taken from it. */
-  allowRetransmission(sizeBytes: number, nowMs: number): boolean {
+  /**
+   * How many copies of a packet of `sizeBytes` that the player asked for to send again now, taken
+   * from the retransmission budget: two on a lossy link, as the budget allows. Chromium's
+   * receive-only players know no round-trip time and repeat a NACK only every 100 ms, so on a
+   * lossy link each lost copy costs a visible freeze (a frame late by over 150 ms); with two, a
+   * repair fails at the square of the loss rate (10 % loss: 1 %), for a few percent more bits.
+   * One copy when only one fits, none when none does.
+   */
+  takeRetransmission(sizeBytes: number, nowMs: number): number {
+    const wanted = this.estimator.lossFraction > LOSSY_LINK_FRACTION ? 2 : 1;
+    this.retransmissionDemand.add(wanted * sizeBytes, nowMs);
     const estimate = this.estimator.estimateBps;
     const mediaBps = this.audioRate.bps(nowMs) + this.videoRate.bps(nowMs);
-    const rateBps = Math.max(estimate - mediaBps, RETRANSMISSION_MIN_SHARE * estimate);
+    const rateBps = Math.max(this.estimator.delayBasedBps - mediaBps, RETRANSMISSION_MIN_SHARE * estimate);
     const capacity = Math.max(MIN_RETRANSMISSION_BURST_BYTES, (rateBps / 8) * (RETRANSMISSION_BURST_MS / 1000));
     if (this.retransmissionRefilledAtMs >= 0) {
       this.retransmissionTokens += ((rateBps / 8) * (nowMs - this.retransmissionRefilledAtMs)) / 1000;
     }
     this.retransmissionRefilledAtMs = nowMs;
     this.retransmissionTokens = Math.min(this.retransmissionTokens, capacity);
-    if (this.retransmissionTokens < sizeBytes) return false;
-    this.retransmissionTokens -= sizeBytes;
-    return true;
+    const copies = Math.min(wanted, Math.floor(this.retransmissionTokens / sizeBytes));
+    this.retransmissionTokens -= copies * sizeBytes;
+    return copies;
   }
 
   /** The share of packets the player's link loses, from its transport-wide feedback. */
   get lossFraction(): number {
     return this.estimator.lossFraction;
-  }
-
-  /**
-   * How many copies of a packet to send in answer to a NACK. Chromium's receive-only players know
-   * no round-trip time and repeat a NACK only every 100 ms, so on a lossy link each lost copy
-   * costs a visible freeze (a frame late by over 150 ms); with two, a repair fails at the square
-   * of the loss rate (10 % loss: 1 %), for a few percent more bits.
-   */
-  retransmissionCopies(): number {
-    return this.estimator.lossFraction > LOSSY_LINK_FRACTION ? 2 : 1;
   }
 
   /**
@@ -205,8 +209,10 @@ export class DownlinkAllocator {
   allocate(cap: number, current: number, layers: readonly LayerRate[], nowMs: number): Allocation {
     const audioBps = this.audioRate.bps(nowMs);
     const available = this.estimator.estimateBps - audioBps;
-    // A layer costs its rate plus the retransmissions it needs on this link: in proportion, as now.
-    const overhead = 1 + Math.min(this.retransmissionRate.bps(nowMs) / Math.max(this.videoRate.bps(nowMs), 1), MAX_RETRANSMISSION_OVERHEAD);
+    // A layer costs its rate plus the retransmissions it needs on this link: in proportion to what
+    // the player asks for now (what the budget refused included, or a starved repair would look cheap).
+    const overhead =
+      1 + Math.min(this.retransmissionDemand.bps(nowMs) / Math.max(this.videoRate.bps(nowMs), 1), MAX_RETRANSMISSION_OVERHEAD);
     const cost = (layer: number, maxTemporal?: number): number => layerRate(layers, layer, nowMs, maxTemporal) * overhead;
     const top = Math.min(cap, layers.length - 1);
     let spatial = Math.min(current, top);

@@ -94,6 +94,8 @@ export interface MediaStats {
   nacksSent: number;
   /** RTP packets sent again to players in answer to their NACKs. */
   retransmissionsSent: number;
+  /** Packets asked for by players and not sent again: the link's retransmission budget was spent. */
+  retransmissionsRefused: number;
   /** Audio packets relayed to players as RED (RFC 2198), the publisher's or with more redundancy for a lossy link. */
   redPacketsSent: number;
   /** Audio frames lost on a publisher's uplink and taken from the redundancy of a later RED packet. */
@@ -118,6 +120,7 @@ export const emptyMediaStats = (): MediaStats => ({
   audioFramesRecovered: 0,
   nacksSent: 0,
   retransmissionsSent: 0,
+  retransmissionsRefused: 0,
   mediaStalls: 0,
   keyFrameRequestsReceived: 0,
   keyFrameRequestsSent: 0,

@@ -386,8 +386,11 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
       const slot = this.sent[kind][sequenceNumber % SENT_HISTORY[kind]]!;
       if (slot.sequenceNumber !== sequenceNumber || !slot.source) continue;
       if (slot.resends >= MAX_RESENDS || (slot.resends > 0 && now - slot.sentAtMs < RESEND_INTERVAL_MS)) continue;
-      const copies = this.allocator?.retransmissionCopies() ?? 1;
-      if (this.allocator && !this.allocator.allowRetransmission(copies * (slot.source.payload.length + RTX_OVERHEAD_BYTES), now)) continue;
+      const copies = this.allocator?.takeRetransmission(slot.source.payload.length + RTX_OVERHEAD_BYTES, now) ?? 1;
+      if (copies === 0) {
+        this.stats.retransmissionsRefused++;
+        continue;
+      }
       slot.resends++;
       slot.sentAtMs = now;
       for (let i = 0; i < copies; i++) this.sendCopy(kind, slot, 'retransmission', now);

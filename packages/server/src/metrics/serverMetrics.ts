@@ -103,6 +103,11 @@ export class ServerMetrics {
       () => media.retransmissionsSent,
     );
     total(
+      'parley_media_retransmissions_refused_total',
+      "Packets asked for by players and not sent again: the player's link had spent its retransmission budget.",
+      () => media.retransmissionsRefused,
+    );
+    total(
       'parley_media_stalls_total',
       'Silences on connected media transports (nothing received for the stall time): their clients are told to restart ICE.',
       () => media.mediaStalls,
