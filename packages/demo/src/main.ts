@@ -275,6 +275,7 @@ joinButton.onclick = () => {
   current.muteSpeaker($('speaker').getAttribute('aria-pressed') !== 'true');
   applyPreset();
   applyAudioPreset();
+  if (field('captureVolume').value !== '100') applyCaptureVolume();
   current.enableAEC(checked('aec'));
   current.setVideoMirrorMode(checked('mirror') ? VideoMirrorMode.OnlyPreviewMirror : VideoMirrorMode.NoMirror);
   current.startPreview({ view: $<HTMLVideoElement>('local') });
@@ -318,6 +319,13 @@ function applyAudioPreset(): void {
   if (value !== '' && engine) log(`setAudioConfig preset=${value} code=${engine.setAudioConfig(Number(value) as AudioConfigPreset)}`);
 }
 field('audioPreset').onchange = applyAudioPreset;
+
+/** setCaptureVolume from the slider (0–200 %). */
+function applyCaptureVolume(): void {
+  const volume = Number(field('captureVolume').value);
+  if (engine) log(`setCaptureVolume ${volume} code=${engine.setCaptureVolume(volume)}`);
+}
+field('captureVolume').oninput = applyCaptureVolume;
 
 /** Screen sharing: the auxiliary channel publishes `<streamID>_screen` beside the camera. */
 const shareButton = $<HTMLButtonElement>('share');

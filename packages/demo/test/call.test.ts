@@ -12,6 +12,7 @@ import {
   VideoCodecID,
   VideoConfigPreset,
   AudioConfigPreset,
+  UpdateType,
 } from '@parley/sdk';
 import {
   speechClip,
@@ -156,7 +157,7 @@ test('browser calls', async (t) => {
   );
 
   await t.test(
-    'camera and microphone off and on: the player is told in order, its frames and audio energy stop and resume on the same peer connection; a late joiner gets the state',
+    'camera and microphone off and on, the capture volume: the player is told in order, its frames and audio energy stop and resume on the same peer connection; a late joiner gets the state',
     async () => {
       const alice = await openDemo(server.httpUrl, chromium.browser, 'alice', { roomID: 'devices' });
       const bob = await openDemo(server.httpUrl, chromium.browser, 'bob', { roomID: 'devices', publish: false });
@@ -199,6 +200,19 @@ test('browser calls', async (t) => {
       await alice.click('#microphone');
       await waitLines(bob, 7);
       const micOn = await growth();
+      // The microphone's volume as sent: silent at 0, quieter at 25 % (energy goes with its square), as before at 100.
+      const captureVolume = async (volume: number): Promise<{ frames: number; energy: number }> => {
+        await alice.$eval(
+          '#captureVolume',
+          (input: HTMLInputElement, value) => {
+            input.value = String(value);
+            input.dispatchEvent(new Event('input'));
+          },
+          volume,
+        );
+        return growth();
+      };
+      const [volume0, volume25, volume100] = [await captureVolume(0), await captureVolume(25), await captureVolume(100)];
       // Alice's speaker is told to bob; bob's own playback follows his volume and speaker.
       await alice.click('#speaker');
       await waitLines(bob, 8);
@@ -235,9 +249,20 @@ test('browser calls', async (t) => {
         'onRemoteSpeakerStateUpdate stream=stream_alice Mute',
         'onRemoteSpeakerStateUpdate stream=stream_alice Open',
       ]);
-      const shown = JSON.stringify({ flowing, cameraOff, cameraOn, micOff, micOn });
+      const shown = JSON.stringify({ flowing, cameraOff, cameraOn, micOff, micOn, volume0, volume25, volume100 });
+      const share = (energy: number): string => `${((100 * energy) / flowing.energy).toFixed(1)} %`;
+      console.log(
+        `# audio energy received at capture volume 0 / 25 / 100: ${share(volume0.energy)} / ${share(volume25.energy)} / ${share(volume100.energy)} of the first`,
+      );
       assert.ok(cameraOff.frames <= 1 && cameraOn.frames > 10, `frames stop and resume: ${shown}`);
       assert.ok(micOff.energy < flowing.energy / 20 && micOn.energy > flowing.energy / 4, `audio energy stops and resumes: ${shown}`);
+      assert.ok(
+        volume0.energy < flowing.energy / 20 &&
+          volume25.energy < flowing.energy / 6 &&
+          volume25.energy > flowing.energy / 100 &&
+          volume100.energy > flowing.energy / 4,
+        `the capture volume sets the energy sent: ${shown}`,
+      );
       assert.equal((await inboundTotals(bob)).peerConnections, start.peerConnections, 'no new peer connection');
       const logs = `${(await alice.textContent('#log')) ?? ''}${(await bob.textContent('#log')) ?? ''}`;
       assert.doesNotMatch(logs, /Requesting code=[1-9]/, 'nothing was interrupted');
@@ -316,8 +341,12 @@ test('browser calls', async (t) => {
     const botFrames: Array<{ isKeyFrame: boolean; width: number }> = [];
     bot.engine.enableCustomVideoRender(true, { bufferType: VideoBufferType.EncodedData });
     bot.engine.setCustomVideoRenderHandler({ onRemoteVideoFrameEncodedDataReceived: (_data, params) => botFrames.push(params) });
-    let botAudio = 0;
-    bot.engine.setCustomAudioRenderHandler({ onRemoteAudioFrameEncodedDataReceived: () => botAudio++ });
+    /** The Opus frames the bot receives, per stream: their TOC byte's stereo flag (RFC 6716 3.1). */
+    const botAudio = new Map<string, boolean[]>();
+    bot.engine.setCustomAudioRenderHandler({
+      onRemoteAudioFrameEncodedDataReceived: (data, _params, _time, streamID) =>
+        botAudio.set(streamID, [...(botAudio.get(streamID) ?? []), (data[0]! & 0x04) !== 0]),
+    });
     assert.equal(await bot.login('call', 'bot'), 0);
     bot.engine.startPublishingStream('stream_bot');
     await bot.waitFor('publisherStateUpdate', (_, state) => state === PublisherState.Publishing);
@@ -337,7 +366,7 @@ test('browser calls', async (t) => {
     assert.ok(botFrames.length >= 10, `the bot receives the browser's frames (${botFrames.length})`);
     assert.equal(botFrames[0]!.isKeyFrame, true, 'the first delivered frame is a keyframe');
     assert.ok(botFrames[0]!.width > 0);
-    assert.ok(botAudio > 0, 'the bot receives the browser audio');
+    assert.ok((botAudio.get('stream_carol') ?? []).length > 0, 'the bot receives the browser audio');
 
     // The chat box: broadcast messages both ways, and the online count.
     await carol.waitForFunction(() => document.getElementById('online')!.textContent === '2 online');
@@ -348,7 +377,23 @@ test('browser calls', async (t) => {
     assert.equal((await bot.broadcast('call', 'hello from the bot'))[0], 0);
     await carol.waitForFunction(() => document.getElementById('messages')!.textContent!.includes('bothello from the bot'));
     assert.equal(await carol.textContent('#messages'), 'mehello from the pagebothello from the bot');
-    await carol.close();
+
+    // Stereo (setAudioConfig HighQualityStereo before publishing): the browser's encoder sends stereo Opus, the default mono.
+    const dave = await openDemo(server.httpUrl, chromium.browser, 'dave', { audioPreset: AudioConfigPreset.HighQualityStereo });
+    await bot.waitFor('roomStreamUpdate', (_, type, streams) => type === UpdateType.Add && streams[0]?.streamID === 'stream_dave');
+    bot.engine.startPlayingStream('stream_dave');
+    await bot.waitFor('playerStateUpdate', (id, state) => id === 'stream_dave' && state === PlayerState.Playing, 15_000);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const stereoShare = (streamID: string): number => {
+      const flags = botAudio.get(streamID) ?? [];
+      return flags.filter(Boolean).length / Math.max(flags.length, 1);
+    };
+    t.diagnostic(
+      `Opus frames coded stereo: carol (default) ${stereoShare('stream_carol')}, dave (stereo preset) ${stereoShare('stream_dave')}`,
+    );
+    assert.equal(stereoShare('stream_carol'), 0, 'mono by default');
+    assert.ok(stereoShare('stream_dave') > 0.9, `stereo with the preset: ${stereoShare('stream_dave')}`);
+    await Promise.all([carol.close(), dave.close()]);
   });
 });
 

@@ -129,6 +129,11 @@ export enum ViewMode {
 }
 
 /** Which of the local preview and the published video are mirrored. */
+export enum RoomMode {
+  SingleRoom = 0,
+  MultiRoom = 1,
+}
+
 export enum VideoMirrorMode {
   OnlyPreviewMirror = 0,
   BothMirror = 1,

@@ -58,6 +58,11 @@ const clientSeq = z.number().int().positive().max(Number.MAX_SAFE_INTEGER);
 export const roomConfigSchema = z.object({
   isUserStatusNotify: z.boolean(),
   maxMemberCount: z.number().int().nonnegative().max(1_000_000),
+  /**
+   * The client is in several rooms at once (RoomMode.MultiRoom): this login replaces the user's
+   * session in the same room only, and other multi-room sessions of the user stay.
+   */
+  multiRoom: z.boolean().optional(),
 });
 
 const loginAuthSchema = z.union([

@@ -34,8 +34,13 @@ export interface EngineContext {
   readonly timeouts: Timeouts;
   /** How long interrupted publishing is retried before giving up (the reconnect window). */
   readonly retryWindowMs: number;
-  /** The signalling client while the room is logged in, else null. */
-  loggedInSignalling(): SignallingClient | null;
+}
+
+/** The room a publisher or player works in (Room is one). */
+export interface RoomLink {
+  readonly id: string;
+  /** The signalling client while logged in (not while reconnecting), else null. */
+  readonly activeSignalling: SignallingClient | null;
   /** A stream's camera and microphone as the room knows them. */
-  streamDevices(streamID: string): StreamDevices;
+  devicesOf(streamID: string): StreamDevices;
 }

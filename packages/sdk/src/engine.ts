@@ -8,6 +8,7 @@ import {
   PublishChannel,
   AudioConfigPreset,
   AudioDeviceType,
+  RoomMode,
   RoomStateChangedReason,
   Scenario,
   ScreenCaptureExceptionType,
@@ -42,7 +43,7 @@ import { VIDEO_CONFIG_PRESETS, videoConfigOf, type VideoConfig } from './videoCo
 import { AUDIO_CONFIG_PRESETS, audioConfigOf, type AudioConfig } from './audioConfig.js';
 import { AUDIO_DEVICE_TYPE, type DeviceInfo } from './deviceWatch.js';
 import { Player } from './player.js';
-import { Room, type RoomConfig } from './room.js';
+import { Room, type RoomConfig, type RoomCredentials } from './room.js';
 
 export interface EngineProfile {
   appID: number;
@@ -55,6 +56,11 @@ export interface EngineProfile {
   reconnectWindowMs?: number;
   /** Overrides of internal timeouts, mostly for tests. */
   timeouts?: Partial<Timeouts>;
+}
+
+export interface PlayerConfig {
+  /** MultiRoom mode: the room the stream is in. */
+  roomID?: string;
 }
 
 export interface CustomVideoCaptureConfig {
@@ -92,7 +98,10 @@ export class ParleyEngine {
   readonly scenario: Scenario;
   private readonly hub: EventHub;
   private readonly media: MediaBackend;
-  private readonly room: Room;
+  private readonly credentials: RoomCredentials;
+  private roomMode = RoomMode.SingleRoom;
+  /** The rooms entered, by roomID in the order entered (one that ended stays until the next login); one unless MultiRoom. */
+  private readonly rooms = new Map<string, Room>();
   private readonly publishers = new Map<number, Publisher>();
   private readonly players = new Map<string, Player>();
   private readonly controls = new CaptureControls();
@@ -107,7 +116,11 @@ export class ParleyEngine {
   private destroyed = false;
   private soundLevelTimer: ReturnType<typeof setInterval> | undefined;
 
-  private constructor(platform: Platform, profile: EngineProfile, handler: ParleyEventHandler | null) {
+  private constructor(
+    private readonly platform: Platform,
+    profile: EngineProfile,
+    handler: ParleyEventHandler | null,
+  ) {
     this.scenario = profile.scenario ?? Scenario.Default;
     this.hub = new EventHub(handler);
     const timeouts = { ...DEFAULT_TIMEOUTS, ...profile.timeouts };
@@ -119,48 +132,80 @@ export class ParleyEngine {
         else this.hub.emit('audioDeviceStateChanged', updateType, AUDIO_DEVICE_TYPE[kind], device);
       },
     });
-    const credentials = {
+    this.credentials = {
       appID: profile.appID,
       appSign: profile.appSign,
       server: profile.server,
       reconnectWindowMs: profile.reconnectWindowMs ?? platform.defaultReconnectWindowMs,
     };
-    this.room = new Room(platform, credentials, timeouts, this.hub, {
-      streamAdded: (streamID) => this.players.get(streamID)?.streamAppeared(),
-      resumed: ({ publishing, playing }) => {
-        for (const publisher of this.publishers.values()) publisher.resumed(publishing);
-        for (const player of this.players.values()) player.resumed(playing);
-        // What the server still holds for us but we stopped while away.
-        const signalling = this.room.activeSignalling;
-        const ours = new Set([...this.publishers.values()].map((p) => p.streamID));
-        for (const streamID of publishing) if (!ours.has(streamID)) void signalling?.request('unpublish', { streamID });
-        for (const streamID of playing) if (!this.players.has(streamID)) void signalling?.request('unplay', { streamID });
+    this.context = { hub: this.hub, media: this.media, timeouts, retryWindowMs: this.credentials.reconnectWindowMs };
+  }
+
+  /** A room's state machine, telling the publishers and players in it what happens to it. */
+  private createRoom(): Room {
+    const publishersIn = (): Publisher[] => [...this.publishers.values()].filter((p) => p.room === room);
+    const playersIn = (): Player[] => [...this.players.values()].filter((p) => p.room === room);
+    const playerIn = (streamID: string): Player | undefined => playersIn().find((p) => p.streamID === streamID);
+    const room: Room = new Room(
+      this.platform,
+      this.credentials,
+      this.context.timeouts,
+      this.hub,
+      {
+        streamAdded: (streamID) => playerIn(streamID)?.streamAppeared(),
+        resumed: ({ publishing, playing }) => {
+          for (const publisher of publishersIn()) publisher.resumed(publishing);
+          for (const player of playersIn()) player.resumed(playing);
+          // What the server still holds for us but we stopped while away.
+          const signalling = room.activeSignalling;
+          const ours = new Set(publishersIn().map((p) => p.streamID));
+          for (const streamID of publishing) if (!ours.has(streamID)) void signalling?.request('unpublish', { streamID });
+          for (const streamID of playing) if (!playerIn(streamID)) void signalling?.request('unplay', { streamID });
+        },
+        playStopped: (streamID, attempt, code) => playerIn(streamID)?.remoteStopped(attempt, code),
+        publishStopped: (streamID, code) => {
+          for (const publisher of publishersIn()) if (publisher.streamID === streamID) publisher.abandon(code);
+        },
+        publishLayers: (streamID, active) => {
+          for (const publisher of publishersIn()) publisher.setActiveLayers(streamID, active);
+        },
+        streamDevicesChanged: (devices) => playerIn(devices.streamID)?.devicesChanged(devices),
+        mediaStalled: (streamID, role) => {
+          if (role === 'play') playerIn(streamID)?.mediaStalled();
+          else for (const publisher of publishersIn()) publisher.mediaStalled(streamID);
+        },
+        ended: (code) => {
+          for (const publisher of publishersIn()) publisher.abandon(code);
+          for (const player of playersIn()) player.abandon(code);
+        },
       },
-      playStopped: (streamID, attempt, code) => this.players.get(streamID)?.remoteStopped(attempt, code),
-      publishStopped: (streamID, code) => {
-        for (const publisher of this.publishers.values()) if (publisher.streamID === streamID) publisher.abandon(code);
-      },
-      publishLayers: (streamID, active) => {
-        for (const publisher of this.publishers.values()) publisher.setActiveLayers(streamID, active);
-      },
-      streamDevicesChanged: (devices) => this.players.get(devices.streamID)?.devicesChanged(devices),
-      mediaStalled: (streamID, role) => {
-        if (role === 'play') this.players.get(streamID)?.mediaStalled();
-        else for (const publisher of this.publishers.values()) publisher.mediaStalled(streamID);
-      },
-      ended: (code) => {
-        for (const publisher of this.publishers.values()) publisher.abandon(code);
-        for (const player of [...this.players.values()]) player.abandon(code);
-      },
-    });
-    this.context = {
-      hub: this.hub,
-      media: this.media,
-      timeouts,
-      retryWindowMs: credentials.reconnectWindowMs,
-      loggedInSignalling: () => this.room.activeSignalling,
-      streamDevices: (streamID) => this.room.devicesOf(streamID),
-    };
+      this.roomMode === RoomMode.MultiRoom,
+    );
+    return room;
+  }
+
+  /** Room `roomID` while logging in, logged in or reconnecting. */
+  private roomIn(roomID: string): Room | undefined {
+    const room = this.rooms.get(roomID);
+    return room?.isIn(roomID) ? room : undefined;
+  }
+
+  /** The first room entered that the engine is still in: where streams are published and played without a roomID. */
+  private get mainRoom(): Room | undefined {
+    return [...this.rooms.values()].find((room) => room.isIn(room.id));
+  }
+
+  /**
+   * SingleRoom (the default): one room at a time. MultiRoom: loginRoom enters more rooms beside
+   * the first, each with its own callbacks' roomID; publish and play configs name the room
+   * (the first by default), and switchRoom is not available. Set it while in no room: 0, else
+   * 1000093; 1000096 for an unknown mode.
+   */
+  setRoomMode(mode: RoomMode): number {
+    if (mode !== RoomMode.SingleRoom && mode !== RoomMode.MultiRoom) return ErrorCode.InvalidParameter;
+    if (this.mainRoom) return ErrorCode.UnsupportedRequest;
+    this.roomMode = mode;
+    return 0;
   }
 
   on<K extends ParleyEventName>(event: K, listener: (...args: ParleyEvents[K]) => void): this {
@@ -190,7 +235,11 @@ export class ParleyEngine {
       this.hub.emit('roomStateChanged', roomID, RoomStateChangedReason.LoginFailed, invalid, '');
       return done(invalid);
     }
-    void this.room.login(roomID, { userID: user.userID, userName }, config).then(done);
+    for (const [id, room] of this.rooms) if (room.idle) this.rooms.delete(id);
+    if (this.rooms.has(roomID) || (this.roomMode === RoomMode.SingleRoom && this.rooms.size > 0)) return done(ErrorCode.RoomCountExceeded);
+    const room = this.createRoom();
+    this.rooms.set(roomID, room);
+    void room.login(roomID, { userID: user.userID, userName }, config).then(done);
   }
 
   /**
@@ -206,29 +255,35 @@ export class ParleyEngine {
   ): void {
     requireType(fromRoomID, 'string', 'fromRoomID');
     requireType(toRoomID, 'string', 'toRoomID');
-    const refused = validateRoomID(toRoomID) || (this.room.isIn(fromRoomID) ? 0 : ErrorCode.NotLoggedIn);
+    if (this.roomMode === RoomMode.MultiRoom) return callback?.(ErrorCode.UnsupportedRequest, '');
+    const room = this.roomIn(fromRoomID);
+    const refused = validateRoomID(toRoomID) || (room ? 0 : ErrorCode.NotLoggedIn);
     if (refused) {
       this.hub.emit('roomStateChanged', toRoomID, RoomStateChangedReason.LoginFailed, refused, '');
       return callback?.(refused, '');
     }
-    void this.room.switchTo(toRoomID, config).then((code) => callback?.(code, ''));
+    this.rooms.delete(fromRoomID);
+    this.rooms.set(toRoomID, room!);
+    void room!.switchTo(toRoomID, config).then((code) => callback?.(code, ''));
   }
 
   /** Replaces the token the room was entered with (see onRoomTokenWillExpire). */
   renewToken(roomID: string, token: string, callback?: (errorCode: number) => void): void {
     requireType(roomID, 'string', 'roomID');
     requireType(token, 'string', 'token');
-    if (roomID !== this.room.id) return callback?.(ErrorCode.NotLoggedIn);
-    void this.room.renewToken(token).then((code) => callback?.(code));
+    const room = this.rooms.get(roomID);
+    if (!room) return callback?.(ErrorCode.NotLoggedIn);
+    void room.renewToken(token).then((code) => callback?.(code));
   }
 
   /** Reliable and ordered, to everyone else in the room; sent after a reconnect if need be. */
   sendBroadcastMessage(roomID: string, message: string, callback?: (errorCode: number, messageID: number) => void): void {
     requireType(roomID, 'string', 'roomID');
     requireType(message, 'string', 'message');
-    const refused = this.notInRoom(roomID) || validateMessage(message);
+    const room = this.roomIn(roomID);
+    const refused = (room ? 0 : ErrorCode.NotLoggedIn) || validateMessage(message);
     if (refused) return callback?.(refused, 0);
-    void this.room.requests
+    void room!.requests
       .send('broadcastMessage', { message })
       .then((reply) => callback?.(reply.code, 'data' in reply ? reply.data.messageID : 0));
   }
@@ -237,8 +292,9 @@ export class ParleyEngine {
   sendBarrageMessage(roomID: string, message: string, callback?: (errorCode: number, messageID: string) => void): void {
     requireType(roomID, 'string', 'roomID');
     requireType(message, 'string', 'message');
-    const refused = this.notInRoom(roomID) || validateMessage(message);
-    const signalling = this.room.activeSignalling;
+    const room = this.roomIn(roomID);
+    const refused = (room ? 0 : ErrorCode.NotLoggedIn) || validateMessage(message);
+    const signalling = room?.activeSignalling;
     if (refused || !signalling) return callback?.(refused || ErrorCode.Disconnected, '');
     void signalling
       .request('barrageMessage', { message })
@@ -249,10 +305,11 @@ export class ParleyEngine {
   sendCustomCommand(roomID: string, command: string, toUserList: User[] | null, callback?: (errorCode: number) => void): void {
     requireType(roomID, 'string', 'roomID');
     requireType(command, 'string', 'command');
-    const refused = this.notInRoom(roomID) || validateMessage(command);
+    const room = this.roomIn(roomID);
+    const refused = (room ? 0 : ErrorCode.NotLoggedIn) || validateMessage(command);
     if (refused) return callback?.(refused);
     const toUserIDs = toUserList && toUserList.length > 0 ? toUserList.map((user) => user.userID) : null;
-    void this.room.requests.send('customCommand', { command, toUserIDs }).then((reply) => callback?.(reply.code));
+    void room!.requests.send('customCommand', { command, toUserIDs }).then((reply) => callback?.(reply.code));
   }
 
   /** Sets one key of the room's extra info; everyone else, and everyone who joins later, gets it. */
@@ -260,9 +317,10 @@ export class ParleyEngine {
     requireType(roomID, 'string', 'roomID');
     requireType(key, 'string', 'key');
     requireType(value, 'string', 'value');
-    const refused = this.notInRoom(roomID) || validateRoomExtraInfo(key, value);
+    const room = this.roomIn(roomID);
+    const refused = (room ? 0 : ErrorCode.NotLoggedIn) || validateRoomExtraInfo(key, value);
     if (refused) return callback?.(refused);
-    void this.room.requests.send('setRoomExtraInfo', { key, value }).then((reply) => callback?.(reply.code));
+    void room!.requests.send('setRoomExtraInfo', { key, value }).then((reply) => callback?.(reply.code));
   }
 
   /** Changes the extra info of the stream published on `channel` (1004002 if none). */
@@ -270,20 +328,17 @@ export class ParleyEngine {
     requireType(extraInfo, 'string', 'extraInfo');
     const publisher = this.publishers.get(channel);
     const streamID = publisher?.streamID;
-    const refused = this.notInRoom(this.room.id) || validateStreamExtraInfo(extraInfo) || (streamID ? 0 : ErrorCode.StreamNotFound);
+    const room = streamID ? this.roomIn(publisher!.room!.id) : this.mainRoom;
+    const refused = (room ? 0 : ErrorCode.NotLoggedIn) || validateStreamExtraInfo(extraInfo) || (streamID ? 0 : ErrorCode.StreamNotFound);
     if (refused) return callback?.(refused);
     publisher!.setExtraInfo(extraInfo);
-    void this.room.requests.send('setStreamExtraInfo', { streamID: streamID!, extraInfo }).then((reply) => callback?.(reply.code));
-  }
-
-  private notInRoom(roomID: string): number {
-    return this.room.isIn(roomID) ? 0 : ErrorCode.NotLoggedIn;
+    void room!.requests.send('setStreamExtraInfo', { streamID: streamID!, extraInfo }).then((reply) => callback?.(reply.code));
   }
 
   logoutRoom(roomID?: string): void {
     if (roomID !== undefined) requireType(roomID, 'string', 'roomID');
-    if (roomID !== undefined && roomID !== this.room.id) return;
-    void this.room.logout();
+    if (roomID === undefined) for (const room of this.rooms.values()) void room.logout();
+    else void this.rooms.get(roomID)?.logout();
   }
 
   startPreview(canvas?: Canvas, channel: number = PublishChannel.Main): void {
@@ -296,9 +351,10 @@ export class ParleyEngine {
 
   startPublishingStream(streamID: string, config: PublishConfig = {}, channel: number = PublishChannel.Main): void {
     requireType(streamID, 'string', 'streamID');
+    if (config.roomID !== undefined) requireType(config.roomID, 'string', 'config.roomID');
     let publisher = this.publishers.get(channel);
     if (!publisher) this.publishers.set(channel, (publisher = new Publisher(this.context, channel, () => this.controls.devices(channel))));
-    publisher.start(streamID, config);
+    publisher.start(streamID, config, config.roomID === undefined ? this.mainRoom : this.roomIn(config.roomID));
   }
 
   stopPublishingStream(channel: number = PublishChannel.Main): void {
@@ -343,6 +399,18 @@ export class ParleyEngine {
     const player = this.players.get(streamID);
     if (!player) return ErrorCode.StreamNotFound;
     player.setVolume(volume);
+    return 0;
+  }
+
+  /**
+   * The microphone's volume as sent, 0–200 (%, 100 as captured), at once and for later captures;
+   * 1000096 out of range, 1000093 where the app brings its own encoded audio (Node.js).
+   */
+  setCaptureVolume(volume: number): number {
+    requireType(volume, 'number', 'volume');
+    if (!Number.isInteger(volume) || volume < 0 || volume > 200) return ErrorCode.InvalidParameter;
+    if (!this.media.setCaptureVolume) return ErrorCode.UnsupportedRequest;
+    this.media.setCaptureVolume(volume);
     return 0;
   }
 
@@ -475,23 +543,34 @@ export class ParleyEngine {
   /** Applies a channel's capture state to its devices and what it sends, and tells its players, without renegotiating. */
   private captureChanged(channel: number): void {
     this.media.applyCapture(channel, this.controls.state(channel));
-    const streamID = this.publishers.get(channel)?.streamID;
-    if (streamID && this.room.activeSignalling)
-      void this.room.requests.send('setStreamDevices', { streamID, ...this.controls.devices(channel) });
+    const publisher = this.publishers.get(channel);
+    const room = publisher?.room && this.rooms.get(publisher.room.id);
+    if (publisher?.streamID && room?.activeSignalling)
+      void room.requests.send('setStreamDevices', { streamID: publisher.streamID, ...this.controls.devices(channel) });
   }
 
-  startPlayingStream(streamID: string, canvas?: Canvas): void {
+  /**
+   * Plays `streamID` into `canvas`. In MultiRoom mode `config.roomID` names the room it is in; by
+   * default the room that announced it, else the first room entered.
+   */
+  startPlayingStream(streamID: string, canvas?: Canvas, config: PlayerConfig = {}): void {
     requireType(streamID, 'string', 'streamID');
+    if (config.roomID !== undefined) requireType(config.roomID, 'string', 'config.roomID');
     const existing = this.players.get(streamID);
     if (existing) return existing.updateCanvas(canvas);
     const invalid = validateStreamID(streamID);
-    const refused = invalid || (this.room.activeSignalling ? 0 : ErrorCode.NotLoggedIn);
+    const room =
+      config.roomID !== undefined
+        ? this.roomIn(config.roomID)
+        : ([...this.rooms.values()].find((r) => r.isIn(r.id) && r.announces(streamID)) ?? this.mainRoom);
+    const refused = invalid || (room?.activeSignalling ? 0 : ErrorCode.NotLoggedIn);
     if (refused) {
       this.hub.emit('playerStateUpdate', streamID, PlayerState.NoPlay, refused, '');
       return;
     }
     const player = new Player(
       this.context,
+      room!,
       streamID,
       canvas,
       (p) => {
@@ -613,7 +692,7 @@ export class ParleyEngine {
     if (this.destroyed) return;
     this.destroyed = true;
     this.stopSoundLevelMonitor();
-    await this.room.logout();
+    await Promise.all([...this.rooms.values()].map((room) => room.logout()));
     for (const publisher of this.publishers.values()) publisher.abandon(0);
     for (const player of [...this.players.values()]) player.abandon(0);
     await this.media.destroy();

@@ -8,6 +8,7 @@ export {
   PublishChannel,
   QUALITY_LIMITS,
   RemoteDeviceState,
+  RoomMode,
   RoomStateChangedReason,
   Scenario,
   ScreenCaptureExceptionType,
@@ -22,7 +23,7 @@ export {
   VideoStreamType,
   type User,
 } from '@parley/protocol';
-export { ParleyEngine, type EngineProfile, type CustomVideoCaptureConfig } from './engine.js';
+export { ParleyEngine, type EngineProfile, type CustomVideoCaptureConfig, type PlayerConfig } from './engine.js';
 export type { ActiveSpeaker, ParleyEventHandler, ParleyEvents, ParleyEventName, Stream } from './events.js';
 export type { RoomConfig } from './room.js';
 export type { PublishConfig } from './publisher.js';

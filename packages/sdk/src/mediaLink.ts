@@ -25,6 +25,8 @@ export interface MediaLinkOwner {
   readonly role: MediaRole;
   /** The stream as the server knows it. */
   streamID(): string;
+  /** Its room's signalling client while logged in, else null. */
+  signalling(): SignallingClient | null;
   /** A new transport for attempt number `attempt`; undefined when this platform cannot make one. */
   createTransport(attempt: number): MediaTransport | undefined;
   /** Asks the server to publish or play with `offer`. */
@@ -95,7 +97,7 @@ export class MediaLink {
   /** A new attempt now, dropping whatever there is. */
   connect(): void {
     this.release();
-    const signalling = this.ctx.loggedInSignalling();
+    const signalling = this.owner.signalling();
     if (!signalling) {
       this.phase = { kind: 'waiting' };
       return;
@@ -194,7 +196,7 @@ export class MediaLink {
     const round = ++phase.round;
     phase.packetsAtAnswer = undefined;
     const current = (): boolean => this.phase === phase && phase.round === round;
-    const signalling = this.ctx.loggedInSignalling();
+    const signalling = this.owner.signalling();
     if (!signalling) return; // reconnecting: the deadline brings a new transport, unless the owner connects sooner
     const { transport } = phase;
     void (async () => {

@@ -141,6 +141,8 @@ export interface MediaBackend {
   applyCapture(channel: number, state: CaptureState): void;
   /** Mutes (or unmutes) everything played. */
   muteSpeaker(muted: boolean): void;
+  /** The microphone's volume as sent, 0–200 (%), where the platform captures one (browsers). */
+  setCaptureVolume?(volume: number): void;
   /** Encodes a channel's sound as `config` says: a lower bitrate now, the rest from the next publish. */
   applyAudioConfig(channel: number, config: AudioConfig): void;
   /** Captures and encodes a channel's video as `config` says, now if publishing (no renegotiation). */

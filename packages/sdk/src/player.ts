@@ -14,7 +14,7 @@ import {
   type PlayVideo,
   type StreamDevices,
 } from '@parley/protocol';
-import type { EngineContext } from './context.js';
+import type { EngineContext, RoomLink } from './context.js';
 import type { Canvas, MediaTransport } from './platform.js';
 import { MediaLink } from './mediaLink.js';
 import { playQuality } from './quality.js';
@@ -39,6 +39,8 @@ export class Player {
 
   constructor(
     private readonly ctx: EngineContext,
+    /** The room whose stream it plays. */
+    readonly room: RoomLink,
     readonly streamID: string,
     private canvas: Canvas | undefined,
     /** Called when the player is back in NoPlay, so the engine can forget it. */
@@ -51,19 +53,20 @@ export class Player {
       {
         role: 'play',
         streamID: () => streamID,
+        signalling: () => room.activeSignalling,
         createTransport: (attempt) => this.createTransport(attempt),
         exchange: (signalling, sdp, attempt) =>
           signalling.request('play', { streamID, sdp, attempt, video: (this.requestedVideo = this.video), muted: this.muted }),
         flowing: () => {
           this.transition(PlayerState.Playing, 0);
-          this.reportDevices(ctx.streamDevices(streamID));
+          this.reportDevices(room.devicesOf(streamID));
           // The view may have been sized while the play was set up.
           if (this.video !== this.requestedVideo) this.sendVideo();
         },
         interrupted: () => this.transition(PlayerState.PlayRequesting, ErrorCode.PlayInterrupted),
         failed: (code, message) => {
           if (code === ErrorCode.StreamNotFound) return this.waitForStream(code);
-          void this.ctx.loggedInSignalling()?.request('unplay', { streamID });
+          void this.room.activeSignalling?.request('unplay', { streamID });
           this.end(code, message);
         },
         quality: (from, to) => ctx.hub.emit('playerQualityUpdate', streamID, playQuality(from, to)),
@@ -97,7 +100,7 @@ export class Player {
   }
 
   private sendVideo(): void {
-    void this.ctx.loggedInSignalling()?.request('playVideo', { streamID: this.streamID, video: this.video });
+    void this.room.activeSignalling?.request('playVideo', { streamID: this.streamID, video: this.video });
   }
 
   /** mutePlayStreamVideo / mutePlayStreamAudio: the server stops forwarding it (now if playing, else from the play). */
@@ -105,7 +108,7 @@ export class Player {
     if (this.muted[kind] === mute) return;
     this.muted = { ...this.muted, [kind]: mute };
     if (this.state === PlayerState.Playing)
-      void this.ctx.loggedInSignalling()?.request('mutePlay', { streamID: this.streamID, muted: this.muted });
+      void this.room.activeSignalling?.request('mutePlay', { streamID: this.streamID, muted: this.muted });
   }
 
   setVolume(volume: number): void {
@@ -165,7 +168,7 @@ export class Player {
   stop(): void {
     if (this.state === PlayerState.NoPlay) return;
     this.link.stop();
-    void this.ctx.loggedInSignalling()?.request('unplay', { streamID: this.streamID });
+    void this.room.activeSignalling?.request('unplay', { streamID: this.streamID });
     this.end(0);
   }
 

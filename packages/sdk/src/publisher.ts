@@ -5,9 +5,10 @@
  * link recovers (mediaLink.ts), until it publishes again or the retry window ends it with 1003021.
  */
 import { ErrorCode, PublisherState, validateStreamID } from '@parley/protocol';
-import type { EngineContext } from './context.js';
+import type { EngineContext, RoomLink } from './context.js';
 import type { VideoCodec } from './platform.js';
 import { MediaLink } from './mediaLink.js';
+import type { SignallingClient } from './signalling.js';
 import type { Devices } from './captureControls.js';
 import { publishQuality } from './quality.js';
 
@@ -21,6 +22,8 @@ export interface PublishConfig {
    * then names its `layer`, 0 the smallest. Browsers pick layers from the capture size.
    */
   simulcastLayers?: number;
+  /** MultiRoom mode: the room to publish in (the first room entered by default). */
+  roomID?: string;
 }
 
 export class Publisher {
@@ -28,6 +31,8 @@ export class Publisher {
   private lastCode = 0;
   private currentStreamID: string | undefined;
   private config: PublishConfig = {};
+  /** The room of the stream being published, while there is one. */
+  private currentRoom: RoomLink | undefined;
   private readonly link: MediaLink;
 
   constructor(
@@ -41,6 +46,7 @@ export class Publisher {
       {
         role: 'publish',
         streamID: () => this.currentStreamID!,
+        signalling: () => this.signalling,
         createTransport: () =>
           ctx.media.createPublishTransport(channel, {
             videoCodec: this.config.videoCodec ?? 'VP8',
@@ -67,7 +73,17 @@ export class Publisher {
     return this.currentStreamID;
   }
 
-  start(streamID: string, config: PublishConfig): void {
+  /** The room it is published in, if any. */
+  get room(): RoomLink | undefined {
+    return this.currentRoom;
+  }
+
+  private get signalling(): SignallingClient | null {
+    return this.currentRoom?.activeSignalling ?? null;
+  }
+
+  /** Publishes `streamID` in `room` (undefined: not in the room the config names, or in none). */
+  start(streamID: string, config: PublishConfig, room: RoomLink | undefined): void {
     if (this.state !== PublisherState.NoPublish) {
       // Re-publishing the same stream is a no-op; another one on a busy channel is refused.
       if (streamID !== this.currentStreamID) this.report(streamID, PublisherState.NoPublish, ErrorCode.ChannelAlreadyPublishing);
@@ -75,8 +91,9 @@ export class Publisher {
     }
     const invalid = validateStreamID(streamID);
     if (invalid) return this.report(streamID, PublisherState.NoPublish, invalid);
-    if (!this.ctx.loggedInSignalling()) return this.report(streamID, PublisherState.NoPublish, ErrorCode.NotLoggedIn);
+    if (!room?.activeSignalling) return this.report(streamID, PublisherState.NoPublish, ErrorCode.NotLoggedIn);
     this.currentStreamID = streamID;
+    this.currentRoom = room;
     this.config = config;
     this.transition(PublisherState.PublishRequesting, 0);
     this.link.connect();
@@ -86,7 +103,7 @@ export class Publisher {
     if (this.state === PublisherState.NoPublish) return;
     const streamID = this.currentStreamID!;
     this.link.stop();
-    void this.ctx.loggedInSignalling()?.request('unpublish', { streamID });
+    void this.signalling?.request('unpublish', { streamID });
     this.end(0, streamID);
   }
 
@@ -132,12 +149,13 @@ export class Publisher {
     const streamID = this.currentStreamID!;
     this.link.stop();
     // Let the server drop whatever it still holds for this stream.
-    void this.ctx.loggedInSignalling()?.request('unpublish', { streamID });
+    void this.signalling?.request('unpublish', { streamID });
     this.end(code, streamID, message);
   }
 
   private end(code: number, streamID: string, message = ''): void {
     this.currentStreamID = undefined;
+    this.currentRoom = undefined;
     this.transition(PublisherState.NoPublish, code, streamID, message);
   }
 

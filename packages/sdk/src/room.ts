@@ -114,10 +114,22 @@ export class Room {
     private readonly timeouts: Timeouts,
     private readonly hub: EventHub,
     private readonly observer: RoomObserver,
+    /** One of several rooms of the engine (RoomMode.MultiRoom): the server keeps the user's sessions in other rooms. */
+    private readonly multiRoom = false,
   ) {}
 
   get id(): string {
     return this.roomID;
+  }
+
+  /** In no room: before login, after logout or an end. */
+  get idle(): boolean {
+    return this.phase === 'idle';
+  }
+
+  /** Whether the room has announced stream `streamID` (it is published there now). */
+  announces(streamID: string): boolean {
+    return this.streams.has(streamID);
   }
 
   /** Logging in, logged in or reconnecting to room `roomID`. */
@@ -239,7 +251,11 @@ export class Room {
       appID: this.credentials.appID,
       roomID: this.roomID,
       user: this.user!,
-      config: { isUserStatusNotify: this.config.isUserStatusNotify ?? false, maxMemberCount: this.config.maxMemberCount ?? 0 },
+      config: {
+        isUserStatusNotify: this.config.isUserStatusNotify ?? false,
+        maxMemberCount: this.config.maxMemberCount ?? 0,
+        ...(this.multiRoom && { multiRoom: true }),
+      },
       auth: await this.loginAuth(nonce),
       ...(rejoin ? { rejoin } : {}),
     });

@@ -130,7 +130,7 @@ test('publisher controls in Node.js: muted video or audio is not sent and player
   ]);
 });
 
-test('video and audio config, mirror mode: presets and valid configs are taken, anything else gets 1000096; mirroring what is sent gets 1000093', (t) => {
+test('video and audio config, mirror mode, capture volume: presets and valid configs are taken, anything else gets 1000096; mirroring what is sent and a capture volume in Node.js get 1000093', (t) => {
   const engine = new TestClient({ appID: 1, appSign: 'ab'.repeat(32), server: 'ws://127.0.0.1:1' }).engine;
   t.after(() => ParleyEngine.destroyEngine(engine));
   assert.deepEqual(engine.getVideoConfig(), VIDEO_CONFIG_PRESETS[VideoConfigPreset.Preset360P], 'the scenario default');
@@ -160,4 +160,7 @@ test('video and audio config, mirror mode: presets and valid configs are taken, 
   assert.deepEqual(engine.getAudioConfig(), { bitrate: 192, channel: AudioChannel.Stereo });
   assert.equal(engine.setAudioConfig({ bitrate: 1000, channel: AudioChannel.Mono }), ErrorCode.InvalidParameter);
   assert.deepEqual(engine.getAudioConfig(), { bitrate: 192, channel: AudioChannel.Stereo });
+  // Node.js apps bring their own encoded audio: there is no microphone to turn up or down.
+  for (const volume of [-1, 201, 1.5, NaN]) assert.equal(engine.setCaptureVolume(volume), ErrorCode.InvalidParameter, `volume ${volume}`);
+  assert.equal(engine.setCaptureVolume(50), ErrorCode.UnsupportedRequest);
 });

@@ -70,11 +70,11 @@ function harness(t: TestContext, options: { giveUp?: { afterMs: number; code: nu
   } as unknown as SignallingClient;
   const ctx = {
     timeouts: { ...DEFAULT_TIMEOUTS, mediaConnectTimeoutMs: 10_000, mediaStallMs: 3000, qualityIntervalMs: 3_600_000 },
-    loggedInSignalling: () => signalling,
   } as unknown as EngineContext;
   const owner: MediaLinkOwner = {
     role: 'publish',
     streamID: () => 's1',
+    signalling: () => signalling,
     createTransport: () => {
       const transport = new ScriptedTransport(transports.length + 1);
       transports.push(transport);

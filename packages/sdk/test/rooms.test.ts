@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ErrorCode, PlayerState, PublisherState, RoomStateChangedReason, UpdateType } from '@parley/sdk';
+import { ErrorCode, PlayerState, PublisherState, RoomMode, RoomStateChangedReason, UpdateType } from '@parley/sdk';
 import { createServer } from 'node:net';
-import { startTestServer, sleep } from './helpers.js';
+import { loopFixtures, startTestServer, sleep, type TestClient } from './helpers.js';
 
 const reasons = (c: { of(e: 'roomStateChanged'): unknown[][] }) => c.of('roomStateChanged').map((a) => [a[1], a[2]]);
 
@@ -265,4 +265,101 @@ test('switchRoom: Logout of the first room, then Logining and Logined in the sec
   );
   assert.deepEqual(refusals, [ErrorCode.NotLoggedIn, ErrorCode.RoomIDEmpty]);
   assert.deepEqual(env.roomUserIDs('r-to'), ['alice', 'carol']);
+});
+
+test('MultiRoom: one engine in two rooms, each with its own callbacks; publishing and playing name their room; leaving one leaves the other as it is', async (t) => {
+  const env = await startTestServer();
+  t.after(() => env.close());
+  const alice = env.client();
+  assert.equal(alice.engine.setRoomMode(7 as RoomMode), ErrorCode.InvalidParameter);
+  assert.equal(alice.engine.setRoomMode(RoomMode.MultiRoom), 0);
+  const [bob] = await env.inRoom('r-one', 'bob');
+  const [carol] = await env.inRoom('r-two', 'carol');
+  assert.deepEqual([await alice.login('r-one', 'alice'), await alice.login('r-two', 'alice')], [0, 0]);
+  assert.deepEqual(
+    alice.of('roomStateChanged').map(([roomID, reason]) => `${roomID} ${RoomStateChangedReason[reason]}`),
+    ['r-one Logining', 'r-one Logined', 'r-two Logining', 'r-two Logined'],
+  );
+  assert.deepEqual(
+    alice.of('roomUserUpdate').map(([roomID, type, users]) => `${roomID} ${UpdateType[type]} ${users.map((u) => u.userID)}`),
+    ['r-one Add bob', 'r-two Add carol'],
+  );
+  assert.deepEqual(env.roomUserIDs('r-one'), ['alice', 'bob']);
+  assert.deepEqual(env.roomUserIDs('r-two'), ['alice', 'carol']);
+  // Refused while in rooms: the mode, switchRoom, the same room twice.
+  assert.equal(alice.engine.setRoomMode(RoomMode.SingleRoom), ErrorCode.UnsupportedRequest);
+  const switched = await new Promise<number>((resolve) => alice.engine.switchRoom('r-one', 'r-three', undefined, resolve));
+  assert.deepEqual([switched, await alice.login('r-one', 'alice')], [ErrorCode.UnsupportedRequest, ErrorCode.RoomCountExceeded]);
+
+  // Bob's stream in r-one is played through r-one (the room that announced it); alice publishes into r-two.
+  bob!.engine.startPublishingStream('s-bob');
+  t.after(loopFixtures(bob!.engine));
+  await alice.waitFor(
+    'roomStreamUpdate',
+    (roomID, type, streams) => roomID === 'r-one' && type === UpdateType.Add && streams[0]?.streamID === 's-bob',
+  );
+  alice.engine.startPlayingStream('s-bob');
+  await alice.waitFor('playerStateUpdate', (streamID, state) => streamID === 's-bob' && state === PlayerState.Playing);
+  alice.engine.startPublishingStream('s-alice', { roomID: 'r-two' });
+  await alice.waitFor('publisherStateUpdate', (streamID, state) => streamID === 's-alice' && state === PublisherState.Publishing);
+  await carol!.waitFor(
+    'roomStreamUpdate',
+    (roomID, type, streams) => roomID === 'r-two' && type === UpdateType.Add && streams[0]?.streamID === 's-alice',
+  );
+  assert.equal(bob!.of('roomStreamUpdate').length, 0, 'r-one does not see what is published in r-two');
+  // Messages go to the room named.
+  assert.equal((await alice.broadcast('r-two', 'hello two'))[0], 0);
+  await carol!.waitFor('IMRecvBroadcastMessage', (roomID) => roomID === 'r-two');
+  assert.deepEqual([bob!.broadcasts(), carol!.broadcasts()], [[], ['hello two']]);
+  await new Promise<void>((resolve) =>
+    alice.engine.sendBroadcastMessage('r-three', 'nowhere', (code) => (assert.equal(code, ErrorCode.NotLoggedIn), resolve())),
+  );
+
+  // Leaving r-one stops what played there; r-two goes on.
+  alice.engine.logoutRoom('r-one');
+  await bob!.waitFor('roomUserUpdate', (_, type, users) => type === UpdateType.Delete && users[0]?.userID === 'alice');
+  await alice.waitFor('playerStateUpdate', (streamID, state) => streamID === 's-bob' && state === PlayerState.NoPlay);
+  assert.deepEqual(env.roomUserIDs('r-two'), ['alice', 'carol']);
+  assert.equal(alice.of('publisherStateUpdate').at(-1)?.[1], PublisherState.Publishing, 'still publishing in r-two');
+  assert.equal((await alice.broadcast('r-two', 'still here'))[0], 0);
+  assert.equal((await alice.broadcast('r-one', 'gone'))[0], ErrorCode.NotLoggedIn);
+  assert.deepEqual(
+    alice
+      .of('roomStateChanged')
+      .slice(4)
+      .map(([roomID, reason]) => `${roomID} ${RoomStateChangedReason[reason]}`),
+    ['r-one Logout'],
+  );
+  // logoutRoom() without a roomID leaves every room.
+  alice.engine.logoutRoom();
+  await carol!.waitFor('roomStreamUpdate', (_, type) => type === UpdateType.Delete);
+  await carol!.waitFor('roomUserUpdate', (_, type, users) => type === UpdateType.Delete && users[0]?.userID === 'alice');
+  assert.deepEqual(env.roomUserIDs('r-two'), ['carol']);
+  assert.equal(alice.engine.setRoomMode(RoomMode.SingleRoom), 0, 'in no room, the mode may change again');
+});
+
+test("the same userID elsewhere: a MultiRoom login replaces the user's session in its own room only, any other login replaces them all", async (t) => {
+  const env = await startTestServer();
+  t.after(() => env.close());
+  const multi = (): TestClient => {
+    const client = env.client();
+    client.engine.setRoomMode(RoomMode.MultiRoom);
+    return client;
+  };
+  const kicked = (client: TestClient): string[] =>
+    client
+      .of('roomStateChanged')
+      .flatMap(([roomID, reason, code]) => (reason === RoomStateChangedReason.KickOut ? [`${roomID} ${code}`] : []));
+  const first = multi();
+  assert.deepEqual([await first.login('r-a', 'dana'), await first.login('r-b', 'dana')], [0, 0]);
+  const second = multi();
+  assert.equal(await second.login('r-b', 'dana'), 0);
+  await first.waitFor('roomStateChanged', (_, reason) => reason === RoomStateChangedReason.KickOut);
+  assert.deepEqual(kicked(first), [`r-b ${ErrorCode.KickedOut}`]);
+  assert.deepEqual([env.roomUserIDs('r-a'), env.roomUserIDs('r-b')], [['dana'], ['dana']]);
+  const single = env.client();
+  assert.equal(await single.login('r-c', 'dana'), 0);
+  await second.waitFor('roomStateChanged', (_, reason) => reason === RoomStateChangedReason.KickOut);
+  await first.waitFor('roomStateChanged', (roomID, reason) => roomID === 'r-a' && reason === RoomStateChangedReason.KickOut);
+  assert.deepEqual([env.roomUserIDs('r-a'), env.roomUserIDs('r-b'), env.roomUserIDs('r-c')], [[], [], ['dana']]);
 });

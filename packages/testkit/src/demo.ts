@@ -9,6 +9,8 @@ export interface DemoOptions {
   publish?: boolean;
   /** The engine's scenario, which sets the camera's capture size: 360p standard, 720p high quality. */
   scenario?: 'StandardVideoCall' | 'HighQualityVideoCall';
+  /** The audio quality selector's value (an AudioConfigPreset) before joining; the browser's choice by default. */
+  audioPreset?: number;
 }
 
 /** Opens the demo from `httpUrl` as `userID`, logs in, and publishes `stream_<userID>`. */
@@ -16,11 +18,12 @@ export async function openDemo(
   httpUrl: string,
   browser: Browser,
   userID: string,
-  { roomID = 'call', videoCodec = 'VP8', publish = true, scenario = 'StandardVideoCall' }: DemoOptions = {},
+  { roomID = 'call', videoCodec = 'VP8', publish = true, scenario = 'StandardVideoCall', audioPreset }: DemoOptions = {},
 ): Promise<Page> {
   const page = await browser.newPage();
   await page.addInitScript(RECORD_MEDIA);
-  await page.goto(`${httpUrl}/?userID=${userID}&roomID=${roomID}&videoCodec=${videoCodec}&scenario=${scenario}`);
+  const preset = audioPreset === undefined ? '' : `&audioPreset=${audioPreset}`;
+  await page.goto(`${httpUrl}/?userID=${userID}&roomID=${roomID}&videoCodec=${videoCodec}&scenario=${scenario}${preset}`);
   await page.click('#join');
   await page.waitForFunction(() => document.getElementById('state')!.textContent === 'Logined');
   if (publish) await page.click('#publish');

@@ -10,6 +10,7 @@ import { PeerTransport } from '../peerTransport.js';
 import { defaultBitrate, simulcastLayers } from '../simulcast.js';
 import type { VideoConfig } from '../videoConfig.js';
 import { withOpusConfig, type AudioConfig } from '../audioConfig.js';
+import { CaptureGain } from './captureGain.js';
 
 /** The canvas's video element, fitting the video as its `viewMode` says (AspectFit by default). */
 function videoElement(canvas: Canvas | undefined): HTMLVideoElement | undefined {
@@ -77,6 +78,8 @@ class BrowserPublishTransport extends BrowserTransport {
       config: VideoConfig | undefined;
       audio: AudioConfig | undefined;
     }>,
+    /** The track to send for the capture's audio track (setCaptureVolume's gain). */
+    private readonly outgoingAudio: (track: MediaStreamTrack) => MediaStreamTrack,
     onClosed: () => void,
   ) {
     super(onClosed);
@@ -120,7 +123,8 @@ class BrowserPublishTransport extends BrowserTransport {
   /** Sends the capture's tracks, or nothing in their place (no renegotiation: the senders stay). */
   async send(stream: MediaStream, { sendVideo, sendAudio }: CaptureState): Promise<void> {
     const video = sendVideo ? (stream.getVideoTracks()[0] ?? null) : null;
-    const audio = sendAudio ? (stream.getAudioTracks()[0] ?? null) : null;
+    const captured = sendAudio ? stream.getAudioTracks()[0] : undefined;
+    const audio = captured ? this.outgoingAudio(captured) : null;
     if (this.videoSender && this.videoSender.track !== video) await this.videoSender.replaceTrack(video).catch(() => undefined);
     if (this.audioSender && this.audioSender.track !== audio) await this.audioSender.replaceTrack(audio).catch(() => undefined);
   }
@@ -379,6 +383,7 @@ export class BrowserMedia implements MediaBackend {
   private readonly chosenCameras = new Map<number, string>();
   private readonly chosenDevices = new Map<'audioinput' | 'audiooutput', string>();
   private readonly onDevicesChange = (): void => void this.devicesChanged();
+  private readonly captureGain = new CaptureGain(() => this.resendAll());
 
   constructor(
     private readonly scenario: Scenario,
@@ -554,6 +559,21 @@ export class BrowserMedia implements MediaBackend {
     }
   }
 
+  setCaptureVolume(volume: number): void {
+    this.captureGain.setVolume(volume);
+    this.resendAll();
+  }
+
+  /** Every publish transport sends its capture's tracks again, as they now are (the gain's output or the microphone's). */
+  private resendAll(): void {
+    this.captureChanges = this.captureChanges.then(async () => {
+      for (const [channel, capture] of this.captures) {
+        const stream = await capture.catch(() => undefined);
+        if (stream) for (const transport of this.publishing(channel)) await transport.send(stream, this.stateOf(channel));
+      }
+    });
+  }
+
   muteSpeaker(muted: boolean): void {
     this.speakerMuted = muted;
     for (const player of this.players) player.applyVolume();
@@ -608,6 +628,8 @@ export class BrowserMedia implements MediaBackend {
         config: this.videoConfigs.get(channel),
         audio: this.audioConfigs.get(channel),
       }),
+      // A shared screen's sound is not the microphone's.
+      (track) => (this.screens.has(channel) ? track : this.captureGain.output(track)),
       () => {
         this.transports.delete(transport);
         this.releaseIfUnused(channel);
@@ -666,5 +688,6 @@ export class BrowserMedia implements MediaBackend {
     for (const channel of [...this.captures.keys()]) this.release(channel);
     for (const view of this.previews.values()) if (view) view.srcObject = null;
     this.previews.clear();
+    this.captureGain.close();
   }
 }

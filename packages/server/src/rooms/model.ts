@@ -96,6 +96,8 @@ export class Session {
     readonly room: Room,
     readonly user: User,
     readonly notifyUserUpdates: boolean,
+    /** Logged in as one of several rooms of one client (RoomMode.MultiRoom). */
+    readonly multiRoom: boolean,
   ) {}
 
   send(message: ServerMessage, droppable = false): void {
@@ -201,7 +203,8 @@ function concerns(
 /** Everything of one app. Apps never share rooms, users or streams. */
 export class AppRooms {
   readonly rooms = new Map<string, Room>();
-  readonly sessionsByUser = new Map<string, Session>();
+  /** Each user's sessions: one, or one per room of a client in several rooms. */
+  private readonly sessionsByUser = new Map<string, Set<Session>>();
   readonly sessionsById = new Map<string, Session>();
   /** Sessions kicked out (sessionID → resume token and code), so that their resume learns why. */
   readonly kickedSessions = new Map<string, { resumeToken: string; code: number }>();
@@ -211,4 +214,21 @@ export class AppRooms {
   readonly publications = new Map<string, Publication>();
 
   constructor(readonly appID: number) {}
+
+  sessionsOf(userID: string): Session[] {
+    return [...(this.sessionsByUser.get(userID) ?? [])];
+  }
+
+  addSession(session: Session): void {
+    const sessions = this.sessionsByUser.get(session.user.userID) ?? new Set();
+    this.sessionsByUser.set(session.user.userID, sessions.add(session));
+    this.sessionsById.set(session.id, session);
+  }
+
+  removeSession(session: Session): void {
+    const sessions = this.sessionsByUser.get(session.user.userID);
+    sessions?.delete(session);
+    if (sessions?.size === 0) this.sessionsByUser.delete(session.user.userID);
+    this.sessionsById.delete(session.id);
+  }
 }

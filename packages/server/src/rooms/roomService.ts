@@ -105,14 +105,17 @@ export class RoomService {
     }
 
     const existingRoom = app.rooms.get(req.roomID);
-    const previous = app.sessionsByUser.get(req.user.userID);
-    // The repeat login replaces the older session, so that one does not count towards the limit.
-    const members = (existingRoom?.sessions.size ?? 0) - (previous?.room === existingRoom && previous ? 1 : 0);
+    // A login replaces the user's older sessions: all of them, but for those in other rooms when
+    // both are multi-room (one client in several rooms).
+    const multiRoom = req.config.multiRoom ?? false;
+    const replaced = app.sessionsOf(req.user.userID).filter((s) => !(multiRoom && s.multiRoom && s.room.id !== req.roomID));
+    // A replaced session does not count towards the limit.
+    const members = (existingRoom?.sessions.size ?? 0) - (replaced.some((s) => s.room === existingRoom) ? 1 : 0);
     if (existingRoom && existingRoom.maxMemberCount > 0 && members >= existingRoom.maxMemberCount) {
       return fail(ErrorCode.RoomFull, `room ${req.roomID} is full`);
     }
-    if (previous && req.rejoin) return fail(ErrorCode.KickedOut, 'the same userID logged in elsewhere');
-    if (previous) this.kick(previous, ErrorCode.KickedOut, 'replaced');
+    if (replaced.length > 0 && req.rejoin) return fail(ErrorCode.KickedOut, 'the same userID logged in elsewhere');
+    for (const previous of replaced) this.kick(previous, ErrorCode.KickedOut, 'replaced');
 
     let room = app.rooms.get(req.roomID);
     if (!room) {
@@ -121,12 +124,11 @@ export class RoomService {
       this.log.info({ appID: app.appID, roomID: room.id }, 'room created');
       this.observer.emit('roomCreated', { appID: app.appID, roomID: room.id });
     }
-    const session = new Session(link, room, { ...req.user }, req.config.isUserStatusNotify);
+    const session = new Session(link, room, { ...req.user }, req.config.isUserStatusNotify, multiRoom);
     this.setToken(session, token);
     const users = room.users();
     room.sessions.set(session.user.userID, session);
-    app.sessionsByUser.set(session.user.userID, session);
-    app.sessionsById.set(session.id, session);
+    app.addSession(session);
     this.notifyUsers(room, UpdateType.Add, session);
     this.log.info({ appID: app.appID, roomID: room.id, userID: session.user.userID }, 'login');
     this.observer.emit('userJoined', { appID: app.appID, roomID: room.id, user: session.user, sessionID: session.id });
@@ -457,7 +459,7 @@ export class RoomService {
       publications = 0;
     for (const app of this.apps.values()) {
       rooms += app.rooms.size;
-      sessions += app.sessionsByUser.size;
+      sessions += app.sessionsById.size;
       publications += app.publications.size;
     }
     return { rooms, sessions, publications };
@@ -529,7 +531,7 @@ export class RoomService {
     clearInterval(this.networkQualityTimer);
     clearInterval(this.activeSpeakerTimer);
     for (const app of this.apps.values()) {
-      const sessions = [...app.sessionsByUser.values()];
+      const sessions = [...app.sessionsById.values()];
       for (const session of sessions) session.link = null;
       for (const session of sessions) this.removeSession(session, 'serverShutdown');
       app.kickedSessions.clear();
@@ -558,8 +560,7 @@ export class RoomService {
     for (const play of [...session.plays.values()]) this.dropPlay(play);
     for (const publication of [...session.publications.values()]) this.dropPublication(publication, why);
     room.sessions.delete(session.user.userID);
-    if (app.sessionsByUser.get(session.user.userID) === session) app.sessionsByUser.delete(session.user.userID);
-    app.sessionsById.delete(session.id);
+    app.removeSession(session);
     session.link = null;
     this.log.info({ appID: app.appID, roomID: room.id, userID: session.user.userID, why }, 'session removed');
     const ref = { appID: app.appID, roomID: room.id };
