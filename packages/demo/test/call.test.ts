@@ -516,7 +516,7 @@ test('video presets while publishing: the largest layer takes the preset size an
   assert.doesNotMatch((await alice.textContent('#log')) ?? '', /PublishRequesting code=[1-9]/);
 });
 
-test('devices: switching camera and microphone while publishing replaces the tracks; the player keeps decoding on the same peer connection', async (t) => {
+test('devices: switching camera and microphone while publishing replaces the tracks, and a camera unplugged gives way to the default one; the player keeps decoding on the same peer connection', async (t) => {
   const server = await startServer({ host: '127.0.0.1', port: 0, apps: [DEV_APP], devMode: true, logLevel: 'silent' });
   t.after(() => server.close());
   // Chromium's second fake camera delivers Y16 (depth) frames, which no encoder takes; the third delivers MJPEG.
@@ -559,6 +559,45 @@ test('devices: switching camera and microphone while publishing replaces the tra
   assert.deepEqual(before, ['audio:Fake Default Audio Input', 'video:fake_device_0']);
   assert.deepEqual(after, ['audio:Fake Audio Input 1', 'video:fake_device_2']);
   await assertMediaFlows(bob);
+
+  // The camera in use is unplugged. Chromium's fake devices cannot be, so the page's device list
+  // loses it and the browser's devicechange event fires; what the SDK does from there is real.
+  await alice.evaluate(`(() => {
+    const native = navigator.mediaDevices.enumerateDevices.bind(navigator.mediaDevices);
+    navigator.mediaDevices.enumerateDevices = async () => (await native()).filter((d) => d.label !== 'fake_device_2');
+    navigator.mediaDevices.dispatchEvent(new Event('devicechange'));
+  })()`);
+  await alice.waitForFunction(
+    () => (document.getElementById('log')!.textContent ?? '').includes('onVideoDeviceStateChanged Delete fake_device_2'),
+    undefined,
+    { timeout: 10_000 },
+  );
+  for (const deadline = Date.now() + 10_000; Date.now() < deadline && (await capturing()).includes('video:fake_device_2');)
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  assert.deepEqual(await capturing(), ['audio:Fake Audio Input 1', 'video:fake_device_0'], 'back on the default camera');
+  await assertMediaFlows(bob);
   assert.equal((await inboundTotals(bob)).peerConnections, pcs, 'no new peer connection');
-  assert.doesNotMatch(`${log}${(await bob.textContent('#log')) ?? ''}`, /Requesting code=[1-9]/, 'nothing was interrupted');
+  const logs = `${(await alice.textContent('#log')) ?? ''}${(await bob.textContent('#log')) ?? ''}`;
+  assert.doesNotMatch(logs, /Requesting code=[1-9]/, 'nothing was interrupted');
+});
+
+test('devices refused: publishing ends in NoPublish with 1000098 (no retries), and the page still plays the others', async (t) => {
+  const server = await startServer({ host: '127.0.0.1', port: 0, apps: [DEV_APP], devMode: true, logLevel: 'silent' });
+  t.after(() => server.close());
+  const refusing = await launchChromium({ refuseDevices: true });
+  t.after(() => refusing.close());
+  const allowing = await launchChromium();
+  t.after(() => allowing.close());
+  const bob = await openDemo(server.httpUrl, allowing.browser, 'bob', { roomID: 'refused' });
+  const alice = await openDemo(server.httpUrl, refusing.browser, 'alice', { roomID: 'refused' });
+  await alice.waitForFunction(
+    () => /onPublisherStateUpdate stream=stream_alice NoPublish code=1000098/.test(document.getElementById('log')!.textContent ?? ''),
+    undefined,
+    { timeout: 10_000 },
+  );
+  assert.ok((await remoteVideoSize(alice, 'stream_bob')).width > 0, 'alice still plays bob');
+  await assertMediaFlows(alice);
+  const aliceLog = (await alice.textContent('#log')) ?? '';
+  assert.doesNotMatch(aliceLog, /stream_alice PublishRequesting code=[1-9]/, 'refused devices are not retried');
+  assert.doesNotMatch((await bob.textContent('#log')) ?? '', /Add stream_alice/, 'bob never sees a stream from alice');
 });

@@ -1,5 +1,5 @@
 import { ErrorCode } from '@parley/protocol';
-import type { MediaTransport } from './platform.js';
+import { CaptureError, type MediaTransport } from './platform.js';
 import type { Reply } from './signalling.js';
 
 export type NegotiationResult = { code: 0 } | { code: number; message: string };
@@ -18,7 +18,7 @@ export async function negotiate(
   try {
     offer = await transport.createOffer();
   } catch (err) {
-    return { code: interruptedCode, message: `offer failed: ${(err as Error).message}` };
+    return { code: err instanceof CaptureError ? err.code : interruptedCode, message: `offer failed: ${(err as Error).message}` };
   }
   const reply = await exchange(offer);
   if (reply.code !== 0 || !('data' in reply)) return reply as { code: number; message: string };

@@ -34,8 +34,18 @@ export interface PublishMedia {
 }
 
 /** One WebRTC peer connection to the server, for one published or played stream. */
+/** A capture that cannot be had (no such device, permission refused): retrying will not help until the user acts. */
+export class CaptureError extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 export interface MediaTransport {
-  /** A complete offer (all candidates gathered). */
+  /** A complete offer (all candidates gathered); rejects with a CaptureError when what it sends cannot be captured. */
   createOffer(): Promise<string>;
   applyAnswer(sdp: string): Promise<void>;
   /**

@@ -10,8 +10,8 @@ import { TestClient, sleep } from './helpers.js';
 test('secrets never reach the logs: a production server logs logins, not AppSigns, secrets, proofs or tokens', async (t) => {
   const app = randomApp(77);
   const dir = mkdtempSync(join(tmpdir(), 'parley-logs-'));
-  const config = join(dir, 'apps.json');
-  writeFileSync(config, JSON.stringify([app]));
+  const config = join(dir, 'parley.json');
+  writeFileSync(config, JSON.stringify({ apps: [app] }));
   const cli = new URL('../../server/dist/cli.js', import.meta.url).pathname;
   const server = spawn(process.execPath, [cli, 'start', '--config', config, '--host', '127.0.0.1', '--port', '0'], {
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,19 +1,22 @@
 #!/usr/bin/env node
 /**
- * parley dev                      the dev app on 127.0.0.1:7800 with the web demo
- * parley start --config apps.json production: apps from a file, real secrets required
+ * parley dev                        the dev app on 127.0.0.1:7800 with the web demo
+ * parley start --config parley.yaml production, configured by a file (see the README)
+ * parley config check parley.yaml   validates a configuration file
  * parley token generate ...       mint a token04 (see --help)
  * parley token inspect TOKEN --secret S
  */
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
-import { DEV_APP, DEFAULT_PORT, type AppConfig } from './config.js';
+import { DEV_APP, DEFAULT_PORT } from './config.js';
+import { loadConfig, type LoadedConfig } from './configFile.js';
 import { startServer, type ParleyServer } from './server.js';
 import { decodeToken04, generateToken04, type TokenPrivileges } from './auth/token04.js';
 
 const USAGE = `usage:
   parley dev [--port P] [--heartbeat-timeout-ms MS]
-  parley start --config apps.json [--host H] [--port P] [--heartbeat-timeout-ms MS] [--drain-ms MS]
+  parley start --config parley.yaml [--host H] [--port P] [--heartbeat-timeout-ms MS] [--drain-ms MS]
+  parley config check parley.yaml
   parley token generate --app-id N --user-id U --secret S [--expire SECONDS] [--mode gcm|cbc]
                         [--room R [--no-publish] [--streams a,b]]
   parley token inspect TOKEN --secret S
@@ -26,7 +29,7 @@ const { positionals, values } = parseArgs({
     port: { type: 'string' },
     config: { type: 'string' },
     'heartbeat-timeout-ms': { type: 'string' },
-    'drain-ms': { type: 'string', default: '30000' },
+    'drain-ms': { type: 'string' },
     'app-id': { type: 'string' },
     'user-id': { type: 'string' },
     secret: { type: 'string' },
@@ -58,13 +61,43 @@ async function serve(mode: 'dev' | 'start'): Promise<void> {
     return;
   }
   const file = values.config ?? process.env.PARLEY_CONFIG;
-  if (!file) throw new Error('production mode needs --config <apps.json> (or PARLEY_CONFIG)');
-  const apps = JSON.parse(await readFile(file, 'utf8')) as AppConfig[];
-  if (apps.some((a) => a.appSign === DEV_APP.appSign || a.serverSecret === DEV_APP.serverSecret)) {
-    throw new Error('refusing to start: the well-known dev credentials are not allowed in production mode');
+  if (!file) throw new Error('production mode needs --config <parley.yaml> (or PARLEY_CONFIG)');
+  const { options, tls, drainMs } = await readConfig(file);
+  const server = await startServer({
+    ...options,
+    host: values.host ?? options.host,
+    port: values.port ? port : options.port,
+    heartbeatTimeoutMs: heartbeatTimeoutMs ?? options.heartbeatTimeoutMs,
+    tls: tls && { cert: await readFile(tls.cert), key: await readFile(tls.key) },
+  });
+  onShutdown(server, values['drain-ms'] ? Number(values['drain-ms']) : drainMs);
+}
+
+/** A configuration file, validated, with its TLS files readable; throws one line per problem. */
+async function readConfig(file: string): Promise<LoadedConfig> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new Error(`${file}: ${(err as Error).message}`);
   }
-  const server = await startServer({ host: values.host ?? '0.0.0.0', port, apps, heartbeatTimeoutMs, staticDir: false });
-  onShutdown(server, Number(values['drain-ms']));
+  const loaded = loadConfig(text, file, process.env);
+  if (loaded.code !== 0) throw new Error(loaded.message);
+  const { apps } = loaded.data.options;
+  const dev = apps.findIndex((a) => a.appSign === DEV_APP.appSign || a.serverSecret === DEV_APP.serverSecret);
+  if (dev >= 0) throw new Error(`${file}: apps[${dev}]: the well-known dev credentials are not allowed in production mode`);
+  for (const key of ['cert', 'key'] as const) {
+    const path = loaded.data.tls?.[key];
+    if (path) await readFile(path).catch((err: Error) => Promise.reject(new Error(`${file}: tls.${key}: ${err.message}`)));
+  }
+  return loaded.data;
+}
+
+async function config(action: string | undefined, file: string | undefined): Promise<void> {
+  if (action !== 'check' || !file) throw new Error(USAGE);
+  const { options, tls } = await readConfig(file);
+  const scheme = tls ? 'https' : 'http';
+  process.stdout.write(`${file}: ok (${options.apps.length} app(s), ${scheme} on ${options.host}:${options.port})\n`);
 }
 
 function token(action: string | undefined, subject: string | undefined): void {
@@ -126,10 +159,12 @@ async function main(): Promise<void> {
   }
   if (command === 'dev' || command === 'start') return serve(command);
   if (command === 'token') return token(action, subject);
+  if (command === 'config') return config(action, subject);
   throw new Error(`unknown command "${command}"\n${USAGE}`);
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`parley: ${(err as Error).message}\n`);
+  // One line per problem, each naming what it is about.
+  process.stderr.write(`${(err as Error).message.replace(/^/gm, 'parley: ')}\n`);
   process.exit(1);
 });

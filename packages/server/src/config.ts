@@ -28,6 +28,8 @@ export interface MediaOptions {
 export interface ServerOptions {
   host?: string;
   port?: number;
+  /** A certificate (PEM, with its chain) and key: the server then serves https and wss itself. */
+  tls?: { cert: string | Buffer; key: string | Buffer };
   apps: AppConfig[];
   /** A client silent for this long is removed from its room (vendor default 90 s). */
   heartbeatTimeoutMs?: number;

@@ -1,4 +1,5 @@
-import { createServer, type Server as HttpServer } from 'node:http';
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { AddressInfo } from 'node:net';
@@ -25,9 +26,9 @@ import { Health, ServerMetrics } from './metrics/index.js';
 import { WebhookDispatcher } from './webhooks/dispatcher.js';
 
 export interface ParleyServer {
-  /** The `ws://` URL for the SDK profile's `server` field. */
+  /** The `ws://` (`wss://` with TLS) URL for the SDK profile's `server` field. */
   readonly url: string;
-  /** The `http://` URL of the web demo and HTTP endpoints. */
+  /** The `http://` (`https://`) URL of the web demo and HTTP endpoints. */
   readonly httpUrl: string;
   readonly port: number;
   readonly rooms: RoomService;
@@ -112,7 +113,7 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
     );
   }
 
-  const http: HttpServer = createServer((req, res) => {
+  const handle = (req: IncomingMessage, res: ServerResponse): void => {
     void (async () => {
       if (await routes.handle(req, res)) return;
       if (staticDir && (await serveStatic(staticDir, req, res))) return;
@@ -123,7 +124,10 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
       if (!res.headersSent) res.writeHead(500);
       res.end();
     });
-  });
+  };
+  // With a certificate the server speaks https and wss itself; without, http and ws (behind a proxy that terminates TLS, or in dev).
+  const http = options.tls ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, handle) : createHttpServer(handle);
+  const scheme = options.tls ? { http: 'https', ws: 'wss' } : { http: 'http', ws: 'ws' };
   const signalling = new SignallingServer(http, {
     rooms,
     heartbeatTimeoutMs,
@@ -145,8 +149,8 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
   let closing: Promise<void> | undefined;
   const drain = new AbortController();
   return {
-    url: `ws://${urlHost}:${port}${SIGNALLING_PATH}`,
-    httpUrl: `http://${urlHost}:${port}`,
+    url: `${scheme.ws}://${urlHost}:${port}${SIGNALLING_PATH}`,
+    httpUrl: `${scheme.http}://${urlHost}:${port}`,
     port,
     rooms,
     health,

@@ -42,8 +42,8 @@ test('the static file server serves its folder and nothing outside it', async (t
 
 test('production mode refuses the well-known dev credentials', () => {
   const dir = mkdtempSync(join(tmpdir(), 'parley-config-'));
-  const config = join(dir, 'apps.json');
-  writeFileSync(config, JSON.stringify([DEV_APP]));
+  const config = join(dir, 'parley.json');
+  writeFileSync(config, JSON.stringify({ apps: [DEV_APP] }));
   const cli = new URL('../dist/cli.js', import.meta.url).pathname;
   assert.throws(
     () => execFileSync(process.execPath, [cli, 'start', '--config', config, '--port', '0'], { encoding: 'utf8', stdio: 'pipe' }),

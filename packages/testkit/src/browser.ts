@@ -15,6 +15,8 @@ export interface ChromiumOptions {
   fakeAudioFile?: string;
   /** How many fake cameras there are (1 by default); the fake microphones and speakers are always three. */
   fakeCameras?: number;
+  /** The user refuses the camera and microphone (as if the browser's prompt were answered "Block"). */
+  refuseDevices?: boolean;
 }
 
 /** Chromium from the system (Debian's package), with a fake camera and microphone. */
@@ -26,7 +28,7 @@ export async function launchChromium(options: ChromiumOptions = {}): Promise<{ b
     headless: true,
     args: [
       options.fakeCameras ? `--use-fake-device-for-media-stream=device-count=${options.fakeCameras}` : '--use-fake-device-for-media-stream',
-      '--use-fake-ui-for-media-stream',
+      options.refuseDevices ? '--use-fake-ui-for-media-stream=deny' : '--use-fake-ui-for-media-stream',
       '--no-sandbox',
       '--disable-gpu',
       '--disable-quic',

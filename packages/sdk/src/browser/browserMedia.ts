@@ -4,7 +4,16 @@
  */
 import { ErrorCode, Scenario, ScreenCaptureExceptionType, soundLevelFromAmplitude, UpdateType, ViewMode } from '@parley/protocol';
 import { DeviceWatch, type DeviceChange, type DeviceInfo, type DeviceKind } from '../deviceWatch.js';
-import type { AudioProcessing, Canvas, MediaBackend, MediaTransport, PlaySink, PublishMedia, VideoCodec } from '../platform.js';
+import {
+  CaptureError,
+  type AudioProcessing,
+  type Canvas,
+  type MediaBackend,
+  type MediaTransport,
+  type PlaySink,
+  type PublishMedia,
+  type VideoCodec,
+} from '../platform.js';
 import type { CaptureState } from '../captureControls.js';
 import { PeerTransport } from '../peerTransport.js';
 import { defaultBitrate, simulcastLayers } from '../simulcast.js';
@@ -610,6 +619,7 @@ export class BrowserMedia implements MediaBackend {
       const { camera } = this.stateOf(channel);
       stream = navigator.mediaDevices
         .getUserMedia({ audio: this.microphoneConstraints(), video: camera && this.cameraConstraints(channel) })
+        .catch((err: unknown) => Promise.reject(new CaptureError(deviceError(err), (err as Error).message)))
         .then(async (s) => (await this.applyTo(s, this.stateOf(channel), channel), s));
       this.captures.set(channel, stream);
       stream.catch(() => this.captures.delete(channel));
@@ -659,8 +669,8 @@ export class BrowserMedia implements MediaBackend {
       }
       this.previews.set(channel, view);
       return 0;
-    } catch {
-      return ErrorCode.UnsupportedRequest; // no camera or permission denied
+    } catch (err) {
+      return err instanceof CaptureError ? err.code : ErrorCode.UnsupportedRequest;
     }
   }
 

@@ -4,7 +4,8 @@
  */
 import { z } from 'zod';
 import { ErrorCode, type User } from '@parley/protocol';
-import type { Outcome, RoomService } from '../rooms/roomService.js';
+import type { RoomService } from '../rooms/roomService.js';
+import type { Outcome } from '../outcome.js';
 import type { Room } from '../rooms/model.js';
 
 /** Codes of the server API (not those of the SDK). */

@@ -17,9 +17,7 @@ import {
 import type { Limits } from '../config.js';
 import { TokenBucket } from '../rateLimit.js';
 import { Session, type Room } from './model.js';
-import type { Failure, FailureCode, Outcome } from './roomService.js';
-
-const fail = (code: FailureCode, message: string): Failure => ({ code, message });
+import { fail, type Failure, type FailureCode, type Outcome } from '../outcome.js';
 
 /** Who sends: a user's session (which is not told its own message), or the server API on behalf of a user. */
 export type Sender = Session | User;

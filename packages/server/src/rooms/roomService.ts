@@ -29,16 +29,11 @@ import { SdpError, type MediaEndpoint, type MediaPlane } from '../media/index.js
 import { AppRooms, Play, Publication, Room, Session, type ClientLink, type SessionToken } from './model.js';
 import type { RoomServiceEvents, RoomServiceObserver, SessionEndReason, StreamEndReason } from './observer.js';
 import { RoomMessaging, type MessagingLimits } from './messaging.js';
-
-export type FailureCode = Exclude<ErrorCode, typeof ErrorCode.Success>;
-export type Failure = { code: FailureCode; message: string };
-export type Outcome<T> = { code: 0; data: T } | Failure;
+import { fail, type Failure, type FailureCode, type Outcome } from '../outcome.js';
 
 const MAX_KICKED_SESSIONS = 10_000;
 const TOKEN_WARNING_SECONDS = 30;
 const MAX_TIMER_MS = 2 ** 31 - 1;
-
-const fail = (code: FailureCode, message: string): Failure => ({ code, message });
 
 export interface RoomServiceOptions {
   apps: AppConfig[];

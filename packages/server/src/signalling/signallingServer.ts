@@ -1,4 +1,5 @@
 import type { Server as HttpServer } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
 import { WebSocketServer } from 'ws';
 import { CloseCode, MAX_FRAME_BYTES } from '@parley/protocol';
 import type { Logger } from 'pino';
@@ -16,7 +17,7 @@ export class SignallingServer {
   private accepting = true;
 
   constructor(
-    http: HttpServer,
+    http: HttpServer | HttpsServer,
     options: { rooms: RoomService; heartbeatTimeoutMs: number; log: Logger; limits: Limits; onErrorCode?: (code: number) => void },
   ) {
     const { limits } = options;

@@ -1,0 +1,174 @@
+/**
+ * The production configuration file of `parley start --config parley.yaml` (YAML or JSON),
+ * validated key by key: each problem is one line that names the key. Secrets may come from the
+ * environment instead of the file (see SECRET_ENV), and the environment wins.
+ */
+import { ErrorCode } from '@parley/protocol';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { DEFAULT_LIMITS, DEFAULT_PORT, type Limits, type ServerOptions } from './config.js';
+import { DEFAULT_WEBHOOK_OPTIONS } from './webhooks/dispatcher.js';
+import { fail, ok, type Outcome } from './outcome.js';
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** A key's type error: "is missing" when absent, else what it must be. */
+const expected = (what: string) => ({ error: (issue: { input?: unknown }) => (issue.input === undefined ? 'is missing' : what) });
+
+const ipv4 = z.ipv4(expected('must be an IPv4 address'));
+const port = z.number(expected('must be a port number')).int('must be a port number').min(0).max(65535, 'must be a port number');
+const positiveMs = z.number(expected('must be a number of milliseconds')).int('must be a whole number').positive('must be positive');
+
+const appSchema = z
+  .object({
+    appID: z.number(expected('must be a number')).int('must be a whole number').positive('must be positive'),
+    appSign: z.string(expected('must be 64 hex characters')).regex(/^[0-9a-f]{64}$/, 'must be 64 hex characters'),
+    serverSecret: z.string(expected('must be 32 characters')).regex(/^[\x21-\x7e]{32}$/, 'must be 32 printable characters'),
+    callbackUrl: z.url({ protocol: /^https?$/, ...expected('must be an http(s) URL') }).optional(),
+    callbackSecret: z.string().min(1, 'must not be empty').optional(),
+  })
+  .strict()
+  .refine((app) => !app.callbackUrl || app.callbackSecret, {
+    path: ['callbackSecret'],
+    message: 'is needed to sign the callbackUrl webhooks',
+  });
+
+const limitsSchema = z
+  .object(
+    Object.fromEntries(
+      (Object.keys(DEFAULT_LIMITS) as Array<keyof Limits>).map((key) => [
+        key,
+        z.number(expected('must be a number')).positive('must be positive').optional(),
+      ]),
+    ) as Record<keyof Limits, z.ZodOptional<z.ZodNumber>>,
+  )
+  .strict();
+
+const webhooksSchema = z
+  .object({
+    retryDelaysMs: z.array(positiveMs).max(20, 'at most 20 retries').optional(),
+    timeoutMs: positiveMs.optional(),
+    maxBacklog: z.number().int().positive('must be positive').optional(),
+    maxConcurrency: z.number().int().positive('must be positive').optional(),
+  })
+  .strict();
+
+const mediaSchema = z
+  .object({
+    listenIp: ipv4.optional(),
+    announcedIp: ipv4.optional(),
+    portRange: z
+      .tuple([port, port], { error: 'must be [first, last]' })
+      .refine(([first, last]) => first > 0 && first <= last, 'must be [first, last] with 0 < first ≤ last')
+      .optional(),
+    mediaStallMs: positiveMs.optional(),
+  })
+  .strict();
+
+export const configFileSchema = z
+  .object({
+    listen: z.object({ host: ipv4.optional(), port: port.optional() }).strict().optional(),
+    tls: z
+      .object({
+        cert: z.string(expected('must be a file name')).min(1, 'must be a file name'),
+        key: z.string(expected('must be a file name')).min(1, 'must be a file name'),
+      })
+      .strict()
+      .optional(),
+    apps: z.array(appSchema, expected('must be a list of apps')).min(1, 'must list at least one app'),
+    heartbeatTimeoutMs: positiveMs.optional(),
+    drainMs: z
+      .number(expected('must be a number of milliseconds'))
+      .int('must be a whole number')
+      .nonnegative('must not be negative')
+      .optional(),
+    limits: limitsSchema.optional(),
+    webhooks: webhooksSchema.optional(),
+    media: mediaSchema.optional(),
+    log: z
+      .object({ level: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).optional() })
+      .strict()
+      .optional(),
+    demo: z.boolean(expected('must be true or false')).optional(),
+  })
+  .strict();
+
+export type ConfigFile = z.infer<typeof configFileSchema>;
+
+/** What `parley start` runs: the server's options, TLS files to read, and how long shutdown drains. */
+export interface LoadedConfig {
+  options: ServerOptions;
+  tls?: { cert: string; key: string };
+  drainMs: number;
+}
+
+/** Environment variables that replace an app's secrets: PARLEY_APP_<appID>_APP_SIGN and so on. */
+export const SECRET_ENV = {
+  appSign: 'APP_SIGN',
+  serverSecret: 'SERVER_SECRET',
+  callbackSecret: 'CALLBACK_SECRET',
+} as const;
+
+/**
+ * Parses and validates a configuration file's text. A failure's message has one line per problem,
+ * `<file>: <key>: <problem>`.
+ */
+export function loadConfig(text: string, fileName: string, env: Record<string, string | undefined> = {}): Outcome<LoadedConfig> {
+  let raw: unknown;
+  try {
+    raw = fileName.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
+  } catch (err) {
+    return fail(ErrorCode.InvalidParameter, `${fileName}: ${(err as Error).message.split('\n')[0]}`);
+  }
+  const parsed = configFileSchema.safeParse(withSecretsFromEnv(raw, env));
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map(
+      (issue) => `${fileName}: ${keyOf(issue)}: ${issue.code === 'unrecognized_keys' ? 'is not a known key' : issue.message}`,
+    );
+    return fail(ErrorCode.InvalidParameter, lines.join('\n'));
+  }
+  const config = parsed.data;
+  const ids = config.apps.map((app) => app.appID);
+  const repeated = ids.find((id, i) => ids.indexOf(id) !== i);
+  if (repeated !== undefined) return fail(ErrorCode.InvalidParameter, `${fileName}: apps: appID ${repeated} is listed twice`);
+  return ok({
+    options: {
+      host: config.listen?.host ?? '0.0.0.0',
+      port: config.listen?.port ?? DEFAULT_PORT,
+      apps: config.apps,
+      heartbeatTimeoutMs: config.heartbeatTimeoutMs,
+      limits: config.limits,
+      webhooks: config.webhooks && { ...DEFAULT_WEBHOOK_OPTIONS, ...config.webhooks },
+      media: config.media && { ...config.media, portRange: config.media.portRange },
+      logLevel: config.log?.level,
+      staticDir: config.demo ? undefined : false,
+    },
+    tls: config.tls,
+    drainMs: config.drainMs ?? 30_000,
+  });
+}
+
+/** The key an issue is about, as written in the file: `apps[0].appSign`, `media.portRange`. */
+function keyOf(issue: z.core.$ZodIssue): string {
+  const path = issue.path.reduce<string>(
+    (key, part) => (typeof part === 'number' ? `${key}[${part}]` : key ? `${key}.${String(part)}` : String(part)),
+    '',
+  );
+  // An unknown key is reported on the object that holds it.
+  if (issue.code === 'unrecognized_keys') return issue.keys.map((k) => (path ? `${path}.${k}` : k)).join(', ');
+  return path || '(top level)';
+}
+
+function withSecretsFromEnv(raw: unknown, env: Record<string, string | undefined>): unknown {
+  if (!raw || typeof raw !== 'object' || !Array.isArray((raw as { apps?: unknown }).apps)) return raw;
+  const apps = (raw as { apps: unknown[] }).apps.map((app) => {
+    if (!app || typeof app !== 'object') return app;
+    const appID = (app as { appID?: unknown }).appID;
+    const secrets = Object.entries(SECRET_ENV).flatMap(([key, suffix]) => {
+      const value = env[`PARLEY_APP_${String(appID)}_${suffix}`];
+      return value === undefined ? [] : [[key, value]];
+    });
+    return { ...app, ...Object.fromEntries(secrets) };
+  });
+  return { ...raw, apps };
+}
