@@ -9,6 +9,7 @@ import { startServer, DEV_APP, type ParleyServer } from '@parley/server';
 import { StreamQualityLevel } from '@parley/sdk';
 import {
   TestNetwork,
+  teardown,
   cameraClip,
   concealment,
   decodeRate,
@@ -42,20 +43,21 @@ interface Call {
 
 /** A publisher in its own namespace and a player beside the server, in one room. */
 async function call(t: { after(fn: () => unknown): void }): Promise<Call> {
+  const closeLater = teardown(t);
   const network = new TestNetwork();
-  t.after(() => network.close());
+  closeLater(() => network.close());
   const publisherHost = network.addHost();
   const server = await startServer({ host: network.serverIp, port: 0, apps: [DEV_APP], devMode: true, logLevel: 'silent' });
-  t.after(() => server.close());
+  closeLater(() => server.close());
   const clip = cameraClip();
   const publisherBrowser = await launchChromium({
     host: { network, host: publisherHost },
     secureOrigin: server.httpUrl,
     fakeVideoFile: clip,
   });
-  t.after(() => publisherBrowser.close());
+  closeLater(() => publisherBrowser.close());
   const playerBrowser = await launchChromium({ secureOrigin: server.httpUrl, fakeVideoFile: clip });
-  t.after(() => playerBrowser.close());
+  closeLater(() => playerBrowser.close());
   const publisher = await openDemo(server.httpUrl, publisherBrowser.browser, 'pub', { roomID: 'net' });
   const player = await openDemo(server.httpUrl, playerBrowser.browser, 'player', { roomID: 'net', publish: false });
   // Every layer in use, so that none is paused and the publisher sends all it can.
@@ -111,13 +113,14 @@ test('uplink congestion control', async (t) => {
 
 /** A publisher beside the server and a player in each of `players` hosts, watching it in a 1280×720 view. */
 async function downlinkCall(t: { after(fn: () => unknown): void }, players: number) {
+  const closeLater = teardown(t);
   const network = new TestNetwork();
-  t.after(() => network.close());
+  closeLater(() => network.close());
   const server = await startServer({ host: network.serverIp, port: 0, apps: [DEV_APP], devMode: true, logLevel: 'silent' });
-  t.after(() => server.close());
+  closeLater(() => server.close());
   const clip = cameraClip();
   const publisherBrowser = await launchChromium({ secureOrigin: server.httpUrl, fakeVideoFile: clip });
-  t.after(() => publisherBrowser.close());
+  closeLater(() => publisherBrowser.close());
   const publisher = await openDemo(server.httpUrl, publisherBrowser.browser, 'pub', { roomID: 'down', scenario: 'HighQualityVideoCall' });
   await waitPublishing(publisher);
   const hosts: TestHost[] = [];
@@ -125,7 +128,7 @@ async function downlinkCall(t: { after(fn: () => unknown): void }, players: numb
   for (let i = 0; i < players; i++) {
     const host = network.addHost();
     const browser = await launchChromium({ host: { network, host }, secureOrigin: server.httpUrl, fakeVideoFile: clip });
-    t.after(() => browser.close());
+    closeLater(() => browser.close());
     const page = await openDemo(server.httpUrl, browser.browser, `player${i}`, { roomID: 'down', publish: false });
     await enlargeRemoteTiles(page);
     hosts.push(host);
@@ -238,7 +241,7 @@ test('downlink loss: at 10 % and at 30 % random loss the player keeps decoding b
   for (const loss of [0.1, 0.3] as const) {
     hosts[1]!.shapeDownlink({ loss });
     const repairsBefore = await repairs();
-    const [cleanSamples, lossySamples] = (await sampleEvery([clean, lossy], 20_000, 1000)) as [VideoSample[], VideoSample[]];
+    const [cleanSamples, lossySamples] = (await sampleEvery([clean, lossy], 15_000, 1000)) as [VideoSample[], VideoSample[]];
     const repairsAfter = await repairs();
     const cleanFps = decodeRate(cleanSamples[0]!, cleanSamples.at(-1)!);
     const first = lossySamples[0]!;
@@ -313,20 +316,21 @@ async function audioFormats(page: Page): Promise<Array<{ local: string[]; remote
 }
 
 test('audio over lossy links: at 30 % and 50 % random loss each way on both sides, RED and NACK keep the voice going', async (t) => {
+  const closeLater = teardown(t);
   const network = new TestNetwork();
-  t.after(() => network.close());
+  closeLater(() => network.close());
   const publisherHost = network.addHost();
   const playerHost = network.addHost();
   const server = await startServer({ host: network.serverIp, port: 0, apps: [DEV_APP], devMode: true, logLevel: 'silent' });
-  t.after(() => server.close());
+  closeLater(() => server.close());
   const publisherBrowser = await launchChromium({
     host: { network, host: publisherHost },
     secureOrigin: server.httpUrl,
     fakeAudioFile: speechClip(),
   });
-  t.after(() => publisherBrowser.close());
+  closeLater(() => publisherBrowser.close());
   const playerBrowser = await launchChromium({ host: { network, host: playerHost }, secureOrigin: server.httpUrl });
-  t.after(() => playerBrowser.close());
+  closeLater(() => playerBrowser.close());
   const publisher = await openDemo(server.httpUrl, publisherBrowser.browser, 'pub', { roomID: 'voice' });
   const player = await openDemo(server.httpUrl, playerBrowser.browser, 'player', { roomID: 'voice', publish: false });
   await remoteVideoSize(player, 'stream_pub');
@@ -355,7 +359,7 @@ test('audio over lossy links: at 30 % and 50 % random loss each way on both side
       await metric(server, 'parley_media_audio_red_sent_packets_total'),
       await metric(server, 'parley_media_audio_recovered_frames_total'),
     ];
-    const [samples] = (await sampleEvery([player], 20_000, 1000)) as [VideoSample[]];
+    const [samples] = (await sampleEvery([player], 15_000, 1000)) as [VideoSample[]];
     const concealed = concealment(samples[0]!, samples.at(-1)!);
     const redSent = (await metric(server, 'parley_media_audio_red_sent_packets_total')) - red;
     const recoveredFrames = (await metric(server, 'parley_media_audio_recovered_frames_total')) - recovered;
@@ -400,15 +404,16 @@ test("ICE consent: a player whose answers to the server's own checks are all los
 
 /** A publisher beside the server and a player in its own namespace. */
 async function consentCall(t: { after(fn: () => unknown): void }) {
+  const closeLater = teardown(t);
   const network = new TestNetwork();
-  t.after(() => network.close());
+  closeLater(() => network.close());
   const playerHost = network.addHost();
   const server = await startServer({ host: network.serverIp, port: 0, apps: [DEV_APP], devMode: true, logLevel: 'silent' });
-  t.after(() => server.close());
+  closeLater(() => server.close());
   const publisherBrowser = await launchChromium({ secureOrigin: server.httpUrl });
-  t.after(() => publisherBrowser.close());
+  closeLater(() => publisherBrowser.close());
   const playerBrowser = await launchChromium({ host: { network, host: playerHost }, secureOrigin: server.httpUrl });
-  t.after(() => playerBrowser.close());
+  closeLater(() => playerBrowser.close());
   const publisher = await openDemo(server.httpUrl, publisherBrowser.browser, 'pub', { roomID: 'consent' });
   const player = await openDemo(server.httpUrl, playerBrowser.browser, 'player', { roomID: 'consent', publish: false });
   return { publisher, player, hosts: { player: playerHost } };
@@ -437,15 +442,16 @@ async function decodingAgain(page: Page, timeoutMs: number): Promise<number> {
 }
 
 test('media cut: 5 s without UDP (signalling intact) ends in Requesting with 1003020/1004020, back within 3 s by ICE restart with no one else noticing; a cut that stays stays Requesting', async (t) => {
+  const closeLater = teardown(t);
   const network = new TestNetwork();
-  t.after(() => network.close());
+  closeLater(() => network.close());
   const cutHost = network.addHost();
   const server = await startServer({ host: network.serverIp, port: 0, apps: [DEV_APP], devMode: true, logLevel: 'silent' });
-  t.after(() => server.close());
+  closeLater(() => server.close());
   const cutBrowser = await launchChromium({ host: { network, host: cutHost }, secureOrigin: server.httpUrl });
-  t.after(() => cutBrowser.close());
+  closeLater(() => cutBrowser.close());
   const otherBrowser = await launchChromium({ secureOrigin: server.httpUrl });
-  t.after(() => otherBrowser.close());
+  closeLater(() => otherBrowser.close());
   const cut = await openDemo(server.httpUrl, cutBrowser.browser, 'cut', { roomID: 'cut' });
   const other = await openDemo(server.httpUrl, otherBrowser.browser, 'other', { roomID: 'cut' });
   await Promise.all([waitPublishing(cut), waitPublishing(other)]);

@@ -7,15 +7,16 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { PlayerState, VideoBufferType } from '@parley/sdk';
-import { serverMetric, TestNetwork } from '@parley/testkit';
+import { serverMetric, teardown, TestNetwork } from '@parley/testkit';
 import { sleep, startTestServer } from './helpers.js';
 
 test('media cut (Node): 5 s without UDP, the publisher goes to PublishRequesting 1003020 and is back by ICE restart within 3 s; its player notices nothing but the pause', async (t) => {
+  const closeLater = teardown(t);
   const network = new TestNetwork();
-  t.after(() => network.close());
+  closeLater(() => network.close());
   const host = network.addHost();
   const env = await startTestServer({ host: network.serverIp });
-  t.after(() => env.close());
+  closeLater(() => env.close());
   const script = new URL('./publisherProcess.ts', import.meta.url).pathname;
   const [command, ...args] = host.command([
     process.execPath,
@@ -30,7 +31,7 @@ test('media cut (Node): 5 s without UDP, the publisher goes to PublishRequesting
     's-cut',
   ]);
   const child = spawn(command!, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-  t.after(() => child.kill('SIGKILL'));
+  closeLater(() => child.kill('SIGKILL'));
   const lines: Array<{ atMs: number; line: string }> = [];
   createInterface({ input: child.stdout! }).on('line', (line) => lines.push({ atMs: Date.now(), line }));
   const waitLine = async (pattern: RegExp, sinceMs: number, timeoutMs: number): Promise<number> => {

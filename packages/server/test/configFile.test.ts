@@ -116,13 +116,12 @@ test('thirteen malformed configs: each gets one line naming the key and the prob
     ],
     ['appID twice', `${appLines()}${appLines().replace('apps:\n', '')}`, /: apps: appID 4242 is listed twice$/],
   ];
-  for (const [name, text, expected] of cases) {
+  for (const [index, [name, text, expected]] of cases.entries()) {
     const file = join(dir, `${name.replace(/\W+/g, '-')}.yaml`);
     writeFileSync(file, text);
-    for (const command of [
-      ['config', 'check', file],
-      ['start', '--config', file, '--port', '0'],
-    ]) {
+    // `start` reads the file as `config check` does; three of the cases show that it then does not start.
+    const start = index < 3 ? [['start', '--config', file, '--port', '0']] : [];
+    for (const command of [['config', 'check', file], ...start]) {
       const { status, stderr } = run(command);
       const lines = stderr.trim().split('\n');
       assert.equal(status, 1, `${name}: ${command[0]} fails`);

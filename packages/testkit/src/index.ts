@@ -4,3 +4,4 @@ export * from './clip.js';
 export * from './demo.js';
 export * from './simulatedClock.js';
 export * from './metrics.js';
+export * from './teardown.js';

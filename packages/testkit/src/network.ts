@@ -45,21 +45,28 @@ function alive(pid: number): boolean {
  */
 const LOSS_CHAIN = ['-t', 'raw', 'PREROUTING'] as const;
 
-/** The iptables rules of this namespace's loss chain, as `-A` lines. */
-const lossRules = (): string[] => run('iptables', LOSS_CHAIN[0], LOSS_CHAIN[1], '-S', LOSS_CHAIN[2]).split('\n');
+/** Where counters of what this machine sends go: the raw table's OUTPUT, which every packet made here crosses. */
+const SENT_CHAIN = ['-t', 'raw', 'OUTPUT'] as const;
 
-/** Deletes a rule listed by `lossRules` (whose quoted arguments, such as a u32 match, are one argument each). */
-const deleteLossRule = (rule: string): void =>
+type Chain = typeof LOSS_CHAIN | typeof SENT_CHAIN;
+
+/** The iptables rules of one of this namespace's chains, as `-A` lines. */
+const rulesIn = (chain: Chain): string[] => run('iptables', chain[0], chain[1], '-S', chain[2]).split('\n');
+
+/** Deletes a rule listed by `rulesIn` (whose quoted arguments, such as a u32 match, are one argument each). */
+const deleteRule = (chain: Chain, rule: string): void =>
   tryRun(
     'iptables',
-    LOSS_CHAIN[0],
-    LOSS_CHAIN[1],
+    chain[0],
+    chain[1],
     ...(rule.replace(/^-A /, '-D ').match(/"[^"]*"|\S+/g) ?? []).map((arg) => arg.replace(/^"(.*)"$/, '$1')),
   );
 
-/** The loss rules this process's networks added to this namespace. */
-function ownRules(pid: number): string[] {
-  return lossRules().filter((line) => line.includes(`--comment ${tag(pid)}-`));
+/** Deletes the rules a process's networks added to this namespace. */
+function deleteOwnRules(pid: number): void {
+  for (const chain of [LOSS_CHAIN, SENT_CHAIN]) {
+    for (const rule of rulesIn(chain).filter((line) => line.includes(`--comment ${tag(pid)}-`))) deleteRule(chain, rule);
+  }
 }
 
 /** Removes what a process made: its namespaces (their veth pairs go with them), rules and server addresses. */
@@ -70,7 +77,7 @@ function sweep(pid: number): void {
     .filter((name) => name.startsWith(`${NETNS_PREFIX}${pid}-`))) {
     tryRun('ip', 'netns', 'delete', ns);
   }
-  for (const rule of ownRules(pid)) deleteLossRule(rule);
+  deleteOwnRules(pid);
   for (const line of run('ip', '-o', '-4', 'addr', 'show', 'dev', 'lo').split('\n')) {
     // `ip -o` ends the label with a backslash: take only the label's characters.
     const match = / inet (\S+) .* lo:(pl[0-9a-z]+)/.exec(line);
@@ -85,7 +92,7 @@ function sweepStale(): void {
     const match = new RegExp(`^${NETNS_PREFIX}(\\d+)-`).exec(line);
     if (match) pids.add(Number(match[1]));
   }
-  for (const line of lossRules()) {
+  for (const line of [...rulesIn(LOSS_CHAIN), ...rulesIn(SENT_CHAIN)]) {
     const match = /--comment pl([0-9a-z]+)-/.exec(line);
     if (match) pids.add(parseInt(match[1]!, 36));
   }
@@ -247,6 +254,7 @@ export class TestNetwork {
   private readonly subnetBase: string;
   private readonly scratch = mkdtempSync(join(tmpdir(), 'parley-net-'));
   private closed = false;
+  private counters = 0;
 
   constructor() {
     sweepStale();
@@ -286,6 +294,20 @@ export class TestNetwork {
     for (const host of this.hosts) host.enableForwarding();
   }
 
+  /**
+   * Counts the packets this machine sends that match `match` (iptables match arguments), from now
+   * until the network closes: a capture of traffic that must not happen. Returns the count so far.
+   */
+  countSent(match: string[]): () => number {
+    const comment = `${tag(process.pid)}-sent${this.counters++}`;
+    run('iptables', SENT_CHAIN[0], SENT_CHAIN[1], '-I', SENT_CHAIN[2], ...match, '-m', 'comment', '--comment', comment);
+    return () =>
+      run('iptables', SENT_CHAIN[0], SENT_CHAIN[1], '-L', SENT_CHAIN[2], '-v', '-n', '-x')
+        .split('\n')
+        .filter((line) => line.includes(`/* ${comment} */`))
+        .reduce((sum, line) => sum + Number(line.trim().split(/\s+/)[0]), 0);
+  }
+
   /** An executable that runs `target` inside `host`'s namespace (for launchers that want one path). */
   executable(host: TestHost, target: string): string {
     const path = join(this.scratch, `${host.namespace}-${target.split('/').pop()}`);
@@ -299,7 +321,7 @@ export class TestNetwork {
     this.closed = true;
     open.delete(this);
     for (const host of this.hosts) tryRun('ip', 'netns', 'delete', host.namespace);
-    for (const rule of ownRules(process.pid)) deleteLossRule(rule);
+    deleteOwnRules(process.pid);
     tryRun('ip', 'addr', 'del', `${this.serverIp}/32`, 'dev', 'lo');
     rmSync(this.scratch, { recursive: true, force: true });
   }

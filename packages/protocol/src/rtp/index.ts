@@ -1,3 +1,4 @@
-/** RTP receiver behaviour the server and the Node.js SDK share; not for browser bundles. */
+/** What the server's and the Node.js SDK's media stacks (werift) share; not for browser bundles. */
 export * from './clock.js';
 export * from './nackGenerator.js';
+export * from './noDefaultStun.js';

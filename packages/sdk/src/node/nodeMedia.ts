@@ -25,7 +25,7 @@ import {
   type RTCSessionDescription,
 } from 'werift';
 import { AUDIO_LEVEL_URI, audioLevelByte, ErrorCode, SIMULCAST_LAYER_EXTENSION_URI, soundLevelFromByte } from '@parley/protocol';
-import { NackGenerator } from '@parley/protocol/rtp';
+import { NackGenerator, withoutDefaultStunServer } from '@parley/protocol/rtp';
 import type {
   CustomMediaIO,
   CustomAudioRenderHandler,
@@ -75,7 +75,7 @@ abstract class WeriftTransport extends PeerTransport<RTCSessionDescription> {
 
   constructor(onClosed: (closing: Promise<void>) => void, headerExtensions?: PeerConfig['headerExtensions']) {
     super(onClosed);
-    this.pc = new RTCPeerConnection({ ...peerConfig(), ...(headerExtensions && { headerExtensions }) });
+    this.pc = withoutDefaultStunServer(new RTCPeerConnection({ ...peerConfig(), ...(headerExtensions && { headerExtensions }) }));
     this.pc.connectionStateChange.subscribe((s) => this.connectionStateChanged(s));
   }
 

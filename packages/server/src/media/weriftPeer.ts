@@ -26,6 +26,7 @@ import {
 } from 'werift';
 import { LivenessJudge } from '@parley/protocol';
 import { SdpError, type EndpointEvents, type MediaStats } from './types.js';
+import { withoutDefaultStunServer } from '@parley/protocol/rtp';
 
 export interface PeerOptions {
   listenIp: string;
@@ -139,7 +140,7 @@ export abstract class WeriftPeer<Events extends EndpointEvents & Record<keyof Ev
       iceFilterCandidatePair: (pair) =>
         pair.localCandidate.host === listenIp && (!isLoopback(listenIp) || isLoopback(pair.remoteCandidate.host)),
     };
-    this.pc = new RTCPeerConnection(config);
+    this.pc = withoutDefaultStunServer(new RTCPeerConnection(config));
     // Until connected; then the ICE transport's own states are followed (see watchTransport).
     this.pc.connectionStateChange.subscribe((s) => {
       if (this.state.kind !== 'new') return;
