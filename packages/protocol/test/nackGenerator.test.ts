@@ -87,3 +87,16 @@ test('the counts say how many packets were expected and how many of them skipped
   assert.deepEqual(nacks.counts(), { expected: 10, skipped: 3 });
   nacks.close();
 });
+
+test('a packet taken from redundancy (RED) is not asked for, but counts as lost on the link', () => {
+  const { clock, nacks, nack } = generator();
+  nack.onPacket(1, 10, clock.nowMs);
+  // 11 and 12 were lost; 13 carries both, which the receiver hands on first.
+  nack.onPacket(1, 11, clock.nowMs, false);
+  nack.onPacket(1, 12, clock.nowMs, false);
+  nack.onPacket(1, 13, clock.nowMs);
+  clock.advance(100);
+  assert.deepEqual(nacks, [], 'nothing to ask for');
+  assert.deepEqual(nack.counts(), { expected: 4, skipped: 2 });
+  nack.close();
+});

@@ -85,15 +85,19 @@ export class NackGenerator {
     private readonly clock: Clock = realClock,
   ) {}
 
-  /** Every media packet received, first transmissions and repairs alike (after RTX unwrapping), when it was received. */
-  onPacket(ssrc: number, sequenceNumber: number, nowMs: number): void {
+  /**
+   * Every media packet received, first transmissions and repairs alike (after RTX unwrapping), when
+   * it was received. `arrived` false: a packet taken from another's redundancy (RED), which is not
+   * to be asked for but was lost on the link all the same.
+   */
+  onPacket(ssrc: number, sequenceNumber: number, nowMs: number, arrived = true): void {
     if (this.closed) return;
     let stream = this.streams.get(ssrc);
     if (!stream) this.streams.set(ssrc, (stream = new StreamLosses()));
     const skipped = stream.onPacket(sequenceNumber, nowMs);
     if (skipped >= 0) {
       this.expectedCount += 1 + skipped;
-      this.skippedCount += skipped;
+      this.skippedCount += skipped + (arrived ? 0 : 1);
     }
     if (stream.missing.size > 0 && !this.stopTicking) {
       // The first request goes out now, not a tick later.

@@ -337,7 +337,7 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
     for (const packet of packets) {
       if (packet.rtp !== rtp) this.stats.audioFramesRecovered++;
       this.speech.add(packet.level);
-      this.nacks.onPacket(rtp.header.ssrc, packet.rtp.header.sequenceNumber, now);
+      this.nacks.onPacket(rtp.header.ssrc, packet.rtp.header.sequenceNumber, now, packet.rtp === rtp);
       for (const subscriber of this.subscribers) subscriber.sendAudio(packet, sentAt, now);
     }
     return true;
