@@ -545,12 +545,14 @@ test('devices: switching camera and microphone while publishing replaces the tra
   await alice.selectOption('#camera-device', { label: 'fake_device_2' });
   await alice.selectOption('#mic-device', { label: 'Fake Audio Input 1' });
   await alice.selectOption('#speaker-device', { label: 'Fake Audio Output 1' });
+  // The three switches finish in their own time (a new microphone track takes longest).
   await alice.waitForFunction(
-    () => (document.getElementById('log')!.textContent ?? '').includes('speaker-device Fake Audio Output 1 code=0'),
+    () =>
+      ['camera-device fake_device_2', 'mic-device Fake Audio Input 1', 'speaker-device Fake Audio Output 1'].every((line) =>
+        (document.getElementById('log')!.textContent ?? '').includes(line),
+      ),
     undefined,
-    {
-      timeout: 10_000,
-    },
+    { timeout: 10_000 },
   );
   const log = (await alice.textContent('#log')) ?? '';
   assert.match(log, /camera-device fake_device_2 code=0/);
