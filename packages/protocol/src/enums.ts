@@ -128,12 +128,13 @@ export enum ViewMode {
   ScaleToFill = 2,
 }
 
-/** Which of the local preview and the published video are mirrored. */
+/** One room per engine at a time, or several (setRoomMode). */
 export enum RoomMode {
   SingleRoom = 0,
   MultiRoom = 1,
 }
 
+/** Which of the local preview and the published video are mirrored. */
 export enum VideoMirrorMode {
   OnlyPreviewMirror = 0,
   BothMirror = 1,

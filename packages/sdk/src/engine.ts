@@ -67,6 +67,9 @@ export interface CustomVideoCaptureConfig {
   bufferType: VideoBufferType;
 }
 
+/** 1000002 when the engine is not in the room a call names. */
+const notLoggedIn = (room: Room | undefined): number => (room ? 0 : ErrorCode.NotLoggedIn);
+
 function requireType(value: unknown, type: 'string' | 'number' | 'boolean' | 'object', name: string): void {
   if (typeof value !== type || value === null) throw new TypeError(`${name} must be a ${type}`);
 }
@@ -257,7 +260,7 @@ export class ParleyEngine {
     requireType(toRoomID, 'string', 'toRoomID');
     if (this.roomMode === RoomMode.MultiRoom) return callback?.(ErrorCode.UnsupportedRequest, '');
     const room = this.roomIn(fromRoomID);
-    const refused = validateRoomID(toRoomID) || (room ? 0 : ErrorCode.NotLoggedIn);
+    const refused = validateRoomID(toRoomID) || notLoggedIn(room);
     if (refused) {
       this.hub.emit('roomStateChanged', toRoomID, RoomStateChangedReason.LoginFailed, refused, '');
       return callback?.(refused, '');
@@ -281,7 +284,7 @@ export class ParleyEngine {
     requireType(roomID, 'string', 'roomID');
     requireType(message, 'string', 'message');
     const room = this.roomIn(roomID);
-    const refused = (room ? 0 : ErrorCode.NotLoggedIn) || validateMessage(message);
+    const refused = notLoggedIn(room) || validateMessage(message);
     if (refused) return callback?.(refused, 0);
     void room!.requests
       .send('broadcastMessage', { message })
@@ -293,7 +296,7 @@ export class ParleyEngine {
     requireType(roomID, 'string', 'roomID');
     requireType(message, 'string', 'message');
     const room = this.roomIn(roomID);
-    const refused = (room ? 0 : ErrorCode.NotLoggedIn) || validateMessage(message);
+    const refused = notLoggedIn(room) || validateMessage(message);
     const signalling = room?.activeSignalling;
     if (refused || !signalling) return callback?.(refused || ErrorCode.Disconnected, '');
     void signalling
@@ -306,7 +309,7 @@ export class ParleyEngine {
     requireType(roomID, 'string', 'roomID');
     requireType(command, 'string', 'command');
     const room = this.roomIn(roomID);
-    const refused = (room ? 0 : ErrorCode.NotLoggedIn) || validateMessage(command);
+    const refused = notLoggedIn(room) || validateMessage(command);
     if (refused) return callback?.(refused);
     const toUserIDs = toUserList && toUserList.length > 0 ? toUserList.map((user) => user.userID) : null;
     void room!.requests.send('customCommand', { command, toUserIDs }).then((reply) => callback?.(reply.code));
@@ -318,7 +321,7 @@ export class ParleyEngine {
     requireType(key, 'string', 'key');
     requireType(value, 'string', 'value');
     const room = this.roomIn(roomID);
-    const refused = (room ? 0 : ErrorCode.NotLoggedIn) || validateRoomExtraInfo(key, value);
+    const refused = notLoggedIn(room) || validateRoomExtraInfo(key, value);
     if (refused) return callback?.(refused);
     void room!.requests.send('setRoomExtraInfo', { key, value }).then((reply) => callback?.(reply.code));
   }
@@ -329,7 +332,7 @@ export class ParleyEngine {
     const publisher = this.publishers.get(channel);
     const streamID = publisher?.streamID;
     const room = streamID ? this.roomIn(publisher!.room!.id) : this.mainRoom;
-    const refused = (room ? 0 : ErrorCode.NotLoggedIn) || validateStreamExtraInfo(extraInfo) || (streamID ? 0 : ErrorCode.StreamNotFound);
+    const refused = notLoggedIn(room) || validateStreamExtraInfo(extraInfo) || (streamID ? 0 : ErrorCode.StreamNotFound);
     if (refused) return callback?.(refused);
     publisher!.setExtraInfo(extraInfo);
     void room!.requests.send('setStreamExtraInfo', { streamID: streamID!, extraInfo }).then((reply) => callback?.(reply.code));

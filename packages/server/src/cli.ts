@@ -68,13 +68,13 @@ async function serve(mode: 'dev' | 'start'): Promise<void> {
     host: values.host ?? options.host,
     port: values.port ? port : options.port,
     heartbeatTimeoutMs: heartbeatTimeoutMs ?? options.heartbeatTimeoutMs,
-    tls: tls && { cert: await readFile(tls.cert), key: await readFile(tls.key) },
+    tls,
   });
   onShutdown(server, values['drain-ms'] ? Number(values['drain-ms']) : drainMs);
 }
 
-/** A configuration file, validated, with its TLS files readable; throws one line per problem. */
-async function readConfig(file: string): Promise<LoadedConfig> {
+/** A configuration file, validated, with its TLS files read; throws one line per problem. */
+async function readConfig(file: string): Promise<Omit<LoadedConfig, 'tls'> & { tls?: { cert: Buffer; key: Buffer } }> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
@@ -86,11 +86,11 @@ async function readConfig(file: string): Promise<LoadedConfig> {
   const { apps } = loaded.data.options;
   const dev = apps.findIndex((a) => a.appSign === DEV_APP.appSign || a.serverSecret === DEV_APP.serverSecret);
   if (dev >= 0) throw new Error(`${file}: apps[${dev}]: the well-known dev credentials are not allowed in production mode`);
-  for (const key of ['cert', 'key'] as const) {
-    const path = loaded.data.tls?.[key];
-    if (path) await readFile(path).catch((err: Error) => Promise.reject(new Error(`${file}: tls.${key}: ${err.message}`)));
-  }
-  return loaded.data;
+  const { tls } = loaded.data;
+  if (!tls) return { ...loaded.data, tls: undefined };
+  const read = (key: 'cert' | 'key'): Promise<Buffer> =>
+    readFile(tls[key]).catch((err: Error) => Promise.reject(new Error(`${file}: tls.${key}: ${err.message}`)));
+  return { ...loaded.data, tls: { cert: await read('cert'), key: await read('key') } };
 }
 
 async function config(action: string | undefined, file: string | undefined): Promise<void> {

@@ -1,6 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import type { WebhookOptions } from './webhooks/dispatcher.js';
 
+/** A serverSecret: 32 printable ASCII characters. */
+export const SERVER_SECRET_PATTERN = /^[\x21-\x7e]{32}$/;
+
 export interface AppConfig {
   appID: number;
   /** 64 hex characters; clients prove knowledge of it, it is never sent. */

@@ -3,11 +3,10 @@
  * validated key by key: each problem is one line that names the key. Secrets may come from the
  * environment instead of the file (see SECRET_ENV), and the environment wins.
  */
-import { ErrorCode } from '@parley/protocol';
+import { APP_SIGN_PATTERN, ErrorCode } from '@parley/protocol';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { DEFAULT_LIMITS, DEFAULT_PORT, type Limits, type ServerOptions } from './config.js';
-import { DEFAULT_WEBHOOK_OPTIONS } from './webhooks/dispatcher.js';
+import { DEFAULT_LIMITS, DEFAULT_PORT, SERVER_SECRET_PATTERN, type Limits, type ServerOptions } from './config.js';
 import { fail, ok, type Outcome } from './outcome.js';
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -22,8 +21,8 @@ const positiveMs = z.number(expected('must be a number of milliseconds')).int('m
 const appSchema = z
   .object({
     appID: z.number(expected('must be a number')).int('must be a whole number').positive('must be positive'),
-    appSign: z.string(expected('must be 64 hex characters')).regex(/^[0-9a-f]{64}$/, 'must be 64 hex characters'),
-    serverSecret: z.string(expected('must be 32 characters')).regex(/^[\x21-\x7e]{32}$/, 'must be 32 printable characters'),
+    appSign: z.string(expected('must be 64 hex characters')).regex(APP_SIGN_PATTERN, 'must be 64 hex characters'),
+    serverSecret: z.string(expected('must be 32 characters')).regex(SERVER_SECRET_PATTERN, 'must be 32 printable characters'),
     callbackUrl: z.url({ protocol: /^https?$/, ...expected('must be an http(s) URL') }).optional(),
     callbackSecret: z.string().min(1, 'must not be empty').optional(),
   })
@@ -65,7 +64,7 @@ const mediaSchema = z
   })
   .strict();
 
-export const configFileSchema = z
+const configFileSchema = z
   .object({
     listen: z.object({ host: ipv4.optional(), port: port.optional() }).strict().optional(),
     tls: z
@@ -93,8 +92,6 @@ export const configFileSchema = z
   })
   .strict();
 
-export type ConfigFile = z.infer<typeof configFileSchema>;
-
 /** What `parley start` runs: the server's options, TLS files to read, and how long shutdown drains. */
 export interface LoadedConfig {
   options: ServerOptions;
@@ -103,7 +100,7 @@ export interface LoadedConfig {
 }
 
 /** Environment variables that replace an app's secrets: PARLEY_APP_<appID>_APP_SIGN and so on. */
-export const SECRET_ENV = {
+const SECRET_ENV = {
   appSign: 'APP_SIGN',
   serverSecret: 'SERVER_SECRET',
   callbackSecret: 'CALLBACK_SECRET',
@@ -138,8 +135,8 @@ export function loadConfig(text: string, fileName: string, env: Record<string, s
       apps: config.apps,
       heartbeatTimeoutMs: config.heartbeatTimeoutMs,
       limits: config.limits,
-      webhooks: config.webhooks && { ...DEFAULT_WEBHOOK_OPTIONS, ...config.webhooks },
-      media: config.media && { ...config.media, portRange: config.media.portRange },
+      webhooks: config.webhooks,
+      media: config.media,
       logLevel: config.log?.level,
       staticDir: config.demo ? undefined : false,
     },

@@ -11,6 +11,7 @@ import {
   DEFAULT_ACTIVE_SPEAKER_INTERVAL_MS,
   DEFAULT_ONLINE_COUNT_INTERVAL_MS,
   DEFAULT_PORT,
+  SERVER_SECRET_PATTERN,
   type AppConfig,
   type ServerOptions,
 } from './config.js';
@@ -47,7 +48,7 @@ const LISTEN_BACKLOG = 4096;
 function checkApp(app: AppConfig): void {
   if (!Number.isInteger(app.appID) || app.appID < 0 || app.appID > 0xffffffff) throw new Error(`appID ${app.appID} is not a uint32`);
   if (!APP_SIGN_PATTERN.test(app.appSign)) throw new Error(`app ${app.appID}: appSign must be 64 hex characters`);
-  if (!/^[\x21-\x7e]{32}$/.test(app.serverSecret)) throw new Error(`app ${app.appID}: serverSecret must be 32 ASCII characters`);
+  if (!SERVER_SECRET_PATTERN.test(app.serverSecret)) throw new Error(`app ${app.appID}: serverSecret must be 32 ASCII characters`);
 }
 
 function defaultStaticDir(): string | false {
