@@ -19,8 +19,15 @@ export interface MediaOptions {
   listenIp?: string;
   /** Address announced in ICE candidates when the server is behind NAT. */
   announcedIp?: string;
-  /** UDP port range for media sockets. */
+  /**
+   * The one UDP port that carries every client's media (ICE multiplexed by username fragment and
+   * remote address); 0 (the default) lets the system pick one.
+   */
+  udpPort?: number;
+  /** A UDP port per peer connection from this range, instead of one port for all. */
   portRange?: [number, number];
+  /** A TCP port for ICE over TCP (clients whose networks block UDP); without it, none. */
+  tcpPort?: number;
   /**
    * A client's media transport from which nothing (no RTP, no RTCP) has come for this long, after
    * media flowed, is stalled: the client is told to restart its ICE (default 3 s).

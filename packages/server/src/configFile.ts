@@ -56,13 +56,19 @@ const mediaSchema = z
   .object({
     listenIp: ipv4.optional(),
     announcedIp: ipv4.optional(),
+    udpPort: port.optional(),
     portRange: z
       .tuple([port, port], { error: 'must be [first, last]' })
       .refine(([first, last]) => first > 0 && first <= last, 'must be [first, last] with 0 < first ≤ last')
       .optional(),
+    tcpPort: z.union([port, z.literal(false)], { error: 'must be a port number or false' }).optional(),
     mediaStallMs: positiveMs.optional(),
   })
-  .strict();
+  .strict()
+  .refine((media) => media.udpPort === undefined || media.portRange === undefined, {
+    path: ['udpPort'],
+    message: 'cannot be given with portRange (one port for all, or a port per connection)',
+  });
 
 const configFileSchema = z
   .object({
@@ -136,7 +142,7 @@ export function loadConfig(text: string, fileName: string, env: Record<string, s
       heartbeatTimeoutMs: config.heartbeatTimeoutMs,
       limits: config.limits,
       webhooks: config.webhooks,
-      media: config.media,
+      media: withMediaPorts(config.media ?? {}),
       logLevel: config.log?.level,
       staticDir: config.demo ? undefined : false,
     },
@@ -154,6 +160,18 @@ function keyOf(issue: z.core.$ZodIssue): string {
   // An unknown key is reported on the object that holds it.
   if (issue.code === 'unrecognized_keys') return issue.keys.map((k) => (path ? `${path}.${k}` : k)).join(', ');
   return path || '(top level)';
+}
+
+/** Production defaults: media on UDP port 7882 (all clients) and ICE-TCP on 7881, as LiveKit's. */
+const DEFAULT_UDP_PORT = 7882;
+const DEFAULT_TCP_PORT = 7881;
+
+function withMediaPorts({ udpPort, tcpPort, ...media }: z.infer<typeof mediaSchema>): ServerOptions['media'] {
+  return {
+    ...media,
+    ...(media.portRange ? {} : { udpPort: udpPort ?? DEFAULT_UDP_PORT }),
+    ...(tcpPort === false ? {} : { tcpPort: tcpPort ?? DEFAULT_TCP_PORT }),
+  };
 }
 
 function withSecretsFromEnv(raw: unknown, env: Record<string, string | undefined>): unknown {

@@ -84,7 +84,11 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
   const heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS;
   const log = createLogger(options.logLevel);
   const listenIp = options.media?.listenIp ?? (host === '0.0.0.0' || host === '::' ? localIPv4() : host);
-  const media = new WeriftMediaPlane({ ...options.media, listenIp });
+  const media = await WeriftMediaPlane.open({
+    ...options.media,
+    listenIp,
+    onSocketError: (err) => log.debug({ err }, 'media socket error'),
+  });
   const limits = { ...DEFAULT_LIMITS, ...options.limits };
   const onlineCountIntervalMs = options.onlineCountIntervalMs ?? DEFAULT_ONLINE_COUNT_INTERVAL_MS;
   const networkQualityIntervalMs = options.networkQualityIntervalMs ?? DEFAULT_NETWORK_QUALITY_INTERVAL_MS;
@@ -136,15 +140,21 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
     limits,
     onErrorCode: (code) => metrics.signallingError(code),
   });
-  await new Promise<void>((resolve, reject) => {
-    http.once('error', reject);
-    // A room's worth of users may connect in the same instant; Node's default backlog (511) would
-    // drop the excess SYNs, which clients then retry only after a second.
-    http.listen({ port: options.port ?? DEFAULT_PORT, host, backlog: LISTEN_BACKLOG }, () => resolve());
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      http.once('error', reject);
+      // A room's worth of users may connect in the same instant; Node's default backlog (511) would
+      // drop the excess SYNs, which clients then retry only after a second.
+      http.listen({ port: options.port ?? DEFAULT_PORT, host, backlog: LISTEN_BACKLOG }, () => resolve());
+    });
+  } catch (err) {
+    await media.close();
+    throw err;
+  }
   const { port } = http.address() as AddressInfo;
   const urlHost = host.includes(':') ? `[${host}]` : host;
-  log.info({ host, port, apps: options.apps.map((a) => a.appID) }, 'server listening');
+  const { udpPort, tcpPort } = media.sockets;
+  log.info({ host, port, apps: options.apps.map((a) => a.appID), media: { listenIp, udpPort, tcpPort } }, 'server listening');
   health.setReady(true);
 
   let closing: Promise<void> | undefined;

@@ -60,7 +60,7 @@ test('a YAML config gives the server its listen address, apps, media, limits, lo
     {
       host: '127.0.0.1',
       port: 7900,
-      media: { listenIp: '10.0.0.5', announcedIp: '203.0.113.7', portRange: [40000, 40999] },
+      media: { listenIp: '10.0.0.5', announcedIp: '203.0.113.7', portRange: [40000, 40999], tcpPort: 7881 },
       limits: { maxPlaysPerSession: 16 },
       logLevel: 'warn',
       drainMs: 5000,
@@ -68,6 +68,9 @@ test('a YAML config gives the server its listen address, apps, media, limits, lo
     },
   );
   assert.equal(options.staticDir, false, 'no demo page unless asked for');
+  // Without a range, one UDP port for all; ICE-TCP may be turned off.
+  const onePort = loadConfig(VALID.replace('  portRange: [40000, 40999]\n', '  tcpPort: false\n'), 'parley.yaml');
+  assert.deepEqual(onePort.code === 0 && onePort.data.options.media, { listenIp: '10.0.0.5', announcedIp: '203.0.113.7', udpPort: 7882 });
   assert.deepEqual(options.apps, [{ ...app, callbackUrl: 'https://business.example.com/parley', callbackSecret: 'webhook-secret' }]);
 
   const json = loadConfig(JSON.stringify({ apps: [{ appID: 9, appSign: 'a'.repeat(64), serverSecret: 'x'.repeat(32) }] }), 'parley.json', {
@@ -85,7 +88,7 @@ test('a YAML config gives the server its listen address, apps, media, limits, lo
   assert.equal(loadConfig(withoutSign, 'parley.yaml', { [`PARLEY_APP_${app.appID}_APP_SIGN`]: app.appSign }).code, 0);
 });
 
-test('thirteen malformed configs: each gets one line naming the key and the problem, and the server does not start', (t) => {
+test('fifteen malformed configs: each gets one line naming the key and the problem, and the server does not start', (t) => {
   const dir = tempDir(t);
   const appLines = (overrides: Record<string, string> = {}): string =>
     `apps:\n  - appID: ${overrides.appID ?? app.appID}\n    appSign: ${overrides.appSign ?? app.appSign}\n    serverSecret: "${overrides.serverSecret ?? app.serverSecret}"\n`;
@@ -99,6 +102,12 @@ test('thirteen malformed configs: each gets one line naming the key and the prob
       `${appLines()}media:\n  portRange: [50000, 40000]\n`,
       /: media\.portRange: must be \[first, last\] with 0 < first ≤ last$/,
     ],
+    [
+      'one port and a range',
+      `${appLines()}media:\n  udpPort: 7882\n  portRange: [40000, 40999]\n`,
+      /: media\.udpPort: cannot be given with portRange \(one port for all, or a port per connection\)$/,
+    ],
+    ['TCP port', `${appLines()}media:\n  tcpPort: yes\n`, /: media\.tcpPort: must be a port number or false$/],
     ['announced address', `${appLines()}media:\n  announcedIp: media.example.com\n`, /: media\.announcedIp: must be an IPv4 address$/],
     ['log level', `${appLines()}log:\n  level: loud\n`, /: log\.level: must be one of fatal, error, warn, info, debug, trace, silent$/],
     ['misspelt key', `${appLines()}meida:\n  listenIp: 10.0.0.1\n`, /: meida: is not a known key$/],

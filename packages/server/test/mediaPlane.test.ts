@@ -45,7 +45,7 @@ const rtpmaps = (sdp: string): string[] =>
     .map((l) => l.split(' ')[1]!);
 
 test('a publisher is answered with one codec per kind (plus RTX), only loopback candidates on a loopback server, and the server as DTLS server', async (t) => {
-  const plane = new WeriftMediaPlane({ listenIp: '127.0.0.1' });
+  const plane = await WeriftMediaPlane.open({ listenIp: '127.0.0.1' });
   t.after(() => plane.close());
   const client = await offer([useVP8(), rtx(), useH264()]);
   t.after(() => client.close());
@@ -61,7 +61,7 @@ test('a publisher is answered with one codec per kind (plus RTX), only loopback 
 });
 
 test('offers the server cannot take are refused with SdpError', async (t) => {
-  const plane = new WeriftMediaPlane({ listenIp: '127.0.0.1' });
+  const plane = await WeriftMediaPlane.open({ listenIp: '127.0.0.1' });
   t.after(() => plane.close());
   const twoVideos = await offer([useVP8()], 2);
   t.after(() => twoVideos.close());
@@ -147,8 +147,14 @@ test('forwarded packets are sealed byte for byte as werift seals them (AES-GCM, 
 async function forwardingCall(
   t: TestContext,
   playerProfiles?: number[],
-): Promise<{ send(packet: RtpPacket): void; received: Array<[number, Buffer]>; playerProfiles(): number[] }> {
-  const plane = new WeriftMediaPlane({ listenIp: '127.0.0.1' });
+): Promise<{
+  send(packet: RtpPacket): void;
+  received: Array<[number, Buffer]>;
+  playerProfiles(): number[];
+  plane: WeriftMediaPlane;
+  player: RTCPeerConnection;
+}> {
+  const plane = await WeriftMediaPlane.open({ listenIp: '127.0.0.1' });
   t.after(() => plane.close());
   const config = { iceServers: [], iceUseIpv6: false, bundlePolicy: 'max-bundle' as const, iceAdditionalHostAddresses: ['127.0.0.1'] };
   type DtlsInternals = { srtpProfiles: number[]; srtp: { config: { profile: number } } };
@@ -183,7 +189,13 @@ async function forwardingCall(
     return publisher!.subscribe(sdp);
   });
   await Promise.all([sender, player].map(connected));
-  return { send: (packet) => track.writeRtp(packet), received, playerProfiles: () => dtls(player).map((d) => d.srtp.config.profile) };
+  return {
+    send: (packet) => track.writeRtp(packet),
+    received,
+    playerProfiles: () => dtls(player).map((d) => d.srtp.config.profile),
+    plane,
+    player,
+  };
 }
 
 /** A one-packet VP8 frame (RFC 7741 descriptor with a 15-bit PictureID) with `body` after the frame header. */
@@ -268,4 +280,19 @@ test('a player gets the layer its video type asks for, in automatic mode the sma
     ),
     2,
   );
+});
+
+test('packets that fail SRTP or SRTCP authentication (sealed with other keys: meant for another peer, or forged) are dropped and counted', async (t) => {
+  const call = await forwardingCall(t);
+  await sendEach(call, frames(1));
+  const connection = call.player.iceTransports[0]!.connection;
+  // An RTCP receiver report and an RTP packet, each with a tag no key of this peer's made.
+  const forgedRtcp = Buffer.concat([Buffer.from([0x81, 201, 0, 7]), randomBytes(28), Buffer.from([0x80, 0, 0, 1]), randomBytes(10)]);
+  const forgedRtp = Buffer.concat([Buffer.from([0x80, 96, 0, 1]), randomBytes(60)]);
+  await connection.send(forgedRtcp);
+  await connection.send(forgedRtp);
+  for (const deadline = Date.now() + 2000; call.plane.stats.undecryptablePackets < 2 && Date.now() < deadline;) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  assert.equal(call.plane.stats.undecryptablePackets, 2);
 });

@@ -1,4 +1,4 @@
 /** What the server's and the Node.js SDK's media stacks (werift) share; not for browser bundles. */
 export * from './clock.js';
 export * from './nackGenerator.js';
-export * from './noDefaultStun.js';
+export * from './iceAgents.js';

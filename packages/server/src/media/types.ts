@@ -106,6 +106,12 @@ export interface MediaStats {
   keyFrameRequestsReceived: number;
   /** Keyframe requests (PLI) sent to publishers; requests from several players close together are merged into one. */
   keyFrameRequestsSent: number;
+  /** Packets that failed SRTP or SRTCP authentication: forged, corrupted, or meant for another peer. */
+  undecryptablePackets: number;
+  /** Datagrams on the shared UDP port that belonged to no peer (an unknown ufrag, or an address none has checked). */
+  unroutableDatagrams: number;
+  /** Connections to the ICE-TCP port that named no peer in their first binding request. */
+  unroutableTcpConnections: number;
 }
 
 export const emptyMediaStats = (): MediaStats => ({
@@ -123,6 +129,9 @@ export const emptyMediaStats = (): MediaStats => ({
   retransmissionsRefused: 0,
   mediaStalls: 0,
   keyFrameRequestsReceived: 0,
+  undecryptablePackets: 0,
+  unroutableDatagrams: 0,
+  unroutableTcpConnections: 0,
   keyFrameRequestsSent: 0,
 });
 

@@ -8,6 +8,7 @@ import {
   RTCPeerConnection,
   RTCRtpCodecParameters,
   SessionDescription,
+  SrtpAuthenticationError,
   useAbsSendTime,
   useAudioLevelIndication,
   useH264,
@@ -26,12 +27,13 @@ import {
 } from 'werift';
 import { LivenessJudge } from '@parley/protocol';
 import { SdpError, type EndpointEvents, type MediaStats } from './types.js';
-import { withoutDefaultStunServer } from '@parley/protocol/rtp';
+import { onEachIceAgent, withoutDefaultStunServer } from '@parley/protocol/rtp';
+import type { IceSockets } from './iceSockets.js';
 
 export interface PeerOptions {
+  sockets: IceSockets;
   listenIp: string;
   announcedIp?: string;
-  portRange?: [number, number];
   connectTimeoutMs: number;
   /** A connected peer from which nothing (no RTP, no RTCP) arrives for this long is stalled. */
   mediaStallMs: number;
@@ -125,7 +127,7 @@ export abstract class WeriftPeer<Events extends EndpointEvents & Record<keyof Ev
     codecs: Codecs,
     headerExtensions: HeaderExtensions = { audio: [], video: [] },
   ) {
-    const { listenIp } = options;
+    const { listenIp, sockets } = options;
     this.stats = options.stats;
     const config: Partial<PeerConfig> = {
       codecs,
@@ -134,13 +136,12 @@ export abstract class WeriftPeer<Events extends EndpointEvents & Record<keyof Ev
       iceServers: [],
       iceUseIpv6: false,
       bundlePolicy: 'max-bundle',
-      icePortRange: options.portRange,
-      // werift gathers from the interfaces' addresses but skips loopback's, where an address may also be configured.
-      iceAdditionalHostAddresses: [listenIp],
+      ...sockets.peerConfig,
+      // The server only accepts ICE-TCP connections (its passive candidate); it opens none.
       iceFilterCandidatePair: (pair) =>
-        pair.localCandidate.host === listenIp && (!isLoopback(listenIp) || isLoopback(pair.remoteCandidate.host)),
+        pair.localCandidate.tcptype !== 'active' && (!isLoopback(listenIp) || isLoopback(pair.remoteCandidate.host)),
     };
-    this.pc = withoutDefaultStunServer(new RTCPeerConnection(config));
+    this.pc = onEachIceAgent(withoutDefaultStunServer(new RTCPeerConnection(config)), (agent) => sockets.adopt(agent));
     // Until connected; then the ICE transport's own states are followed (see watchTransport).
     this.pc.connectionStateChange.subscribe((s) => {
       if (this.state.kind !== 'new') return;
@@ -192,6 +193,7 @@ export abstract class WeriftPeer<Events extends EndpointEvents & Record<keyof Ev
         this.close();
       }
     });
+    this.countUndecryptable(transport);
     const judge = new LivenessJudge(this.options.mediaStallMs);
     this.liveness = judge;
     this.livenessTimer = setInterval(() => {
@@ -200,6 +202,21 @@ export abstract class WeriftPeer<Events extends EndpointEvents & Record<keyof Ev
         this.endpointObserver.emit('stalled');
       }
     }, judge.sampleIntervalMs).unref();
+  }
+
+  /** werift drops packets that fail SRTP or SRTCP authentication without a word; they are counted here. */
+  private countUndecryptable(transport: RTCDtlsTransport): void {
+    for (const session of [transport.srtp, transport.srtcp]) {
+      const decrypt = session.decrypt.bind(session);
+      session.decrypt = (packet: Buffer): Buffer => {
+        try {
+          return decrypt(packet);
+        } catch (err) {
+          if (err instanceof SrtpAuthenticationError) this.stats.undecryptablePackets++;
+          throw err;
+        }
+      };
+    }
   }
 
   /**
@@ -227,7 +244,7 @@ export abstract class WeriftPeer<Events extends EndpointEvents & Record<keyof Ev
     const connection = iceTransport.connection;
     // A repeated request (the reply was lost) gets the same answer.
     if (ice.usernameFragment === connection.remoteUsername && ice.password === connection.remotePassword) return this.answer;
-    const before = { ufrag: connection.localUsername, pwd: connection.localPassword };
+    const before = { ufrag: connection.localUsername, pwd: connection.localPassword, generation: connection.generation };
     if (this.state.kind === 'restarting') clearTimeout(this.state.deadline);
     const round = ++this.restartRounds;
     this.state = { kind: 'restarting', round, deadline: setTimeout(() => this.close(), this.options.connectTimeoutMs) };
@@ -240,7 +257,11 @@ export abstract class WeriftPeer<Events extends EndpointEvents & Record<keyof Ev
     this.answer = this.answer
       .replaceAll(`a=ice-ufrag:${before.ufrag}`, `a=ice-ufrag:${connection.localUsername}`)
       .replaceAll(`a=ice-pwd:${before.pwd}`, `a=ice-pwd:${connection.localPassword}`)
-      .replaceAll(` ufrag ${before.ufrag}`, ` ufrag ${connection.localUsername}`);
+      // A werift client pairs only with candidates of its current generation.
+      .replaceAll(
+        ` generation ${before.generation} ufrag ${before.ufrag}`,
+        ` generation ${connection.generation} ufrag ${connection.localUsername}`,
+      );
     return this.answer;
   }
 
@@ -324,12 +345,12 @@ export abstract class WeriftPeer<Events extends EndpointEvents & Record<keyof Ev
     this.answer = this.announcedSdp(this.pc.localDescription?.sdp ?? '');
   }
 
-  /** Keeps only candidates on the listen address, rewritten to the announced one if set. */
+  /** Keeps the candidates clients can use (not ICE-TCP active ones), on the announced address if set. */
   private announcedSdp(sdp: string): string {
     const { listenIp, announcedIp } = this.options;
     return sdp
       .split('\r\n')
-      .filter((line) => !line.startsWith('a=candidate:') || line.split(' ')[4] === listenIp)
+      .filter((line) => !line.startsWith('a=candidate:') || !line.includes(' tcptype active'))
       .map((line) => (announcedIp && line.startsWith('a=candidate:') ? line.replace(` ${listenIp} `, ` ${announcedIp} `) : line))
       .join('\r\n');
   }

@@ -7,25 +7,44 @@
 import { DEFAULT_MEDIA_STALL_MS } from '@parley/protocol';
 import { WeriftPublisher } from './weriftPublisher.js';
 import type { PeerOptions } from './weriftPeer.js';
+import { IceSockets, type IceSocketOptions } from './iceSockets.js';
 import { emptyMediaStats, type MediaPlane, type MediaPublisher, type MediaStats } from './types.js';
 
-export interface WeriftPlaneOptions {
-  listenIp: string;
+export interface WeriftPlaneOptions extends IceSocketOptions {
   announcedIp?: string;
-  portRange?: [number, number];
   /** A peer connection that has not connected by then is closed. */
   connectTimeoutMs?: number;
   /** A connected peer connection that receives nothing for this long is reported stalled (default 3 s). */
   mediaStallMs?: number;
+  /** A media socket's error (a send to an unreachable address): it affects that datagram only. */
+  onSocketError?: (err: Error) => void;
 }
 
 export class WeriftMediaPlane implements MediaPlane {
-  readonly stats: MediaStats = emptyMediaStats();
   private readonly peerOptions: PeerOptions;
   private readonly publishers = new Set<WeriftPublisher>();
 
-  constructor(options: WeriftPlaneOptions) {
-    this.peerOptions = { connectTimeoutMs: 15_000, mediaStallMs: DEFAULT_MEDIA_STALL_MS, ...options, stats: this.stats };
+  private constructor(
+    options: WeriftPlaneOptions,
+    readonly sockets: IceSockets,
+    readonly stats: MediaStats,
+  ) {
+    const { listenIp, announcedIp } = options;
+    this.peerOptions = {
+      sockets,
+      listenIp,
+      announcedIp,
+      connectTimeoutMs: options.connectTimeoutMs ?? 15_000,
+      mediaStallMs: options.mediaStallMs ?? DEFAULT_MEDIA_STALL_MS,
+      stats: this.stats,
+    };
+  }
+
+  /** Opens the media sockets (see `IceSockets`). */
+  static async open(options: WeriftPlaneOptions): Promise<WeriftMediaPlane> {
+    const stats = emptyMediaStats();
+    const sockets = await IceSockets.open(options, stats, options.onSocketError ?? (() => undefined));
+    return new WeriftMediaPlane(options, sockets, stats);
   }
 
   async publish(offer: string): Promise<MediaPublisher> {
@@ -37,5 +56,6 @@ export class WeriftMediaPlane implements MediaPlane {
 
   async close(): Promise<void> {
     for (const publisher of [...this.publishers]) publisher.close();
+    await this.sockets.close();
   }
 }

@@ -124,6 +124,21 @@ export class ServerMetrics {
       () => media.keyFrameRequestsReceived,
     );
     total(
+      'parley_media_undecryptable_packets_total',
+      'Packets that failed SRTP or SRTCP authentication (forged, corrupted, or meant for another peer).',
+      () => media.undecryptablePackets,
+    );
+    total(
+      'parley_media_unroutable_datagrams_total',
+      'Datagrams on the shared media UDP port that belonged to no peer connection.',
+      () => media.unroutableDatagrams,
+    );
+    total(
+      'parley_media_unroutable_tcp_connections_total',
+      'Connections to the ICE-TCP port whose first binding request named no peer connection.',
+      () => media.unroutableTcpConnections,
+    );
+    total(
       'parley_media_keyframe_requests_sent_total',
       'Keyframe requests (PLI) sent to publishers; requests close together from several players are merged into one.',
       () => media.keyFrameRequestsSent,

@@ -1,0 +1,105 @@
+/**
+ * One TCP port for ICE over TCP (RFC 6544 passive candidates) for every peer connection, for
+ * clients whose networks block UDP. A client opens a connection and sends its first binding
+ * request (RFC 4571 framing: a 16-bit length, then the message); the local ufrag of its USERNAME
+ * names the ICE agent, which takes the connection from there.
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import type { TcpPassiveProtocol } from 'werift';
+import type { Address } from './udpMux.js';
+import { bindingRequestUfrag } from './stun.js';
+import type { MediaStats } from './types.js';
+
+/** werift's passive protocol as far as taking over an accepted connection goes (the method is protected in its types). */
+interface SocketTaker {
+  registerSocket(socket: Socket, remoteAddr?: Address): unknown;
+}
+
+/** A first frame is a binding request: a few hundred bytes. */
+const MAX_FIRST_FRAME_BYTES = 1500;
+
+export class TcpMux {
+  private readonly byUfrag = new Map<string, TcpPassiveProtocol>();
+  private readonly open = new Set<Socket>();
+
+  private constructor(
+    private readonly server: Server,
+    readonly port: number,
+    private readonly stats: MediaStats,
+    private readonly firstFrameTimeoutMs: number,
+  ) {
+    server.on('connection', (socket) => this.accept(socket));
+  }
+
+  /**
+   * Listens on `ip:port` (port 0: one the system picks). A connection that sends no binding request
+   * within `firstFrameTimeoutMs`, or names no agent here, is closed and counted in `stats`.
+   */
+  static async open(ip: string, port: number, stats: MediaStats, firstFrameTimeoutMs: number): Promise<TcpMux> {
+    const server = createServer();
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ host: ip, port, exclusive: true }, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    const address = server.address();
+    if (!address || typeof address === 'string') throw new Error('ICE-TCP server has no port');
+    return new TcpMux(server, address.port, stats, firstFrameTimeoutMs);
+  }
+
+  hasUfrag(ufrag: string): boolean {
+    return this.byUfrag.has(ufrag);
+  }
+
+  /** Connections to `ufrag` go to `protocol` until it closes. */
+  addUfrag(ufrag: string, protocol: TcpPassiveProtocol): void {
+    if (this.byUfrag.has(ufrag)) throw new Error(`ICE ufrag ${ufrag} is in use`);
+    this.byUfrag.set(ufrag, protocol);
+  }
+
+  forget(protocol: TcpPassiveProtocol): void {
+    for (const [ufrag, owner] of this.byUfrag) if (owner === protocol) this.byUfrag.delete(ufrag);
+  }
+
+  private accept(socket: Socket): void {
+    let received = Buffer.alloc(0);
+    const refuse = (): void => {
+      clearTimeout(timer);
+      this.stats.unroutableTcpConnections++;
+      socket.destroy();
+    };
+    const timer = setTimeout(refuse, this.firstFrameTimeoutMs);
+    this.open.add(socket);
+    socket.once('close', () => {
+      clearTimeout(timer);
+      this.open.delete(socket);
+    });
+    socket.on('error', () => undefined); // a reset by the client ends only this connection
+    const onData = (chunk: Buffer): void => {
+      received = Buffer.concat([received, chunk]);
+      if (received.length < 2) return;
+      const length = received.readUInt16BE(0);
+      if (length > MAX_FIRST_FRAME_BYTES) return refuse();
+      if (received.length < 2 + length) return;
+      clearTimeout(timer);
+      socket.pause();
+      socket.off('data', onData);
+      const ufrag = bindingRequestUfrag(received.subarray(2, 2 + length));
+      const protocol = ufrag === undefined ? undefined : this.byUfrag.get(ufrag);
+      const remote = socket.remoteAddress && socket.remotePort ? ([socket.remoteAddress, socket.remotePort] as Address) : undefined;
+      if (!protocol || !remote) return refuse();
+      // The agent reads the connection from its first byte, this frame included.
+      socket.unshift(received);
+      (protocol as unknown as SocketTaker).registerSocket(socket, remote);
+      socket.resume();
+    };
+    socket.on('data', onData);
+  }
+
+  close(): Promise<void> {
+    for (const socket of this.open) socket.destroy();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
