@@ -9,7 +9,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { DEV_APP } from '@parley/server';
 import { ParleyEngine, PublisherState } from '@parley/sdk';
 import { TestClient, audioFixture, videoFixture } from '../packages/sdk/test/helpers.js';
-import { pin, quantile, sleep, type CpuTime, type Row, type ServerUnderTest } from './lib.js';
+import { pin, quantile, sleep, type CpuTime, type MediaSockets, type Row, type ServerUnderTest } from './lib.js';
 import { JanusServer, janusRoom, type WireSubscriber } from './janus.js';
 
 const FPS = 30;
@@ -246,18 +246,21 @@ async function measureJanus(players: number, seconds: number): Promise<Measured>
 }
 
 export async function benchForwarding(
-  startServer: () => Promise<ServerUnderTest>,
+  startServer: (sockets: MediaSockets) => Promise<ServerUnderTest>,
   { players, seconds }: { players: number[]; seconds: number },
 ): Promise<Row[]> {
   const rows: Row[] = [];
-  for (const n of players) {
-    const server = await startServer();
-    let sfu: Measured;
+  const measureWith = async (sockets: MediaSockets, n: number): Promise<Measured> => {
+    const server = await startServer(sockets);
     try {
-      sfu = await measureSfu(server, n, seconds);
+      return await measureSfu(server, n, seconds);
     } finally {
       await server.stop();
     }
+  };
+  for (const n of players) {
+    const sfu = await measureWith('one port', n);
+    const perConnection = await measureWith('port per connection', n);
     const relay = await measureRelay(n, seconds);
     const janus = JanusServer.available() ? await measureJanus(n, seconds) : undefined;
     const describe = (m: Measured): string =>
@@ -268,6 +271,13 @@ export async function benchForwarding(
       n,
       p50: sfu.cpuUsPerPacket,
       note: `${describe(sfu)}, ${sfu.retransmissions} retransmissions for ${sfu.nacks} NACKs`,
+    });
+    rows.push({
+      measure: `SFU with a UDP port per peer connection, same load → ${n}: CPU per forwarded packet`,
+      unit: 'µs',
+      n,
+      p50: perConnection.cpuUsPerPacket,
+      note: `${describe(perConnection)}; one port/port per connection ${(sfu.cpuUsPerPacket / perConnection.cpuUsPerPacket).toFixed(2)}×`,
     });
     rows.push({
       measure: `UDP relay, same load → ${n}: CPU per forwarded packet`,

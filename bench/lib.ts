@@ -57,6 +57,8 @@ export interface ServerStats extends CpuTime {
 }
 
 /** The Parley server in a child process (see serverProcess.ts), pinned to CPU 0. */
+export type MediaSockets = 'one port' | 'port per connection';
+
 export class ServerUnderTest {
   private constructor(
     private readonly child: ChildProcess,
@@ -64,8 +66,9 @@ export class ServerUnderTest {
     readonly httpUrl: string,
   ) {}
 
-  static async start(): Promise<ServerUnderTest> {
-    const child = fork(new URL('./serverProcess.ts', import.meta.url).pathname, [], {
+  /** `sockets`: one UDP port for all media (the default), or a port per peer connection. */
+  static async start(sockets: MediaSockets = 'one port'): Promise<ServerUnderTest> {
+    const child = fork(new URL('./serverProcess.ts', import.meta.url).pathname, [sockets], {
       execArgv: ['--import', 'tsx'],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });

@@ -10,7 +10,9 @@ setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 
 const lifted = 1e9;
+const portPerConnection = process.argv[2] === 'port per connection';
 const server = await startServer({
+  media: portPerConnection ? { portRange: [20000, 39999] } : undefined,
   host: '127.0.0.1',
   port: 0,
   apps: [DEV_APP],

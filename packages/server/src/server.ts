@@ -32,6 +32,8 @@ export interface ParleyServer {
   /** The `http://` (`https://`) URL of the web demo and HTTP endpoints. */
   readonly httpUrl: string;
   readonly port: number;
+  /** Where clients' media arrives: the one UDP port (unless `media.portRange`), and ICE-TCP's port if any. */
+  readonly media: { readonly listenIp: string; readonly udpPort?: number; readonly tcpPort?: number };
   readonly rooms: RoomService;
   /** Readiness as `/readyz` reports it: not ready from the start of `close()`; `setReady(false)` drains earlier. */
   readonly health: Health;
@@ -153,16 +155,19 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
   }
   const { port } = http.address() as AddressInfo;
   const urlHost = host.includes(':') ? `[${host}]` : host;
+  const url = `${scheme.ws}://${urlHost}:${port}${SIGNALLING_PATH}`;
+  const httpUrl = `${scheme.http}://${urlHost}:${port}`;
   const { udpPort, tcpPort } = media.sockets;
-  log.info({ host, port, apps: options.apps.map((a) => a.appID), media: { listenIp, udpPort, tcpPort } }, 'server listening');
+  log.info({ url, httpUrl, apps: options.apps.map((a) => a.appID), media: { listenIp, udpPort, tcpPort } }, 'server listening');
   health.setReady(true);
 
   let closing: Promise<void> | undefined;
   const drain = new AbortController();
   return {
-    url: `${scheme.ws}://${urlHost}:${port}${SIGNALLING_PATH}`,
-    httpUrl: `${scheme.http}://${urlHost}:${port}`,
+    url,
+    httpUrl,
     port,
+    media: { listenIp, udpPort, tcpPort },
     rooms,
     health,
     close: ({ drainMs = 0 } = {}) => {

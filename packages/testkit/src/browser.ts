@@ -233,3 +233,41 @@ export const framesSent = (from: VideoSample, to: VideoSample, rid: string): num
 /** Frames decoded per second between two samples. */
 export const decodeRate = (from: VideoSample, to: VideoSample): number =>
   ((to.framesDecoded - from.framesDecoded) * 1000) / (to.at - from.at);
+
+/** One end of a candidate pair, as getStats tells it. */
+export interface PathEnd {
+  candidateType: string;
+  protocol: string;
+  /** For a relay candidate: how the browser reaches the TURN server (udp, tcp, tls). */
+  relayProtocol?: string;
+  address: string;
+  port: number;
+}
+
+/** The candidate pair that carries each open peer connection's media: what kind of path the page's calls took. */
+export async function mediaPaths(page: Page): Promise<Array<{ local: PathEnd; remote: PathEnd }>> {
+  return page.evaluate(async () => {
+    type Stat = Record<string, unknown> & { type: string; id: string };
+    const paths: Array<{ local: PathEnd; remote: PathEnd }> = [];
+    for (const pc of (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs) {
+      if (pc.connectionState !== 'connected') continue;
+      const stats = await pc.getStats();
+      stats.forEach((s: Stat) => {
+        if (s.type !== 'transport' || typeof s.selectedCandidatePairId !== 'string') return;
+        const pair = stats.get(s.selectedCandidatePairId) as Stat;
+        const [local, remote] = [pair.localCandidateId, pair.remoteCandidateId].map((id) => {
+          const c = stats.get(id as string) as Stat;
+          return {
+            candidateType: String(c.candidateType),
+            protocol: String(c.protocol),
+            ...(c.relayProtocol ? { relayProtocol: String(c.relayProtocol) } : {}),
+            address: String(c.address),
+            port: Number(c.port),
+          };
+        });
+        paths.push({ local: local!, remote: remote! });
+      });
+    }
+    return paths;
+  });
+}

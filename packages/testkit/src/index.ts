@@ -5,3 +5,4 @@ export * from './demo.js';
 export * from './simulatedClock.js';
 export * from './metrics.js';
 export * from './teardown.js';
+export * from './serverProcess.js';

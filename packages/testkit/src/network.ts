@@ -112,33 +112,117 @@ export interface LinkShape {
 
 type Direction = 'down' | 'up';
 
-/** One namespace on the far side of a link to the server's namespace. */
+/** How a host is linked to its upstream: the server's namespace, or a router host's LAN. */
+interface Link {
+  /** The upstream namespace; undefined for the server's. */
+  upstream?: string;
+  /** The interface on the upstream side, and inside the host's namespace. */
+  upstreamLink: string;
+  hostLink: string;
+  upstreamIp: string;
+  ip: string;
+  prefixLength: number;
+}
+
+/** The LAN behind a router host: 192.168.1.0/24 in every home, as most home routers hand out. */
+const LAN = { router: '192.168.1.1', host: '192.168.1.2', prefixLength: 24 };
+
+/** One namespace on the far side of a link to the server's namespace (or to a router host's LAN). */
 export class TestHost {
   readonly ip: string;
   private readonly rootIp: string;
+  private readonly upstream: string | undefined;
+  private readonly rootLink: string;
+  private readonly hostLink: string;
   private readonly shapes: Record<Direction, LinkShape> = { down: {}, up: {} };
   private udpCut = false;
+  private lanHost: TestHost | undefined;
 
   constructor(
     readonly namespace: string,
-    /** The interface on this (the server's) side of the link. */
-    private readonly rootLink: string,
-    /** The interface inside the host's namespace. */
-    private readonly hostLink: string,
-    /** The host's /30: `${prefix}.${first}`. */
-    prefix: string,
-    first: number,
+    link: Link,
     private readonly rulesTag: string,
   ) {
-    this.rootIp = `${prefix}.${first + 1}`;
-    this.ip = `${prefix}.${first + 2}`;
-    run('ip', 'link', 'add', rootLink, 'type', 'veth', 'peer', 'name', hostLink, 'netns', namespace);
-    run('ip', 'addr', 'add', `${this.rootIp}/30`, 'dev', rootLink);
-    run('ip', 'link', 'set', rootLink, 'up');
+    ({ upstream: this.upstream, upstreamLink: this.rootLink, hostLink: this.hostLink, upstreamIp: this.rootIp, ip: this.ip } = link);
+    const up = this.upstream ? ['-n', this.upstream] : [];
+    run('ip', ...up, 'link', 'add', this.rootLink, 'type', 'veth', 'peer', 'name', this.hostLink, 'netns', namespace);
+    run('ip', ...up, 'addr', 'add', `${this.rootIp}/${link.prefixLength}`, 'dev', this.rootLink);
+    run('ip', ...up, 'link', 'set', this.rootLink, 'up');
     run('ip', '-n', namespace, 'link', 'set', 'lo', 'up');
-    run('ip', '-n', namespace, 'addr', 'add', `${this.ip}/30`, 'dev', hostLink);
-    run('ip', '-n', namespace, 'link', 'set', hostLink, 'up');
+    run('ip', '-n', namespace, 'addr', 'add', `${this.ip}/${link.prefixLength}`, 'dev', this.hostLink);
+    run('ip', '-n', namespace, 'link', 'set', this.hostLink, 'up');
     run('ip', '-n', namespace, 'route', 'add', 'default', 'via', this.rootIp);
+  }
+
+  /**
+   * Makes this host a router with a LAN of its own (192.168.1.0/24) and one host on it, which
+   * reaches everything through this one. Without `masquerade` or `forwardAllTo`, nothing outside
+   * has a route to the LAN.
+   */
+  addLanHost(): TestHost {
+    if (this.lanHost) throw new Error('a router host has one LAN host');
+    const namespace = `${this.namespace}l`;
+    run('ip', 'netns', 'add', namespace);
+    const suffix = this.namespace.split('-').pop()!;
+    this.lanHost = new TestHost(
+      namespace,
+      {
+        upstream: this.namespace,
+        upstreamLink: `${this.rulesTag.split('-')[0]}r${suffix}`,
+        hostLink: `${this.rulesTag.split('-')[0]}l${suffix}`,
+        upstreamIp: LAN.router,
+        ip: LAN.host,
+        prefixLength: LAN.prefixLength,
+      },
+      `${this.rulesTag}l`,
+    );
+    run('ip', 'netns', 'exec', this.namespace, 'sysctl', '-qw', 'net.ipv4.ip_forward=1');
+    return this.lanHost;
+  }
+
+  /** A home router: what the LAN sends out leaves from this host's address, from ports of its choosing (NAPT). */
+  masquerade(): void {
+    run(...iptablesIn(this.namespace), '-t', 'nat', '-A', 'POSTROUTING', '-o', this.hostLink, '-j', 'MASQUERADE');
+  }
+
+  /** A 1:1 NAT: this host's address stands for the LAN host, all ports, both ways. */
+  forwardAllTo(lanHost: TestHost): void {
+    run(...iptablesIn(this.namespace), '-t', 'nat', '-A', 'PREROUTING', '-i', this.hostLink, '-j', 'DNAT', '--to-destination', lanHost.ip);
+    run(
+      ...iptablesIn(this.namespace),
+      '-t',
+      'nat',
+      '-A',
+      'POSTROUTING',
+      '-o',
+      this.hostLink,
+      '-s',
+      lanHost.ip,
+      '-j',
+      'SNAT',
+      '--to-source',
+      this.ip,
+    );
+  }
+
+  /**
+   * A firewall between the LAN and the outside: `no-udp` forwards no UDP either way; `tcp-443`
+   * lets the LAN open TCP connections to port 443 only (and their replies back), nothing else.
+   */
+  firewall(policy: 'no-udp' | 'tcp-443'): void {
+    const iptables = iptablesIn(this.namespace);
+    if (policy === 'no-udp') {
+      run(...iptables, '-A', 'FORWARD', '-p', 'udp', '-j', 'DROP');
+      return;
+    }
+    run(...iptables, '-A', 'FORWARD', '-m', 'conntrack', '--ctstate', 'ESTABLISHED,RELATED', '-j', 'ACCEPT');
+    run(...iptables, '-A', 'FORWARD', '-i', this.lanSide(), '-p', 'tcp', '--dport', '443', '-j', 'ACCEPT');
+    run(...iptables, '-A', 'FORWARD', '-j', 'DROP');
+  }
+
+  private lanSide(): string {
+    if (!this.lanHost) throw new Error('not a router: add a LAN host first');
+    return this.lanHost.rootLink;
   }
 
   /** Server → host: the rate cap on our side's egress, the loss on the host's INPUT. */
@@ -155,7 +239,7 @@ export class TestHost {
     const old = this.shapes[direction];
     if (old.rateKbit !== shape.rateKbit) {
       const link = direction === 'down' ? this.rootLink : this.hostLink;
-      const egressNetns = direction === 'down' ? [] : ['-n', this.namespace];
+      const egressNetns = direction === 'down' ? (this.upstream ? ['-n', this.upstream] : []) : ['-n', this.namespace];
       if (old.rateKbit !== undefined) run('tc', ...egressNetns, 'qdisc', 'del', 'dev', link, 'root');
       if (shape.rateKbit !== undefined) run('tc', ...egressNetns, 'qdisc', 'add', 'dev', link, 'root', ...tbf(shape.rateKbit));
     }
@@ -172,7 +256,7 @@ export class TestHost {
       // Loss is dropped where the packets arrive: the host's namespace downlink (all of it is for
       // the host), ours uplink (for the server, or forwarded to another host).
       const [flag, table, chain] = direction === 'down' ? ['-t', 'filter', 'INPUT'] : LOSS_CHAIN;
-      const iptables = iptablesIn(direction === 'down' ? this.namespace : undefined);
+      const iptables = iptablesIn(direction === 'down' ? this.namespace : this.upstream);
       if (old.loss) run(...iptables, flag, table, '-D', chain, ...rule(old.loss));
       if (shape.loss) run(...iptables, flag, table, '-I', chain, ...rule(shape.loss));
     }
@@ -186,7 +270,7 @@ export class TestHost {
    */
   dropStunResponsesToServer(): void {
     const stunResponse = ['-p', 'udp', '-m', 'u32', '--u32', '0>>22&0x3C@8>>16=0x0101&&0>>22&0x3C@12=0x2112A442'];
-    run('iptables', LOSS_CHAIN[0], LOSS_CHAIN[1], '-I', LOSS_CHAIN[2], ...this.dropping(this.rootLink, stunResponse));
+    run(...iptablesIn(this.upstream), LOSS_CHAIN[0], LOSS_CHAIN[1], '-I', LOSS_CHAIN[2], ...this.dropping(this.rootLink, stunResponse));
   }
 
   /**
@@ -198,7 +282,7 @@ export class TestHost {
     this.udpCut = cut;
     const action = cut ? '-I' : '-D';
     run(...iptablesIn(this.namespace), '-t', 'filter', action, 'INPUT', ...this.dropping(this.hostLink, ['-p', 'udp']));
-    run('iptables', LOSS_CHAIN[0], LOSS_CHAIN[1], action, LOSS_CHAIN[2], ...this.dropping(this.rootLink, ['-p', 'udp']));
+    run(...iptablesIn(this.upstream), LOSS_CHAIN[0], LOSS_CHAIN[1], action, LOSS_CHAIN[2], ...this.dropping(this.rootLink, ['-p', 'udp']));
   }
 
   /** An iptables rule that drops what arrives on `link` and `match`es, tagged as this host's (close() deletes it). */
@@ -211,7 +295,7 @@ export class TestHost {
     const listing =
       direction === 'down'
         ? run(...iptablesIn(this.namespace), '-L', 'INPUT', '-v', '-n', '-x')
-        : run('iptables', LOSS_CHAIN[0], LOSS_CHAIN[1], '-L', LOSS_CHAIN[2], '-v', '-n', '-x');
+        : run(...iptablesIn(this.upstream), LOSS_CHAIN[0], LOSS_CHAIN[1], '-L', LOSS_CHAIN[2], '-v', '-n', '-x');
     return listing
       .split('\n')
       .filter((line) => line.includes('statistic') && line.includes(this.rulesTag))
@@ -220,7 +304,15 @@ export class TestHost {
 
   /** Lets packets from this host be forwarded to the other hosts (the interface's own setting, not the machine's). */
   enableForwarding(): void {
-    run('sysctl', '-qw', `net.ipv4.conf.${this.rootLink}.forwarding=1`);
+    const setting = `net.ipv4.conf.${this.rootLink}.forwarding=1`;
+    if (this.upstream) run('ip', 'netns', 'exec', this.upstream, 'sysctl', '-qw', setting);
+    else run('sysctl', '-qw', setting);
+  }
+
+  /** Removes the host's namespace, and its LAN host's (their links and rules go with them). */
+  close(): void {
+    this.lanHost?.close();
+    tryRun('ip', 'netns', 'delete', this.namespace);
   }
 
   /** Runs `argv` inside the host's namespace (e.g. as a browser's executable: see `executable`). */
@@ -274,12 +366,16 @@ export class TestNetwork {
     const namespace = `${NETNS_PREFIX}${process.pid}-${name}`;
     run('ip', 'netns', 'add', namespace);
     // Host links follow the server's address (.1): .4/30, .8/30, .12/30.
+    const first = 4 * (index + 1);
     const host = new TestHost(
       namespace,
-      `${tag(process.pid)}h${name}`,
-      `${tag(process.pid)}c${name}`,
-      this.subnetBase,
-      4 * (index + 1),
+      {
+        upstreamLink: `${tag(process.pid)}h${name}`,
+        hostLink: `${tag(process.pid)}c${name}`,
+        upstreamIp: `${this.subnetBase}.${first + 1}`,
+        ip: `${this.subnetBase}.${first + 2}`,
+        prefixLength: 30,
+      },
       `${tag(process.pid)}-${name}`,
     );
     this.hosts.push(host);
@@ -320,7 +416,7 @@ export class TestNetwork {
     if (this.closed) return;
     this.closed = true;
     open.delete(this);
-    for (const host of this.hosts) tryRun('ip', 'netns', 'delete', host.namespace);
+    for (const host of this.hosts) host.close();
     deleteOwnRules(process.pid);
     tryRun('ip', 'addr', 'del', `${this.serverIp}/32`, 'dev', 'lo');
     rmSync(this.scratch, { recursive: true, force: true });

@@ -33,7 +33,8 @@ interface CandidatePairInternals {
   remoteCandidate: { host: string; port: number };
   packetsSent: number;
   bytesSent: number;
-  protocol: { transport: { type: string; closed: boolean; socket?: Socket } };
+  /** UDP protocols (werift's own socket, or the shared one) have a transport with a socket; ICE-TCP's has none. */
+  protocol: { transport?: { type: string; closed: boolean; socket?: Socket } };
 }
 
 /** The parts of werift 0.24's RTCRtpSender and its transports that this path reads and writes. */
@@ -254,7 +255,7 @@ export class ForwardingSender {
     const connection = dtlsTransport.iceTransport.connection;
     const pair = connection.nominated!;
     const { transport } = pair.protocol;
-    if (transport.type === 'udp' && transport.socket) {
+    if (transport?.type === 'udp' && transport.socket) {
       if (transport.closed) return 0;
       pair.packetsSent++;
       pair.bytesSent += datagram.length;

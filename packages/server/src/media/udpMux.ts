@@ -33,7 +33,8 @@ export class UdpMux {
   private isClosed = false;
 
   private constructor(
-    private readonly socket: Socket,
+    /** @internal */
+    readonly socket: Socket,
     readonly ip: string,
     readonly port: number,
     private readonly stats: MediaStats,
@@ -57,9 +58,8 @@ export class UdpMux {
     return new UdpMux(socket, ip, socket.address().port, stats, onError);
   }
 
-  /** Agents with a socket here now. */
-  get agents(): number {
-    return new Set(this.byUfrag.values()).size;
+  get closed(): boolean {
+    return this.isClosed;
   }
 
   /** A socket for one ICE agent, reached by binding requests to its `ufrags` (and to those `MuxedSocket.addUfrag` adds). */
@@ -147,7 +147,12 @@ export class MuxedSocket implements IceUdpSocket {
   }
 
   get closed(): boolean {
-    return this.isClosed;
+    return this.isClosed || this.mux.closed;
+  }
+
+  /** The shared socket, for the forwarding path's sends of media to an address this agent checked (as on werift's own UDP transport). */
+  get socket(): Socket {
+    return this.mux.socket;
   }
 
   /** The agent's credentials after an ICE restart: its earlier ufrags stay valid until it closes. */
