@@ -6,14 +6,31 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Page } from 'playwright-core';
-import { startServer, DEV_APP, type ParleyServer, type MediaOptions } from '@parley/server';
-import { TestNetwork, teardown, inboundTotals, launchChromium, mediaPaths, openDemo, type TestHost, type PathEnd } from '@parley/testkit';
+import { randomBytes } from 'node:crypto';
+import { startServer, DEV_APP, type ParleyServer, type ServerOptions } from '@parley/server';
+import {
+  TestNetwork,
+  teardown,
+  inboundTotals,
+  launchChromium,
+  makeCertificate,
+  mediaPaths,
+  openDemo,
+  startTurnServer,
+  type ChromiumOptions,
+  type TestHost,
+  type PathEnd,
+} from '@parley/testkit';
 
 type Closer = (close: () => unknown) => void;
 
-/** A server in this namespace on the network's address, with `media` as given. */
-async function serverOn(network: TestNetwork, closeLater: Closer, media: MediaOptions = {}): Promise<ParleyServer> {
-  const server = await startServer({ host: network.serverIp, port: 0, apps: [DEV_APP], devMode: true, logLevel: 'silent', media });
+/** A server in this namespace on the network's address, with `options` as given. */
+async function serverOn(
+  network: TestNetwork,
+  closeLater: Closer,
+  options: Pick<ServerOptions, 'media' | 'turn' | 'port'> = {},
+): Promise<ParleyServer> {
+  const server = await startServer({ host: network.serverIp, port: 0, apps: [DEV_APP], devMode: true, logLevel: 'silent', ...options });
   closeLater(() => server.close());
   return server;
 }
@@ -25,8 +42,9 @@ async function pageIn(
   host: TestHost | undefined,
   server: { httpUrl: string },
   userID: string,
+  options: ChromiumOptions = {},
 ): Promise<Page> {
-  const chromium = await launchChromium({ ...(host && { host: { network, host } }), secureOrigin: server.httpUrl });
+  const chromium = await launchChromium({ ...(host && { host: { network, host } }), secureOrigin: server.httpUrl, ...options });
   closeLater(() => chromium.close());
   return openDemo(server.httpUrl, chromium.browser, userID, { roomID: 'reach' });
 }
@@ -99,7 +117,7 @@ test('a home whose router forwards no UDP connects over ICE-TCP to the server’
   const lan = router.addLanHost();
   router.masquerade();
   router.firewall('no-udp');
-  const server = await serverOn(network, closeLater, { tcpPort: 0 });
+  const server = await serverOn(network, closeLater, { media: { tcpPort: 0 } });
   const pages = [await pageIn(closeLater, network, lan, server, 'blocked'), await pageIn(closeLater, network, undefined, server, 'open')];
   await bothDecode(pages);
   const blocked = await pathsOf(pages[0]!);
@@ -113,4 +131,53 @@ test('a home whose router forwards no UDP connects over ICE-TCP to the server’
   }
   const open = await pathsOf(pages[1]!);
   for (const { remote } of open) assert.equal(remote.protocol, 'udp', 'where UDP passes, it is preferred');
+});
+
+/** A home whose router lets through what `policy` allows, a page in it and one beside the server, with coturn on a second address. */
+async function turnCall(
+  t: { after(fn: () => unknown): void },
+  policy: 'no-udp' | 'tcp-443',
+): Promise<{ network: TestNetwork; turnIp: string; pages: Page[] }> {
+  const closeLater = teardown(t);
+  const network = new TestNetwork();
+  closeLater(() => network.close());
+  const router = network.addHost();
+  const lan = router.addLanHost();
+  router.masquerade();
+  router.firewall(policy);
+  const turnIp = network.addServerAddress();
+  const certificate = makeCertificate({ ips: [turnIp] });
+  closeLater(() => certificate.remove());
+  const turn = await startTurnServer({ ip: turnIp, secret: randomBytes(16).toString('hex'), tls: { certificate, port: 443 } });
+  closeLater(() => turn.stop());
+  // No ICE-TCP: what UDP cannot reach goes through TURN. Behind a TCP-443-only firewall, signalling is on 443 too.
+  const server = await serverOn(network, closeLater, {
+    port: policy === 'tcp-443' ? 443 : 0,
+    turn: { urls: turn.urls, secret: turn.secret },
+  });
+  const pages = [
+    await pageIn(closeLater, network, lan, server, 'walled', { trustSpki: [certificate.spki] }),
+    await pageIn(closeLater, network, undefined, server, 'open'),
+  ];
+  await bothDecode(pages);
+  return { network, turnIp, pages };
+}
+
+test('a home whose router forwards no UDP, with ICE-TCP off, connects through TURN over TCP (coturn, REST credentials from the login)', async (t) => {
+  const { network, turnIp, pages } = await turnCall(t, 'no-udp');
+  const walled = await pathsOf(pages[0]!);
+  t.diagnostic(walled.map(describe).join('; '));
+  assert.equal(walled.length, 2);
+  for (const { local, remote } of walled) {
+    assert.deepEqual([local.candidateType, local.relayProtocol, local.address], ['relay', 'tcp', turnIp], 'a relay reached over TCP');
+    assert.deepEqual([remote.address, remote.protocol], [network.serverIp, 'udp'], 'relayed to the server’s UDP port');
+  }
+});
+
+test('a home that may reach only TCP port 443 connects through TURN over TLS on 443', async (t) => {
+  const { turnIp, pages } = await turnCall(t, 'tcp-443');
+  const walled = await pathsOf(pages[0]!);
+  t.diagnostic(walled.map(describe).join('; '));
+  assert.equal(walled.length, 2);
+  for (const { local } of walled) assert.deepEqual([local.candidateType, local.relayProtocol, local.address], ['relay', 'tls', turnIp]);
 });

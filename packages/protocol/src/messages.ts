@@ -186,6 +186,17 @@ export const roomEventSchema = z.discriminatedUnion('type', [
 ]);
 export type RoomEvent = z.infer<typeof roomEventSchema>;
 
+/**
+ * A TURN server and the short-lived credentials for it (the TURN REST API scheme: `username` is
+ * "<expiry in unix seconds>:<userID>", `credential` its HMAC-SHA1 under the server's shared secret).
+ */
+export const iceServerSchema = z.object({
+  urls: z.array(z.string().max(512)).max(8),
+  username: z.string().max(512),
+  credential: z.string().max(512),
+});
+export type IceServer = z.infer<typeof iceServerSchema>;
+
 export const replyDataSchemas = {
   login: z.object({
     sessionID: z.string(),
@@ -199,6 +210,8 @@ export const replyDataSchemas = {
     extraInfos: z.array(roomExtraInfoSchema),
     /** The devices of the streams (those not all Open). */
     streamDevices: z.array(streamDevicesSchema),
+    /** TURN servers for this session's peer connections, when the server has TURN configured. */
+    iceServers: z.array(iceServerSchema).optional(),
   }),
   resume: z.object({
     seq: z.number().int(),
@@ -215,6 +228,8 @@ export const replyDataSchemas = {
     /** Every stream the server has this session publishing and playing (media connected or not). */
     publishing: z.array(id),
     playing: z.array(id),
+    /** Fresh TURN credentials, as at login. */
+    iceServers: z.array(iceServerSchema).optional(),
   }),
   logout: z.object({}),
   publish: z.object({ sdp }),

@@ -1,4 +1,4 @@
-import { DEFAULT_MEDIA_STALL_MS, type StreamDevices } from '@parley/protocol';
+import { DEFAULT_MEDIA_STALL_MS, type IceServer, type StreamDevices } from '@parley/protocol';
 import type { EventHub } from './events.js';
 import type { MediaBackend } from './platform.js';
 import type { SignallingClient } from './signalling.js';
@@ -43,4 +43,6 @@ export interface RoomLink {
   readonly activeSignalling: SignallingClient | null;
   /** A stream's camera and microphone as the room knows them. */
   devicesOf(streamID: string): StreamDevices;
+  /** TURN servers with this session's credentials, from the latest login or resume (none if the server has no TURN). */
+  readonly iceServers: IceServer[];
 }

@@ -1,4 +1,4 @@
-import type { Scenario } from '@parley/protocol';
+import type { IceServer, Scenario } from '@parley/protocol';
 import type { MediaSample } from './quality.js';
 import type { CaptureState } from './captureControls.js';
 import type { VideoConfig } from './videoConfig.js';
@@ -143,9 +143,12 @@ export interface CustomMediaIO {
 export interface MediaBackend {
   /** Present where encoded custom capture and render are supported. */
   readonly custom?: CustomMediaIO;
-  /** Undefined when this platform cannot send `videoCodec` (the publisher then reports UnsupportedRequest). */
-  createPublishTransport(channel: number, media: PublishMedia): MediaTransport | undefined;
-  createPlayTransport(sink: PlaySink): MediaTransport;
+  /**
+   * A peer connection to the server, using `iceServers` (TURN) beside the server's own addresses.
+   * Undefined when this platform cannot send `videoCodec` (the publisher then reports UnsupportedRequest).
+   */
+  createPublishTransport(channel: number, media: PublishMedia, iceServers: IceServer[]): MediaTransport | undefined;
+  createPlayTransport(sink: PlaySink, iceServers: IceServer[]): MediaTransport;
   startPreview(canvas: Canvas | undefined, channel: number): Promise<number>;
   /** Applies a channel's capture state: its camera on or off, its microphone muted, what its publish transports send. */
   applyCapture(channel: number, state: CaptureState): void;

@@ -15,7 +15,7 @@ import {
   type StreamDevices,
 } from '@parley/protocol';
 import type { EngineContext, RoomLink } from './context.js';
-import type { Canvas, MediaTransport } from './platform.js';
+import type { Canvas, MediaTransport, PlaySink } from './platform.js';
 import { MediaLink } from './mediaLink.js';
 import { playQuality } from './quality.js';
 
@@ -182,7 +182,7 @@ export class Player {
   private createTransport(attempt: number): MediaTransport {
     this.waitingForStream = false;
     this.firstFrameSeen = false;
-    return this.ctx.media.createPlayTransport({
+    const sink: PlaySink = {
       streamID: this.streamID,
       canvas: this.canvas,
       onFirstVideoFrame: () => {
@@ -199,7 +199,8 @@ export class Player {
         this.videoSize = { width, height };
         this.ctx.hub.emit('playerVideoSizeChanged', this.streamID, width, height);
       },
-    });
+    };
+    return this.ctx.media.createPlayTransport(sink, this.room.iceServers);
   }
 
   /** Stays in PlayRequesting; asks again when the stream is announced, and now and then anyway. */

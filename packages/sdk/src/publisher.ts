@@ -48,10 +48,11 @@ export class Publisher {
         streamID: () => this.currentStreamID!,
         signalling: () => this.signalling,
         createTransport: () =>
-          ctx.media.createPublishTransport(channel, {
-            videoCodec: this.config.videoCodec ?? 'VP8',
-            simulcastLayers: this.config.simulcastLayers,
-          }),
+          ctx.media.createPublishTransport(
+            channel,
+            { videoCodec: this.config.videoCodec ?? 'VP8', simulcastLayers: this.config.simulcastLayers },
+            this.currentRoom?.iceServers ?? [],
+          ),
         exchange: (signalling, sdp) =>
           signalling.request('publish', {
             streamID: this.currentStreamID!,

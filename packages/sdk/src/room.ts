@@ -12,6 +12,7 @@ import {
   hexKeyBytes,
   resumeProofMessage,
   type ClientRequest,
+  type IceServer,
   type ReplyData,
   RemoteDeviceState,
   type MediaRole,
@@ -87,6 +88,7 @@ export class Room {
   private config: RoomConfig = {};
   private signalling: SignallingClient | null = null;
   private session: { sessionID: string; resumeToken: string } | undefined;
+  private turnServers: IceServer[] = [];
   /** The last room event applied; events at or below it are repeats. */
   private lastSeq = 0;
   /** The app's view of the room, to turn a snapshot into the ADD/DELETE it implies. */
@@ -135,6 +137,10 @@ export class Room {
   /** Logging in, logged in or reconnecting to room `roomID`. */
   isIn(roomID: string): boolean {
     return this.roomID === roomID && (this.phase === 'logining' || this.phase === 'logined' || this.phase === 'reconnecting');
+  }
+
+  get iceServers(): IceServer[] {
+    return this.turnServers;
   }
 
   /** The signalling client while logged in (not while reconnecting). */
@@ -260,8 +266,9 @@ export class Room {
       ...(rejoin ? { rejoin } : {}),
     });
     if (reply.code !== 0 || !('data' in reply)) return reply.code;
-    const { sessionID, resumeToken, seq, ...snapshot } = reply.data;
+    const { sessionID, resumeToken, seq, iceServers, ...snapshot } = reply.data;
     this.session = { sessionID, resumeToken };
+    this.turnServers = iceServers ?? [];
     return () => {
       this.lastSeq = seq;
       this.applySnapshot(snapshot);
@@ -533,6 +540,7 @@ export class Room {
     const reply = await signalling.request('resume', { appID: this.credentials.appID, sessionID, proof, lastSeq: this.lastSeq });
     if (reply.code === 0 && 'data' in reply) {
       const { data } = reply;
+      this.turnServers = data.iceServers ?? this.turnServers;
       return { publishing: data.publishing, playing: data.playing, catchUp: () => this.applyResume(data) };
     }
     if (reply.code === ErrorCode.KickedOut || reply.code === ErrorCode.KickedByServer) {

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { WebhookOptions } from './webhooks/dispatcher.js';
+import type { TurnOptions } from './auth/turnCredentials.js';
 
 /** A serverSecret: 32 printable ASCII characters. */
 export const SERVER_SECRET_PATTERN = /^[\x21-\x7e]{32}$/;
@@ -44,6 +45,8 @@ export interface ServerOptions {
   /** A client silent for this long is removed from its room (vendor default 90 s). */
   heartbeatTimeoutMs?: number;
   media?: MediaOptions;
+  /** A TURN server (coturn with `use-auth-secret`) whose credentials clients get at login; without it, none. */
+  turn?: TurnOptions;
   /** Folder served at `/` (the web demo). `false` serves nothing. */
   staticDir?: string | false;
   /** Dev mode exposes `/dev-config.json` with the dev app's credentials for the demo page. */

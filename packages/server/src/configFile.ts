@@ -70,6 +70,23 @@ const mediaSchema = z
     message: 'cannot be given with portRange (one port for all, or a port per connection)',
   });
 
+/** turn:host:port?transport=udp|tcp, turns:host:port?transport=tcp (host a name or an IPv4 address). */
+const TURN_URL = /^(turn:[A-Za-z0-9.-]+(:\d{1,5})?(\?transport=(udp|tcp))?|turns:[A-Za-z0-9.-]+(:\d{1,5})?(\?transport=tcp)?)$/;
+
+const turnSchema = z
+  .object({
+    urls: z
+      .array(
+        z.string().regex(TURN_URL, 'must be turn:host:port?transport=udp|tcp or turns:host:port?transport=tcp'),
+        expected('must be a list of TURN URLs'),
+      )
+      .min(1, 'must list at least one URL')
+      .max(8, 'at most 8 URLs'),
+    secret: z.string(expected('must be the TURN server’s shared secret')).min(16, 'must be at least 16 characters'),
+    ttlSeconds: z.number(expected('must be a number of seconds')).int('must be a whole number').positive('must be positive').optional(),
+  })
+  .strict();
+
 const configFileSchema = z
   .object({
     listen: z.object({ host: ipv4.optional(), port: port.optional() }).strict().optional(),
@@ -90,6 +107,7 @@ const configFileSchema = z
     limits: limitsSchema.optional(),
     webhooks: webhooksSchema.optional(),
     media: mediaSchema.optional(),
+    turn: turnSchema.optional(),
     log: z
       .object({ level: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).optional() })
       .strict()
@@ -104,6 +122,9 @@ export interface LoadedConfig {
   tls?: { cert: string; key: string };
   drainMs: number;
 }
+
+/** The environment variable that replaces `turn.secret`. */
+const TURN_SECRET_ENV = 'PARLEY_TURN_SECRET';
 
 /** Environment variables that replace an app's secrets: PARLEY_APP_<appID>_APP_SIGN and so on. */
 const SECRET_ENV = {
@@ -143,6 +164,7 @@ export function loadConfig(text: string, fileName: string, env: Record<string, s
       limits: config.limits,
       webhooks: config.webhooks,
       media: withMediaPorts(config.media ?? {}),
+      turn: config.turn,
       logLevel: config.log?.level,
       staticDir: config.demo ? undefined : false,
     },
@@ -175,15 +197,21 @@ function withMediaPorts({ udpPort, tcpPort, ...media }: z.infer<typeof mediaSche
 }
 
 function withSecretsFromEnv(raw: unknown, env: Record<string, string | undefined>): unknown {
-  if (!raw || typeof raw !== 'object' || !Array.isArray((raw as { apps?: unknown }).apps)) return raw;
-  const apps = (raw as { apps: unknown[] }).apps.map((app) => {
-    if (!app || typeof app !== 'object') return app;
-    const appID = (app as { appID?: unknown }).appID;
-    const secrets = Object.entries(SECRET_ENV).flatMap(([key, suffix]) => {
-      const value = env[`PARLEY_APP_${String(appID)}_${suffix}`];
-      return value === undefined ? [] : [[key, value]];
-    });
-    return { ...app, ...Object.fromEntries(secrets) };
-  });
-  return { ...raw, apps };
+  if (!raw || typeof raw !== 'object') return raw;
+  const config = raw as { apps?: unknown; turn?: unknown };
+  const turnSecret = env[TURN_SECRET_ENV];
+  const turn =
+    turnSecret !== undefined && config.turn && typeof config.turn === 'object' ? { ...config.turn, secret: turnSecret } : config.turn;
+  const apps = Array.isArray(config.apps)
+    ? config.apps.map((app: unknown) => {
+        if (!app || typeof app !== 'object') return app;
+        const appID = (app as { appID?: unknown }).appID;
+        const secrets = Object.entries(SECRET_ENV).flatMap(([key, suffix]) => {
+          const value = env[`PARLEY_APP_${String(appID)}_${suffix}`];
+          return value === undefined ? [] : [[key, value]];
+        });
+        return { ...app, ...Object.fromEntries(secrets) };
+      })
+    : config.apps;
+  return { ...config, apps, turn };
 }

@@ -25,6 +25,7 @@ import { ServerApi } from './api/serverApi.js';
 import { localIPv4 } from './net.js';
 import { Health, ServerMetrics } from './metrics/index.js';
 import { WebhookDispatcher } from './webhooks/dispatcher.js';
+import { turnCredentials } from './auth/turnCredentials.js';
 
 export interface ParleyServer {
   /** The `ws://` (`wss://` with TLS) URL for the SDK profile's `server` field. */
@@ -92,6 +93,7 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
     onSocketError: (err) => log.debug({ err }, 'media socket error'),
   });
   const limits = { ...DEFAULT_LIMITS, ...options.limits };
+  const { turn } = options;
   const onlineCountIntervalMs = options.onlineCountIntervalMs ?? DEFAULT_ONLINE_COUNT_INTERVAL_MS;
   const networkQualityIntervalMs = options.networkQualityIntervalMs ?? DEFAULT_NETWORK_QUALITY_INTERVAL_MS;
   const rooms = new RoomService({
@@ -103,6 +105,7 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
     onlineCountIntervalMs,
     networkQualityIntervalMs,
     activeSpeakerIntervalMs: options.activeSpeakerIntervalMs ?? DEFAULT_ACTIVE_SPEAKER_INTERVAL_MS,
+    iceServers: (userID) => (turn ? [turnCredentials(turn, userID)] : undefined),
   });
   const webhooks = new WebhookDispatcher({ apps: options.apps, observer: rooms.observer, log, options: options.webhooks });
   const staticDir = options.staticDir ?? defaultStaticDir();

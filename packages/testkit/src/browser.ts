@@ -17,6 +17,8 @@ export interface ChromiumOptions {
   fakeCameras?: number;
   /** The user refuses the camera and microphone (as if the browser's prompt were answered "Block"). */
   refuseDevices?: boolean;
+  /** Certificates to trust (their `spki` hashes, see makeCertificate): for https, wss and TURN over TLS. */
+  trustSpki?: string[];
 }
 
 /** Chromium from the system (Debian's package), with a fake camera and microphone. */
@@ -40,6 +42,7 @@ export async function launchChromium(options: ChromiumOptions = {}): Promise<{ b
       '--allow-loopback-in-peer-connection',
       '--autoplay-policy=no-user-gesture-required',
       ...(options.secureOrigin ? [`--unsafely-treat-insecure-origin-as-secure=${options.secureOrigin}`] : []),
+      ...(options.trustSpki ? [`--ignore-certificate-errors-spki-list=${options.trustSpki.join(',')}`] : []),
       ...(options.fakeVideoFile ? [`--use-file-for-fake-video-capture=${options.fakeVideoFile}`] : []),
       ...(options.fakeAudioFile ? [`--use-file-for-fake-audio-capture=${options.fakeAudioFile}`] : []),
     ],

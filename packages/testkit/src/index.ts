@@ -6,3 +6,5 @@ export * from './simulatedClock.js';
 export * from './metrics.js';
 export * from './teardown.js';
 export * from './serverProcess.js';
+export * from './tls.js';
+export * from './turn.js';

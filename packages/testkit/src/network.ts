@@ -347,6 +347,7 @@ export class TestNetwork {
   private readonly scratch = mkdtempSync(join(tmpdir(), 'parley-net-'));
   private closed = false;
   private counters = 0;
+  private readonly extraAddresses: string[] = [];
 
   constructor() {
     sweepStale();
@@ -356,6 +357,15 @@ export class TestNetwork {
     this.serverIp = `${this.subnetBase}.1`;
     run('ip', 'addr', 'add', `${this.serverIp}/32`, 'dev', 'lo', 'label', `lo:${tag(process.pid)}`);
     open.add(this);
+  }
+
+  /** One more address on this namespace's loopback, reachable from every host (for a second server, a TURN server). */
+  addServerAddress(): string {
+    const ip = `${this.subnetBase}.${2 + this.extraAddresses.length}`;
+    if (this.extraAddresses.length >= 2) throw new Error('a test network has at most 3 server addresses');
+    run('ip', 'addr', 'add', `${ip}/32`, 'dev', 'lo', 'label', `lo:${tag(process.pid)}`);
+    this.extraAddresses.push(ip);
+    return ip;
   }
 
   /** A new namespace linked to the server's address. */
@@ -418,7 +428,7 @@ export class TestNetwork {
     open.delete(this);
     for (const host of this.hosts) host.close();
     deleteOwnRules(process.pid);
-    tryRun('ip', 'addr', 'del', `${this.serverIp}/32`, 'dev', 'lo');
+    for (const ip of [this.serverIp, ...this.extraAddresses]) tryRun('ip', 'addr', 'del', `${ip}/32`, 'dev', 'lo');
     rmSync(this.scratch, { recursive: true, force: true });
   }
 }

@@ -2,7 +2,15 @@
  * Media in the browser: camera and microphone through getUserMedia, remote streams into the
  * `<video>` element the app passes as canvas.view, one RTCPeerConnection per stream.
  */
-import { ErrorCode, Scenario, ScreenCaptureExceptionType, soundLevelFromAmplitude, UpdateType, ViewMode } from '@parley/protocol';
+import {
+  ErrorCode,
+  Scenario,
+  ScreenCaptureExceptionType,
+  soundLevelFromAmplitude,
+  UpdateType,
+  ViewMode,
+  type IceServer,
+} from '@parley/protocol';
 import { DeviceWatch, type DeviceChange, type DeviceInfo, type DeviceKind } from '../deviceWatch.js';
 import {
   CaptureError,
@@ -44,10 +52,11 @@ function attach(view: HTMLMediaElement, stream: MediaStream, muted: boolean): vo
 }
 
 abstract class BrowserTransport extends PeerTransport<RTCSessionDescriptionInit> {
-  protected readonly pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
+  protected readonly pc: RTCPeerConnection;
 
-  constructor(onClosed: (closing: Promise<void>) => void) {
+  constructor(iceServers: IceServer[], onClosed: (closing: Promise<void>) => void) {
     super(onClosed);
+    this.pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle', iceServers });
     this.pc.onconnectionstatechange = () => this.connectionStateChanged(this.pc.connectionState);
   }
 
@@ -89,9 +98,10 @@ class BrowserPublishTransport extends BrowserTransport {
     }>,
     /** The track to send for the capture's audio track (setCaptureVolume's gain). */
     private readonly outgoingAudio: (track: MediaStreamTrack) => MediaStreamTrack,
+    iceServers: IceServer[],
     onClosed: () => void,
   ) {
-    super(onClosed);
+    super(iceServers, onClosed);
   }
 
   protected async prepare(): Promise<void> {
@@ -243,9 +253,10 @@ class BrowserPlayTransport extends BrowserTransport {
     private readonly sink: PlaySink,
     /** The speaker as the app set it: muted, and which device (the default if none). */
     private readonly speaker: { muted(): boolean; device(): string | undefined },
+    iceServers: IceServer[],
     onClosed: () => void,
   ) {
-    super(onClosed);
+    super(iceServers, onClosed);
     this.pc.ontrack = (ev) => {
       this.stream.addTrack(ev.track);
       this.render();
@@ -627,7 +638,7 @@ export class BrowserMedia implements MediaBackend {
     return stream;
   }
 
-  createPublishTransport(channel: number, { videoCodec }: PublishMedia): MediaTransport | undefined {
+  createPublishTransport(channel: number, { videoCodec }: PublishMedia, iceServers: IceServer[]): MediaTransport | undefined {
     if (!videoCodecPreferences(videoCodec).some((c) => c.mimeType.toLowerCase() !== 'video/rtx')) return undefined;
     const transport: BrowserTransport = new BrowserPublishTransport(
       channel,
@@ -640,6 +651,7 @@ export class BrowserMedia implements MediaBackend {
       }),
       // A shared screen's sound is not the microphone's.
       (track) => (this.screens.has(channel) ? track : this.captureGain.output(track)),
+      iceServers,
       () => {
         this.transports.delete(transport);
         this.releaseIfUnused(channel);
@@ -649,10 +661,11 @@ export class BrowserMedia implements MediaBackend {
     return transport;
   }
 
-  createPlayTransport(sink: PlaySink): MediaTransport {
+  createPlayTransport(sink: PlaySink, iceServers: IceServer[]): MediaTransport {
     const transport: BrowserTransport = new BrowserPlayTransport(
       sink,
       { muted: () => this.speakerMuted, device: () => this.chosenDevices.get('audiooutput') },
+      iceServers,
       () => this.transports.delete(transport),
     );
     this.transports.add(transport);

@@ -24,7 +24,14 @@ import {
   type RTCRtpSender,
   type RTCSessionDescription,
 } from 'werift';
-import { AUDIO_LEVEL_URI, audioLevelByte, ErrorCode, SIMULCAST_LAYER_EXTENSION_URI, soundLevelFromByte } from '@parley/protocol';
+import {
+  AUDIO_LEVEL_URI,
+  audioLevelByte,
+  ErrorCode,
+  SIMULCAST_LAYER_EXTENSION_URI,
+  soundLevelFromByte,
+  type IceServer,
+} from '@parley/protocol';
 import { NackGenerator, withoutDefaultStunServer } from '@parley/protocol/rtp';
 import type {
   CustomMediaIO,
@@ -53,7 +60,7 @@ const SILENT_AFTER_MS = 500;
 /** How long a missing video packet may take to be retransmitted before its frame is dropped. */
 const MAX_REPAIR_WAIT_MS = 500;
 
-function peerConfig(): Partial<PeerConfig> {
+function peerConfig(iceServers: IceServer[]): Partial<PeerConfig> {
   return {
     codecs: {
       audio: [useOPUS()],
@@ -61,7 +68,8 @@ function peerConfig(): Partial<PeerConfig> {
     },
     // The MID and, for simulcast, the RID name what each packet carries; audio packets carry their level.
     headerExtensions: { audio: [useSdesMid(), useAudioLevelIndication()], video: [useSdesMid(), useSdesRTPStreamId()] },
-    iceServers: [],
+    // werift uses the first TURN URL (falling back from UDP to TCP itself).
+    iceServers: iceServers.map(({ urls, username, credential }) => ({ urls: urls[0]!, username, credential })),
     iceUseIpv6: false,
     bundlePolicy: 'max-bundle',
     // Loopback is excluded by default; a server on 127.0.0.1 is only reachable through it.
@@ -73,9 +81,9 @@ function peerConfig(): Partial<PeerConfig> {
 abstract class WeriftTransport extends PeerTransport<RTCSessionDescription> {
   protected readonly pc: RTCPeerConnection;
 
-  constructor(onClosed: (closing: Promise<void>) => void, headerExtensions?: PeerConfig['headerExtensions']) {
+  constructor(iceServers: IceServer[], onClosed: (closing: Promise<void>) => void, headerExtensions?: PeerConfig['headerExtensions']) {
     super(onClosed);
-    this.pc = withoutDefaultStunServer(new RTCPeerConnection({ ...peerConfig(), ...(headerExtensions && { headerExtensions }) }));
+    this.pc = withoutDefaultStunServer(new RTCPeerConnection({ ...peerConfig(iceServers), ...(headerExtensions && { headerExtensions }) }));
     this.pc.connectionStateChange.subscribe((s) => this.connectionStateChanged(s));
   }
 
@@ -154,9 +162,10 @@ class NodePublishTransport extends WeriftTransport {
   constructor(
     layerCount: number,
     private readonly keyFrameRequested: (layer: number) => void,
+    iceServers: IceServer[],
     onClosed: (closing: Promise<void>) => void,
   ) {
-    super(onClosed);
+    super(iceServers, onClosed);
     const videoTransceiver = this.pc.addTransceiver('video', { direction: 'sendonly' });
     this.video = videoTransceiver.sender;
     this.audio = this.pc.addTransceiver('audio', { direction: 'sendonly' }).sender;
@@ -301,8 +310,8 @@ class NodePlayTransport extends WeriftTransport {
   private framesDelivered = 0;
   private readonly freezes = new FreezeCounter();
 
-  constructor(sink: PlaySink, custom: NodeCustomMedia, onClosed: (closing: Promise<void>) => void) {
-    super(onClosed, {
+  constructor(sink: PlaySink, custom: NodeCustomMedia, iceServers: IceServer[], onClosed: (closing: Promise<void>) => void) {
+    super(iceServers, onClosed, {
       audio: [useAudioLevelIndication()],
       video: [new RTCRtpHeaderExtensionParameters({ uri: SIMULCAST_LAYER_EXTENSION_URI })],
     });
@@ -428,11 +437,16 @@ export class NodeMedia implements MediaBackend {
   constructor(private readonly events: { keyFrameRequested(channel: number, layer: number): void }) {}
 
   /** Encoded custom capture sends VP8 only. */
-  createPublishTransport(channel: number, { videoCodec, simulcastLayers = 1 }: PublishMedia): MediaTransport | undefined {
+  createPublishTransport(
+    channel: number,
+    { videoCodec, simulcastLayers = 1 }: PublishMedia,
+    iceServers: IceServer[],
+  ): MediaTransport | undefined {
     if (videoCodec !== 'VP8') return undefined;
     const transport = new NodePublishTransport(
       simulcastLayers,
       (layer) => this.events.keyFrameRequested(channel, layer),
+      iceServers,
       (closing) => {
         this.forget(transport, closing);
         if (this.custom.publishers.get(channel) === transport) this.custom.publishers.delete(channel);
@@ -443,8 +457,8 @@ export class NodeMedia implements MediaBackend {
     return transport;
   }
 
-  createPlayTransport(sink: PlaySink): MediaTransport {
-    const transport = new NodePlayTransport(sink, this.custom, (closing) => this.forget(transport, closing));
+  createPlayTransport(sink: PlaySink, iceServers: IceServer[]): MediaTransport {
+    const transport = new NodePlayTransport(sink, this.custom, iceServers, (closing) => this.forget(transport, closing));
     this.transports.add(transport);
     return transport;
   }

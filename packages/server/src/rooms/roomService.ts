@@ -16,6 +16,7 @@ import {
   validateUserName,
   worseLevel,
   type ClientRequest,
+  type IceServer,
   type ReplyData,
   type StreamInfo,
   type User,
@@ -46,6 +47,8 @@ export interface RoomServiceOptions {
   networkQualityIntervalMs: number;
   /** How often rooms' active speakers are judged, and told when they changed. */
   activeSpeakerIntervalMs: number;
+  /** TURN servers with credentials for a user's peer connections, handed out at login and resume (none without TURN). */
+  iceServers(userID: string): IceServer[] | undefined;
   log: Logger;
 }
 
@@ -55,6 +58,7 @@ export class RoomService {
   private readonly appConfigs = new Map<number, AppConfig>();
   private readonly apps = new Map<number, AppRooms>();
   private readonly media: MediaPlane;
+  private readonly iceServers: RoomServiceOptions['iceServers'];
   private readonly heartbeatTimeoutMs: number;
   private readonly log: Logger;
   private readonly limits: RoomServiceOptions['limits'];
@@ -68,6 +72,7 @@ export class RoomService {
       this.apps.set(app.appID, new AppRooms(app.appID));
     }
     this.media = options.media;
+    this.iceServers = options.iceServers;
     this.heartbeatTimeoutMs = options.heartbeatTimeoutMs;
     this.limits = options.limits;
     this.log = options.log;
@@ -135,6 +140,7 @@ export class RoomService {
       streams: room.streams(session),
       extraInfos: [...room.extraInfos.values()],
       streamDevices: room.streamDevices(session),
+      iceServers: this.iceServers(session.user.userID),
     };
     // After the reply: the count includes the newcomer; everyone else hears at the next interval.
     setImmediate(() => this.tellOnlineCount(session));
@@ -187,6 +193,7 @@ export class RoomService {
             }),
         publishing: [...session.publications.keys()],
         playing: [...session.plays.keys()],
+        iceServers: this.iceServers(session.user.userID),
         session,
       },
     };
