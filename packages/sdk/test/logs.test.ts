@@ -1,28 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { generateToken04, randomApp } from '@parley/server';
+import { startServerProcess } from '@parley/testkit';
 import { TestClient, sleep } from './helpers.js';
 
 test('secrets never reach the logs: a production server logs logins, not AppSigns, secrets, proofs or tokens', async (t) => {
   const app = randomApp(77);
-  const dir = mkdtempSync(join(tmpdir(), 'parley-logs-'));
-  const config = join(dir, 'parley.json');
-  writeFileSync(config, JSON.stringify({ apps: [app] }));
-  const cli = new URL('../../server/dist/cli.js', import.meta.url).pathname;
-  const server = spawn(process.execPath, [cli, 'start', '--config', config, '--host', '127.0.0.1', '--port', '0'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  t.after(() => server.kill('SIGKILL'));
-  let output = '';
-  server.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  server.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  while (!/"port":\d+/.test(output)) await sleep(20);
-  const port = Number(/"port":(\d+)/.exec(output)![1]);
-  const url = `ws://127.0.0.1:${port}/ws`;
+  const server = await startServerProcess({ listen: { host: '127.0.0.1', port: 0 }, apps: [app], media: { udpPort: 0, tcpPort: false } });
+  t.after(() => server.stop());
+  const { url } = server;
 
   const token = generateToken04({ appID: app.appID, userID: 'by-token', serverSecret: app.serverSecret, effectiveTimeInSeconds: 600 });
   const withSign = new TestClient({ appID: app.appID, appSign: app.appSign, server: url });
@@ -36,6 +22,7 @@ test('secrets never reach the logs: a production server logs logins, not AppSign
   );
   assert.notEqual(await wrong.login('r-logs', 'wrong'), 0);
   await sleep(300);
+  const output = server.output();
 
   assert.match(output, /"msg":"login"/, 'logins are logged');
   for (const secret of [app.appSign, app.serverSecret, token, token.slice(2, 40), 'a'.repeat(64)]) {

@@ -39,6 +39,11 @@ export interface MediaOptions {
 export interface ServerOptions {
   host?: string;
   port?: number;
+  /**
+   * Reverse proxies in front of the server (addresses or CIDR ranges): their X-Forwarded-For names
+   * the client, for the per-address limits and the logs. Empty (the default): the socket's peer is the client.
+   */
+  behindProxy?: string[];
   /** A certificate (PEM, with its chain) and key: the server then serves https and wss itself. */
   tls?: { cert: string | Buffer; key: string | Buffer };
   apps: AppConfig[];

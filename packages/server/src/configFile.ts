@@ -90,6 +90,12 @@ const turnSchema = z
 const configFileSchema = z
   .object({
     listen: z.object({ host: ipv4.optional(), port: port.optional() }).strict().optional(),
+    behindProxy: z
+      .array(
+        z.union([z.ipv4(), z.cidrv4()], { error: 'must be an IPv4 address or CIDR range' }),
+        expected('must be a list of proxy addresses'),
+      )
+      .optional(),
     tls: z
       .object({
         cert: z.string(expected('must be a file name')).min(1, 'must be a file name'),
@@ -161,6 +167,7 @@ export function loadConfig(text: string, fileName: string, env: Record<string, s
       port: config.listen?.port ?? DEFAULT_PORT,
       apps: config.apps,
       heartbeatTimeoutMs: config.heartbeatTimeoutMs,
+      behindProxy: config.behindProxy,
       limits: config.limits,
       webhooks: config.webhooks,
       media: withMediaPorts(config.media ?? {}),

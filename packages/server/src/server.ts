@@ -26,6 +26,7 @@ import { localIPv4 } from './net.js';
 import { Health, ServerMetrics } from './metrics/index.js';
 import { WebhookDispatcher } from './webhooks/dispatcher.js';
 import { turnCredentials } from './auth/turnCredentials.js';
+import { TrustedProxies } from './http/clientAddress.js';
 
 export interface ParleyServer {
   /** The `ws://` (`wss://` with TLS) URL for the SDK profile's `server` field. */
@@ -143,6 +144,7 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
     heartbeatTimeoutMs,
     log,
     limits,
+    proxies: new TrustedProxies(options.behindProxy ?? []),
     onErrorCode: (code) => metrics.signallingError(code),
   });
   try {

@@ -26,6 +26,9 @@ media:
   listenIp: 10.0.0.5
   announcedIp: 203.0.113.7
   portRange: [40000, 40999]
+turn:
+  urls: ["turn:turn.example.com:3478?transport=udp", "turns:turn.example.com:443?transport=tcp"]
+  secret: 0123456789abcdef0123
 limits:
   maxPlaysPerSession: 16
 log:
@@ -68,6 +71,12 @@ test('a YAML config gives the server its listen address, apps, media, limits, lo
     },
   );
   assert.equal(options.staticDir, false, 'no demo page unless asked for');
+  assert.deepEqual(options.turn, {
+    urls: ['turn:turn.example.com:3478?transport=udp', 'turns:turn.example.com:443?transport=tcp'],
+    secret: '0123456789abcdef0123',
+  });
+  const turnFromEnv = loadConfig(VALID, 'parley.yaml', { PARLEY_TURN_SECRET: 'from-the-environment' });
+  assert.equal(turnFromEnv.code === 0 && turnFromEnv.data.options.turn?.secret, 'from-the-environment');
   // Without a range, one UDP port for all; ICE-TCP may be turned off.
   const onePort = loadConfig(VALID.replace('  portRange: [40000, 40999]\n', '  tcpPort: false\n'), 'parley.yaml');
   assert.deepEqual(onePort.code === 0 && onePort.data.options.media, { listenIp: '10.0.0.5', announcedIp: '203.0.113.7', udpPort: 7882 });
@@ -88,7 +97,7 @@ test('a YAML config gives the server its listen address, apps, media, limits, lo
   assert.equal(loadConfig(withoutSign, 'parley.yaml', { [`PARLEY_APP_${app.appID}_APP_SIGN`]: app.appSign }).code, 0);
 });
 
-test('fifteen malformed configs: each gets one line naming the key and the problem, and the server does not start', (t) => {
+test('sixteen malformed configs: each gets one line naming the key and the problem, and the server does not start', (t) => {
   const dir = tempDir(t);
   const appLines = (overrides: Record<string, string> = {}): string =>
     `apps:\n  - appID: ${overrides.appID ?? app.appID}\n    appSign: ${overrides.appSign ?? app.appSign}\n    serverSecret: "${overrides.serverSecret ?? app.serverSecret}"\n`;
@@ -108,6 +117,11 @@ test('fifteen malformed configs: each gets one line naming the key and the probl
       /: media\.udpPort: cannot be given with portRange \(one port for all, or a port per connection\)$/,
     ],
     ['TCP port', `${appLines()}media:\n  tcpPort: yes\n`, /: media\.tcpPort: must be a port number or false$/],
+    [
+      'TURN URL',
+      `${appLines()}turn:\n  urls: [stun:turn.example.com]\n  secret: 0123456789abcdef\n`,
+      /: turn\.urls\[0\]: must be turn:host:port\?transport=udp\|tcp or turns:host:port\?transport=tcp$/,
+    ],
     ['announced address', `${appLines()}media:\n  announcedIp: media.example.com\n`, /: media\.announcedIp: must be an IPv4 address$/],
     ['log level', `${appLines()}log:\n  level: loud\n`, /: log\.level: must be one of fatal, error, warn, info, debug, trace, silent$/],
     ['misspelt key', `${appLines()}meida:\n  listenIp: 10.0.0.1\n`, /: meida: is not a known key$/],
@@ -172,7 +186,7 @@ test('with a certificate the server serves https and wss itself; config check sa
     file,
     `${VALID.replace('port: 7900', 'port: 0').replace('level: warn', 'level: info')}tls:\n  cert: ${cert}\n  key: ${key}\n`.replace(
       /media:\n(  .*\n)+/,
-      '',
+      'media:\n  udpPort: 0\n  tcpPort: false\n',
     ),
   );
   assert.match(run(['config', 'check', file]).stdout, /: ok \(1 app\(s\), https on 127\.0\.0\.1:0\)/);
@@ -182,9 +196,9 @@ test('with a certificate the server serves https and wss itself; config check sa
   let output = '';
   server.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   server.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  for (const deadline = Date.now() + 10_000; !/"port":\d+/.test(output) && Date.now() < deadline;)
-    await new Promise((r) => setTimeout(r, 20));
-  const port = Number(/"port":(\d+)/.exec(output)?.[1]);
+  const listening = /"httpUrl":"https:\/\/127\.0\.0\.1:(\d+)"/;
+  for (const deadline = Date.now() + 10_000; !listening.test(output) && Date.now() < deadline;) await new Promise((r) => setTimeout(r, 20));
+  const port = Number(listening.exec(output)?.[1]);
   assert.ok(port > 0, output);
   const ca = readFileSync(cert);
   const status = await new Promise<number>((resolve, reject) =>

@@ -274,3 +274,12 @@ export async function mediaPaths(page: Page): Promise<Array<{ local: PathEnd; re
     return paths;
   });
 }
+
+/** Waits until the page has decoded `frames` more video frames (over all it plays), or fails after `timeoutMs`. */
+export async function waitDecoding(page: Page, frames = 10, timeoutMs = 20_000): Promise<void> {
+  const start = (await inboundTotals(page)).framesDecoded;
+  for (const deadline = Date.now() + timeoutMs; (await inboundTotals(page)).framesDecoded <= start + frames;) {
+    if (Date.now() > deadline) throw new Error(`fewer than ${frames} video frames decoded within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}

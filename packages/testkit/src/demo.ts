@@ -11,6 +11,8 @@ export interface DemoOptions {
   scenario?: 'StandardVideoCall' | 'HighQualityVideoCall';
   /** The audio quality selector's value (an AudioConfigPreset) before joining; the browser's choice by default. */
   audioPreset?: number;
+  /** More of the page's URL parameters, e.g. `appID` and `token` for a production server. */
+  params?: Record<string, string>;
 }
 
 /** Opens the demo from `httpUrl` as `userID`, logs in, and publishes `stream_<userID>`. */
@@ -18,12 +20,13 @@ export async function openDemo(
   httpUrl: string,
   browser: Browser,
   userID: string,
-  { roomID = 'call', videoCodec = 'VP8', publish = true, scenario = 'StandardVideoCall', audioPreset }: DemoOptions = {},
+  { roomID = 'call', videoCodec = 'VP8', publish = true, scenario = 'StandardVideoCall', audioPreset, params = {} }: DemoOptions = {},
 ): Promise<Page> {
   const page = await browser.newPage();
   await page.addInitScript(RECORD_MEDIA);
-  const preset = audioPreset === undefined ? '' : `&audioPreset=${audioPreset}`;
-  await page.goto(`${httpUrl}/?userID=${userID}&roomID=${roomID}&videoCodec=${videoCodec}&scenario=${scenario}${preset}`);
+  const query = new URLSearchParams({ userID, roomID, videoCodec, scenario, ...params });
+  if (audioPreset !== undefined) query.set('audioPreset', String(audioPreset));
+  await page.goto(`${httpUrl}/?${query}`);
   await page.click('#join');
   await page.waitForFunction(() => document.getElementById('state')!.textContent === 'Logined');
   if (publish) await page.click('#publish');

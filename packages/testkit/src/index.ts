@@ -8,3 +8,4 @@ export * from './teardown.js';
 export * from './serverProcess.js';
 export * from './tls.js';
 export * from './turn.js';
+export * from './nginx.js';

@@ -19,6 +19,8 @@ export interface ServerProcess {
   tcpPort?: number;
   /** Log lines (JSON) so far. */
   readonly logs: Array<Record<string, unknown>>;
+  /** Everything it wrote so far, stdout and stderr. */
+  output(): string;
   /** SIGTERM without a drain; resolves when the process has exited. */
   stop(): Promise<void>;
 }
@@ -36,7 +38,12 @@ export async function startServerProcess(
   const argv = [...prefix, process.execPath, CLI, 'start', '--config', file];
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
-  child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  let output = '';
+  child.stderr!.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+    output += chunk.toString();
+  });
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
   const logs: Array<Record<string, unknown>> = [];
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const stop = async (): Promise<void> => {
@@ -71,6 +78,7 @@ export async function startServerProcess(
       udpPort: media.udpPort,
       tcpPort: media.tcpPort,
       logs,
+      output: () => output,
       stop,
     };
   } catch (err) {

@@ -21,6 +21,8 @@ export interface SessionToken {
 
 /** The signalling connection a session currently talks through. */
 export interface ClientLink {
+  /** The client's address (as a trusted proxy reports it, behind one). */
+  readonly remoteAddress: string;
   /** `droppable`: best-effort content, skipped if the client is already behind. */
   send(message: ServerMessage, droppable?: boolean): void;
   /** Ends the connection after pending frames are flushed. */

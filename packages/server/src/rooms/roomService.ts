@@ -130,7 +130,7 @@ export class RoomService {
     room.sessions.set(session.user.userID, session);
     app.addSession(session);
     this.notifyUsers(room, UpdateType.Add, session);
-    this.log.info({ appID: app.appID, roomID: room.id, userID: session.user.userID }, 'login');
+    this.log.info({ appID: app.appID, roomID: room.id, userID: session.user.userID, address: link.remoteAddress }, 'login');
     this.observer.emit('userJoined', { appID: app.appID, roomID: room.id, user: session.user, sessionID: session.id });
     const data = {
       sessionID: session.id,

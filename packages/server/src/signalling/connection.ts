@@ -41,6 +41,10 @@ export class Connection implements ClientLink {
   private readonly frames: TokenBucket;
   private rateLimited = 0;
 
+  get remoteAddress(): string {
+    return this.options.remoteAddress;
+  }
+
   constructor(
     private readonly ws: WebSocket,
     private readonly options: ConnectionOptions,

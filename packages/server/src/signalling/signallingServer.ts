@@ -8,6 +8,7 @@ import { Connection } from './connection.js';
 import { KeyedRateLimiter } from '../rateLimit.js';
 import { WriteBatch } from './writeBatch.js';
 import type { Limits } from '../config.js';
+import type { TrustedProxies } from '../http/clientAddress.js';
 
 export const SIGNALLING_PATH = '/ws';
 
@@ -18,7 +19,15 @@ export class SignallingServer {
 
   constructor(
     http: HttpServer | HttpsServer,
-    options: { rooms: RoomService; heartbeatTimeoutMs: number; log: Logger; limits: Limits; onErrorCode?: (code: number) => void },
+    options: {
+      rooms: RoomService;
+      heartbeatTimeoutMs: number;
+      log: Logger;
+      limits: Limits;
+      /** Proxies whose X-Forwarded-For names the client (limits and logs then apply to it). */
+      proxies: TrustedProxies;
+      onErrorCode?: (code: number) => void;
+    },
   ) {
     const { limits } = options;
     const connections = new KeyedRateLimiter(limits.connectionsPerSecondPerIp, limits.connectionBurstPerIp);
@@ -33,13 +42,13 @@ export class SignallingServer {
       // Refused before the upgrade, so a reconnecting flooder costs no more than an HTTP reply.
       verifyClient: ({ req }, accept) => {
         if (!this.accepting) accept(false, 503, 'Shutting Down');
-        else if (connections.take(req.socket.remoteAddress ?? '')) accept(true);
+        else if (connections.take(options.proxies.clientAddress(req))) accept(true);
         else accept(false, 429, 'Too Many Requests', { 'Retry-After': '1' });
       },
     });
     this.wss.on('connection', (ws, req) => {
       const { socket } = req;
-      new Connection(ws, { ...options, logins, framesByIp, socket, writes, remoteAddress: socket.remoteAddress ?? '' });
+      new Connection(ws, { ...options, logins, framesByIp, socket, writes, remoteAddress: options.proxies.clientAddress(req) });
     });
   }
 
