@@ -253,7 +253,26 @@ function reset(): void {
   $('online').textContent = '';
 }
 
-joinButton.onclick = () => {
+/** A production server: the business server at `tokenUrl` mints the token (and names the app) for this user and room. */
+async function fetchToken(tokenUrl: string): Promise<void> {
+  const url = new URL(tokenUrl, location.href);
+  url.searchParams.set('userID', field('userID').value.trim());
+  url.searchParams.set('roomID', field('roomID').value.trim());
+  const minted = (await (await fetch(url)).json()) as { appID: number; token: string };
+  field('appID').value = String(minted.appID);
+  field('token').value = minted.token;
+}
+
+joinButton.onclick = async () => {
+  const tokenUrl = new URLSearchParams(location.search).get('tokenUrl');
+  if (tokenUrl) {
+    try {
+      await fetchToken(tokenUrl);
+    } catch (err) {
+      log(`no token from ${tokenUrl}: ${(err as Error).message}`);
+      return;
+    }
+  }
   const appSign = field('appSign').value.trim();
   const token = field('token').value.trim();
   engine = ParleyEngine.createEngine(

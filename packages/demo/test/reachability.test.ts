@@ -7,7 +7,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Page } from 'playwright-core';
 import { randomBytes } from 'node:crypto';
+import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { promisify } from 'node:util';
 import { startServer, DEV_APP, type ParleyServer, type ServerOptions } from '@parley/server';
 import {
   TestNetwork,
@@ -191,4 +193,47 @@ test('https and wss with a certificate of the test’s own CA: the demo page, fr
   ];
   for (const page of pages) assert.equal(await page.evaluate('window.isSecureContext && location.protocol'), 'https:');
   await bothDecode(pages);
+});
+
+test('parley doctor from a home whose router forwards no UDP: signalling, ICE-TCP and TURN over TCP and TLS work, UDP does not; from outside, everything works', async (t) => {
+  const closeLater = teardown(t);
+  const network = new TestNetwork();
+  closeLater(() => network.close());
+  const router = network.addHost();
+  const lan = router.addLanHost();
+  router.masquerade();
+  router.firewall('no-udp');
+  const turnIp = network.addServerAddress();
+  const certificate = makeCertificate({ ips: [turnIp] });
+  closeLater(() => certificate.remove());
+  const turn = await startTurnServer({ ip: turnIp, secret: randomBytes(16).toString('hex'), tls: { certificate, port: 443 } });
+  closeLater(() => turn.stop());
+  const server = await serverOn(network, closeLater, { media: { tcpPort: 0 }, turn: { urls: turn.urls, secret: turn.secret } });
+  const cli = new URL('../../server/dist/cli.js', import.meta.url).pathname;
+  const doctor = async (prefix: string[]): Promise<Record<string, boolean>> => {
+    const argv = [...prefix, process.execPath, cli, 'doctor', server.url, '--app-id', String(DEV_APP.appID), '--app-sign', DEV_APP.appSign];
+    // Node trusts the TURN server's certificate as a browser that knows its CA would.
+    const { stdout } = await promisify(execFile)(argv[0]!, argv.slice(1), {
+      env: { ...process.env, NODE_EXTRA_CA_CERTS: certificate.caFile },
+    });
+    t.diagnostic(stdout.trim().replaceAll('\n', ' | '));
+    // "name ok|FAIL what: detail", keyed by name and, for TURN, by URL.
+    return Object.fromEntries(
+      stdout
+        .trim()
+        .split('\n')
+        .map((line) => /^(\S+)\s+(ok|FAIL)\s+(\S+?):? /.exec(line)!)
+        .map(([, name, ok, what]) => [name === 'turn' ? what! : name!, ok === 'ok']),
+    );
+  };
+  const [udpUrl, tcpUrl, tlsUrl] = turn.urls as [string, string, string];
+  assert.deepEqual(await doctor(lan.command([])), {
+    signalling: true,
+    udp: false,
+    tcp: true,
+    [udpUrl]: false,
+    [tcpUrl]: true,
+    [tlsUrl]: true,
+  });
+  assert.deepEqual(await doctor([]), { signalling: true, udp: true, tcp: true, [udpUrl]: true, [tcpUrl]: true, [tlsUrl]: true });
 });

@@ -5,6 +5,7 @@
  * parley config check parley.yaml   validates a configuration file
  * parley token generate ...       mint a token04 (see --help)
  * parley token inspect TOKEN --secret S
+ * parley doctor URL --app-id N (--app-sign S | --token T)   what of a server a client can reach
  */
 import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
@@ -12,6 +13,7 @@ import { DEV_APP, DEFAULT_PORT } from './config.js';
 import { loadConfig, type LoadedConfig } from './configFile.js';
 import { startServer, type ParleyServer } from './server.js';
 import { decodeToken04, generateToken04, type TokenPrivileges } from './auth/token04.js';
+import { diagnose } from './doctor.js';
 
 const USAGE = `usage:
   parley dev [--port P] [--heartbeat-timeout-ms MS]
@@ -20,6 +22,7 @@ const USAGE = `usage:
   parley token generate --app-id N --user-id U --secret S [--expire SECONDS] [--mode gcm|cbc]
                         [--room R [--no-publish] [--streams a,b]]
   parley token inspect TOKEN --secret S
+  parley doctor wss://parley.example.com/ws --app-id N (--app-sign S | --token T)
 `;
 
 const { positionals, values } = parseArgs({
@@ -38,6 +41,8 @@ const { positionals, values } = parseArgs({
     room: { type: 'string' },
     'no-publish': { type: 'boolean', default: false },
     streams: { type: 'string' },
+    'app-sign': { type: 'string' },
+    token: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -71,6 +76,12 @@ async function serve(mode: 'dev' | 'start'): Promise<void> {
     tls,
   });
   onShutdown(server, values['drain-ms'] ? Number(values['drain-ms']) : drainMs);
+  // SIGHUP (systemctl reload) re-reads the apps and limits; a file with errors changes nothing.
+  process.on('SIGHUP', () => {
+    void readConfig(file)
+      .then(({ options: reloaded }) => server.reload(reloaded))
+      .catch((err: Error) => process.stderr.write(`parley: configuration not reloaded: ${err.message}\n`));
+  });
 }
 
 /** A configuration file, validated, with its TLS files read; throws one line per problem. */
@@ -151,6 +162,20 @@ function onShutdown(server: ParleyServer, drainMs: number): void {
   process.once('SIGTERM', stop);
 }
 
+/** Prints what of the server at `url` works from here; fails unless signalling and at least one media path do. */
+async function doctor(url: string | undefined): Promise<void> {
+  if (!url) throw new Error(USAGE);
+  const checks = await diagnose({
+    url,
+    appID: Number(required('app-id')),
+    appSign: values['app-sign'],
+    token: values.token,
+  });
+  for (const { name, ok, detail } of checks) process.stdout.write(`${name.padEnd(10)} ${ok ? 'ok  ' : 'FAIL'}  ${detail}\n`);
+  const works = (name: string): boolean => checks.some((c) => c.name === name && c.ok);
+  if (!works('signalling') || !['udp', 'tcp', 'turn'].some(works)) process.exitCode = 1;
+}
+
 async function main(): Promise<void> {
   const [command = 'dev', action, subject] = positionals;
   if (values.help) {
@@ -160,6 +185,10 @@ async function main(): Promise<void> {
   if (command === 'dev' || command === 'start') return serve(command);
   if (command === 'token') return token(action, subject);
   if (command === 'config') return config(action, subject);
+  if (command === 'doctor') {
+    await doctor(action);
+    process.exit(); // werift's timers would keep the process waiting
+  }
   throw new Error(`unknown command "${command}"\n${USAGE}`);
 }
 

@@ -25,19 +25,28 @@ export class TokenBucket {
   }
 }
 
-/** One bucket per key (an IP address), forgotten once full again so the map stays small. */
+/**
+ * One bucket per key (an IP address), forgotten once full again so the map stays small. `rate` is
+ * read at every take: when reloaded limits changed it, every key starts over with a full bucket at
+ * the new rate.
+ */
 export class KeyedRateLimiter {
   private readonly buckets = new Map<string, TokenBucket>();
+  private current: { perSecond: number; burst: number };
 
-  constructor(
-    private readonly perSecond: number,
-    private readonly burst: number,
-  ) {}
+  constructor(private readonly rate: () => { perSecond: number; burst: number }) {
+    this.current = rate();
+  }
 
   take(key: string): boolean {
+    const rate = this.rate();
+    if (rate.perSecond !== this.current.perSecond || rate.burst !== this.current.burst) {
+      this.current = rate;
+      this.buckets.clear();
+    }
     if (this.buckets.size > 10_000) for (const [k, b] of this.buckets) if (b.idle) this.buckets.delete(k);
     let bucket = this.buckets.get(key);
-    if (!bucket) this.buckets.set(key, (bucket = new TokenBucket(this.perSecond, this.burst)));
+    if (!bucket) this.buckets.set(key, (bucket = new TokenBucket(rate.perSecond, rate.burst)));
     return bucket.take();
   }
 }

@@ -40,6 +40,11 @@ export interface ParleyServer {
   /** Readiness as `/readyz` reports it: not ready from the start of `close()`; `setReady(false)` drains earlier. */
   readonly health: Health;
   /**
+   * Applies a reloaded configuration's apps and limits without dropping anyone (see
+   * RoomService.setApps): apps are checked first and nothing changes if one is invalid (it throws).
+   */
+  reload(config: Pick<ServerOptions, 'apps' | 'limits'>): void;
+  /**
    * Stops the server. With `drainMs`, it first stops taking new connections and lets the users in
    * its rooms carry on until they have all left or `drainMs` has passed; the rest are then
    * disconnected (1001) and reconnect wherever the server's address leads them.
@@ -109,11 +114,12 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
     iceServers: (userID) => (turn ? [turnCredentials(turn, userID)] : undefined),
   });
   const webhooks = new WebhookDispatcher({ apps: options.apps, observer: rooms.observer, log, options: options.webhooks });
+  const serverApi = new ServerApi(options.apps, rooms, log);
   const staticDir = options.staticDir ?? defaultStaticDir();
   const devApp = options.devMode ? options.apps[0] : undefined;
 
   const routes = new HttpRoutes();
-  new ServerApi(options.apps, rooms, log).addRoutes(routes);
+  serverApi.addRoutes(routes);
   const metrics = new ServerMetrics({ rooms, media: media.stats });
   const health = new Health();
   metrics.addRoutes(routes);
@@ -175,6 +181,15 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
     media: { listenIp, udpPort, tcpPort },
     rooms,
     health,
+    reload: (config) => {
+      config.apps.forEach(checkApp);
+      webhooks.setApps(config.apps); // throws on an invalid callback before anything changed
+      rooms.setApps(config.apps);
+      serverApi.setApps(config.apps);
+      // Everything holds this one object: readers see the new values from their next use on.
+      Object.assign(limits, DEFAULT_LIMITS, config.limits);
+      log.info({ apps: config.apps.map((a) => a.appID) }, 'configuration reloaded');
+    },
     close: ({ drainMs = 0 } = {}) => {
       if (closing && drainMs === 0) drain.abort(); // closing again without a drain cuts it short
       return (closing ??= (async () => {

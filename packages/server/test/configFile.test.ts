@@ -97,6 +97,20 @@ test('a YAML config gives the server its listen address, apps, media, limits, lo
   assert.equal(loadConfig(withoutSign, 'parley.yaml', { [`PARLEY_APP_${app.appID}_APP_SIGN`]: app.appSign }).code, 0);
 });
 
+test('the example configuration in deploy/ is valid once its secrets are in the environment', () => {
+  const file = new URL('../../../deploy/parley.example.yaml', import.meta.url).pathname;
+  const appID = 1234567890;
+  const env = {
+    [`PARLEY_APP_${appID}_APP_SIGN`]: app.appSign,
+    [`PARLEY_APP_${appID}_SERVER_SECRET`]: app.serverSecret,
+    [`PARLEY_APP_${appID}_CALLBACK_SECRET`]: 'webhook-secret',
+    PARLEY_TURN_SECRET: 'a-long-random-shared-secret',
+  };
+  const loaded = loadConfig(readFileSync(file, 'utf8'), file, env);
+  assert.equal(loaded.code, 0, 'message' in loaded ? loaded.message : '');
+  assert.notEqual(loadConfig(readFileSync(file, 'utf8'), file, {}).code, 0, 'not without them');
+});
+
 test('sixteen malformed configs: each gets one line naming the key and the problem, and the server does not start', (t) => {
   const dir = tempDir(t);
   const appLines = (overrides: Record<string, string> = {}): string =>

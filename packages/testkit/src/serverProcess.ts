@@ -21,6 +21,11 @@ export interface ServerProcess {
   readonly logs: Array<Record<string, unknown>>;
   /** Everything it wrote so far, stdout and stderr. */
   output(): string;
+  /**
+   * Writes `config` over the file and sends SIGHUP; resolves with whether the server reloaded it
+   * ('configuration reloaded' in its log) or refused it (its message on stderr).
+   */
+  reload(config: Record<string, unknown>): Promise<{ reloaded: true } | { reloaded: false; message: string }>;
   /** SIGTERM without a drain; resolves when the process has exited. */
   stop(): Promise<void>;
 }
@@ -34,7 +39,9 @@ export async function startServerProcess(
   const dir = mkdtempSync(join(tmpdir(), 'parley-server-'));
   const file = join(dir, 'parley.json');
   // Info: the line that says it listens is one.
-  writeFileSync(file, JSON.stringify({ drainMs: 0, ...config, log: { level: 'info' } }));
+  const write = (contents: Record<string, unknown>): void =>
+    writeFileSync(file, JSON.stringify({ drainMs: 0, ...contents, log: { level: 'info' } }));
+  write(config);
   const argv = [...prefix, process.execPath, CLI, 'start', '--config', file];
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
@@ -79,6 +86,17 @@ export async function startServerProcess(
       tcpPort: media.tcpPort,
       logs,
       output: () => output,
+      reload: async (next) => {
+        const [logged, errors] = [logs.length, stderr.length];
+        write(next);
+        child.kill('SIGHUP');
+        for (const deadline = Date.now() + 10_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 20))) {
+          if (logs.slice(logged).some((entry) => entry.msg === 'configuration reloaded')) return { reloaded: true };
+          const refused = /configuration not reloaded: (.*)/.exec(stderr.slice(errors));
+          if (refused) return { reloaded: false, message: refused[1]! };
+        }
+        throw new Error('the server neither reloaded nor refused the configuration within 10 s');
+      },
       stop,
     };
   } catch (err) {

@@ -68,6 +68,12 @@ export class ServerApi {
     private readonly rooms: RoomService,
     private readonly log: Logger,
   ) {
+    this.setApps(apps);
+  }
+
+  /** The apps whose server secrets sign API calls, at start and from a reloaded configuration. */
+  setApps(apps: AppConfig[]): void {
+    this.apps.clear();
     for (const app of apps) this.apps.set(app.appID, app);
   }
 

@@ -67,10 +67,7 @@ export class RoomService {
   private readonly activeSpeakerTimer: NodeJS.Timeout;
 
   constructor(options: RoomServiceOptions) {
-    for (const app of options.apps) {
-      this.appConfigs.set(app.appID, app);
-      this.apps.set(app.appID, new AppRooms(app.appID));
-    }
+    this.setApps(options.apps);
     this.media = options.media;
     this.iceServers = options.iceServers;
     this.heartbeatTimeoutMs = options.heartbeatTimeoutMs;
@@ -80,6 +77,19 @@ export class RoomService {
     this.onlineCountTimer = setInterval(() => this.tellOnlineCounts(), options.onlineCountIntervalMs).unref();
     this.networkQualityTimer = setInterval(() => this.tellNetworkQuality(), options.networkQualityIntervalMs).unref();
     this.activeSpeakerTimer = setInterval(() => this.tellActiveSpeakers(), options.activeSpeakerIntervalMs).unref();
+  }
+
+  /**
+   * The apps, at start and from a reloaded configuration: a new app is served, changed secrets
+   * apply to the next logins and tokens, and a removed app takes no new logins while the calls of
+   * its users go on (they may still resume).
+   */
+  setApps(apps: AppConfig[]): void {
+    this.appConfigs.clear();
+    for (const app of apps) {
+      this.appConfigs.set(app.appID, app);
+      if (!this.apps.has(app.appID)) this.apps.set(app.appID, new AppRooms(app.appID));
+    }
   }
 
   login(link: ClientLink, nonce: string, req: ClientRequest<'login'>): Outcome<ReplyData<'login'> & { session: Session }> {

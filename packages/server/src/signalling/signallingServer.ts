@@ -30,9 +30,10 @@ export class SignallingServer {
     },
   ) {
     const { limits } = options;
-    const connections = new KeyedRateLimiter(limits.connectionsPerSecondPerIp, limits.connectionBurstPerIp);
-    const framesByIp = new KeyedRateLimiter(limits.framesPerSecondPerIp, limits.frameBurstPerIp);
-    const logins = new KeyedRateLimiter(limits.loginsPerSecondPerIp, limits.loginBurstPerIp);
+    // `limits` is the server's, which a reload updates in place.
+    const connections = new KeyedRateLimiter(() => ({ perSecond: limits.connectionsPerSecondPerIp, burst: limits.connectionBurstPerIp }));
+    const framesByIp = new KeyedRateLimiter(() => ({ perSecond: limits.framesPerSecondPerIp, burst: limits.frameBurstPerIp }));
+    const logins = new KeyedRateLimiter(() => ({ perSecond: limits.loginsPerSecondPerIp, burst: limits.loginBurstPerIp }));
     const writes = new WriteBatch();
     this.wss = new WebSocketServer({
       server: http,

@@ -122,9 +122,22 @@ class AppChannel {
 
   constructor(
     readonly appID: number,
-    readonly url: string,
-    readonly secret: string,
+    private target: { url: string; secret: string },
   ) {}
+
+  get url(): string {
+    return this.target.url;
+  }
+
+  get secret(): string {
+    return this.target.secret;
+  }
+
+  /** A reloaded configuration's callback: deliveries from now on go there, signed with its secret. */
+  retarget(to: AppChannel): this {
+    this.target = to.target;
+    return this;
+  }
 
   get idle(): boolean {
     return this.inFlight === 0 && this.pending.size === 0 && this.retrying.size === 0;
@@ -159,7 +172,7 @@ function channelFor(app: AppConfig): AppChannel | undefined {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new Error(`app ${app.appID}: callbackUrl must be http or https`);
   if (url.username || url.password) throw new Error(`app ${app.appID}: callbackUrl must not contain credentials`);
   if (!app.callbackSecret) throw new Error(`app ${app.appID}: callbackUrl needs a callbackSecret to sign webhooks`);
-  return new AppChannel(app.appID, url.href, app.callbackSecret);
+  return new AppChannel(app.appID, { url: url.href, secret: app.callbackSecret });
 }
 
 /** Why an attempt failed, in words fit for logs (never the URL, which may hold a token). */
@@ -190,12 +203,22 @@ export class WebhookDispatcher {
   constructor({ apps, observer, log, options }: WebhookDispatcherOptions) {
     this.options = resolveOptions(options);
     this.log = log;
-    for (const app of apps) {
-      const channel = channelFor(app);
-      if (channel) this.channels.set(app.appID, channel);
-    }
-    this.unsubscribe = this.channels.size > 0 ? this.watch(observer) : () => undefined;
-    if (this.channels.size > 0) log.info({ apps: [...this.channels.keys()] }, 'webhooks enabled');
+    this.setApps(apps);
+    // Watched even without callbacks: a reloaded configuration may add some.
+    this.unsubscribe = this.watch(observer);
+  }
+
+  /**
+   * The apps' callbacks, at start and from a reloaded configuration (all checked before any is
+   * applied): an app's channel, with its deliveries under way, stays and sends to the new URL; an
+   * app without a callback any more gets no new webhooks.
+   */
+  setApps(apps: AppConfig[]): void {
+    const fresh = apps.flatMap((app) => channelFor(app) ?? []);
+    const current = new Map(this.channels);
+    this.channels.clear();
+    for (const channel of fresh) this.channels.set(channel.appID, current.get(channel.appID)?.retarget(channel) ?? channel);
+    if (this.channels.size > 0) this.log.info({ apps: [...this.channels.keys()] }, 'webhooks enabled');
   }
 
   /** Whether `appID` has a callback URL, i.e. gets webhooks. */
