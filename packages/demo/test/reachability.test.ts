@@ -21,6 +21,8 @@ import {
   startTurnServer,
   waitDecoding,
   type ChromiumOptions,
+  type TestCertificate,
+  type TurnServer,
   type TestHost,
   type PathEnd,
 } from '@parley/testkit';
@@ -66,6 +68,30 @@ async function pathsOf(page: Page): Promise<Array<{ local: PathEnd; remote: Path
   }
 }
 
+/** A network with a home behind a NAT router whose firewall lets through what `policy` allows. */
+function walledHome(closeLater: Closer, policy: 'no-udp' | 'tcp-443'): { network: TestNetwork; lan: TestHost } {
+  const network = new TestNetwork();
+  closeLater(() => network.close());
+  const router = network.addHost();
+  const lan = router.addLanHost();
+  router.masquerade();
+  router.firewall(policy);
+  return { network, lan };
+}
+
+/** coturn on a second address of `network`, over UDP and TCP on 3478 and over TLS on 443. */
+async function turnServerOn(
+  network: TestNetwork,
+  closeLater: Closer,
+): Promise<{ turn: TurnServer; turnIp: string; certificate: TestCertificate }> {
+  const turnIp = network.addServerAddress();
+  const certificate = makeCertificate({ ips: [turnIp] });
+  closeLater(() => certificate.remove());
+  const turn = await startTurnServer({ ip: turnIp, secret: randomBytes(16).toString('hex'), tls: { certificate, port: 443 } });
+  closeLater(() => turn.stop());
+  return { turn, turnIp, certificate };
+}
+
 const describe = ({ local, remote }: { local: PathEnd; remote: PathEnd }): string =>
   `${local.candidateType}/${local.protocol}${local.relayProtocol ? `(${local.relayProtocol})` : ''} ${local.address}:${local.port} → ${remote.candidateType}/${remote.protocol} ${remote.address}:${remote.port}`;
 
@@ -103,12 +129,7 @@ test('two homes behind NAT routers (MASQUERADE) call each other directly through
 
 test('a home whose router forwards no UDP connects over ICE-TCP to the server’s TCP port', async (t) => {
   const closeLater = teardown(t);
-  const network = new TestNetwork();
-  closeLater(() => network.close());
-  const router = network.addHost();
-  const lan = router.addLanHost();
-  router.masquerade();
-  router.firewall('no-udp');
+  const { network, lan } = walledHome(closeLater, 'no-udp');
   const server = await serverOn(network, closeLater, { media: { tcpPort: 0 } });
   const pages = [await pageIn(closeLater, network, lan, server, 'blocked'), await pageIn(closeLater, network, undefined, server, 'open')];
   await bothDecode(pages);
@@ -131,17 +152,8 @@ async function turnCall(
   policy: 'no-udp' | 'tcp-443',
 ): Promise<{ network: TestNetwork; turnIp: string; pages: Page[] }> {
   const closeLater = teardown(t);
-  const network = new TestNetwork();
-  closeLater(() => network.close());
-  const router = network.addHost();
-  const lan = router.addLanHost();
-  router.masquerade();
-  router.firewall(policy);
-  const turnIp = network.addServerAddress();
-  const certificate = makeCertificate({ ips: [turnIp] });
-  closeLater(() => certificate.remove());
-  const turn = await startTurnServer({ ip: turnIp, secret: randomBytes(16).toString('hex'), tls: { certificate, port: 443 } });
-  closeLater(() => turn.stop());
+  const { network, lan } = walledHome(closeLater, policy);
+  const { turn, turnIp, certificate } = await turnServerOn(network, closeLater);
   // No ICE-TCP: what UDP cannot reach goes through TURN. Behind a TCP-443-only firewall, signalling is on 443 too.
   const server = await serverOn(network, closeLater, {
     port: policy === 'tcp-443' ? 443 : 0,
@@ -197,17 +209,8 @@ test('https and wss with a certificate of the test’s own CA: the demo page, fr
 
 test('parley doctor from a home whose router forwards no UDP: signalling, ICE-TCP and TURN over TCP and TLS work, UDP does not; from outside, everything works', async (t) => {
   const closeLater = teardown(t);
-  const network = new TestNetwork();
-  closeLater(() => network.close());
-  const router = network.addHost();
-  const lan = router.addLanHost();
-  router.masquerade();
-  router.firewall('no-udp');
-  const turnIp = network.addServerAddress();
-  const certificate = makeCertificate({ ips: [turnIp] });
-  closeLater(() => certificate.remove());
-  const turn = await startTurnServer({ ip: turnIp, secret: randomBytes(16).toString('hex'), tls: { certificate, port: 443 } });
-  closeLater(() => turn.stop());
+  const { network, lan } = walledHome(closeLater, 'no-udp');
+  const { turn, certificate } = await turnServerOn(network, closeLater);
   const server = await serverOn(network, closeLater, { media: { tcpPort: 0 }, turn: { urls: turn.urls, secret: turn.secret } });
   const cli = new URL('../../server/dist/cli.js', import.meta.url).pathname;
   const doctor = async (prefix: string[]): Promise<Record<string, boolean>> => {

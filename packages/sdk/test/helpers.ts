@@ -288,7 +288,7 @@ export function loopFixtures(engine: ParleyEngine, referenceTime?: () => number)
  * and counts frames. `untouched()` tells whether either saw any room event since the call was up.
  */
 export async function liveCall(
-  env: TestServer,
+  env: { client(): TestClient },
   roomID: string,
 ): Promise<{
   pub: TestClient;

@@ -5,10 +5,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PlayerState, VideoBufferType } from '@parley/sdk';
 import { randomApp } from '@parley/server';
 import { TestNetwork, socketsOf, startServerProcess, teardown } from '@parley/testkit';
-import { loopFixtures, sleep, TestClient } from './helpers.js';
+import { liveCall, sleep, TestClient } from './helpers.js';
 
 test('a server behind a 1:1 NAT with announcedIp: clients outside publish and play through its public address', async (t) => {
   const closeLater = teardown(t);
@@ -40,17 +39,9 @@ test('a server behind a 1:1 NAT with announcedIp: clients outside publish and pl
     closeLater(() => c.destroy());
     return c;
   };
-  const [publisher, player] = [client(), client()];
-  assert.equal(await publisher.login('nat', 'pub'), 0);
-  assert.equal(await player.login('nat', 'player'), 0);
-  publisher.engine.startPublishingStream('s-nat');
-  closeLater(loopFixtures(publisher.engine));
-  let frames = 0;
-  player.engine.enableCustomVideoRender(true, { bufferType: VideoBufferType.EncodedData });
-  player.engine.setCustomVideoRenderHandler({ onRemoteVideoFrameEncodedDataReceived: () => frames++ });
-  player.engine.startPlayingStream('s-nat');
-  await player.waitFor('playerStateUpdate', (_, state) => state === PlayerState.Playing, 20_000);
-  const before = frames;
+  const call = await liveCall({ client }, 'nat');
+  closeLater(() => call.stop());
+  const before = call.frames();
   await sleep(2000);
-  assert.ok(frames - before >= 30, `the player gets the stream (${frames - before} frames in 2 s)`);
+  assert.ok(call.frames() - before >= 30, `the player gets the stream (${call.frames() - before} frames in 2 s)`);
 });

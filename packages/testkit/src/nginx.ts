@@ -2,12 +2,11 @@
  * nginx (Debian's) in front of a Parley server as deploy/nginx/parley.conf puts it, with the
  * test's certificate, address and upstream in place of the sample's.
  */
-import { spawn } from 'node:child_process';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestCertificate } from './tls.js';
+import { startDaemon, type Daemon } from './daemon.js';
 
 const SAMPLE = new URL('../../../deploy/nginx/parley.conf', import.meta.url).pathname;
 
@@ -21,7 +20,7 @@ export async function startNginx({
   /** host:port of the Parley server. */
   upstream: string;
   certificate: TestCertificate;
-}): Promise<{ stop(): Promise<void> }> {
+}): Promise<Daemon> {
   const dir = mkdtempSync(join(tmpdir(), 'parley-nginx-'));
   // nginx's workers run as an unprivileged user: they buffer large responses in these folders.
   chmodSync(dir, 0o755);
@@ -52,29 +51,6 @@ export async function startNginx({
       '}',
     ].join('\n'),
   );
-  const child = spawn('nginx', ['-p', dir, '-c', join(dir, 'nginx.conf')], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const stop = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGQUIT');
-    await exited;
-    rmSync(dir, { recursive: true, force: true });
-  };
   const [host, port] = listen.split(':') as [string, string];
-  for (const deadline = Date.now() + 10_000; ; await new Promise((r) => setTimeout(r, 100))) {
-    const open = await new Promise<boolean>((resolve) => {
-      const socket = connect({ host, port: Number(port) }, () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.on('error', () => resolve(false));
-    });
-    if (open) break;
-    if (child.exitCode !== null || Date.now() > deadline) {
-      await stop();
-      throw new Error(`nginx did not start: ${output}`);
-    }
-  }
-  return { stop };
+  return startDaemon(['nginx', '-p', dir, '-c', join(dir, 'nginx.conf')], { readyAt: [host, Number(port)], stopSignal: 'SIGQUIT', dir });
 }

@@ -2,12 +2,11 @@
  * coturn (Debian's `turnserver`) for tests: the TURN REST API scheme with a shared secret, as a
  * deployment runs it (see deploy/coturn), listening on one address of this namespace.
  */
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestCertificate } from './tls.js';
+import { startDaemon } from './daemon.js';
 
 export interface TurnServer {
   /** turn:/turns: URLs of what it listens on. */
@@ -48,35 +47,11 @@ export async function startTurnServer({
     `pidfile=${join(dir, 'turnserver.pid')}`,
   ];
   writeFileSync(join(dir, 'turnserver.conf'), `${config.join('\n')}\n`);
-  const child = spawn('turnserver', ['-c', join(dir, 'turnserver.conf')], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let output = '';
-  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const stop = async (): Promise<void> => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
-    await exited;
-    rmSync(dir, { recursive: true, force: true });
-  };
-  // Ready once its TCP listener takes connections.
-  for (const deadline = Date.now() + 10_000; ; await new Promise((r) => setTimeout(r, 100))) {
-    if (child.exitCode !== null) {
-      await stop();
-      throw new Error(`turnserver exited: ${output}`);
-    }
-    const open = await new Promise<boolean>((resolve) => {
-      const socket = connect({ host: ip, port }, () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.on('error', () => resolve(false));
-    });
-    if (open) break;
-    if (Date.now() > deadline) {
-      await stop();
-      throw new Error(`turnserver did not listen on ${ip}:${port}: ${output}`);
-    }
-  }
+  const { stop } = await startDaemon(['turnserver', '-c', join(dir, 'turnserver.conf')], {
+    readyAt: [ip, port],
+    stopSignal: 'SIGTERM',
+    dir,
+  });
   return {
     urls: [
       `turn:${ip}:${port}?transport=udp`,
