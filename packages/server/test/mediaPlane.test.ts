@@ -296,3 +296,42 @@ test('packets that fail SRTP or SRTCP authentication (sealed with other keys: me
   }
   assert.equal(call.plane.stats.undecryptablePackets, 2);
 });
+
+test(
+  'a client that offers only ICE-TCP candidates connects through the server’s TCP port, and its media arrives',
+  { timeout: 20_000 },
+  async (t) => {
+    const plane = await WeriftMediaPlane.open({ listenIp: '127.0.0.1', tcpPort: 0 });
+    t.after(() => plane.close());
+    const client = new RTCPeerConnection({
+      iceServers: [],
+      iceUseIpv6: false,
+      iceUseTcp: true,
+      bundlePolicy: 'max-bundle',
+      codecs: { audio: [useOPUS()], video: [useVP8()] },
+      iceAdditionalHostAddresses: ['127.0.0.1'],
+    });
+    t.after(() => client.close());
+    const track = new MediaStreamTrack({ kind: 'video' });
+    client.addTransceiver('audio', { direction: 'sendonly' });
+    client.addTransceiver(track, { direction: 'sendonly' });
+    await client.setLocalDescription(await client.createOffer());
+    // As a client whose UDP is blocked: no UDP candidates on either side.
+    const tcpOnly = (sdp: string): string =>
+      sdp
+        .split('\r\n')
+        .filter((line) => !line.startsWith('a=candidate') || line.includes(' tcp '))
+        .join('\r\n');
+    const publisher = await plane.publish(tcpOnly(client.localDescription!.sdp));
+    t.after(() => publisher.close());
+    await client.setRemoteDescription({ type: 'answer', sdp: tcpOnly(publisher.answer) });
+    await client.connectionStateChange.watch((state) => state === 'connected');
+    const header = (n: number): RtpHeader => new RtpHeader({ payloadType: 96, sequenceNumber: n, timestamp: n * 3000, marker: true });
+    for (let n = 0; n < 50 && plane.stats.packetsReceived === 0; n++) {
+      track.writeRtp(new RtpPacket(header(n), vp8Frame(n, n === 0, randomBytes(50))));
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    assert.ok(plane.stats.packetsReceived > 0, 'the server received the media');
+    assert.equal(plane.stats.unroutableTcpConnections, 0);
+  },
+);

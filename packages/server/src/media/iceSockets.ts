@@ -28,7 +28,10 @@ interface IceAgent {
   localPassword: string;
   userHistory: Record<string, string>;
   protocols: Array<{ localCandidate?: { ufrag?: string } }>;
+  state: string;
+  checkList: unknown[];
   restart(): Promise<void>;
+  connect(): Promise<void>;
   ensureProtocol(protocol: object): void;
   getCandidatePromises(addresses: string[], timeout?: number): Array<Promise<unknown>>;
 }
@@ -105,6 +108,21 @@ export class IceSockets {
       const restarted = restart();
       takeFreshUfrag();
       return restarted;
+    };
+
+    // werift waits for the client's checks only while it has pairs of its own to check: with none
+    // (a client that offers only ICE-TCP active candidates, which the server does not dial) it
+    // would fail at once. It waits here instead, until a check arrives or the peer is closed.
+    const connect = agent.connect.bind(agent);
+    agent.connect = async () => {
+      for (;;) {
+        try {
+          return await connect();
+        } catch (err) {
+          if (agent.state === 'closed' || agent.checkList.length > 0) throw err;
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+      }
     };
 
     const gather = agent.getCandidatePromises.bind(agent);
