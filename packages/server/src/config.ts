@@ -18,7 +18,7 @@ export interface AppConfig {
 export interface MediaOptions {
   /** Address the media sockets bind to and announce. Defaults to the signalling host. */
   listenIp?: string;
-  /** Address announced in ICE candidates when the server is behind NAT. */
+  /** Address (or host name, resolved at startup) announced in ICE candidates when the server is behind NAT. */
   announcedIp?: string;
   /**
    * The one UDP port that carries every client's media (ICE multiplexed by username fragment and

@@ -55,7 +55,7 @@ const webhooksSchema = z
 const mediaSchema = z
   .object({
     listenIp: ipv4.optional(),
-    announcedIp: ipv4.optional(),
+    announcedIp: z.union([z.ipv4(), z.hostname()], { error: 'must be an IPv4 address or a host name' }).optional(),
     udpPort: port.optional(),
     portRange: z
       .tuple([port, port], { error: 'must be [first, last]' })

@@ -22,7 +22,7 @@ import { SignallingServer, SIGNALLING_PATH } from './signalling/signallingServer
 import { serveStatic } from './http/staticFiles.js';
 import { HttpRoutes, sendJson } from './http/routes.js';
 import { ServerApi } from './api/serverApi.js';
-import { localIPv4 } from './net.js';
+import { announcedAddress, localIPv4 } from './net.js';
 import { Health, ServerMetrics } from './metrics/index.js';
 import { WebhookDispatcher } from './webhooks/dispatcher.js';
 import { turnCredentials } from './auth/turnCredentials.js';
@@ -93,9 +93,11 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
   const heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS;
   const log = createLogger(options.logLevel);
   const listenIp = options.media?.listenIp ?? (host === '0.0.0.0' || host === '::' ? localIPv4() : host);
+  const announcedIp = options.media?.announcedIp === undefined ? undefined : await announcedAddress(options.media.announcedIp);
   const media = await WeriftMediaPlane.open({
     ...options.media,
     listenIp,
+    announcedIp,
     onSocketError: (err) => log.debug({ err }, 'media socket error'),
   });
   const limits = { ...DEFAULT_LIMITS, ...options.limits };

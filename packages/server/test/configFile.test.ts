@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { WebSocket } from 'ws';
 import { loadConfig } from '../src/configFile.js';
 import { randomApp } from '../src/config.js';
+import { announcedAddress } from '../src/net.js';
 
 const cli = new URL('../dist/cli.js', import.meta.url).pathname;
 const app = randomApp(4242);
@@ -97,6 +98,14 @@ test('a YAML config gives the server its listen address, apps, media, limits, lo
   assert.equal(loadConfig(withoutSign, 'parley.yaml', { [`PARLEY_APP_${app.appID}_APP_SIGN`]: app.appSign }).code, 0);
 });
 
+test('an announced host name is resolved to the address candidates carry; one that does not resolve stops the server from starting', async () => {
+  assert.equal(await announcedAddress('203.0.113.7'), '203.0.113.7');
+  assert.equal(await announcedAddress('localhost'), '127.0.0.1');
+  await assert.rejects(announcedAddress('no-such-host.invalid'), /media\.announcedIp: no-such-host\.invalid does not resolve/);
+  const named = loadConfig(VALID.replace('announcedIp: 203.0.113.7', 'announcedIp: media.example.com'), 'parley.yaml');
+  assert.equal(named.code === 0 && named.data.options.media?.announcedIp, 'media.example.com');
+});
+
 test('the example configuration in deploy/ is valid once its secrets are in the environment', () => {
   const file = new URL('../../../deploy/parley.example.yaml', import.meta.url).pathname;
   const appID = 1234567890;
@@ -136,7 +145,11 @@ test('sixteen malformed configs: each gets one line naming the key and the probl
       `${appLines()}turn:\n  urls: [stun:turn.example.com]\n  secret: 0123456789abcdef\n`,
       /: turn\.urls\[0\]: must be turn:host:port\?transport=udp\|tcp or turns:host:port\?transport=tcp$/,
     ],
-    ['announced address', `${appLines()}media:\n  announcedIp: media.example.com\n`, /: media\.announcedIp: must be an IPv4 address$/],
+    [
+      'announced address',
+      `${appLines()}media:\n  announcedIp: "media.example.com:80"\n`,
+      /: media\.announcedIp: must be an IPv4 address or a host name$/,
+    ],
     ['log level', `${appLines()}log:\n  level: loud\n`, /: log\.level: must be one of fatal, error, warn, info, debug, trace, silent$/],
     ['misspelt key', `${appLines()}meida:\n  listenIp: 10.0.0.1\n`, /: meida: is not a known key$/],
     ['negative limit', `${appLines()}limits:\n  maxPlaysPerSession: -1\n`, /: limits\.maxPlaysPerSession: must be positive$/],
