@@ -5,6 +5,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { generateToken04, randomApp } from '@parley/server';
 import {
   TestNetwork,
@@ -25,6 +27,7 @@ test('nginx ends TLS in front of Parley: the demo page and signalling work throu
   const app = randomApp(7_000_001);
   const server = await startServerProcess({
     listen: { host: '127.0.0.1', port: 0 },
+    publicUrl: `https://${network.serverIp}`,
     apps: [app],
     behindProxy: ['127.0.0.1'],
     demo: true,
@@ -55,4 +58,14 @@ test('nginx ends TLS in front of Parley: the demo page and signalling work throu
     home.ip,
     `the login is logged with the browser's address, not nginx's: ${JSON.stringify(logins)}`,
   );
+
+  // From the home, `parley doctor --config` checks what the file's publicUrl gives clients: signalling through nginx, media on UDP.
+  const cli = new URL('../../server/dist/cli.js', import.meta.url).pathname;
+  const argv = home.command([process.execPath, cli, 'doctor', '--config', server.configFile]);
+  const { stdout } = await promisify(execFile)(argv[0]!, argv.slice(1), {
+    env: { ...process.env, NODE_EXTRA_CA_CERTS: certificate.caFile },
+  });
+  t.diagnostic(stdout.trim().replaceAll('\n', ' | '));
+  assert.match(stdout, new RegExp(`^signalling +ok +wss://${network.serverIp.replaceAll('.', '\\.')}/ws: `, 'm'));
+  assert.match(stdout, /^udp +ok /m);
 });

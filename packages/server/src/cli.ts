@@ -11,7 +11,7 @@ import { readFile } from 'node:fs/promises';
 import { parseArgs } from 'node:util';
 import { DEV_APP, DEFAULT_PORT } from './config.js';
 import { loadConfig, type LoadedConfig } from './configFile.js';
-import { startServer, type ParleyServer } from './server.js';
+import { signallingUrlOf, startServer, type ParleyServer } from './server.js';
 import { decodeToken04, generateToken04, type TokenPrivileges } from './auth/token04.js';
 import { diagnose } from './doctor.js';
 
@@ -23,6 +23,7 @@ const USAGE = `usage:
                         [--room R [--no-publish] [--streams a,b]]
   parley token inspect TOKEN --secret S
   parley doctor wss://parley.example.com/ws --app-id N (--app-sign S | --token T)
+  parley doctor --config parley.yaml     (its publicUrl, with its first app's credentials)
 `;
 
 const { positionals, values } = parseArgs({
@@ -164,13 +165,15 @@ function onShutdown(server: ParleyServer, drainMs: number): void {
 
 /** Prints what of the server at `url` works from here; fails unless signalling and at least one media path do. */
 async function doctor(url: string | undefined): Promise<void> {
-  if (!url) throw new Error(USAGE);
-  const checks = await diagnose({
-    url,
-    appID: Number(required('app-id')),
-    appSign: values['app-sign'],
-    token: values.token,
-  });
+  let target = url ? { url, appID: Number(required('app-id')), appSign: values['app-sign'], token: values.token } : undefined;
+  if (!target && values.config) {
+    const { options } = await readConfig(values.config);
+    if (!options.publicUrl) throw new Error(`${values.config}: publicUrl: is needed to know where clients connect`);
+    const [app] = options.apps;
+    target = { url: signallingUrlOf(options.publicUrl), appID: app!.appID, appSign: app!.appSign, token: undefined };
+  }
+  if (!target) throw new Error(USAGE);
+  const checks = await diagnose(target);
   for (const { name, ok, detail } of checks) process.stdout.write(`${name.padEnd(10)} ${ok ? 'ok  ' : 'FAIL'}  ${detail}\n`);
   const works = (name: string): boolean => checks.some((c) => c.name === name && c.ok);
   if (!works('signalling') || !['udp', 'tcp', 'turn'].some(works)) process.exitCode = 1;

@@ -39,6 +39,8 @@ export interface MediaOptions {
 export interface ServerOptions {
   host?: string;
   port?: number;
+  /** The http(s) URL clients use (behind a proxy, the proxy's): logged at startup with its signalling URL, and what `parley doctor --config` checks. */
+  publicUrl?: string;
   /**
    * Reverse proxies in front of the server (addresses or CIDR ranges): their X-Forwarded-For names
    * the client, for the per-address limits and the logs. Empty (the default): the socket's peer is the client.

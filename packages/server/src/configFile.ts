@@ -90,6 +90,9 @@ const turnSchema = z
 const configFileSchema = z
   .object({
     listen: z.object({ host: ipv4.optional(), port: port.optional() }).strict().optional(),
+    publicUrl: z
+      .url({ protocol: /^https?$/, ...expected('must be the http(s) URL clients use, e.g. https://parley.example.com') })
+      .optional(),
     behindProxy: z
       .array(
         z.union([z.ipv4(), z.cidrv4()], { error: 'must be an IPv4 address or CIDR range' }),
@@ -120,7 +123,11 @@ const configFileSchema = z
       .optional(),
     demo: z.boolean(expected('must be true or false')).optional(),
   })
-  .strict();
+  .strict()
+  .refine((config) => !config.publicUrl?.startsWith('https:') || config.tls || config.behindProxy, {
+    path: ['publicUrl'],
+    message: 'is https, so the server needs tls or a proxy in front (behindProxy)',
+  });
 
 /** What `parley start` runs: the server's options, TLS files to read, and how long shutdown drains. */
 export interface LoadedConfig {
@@ -168,6 +175,7 @@ export function loadConfig(text: string, fileName: string, env: Record<string, s
       apps: config.apps,
       heartbeatTimeoutMs: config.heartbeatTimeoutMs,
       behindProxy: config.behindProxy,
+      publicUrl: config.publicUrl,
       limits: config.limits,
       webhooks: config.webhooks,
       media: withMediaPorts(config.media ?? {}),

@@ -87,6 +87,13 @@ function roomsEmptied(rooms: RoomService, timeoutMs: number, cut: AbortSignal): 
   });
 }
 
+/** The signalling URL under an http(s) URL: ws(s), the same host, `/ws`. */
+export function signallingUrlOf(httpUrl: string): string {
+  const url = new URL(SIGNALLING_PATH, httpUrl);
+  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+  return url.href;
+}
+
 export async function startServer(options: ServerOptions): Promise<ParleyServer> {
   options.apps.forEach(checkApp);
   const host = options.host ?? '127.0.0.1';
@@ -171,7 +178,11 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
   const url = `${scheme.ws}://${urlHost}:${port}${SIGNALLING_PATH}`;
   const httpUrl = `${scheme.http}://${urlHost}:${port}`;
   const { udpPort, tcpPort } = media.sockets;
-  log.info({ url, httpUrl, apps: options.apps.map((a) => a.appID), media: { listenIp, udpPort, tcpPort } }, 'server listening');
+  const publicUrl = options.publicUrl && { publicUrl: options.publicUrl, publicSignallingUrl: signallingUrlOf(options.publicUrl) };
+  log.info(
+    { url, httpUrl, ...publicUrl, apps: options.apps.map((a) => a.appID), media: { listenIp, udpPort, tcpPort } },
+    'server listening',
+  );
   health.setReady(true);
 
   let closing: Promise<void> | undefined;

@@ -17,6 +17,7 @@ const VALID = `
 listen:
   host: 127.0.0.1
   port: 7900
+publicUrl: http://parley.example.com:7900
 apps:
   - appID: ${app.appID}
     appSign: ${app.appSign}
@@ -72,6 +73,7 @@ test('a YAML config gives the server its listen address, apps, media, limits, lo
     },
   );
   assert.equal(options.staticDir, false, 'no demo page unless asked for');
+  assert.equal(options.publicUrl, 'http://parley.example.com:7900');
   assert.deepEqual(options.turn, {
     urls: ['turn:turn.example.com:3478?transport=udp', 'turns:turn.example.com:443?transport=tcp'],
     secret: '0123456789abcdef0123',
@@ -120,7 +122,7 @@ test('the example configuration in deploy/ is valid once its secrets are in the 
   assert.notEqual(loadConfig(readFileSync(file, 'utf8'), file, {}).code, 0, 'not without them');
 });
 
-test('sixteen malformed configs: each gets one line naming the key and the problem, and the server does not start', (t) => {
+test('seventeen malformed configs: each gets one line naming the key and the problem, and the server does not start', (t) => {
   const dir = tempDir(t);
   const appLines = (overrides: Record<string, string> = {}): string =>
     `apps:\n  - appID: ${overrides.appID ?? app.appID}\n    appSign: ${overrides.appSign ?? app.appSign}\n    serverSecret: "${overrides.serverSecret ?? app.serverSecret}"\n`;
@@ -138,6 +140,11 @@ test('sixteen malformed configs: each gets one line naming the key and the probl
       'one port and a range',
       `${appLines()}media:\n  udpPort: 7882\n  portRange: [40000, 40999]\n`,
       /: media\.udpPort: cannot be given with portRange \(one port for all, or a port per connection\)$/,
+    ],
+    [
+      'public URL without TLS',
+      `publicUrl: https://parley.example.com\n${appLines()}`,
+      /: publicUrl: is https, so the server needs tls or a proxy in front \(behindProxy\)$/,
     ],
     ['TCP port', `${appLines()}media:\n  tcpPort: yes\n`, /: media\.tcpPort: must be a port number or false$/],
     [

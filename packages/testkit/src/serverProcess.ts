@@ -17,6 +17,8 @@ export interface ServerProcess {
   httpUrl: string;
   udpPort?: number;
   tcpPort?: number;
+  /** Its configuration file (JSON). */
+  configFile: string;
   /** Log lines (JSON) so far. */
   readonly logs: Array<Record<string, unknown>>;
   /** Everything it wrote so far, stdout and stderr. */
@@ -80,6 +82,7 @@ export async function startServerProcess(
     const media = (listening.media ?? {}) as { udpPort?: number; tcpPort?: number };
     return {
       pid: pidOf(child),
+      configFile: file,
       url,
       httpUrl,
       udpPort: media.udpPort,
