@@ -1,9 +1,9 @@
 /**
- * Parley deployed as production runs it: `parley start --config` behind nginx, which ends TLS
- * (deploy/nginx/parley.conf). Browsers in a network namespace use the demo page through the
- * proxy (needs root, nginx).
+ * Parley deployed as production runs it: `parley start --config` behind a reverse proxy that ends
+ * TLS (deploy/nginx/parley.conf, deploy/caddy/Caddyfile). Browsers in a network namespace use the
+ * demo page through the proxy (needs root, nginx, caddy).
  */
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
@@ -14,12 +14,21 @@ import {
   launchChromium,
   makeCertificate,
   openDemo,
+  startCaddy,
   startNginx,
   startServerProcess,
   waitDecoding,
 } from '@parley/testkit';
 
-test('nginx ends TLS in front of Parley: the demo page and signalling work through it, and the server logs each client’s real address', async (t) => {
+for (const [name, startProxy] of [
+  ['nginx', startNginx],
+  ['Caddy', startCaddy],
+] as const) {
+  test(`${name} ends TLS in front of Parley: the demo page and signalling work through it, and the server logs each client’s real address`, (t) =>
+    behindProxy(t, startProxy));
+}
+
+async function behindProxy(t: TestContext, startProxy: typeof startNginx): Promise<void> {
   const closeLater = teardown(t);
   const network = new TestNetwork();
   closeLater(() => network.close());
@@ -36,8 +45,8 @@ test('nginx ends TLS in front of Parley: the demo page and signalling work throu
   closeLater(() => server.stop());
   const certificate = makeCertificate({ ips: [network.serverIp] });
   closeLater(() => certificate.remove());
-  const nginx = await startNginx({ listen: `${network.serverIp}:443`, upstream: new URL(server.httpUrl).host, certificate });
-  closeLater(() => nginx.stop());
+  const proxy = await startProxy({ listen: `${network.serverIp}:443`, upstream: new URL(server.httpUrl).host, certificate });
+  closeLater(() => proxy.stop());
 
   const publicUrl = `https://${network.serverIp}`;
   const pageOf = async (userID: string, inHome: boolean) => {
@@ -56,7 +65,7 @@ test('nginx ends TLS in front of Parley: the demo page and signalling work throu
   assert.deepEqual(
     new Map(logins as Array<[string, string]>).get('alice'),
     home.ip,
-    `the login is logged with the browser's address, not nginx's: ${JSON.stringify(logins)}`,
+    `the login is logged with the browser's address, not the proxy's: ${JSON.stringify(logins)}`,
   );
 
   // From the home, `parley doctor --config` checks what the file's publicUrl gives clients: signalling through nginx, media on UDP.
@@ -68,4 +77,4 @@ test('nginx ends TLS in front of Parley: the demo page and signalling work throu
   t.diagnostic(stdout.trim().replaceAll('\n', ' | '));
   assert.match(stdout, new RegExp(`^signalling +ok +wss://${network.serverIp.replaceAll('.', '\\.')}/ws: `, 'm'));
   assert.match(stdout, /^udp +ok /m);
-});
+}

@@ -9,3 +9,4 @@ export * from './serverProcess.js';
 export * from './tls.js';
 export * from './turn.js';
 export * from './nginx.js';
+export * from './caddy.js';
