@@ -5,22 +5,11 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { TestCertificate } from './tls.js';
-import { startDaemon, type Daemon } from './daemon.js';
+import { startDaemon, type Daemon, type ReverseProxyOptions } from './daemon.js';
 
 const SAMPLE = new URL('../../../deploy/caddy/Caddyfile', import.meta.url).pathname;
 
-export async function startCaddy({
-  listen,
-  upstream,
-  certificate,
-}: {
-  /** ip:port Caddy listens on (TLS). */
-  listen: string;
-  /** host:port of the Parley server. */
-  upstream: string;
-  certificate: TestCertificate;
-}): Promise<Daemon> {
+export async function startCaddy({ listen, upstream, certificate }: ReverseProxyOptions): Promise<Daemon> {
   const dir = mkdtempSync(join(tmpdir(), 'parley-caddy-'));
   const [host, port] = listen.split(':') as [string, string];
   const site = readFileSync(SAMPLE, 'utf8')

@@ -2,6 +2,7 @@
 import { spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { connect } from 'node:net';
+import type { TestCertificate } from './tls.js';
 
 export interface Daemon {
   /** Ends it with its stop signal and removes its folder. */
@@ -37,4 +38,13 @@ export async function startDaemon(
       throw new Error(`${argv[0]} did not listen on ${host}:${port}: ${output}`);
     }
   }
+}
+
+/** Where a reverse proxy in front of Parley listens, where it forwards to, and its certificate. */
+export interface ReverseProxyOptions {
+  /** ip:port it listens on (TLS). */
+  listen: string;
+  /** host:port of the Parley server. */
+  upstream: string;
+  certificate: TestCertificate;
 }

@@ -5,22 +5,11 @@
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { TestCertificate } from './tls.js';
-import { startDaemon, type Daemon } from './daemon.js';
+import { startDaemon, type Daemon, type ReverseProxyOptions } from './daemon.js';
 
 const SAMPLE = new URL('../../../deploy/nginx/parley.conf', import.meta.url).pathname;
 
-export async function startNginx({
-  listen,
-  upstream,
-  certificate,
-}: {
-  /** ip:port nginx listens on (TLS). */
-  listen: string;
-  /** host:port of the Parley server. */
-  upstream: string;
-  certificate: TestCertificate;
-}): Promise<Daemon> {
+export async function startNginx({ listen, upstream, certificate }: ReverseProxyOptions): Promise<Daemon> {
   const dir = mkdtempSync(join(tmpdir(), 'parley-nginx-'));
   // nginx's workers run as an unprivileged user: they buffer large responses in these folders.
   chmodSync(dir, 0o755);
