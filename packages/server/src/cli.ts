@@ -78,10 +78,14 @@ async function serve(mode: 'dev' | 'start'): Promise<void> {
   });
   onShutdown(server, values['drain-ms'] ? Number(values['drain-ms']) : drainMs);
   // SIGHUP (systemctl reload) re-reads the apps and limits; a file with errors changes nothing.
+  // One reload at a time, in the order the signals came: the last signal's file wins.
+  let reloading = Promise.resolve();
   process.on('SIGHUP', () => {
-    void readConfig(file)
-      .then(({ options: reloaded }) => server.reload(reloaded))
-      .catch((err: Error) => process.stderr.write(`parley: configuration not reloaded: ${err.message}\n`));
+    reloading = reloading.then(() =>
+      readConfig(file)
+        .then(({ options: reloaded }) => server.reload(reloaded))
+        .catch((err: Error) => void process.stderr.write(`parley: configuration not reloaded: ${err.message}\n`)),
+    );
   });
 }
 

@@ -155,7 +155,12 @@ export function loadConfig(text: string, fileName: string, env: Record<string, s
   try {
     raw = fileName.endsWith('.json') ? JSON.parse(text) : parseYaml(text);
   } catch (err) {
-    return fail(ErrorCode.InvalidParameter, `${fileName}: ${(err as Error).message.split('\n')[0]}`);
+    // Not the parser's whole message: it may quote the file, secrets included.
+    const where = /position \d+|line \d+(, column \d+)?/.exec((err as Error).message)?.[0];
+    return fail(
+      ErrorCode.InvalidParameter,
+      `${fileName}: not valid ${fileName.endsWith('.json') ? 'JSON' : 'YAML'}${where ? ` (at ${where})` : ''}`,
+    );
   }
   const parsed = configFileSchema.safeParse(withSecretsFromEnv(raw, env));
   if (!parsed.success) {

@@ -63,13 +63,19 @@ export async function diagnose(options: DoctorOptions): Promise<DoctorCheck[]> {
     nonce = await within(
       'signalling',
       new Promise<string>((resolve, reject) => {
-        socket.once('message', (data: Buffer) => resolve((JSON.parse(data.toString()) as { nonce: string }).nonce));
+        socket.once('message', (data: Buffer) => {
+          const nonce = (parsed(data) as { nonce?: unknown } | undefined)?.nonce;
+          if (typeof nonce === 'string') resolve(nonce);
+          else reject(new Error('not a Parley signalling endpoint (no hello)'));
+        });
         socket.once('error', reject);
       }),
     );
   } catch (err) {
     return [{ name: 'signalling', ok: false, detail: `${options.url}: ${(err as Error).message}` }];
   }
+  // A connection lost later fails the requests still waiting (their timeouts), not the process.
+  socket.on('error', () => undefined);
   const helloMs = performance.now() - started;
   let nextId = 1;
   const request = (type: string, body: Record<string, unknown>): Promise<Reply> => {
@@ -79,8 +85,8 @@ export async function diagnose(options: DoctorOptions): Promise<DoctorCheck[]> {
       type,
       new Promise<Reply>((resolve) => {
         const onMessage = (data: Buffer): void => {
-          const message = JSON.parse(data.toString()) as Reply;
-          if (message.type === 'reply' && message.id === id) {
+          const message = parsed(data) as Reply | undefined;
+          if (message?.type === 'reply' && message.id === id) {
             socket.off('message', onMessage);
             resolve(message);
           }
@@ -140,12 +146,12 @@ export async function diagnose(options: DoctorOptions): Promise<DoctorCheck[]> {
       const tcp = candidates.find((c) => c[2]?.toLowerCase() === 'tcp' && c.includes('passive'));
       checks.push(
         udp
-          ? await check('udp', `${udp[4]}:${udp[5]}`, () => within('udp', udpCheck(udp[4]!, Number(udp[5]), credentials)))
+          ? await check('udp', `${udp[4]}:${udp[5]}`, () => udpCheck(udp[4]!, Number(udp[5]), credentials, timeoutMs))
           : { name: 'udp', ok: false, detail: 'the server announces no UDP candidate' },
       );
       checks.push(
         tcp
-          ? await check('tcp', `${tcp[4]}:${tcp[5]}`, () => within('tcp', tcpCheck(tcp[4]!, Number(tcp[5]), credentials)))
+          ? await check('tcp', `${tcp[4]}:${tcp[5]}`, () => tcpCheck(tcp[4]!, Number(tcp[5]), credentials, timeoutMs))
           : { name: 'tcp', ok: false, detail: 'the server announces no ICE-TCP candidate (media.tcpPort)' },
       );
       await request('unpublish', { streamID }).catch(() => undefined);
@@ -171,6 +177,14 @@ async function check(name: DoctorCheck['name'], what: string, run: () => Promise
   }
 }
 
+function parsed(data: Buffer): unknown {
+  try {
+    return JSON.parse(data.toString());
+  } catch {
+    return undefined;
+  }
+}
+
 function sdpValue(sdp: string, key: string): string | undefined {
   return new RegExp(`^a=${key}:(.+)$`, 'm').exec(sdp)?.[1]?.trim();
 }
@@ -191,11 +205,13 @@ function answers(data: Buffer, request: { bytes: Buffer; key: Buffer }): boolean
   return !!response && response.messageClass === classes.RESPONSE && response.transactionId.equals(request.bytes.subarray(8, 20));
 }
 
-function udpCheck(host: string, port: number, credentials: { username: string; password: string }): Promise<string> {
+function udpCheck(host: string, port: number, credentials: { username: string; password: string }, timeoutMs: number): Promise<string> {
   const request = bindingRequest(credentials);
   const socket = createSocket('udp4');
   const sentAt = performance.now();
   return new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+    socket.once('close', () => clearTimeout(timer));
     socket.on('message', (data) => {
       if (answers(data, request)) resolve(`answered in ${(performance.now() - sentAt).toFixed(0)} ms`);
     });
@@ -208,11 +224,13 @@ function udpCheck(host: string, port: number, credentials: { username: string; p
   }).finally(() => socket.close());
 }
 
-function tcpCheck(host: string, port: number, credentials: { username: string; password: string }): Promise<string> {
+function tcpCheck(host: string, port: number, credentials: { username: string; password: string }, timeoutMs: number): Promise<string> {
   const request = bindingRequest(credentials);
   const sentAt = performance.now();
   const socket = connect({ host, port });
   return new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+    socket.once('close', () => clearTimeout(timer));
     let buffer: Buffer = Buffer.alloc(0);
     socket.once('connect', () => socket.write(encodeTcpFrame(request.bytes)));
     socket.on('data', (chunk) => {

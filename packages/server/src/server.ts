@@ -87,9 +87,10 @@ function roomsEmptied(rooms: RoomService, timeoutMs: number, cut: AbortSignal): 
   });
 }
 
-/** The signalling URL under an http(s) URL: ws(s), the same host, `/ws`. */
+/** The signalling URL under an http(s) URL: ws(s), the same host and path, then `/ws`. */
 export function signallingUrlOf(httpUrl: string): string {
-  const url = new URL(SIGNALLING_PATH, httpUrl);
+  const base = httpUrl.endsWith('/') ? httpUrl : `${httpUrl}/`;
+  const url = new URL(SIGNALLING_PATH.slice(1), base);
   url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
   return url.href;
 }

@@ -1,11 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { request } from 'node:http';
+import { request, type IncomingMessage } from 'node:http';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer, randomApp, DEV_APP } from '../src/index.js';
+import { TrustedProxies } from '../src/http/clientAddress.js';
 
 /** A raw GET, so that the path reaches the server exactly as written (no URL normalization). */
 function get(port: number, path: string): Promise<{ status: number; body: string }> {
@@ -49,4 +50,24 @@ test('production mode refuses the well-known dev credentials', () => {
     () => execFileSync(process.execPath, [cli, 'start', '--config', config, '--port', '0'], { encoding: 'utf8', stdio: 'pipe' }),
     /dev credentials are not allowed/,
   );
+});
+
+test('X-Forwarded-For is believed only from trusted proxies, read from the right, and ends at a hop that is not an address', () => {
+  const proxies = new TrustedProxies(['127.0.0.1', '10.0.0.0/8']);
+  const req = (peer: string, forwarded?: string): IncomingMessage =>
+    ({
+      socket: { remoteAddress: peer },
+      headers: forwarded === undefined ? {} : { 'x-forwarded-for': forwarded },
+    }) as unknown as IncomingMessage;
+  assert.equal(proxies.clientAddress(req('198.51.100.7', '1.2.3.4')), '198.51.100.7', 'not from a proxy: the peer');
+  assert.equal(proxies.clientAddress(req('127.0.0.1', '203.0.113.9')), '203.0.113.9');
+  assert.equal(
+    proxies.clientAddress(req('::ffff:127.0.0.1', '6.6.6.6, 203.0.113.9, 10.1.2.3')),
+    '203.0.113.9',
+    'what the client wrote proves nothing',
+  );
+  assert.equal(proxies.clientAddress(req('127.0.0.1', '6.6.6.6, 203.0.113.9:5678')), '127.0.0.1', 'a hop with a port ends the walk');
+  assert.equal(proxies.clientAddress(req('127.0.0.1', '6.6.6.6, unknown, 10.1.2.3')), '10.1.2.3');
+  assert.equal(proxies.clientAddress(req('127.0.0.1')), '127.0.0.1');
+  assert.equal(new TrustedProxies([]).clientAddress(req('127.0.0.1', '203.0.113.9')), '127.0.0.1', 'no proxies listed: the peer');
 });

@@ -2,15 +2,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { connect, type Socket as TcpSocket } from 'node:net';
-import { Message, TcpPassiveProtocol, classes, encodeTcpFrame, methods } from 'werift';
+import { Message, TcpPassiveProtocol, classes, encodeTcpFrame, methods, parseMessage } from 'werift';
 import { UdpMux, type Address } from '../src/media/udpMux.js';
 import { TcpMux } from '../src/media/tcpMux.js';
 import { bindingRequestUfrag } from '../src/media/stun.js';
 import { emptyMediaStats } from '../src/media/types.js';
 
-const bindingRequest = (username?: string): Buffer => {
+const bindingRequest = (username?: string, password?: string): Buffer => {
   const message = new Message(methods.BINDING, classes.REQUEST);
   if (username !== undefined) message.setAttribute('USERNAME', username);
+  if (password !== undefined) message.addMessageIntegrity(Buffer.from(password));
   return message.bytes;
 };
 const bindingResponse = (): Buffer => new Message(methods.BINDING, classes.RESPONSE).bytes;
@@ -106,21 +107,27 @@ test('an agent learns addresses from its own checks, keeps its earlier ufrags af
   other.socket.send(bindingRequest('first:x'), mux.port, '127.0.0.1');
   await until(() => got.length === 3, 'checks to both ufrags');
 
-  // An address another agent's check claims is that agent's from then on.
+  // An address another agent has is taken over only by a check signed with the new agent's password.
   const next = mux.socketFor(['third']);
   const nextGot: string[] = [];
   next.onData = (data) => nextGot.push(data.toString('latin1'));
+  next.signed = (request) => parseMessage(request, Buffer.from('third-password')) !== undefined;
   peer.socket.send(bindingRequest('third:peer'), mux.port, '127.0.0.1');
+  peer.socket.send(media('still first'), mux.port, '127.0.0.1');
+  await until(() => got.length === 4, 'the forged check refused');
+  assert.equal(nextGot.length, 0);
+  peer.socket.send(bindingRequest('third:peer', 'third-password'), mux.port, '127.0.0.1');
   peer.socket.send(media('now third'), mux.port, '127.0.0.1');
   await until(() => nextGot.length === 2, 'the takeover');
-  assert.equal(got.length, 3);
+  assert.equal(got.length, 4);
 
   await socket.close();
   await socket.close();
   other.socket.send(media('after close'), mux.port, '127.0.0.1');
   other.socket.send(bindingRequest('first:x'), mux.port, '127.0.0.1');
-  await until(() => stats.unroutableDatagrams === 2, 'the closed agent refused');
-  assert.equal(got.length, 3);
+  // Two refused here, after the forged check above.
+  await until(() => stats.unroutableDatagrams === 3, 'the closed agent refused');
+  assert.equal(got.length, 4);
   const reused = mux.socketFor(['first', 'second']);
   await reused.close();
   await settle();

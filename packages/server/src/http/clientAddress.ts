@@ -33,11 +33,19 @@ export class TrustedProxies {
     const peer = req.socket.remoteAddress ?? '';
     if (this.empty || !this.has(peer)) return peer;
     const header = req.headers['x-forwarded-for'];
-    const forwarded = (Array.isArray(header) ? header.join(',') : (header ?? ''))
+    const hops = (Array.isArray(header) ? header.join(',') : (header ?? ''))
       .split(',')
       .map((part) => part.trim())
-      .filter((part) => isIPv4(part) || isIPv6(part));
-    for (let i = forwarded.length - 1; i >= 0; i--) if (!this.has(forwarded[i]!)) return forwarded[i]!;
-    return forwarded[0] ?? peer;
+      .filter((part) => part !== '');
+    // From the right: the first hop not a trusted proxy is the client. One that is not an address
+    // (a port appended, "unknown") ends the walk at the last trusted hop: nothing left of it counts.
+    let client = peer;
+    for (let i = hops.length - 1; i >= 0; i--) {
+      const hop = hops[i]!;
+      if (!isIPv4(hop) && !isIPv6(hop)) return client;
+      client = hop;
+      if (!this.has(hop)) return hop;
+    }
+    return client;
   }
 }

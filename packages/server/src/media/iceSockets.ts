@@ -7,7 +7,7 @@
  * protocols use the shared sockets instead of opening their own.
  */
 import { randomBytes } from 'node:crypto';
-import { StunProtocol, TcpPassiveProtocol, type PeerConfig } from 'werift';
+import { parseMessage, StunProtocol, TcpPassiveProtocol, type PeerConfig } from 'werift';
 import { TcpMux } from './tcpMux.js';
 import { UdpMux, type Address, type MuxedSocket } from './udpMux.js';
 import type { MediaStats } from './types.js';
@@ -138,6 +138,10 @@ export class IceSockets {
         stun.connectionMade = async () => {
           const socket = udpMux.socketFor(ufrags);
           socket.onData = (data, addr) => stun.datagramReceived(data, addr);
+          socket.signed = (request, ufrag) => {
+            const password = agent.userHistory[ufrag];
+            return password !== undefined && parseMessage(request, Buffer.from(password, 'utf8')) !== undefined;
+          };
           stun.transport = socket;
           udp = socket;
         };

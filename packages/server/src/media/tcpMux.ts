@@ -17,10 +17,16 @@ interface SocketTaker {
 
 /** A first frame is a binding request: a few hundred bytes. */
 const MAX_FIRST_FRAME_BYTES = 1500;
+/** Connections that have not yet named their agent, at most: over all, and from one address. */
+const MAX_PENDING = 1000;
+const MAX_PENDING_PER_ADDRESS = 20;
 
 export class TcpMux {
   private readonly byUfrag = new Map<string, TcpPassiveProtocol>();
   private readonly open = new Set<Socket>();
+  /** Connections waiting for their first frame, by remote address. */
+  private readonly pending = new Map<string, number>();
+  private pendingTotal = 0;
 
   private constructor(
     private readonly server: Server,
@@ -29,6 +35,8 @@ export class TcpMux {
     private readonly firstFrameTimeoutMs: number,
   ) {
     server.on('connection', (socket) => this.accept(socket));
+    // An accept that fails (out of file descriptors) fails for that connection only.
+    server.on('error', () => undefined);
   }
 
   /**
@@ -64,9 +72,27 @@ export class TcpMux {
   }
 
   private accept(socket: Socket): void {
+    const address = socket.remoteAddress ?? '';
+    if (this.pendingTotal >= MAX_PENDING || (this.pending.get(address) ?? 0) >= MAX_PENDING_PER_ADDRESS) {
+      this.stats.unroutableTcpConnections++;
+      socket.destroy();
+      return;
+    }
+    this.pendingTotal++;
+    this.pending.set(address, (this.pending.get(address) ?? 0) + 1);
+    let waiting = true;
+    const named = (): void => {
+      if (!waiting) return;
+      waiting = false;
+      this.pendingTotal--;
+      const left = (this.pending.get(address) ?? 1) - 1;
+      if (left > 0) this.pending.set(address, left);
+      else this.pending.delete(address);
+    };
     let received = Buffer.alloc(0);
     const refuse = (): void => {
       clearTimeout(timer);
+      named();
       this.stats.unroutableTcpConnections++;
       socket.destroy();
     };
@@ -74,6 +100,7 @@ export class TcpMux {
     this.open.add(socket);
     socket.once('close', () => {
       clearTimeout(timer);
+      named();
       this.open.delete(socket);
     });
     socket.on('error', () => undefined); // a reset by the client ends only this connection
@@ -84,6 +111,7 @@ export class TcpMux {
       if (length > MAX_FIRST_FRAME_BYTES) return refuse();
       if (received.length < 2 + length) return;
       clearTimeout(timer);
+      named();
       socket.pause();
       socket.off('data', onData);
       const ufrag = bindingRequestUfrag(received.subarray(2, 2 + length));

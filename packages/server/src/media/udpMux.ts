@@ -79,6 +79,10 @@ export class UdpMux {
     let target: MuxedSocket | undefined;
     if (ufrag !== undefined) {
       target = this.byUfrag.get(ufrag);
+      const current = this.byAddress.get(key);
+      // An address another agent has is taken over only by a request signed with this agent's password:
+      // one forged from a victim's address must not divert the victim's media.
+      if (target && current && current !== target && !target.signed(data, ufrag)) target = undefined;
       // The request names its agent: its address is that agent's from now on.
       if (target) this.learn(key, target, true);
     } else {
@@ -138,6 +142,8 @@ export class MuxedSocket implements IceUdpSocket {
   readonly ufrags = new Set<string>();
   readonly addresses = new Set<string>();
   onData: (data: Buffer, addr: Address) => void = () => undefined;
+  /** Whether a binding request to `ufrag` carries a valid MESSAGE-INTEGRITY for this agent (set by its owner). */
+  signed: (request: Buffer, ufrag: string) => boolean = () => false;
   private isClosed = false;
 
   constructor(private readonly mux: UdpMux) {}

@@ -211,7 +211,9 @@ export class RoomService {
 
   /** Replaces a session's token: same app, same user, not expired. */
   renewToken(session: Session, tokenString: string): Outcome<ReplyData<'renewToken'>> {
-    const config = this.appConfigs.get(session.room.app.appID)!;
+    const config = this.appConfigs.get(session.room.app.appID);
+    // An app a reload removed: its calls go on, but it takes no new tokens.
+    if (!config) return fail(ErrorCode.AppIDUnknown, `app ${session.room.app.appID} is no longer configured`);
     const checked = this.checkToken(config, tokenString, session.user.userID, session.room.id);
     if ('code' in checked) return checked;
     this.setToken(session, checked.token);

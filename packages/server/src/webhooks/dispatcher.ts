@@ -189,6 +189,7 @@ function describeFailure(err: unknown): string {
 
 export class WebhookDispatcher {
   private readonly channels = new Map<number, AppChannel>();
+  private readonly retired = new Set<AppChannel>();
   private readonly options: WebhookOptions;
   private readonly log: Logger;
   /** One per attempt under way (not one shared signal: `AbortSignal.any` on a long-lived signal leaks in Node). */
@@ -216,8 +217,13 @@ export class WebhookDispatcher {
   setApps(apps: AppConfig[]): void {
     const fresh = apps.flatMap((app) => channelFor(app) ?? []);
     const current = new Map(this.channels);
+    // An app that comes back gets its old channel again (its rooms' session numbering goes on).
+    for (const channel of this.retired) if (!current.has(channel.appID)) current.set(channel.appID, channel);
+    this.retired.clear();
     this.channels.clear();
     for (const channel of fresh) this.channels.set(channel.appID, current.get(channel.appID)?.retarget(channel) ?? channel);
+    // A channel no app uses any more takes no new events; what it holds is still delivered, counted and shut down.
+    for (const [appID, channel] of current) if (!this.channels.has(appID)) this.retired.add(channel);
     if (this.channels.size > 0) this.log.info({ apps: [...this.channels.keys()] }, 'webhooks enabled');
   }
 
@@ -226,10 +232,15 @@ export class WebhookDispatcher {
     return this.channels.has(appID);
   }
 
+  /** Every channel with deliveries to make: the apps' and the retired ones. */
+  private allChannels(): AppChannel[] {
+    return [...this.channels.values(), ...this.retired];
+  }
+
   stats(): WebhookStats {
     let pending = 0;
     let inFlight = 0;
-    for (const channel of this.channels.values()) {
+    for (const channel of this.allChannels()) {
       pending += channel.pending.size + channel.retrying.size;
       inFlight += channel.inFlight;
     }
@@ -247,7 +258,7 @@ export class WebhookDispatcher {
   private async shutdown(): Promise<void> {
     this.stopping = true;
     this.unsubscribe();
-    for (const channel of this.channels.values()) {
+    for (const channel of this.allChannels()) {
       for (const delivery of channel.retrying) {
         clearTimeout(delivery.timer);
         this.drop(channel, delivery, `shutdown while waiting to retry (last: ${delivery.lastFailure})`);
@@ -256,7 +267,7 @@ export class WebhookDispatcher {
     }
     if (await this.idle(this.options.closeTimeoutMs)) return;
     for (const controller of this.attemptsUnderWay) controller.abort();
-    for (const channel of this.channels.values()) {
+    for (const channel of this.allChannels()) {
       for (const delivery of channel.pending.drain()) this.drop(channel, delivery, 'shutdown');
     }
     await this.idle(1_000);
@@ -439,7 +450,7 @@ export class WebhookDispatcher {
   }
 
   private isIdle(): boolean {
-    for (const channel of this.channels.values()) if (!channel.idle) return false;
+    for (const channel of this.allChannels()) if (!channel.idle) return false;
     return true;
   }
 
