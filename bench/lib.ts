@@ -64,6 +64,8 @@ export class ServerUnderTest {
     private readonly child: ChildProcess,
     readonly url: string,
     readonly httpUrl: string,
+    /** The one UDP port of all media (none with a port per peer connection). */
+    readonly udpPort: number | undefined,
   ) {}
 
   /** `sockets`: one UDP port for all media (the default), or a port per peer connection. */
@@ -72,12 +74,12 @@ export class ServerUnderTest {
       execArgv: ['--import', 'tsx'],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
-    const ready = await new Promise<{ url: string; httpUrl: string }>((resolve, reject) => {
-      child.once('message', (m) => resolve(m as { url: string; httpUrl: string }));
+    const ready = await new Promise<{ url: string; httpUrl: string; udpPort?: number }>((resolve, reject) => {
+      child.once('message', (m) => resolve(m as { url: string; httpUrl: string; udpPort?: number }));
       child.once('exit', (code) => reject(new Error(`server process exited (${code})`)));
     });
     pin(child.pid!, 0);
-    return new ServerUnderTest(child, ready.url, ready.httpUrl);
+    return new ServerUnderTest(child, ready.url, ready.httpUrl, ready.udpPort);
   }
 
   /** The server's CPU time so far, then (after a garbage collection) its memory and room counts. */

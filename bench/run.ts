@@ -9,6 +9,7 @@
  *   npm run bench -- --only join  # one section: join, first-frame, capacity, forwarding
  *   npm run bench -- --only forwarding --players 1,50
  *   npm run bench -- --only network   # impaired links, Parley beside a direct call (root, ~12 min; only when named)
+ *   npm run bench -- --only soak      # a call under 10⁶ forged datagrams and 10⁶ malformed signalling frames (root; only when named)
  *   PARLEY_BENCH_PROFILE=dir npm run bench ...   # CPU profiles of the server processes
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -22,6 +23,7 @@ import { benchFirstFrame } from './firstFrame.js';
 import { benchCapacity } from './capacity.js';
 import { benchForwarding } from './forwarding.js';
 import { benchNetwork } from './network.js';
+import { benchSoak } from './soak.js';
 
 const { values } = parseArgs({
   options: {
@@ -45,9 +47,10 @@ const sizes = {
     players: [1, 10, 50, 100, 200],
     seconds: 10,
     impairedSeconds: 30,
+    soak: 1_000_000,
   },
-  quick: { runs: 5, concurrent: 200, latencySeconds: 3, sessions: 1000, players: [1, 10], seconds: 3, impairedSeconds: 15 },
-  smoke: { runs: 1, concurrent: 20, latencySeconds: 1, sessions: 100, players: [2], seconds: 1, impairedSeconds: 3 },
+  quick: { runs: 5, concurrent: 200, latencySeconds: 3, sessions: 1000, players: [1, 10], seconds: 3, impairedSeconds: 15, soak: 100_000 },
+  smoke: { runs: 1, concurrent: 20, latencySeconds: 1, sessions: 100, players: [2], seconds: 1, impairedSeconds: 3, soak: 2000 },
 }[mode];
 
 /** Runs `section` against a fresh server, so one section's leftovers do not weigh on the next. */
@@ -72,9 +75,10 @@ const sections: Record<string, () => Promise<Row[]>> = {
     }),
   // In-process server: it listens on the test network's address.
   network: () => benchNetwork({ seconds: sizes.impairedSeconds }),
+  soak: () => withServer((server) => benchSoak(server, { datagrams: sizes.soak, frames: sizes.soak })),
 };
 /** Sections that run only when named with --only. */
-const onRequest = new Set(['network']);
+const onRequest = new Set(['network', 'soak']);
 
 pin(process.pid, 1);
 const results: Record<string, Row[]> = {};

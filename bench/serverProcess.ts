@@ -27,7 +27,7 @@ const server = await startServer({
     loginBurstPerIp: lifted,
   },
 });
-process.send!({ url: server.url, httpUrl: server.httpUrl });
+process.send!({ url: server.url, httpUrl: server.httpUrl, udpPort: server.media.udpPort });
 /** PARLEY_BENCH_PROFILE=dir: a CPU profile of each measured window (from one stats reading to the next). */
 const profileDir = process.env.PARLEY_BENCH_PROFILE;
 const profiler = profileDir ? new Session() : undefined;

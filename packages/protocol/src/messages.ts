@@ -46,6 +46,18 @@ export type BarrageMessageInfo = z.infer<typeof barrageMessageInfoSchema>;
 const deviceState = z.number().int().min(0).max(15);
 export const streamDevicesSchema = z.object({ streamID: id, camera: deviceState, microphone: deviceState, speaker: deviceState });
 export type StreamDevices = z.infer<typeof streamDevicesSchema>;
+
+/**
+ * Whether a stream sends media with these device states: its camera or microphone is on and not
+ * muted (RemoteDeviceState.Open is 0). A player that muted video or audio leaves that out: the
+ * server does not forward it. Media liveness is judged only while this holds.
+ */
+export function carriesMedia(
+  { camera, microphone }: Pick<StreamDevices, 'camera' | 'microphone'>,
+  muted: { video: boolean; audio: boolean } = { video: false, audio: false },
+): boolean {
+  return (camera === 0 && !muted.video) || (microphone === 0 && !muted.audio);
+}
 export const roomExtraInfoSchema = z.object({ key: z.string(), value: z.string(), updateUser: userSchema, updateTime: z.number() });
 export type RoomExtraInfo = z.infer<typeof roomExtraInfoSchema>;
 

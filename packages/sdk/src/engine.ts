@@ -450,6 +450,11 @@ export class ParleyEngine {
     return { ...(this.videoConfigs.get(channel) ?? VIDEO_CONFIG_PRESETS[scenarioDefault]) };
   }
 
+  /** Node.js: the datagrams the media transports dropped as unauthenticated, replayed or malformed, by reason (empty in browsers). */
+  getMediaDrops(): Record<string, number> {
+    return { ...this.media.drops };
+  }
+
   /** The cameras there are (none in Node.js). */
   async getVideoDeviceList(): Promise<DeviceInfo[]> {
     return (await this.media.listDevices?.('videoinput')) ?? [];

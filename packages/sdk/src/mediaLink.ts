@@ -4,12 +4,15 @@
  *
  *   idle → connecting: a transport is negotiated (offer → server → answer → ICE and DTLS up)
  *   connecting → flowing
- *   flowing → restarting: nothing has arrived for `mediaStallMs`, the server says nothing arrives
- *     there, or ICE failed: ICE restarts on the same transport (DTLS, SRTP and the media above
+ *   flowing → restarting: the media due (RTP on a play, the server's RTCP on a publish) has not
+ *     arrived for `mediaStallMs`, the server says its media does not arrive there, or ICE failed: ICE restarts on the same transport (DTLS, SRTP and the media above
  *     stay), one every few seconds while none brings media back
  *   restarting → flowing: packets arrive again after a restart's answer
  *   restarting → connecting: the restart is refused, or brings nothing back within the connect
  *     timeout, or the server still receives nothing: a new transport
+ *   restarting, signalling lost: the restart waits for it; once the session is resumed and the
+ *     server still has the stream, it goes on (`resume`), keeping the transport and what the
+ *     server holds of it (its players notice nothing)
  *   any → waiting → connecting: a failed attempt or transport, after the backoff
  *   any → idle: stop(), or a failure no retry can fix (the owner is told)
  */
@@ -31,6 +34,8 @@ export interface MediaLinkOwner {
   createTransport(attempt: number): MediaTransport | undefined;
   /** Asks the server to publish or play with `offer`. */
   exchange(signalling: SignallingClient, offer: string, attempt: number): Promise<Reply<'publish' | 'play'>>;
+  /** Whether the server must be sending now (the stream carries media this side takes): liveness is judged only then. */
+  mediaDue(): boolean;
   /** Media flows: once connected, and again after a stall. */
   flowing(): void;
   /** Media stopped, or an attempt failed in a way another may fix: the link tries again by itself. */
@@ -59,8 +64,19 @@ type Phase =
   | { kind: 'connecting'; attempt: number; transport: MediaTransport }
   | ({ kind: 'flowing' } & Connected)
   | Restarting;
-/** `round`: restarts so far; `packetsAtAnswer`: the count once the latest restart's answer was applied (growth past it is recovery). */
-type Restarting = { kind: 'restarting'; deadline: Timer; round: number; roundTimer?: Timer; packetsAtAnswer?: number } & Connected;
+/**
+ * `round`: restarts so far; `mediaAtAnswer`: the count of media once the latest restart's answer
+ * was applied (growth past it is recovery); `unanswered`: the latest restart's offer, while its
+ * request was lost with the signalling.
+ */
+type Restarting = {
+  kind: 'restarting';
+  deadline: Timer;
+  round: number;
+  roundTimer?: Timer;
+  mediaAtAnswer?: number;
+  unanswered?: string;
+} & Connected;
 
 /** How long one ICE restart is given to bring media back before the next one. */
 const RESTART_ROUND_MS = 2_000;
@@ -144,6 +160,20 @@ export class MediaLink {
     this.restartIce(this.phase);
   }
 
+  /**
+   * The signalling session is back (resumed) and the server still has this stream: true when the
+   * transport is kept, flowing or with its ICE restart going on (a new round, over the resumed
+   * session); false when there is none to keep, and the owner must connect anew.
+   */
+  resume(): boolean {
+    const phase = this.phase;
+    if (phase.kind === 'flowing') return true;
+    if (phase.kind !== 'restarting') return false;
+    clearTimeout(phase.roundTimer);
+    this.restartRound(phase, phase.unanswered);
+    return true;
+  }
+
   /** Back to idle, dropping everything. */
   stop(): void {
     this.release();
@@ -167,12 +197,12 @@ export class MediaLink {
   }
 
   private async watch(transport: MediaTransport, judge: LivenessJudge): Promise<void> {
-    const packets = await transport.packetsReceived().catch(() => undefined);
+    const sample = await transport.mediaProgress().catch(() => undefined);
     const phase = this.phase;
-    if (packets === undefined || this.transport !== transport) return;
-    const change = judge.observe(packets, Date.now());
-    if (phase.kind === 'flowing' && change === 'stalled') this.restartIce(phase);
-    else if (phase.kind === 'restarting' && phase.packetsAtAnswer !== undefined && packets > phase.packetsAtAnswer) {
+    if (sample === undefined || this.transport !== transport) return;
+    const change = judge.observe(sample, Date.now(), this.owner.mediaDue());
+    if (phase.kind === 'flowing' && change?.kind === 'stalled') this.restartIce(phase);
+    else if (phase.kind === 'restarting' && phase.mediaAtAnswer !== undefined && sample.media > phase.mediaAtAnswer) {
       this.recovered(phase);
     }
   }
@@ -191,23 +221,35 @@ export class MediaLink {
     this.restartRound(phase);
   }
 
-  /** One ICE restart: new credentials both sides, checks start over. */
-  private restartRound(phase: Restarting): void {
+  /**
+   * One ICE restart: new credentials both sides, checks start over. An `unanswered` offer (its
+   * request was lost with the signalling) is sent again as it is: the server either never had it
+   * or answers it again, and the agent's credentials and candidates' generation stay those the
+   * server answers for (another restart on top would leave the agent a generation ahead of the
+   * server's answer, whose candidates it would then ignore).
+   */
+  private restartRound(phase: Restarting, unanswered?: string): void {
     const round = ++phase.round;
-    phase.packetsAtAnswer = undefined;
+    phase.mediaAtAnswer = undefined;
+    phase.unanswered = undefined;
     const current = (): boolean => this.phase === phase && phase.round === round;
     const signalling = this.owner.signalling();
     if (!signalling) return; // reconnecting: the deadline brings a new transport, unless the owner connects sooner
     const { transport } = phase;
     void (async () => {
-      const offer = await transport.restartIce();
+      const offer = unanswered ?? (await transport.restartIce());
       const reply = await signalling.request('restartIce', { streamID: this.owner.streamID(), role: this.owner.role, sdp: offer });
       if (!current()) return;
+      // The signalling broke meanwhile: the round goes on once the session is resumed (see resume), or the deadline passes.
+      if (reply.code === ErrorCode.Disconnected) {
+        phase.unanswered = offer;
+        return;
+      }
       if (reply.code !== 0 || !('data' in reply)) return this.retryLater();
       await transport.applyAnswer(reply.data.sdp);
-      const packets = await transport.packetsReceived();
+      const { media } = await transport.mediaProgress();
       if (!current()) return;
-      phase.packetsAtAnswer = packets;
+      phase.mediaAtAnswer = media;
       // Checks that found no path are not repeated by every agent: a round that has not brought media back gives way to another.
       phase.roundTimer = setTimeout(() => current() && this.restartRound(phase), RESTART_ROUND_MS);
     })().catch(() => {

@@ -1,3 +1,4 @@
+import type { LivenessSample } from '@parley/protocol';
 import type { MediaTransport, TransportState } from './platform.js';
 import { sampleStats, type MediaSample, type StatsEntry } from './quality.js';
 
@@ -25,6 +26,8 @@ const FOLLOWED_STATES: Record<string, TransportState | 'closed' | undefined> = {
  */
 export abstract class PeerTransport<Description> implements MediaTransport {
   protected abstract readonly pc: OfferingPeer<Description>;
+  /** What the server sends on it: media on a play transport, RTCP alone on a publish transport. */
+  protected abstract readonly receives: 'rtp' | 'rtcp';
   private state: TransportState | 'closed' | undefined;
   private readonly listeners: Array<(state: TransportState) => void> = [];
 
@@ -67,13 +70,18 @@ export abstract class PeerTransport<Description> implements MediaTransport {
     return this.pc.localDescription!.sdp;
   }
 
-  async packetsReceived(): Promise<number> {
+  async mediaProgress(): Promise<LivenessSample> {
     let packets = 0;
-    (await this.pc.getStats()).forEach((entry: StatsEntry & { packetsReceived?: number; bytesReceived?: number }) => {
+    let rtp = 0;
+    const reportedSent = new Map<number, number>();
+    type Entry = StatsEntry & { packetsReceived?: number; bytesReceived?: number; packetsSent?: number; ssrc?: number };
+    (await this.pc.getStats()).forEach((entry: Entry) => {
       // Either grows with every packet; some browsers give only the bytes.
       if (entry.type === 'transport') packets += entry.packetsReceived ?? entry.bytesReceived ?? 0;
+      else if (entry.type === 'inbound-rtp') rtp += entry.packetsReceived ?? 0;
+      else if (entry.type === 'remote-outbound-rtp' && entry.ssrc !== undefined) reportedSent.set(entry.ssrc, entry.packetsSent ?? 0);
     });
-    return packets;
+    return { media: this.receives === 'rtp' ? rtp : packets, packets, reportedSent };
   }
 
   async stats(): Promise<MediaSample> {

@@ -1,4 +1,4 @@
-import type { IceServer, Scenario } from '@parley/protocol';
+import type { IceServer, LivenessSample, Scenario } from '@parley/protocol';
 import type { MediaSample } from './quality.js';
 import type { CaptureState } from './captureControls.js';
 import type { VideoConfig } from './videoConfig.js';
@@ -53,8 +53,13 @@ export interface MediaTransport {
    * answer is applied, connectivity checks start over while DTLS, SRTP and the media go on.
    */
   restartIce(): Promise<string>;
-  /** SRTP and SRTCP packets received so far (RTP and RTCP alike): what tells that the media path is alive. */
-  packetsReceived(): Promise<number>;
+  /**
+   * What has authenticated on this transport so far: the media the server must send (RTP on a
+   * play transport, RTCP on a publish transport, all that comes back), every packet, and what
+   * the server's sender reports say it sent. What tells that the media path is alive: RTCP alone
+   * on a play transport, while the server reports sending, is a path that carries no media.
+   */
+  mediaProgress(): Promise<LivenessSample>;
   /**
    * Called with 'connected' once up, and with 'failed' when its ICE fails; after an ICE restart
    * it may be 'connected' again (a closed transport stays 'failed').
@@ -143,6 +148,8 @@ export interface CustomMediaIO {
 export interface MediaBackend {
   /** Present where encoded custom capture and render are supported. */
   readonly custom?: CustomMediaIO;
+  /** Node.js: the datagrams its transports dropped (unauthenticated, replayed, malformed), by reason. */
+  readonly drops?: Readonly<Record<string, number>>;
   /**
    * A peer connection to the server, using `iceServers` (TURN) beside the server's own addresses.
    * Undefined when this platform cannot send `videoCodec` (the publisher then reports UnsupportedRequest).

@@ -6,6 +6,7 @@
  * end in NoPlay.
  */
 import {
+  carriesMedia,
   ErrorCode,
   PlayerState,
   RemoteDeviceState,
@@ -57,6 +58,7 @@ export class Player {
         createTransport: (attempt) => this.createTransport(attempt),
         exchange: (signalling, sdp, attempt) =>
           signalling.request('play', { streamID, sdp, attempt, video: (this.requestedVideo = this.video), muted: this.muted }),
+        mediaDue: () => carriesMedia(room.devicesOf(streamID), this.muted),
         flowing: () => {
           this.transition(PlayerState.Playing, 0);
           this.reportDevices(room.devicesOf(streamID));
@@ -156,10 +158,10 @@ export class Player {
     this.link.serverSeesStall();
   }
 
-  /** Back in the room after a reconnect: play again unless the server still has our play. */
+  /** Back in the room after a reconnect: play again unless the server still has our play and its transport is kept. */
   resumed(playing: string[]): void {
     if (this.state === PlayerState.NoPlay) return;
-    if (this.state === PlayerState.Playing && playing.includes(this.streamID)) return;
+    if (playing.includes(this.streamID) && this.link.resume()) return;
     // Still waiting for the stream is not an interruption.
     if (!this.waitingForStream) this.transition(PlayerState.PlayRequesting, ErrorCode.PlayInterrupted);
     this.link.connect();

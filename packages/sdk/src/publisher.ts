@@ -4,7 +4,7 @@
  * connection lost, signalling broken) goes back to PublishRequesting with 1003020 while its media
  * link recovers (mediaLink.ts), until it publishes again or the retry window ends it with 1003021.
  */
-import { ErrorCode, PublisherState, validateStreamID } from '@parley/protocol';
+import { carriesMedia, ErrorCode, PublisherState, validateStreamID } from '@parley/protocol';
 import type { EngineContext, RoomLink } from './context.js';
 import type { VideoCodec } from './platform.js';
 import { MediaLink } from './mediaLink.js';
@@ -60,6 +60,7 @@ export class Publisher {
             extraInfo: this.config.extraInfo ?? '',
             devices: devices(),
           }),
+        mediaDue: () => carriesMedia(devices()),
         flowing: () => this.transition(PublisherState.Publishing, 0),
         interrupted: () => this.transition(PublisherState.PublishRequesting, ErrorCode.PublishInterrupted),
         failed: (code, message) => this.fail(code, message),
@@ -137,11 +138,13 @@ export class Publisher {
     this.end(errorCode, streamID);
   }
 
-  /** Back in the room after a reconnect: publish again unless the server still has our stream. */
+  /**
+   * Back in the room after a reconnect: publish again unless the server still has our stream and
+   * its transport is kept (an ICE restart under way goes on: its players notice nothing).
+   */
   resumed(publishing: string[]): void {
     if (this.state === PublisherState.NoPublish) return;
-    const intact = this.state === PublisherState.Publishing && publishing.includes(this.currentStreamID!);
-    if (intact) return;
+    if (publishing.includes(this.currentStreamID!) && this.link.resume()) return;
     this.transition(PublisherState.PublishRequesting, ErrorCode.PublishInterrupted);
     this.link.connect();
   }

@@ -5,7 +5,7 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { ErrorCode } from '@parley/protocol';
+import { ErrorCode, type LivenessSample } from '@parley/protocol';
 import { DEFAULT_TIMEOUTS, type EngineContext } from '../src/context.js';
 import { MediaLink, type MediaLinkOwner } from '../src/mediaLink.js';
 import type { MediaTransport, TransportState } from '../src/platform.js';
@@ -29,8 +29,8 @@ class ScriptedTransport implements MediaTransport {
   async restartIce(): Promise<string> {
     return `restart-${this.id}-${++this.restarts}`;
   }
-  async packetsReceived(): Promise<number> {
-    return this.packets;
+  async mediaProgress(): Promise<LivenessSample> {
+    return { media: this.packets, packets: this.packets };
   }
   onStateChange(listener: (state: TransportState) => void): void {
     this.listeners.push(listener);
@@ -55,6 +55,7 @@ type Request = { type: string; body: { sdp?: string; role?: string; streamID?: s
 function harness(t: TestContext, options: { giveUp?: { afterMs: number; code: number } } = {}) {
   t.mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'] });
   const reports: string[] = [];
+  let due = true;
   const transports: ScriptedTransport[] = [];
   const requests: Request[] = [];
   let reply = (request: Request): { code: number; message?: string; data?: { sdp: string } } => ({
@@ -81,6 +82,7 @@ function harness(t: TestContext, options: { giveUp?: { afterMs: number; code: nu
       return transport;
     },
     exchange: (s, sdp) => s.request('publish', { streamID: 's1', sdp, extraInfo: '' }),
+    mediaDue: () => due,
     flowing: () => reports.push('flowing'),
     interrupted: () => reports.push('interrupted'),
     failed: (code) => reports.push(`failed ${code}`),
@@ -95,6 +97,7 @@ function harness(t: TestContext, options: { giveUp?: { afterMs: number; code: nu
     transports,
     requests,
     setReply: (r: typeof reply) => (reply = r),
+    setDue: (d: boolean) => (due = d),
     /** Lets `ms` pass in steps, letting the link's promises settle at each. */
     async pass(ms: number, step = 50) {
       for (let passed = 0; passed < ms; passed += step) {
@@ -145,6 +148,43 @@ test('media link: nothing received for the stall time is an ICE restart on the s
   assert.deepEqual(h.reports, ['flowing', 'interrupted', 'flowing']);
   assert.equal(h.transports.length, 1, 'no new transport');
   assert.equal(transport.closed, false);
+});
+
+test('media link: while the stream carries nothing this side takes (muted), no packets is no stall; once due again the stall time counts', async (t) => {
+  const h = harness(t);
+  await flowing(h);
+  h.setDue(false);
+  await h.pass(10_000);
+  assert.deepEqual(h.reports, ['flowing'], 'a muted stream sends nothing: not a stall');
+  h.setDue(true);
+  await h.pass(2500);
+  assert.deepEqual(h.reports, ['flowing']);
+  await h.pass(1000);
+  assert.deepEqual(h.reports, ['flowing', 'interrupted'], 'due for the stall time and nothing came');
+});
+
+test('media link: signalling lost during an ICE restart: the round waits, and goes on over the resumed session with the same transport and offer', async (t) => {
+  const h = harness(t);
+  const transport = await flowing(h);
+  h.setReply(() => ({ code: ErrorCode.Disconnected, message: 'connection closed' }));
+  await h.pass(3500);
+  assert.deepEqual(h.reports, ['flowing', 'interrupted']);
+  const restarts = () => h.requests.filter((r) => r.type === 'restartIce').length;
+  assert.equal(restarts(), 1);
+  await h.pass(1000);
+  assert.equal(h.transports.length, 1, 'a lost reply is no refusal: no new transport');
+  h.setReply((request) => ({ code: 0, data: { sdp: `answer-to-${request.body.sdp}` } }));
+  assert.equal(h.link.resume(), true, 'the transport is kept');
+  await h.settle();
+  assert.equal(restarts(), 2, 'a new round at once, over the resumed session');
+  assert.deepEqual(h.requests.at(-1)?.body.sdp, 'restart-1-1', 'the offer the server never answered, again: no restart on top of it');
+  assert.deepEqual(transport.answers.at(-1), 'answer-to-restart-1-1');
+  transport.packets += 5;
+  await h.pass(1000);
+  assert.deepEqual(h.reports, ['flowing', 'interrupted', 'flowing']);
+  assert.equal(h.transports.length, 1);
+  assert.equal(h.link.resume(), true, 'flowing: kept as it is');
+  assert.equal(restarts(), 2);
 });
 
 test('media link: restart rounds while nothing comes back, then a new transport at the deadline', async (t) => {

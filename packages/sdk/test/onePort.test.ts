@@ -79,7 +79,11 @@ test(`${PLAYERS} players of one stream through the server's one UDP port: every 
   const gained = frames.map((n, i) => n - before[i]!).sort((a, b) => a - b);
   t.diagnostic(`frames per player in 5 s (${5 * FPS} sent): fewest ${gained[0]}, median ${gained[PLAYERS >> 1]}`);
   assert.ok(gained[0]! >= 2 * FPS, `every player keeps getting frames (the fewest: ${gained[0]} in 5 s)`);
-  assert.equal(await serverMetric(server.httpUrl, 'parley_media_undecryptable_packets_total'), 0, 'no packet failed authentication');
+  assert.equal(
+    await serverMetric(server.httpUrl, 'parley_media_dropped_packets_total', { reason: 'srtp-unauthenticated' }),
+    0,
+    'no packet failed authentication',
+  );
   assert.equal(
     (await serverMetric(server.httpUrl, 'parley_media_unroutable_datagrams_total')) - unroutableBefore,
     0,

@@ -5,7 +5,7 @@ import { connect, type Socket as TcpSocket } from 'node:net';
 import { Message, TcpPassiveProtocol, classes, encodeTcpFrame, methods, parseMessage } from 'werift';
 import { UdpMux, type Address } from '../src/media/udpMux.js';
 import { TcpMux } from '../src/media/tcpMux.js';
-import { bindingRequestUfrag } from '../src/media/stun.js';
+import { bindingRequestUfrag } from '@parley/protocol/rtp';
 import { emptyMediaStats } from '../src/media/types.js';
 
 const bindingRequest = (username?: string, password?: string): Buffer => {

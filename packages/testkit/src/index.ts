@@ -10,3 +10,5 @@ export * from './tls.js';
 export * from './turn.js';
 export * from './nginx.js';
 export * from './caddy.js';
+export * from './forgery.js';
+export * from './spoof.js';

@@ -185,6 +185,34 @@ export class TestHost {
     run(...iptablesIn(this.namespace), '-t', 'nat', '-A', 'POSTROUTING', '-o', this.hostLink, '-j', 'MASQUERADE');
   }
 
+  /**
+   * The router's NAT maps what the LAN sends out to `address` from now on (one of this host's),
+   * UDP and TCP from `ports` (a range, "20000-29999") when given, and forgets the flows it had
+   * mapped (its connection tracking flushed): what a router does when its ISP hands it another
+   * address, or when it restarts. Replaces `masquerade` and an earlier `snat`.
+   */
+  snat(address: string, ports?: string): void {
+    const iptables = [...iptablesIn(this.namespace), '-t', 'nat'] as const;
+    run(...iptables, '-F', 'POSTROUTING');
+    if (ports) {
+      for (const protocol of ['udp', 'tcp']) {
+        run(...iptables, '-A', 'POSTROUTING', '-o', this.hostLink, '-p', protocol, '-j', 'SNAT', '--to-source', `${address}:${ports}`);
+      }
+    }
+    run(...iptables, '-A', 'POSTROUTING', '-o', this.hostLink, '-j', 'SNAT', '--to-source', address);
+    run('ip', 'netns', 'exec', this.namespace, 'conntrack', '-F');
+  }
+
+  /** A second address of this host (a router's second WAN address), routed to it from upstream. */
+  addWanAddress(): string {
+    // Hosts use .4-.15 of the network's /24 and servers .1-.3: .200 + this host's own last octet is free.
+    const octets = this.ip.split('.');
+    const ip = [...octets.slice(0, 3), 200 + Number(octets[3])].join('.');
+    run('ip', '-n', this.namespace, 'addr', 'add', `${ip}/32`, 'dev', this.hostLink);
+    run('ip', ...(this.upstream ? ['-n', this.upstream] : []), 'route', 'add', `${ip}/32`, 'via', this.ip, 'dev', this.rootLink);
+    return ip;
+  }
+
   /** A 1:1 NAT: this host's address stands for the LAN host, all ports, both ways. */
   forwardAllTo(lanHost: TestHost): void {
     run(...iptablesIn(this.namespace), '-t', 'nat', '-A', 'PREROUTING', '-i', this.hostLink, '-j', 'DNAT', '--to-destination', lanHost.ip);

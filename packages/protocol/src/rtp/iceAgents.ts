@@ -1,21 +1,28 @@
 /**
- * werift creates an ICE agent for a peer connection on its first transceiver or remote
- * description, with no way to reach it before it gathers. `onEachIceAgent` lets the owner of a
- * peer connection adapt each agent as it is created (werift 0.24's ICE `Connection`).
+ * werift creates an ICE agent and a DTLS transport for a peer connection on its first transceiver
+ * or remote description, with no way to reach them before they start. `onEachTransport` and
+ * `onEachIceAgent` let the owner of a peer connection adapt each as it is created (werift 0.24's
+ * `RTCDtlsTransport` and its ICE `Connection`).
  */
-interface IceAgentHost {
+interface TransportHost {
   secureManager: { createTransport(): { iceTransport: { connection: object } } };
 }
 
-export function onEachIceAgent<T extends object>(pc: T, adapt: (agent: object) => void): T {
-  const manager = (pc as unknown as IceAgentHost).secureManager;
+export function onEachTransport<T extends object>(pc: T, adapt: (transport: object) => void): T {
+  const manager = (pc as unknown as TransportHost).secureManager;
   const createTransport = manager.createTransport.bind(manager);
   manager.createTransport = () => {
     const transport = createTransport();
-    adapt(transport.iceTransport.connection);
+    adapt(transport);
     return transport;
   };
   return pc;
+}
+
+export function onEachIceAgent<T extends object>(pc: T, adapt: (agent: object) => void): T {
+  return onEachTransport(pc, (transport) =>
+    adapt((transport as ReturnType<TransportHost['secureManager']['createTransport']>).iceTransport.connection),
+  );
 }
 
 /**
@@ -29,4 +36,50 @@ export function withoutDefaultStunServer<T extends object>(pc: T): T {
     const ice = agent as { stunServer?: readonly [string, number]; options: { stunServer?: unknown } };
     if (ice.options.stunServer === undefined) ice.stunServer = undefined;
   });
+}
+
+/** werift 0.24's ICE `Connection`, as far as checking its pair in use goes. */
+interface CheckingAgent {
+  nominated?: {
+    localCandidate: unknown;
+    remoteAddr: readonly [string, number];
+    protocol: {
+      request(
+        request: unknown,
+        addr: readonly [string, number],
+        integrityKey: Buffer,
+        options: { retransmissions: number },
+      ): Promise<unknown>;
+    };
+  };
+  localUsername: string;
+  remoteUsername: string;
+  remotePassword: string;
+  iceControlling: boolean;
+  buildRequest(options: {
+    nominate: boolean;
+    localUsername: string;
+    remoteUsername: string;
+    iceControlling: boolean;
+    localCandidate: unknown;
+  }): unknown;
+}
+
+/**
+ * Sends one binding request on the ICE agent's pair in use now (as its consent checks do, every
+ * 4-6 s): a NAT that moved this side to another address or port shows the other side where it
+ * went. Its answer changes nothing here.
+ */
+export function checkPairInUse(agent: object): void {
+  const ice = agent as CheckingAgent;
+  const pair = ice.nominated;
+  if (!pair || !ice.remotePassword) return;
+  const request = ice.buildRequest({
+    nominate: false,
+    localUsername: ice.localUsername,
+    remoteUsername: ice.remoteUsername,
+    iceControlling: ice.iceControlling,
+    localCandidate: pair.localCandidate,
+  });
+  pair.protocol.request(request, pair.remoteAddr, Buffer.from(ice.remotePassword, 'utf8'), { retransmissions: 0 }).catch(() => undefined);
 }

@@ -2,3 +2,6 @@
 export * from './clock.js';
 export * from './nackGenerator.js';
 export * from './iceAgents.js';
+export * from './mediaGuard.js';
+export * from './replayWindow.js';
+export * from './stun.js';

@@ -75,6 +75,7 @@ abstract class BrowserTransport extends PeerTransport<RTCSessionDescriptionInit>
 }
 
 class BrowserPublishTransport extends BrowserTransport {
+  protected readonly receives = 'rtcp';
   private videoSender: RTCRtpSender | undefined;
   private audioSender: RTCRtpSender | undefined;
   /**
@@ -242,6 +243,7 @@ function videoCodecPreferences(codec: VideoCodec): RTCRtpCodec[] {
 }
 
 class BrowserPlayTransport extends BrowserTransport {
+  protected readonly receives = 'rtp';
   private readonly stream = new MediaStream();
   private fallbackAudio: HTMLAudioElement | undefined;
   /** Above 100 % a media element cannot go: the sound then goes through a gain to the speakers instead. */

@@ -31,8 +31,17 @@ import {
   SIMULCAST_LAYER_EXTENSION_URI,
   soundLevelFromByte,
   type IceServer,
+  type LivenessSample,
 } from '@parley/protocol';
-import { NackGenerator, withoutDefaultStunServer } from '@parley/protocol/rtp';
+import {
+  checkPairInUse,
+  guardMedia,
+  NackGenerator,
+  noMediaDrops,
+  withoutDefaultStunServer,
+  type MediaDrops,
+  type MediaReceived,
+} from '@parley/protocol/rtp';
 import type {
   CustomMediaIO,
   CustomAudioRenderHandler,
@@ -77,14 +86,45 @@ function peerConfig(iceServers: IceServer[]): Partial<PeerConfig> {
   };
 }
 
+/**
+ * Nothing received for this long on a connected transport: its pair in use is checked, and again
+ * as long as the quiet lasts (as libwebrtc pings a connection that stopped receiving), so that a
+ * NAT that moved us shows the server our new address within about this long, not at the next
+ * consent check 4-6 s on.
+ */
+const QUIET_CHECK_MS = 1000;
+
 /** A werift peer connection to the server. */
 abstract class WeriftTransport extends PeerTransport<RTCSessionDescription> {
   protected readonly pc: RTCPeerConnection;
+  private readonly received: MediaReceived;
+  private readonly quietChecks: ReturnType<typeof setInterval>;
 
-  constructor(iceServers: IceServer[], onClosed: (closing: Promise<void>) => void, headerExtensions?: PeerConfig['headerExtensions']) {
+  constructor(
+    iceServers: IceServer[],
+    drops: MediaDrops,
+    onClosed: (closing: Promise<void>) => void,
+    headerExtensions?: PeerConfig['headerExtensions'],
+  ) {
     super(onClosed);
-    this.pc = withoutDefaultStunServer(new RTCPeerConnection({ ...peerConfig(iceServers), ...(headerExtensions && { headerExtensions }) }));
+    const guarded = guardMedia(
+      withoutDefaultStunServer(new RTCPeerConnection({ ...peerConfig(iceServers), ...(headerExtensions && { headerExtensions }) })),
+      drops,
+    );
+    this.pc = guarded.pc;
+    this.received = guarded.received;
     this.pc.connectionStateChange.subscribe((s) => this.connectionStateChanged(s));
+    let heard = { packets: 0, atMs: performance.now() };
+    this.quietChecks = setInterval(() => {
+      const packets = this.received.rtp + this.received.rtcp;
+      const now = performance.now();
+      if (packets !== heard.packets) heard = { packets, atMs: now };
+      else if (now - heard.atMs >= QUIET_CHECK_MS) {
+        const agent = this.pc.getTransceivers()[0]?.sender.dtlsTransport?.iceTransport.connection;
+        if (agent) checkPairInUse(agent);
+        heard.atMs = now;
+      }
+    }, QUIET_CHECK_MS / 4);
   }
 
   /** Transceivers are added in the constructor, where their event subscriptions must be made. */
@@ -111,12 +151,14 @@ abstract class WeriftTransport extends PeerTransport<RTCSessionDescription> {
     }
   }
 
-  /** Read from the transport itself: werift's getStats gathers everything and costs a bot real CPU. */
-  override async packetsReceived(): Promise<number> {
-    return this.pc.getTransceivers()[0]?.sender.dtlsTransport?.packetsReceived ?? 0;
+  /** Counted as they authenticate: werift's getStats gathers everything and costs a bot real CPU. */
+  override async mediaProgress(): Promise<LivenessSample> {
+    const { rtp, rtcp, reportedSent } = this.received;
+    return { media: this.received[this.receives], packets: rtp + rtcp, reportedSent };
   }
 
   protected closePeer(): Promise<void> {
+    clearInterval(this.quietChecks);
     return this.pc.close();
   }
 }
@@ -152,6 +194,7 @@ interface DtlsInternals {
 }
 
 class NodePublishTransport extends WeriftTransport {
+  protected readonly receives = 'rtcp';
   private readonly video: RTCRtpSender;
   private readonly audio: RTCRtpSender;
   private readonly layers: LayerStream[];
@@ -163,9 +206,10 @@ class NodePublishTransport extends WeriftTransport {
     layerCount: number,
     private readonly keyFrameRequested: (layer: number) => void,
     iceServers: IceServer[],
+    drops: MediaDrops,
     onClosed: (closing: Promise<void>) => void,
   ) {
-    super(iceServers, onClosed);
+    super(iceServers, drops, onClosed);
     const videoTransceiver = this.pc.addTransceiver('video', { direction: 'sendonly' });
     this.video = videoTransceiver.sender;
     this.audio = this.pc.addTransceiver('audio', { direction: 'sendonly' }).sender;
@@ -302,6 +346,7 @@ interface ReceiverInternals {
 }
 
 class NodePlayTransport extends WeriftTransport {
+  protected readonly receives = 'rtp';
   private assembler: Vp8FrameAssembler | undefined;
   private nacks: NackGenerator | undefined;
   /** The sound level of the last audio packet that carried one. */
@@ -310,8 +355,14 @@ class NodePlayTransport extends WeriftTransport {
   private framesDelivered = 0;
   private readonly freezes = new FreezeCounter();
 
-  constructor(sink: PlaySink, custom: NodeCustomMedia, iceServers: IceServer[], onClosed: (closing: Promise<void>) => void) {
-    super(iceServers, onClosed, {
+  constructor(
+    sink: PlaySink,
+    custom: NodeCustomMedia,
+    iceServers: IceServer[],
+    drops: MediaDrops,
+    onClosed: (closing: Promise<void>) => void,
+  ) {
+    super(iceServers, drops, onClosed, {
       audio: [useAudioLevelIndication()],
       video: [new RTCRtpHeaderExtensionParameters({ uri: SIMULCAST_LAYER_EXTENSION_URI })],
     });
@@ -431,6 +482,8 @@ class NodeCustomMedia implements CustomMediaIO {
 
 export class NodeMedia implements MediaBackend {
   readonly custom = new NodeCustomMedia();
+  /** What every transport of this engine dropped as unauthenticated, replayed or malformed, by reason. */
+  readonly drops = noMediaDrops();
   private readonly transports = new Set<WeriftTransport>();
   private readonly closing = new Set<Promise<void>>();
 
@@ -447,6 +500,7 @@ export class NodeMedia implements MediaBackend {
       simulcastLayers,
       (layer) => this.events.keyFrameRequested(channel, layer),
       iceServers,
+      this.drops,
       (closing) => {
         this.forget(transport, closing);
         if (this.custom.publishers.get(channel) === transport) this.custom.publishers.delete(channel);
@@ -458,7 +512,7 @@ export class NodeMedia implements MediaBackend {
   }
 
   createPlayTransport(sink: PlaySink, iceServers: IceServer[]): MediaTransport {
-    const transport = new NodePlayTransport(sink, this.custom, iceServers, (closing) => this.forget(transport, closing));
+    const transport = new NodePlayTransport(sink, this.custom, iceServers, this.drops, (closing) => this.forget(transport, closing));
     this.transports.add(transport);
     return transport;
   }

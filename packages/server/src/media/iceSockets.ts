@@ -7,7 +7,8 @@
  * protocols use the shared sockets instead of opening their own.
  */
 import { randomBytes } from 'node:crypto';
-import { parseMessage, StunProtocol, TcpPassiveProtocol, type PeerConfig } from 'werift';
+import { StunProtocol, TcpPassiveProtocol, type PeerConfig } from 'werift';
+import { hasValidIntegrity } from '@parley/protocol/rtp';
 import { TcpMux } from './tcpMux.js';
 import { UdpMux, type Address, type MuxedSocket } from './udpMux.js';
 import type { MediaStats } from './types.js';
@@ -140,7 +141,7 @@ export class IceSockets {
           socket.onData = (data, addr) => stun.datagramReceived(data, addr);
           socket.signed = (request, ufrag) => {
             const password = agent.userHistory[ufrag];
-            return password !== undefined && parseMessage(request, Buffer.from(password, 'utf8')) !== undefined;
+            return password !== undefined && hasValidIntegrity(request, password);
           };
           stun.transport = socket;
           udp = socket;

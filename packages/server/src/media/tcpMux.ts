@@ -7,7 +7,7 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import type { TcpPassiveProtocol } from 'werift';
 import type { Address } from './udpMux.js';
-import { bindingRequestUfrag } from './stun.js';
+import { bindingRequestUfrag } from '@parley/protocol/rtp';
 import type { MediaStats } from './types.js';
 
 /** werift's passive protocol as far as taking over an accepted connection goes (the method is protected in its types). */

@@ -4,6 +4,8 @@
  * stack implements it.
  */
 import type { EventEmitter } from 'node:events';
+import type { StallCause } from '@parley/protocol';
+import { noMediaDrops, type MediaDrops } from '@parley/protocol/rtp';
 
 export interface EndpointEvents {
   /** ICE and DTLS are up; media can flow. */
@@ -11,8 +13,9 @@ export interface EndpointEvents {
   /** The endpoint is gone (closed locally, transport failed, or its publisher closed). Emitted once. */
   closed: [];
   /**
-   * Nothing (no RTP, no RTCP) has arrived for the stall time since media last flowed: the path
-   * is dead one way or both. Emitted once per silence (and again if a restart does not end it).
+   * The media the client must send (RTP from a publisher that has not muted, RTCP from a player)
+   * has not arrived for the stall time since it last flowed: the path is dead one way or both,
+   * or the client's sender is broken. Emitted once per stall (and again if a restart does not end it).
    */
   stalled: [];
 }
@@ -57,6 +60,8 @@ export interface MediaPublisher extends MediaEndpoint<PublisherEvents> {
   speechLevel(): number;
   /** Creates a subscriber that receives this publisher's media, answering the player's offer. */
   subscribe(offer: string, video?: PlayVideo): Promise<MediaSubscriber>;
+  /** Whether the publisher must be sending RTP (it has not turned off or muted all it sends); its liveness is judged only then. */
+  setMediaDue(due: boolean): void;
 }
 
 /** What a player asked not to receive (mutePlayStreamVideo, mutePlayStreamAudio). */
@@ -100,14 +105,16 @@ export interface MediaStats {
   redPacketsSent: number;
   /** Audio frames lost on a publisher's uplink and taken from the redundancy of a later RED packet. */
   audioFramesRecovered: number;
-  /** Silences of the stall time on connected endpoints (see EndpointEvents.stalled). */
-  mediaStalls: number;
+  /** Stalls on connected endpoints (see EndpointEvents.stalled), by cause. */
+  mediaStalls: Record<StallCause, number>;
   /** Keyframe requests (PLI or FIR) received from players. */
   keyFrameRequestsReceived: number;
   /** Keyframe requests (PLI) sent to publishers; requests from several players close together are merged into one. */
   keyFrameRequestsSent: number;
-  /** Packets that failed SRTP or SRTCP authentication: forged, corrupted, or meant for another peer. */
-  undecryptablePackets: number;
+  /** Datagrams the peer connections dropped as unauthenticated, replayed or malformed, by reason. */
+  drops: MediaDrops;
+  /** Pairs in use moved to a client's new address after its NAT rebound it (see WeriftPeer.followClientChecks). */
+  natRebindings: number;
   /** Datagrams on the shared UDP port that belonged to no peer (an unknown ufrag, or an address none has checked). */
   unroutableDatagrams: number;
   /** Connections to the ICE-TCP port that named no peer in their first binding request. */
@@ -127,10 +134,11 @@ export const emptyMediaStats = (): MediaStats => ({
   nacksSent: 0,
   retransmissionsSent: 0,
   retransmissionsRefused: 0,
-  mediaStalls: 0,
+  mediaStalls: { silent: 0, 'rtcp-only': 0 },
   keyFrameRequestsReceived: 0,
-  undecryptablePackets: 0,
+  drops: noMediaDrops(),
   unroutableDatagrams: 0,
+  natRebindings: 0,
   unroutableTcpConnections: 0,
   keyFrameRequestsSent: 0,
 });

@@ -5,7 +5,7 @@
  * remote address such a request (or one of the agent's own checks) came from or went to.
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
-import { bindingRequestUfrag, isBindingRequest } from './stun.js';
+import { bindingRequestUfrag, isBindingRequest } from '@parley/protocol/rtp';
 import type { MediaStats } from './types.js';
 
 export type Address = [host: string, port: number];

@@ -8,7 +8,6 @@ import {
   RTCPeerConnection,
   RTCRtpCodecParameters,
   SessionDescription,
-  SrtpAuthenticationError,
   useAbsSendTime,
   useAudioLevelIndication,
   useH264,
@@ -27,7 +26,7 @@ import {
 } from 'werift';
 import { LivenessJudge } from '@parley/protocol';
 import { SdpError, type EndpointEvents, type MediaStats } from './types.js';
-import { onEachIceAgent, withoutDefaultStunServer } from '@parley/protocol/rtp';
+import { guardMedia, onEachIceAgent, withoutDefaultStunServer, type MediaReceived } from '@parley/protocol/rtp';
 import type { IceSockets } from './iceSockets.js';
 
 export interface PeerOptions {
@@ -35,7 +34,7 @@ export interface PeerOptions {
   listenIp: string;
   announcedIp?: string;
   connectTimeoutMs: number;
-  /** A connected peer from which nothing (no RTP, no RTCP) arrives for this long is stalled. */
+  /** A connected peer from which the media due (see `WeriftPeer.mediaCount`) does not arrive for this long is stalled. */
   mediaStallMs: number;
   /** The plane's numbers, which every peer adds to. */
   stats: MediaStats;
@@ -85,18 +84,35 @@ export const publishHeaderExtensions = (): HeaderExtensions => ({
   video: [useSdesMid(), useSdesRTPStreamId(), useRepairedRtpStreamId(), useTransportWideCC(), useAbsSendTime()],
 });
 
-/** werift 0.24's ICE connection, as far as its pair in use and consent go (both are private in its types). */
+/** werift 0.24's candidate pair, as far as the pair in use goes. */
+interface PairInternals {
+  /** Seconds. */
+  rtt?: number;
+  nominated: boolean;
+  state: number;
+  remoteCandidate: { host: string; port: number };
+  protocol: { onRequestReceived: { subscribe(listener: (message: unknown, addr: readonly [string, number]) => void): unknown } };
+}
+/** werift's CandidatePairState.SUCCEEDED. */
+const PAIR_SUCCEEDED = 3;
+
+/** werift 0.24's ICE connection, as far as its pairs and consent go (private in its types). */
 interface IceInternals {
   state: string;
-  nominated?: {
-    /** Seconds. */
-    rtt?: number;
-    remoteAddr: readonly [string, number];
-    protocol: { onRequestReceived: { subscribe(listener: (message: unknown, addr: readonly [string, number]) => void): unknown } };
-  };
+  nominated?: PairInternals;
+  /** Every pair, those learned from the client's checks (peer-reflexive) included. */
+  checkList: PairInternals[];
   /** Starts consent over: fresh now, expiring 30 s after the last answer from here on. */
   queryConsent(): void;
 }
+
+/**
+ * A client whose media has stopped for this long and whose signed check then comes from another
+ * address has been moved there by its NAT (a rebinding): the pair in use follows it.
+ */
+const REBINDING_SILENCE_MS = 1000;
+/** How long the server's own check of the client's new address may take to succeed. */
+const REBINDING_CHECK_MS = 1000;
 
 export const isLoopback = (ip: string): boolean => ip.startsWith('127.') || ip === '::1';
 
@@ -108,6 +124,10 @@ export abstract class WeriftPeer<Events extends EndpointEvents & Record<keyof Ev
   }
   protected readonly pc: RTCPeerConnection;
   protected readonly stats: MediaStats;
+  /** What has authenticated from the client so far. */
+  protected readonly received: MediaReceived;
+  /** Whether the client must be sending now; a publisher that muted all it sends need not. */
+  protected mediaDue = true;
   answer = '';
   /** `restarting`: an ICE restart's checks are under way or failed; the next restart or the deadline decides. */
   private state:
@@ -121,6 +141,10 @@ export abstract class WeriftPeer<Events extends EndpointEvents & Record<keyof Ev
   private livenessTimer: NodeJS.Timeout | undefined;
   /** ICE restarts are applied one at a time: the next waits for this one. */
   private restartQueue: Promise<unknown> = Promise.resolve();
+  /** The count of media from the client when last sampled, and when it last moved. */
+  private mediaSeen = { count: 0, atMs: 0 };
+  /** The ICE protocols whose incoming checks are followed (see followClientChecks). */
+  private readonly followed = new WeakSet<object>();
 
   protected constructor(
     protected readonly options: PeerOptions,
@@ -141,7 +165,12 @@ export abstract class WeriftPeer<Events extends EndpointEvents & Record<keyof Ev
       iceFilterCandidatePair: (pair) =>
         pair.localCandidate.tcptype !== 'active' && (!isLoopback(listenIp) || isLoopback(pair.remoteCandidate.host)),
     };
-    this.pc = onEachIceAgent(withoutDefaultStunServer(new RTCPeerConnection(config)), (agent) => sockets.adopt(agent));
+    const guarded = guardMedia(
+      onEachIceAgent(withoutDefaultStunServer(new RTCPeerConnection(config)), (agent) => sockets.adopt(agent)),
+      this.stats.drops,
+    );
+    this.pc = guarded.pc;
+    this.received = guarded.received;
     // Until connected; then the ICE transport's own states are followed (see watchTransport).
     this.pc.connectionStateChange.subscribe((s) => {
       if (this.state.kind !== 'new') return;
@@ -171,15 +200,22 @@ export abstract class WeriftPeer<Events extends EndpointEvents & Record<keyof Ev
     return this.transport?.iceTransport.connection as unknown as IceInternals | undefined;
   }
 
+  /** The packets the client must send while connected: RTP from a publisher, RTCP from a player. */
+  protected abstract readonly mediaKind: 'rtp' | 'rtcp';
+
   /**
    * Once connected: keeps consent on every pair the ICE connection settles on (after a restart
-   * too), and watches what arrives. Packets are counted by werift's DTLS transport and sampled
-   * here, so the packet path pays nothing.
+   * too), and watches what arrives. Authenticated packets are counted as they are decrypted and
+   * sampled here, so the packet path pays next to nothing.
    */
   private watchTransport(): void {
     const transport = this.transport;
     if (!transport) return;
-    this.keepConsentWhileClientChecks();
+    this.followClientChecks();
+    // The client closed the association (an authenticated close_notify or fatal alert).
+    transport.onStateChange.subscribe((state) => {
+      if (state === 'closed' || state === 'failed') this.close();
+    });
     transport.iceTransport.onStateChange.subscribe((state) => {
       // werift also says 'completed' when a restart's gathering ends: only a nominated pair is a connection.
       if ((state === 'connected' || state === 'completed') && this.iceConnection?.nominated) {
@@ -187,36 +223,25 @@ export abstract class WeriftPeer<Events extends EndpointEvents & Record<keyof Ev
           clearTimeout(this.state.deadline);
           this.state = { kind: 'connected' };
         }
-        this.keepConsentWhileClientChecks();
+        this.followClientChecks();
       } else if ((state === 'failed' && this.state.kind !== 'restarting') || state === 'closed') {
         // Consent lost (no restart under way), or closed.
         this.close();
       }
     });
-    this.countUndecryptable(transport);
     const judge = new LivenessJudge(this.options.mediaStallMs);
     this.liveness = judge;
     this.livenessTimer = setInterval(() => {
-      if (judge.observe(transport.packetsReceived, performance.now()) === 'stalled') {
-        this.stats.mediaStalls++;
+      const { received } = this;
+      const sample = { media: received[this.mediaKind], packets: received.rtp + received.rtcp, reportedSent: received.reportedSent };
+      const now = performance.now();
+      if (sample.media !== this.mediaSeen.count) this.mediaSeen = { count: sample.media, atMs: now };
+      const change = judge.observe(sample, now, this.mediaDue);
+      if (change?.kind === 'stalled') {
+        this.stats.mediaStalls[change.cause]++;
         this.endpointObserver.emit('stalled');
       }
     }, judge.sampleIntervalMs).unref();
-  }
-
-  /** werift drops packets that fail SRTP or SRTCP authentication without a word; they are counted here. */
-  private countUndecryptable(transport: RTCDtlsTransport): void {
-    for (const session of [transport.srtp, transport.srtcp]) {
-      const decrypt = session.decrypt.bind(session);
-      session.decrypt = (packet: Buffer): Buffer => {
-        try {
-          return decrypt(packet);
-        } catch (err) {
-          if (err instanceof SrtpAuthenticationError) this.stats.undecryptablePackets++;
-          throw err;
-        }
-      };
-    }
   }
 
   /**
@@ -292,27 +317,48 @@ export abstract class WeriftPeer<Events extends EndpointEvents & Record<keyof Ev
   }
 
   /**
-   * werift keeps consent (RFC 7675) by a check of its own every 5 s, sent once, and ends the
-   * connection 30 s after the last answer: at 50 % loss each way one in five connections died
-   * within a minute while media flowed both ways. The client checks the pair every few seconds
-   * too, repeating lost checks: each of its checks that arrives on the pair in use starts
-   * werift's consent over. A client that is gone sends none, and consent then lapses as before.
+   * What the client's checks (signed: see the protocol's mediaGuard) tell once connected:
+   *
+   * - Consent: werift keeps it (RFC 7675) by a check of its own every 5 s, sent once, and ends
+   *   the connection 30 s after the last answer: at 50 % loss each way one in five connections
+   *   died within a minute while media flowed both ways. The client checks the pair every few
+   *   seconds too, repeating lost checks: each of its checks that arrives on the pair in use
+   *   starts werift's consent over. A client that is gone sends none, and consent then lapses.
+   * - A NAT rebinding: a client behind a NAT that changed its address or port goes on checking
+   *   from the new one, while werift goes on sending to the old one until the client restarts
+   *   ICE. Once the client's media has stopped and its check comes from another address, and
+   *   the server's own check of that address succeeds (only the client can answer it), the pair
+   *   in use moves there, as mediasoup follows a client's new tuple.
    */
-  private keepConsentWhileClientChecks(): void {
+  private followClientChecks(): void {
     const connection = this.iceConnection;
-    const pair = connection?.nominated;
-    if (!connection || !pair) return;
-    pair.protocol.onRequestReceived.subscribe((_message, [host, port]) => {
-      const [pairHost, pairPort] = pair.remoteAddr;
-      if (
-        connection.nominated === pair &&
-        host === pairHost &&
-        port === pairPort &&
-        (connection.state === 'connected' || connection.state === 'completed')
-      ) {
-        connection.queryConsent();
-      }
+    const protocol = connection?.nominated?.protocol;
+    if (!connection || !protocol || this.followed.has(protocol)) return;
+    this.followed.add(protocol);
+    protocol.onRequestReceived.subscribe((_message, [host, port]) => {
+      const pair = connection.nominated;
+      if (!pair || pair.protocol !== protocol || (connection.state !== 'connected' && connection.state !== 'completed')) return;
+      if (host === pair.remoteCandidate.host && port === pair.remoteCandidate.port) connection.queryConsent();
+      else if (performance.now() - this.mediaSeen.atMs >= REBINDING_SILENCE_MS) void this.followRebinding(connection, protocol, host, port);
     });
+  }
+
+  private async followRebinding(connection: IceInternals, protocol: object, host: string, port: number): Promise<void> {
+    // werift has just learned the address from the check (a peer-reflexive pair) and checks it back.
+    const moved = connection.checkList.find(
+      (p) => p.protocol === protocol && p.remoteCandidate.host === host && p.remoteCandidate.port === port,
+    );
+    for (
+      const deadline = performance.now() + REBINDING_CHECK_MS;
+      moved && moved.state !== PAIR_SUCCEEDED && performance.now() < deadline;
+    ) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    if (!moved || moved.state !== PAIR_SUCCEEDED || this.closed || connection.nominated?.protocol !== protocol) return;
+    moved.nominated = true;
+    connection.nominated = moved;
+    connection.queryConsent();
+    this.stats.natRebindings++;
   }
 
   /** Came up and is not closed (an ICE restart may be under way). */

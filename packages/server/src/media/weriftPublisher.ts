@@ -78,6 +78,7 @@ export function simulcastRids(offer: string): string[] {
 }
 
 export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements MediaPublisher {
+  protected readonly mediaKind = 'rtp';
   private readonly subscribers = new Set<WeriftSubscriber>();
   private readonly codecs: NegotiatedCodecs = {};
   /** Set once the offer is applied; its payload types say which packets are audio. */
@@ -403,6 +404,10 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
       audio: audio ? [...(audioRed ? [copy(audioRed)] : []), copy(audio)] : [],
       video: video ? [copy(video), new RTCRtpCodecParameters({ mimeType: 'video/rtx', clockRate: 90000 })] : [],
     };
+  }
+
+  setMediaDue(due: boolean): void {
+    this.mediaDue = due;
   }
 
   protected onClose(): void {

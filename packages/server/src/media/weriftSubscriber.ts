@@ -89,6 +89,8 @@ export function chooseLayer(video: PlayVideo, layers: readonly Pick<VideoLayer, 
 }
 
 export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
+  /** A player sends receiver reports and transport-wide feedback while the transport is up. */
+  protected readonly mediaKind = 'rtcp';
   private readonly senders: Partial<Record<Kind, RTCRtpSender>> = {};
   private readonly forwarders: Partial<Record<Kind, ForwardingSender>> = {};
   private readonly rewriter: VideoRewriter;

@@ -67,6 +67,25 @@ export class ServerMetrics {
       });
     };
 
+    // Totals by a label's values, kept elsewhere as a record of plain numbers.
+    const labelledTotals = <L extends string>(name: string, help: string, label: L, read: () => Readonly<Record<string, number>>): void => {
+      const seen = new Map<string, number>();
+      new Counter({
+        name,
+        help,
+        labelNames: [label],
+        registers,
+        collect() {
+          for (const [value, now] of Object.entries(read())) {
+            const before = seen.get(value) ?? 0;
+            // Every value is shown, at 0 too, so that a scrape names them all.
+            this.inc({ [label]: value } as Record<L, string>, now - before);
+            seen.set(value, now);
+          }
+        },
+      });
+    };
+
     // Announced streams are counted from the room events (this is built before the first login).
     let streams = 0;
     rooms.observer.on('streamCreated', () => streams++);
@@ -107,9 +126,10 @@ export class ServerMetrics {
       "Packets asked for by players and not sent again: the player's link had spent its retransmission budget.",
       () => media.retransmissionsRefused,
     );
-    total(
+    labelledTotals(
       'parley_media_stalls_total',
-      'Silences on connected media transports (nothing received for the stall time): their clients are told to restart ICE.',
+      'Connected media transports on which the media due stopped for the stall time, by cause (silent: nothing arrived; rtcp-only: RTCP only, no RTP from a publisher): their clients are told to restart ICE.',
+      'cause',
       () => media.mediaStalls,
     );
     total('parley_media_audio_red_sent_packets_total', 'Audio packets relayed to players as RED (RFC 2198).', () => media.redPacketsSent);
@@ -123,10 +143,16 @@ export class ServerMetrics {
       'Keyframe requests (PLI or FIR) received from players.',
       () => media.keyFrameRequestsReceived,
     );
+    labelledTotals(
+      'parley_media_dropped_packets_total',
+      'Datagrams the peer connections dropped, by reason: unauthenticated (STUN, DTLS, SRTP, SRTCP: forged, corrupted, or meant for another peer), replayed, malformed, of another DTLS epoch, or of no media protocol.',
+      'reason',
+      () => media.drops,
+    );
     total(
-      'parley_media_undecryptable_packets_total',
-      'Packets that failed SRTP or SRTCP authentication (forged, corrupted, or meant for another peer).',
-      () => media.undecryptablePackets,
+      'parley_media_nat_rebindings_total',
+      "Peer connections whose pair in use moved to the client's new address after its NAT rebound it.",
+      () => media.natRebindings,
     );
     total(
       'parley_media_unroutable_datagrams_total',

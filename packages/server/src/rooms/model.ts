@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { randomHex } from '../random.js';
 import {
+  carriesMedia,
   RemoteDeviceState,
   type RoomEvent,
   type RoomExtraInfo,
@@ -59,7 +60,12 @@ export class Publication {
     const now = this.deviceStates;
     if (camera === now.camera && microphone === now.microphone && speaker === now.speaker) return false;
     this.deviceStates = { camera, microphone, speaker };
+    this.media?.setMediaDue(this.mediaDue);
     return true;
+  }
+
+  get mediaDue(): boolean {
+    return carriesMedia(this.deviceStates);
   }
 }
 

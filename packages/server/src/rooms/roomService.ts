@@ -299,6 +299,7 @@ export class RoomService {
       return fail(ErrorCode.PublishInterrupted, 'publish cancelled');
     }
     publication.media = media;
+    media.setMediaDue(publication.mediaDue);
     clearTimeout(publication.orphanTimer);
     media.observer.once('connected', () => {
       if (publication.media !== media || publication.live) return;
