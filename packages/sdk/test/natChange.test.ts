@@ -1,15 +1,16 @@
 /**
  * A publisher behind a home router whose NAT changes mid-call (needs root, iptables, conntrack):
  * it maps the LAN to another public address, or to other ports, and forgets its flows. The
- * publisher's media and signalling both break; its session resumes and its ICE restarts over
- * the same transport. Its players see a pause, and no state or room change.
+ * publisher's media and signalling both break. Hearing nothing, it checks its pair at once; the
+ * server follows it to its new address (a NAT rebinding), and its signalling session resumes.
+ * Its players see a pause, and no state or room change; the stream is never published again.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { PlayerState, VideoBufferType } from '@parley/sdk';
-import { teardown, TestNetwork } from '@parley/testkit';
+import { serverMetric, teardown, TestNetwork } from '@parley/testkit';
 import { sleep, startTestServer } from './helpers.js';
 
 /** Events that are changes (not media reports such as quality, levels or keyframe requests). */
@@ -25,7 +26,8 @@ for (const change of ['address', 'port'] as const) {
     const router = network.addHost();
     const home = router.addLanHost();
     router.snat(router.ip, '20000-29999');
-    const env = await startTestServer({ host: network.serverIp });
+    // Heartbeats every 2 s: the signalling connection, broken by the NAT too, is found broken and resumed within the watch.
+    const env = await startTestServer({ host: network.serverIp, heartbeatTimeoutMs: 6000 });
     closeLater(() => env.close());
 
     const script = new URL('./publisherProcess.ts', import.meta.url).pathname;
@@ -89,6 +91,7 @@ for (const change of ['address', 'port'] as const) {
       publishStates.every((l) => /^state (PublishRequesting 1003020|Publishing 0)$/.test(l.line)),
       'the publisher went through PublishRequesting at most',
     );
+    assert.ok((await serverMetric(env.server.httpUrl, 'parley_media_nat_rebindings_total')) >= 1, 'the server followed the new address');
     const recent = frameTimes.filter((at) => at > Date.now() - 1000).length;
     assert.ok(recent >= 20, `frames still flow at the end (${recent} in the last second)`);
   });

@@ -48,6 +48,9 @@ interface StunProtocolInternals {
 const TCP_FIRST_FRAME_TIMEOUT_MS = 10_000;
 
 export class IceSockets {
+  /** Each adopted agent's share of the shared UDP socket, once it has one. */
+  private readonly agentSockets = new WeakMap<object, () => MuxedSocket | undefined>();
+
   private constructor(
     private readonly options: IceSocketOptions,
     private readonly udp: UdpMux | undefined,
@@ -88,6 +91,7 @@ export class IceSockets {
     const ufrags: string[] = [];
     let udp: MuxedSocket | undefined;
     let tcp: TcpPassiveProtocol | undefined;
+    this.agentSockets.set(created, () => udp);
 
     const takeFreshUfrag = (): void => {
       const werifts = agent.localUsername;
@@ -161,6 +165,14 @@ export class IceSockets {
         };
       }
     };
+  }
+
+  /**
+   * How long no datagram has come to `agent` from `host:port` on the shared UDP socket; undefined
+   * when none ever came, or the agent has sockets of its own (a port range).
+   */
+  silentForMs(agent: object, host: string, port: number): number | undefined {
+    return this.agentSockets.get(agent)?.()?.silentForMs(host, port);
   }
 
   /** 64 random bits (hex: ufrags allow letters, digits, + and / only), and not in use here. */

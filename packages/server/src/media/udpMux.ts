@@ -92,6 +92,7 @@ export class UdpMux {
       this.stats.unroutableDatagrams++;
       return;
     }
+    target.heardAtMs.set(key, performance.now());
     target.deliver(data, [remote.address, remote.port]);
   }
 
@@ -141,6 +142,8 @@ export class MuxedSocket implements IceUdpSocket {
   readonly socketType = 'udp4';
   readonly ufrags = new Set<string>();
   readonly addresses = new Set<string>();
+  /** When a datagram last came from each of its addresses ("host:port"). */
+  readonly heardAtMs = new Map<string, number>();
   onData: (data: Buffer, addr: Address) => void = () => undefined;
   /** Whether a binding request to `ufrag` carries a valid MESSAGE-INTEGRITY for this agent (set by its owner). */
   signed: (request: Buffer, ufrag: string) => boolean = () => false;
@@ -159,6 +162,12 @@ export class MuxedSocket implements IceUdpSocket {
   /** The shared socket, for the forwarding path's sends of media to an address this agent checked (as on werift's own UDP transport). */
   get socket(): Socket {
     return this.mux.socket;
+  }
+
+  /** How long no datagram has come from `host:port`, if one ever came. */
+  silentForMs(host: string, port: number): number | undefined {
+    const heard = this.heardAtMs.get(addressKey(host, port));
+    return heard === undefined ? undefined : performance.now() - heard;
   }
 
   /** The agent's credentials after an ICE restart: its earlier ufrags stay valid until it closes. */

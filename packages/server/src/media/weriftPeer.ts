@@ -107,10 +107,12 @@ interface IceInternals {
 }
 
 /**
- * A client whose media has stopped for this long and whose signed check then comes from another
- * address has been moved there by its NAT (a rebinding): the pair in use follows it.
+ * A client whose address in use has been silent for this long and whose signed check then comes
+ * from another address has been moved there by its NAT (a rebinding): the pair in use follows it.
+ * Media flows every few tens of ms; a client that checks a second path of its now and then (as
+ * browsers do) while its media goes on is not followed.
  */
-const REBINDING_SILENCE_MS = 1000;
+const REBINDING_SILENCE_MS = 500;
 /** How long the server's own check of the client's new address may take to succeed. */
 const REBINDING_CHECK_MS = 1000;
 
@@ -141,8 +143,6 @@ export abstract class WeriftPeer<Events extends EndpointEvents & Record<keyof Ev
   private livenessTimer: NodeJS.Timeout | undefined;
   /** ICE restarts are applied one at a time: the next waits for this one. */
   private restartQueue: Promise<unknown> = Promise.resolve();
-  /** The count of media from the client when last sampled, and when it last moved. */
-  private mediaSeen = { count: 0, atMs: 0 };
   /** The ICE protocols whose incoming checks are followed (see followClientChecks). */
   private readonly followed = new WeakSet<object>();
 
@@ -234,9 +234,7 @@ export abstract class WeriftPeer<Events extends EndpointEvents & Record<keyof Ev
     this.livenessTimer = setInterval(() => {
       const { received } = this;
       const sample = { media: received[this.mediaKind], packets: received.rtp + received.rtcp, reportedSent: received.reportedSent };
-      const now = performance.now();
-      if (sample.media !== this.mediaSeen.count) this.mediaSeen = { count: sample.media, atMs: now };
-      const change = judge.observe(sample, now, this.mediaDue);
+      const change = judge.observe(sample, performance.now(), this.mediaDue);
       if (change?.kind === 'stalled') {
         this.stats.mediaStalls[change.cause]++;
         this.endpointObserver.emit('stalled');
@@ -326,9 +324,9 @@ export abstract class WeriftPeer<Events extends EndpointEvents & Record<keyof Ev
    *   starts werift's consent over. A client that is gone sends none, and consent then lapses.
    * - A NAT rebinding: a client behind a NAT that changed its address or port goes on checking
    *   from the new one, while werift goes on sending to the old one until the client restarts
-   *   ICE. Once the client's media has stopped and its check comes from another address, and
-   *   the server's own check of that address succeeds (only the client can answer it), the pair
-   *   in use moves there, as mediasoup follows a client's new tuple.
+   *   ICE. Once nothing has come from the address in use for a while and a check comes from
+   *   another, and the server's own check of that address succeeds (only the client can answer
+   *   it), the pair in use moves there, as mediasoup follows a client's new tuple.
    */
   private followClientChecks(): void {
     const connection = this.iceConnection;
@@ -338,8 +336,11 @@ export abstract class WeriftPeer<Events extends EndpointEvents & Record<keyof Ev
     protocol.onRequestReceived.subscribe((_message, [host, port]) => {
       const pair = connection.nominated;
       if (!pair || pair.protocol !== protocol || (connection.state !== 'connected' && connection.state !== 'completed')) return;
-      if (host === pair.remoteCandidate.host && port === pair.remoteCandidate.port) connection.queryConsent();
-      else if (performance.now() - this.mediaSeen.atMs >= REBINDING_SILENCE_MS) void this.followRebinding(connection, protocol, host, port);
+      const { host: pairHost, port: pairPort } = pair.remoteCandidate;
+      if (host === pairHost && port === pairPort) connection.queryConsent();
+      else if ((this.options.sockets.silentForMs(connection, pairHost, pairPort) ?? 0) >= REBINDING_SILENCE_MS) {
+        void this.followRebinding(connection, protocol, host, port);
+      }
     });
   }
 
