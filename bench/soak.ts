@@ -77,7 +77,14 @@ export async function benchSoak(server: ServerUnderTest, { datagrams, frames }: 
     const before = await server.stats();
     const changes = call.mark();
     const start = Date.now();
-    const [, signalling] = await Promise.all([flood.send(datagrams, FLOOD_RATE), fuzzSignalling(server.url, frames)]);
+    const timed = async <T>(work: Promise<T>): Promise<{ result: T; seconds: number }> => ({
+      result: await work,
+      seconds: (Date.now() - start) / 1000,
+    });
+    const [floodTime, signalling] = await Promise.all([
+      timed(flood.send(datagrams, FLOOD_RATE)),
+      timed(fuzzSignalling(server.url, frames)),
+    ]);
     const end = Date.now();
     flood.close();
     await sleep(2000);
@@ -92,7 +99,6 @@ export async function benchSoak(server: ServerUnderTest, { datagrams, frames }: 
       ),
     ) as Record<string, number>;
     const unroutable = await serverMetric(server.httpUrl, 'parley_media_unroutable_datagrams_total');
-    const seconds = (end - start) / 1000;
     const seen = changes();
     const delivered = check.frames - check.missing.length;
     return [
@@ -100,15 +106,15 @@ export async function benchSoak(server: ServerUnderTest, { datagrams, frames }: 
         measure: 'forged datagrams sent',
         unit: 'per s',
         n: datagrams,
-        p50: datagrams / seconds,
-        note: `${[...flood.sent.keys()].length} kinds, from the publisher's, the player's and the server's addresses, over ${seconds.toFixed(0)} s`,
+        p50: datagrams / floodTime.seconds,
+        note: `${[...flood.sent.keys()].length} kinds, from the publisher's, the player's and the server's addresses, over ${floodTime.seconds.toFixed(0)} s`,
       },
       {
         measure: 'malformed signalling frames sent',
         unit: 'per s',
         n: frames,
-        p50: frames / seconds,
-        note: `answered: ${signalling.reply} replies, ${signalling.error} errors, ${signalling.close} closes; ${signalling.silent} unanswered`,
+        p50: frames / signalling.seconds,
+        note: `over ${signalling.seconds.toFixed(0)} s on ${SIGNALLING_CONNECTIONS} connections; answered: ${signalling.result.reply} replies, ${signalling.result.error} errors, ${signalling.result.close} closes; ${signalling.result.silent} unanswered`,
       },
       {
         measure: 'frames that reached the player',
