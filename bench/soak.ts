@@ -11,7 +11,7 @@ import { serverMetric, trackConnections } from '@parley/testkit';
 import { MEDIA_DROP_REASONS } from '@parley/protocol/rtp';
 import { TestClient } from '../packages/sdk/test/helpers.js';
 import { fuzzFrame, generator } from '../packages/sdk/test/fuzzFrames.js';
-import { floodFromCallAddresses, numberedCall } from '../packages/sdk/test/numberedCall.js';
+import { floodFromCallAddresses, numberedCall, type Flood, type NumberedCall } from '../packages/sdk/test/numberedCall.js';
 import { quantile, sleep, type Row, type ServerUnderTest } from './lib.js';
 
 const HOST = '127.0.0.1';
@@ -70,9 +70,11 @@ export async function benchSoak(server: ServerUnderTest, { datagrams, frames }: 
     clients.push(c);
     return c;
   };
-  const call = await numberedCall(client, HOST, mediaPort, 'r-soak');
-  const flood = await floodFromCallAddresses(call, HOST, mediaPort);
+  let call: NumberedCall | undefined;
+  let flood: Flood | undefined;
   try {
+    call = await numberedCall(client, HOST, mediaPort, 'r-soak');
+    flood = await floodFromCallAddresses(call, HOST, mediaPort);
     await sleep(2000);
     const before = await server.stats();
     const changes = call.mark();
@@ -163,9 +165,9 @@ export async function benchSoak(server: ServerUnderTest, { datagrams, frames }: 
       },
     ];
   } finally {
-    flood.close();
+    flood?.close();
     tracking.close();
-    call.stop();
+    call?.stop();
     await Promise.all(clients.map((c) => c.destroy()));
   }
 }

@@ -163,14 +163,20 @@ export interface Flood {
  * server's media port, and from that port to each of them.
  */
 export async function floodFromCallAddresses(call: NumberedCall, host: string, mediaPort: number): Promise<Flood> {
-  const directions = await Promise.all(
-    [
+  const directions: Array<{ to: number; socket: SpoofingSocket; forged: ReturnType<typeof forgedDatagrams> }> = [];
+  try {
+    for (const { from, to } of [
       { from: call.publisherPort, to: mediaPort },
       { from: call.playerPort, to: mediaPort },
       { from: mediaPort, to: call.publisherPort },
       { from: mediaPort, to: call.playerPort },
-    ].map(async ({ from, to }) => ({ to, socket: await SpoofingSocket.open({ host, port: from }), forged: forgedDatagrams() })),
-  );
+    ]) {
+      directions.push({ to, socket: await SpoofingSocket.open({ host, port: from }), forged: forgedDatagrams() });
+    }
+  } catch (err) {
+    for (const { socket } of directions) socket.close();
+    throw err;
+  }
   const sent = new Map<string, number>();
   const TICK_MS = 10;
   return {

@@ -71,8 +71,9 @@ test('RTP lost on the way to a player while RTCP still arrives: the player resta
   t.diagnostic(
     `the player noticed after ${noticedAfter} ms and played again ${playingAfter} ms after RTP came back; changes: ${JSON.stringify(seen)}`,
   );
-  // The second sender report after RTP stopped says it is owed (the first may count packets that arrived), then the stall time runs.
-  assert.ok(noticedAfter < 2 * 1500 + 3000, `noticed within two report intervals and the stall time (${noticedAfter} ms)`);
+  // The second sender report after RTP stopped says it is owed (the first may count packets that
+  // arrived; werift reports every 0.5-1.5 s), then the stall time runs, seen at the next sample.
+  assert.ok(noticedAfter < 2 * 1500 + 3000 + 750, `noticed within two report intervals, the stall time and a sample (${noticedAfter} ms)`);
   assert.deepEqual(
     seen.filter((change) => !change.startsWith('player: playerStateUpdate')),
     [],

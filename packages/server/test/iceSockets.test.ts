@@ -14,6 +14,10 @@ const bindingRequest = (username?: string, password?: string): Buffer => {
   if (password !== undefined) message.addMessageIntegrity(Buffer.from(password));
   return message.bytes;
 };
+const signedWith =
+  (password: string) =>
+  (request: Buffer): boolean =>
+    parseMessage(request, Buffer.from(password)) !== undefined;
 const bindingResponse = (): Buffer => new Message(methods.BINDING, classes.RESPONSE).bytes;
 /** What DTLS and SRTP look like to the mux: anything not STUN. */
 const media = (text: string): Buffer => Buffer.concat([Buffer.from([0x80, 0x60]), Buffer.from(text)]);
@@ -49,6 +53,7 @@ test('one UDP socket: each datagram reaches the agent its binding request named,
   t.after(() => mux.close());
   const agents = ['ufragA', 'ufragB'].map((ufrag) => {
     const socket = mux.socketFor([ufrag]);
+    socket.signed = signedWith(`${ufrag}-password`);
     const got: Array<[string, Address]> = [];
     socket.onData = (data, addr) => got.push([data.toString('latin1'), addr]);
     return { socket, got };
@@ -58,8 +63,8 @@ test('one UDP socket: each datagram reaches the agent its binding request named,
   t.after(() => [clientA, clientB, stranger].forEach((c) => c.socket.close()));
   const send = (from: typeof clientA, data: Buffer): void => from.socket.send(data, mux.port, '127.0.0.1');
 
-  send(clientA, bindingRequest('ufragA:peerA'));
-  send(clientB, bindingRequest('ufragB:peerB'));
+  send(clientA, bindingRequest('ufragA:peerA', 'ufragA-password'));
+  send(clientB, bindingRequest('ufragB:peerB', 'ufragB-password'));
   await until(() => a.got.length === 1 && b.got.length === 1, 'the checks');
   send(clientA, media('for A'));
   send(clientB, media('for B'));
@@ -70,11 +75,13 @@ test('one UDP socket: each datagram reaches the agent its binding request named,
   );
   assert.ok(a.got[1]![0].endsWith('for A') && b.got[1]![0].endsWith('for B'));
 
-  // A stranger: media from an address no agent checked, a check for a ufrag nobody has, a request with no USERNAME.
+  // A stranger: media from an address no agent checked, a check for a ufrag nobody has, a request
+  // with no USERNAME, and one to a real ufrag that is not signed (a ufrag is seen on the wire).
   send(stranger, media('lost'));
   send(stranger, bindingRequest('nobody:x'));
   send(stranger, bindingRequest());
-  await until(() => stats.unroutableDatagrams === 3, 'the stranger counted');
+  send(stranger, bindingRequest('ufragA:peerA'));
+  await until(() => stats.unroutableDatagrams === 4, 'the stranger counted');
   assert.equal(a.got.length + b.got.length, 4);
 
   // Replies leave from the one port.
@@ -89,6 +96,7 @@ test('an agent learns addresses from its own checks, keeps its earlier ufrags af
   const mux = await UdpMux.open('127.0.0.1', 0, stats, (err) => assert.fail(err));
   t.after(() => mux.close());
   const socket = mux.socketFor(['first']);
+  socket.signed = (request, ufrag) => signedWith(`${ufrag}-password`)(request);
   const got: string[] = [];
   socket.onData = (data) => got.push(data.toString('latin1'));
   const [peer, other] = await Promise.all([client(), client()]);
@@ -103,31 +111,35 @@ test('an agent learns addresses from its own checks, keeps its earlier ufrags af
   // A restart adds a ufrag; the old one still reaches the agent.
   socket.addUfrag('second');
   assert.throws(() => mux.socketFor(['second']), /in use/);
-  other.socket.send(bindingRequest('second:x'), mux.port, '127.0.0.1');
-  other.socket.send(bindingRequest('first:x'), mux.port, '127.0.0.1');
+  other.socket.send(bindingRequest('second:x', 'second-password'), mux.port, '127.0.0.1');
+  other.socket.send(bindingRequest('first:x', 'first-password'), mux.port, '127.0.0.1');
   await until(() => got.length === 3, 'checks to both ufrags');
 
-  // An address another agent has is taken over only by a check signed with the new agent's password.
+  // An address another agent has is taken over only by a check signed with the new agent's password,
+  // and only while the agent that has it has not had a signed check from it lately.
   const next = mux.socketFor(['third']);
   const nextGot: string[] = [];
   next.onData = (data) => nextGot.push(data.toString('latin1'));
-  next.signed = (request) => parseMessage(request, Buffer.from('third-password')) !== undefined;
+  next.signed = signedWith('third-password');
+  other.socket.send(bindingRequest('third:other', 'third-password'), mux.port, '127.0.0.1');
+  other.socket.send(media('still first'), mux.port, '127.0.0.1');
+  await until(() => got.length === 4, 'a signed check, but the address is in use: refused');
   peer.socket.send(bindingRequest('third:peer'), mux.port, '127.0.0.1');
   peer.socket.send(media('still first'), mux.port, '127.0.0.1');
-  await until(() => got.length === 4, 'the forged check refused');
+  await until(() => got.length === 5, 'the forged check refused');
   assert.equal(nextGot.length, 0);
   peer.socket.send(bindingRequest('third:peer', 'third-password'), mux.port, '127.0.0.1');
   peer.socket.send(media('now third'), mux.port, '127.0.0.1');
-  await until(() => nextGot.length === 2, 'the takeover');
-  assert.equal(got.length, 4);
+  await until(() => nextGot.length === 2, 'the takeover of an address the first agent only sent checks to');
+  assert.equal(got.length, 5);
 
   await socket.close();
   await socket.close();
   other.socket.send(media('after close'), mux.port, '127.0.0.1');
-  other.socket.send(bindingRequest('first:x'), mux.port, '127.0.0.1');
-  // Two refused here, after the forged check above.
-  await until(() => stats.unroutableDatagrams === 3, 'the closed agent refused');
-  assert.equal(got.length, 4);
+  other.socket.send(bindingRequest('first:x', 'first-password'), mux.port, '127.0.0.1');
+  // Two refused here, after the two refused checks above.
+  await until(() => stats.unroutableDatagrams === 4, 'the closed agent refused');
+  assert.equal(got.length, 5);
   const reused = mux.socketFor(['first', 'second']);
   await reused.close();
   await settle();
@@ -155,7 +167,7 @@ test('one TCP port: a connection goes to the agent its first binding request nam
   const mux = await TcpMux.open('127.0.0.1', 0, stats, 300);
   t.after(() => mux.close());
   const protocol = new TcpPassiveProtocol();
-  mux.addUfrag('agentufrag', protocol);
+  mux.addUfrag('agentufrag', protocol, signedWith('agent-password'));
   const requests: string[] = [];
   const data: string[] = [];
   protocol.onRequestReceived.subscribe((message, addr) => {
@@ -166,7 +178,7 @@ test('one TCP port: a connection goes to the agent its first binding request nam
 
   const good = await tcpClient(mux.port);
   t.after(() => good.socket.destroy());
-  const first = encodeTcpFrame(bindingRequest('agentufrag:client'));
+  const first = encodeTcpFrame(bindingRequest('agentufrag:client', 'agent-password'));
   // The first frame in two pieces, the second in the same write as the end of the first.
   good.socket.write(first.subarray(0, 5));
   await settle();
@@ -176,16 +188,18 @@ test('one TCP port: a connection goes to the agent its first binding request nam
   assert.deepEqual(data, ['hello']);
   await until(() => good.frames.length === 1, 'the reply');
 
-  // Unknown ufrag, not a binding request, an oversized frame, and silence: each is closed and counted.
+  // Unknown ufrag, an unsigned check to the agent, not a binding request, an oversized frame, and silence: each is closed and counted.
   const unknown = await tcpClient(mux.port);
   unknown.socket.write(encodeTcpFrame(bindingRequest('someoneelse:client')));
+  const unsigned = await tcpClient(mux.port);
+  unsigned.socket.write(encodeTcpFrame(bindingRequest('agentufrag:client')));
   const notStun = await tcpClient(mux.port);
   notStun.socket.write(encodeTcpFrame(media('not a check')));
   const oversized = await tcpClient(mux.port);
   oversized.socket.write(Buffer.from([0xff, 0xff, 0, 1]));
   const silent = await tcpClient(mux.port);
-  await Promise.all([unknown.closed, notStun.closed, oversized.closed, silent.closed]);
-  assert.equal(stats.unroutableTcpConnections, 4);
+  await Promise.all([unknown.closed, unsigned.closed, notStun.closed, oversized.closed, silent.closed]);
+  assert.equal(stats.unroutableTcpConnections, 5);
 
   // Once the agent is forgotten, its ufrag leads nowhere.
   mux.forget(protocol);

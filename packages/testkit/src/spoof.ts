@@ -9,12 +9,13 @@
  * Rules carry a comment with this process's pid, so a crashed run's are swept by the next one.
  */
 import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createSocket, type Socket } from 'node:dgram';
 
 const TAG = `plspoof${process.pid.toString(36)}`;
 /** A zone no other rule uses. */
 const ZONE = '7301';
+const ACCOUNTING = '/proc/sys/net/netfilter/nf_conntrack_acct';
 
 function iptables(...args: string[]): string {
   return execFileSync('iptables', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
@@ -32,6 +33,9 @@ function sweepStale(): void {
       if (!match) continue;
       const pid = parseInt(match[2]!, 36);
       if (pid === process.pid || alive(pid)) continue;
+      // A tracking rule also names the flow accounting setting it found (see trackConnections).
+      const accountingBefore = /--comment plspoof[0-9a-z]+-acct(\d)/.exec(rule)?.[1];
+      if (accountingBefore !== undefined) writeFileSync(ACCOUNTING, accountingBefore);
       try {
         iptables('-t', table, ...rule.replace(/^-A /, '-D ').split(' '));
       } catch {
@@ -57,19 +61,32 @@ function alive(pid: number): boolean {
  */
 export function trackConnections(): { close(): void } {
   sweepStale();
+  // Packet counts tell a peer connection's flow in use from its other candidates' checks. The
+  // setting found (0 while connection tracking is not loaded yet) is noted in the rule, for the
+  // next run to restore should this one crash.
+  const accountingBefore = existsSync(ACCOUNTING) ? readFileSync(ACCOUNTING, 'utf8').trim() : '0';
   // A rule that only reads the connection state, and changes nothing.
-  const rule = ['PREROUTING', '-m', 'conntrack', '--ctstate', 'INVALID', '-m', 'comment', '--comment', TAG, '-j', 'RETURN'];
+  const rule = [
+    'PREROUTING',
+    '-m',
+    'conntrack',
+    '--ctstate',
+    'INVALID',
+    '-m',
+    'comment',
+    '--comment',
+    `${TAG}-acct${accountingBefore}`,
+    '-j',
+    'RETURN',
+  ];
   iptables('-t', 'mangle', '-A', ...rule);
-  // Packet counts tell a peer connection's flow in use from its other candidates' checks.
-  const accounting = '/proc/sys/net/netfilter/nf_conntrack_acct';
-  const accountingBefore = readFileSync(accounting, 'utf8');
-  writeFileSync(accounting, '1');
+  writeFileSync(ACCOUNTING, '1');
   let closed = false;
   return {
     close() {
       if (closed) return;
       closed = true;
-      writeFileSync(accounting, accountingBefore);
+      writeFileSync(ACCOUNTING, accountingBefore);
       try {
         iptables('-t', 'mangle', '-D', ...rule);
       } catch {

@@ -67,7 +67,8 @@ interface CheckingAgent {
 
 /**
  * Sends one binding request on the ICE agent's pair in use now (as its consent checks do, every
- * 4-6 s): a NAT that moved this side to another address or port shows the other side where it
+ * 4-6 s), nominating it (USE-CANDIDATE, as libwebrtc's checks of its selected pair do): a NAT
+ * that moved this side to another address or port shows the other side where its pair in use
  * went. Its answer changes nothing here.
  */
 export function checkPairInUse(agent: object): void {
@@ -75,7 +76,7 @@ export function checkPairInUse(agent: object): void {
   const pair = ice.nominated;
   if (!pair || !ice.remotePassword) return;
   const request = ice.buildRequest({
-    nominate: false,
+    nominate: true,
     localUsername: ice.localUsername,
     remoteUsername: ice.remoteUsername,
     iceControlling: ice.iceControlling,

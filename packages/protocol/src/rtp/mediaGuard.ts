@@ -13,21 +13,24 @@
  *   A real close_notify (or fatal alert) from the peer still closes.
  * - SRTP and SRTCP: werift has no replay window; a replayed packet would reach players again.
  * - STUN: werift answers binding requests and acts on them (nomination, role switch, consent)
- *   without checking MESSAGE-INTEGRITY.
+ *   without checking MESSAGE-INTEGRITY, over UDP, ICE-TCP and TURN alike; nor does it notice a
+ *   signed request replayed from another address.
  * - Datagrams that are none of STUN, DTLS, RTP or RTCP (RFC 7983's first byte).
  *
  * It also counts the RTP and RTCP packets that authenticated, and reads the packet counts of the
  * sender reports among them: what media liveness is judged by.
  */
-import { hasValidIntegrity, isStunRequest, requestUfrag } from './stun.js';
+import { hasValidIntegrity, requestUfrag } from './stun.js';
 import { onEachTransport } from './iceAgents.js';
-import { extendSequence, ReplayWindow } from './replayWindow.js';
+import { ReplayWindow } from './replayWindow.js';
 
 export const MEDIA_DROP_REASONS = [
   /** First byte of no protocol of RFC 7983, or empty. */
   'unknown-protocol',
-  /** A STUN request without a USERNAME of ours or a MESSAGE-INTEGRITY under its password. */
+  /** A STUN request (over UDP, TCP or TURN) without a USERNAME of ours or a MESSAGE-INTEGRITY under its password. */
   'stun-unauthenticated',
+  /** A signed STUN request the agent took before, again from another address. */
+  'stun-replay',
   /** A DTLS record that does not fit its datagram. */
   'dtls-malformed',
   /** A DTLS content type other than change_cipher_spec, alert, handshake and application_data. */
@@ -60,6 +63,8 @@ class DroppedPacket extends Error {}
 /** libwebrtc's SRTP replay window for video: retransmissions arrive well behind the newest packet. */
 const SRTP_REPLAY_WINDOW = 1024;
 const DTLS_REPLAY_WINDOW = 64;
+/** A peer resends its last flight after a second or so (werift, OpenSSL): more often than this is not a lost answer. */
+const HANDSHAKE_ANSWER_INTERVAL_MS = 500;
 const CONTENT_TYPES = new Set([20, 21, 22, 23]);
 const ALERT = 21;
 const HANDSHAKE = 22;
@@ -77,8 +82,10 @@ interface IceAgent {
   userHistory: Record<string, string>;
   ensureProtocol(protocol: object): void;
 }
-interface UdpProtocol {
-  datagramReceived(data: Buffer, addr: unknown): void;
+/** Any of werift's ICE protocols (UDP, TCP, TURN): each hands the requests it receives, with their bytes, to this event. */
+interface IceProtocol {
+  datagramReceived?(data: Buffer, addr: unknown): void;
+  onRequestReceived?: { execute(message: unknown, addr: readonly [string, number], data: Buffer): void };
 }
 
 /** werift 0.24's `DtlsSocket` (the base of its DTLS client and server). */
@@ -104,10 +111,14 @@ interface DtlsRecord {
 interface SrtpSession {
   decrypt(packet: Buffer): Buffer;
 }
+/** werift 0.24's SRTP session: its receive context keeps each SSRC's rollover count. */
+interface SrtpRtpSession extends SrtpSession {
+  remoteContext: { srtpSSRCStates: Record<number, { rolloverCounter: number } | undefined> };
+}
 /** werift 0.24's `RTCDtlsTransport`. */
 interface DtlsTransport {
   dtls?: DtlsSocket;
-  srtp: SrtpSession;
+  srtp: SrtpRtpSession;
   srtcp: SrtpSession;
   start(): Promise<void>;
   updateSrtpSession(): void;
@@ -142,34 +153,56 @@ export function guardMedia<T extends object>(pc: T, drops: MediaDrops): { pc: T;
 function guardIceAgent(agent: IceAgent, drops: MediaDrops): void {
   const passwordOf = (ufrag: string): string | undefined =>
     agent.userHistory[ufrag] ?? (ufrag === agent.localUsername ? agent.localPassword : undefined);
+  const requests = new RecentRequests();
   const ensureProtocol = agent.ensureProtocol.bind(agent);
   agent.ensureProtocol = (created) => {
     ensureProtocol(created);
-    const protocol = created as Partial<UdpProtocol>;
-    if (typeof protocol.datagramReceived !== 'function') return; // TCP and TURN protocols receive otherwise
-    const datagramReceived = protocol.datagramReceived.bind(protocol);
-    protocol.datagramReceived = (data, addr) => {
-      const first = data[0];
-      if (first === undefined || !(first < 4 || (first >= 20 && first < 64) || (first >= 128 && first < 192))) {
-        drops['unknown-protocol']++;
-        return;
-      }
-      if (first < 4 && isStunRequest(data)) {
+    const protocol = created as IceProtocol;
+    const received = protocol.onRequestReceived;
+    if (received) {
+      const execute = received.execute;
+      received.execute = (message, addr, data) => {
         const ufrag = requestUfrag(data);
         const password = ufrag === undefined ? undefined : passwordOf(ufrag);
-        if (password === undefined || !hasValidIntegrity(data, password)) {
-          drops['stun-unauthenticated']++;
+        if (password === undefined || !hasValidIntegrity(data, password)) drops['stun-unauthenticated']++;
+        else if (!requests.fresh(data, addr)) drops['stun-replay']++;
+        else execute(message, addr, data);
+      };
+    }
+    // UDP: what is no media protocol at all goes no further (TCP frames and TURN data come whole).
+    const datagramReceived = protocol.datagramReceived?.bind(protocol);
+    if (datagramReceived) {
+      protocol.datagramReceived = (data, addr) => {
+        const first = data[0];
+        if (first === undefined || !(first < 4 || (first >= 20 && first < 64) || (first >= 128 && first < 192))) {
+          drops['unknown-protocol']++;
           return;
         }
-      }
-      datagramReceived(data, addr);
-    };
+        datagramReceived(data, addr);
+      };
+    }
   };
+}
+
+/** Requests an agent took lately, by transaction ID: the same one again from elsewhere is a replay (a retransmission comes from the same address). */
+class RecentRequests {
+  private static readonly KEPT = 256;
+  private readonly from = new Map<string, string>();
+
+  fresh(request: Buffer, [host, port]: readonly [string, number]): boolean {
+    const id = request.toString('hex', 8, 20);
+    const address = `${host}:${port}`;
+    const seen = this.from.get(id);
+    if (seen !== undefined) return seen === address;
+    this.from.set(id, address);
+    if (this.from.size > RecentRequests.KEPT) this.from.delete(this.from.keys().next().value!);
+    return true;
+  }
 }
 
 function guardDtls(socket: DtlsSocket, drops: MediaDrops): void {
   const werifts = socket.transport.socket.onData;
-  const replays = new ReplayWindow(DTLS_REPLAY_WINDOW);
+  const records = new EstablishedRecords(socket, drops, werifts);
   socket.transport.socket.onData = (data) => {
     for (let start = 0; start < data.length;) {
       if (data.length - start < RECORD_HEADER_BYTES) {
@@ -186,75 +219,89 @@ function guardDtls(socket: DtlsSocket, drops: MediaDrops): void {
       if (!CONTENT_TYPES.has(record[0]!)) drops['dtls-unknown-type']++;
       // The handshake: werift's own rules, as it is unauthenticated until Finished anyway.
       else if (!socket.connected) werifts(record);
-      else acceptRecord(socket, record, replays, drops, werifts);
+      else records.take(record);
     }
   };
 }
 
-/** A record after the handshake: authenticated, not a replay, of the current epoch. */
-function acceptRecord(socket: DtlsSocket, record: Buffer, replays: ReplayWindow, drops: MediaDrops, werifts: (data: Buffer) => void): void {
-  const contentType = record[0]!;
-  const epoch = record.readUInt16BE(3);
-  const sequenceNumber = record.readUIntBE(5, 6);
-  if (epoch !== CURRENT_EPOCH) {
-    drops['dtls-wrong-epoch']++;
-    return;
+/** After the handshake: records of the current epoch that authenticate and are not replays. */
+class EstablishedRecords {
+  private readonly replays = new ReplayWindow(DTLS_REPLAY_WINDOW);
+  private lastHandshakeMs = -Infinity;
+
+  constructor(
+    private readonly socket: DtlsSocket,
+    private readonly drops: MediaDrops,
+    private readonly werifts: (data: Buffer) => void,
+  ) {}
+
+  take(record: Buffer): void {
+    const { drops } = this;
+    const contentType = record[0]!;
+    const epoch = record.readUInt16BE(3);
+    const sequenceNumber = record.readUIntBE(5, 6);
+    if (epoch !== CURRENT_EPOCH) {
+      drops['dtls-wrong-epoch']++;
+      return;
+    }
+    let plaintext: Buffer;
+    try {
+      plaintext = this.socket.cipher.decryptPacket({
+        recordLayerHeader: {
+          contentType,
+          protocolVersion: { major: record[1]!, minor: record[2]! },
+          epoch,
+          sequenceNumber,
+          contentLen: record.length - RECORD_HEADER_BYTES,
+        },
+        fragment: record.subarray(RECORD_HEADER_BYTES),
+      });
+    } catch {
+      drops['dtls-unauthenticated']++;
+      return;
+    }
+    // werift resends a lost flight byte for byte, record numbers included: handshake records are
+    // exempt from the window, and their answers limited in rate instead.
+    if (contentType === HANDSHAKE) return this.handshakeAgain(record);
+    if (!this.replays.take(sequenceNumber)) {
+      drops['dtls-replay']++;
+      return;
+    }
+    if (contentType === APPLICATION_DATA) this.socket.onData.execute(plaintext);
+    // close_notify or a fatal alert ends the association; warnings do not.
+    else if (contentType === ALERT && (plaintext[0] === 2 || plaintext[1] === 0)) this.socket.onClose.execute();
   }
-  if (!replays.fresh(sequenceNumber)) {
-    drops['dtls-replay']++;
-    return;
+
+  /** A Finished again (ours was lost): werift answers with its last flight again, at most this often. */
+  private handshakeAgain(record: Buffer): void {
+    const now = performance.now();
+    if (now - this.lastHandshakeMs < HANDSHAKE_ANSWER_INTERVAL_MS) {
+      this.drops['dtls-replay']++;
+      return;
+    }
+    this.lastHandshakeMs = now;
+    this.werifts(record);
   }
-  let plaintext: Buffer;
-  try {
-    plaintext = socket.cipher.decryptPacket({
-      recordLayerHeader: {
-        contentType,
-        protocolVersion: { major: record[1]!, minor: record[2]! },
-        epoch,
-        sequenceNumber,
-        contentLen: record.length - RECORD_HEADER_BYTES,
-      },
-      fragment: record.subarray(RECORD_HEADER_BYTES),
-    });
-  } catch {
-    drops['dtls-unauthenticated']++;
-    return;
-  }
-  replays.accept(sequenceNumber);
-  if (contentType === APPLICATION_DATA) socket.onData.execute(plaintext);
-  // A retransmitted Finished (ours was lost): werift answers with its last flight again.
-  else if (contentType === HANDSHAKE) werifts(record);
-  // close_notify or a fatal alert ends the association; warnings do not.
-  else if (contentType === ALERT && (plaintext[0] === 2 || plaintext[1] === 0)) socket.onClose.execute();
 }
 
 function guardSrtp(transport: DtlsTransport, drops: MediaDrops, received: MediaReceived): void {
-  const rtpWindows = new Map<number, { highest: number; window: ReplayWindow }>();
+  const rtpWindows = new Map<number, ReplayWindow>();
   const rtcpWindows = new Map<number, ReplayWindow>();
   const rtcpTagBytes = transport.dtls?.srtp.srtpProfile === PROFILE_AEAD_AES_128_GCM ? 0 : 10;
 
   const rtp = transport.srtp;
   const decryptRtp = rtp.decrypt.bind(rtp);
   rtp.decrypt = (packet) => {
-    if (packet.length < 12) return dropped(drops, 'srtp-unauthenticated');
-    const ssrc = packet.readUInt32BE(8);
-    const state = rtpWindows.get(ssrc);
-    const index = extendSequence(packet.readUInt16BE(2), state?.highest ?? -1);
-    if (state && !state.window.fresh(index)) return dropped(drops, 'srtp-replay');
     let plain: Buffer;
     try {
       plain = decryptRtp(packet);
     } catch {
       return dropped(drops, 'srtp-unauthenticated');
     }
-    if (state) {
-      state.window.accept(index);
-      state.highest = Math.max(state.highest, index);
-    } else {
-      const window = new ReplayWindow(SRTP_REPLAY_WINDOW);
-      window.accept(index);
-      rtpWindows.set(ssrc, { highest: index, window });
-    }
+    // The packet's index as werift decrypted it: its rollover count for the SSRC, then the sequence number.
+    const ssrc = packet.readUInt32BE(8);
+    const rolloverCounter = rtp.remoteContext.srtpSSRCStates[ssrc]?.rolloverCounter ?? 0;
+    if (!windowOf(rtpWindows, ssrc).take(rolloverCounter * 0x10000 + packet.readUInt16BE(2))) return dropped(drops, 'srtp-replay');
     received.rtp++;
     return plain;
   };
@@ -262,29 +309,26 @@ function guardSrtp(transport: DtlsTransport, drops: MediaDrops, received: MediaR
   const rtcp = transport.srtcp;
   const decryptRtcp = rtcp.decrypt.bind(rtcp);
   rtcp.decrypt = (packet) => {
-    const indexAt = packet.length - rtcpTagBytes - 4;
-    if (indexAt < 8) return dropped(drops, 'srtcp-unauthenticated');
-    const ssrc = packet.readUInt32BE(4);
-    const index = packet.readUInt32BE(indexAt) & 0x7fffffff;
-    const window = rtcpWindows.get(ssrc);
-    if (window && !window.fresh(index)) return dropped(drops, 'srtcp-replay');
     let plain: Buffer;
     try {
       plain = decryptRtcp(packet);
     } catch {
       return dropped(drops, 'srtcp-unauthenticated');
     }
-    if (window) window.accept(index);
-    else {
-      const fresh = new ReplayWindow(SRTP_REPLAY_WINDOW);
-      fresh.accept(index);
-      rtcpWindows.set(ssrc, fresh);
-    }
+    // The SRTCP index follows the packet (and precedes the tag of AES-CM profiles), E flag aside.
+    const index = packet.readUInt32BE(packet.length - rtcpTagBytes - 4) & 0x7fffffff;
+    if (!windowOf(rtcpWindows, packet.readUInt32BE(4)).take(index)) return dropped(drops, 'srtcp-replay');
     received.rtcp++;
     readSenderReports(plain, received.reportedSent);
     return plain;
   };
 }
+
+const windowOf = (windows: Map<number, ReplayWindow>, ssrc: number): ReplayWindow => {
+  let window = windows.get(ssrc);
+  if (!window) windows.set(ssrc, (window = new ReplayWindow(SRTP_REPLAY_WINDOW)));
+  return window;
+};
 
 const SENDER_REPORT = 200;
 
@@ -299,7 +343,10 @@ function readSenderReports(compound: Buffer, latest: Map<number, number>): void 
   }
 }
 
+/** One error for every drop: a flood of forged packets makes no stack traces. */
+const DROPPED = new DroppedPacket('dropped by the media guard');
+
 function dropped(drops: MediaDrops, reason: MediaDropReason): never {
   drops[reason]++;
-  throw new DroppedPacket(reason);
+  throw DROPPED;
 }

@@ -124,7 +124,7 @@ abstract class WeriftTransport extends PeerTransport<RTCSessionDescription> {
         if (agent) checkPairInUse(agent);
         heard.atMs = now;
       }
-    }, QUIET_CHECK_MS / 4);
+    }, QUIET_CHECK_MS / 4).unref();
   }
 
   /** Transceivers are added in the constructor, where their event subscriptions must be made. */

@@ -48,9 +48,6 @@ interface StunProtocolInternals {
 const TCP_FIRST_FRAME_TIMEOUT_MS = 10_000;
 
 export class IceSockets {
-  /** Each adopted agent's share of the shared UDP socket, once it has one. */
-  private readonly agentSockets = new WeakMap<object, () => MuxedSocket | undefined>();
-
   private constructor(
     private readonly options: IceSocketOptions,
     private readonly udp: UdpMux | undefined,
@@ -91,8 +88,12 @@ export class IceSockets {
     const ufrags: string[] = [];
     let udp: MuxedSocket | undefined;
     let tcp: TcpPassiveProtocol | undefined;
-    this.agentSockets.set(created, () => udp);
 
+    /** Whether a binding request to one of the agent's ufrags carries a valid MESSAGE-INTEGRITY under its password. */
+    const signed = (request: Buffer, ufrag: string): boolean => {
+      const password = agent.userHistory[ufrag];
+      return password !== undefined && hasValidIntegrity(request, password);
+    };
     const takeFreshUfrag = (): void => {
       const werifts = agent.localUsername;
       const ufrag = this.freshUfrag();
@@ -104,7 +105,7 @@ export class IceSockets {
       }
       ufrags.push(ufrag);
       udp?.addUfrag(ufrag);
-      if (tcp) this.tcp?.addUfrag(ufrag, tcp);
+      if (tcp) this.tcp?.addUfrag(ufrag, tcp, (request) => signed(request, ufrag));
     };
     takeFreshUfrag();
     // werift's restart runs to its end synchronously: the fresh ufrag replaces its new one before anything reads it.
@@ -143,10 +144,7 @@ export class IceSockets {
         stun.connectionMade = async () => {
           const socket = udpMux.socketFor(ufrags);
           socket.onData = (data, addr) => stun.datagramReceived(data, addr);
-          socket.signed = (request, ufrag) => {
-            const password = agent.userHistory[ufrag];
-            return password !== undefined && hasValidIntegrity(request, password);
-          };
+          socket.signed = signed;
           stun.transport = socket;
           udp = socket;
         };
@@ -154,7 +152,7 @@ export class IceSockets {
         const passive = protocol as TcpPassiveProtocol & { connectionMade(localIp: string): Promise<void> };
         passive.connectionMade = async (localIp: string) => {
           passive.localIp = localIp;
-          for (const ufrag of ufrags) tcpMux.addUfrag(ufrag, passive);
+          for (const ufrag of ufrags) tcpMux.addUfrag(ufrag, passive, (request) => signed(request, ufrag));
           tcp = passive;
         };
         Object.defineProperty(passive, 'listeningPort', { get: () => tcpMux.port });
@@ -165,14 +163,6 @@ export class IceSockets {
         };
       }
     };
-  }
-
-  /**
-   * How long no datagram has come to `agent` from `host:port` on the shared UDP socket; undefined
-   * when none ever came, or the agent has sockets of its own (a port range).
-   */
-  silentForMs(agent: object, host: string, port: number): number | undefined {
-    return this.agentSockets.get(agent)?.()?.silentForMs(host, port);
   }
 
   /** 64 random bits (hex: ufrags allow letters, digits, + and / only), and not in use here. */

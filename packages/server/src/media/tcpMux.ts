@@ -22,7 +22,8 @@ const MAX_PENDING = 1000;
 const MAX_PENDING_PER_ADDRESS = 20;
 
 export class TcpMux {
-  private readonly byUfrag = new Map<string, TcpPassiveProtocol>();
+  /** Each agent's passive protocol, and whether a binding request carries a valid MESSAGE-INTEGRITY for it. */
+  private readonly byUfrag = new Map<string, { protocol: TcpPassiveProtocol; signed(request: Buffer): boolean }>();
   private readonly open = new Set<Socket>();
   /** Connections waiting for their first frame, by remote address. */
   private readonly pending = new Map<string, number>();
@@ -61,14 +62,14 @@ export class TcpMux {
     return this.byUfrag.has(ufrag);
   }
 
-  /** Connections to `ufrag` go to `protocol` until it closes. */
-  addUfrag(ufrag: string, protocol: TcpPassiveProtocol): void {
+  /** Connections whose first binding request is to `ufrag`, and `signed` for it, go to `protocol` until it closes. */
+  addUfrag(ufrag: string, protocol: TcpPassiveProtocol, signed: (request: Buffer) => boolean): void {
     if (this.byUfrag.has(ufrag)) throw new Error(`ICE ufrag ${ufrag} is in use`);
-    this.byUfrag.set(ufrag, protocol);
+    this.byUfrag.set(ufrag, { protocol, signed });
   }
 
   forget(protocol: TcpPassiveProtocol): void {
-    for (const [ufrag, owner] of this.byUfrag) if (owner === protocol) this.byUfrag.delete(ufrag);
+    for (const [ufrag, owner] of this.byUfrag) if (owner.protocol === protocol) this.byUfrag.delete(ufrag);
   }
 
   private accept(socket: Socket): void {
@@ -114,10 +115,13 @@ export class TcpMux {
       named();
       socket.pause();
       socket.off('data', onData);
-      const ufrag = bindingRequestUfrag(received.subarray(2, 2 + length));
-      const protocol = ufrag === undefined ? undefined : this.byUfrag.get(ufrag);
+      const request = received.subarray(2, 2 + length);
+      const ufrag = bindingRequestUfrag(request);
+      const owner = ufrag === undefined ? undefined : this.byUfrag.get(ufrag);
       const remote = socket.remoteAddress && socket.remotePort ? ([socket.remoteAddress, socket.remotePort] as Address) : undefined;
-      if (!protocol || !remote) return refuse();
+      // Only the client knows the password: a ufrag seen on the wire does not open a connection to its agent.
+      if (!owner?.signed(request) || !remote) return refuse();
+      const { protocol } = owner;
       // The agent reads the connection from its first byte, this frame included.
       socket.unshift(received);
       (protocol as unknown as SocketTaker).registerSocket(socket, remote);

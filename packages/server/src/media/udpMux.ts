@@ -26,6 +26,13 @@ const SOCKET_BUFFER_BYTES = 8 * 1024 * 1024;
 
 const addressKey = (host: string, port: number): string => `${host}:${port}`;
 
+/**
+ * An address of one agent's is given to another only when the first one's client has sent no
+ * signed check from it for this long: clients check every few seconds (browsers about every
+ * 2.5 s, werift every 4-6 s), so it has gone.
+ */
+const TAKEOVER_AFTER_MS = 15_000;
+
 export class UdpMux {
   private readonly byUfrag = new Map<string, MuxedSocket>();
   private readonly byAddress = new Map<string, MuxedSocket>();
@@ -76,23 +83,27 @@ export class UdpMux {
   private route(data: Buffer, remote: RemoteInfo): void {
     const key = addressKey(remote.address, remote.port);
     const ufrag = bindingRequestUfrag(data);
-    let target: MuxedSocket | undefined;
+    let target = this.byAddress.get(key);
     if (ufrag !== undefined) {
-      target = this.byUfrag.get(ufrag);
-      const current = this.byAddress.get(key);
-      // An address another agent has is taken over only by a request signed with this agent's password:
-      // one forged from a victim's address must not divert the victim's media.
-      if (target && current && current !== target && !target.signed(data, ufrag)) target = undefined;
-      // The request names its agent: its address is that agent's from now on.
-      if (target) this.learn(key, target, true);
-    } else {
-      target = this.byAddress.get(key);
+      const now = performance.now();
+      const named = this.byUfrag.get(ufrag);
+      const signed = named?.signed(data, ufrag) ?? false;
+      if (named && named !== target) {
+        // A new address for the named agent, which only its own client can sign for. One another
+        // agent has moves only once that agent's client has stopped checking from it: a user of
+        // this server, signing for its own agent from a victim's address, must not take the
+        // victim's media.
+        target = signed && (!target || now - target.checkedAtMs.get(key)! >= TAKEOVER_AFTER_MS) ? named : undefined;
+        if (target) this.learn(key, target, true);
+      } else if (!named) {
+        target = undefined;
+      }
+      if (target && signed) target.checkedAtMs.set(key, now);
     }
     if (!target) {
       this.stats.unroutableDatagrams++;
       return;
     }
-    target.heardAtMs.set(key, performance.now());
     target.deliver(data, [remote.address, remote.port]);
   }
 
@@ -106,9 +117,9 @@ export class UdpMux {
   learn(key: string, socket: MuxedSocket, takeOver: boolean): void {
     const current = this.byAddress.get(key);
     if (current === socket || (current && !takeOver)) return;
-    current?.addresses.delete(key);
+    current?.checkedAtMs.delete(key);
     this.byAddress.set(key, socket);
-    socket.addresses.add(key);
+    socket.checkedAtMs.set(key, -Infinity);
   }
 
   /** @internal */
@@ -126,7 +137,7 @@ export class UdpMux {
   /** @internal */
   forget(socket: MuxedSocket): void {
     for (const ufrag of socket.ufrags) if (this.byUfrag.get(ufrag) === socket) this.byUfrag.delete(ufrag);
-    for (const key of socket.addresses) if (this.byAddress.get(key) === socket) this.byAddress.delete(key);
+    for (const key of socket.checkedAtMs.keys()) if (this.byAddress.get(key) === socket) this.byAddress.delete(key);
   }
 
   close(): Promise<void> {
@@ -141,9 +152,8 @@ export class MuxedSocket implements IceUdpSocket {
   readonly type = 'udp';
   readonly socketType = 'udp4';
   readonly ufrags = new Set<string>();
-  readonly addresses = new Set<string>();
-  /** When a datagram last came from each of its addresses ("host:port"). */
-  readonly heardAtMs = new Map<string, number>();
+  /** Its addresses ("host:port"), and when a signed binding request last came from each. */
+  readonly checkedAtMs = new Map<string, number>();
   onData: (data: Buffer, addr: Address) => void = () => undefined;
   /** Whether a binding request to `ufrag` carries a valid MESSAGE-INTEGRITY for this agent (set by its owner). */
   signed: (request: Buffer, ufrag: string) => boolean = () => false;
@@ -162,12 +172,6 @@ export class MuxedSocket implements IceUdpSocket {
   /** The shared socket, for the forwarding path's sends of media to an address this agent checked (as on werift's own UDP transport). */
   get socket(): Socket {
     return this.mux.socket;
-  }
-
-  /** How long no datagram has come from `host:port`, if one ever came. */
-  silentForMs(host: string, port: number): number | undefined {
-    const heard = this.heardAtMs.get(addressKey(host, port));
-    return heard === undefined ? undefined : performance.now() - heard;
   }
 
   /** The agent's credentials after an ICE restart: its earlier ufrags stay valid until it closes. */

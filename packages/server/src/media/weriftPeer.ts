@@ -5,6 +5,7 @@
  */
 import { EventEmitter } from 'node:events';
 import {
+  CandidatePairState,
   RTCPeerConnection,
   RTCRtpCodecParameters,
   SessionDescription,
@@ -85,6 +86,11 @@ export const publishHeaderExtensions = (): HeaderExtensions => ({
 });
 
 /** werift 0.24's candidate pair, as far as the pair in use goes. */
+/** werift 0.24's STUN message, as far as its attributes go. */
+interface StunMessage {
+  attributesKeys: string[];
+}
+
 interface PairInternals {
   /** Seconds. */
   rtt?: number;
@@ -93,8 +99,6 @@ interface PairInternals {
   remoteCandidate: { host: string; port: number };
   protocol: { onRequestReceived: { subscribe(listener: (message: unknown, addr: readonly [string, number]) => void): unknown } };
 }
-/** werift's CandidatePairState.SUCCEEDED. */
-const PAIR_SUCCEEDED = 3;
 
 /** werift 0.24's ICE connection, as far as its pairs and consent go (private in its types). */
 interface IceInternals {
@@ -106,14 +110,7 @@ interface IceInternals {
   queryConsent(): void;
 }
 
-/**
- * A client whose address in use has been silent for this long and whose signed check then comes
- * from another address has been moved there by its NAT (a rebinding): the pair in use follows it.
- * Media flows every few tens of ms; a client that checks a second path of its now and then (as
- * browsers do) while its media goes on is not followed.
- */
-const REBINDING_SILENCE_MS = 500;
-/** How long the server's own check of the client's new address may take to succeed. */
+/** How long the server's own check of a client's new address may take to succeed. */
 const REBINDING_CHECK_MS = 1000;
 
 export const isLoopback = (ip: string): boolean => ip.startsWith('127.') || ip === '::1';
@@ -145,6 +142,8 @@ export abstract class WeriftPeer<Events extends EndpointEvents & Record<keyof Ev
   private restartQueue: Promise<unknown> = Promise.resolve();
   /** The ICE protocols whose incoming checks are followed (see followClientChecks). */
   private readonly followed = new WeakSet<object>();
+  /** A move of the pair in use to the client's new address is under way. */
+  private following = false;
 
   protected constructor(
     protected readonly options: PeerOptions,
@@ -323,23 +322,25 @@ export abstract class WeriftPeer<Events extends EndpointEvents & Record<keyof Ev
    *   seconds too, repeating lost checks: each of its checks that arrives on the pair in use
    *   starts werift's consent over. A client that is gone sends none, and consent then lapses.
    * - A NAT rebinding: a client behind a NAT that changed its address or port goes on checking
-   *   from the new one, while werift goes on sending to the old one until the client restarts
-   *   ICE. Once nothing has come from the address in use for a while and a check comes from
-   *   another, and the server's own check of that address succeeds (only the client can answer
-   *   it), the pair in use moves there, as mediasoup follows a client's new tuple.
+   *   its pair in use, now from the new one, while werift would go on sending to the old one (it
+   *   never replaces a nominated pair) until the client restarts ICE. A check that nominates
+   *   (USE-CANDIDATE: the client's pair in use, as browsers and the Node.js SDK send it, not a
+   *   check of a second path) from another address moves the pair in use there, once the
+   *   server's own check of that address succeeds (only the client can answer it), as mediasoup
+   *   follows a client's nominated tuple.
    */
   private followClientChecks(): void {
     const connection = this.iceConnection;
     const protocol = connection?.nominated?.protocol;
     if (!connection || !protocol || this.followed.has(protocol)) return;
     this.followed.add(protocol);
-    protocol.onRequestReceived.subscribe((_message, [host, port]) => {
+    protocol.onRequestReceived.subscribe((message, [host, port]) => {
       const pair = connection.nominated;
       if (!pair || pair.protocol !== protocol || (connection.state !== 'connected' && connection.state !== 'completed')) return;
-      const { host: pairHost, port: pairPort } = pair.remoteCandidate;
-      if (host === pairHost && port === pairPort) connection.queryConsent();
-      else if ((this.options.sockets.silentForMs(connection, pairHost, pairPort) ?? 0) >= REBINDING_SILENCE_MS) {
-        void this.followRebinding(connection, protocol, host, port);
+      if (host === pair.remoteCandidate.host && port === pair.remoteCandidate.port) connection.queryConsent();
+      else if ((message as StunMessage).attributesKeys.includes('USE-CANDIDATE') && !this.following) {
+        this.following = true;
+        void this.followRebinding(connection, protocol, host, port).finally(() => (this.following = false));
       }
     });
   }
@@ -351,11 +352,11 @@ export abstract class WeriftPeer<Events extends EndpointEvents & Record<keyof Ev
     );
     for (
       const deadline = performance.now() + REBINDING_CHECK_MS;
-      moved && moved.state !== PAIR_SUCCEEDED && performance.now() < deadline;
+      moved && moved.state !== CandidatePairState.SUCCEEDED && performance.now() < deadline;
     ) {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
-    if (!moved || moved.state !== PAIR_SUCCEEDED || this.closed || connection.nominated?.protocol !== protocol) return;
+    if (!moved || moved.state !== CandidatePairState.SUCCEEDED || this.closed || connection.nominated?.protocol !== protocol) return;
     moved.nominated = true;
     connection.nominated = moved;
     connection.queryConsent();
