@@ -5,12 +5,11 @@
  * what got through to the player, what the server dropped by which rule, the server's memory
  * before and after, and any state change the publisher or the player saw.
  */
-import { WebSocket } from 'ws';
 import { DEV_APP } from '@parley/server';
 import { serverMetric, trackConnections } from '@parley/testkit';
 import { MEDIA_DROP_REASONS } from '@parley/protocol/rtp';
 import { TestClient } from '../packages/sdk/test/helpers.js';
-import { fuzzFrame, generator } from '../packages/sdk/test/fuzzFrames.js';
+import { FuzzClient, fuzzFrame, generator, type FuzzOutcome } from '../packages/sdk/test/fuzzFrames.js';
 import { floodFromCallAddresses, numberedCall, type Flood, type NumberedCall } from '../packages/sdk/test/numberedCall.js';
 import { quantile, sleep, type Row, type ServerUnderTest } from './lib.js';
 
@@ -21,38 +20,15 @@ const SIGNALLING_CONNECTIONS = 8;
 /** A frame later than this after it was sent is not on time. */
 const ON_TIME_MS = 250;
 
-type Outcome = 'reply' | 'error' | 'close' | 'silent';
-
 /** Sends `count` fuzzed frames over a few connections, each waiting for its frame's answer (a reply, an error or a close). */
-async function fuzzSignalling(url: string, count: number): Promise<Record<Outcome, number>> {
-  const counts: Record<Outcome, number> = { reply: 0, error: 0, close: 0, silent: 0 };
+async function fuzzSignalling(url: string, count: number): Promise<Record<FuzzOutcome, number>> {
+  const counts: Record<FuzzOutcome, number> = { reply: 0, error: 0, close: 0, silent: 0 };
   const random = generator(4242);
   let left = count;
   const worker = async (): Promise<void> => {
-    let ws: WebSocket | undefined;
-    let answered: ((outcome: Outcome) => void) | undefined;
-    const open = async (): Promise<WebSocket> => {
-      const socket = new WebSocket(url);
-      await new Promise((resolve, reject) => socket.once('message', resolve).once('error', reject)); // hello
-      socket.on('message', (data) => answered?.((JSON.parse(data.toString()) as { type: string }).type === 'reply' ? 'reply' : 'error'));
-      socket.on('close', () => answered?.('close'));
-      socket.on('error', () => undefined);
-      return socket;
-    };
-    while (left-- > 0) {
-      if (!ws || ws.readyState !== WebSocket.OPEN) ws = await open();
-      const outcome = await new Promise<Outcome>((resolve) => {
-        const timer = setTimeout(() => resolve('silent'), 2000);
-        answered = (what) => {
-          clearTimeout(timer);
-          answered = undefined;
-          resolve(what);
-        };
-        ws!.send(fuzzFrame(random));
-      });
-      counts[outcome]++;
-    }
-    ws?.close();
+    const fuzz = new FuzzClient(url);
+    while (left-- > 0) counts[await fuzz.send(fuzzFrame(random))]++;
+    fuzz.close();
   };
   await Promise.all(Array.from({ length: SIGNALLING_CONNECTIONS }, worker));
   return counts;

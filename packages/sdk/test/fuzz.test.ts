@@ -2,9 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { WebSocket } from 'ws';
 import { liveCall, sleep, startTestServer } from './helpers.js';
-import { fuzzFrame, generator } from './fuzzFrames.js';
+import { FuzzClient, fuzzFrame, generator } from './fuzzFrames.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -19,37 +18,18 @@ test('protocol fuzz: 10,000 random and mutated frames beside a live call', async
   gc();
   const heapBefore = process.memoryUsage().heapUsed;
 
-  let ws: WebSocket | undefined;
   let limited = 0;
-  let answered: ((what: string) => void) | undefined;
-  const open = async (): Promise<WebSocket> => {
-    const socket = new WebSocket(env.server.url);
-    await new Promise((resolve, reject) => socket.once('message', resolve).once('error', reject)); // hello
-    socket.on('message', (data) => {
-      const message = JSON.parse(data.toString()) as { type: string; code?: number };
-      if (message.code === 1000095) limited++;
-      answered?.(message.type === 'reply' ? 'reply' : 'error');
-    });
-    socket.on('close', () => answered?.('close'));
-    return socket;
-  };
+  const fuzz = new FuzzClient(env.server.url, (message) => {
+    if (message.code === 1000095) limited++;
+  });
   const counts: Record<string, number> = { reply: 0, error: 0, close: 0, silent: 0 };
   const FRAMES = 10_000;
   const framesBefore = call.frames();
   for (let i = 0; i < FRAMES; i++) {
-    if (!ws || ws.readyState !== WebSocket.OPEN) ws = await open();
-    const outcome = await new Promise<string>((resolve) => {
-      const timer = setTimeout(() => resolve('silent'), 2000);
-      answered = (what) => {
-        clearTimeout(timer);
-        answered = undefined;
-        resolve(what);
-      };
-      ws!.send(fuzzFrame(random));
-    });
+    const outcome = await fuzz.send(fuzzFrame(random));
     counts[outcome] = (counts[outcome] ?? 0) + 1;
   }
-  ws?.close();
+  fuzz.close();
   await sleep(500);
   gc();
   const heapGrowthMB = (process.memoryUsage().heapUsed - heapBefore) / 2 ** 20;

@@ -3,6 +3,7 @@
  * binary, deeply nested, and (one in twenty) over the size limit, from a seeded generator so a
  * failing run can be replayed.
  */
+import { WebSocket } from 'ws';
 import { MAX_FRAME_BYTES } from '@parley/protocol';
 
 /** A seeded generator (mulberry32), so a failing run can be replayed with PARLEY_FUZZ_SEED. */
@@ -93,4 +94,52 @@ export function fuzzFrame(random: () => number): string | Buffer {
   if (r < 0.85) return Buffer.from(Array.from({ length: Math.floor(random() * 64) }, () => Math.floor(random() * 256)));
   if (r < 0.95) return `${'['.repeat(Math.floor(random() * 3000))}`;
   return 'x'.repeat(MAX_FRAME_BYTES + 1 + Math.floor(random() * 1000)); // oversize: the connection must close
+}
+
+export type FuzzOutcome = 'reply' | 'error' | 'close' | 'silent';
+
+/**
+ * A signalling connection that sends one frame at a time and tells how the server answered it:
+ * a reply, an error, a close (then the next frame opens a new connection), or nothing within 2 s.
+ */
+export class FuzzClient {
+  private ws: WebSocket | undefined;
+  private answered: ((outcome: FuzzOutcome) => void) | undefined;
+
+  /** `onMessage` sees every message the server sends. */
+  constructor(
+    private readonly url: string,
+    private readonly onMessage: (message: { type: string; code?: number }) => void = () => undefined,
+  ) {}
+
+  async send(frame: string | Buffer): Promise<FuzzOutcome> {
+    if (!this.ws || this.ws.readyState !== WebSocket.OPEN) this.ws = await this.open();
+    const ws = this.ws;
+    return new Promise<FuzzOutcome>((resolve) => {
+      const timer = setTimeout(() => resolve('silent'), 2000);
+      this.answered = (outcome) => {
+        clearTimeout(timer);
+        this.answered = undefined;
+        resolve(outcome);
+      };
+      ws.send(frame);
+    });
+  }
+
+  close(): void {
+    this.ws?.close();
+  }
+
+  private async open(): Promise<WebSocket> {
+    const socket = new WebSocket(this.url);
+    await new Promise((resolve, reject) => socket.once('message', resolve).once('error', reject)); // hello
+    socket.on('message', (data) => {
+      const message = JSON.parse(data.toString()) as { type: string; code?: number };
+      this.onMessage(message);
+      this.answered?.(message.type === 'reply' ? 'reply' : 'error');
+    });
+    socket.on('close', () => this.answered?.('close'));
+    socket.on('error', () => undefined);
+    return socket;
+  }
 }

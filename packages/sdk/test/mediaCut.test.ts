@@ -4,11 +4,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { PlayerState, VideoBufferType } from '@parley/sdk';
 import { serverMetric, teardown, TestNetwork } from '@parley/testkit';
 import { sleep, startTestServer } from './helpers.js';
+import { startPublisherIn } from './publisherChild.js';
 
 test('media cut (Node): 5 s without UDP, the publisher goes to PublishRequesting 1003020 and is back by ICE restart within 3 s; its player notices nothing but the pause', async (t) => {
   const closeLater = teardown(t);
@@ -17,30 +16,9 @@ test('media cut (Node): 5 s without UDP, the publisher goes to PublishRequesting
   const host = network.addHost();
   const env = await startTestServer({ host: network.serverIp });
   closeLater(() => env.close());
-  const script = new URL('./publisherProcess.ts', import.meta.url).pathname;
-  const [command, ...args] = host.command([
-    process.execPath,
-    '--import',
-    'tsx',
-    script,
-    env.server.url,
-    String(env.app.appID),
-    env.app.appSign,
-    'r-cut',
-    'pub',
-    's-cut',
-  ]);
-  const child = spawn(command!, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-  closeLater(() => child.kill('SIGKILL'));
-  const lines: Array<{ atMs: number; line: string }> = [];
-  createInterface({ input: child.stdout! }).on('line', (line) => lines.push({ atMs: Date.now(), line }));
-  const waitLine = async (pattern: RegExp, sinceMs: number, timeoutMs: number): Promise<number> => {
-    for (const deadline = Date.now() + timeoutMs; Date.now() < deadline; await sleep(50)) {
-      const found = lines.find((l) => l.atMs >= sinceMs && pattern.test(l.line));
-      if (found) return found.atMs;
-    }
-    throw new Error(`no line like ${pattern} within ${timeoutMs} ms; saw ${JSON.stringify(lines)}`);
-  };
+  const publisher = startPublisherIn(host, env, 'r-cut', 'pub', 's-cut');
+  closeLater(() => publisher.kill());
+  const waitLine = publisher.waitLine;
   await waitLine(/^publishing$/, 0, 20_000);
 
   const [player] = await env.inRoom('r-cut', 'player');

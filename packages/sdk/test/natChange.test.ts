@@ -7,11 +7,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { createInterface } from 'node:readline';
 import { PlayerState, VideoBufferType } from '@parley/sdk';
 import { serverMetric, teardown, TestNetwork } from '@parley/testkit';
 import { sleep, startTestServer } from './helpers.js';
+import { startPublisherIn } from './publisherChild.js';
 
 /** Events that are changes (not media reports such as quality, levels or keyframe requests). */
 const CHANGES = /^(roomStateChanged|roomUserUpdate|roomStreamUpdate|playerStateUpdate|roomStreamExtraInfoUpdate|remote\w+StateUpdate)$/;
@@ -30,26 +29,10 @@ for (const change of ['address', 'port'] as const) {
     const env = await startTestServer({ host: network.serverIp, heartbeatTimeoutMs: 6000 });
     closeLater(() => env.close());
 
-    const script = new URL('./publisherProcess.ts', import.meta.url).pathname;
-    const [command, ...args] = home.command([
-      process.execPath,
-      '--import',
-      'tsx',
-      script,
-      env.server.url,
-      String(env.app.appID),
-      env.app.appSign,
-      'r-nat',
-      'pub',
-      's-nat',
-    ]);
-    const child = spawn(command!, args, { stdio: ['ignore', 'pipe', 'inherit'] });
-    closeLater(() => child.kill('SIGKILL'));
-    const lines: Array<{ atMs: number; line: string }> = [];
-    createInterface({ input: child.stdout! }).on('line', (line) => lines.push({ atMs: Date.now(), line }));
-    for (const deadline = Date.now() + 20_000; !lines.some((l) => l.line === 'publishing'); await sleep(50)) {
-      if (Date.now() > deadline) throw new Error(`the publisher did not publish: ${JSON.stringify(lines)}`);
-    }
+    const publisher = startPublisherIn(home, env, 'r-nat', 'pub', 's-nat');
+    closeLater(() => publisher.kill());
+    const { lines } = publisher;
+    await publisher.waitLine(/^publishing$/, 0, 20_000);
 
     const [player] = await env.inRoom('r-nat', 'player');
     const frameTimes: number[] = [];

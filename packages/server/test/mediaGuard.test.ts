@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { RTCPeerConnection } from 'werift';
 import { FORGERY_KINDS, forgedDatagrams } from '@parley/testkit';
+import type { DtlsRecord } from '@parley/protocol/rtp';
 import { distinct, forwardingCall, frames, sendEach } from './forwardingCall.js';
 
 /** werift's ICE connection of a client, as far as sending from its pair in use and its credentials go. */
@@ -97,18 +98,7 @@ test("a publisher's and a player's real packets sent again are dropped as replay
 /** werift's DTLS client of a peer connection: its record sequence and cipher. */
 interface DtlsClient {
   dtls: { recordSequenceNumber: number };
-  cipher: {
-    encryptPacket(record: {
-      recordLayerHeader: {
-        contentType: number;
-        protocolVersion: { major: number; minor: number };
-        epoch: number;
-        sequenceNumber: number;
-        contentLen: number;
-      };
-      fragment: Buffer;
-    }): { fragment: Buffer };
-  };
+  cipher: { encryptPacket(record: DtlsRecord): { fragment: Buffer } };
 }
 
 test("a player's real close_notify (encrypted, epoch 1) still closes its transport; its publisher is untouched", async (t) => {

@@ -30,7 +30,8 @@ function tryRun(command: string, ...args: string[]): void {
   }
 }
 
-function alive(pid: number): boolean {
+/** Whether process `pid` runs (a crashed run's leftovers are swept by the next). */
+export function processAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -100,7 +101,7 @@ function sweepStale(): void {
     const match = / lo:pl([0-9a-z]+)/.exec(line);
     if (match) pids.add(parseInt(match[1]!, 36));
   }
-  for (const pid of pids) if (pid !== process.pid && !alive(pid)) sweep(pid);
+  for (const pid of pids) if (pid !== process.pid && !processAlive(pid)) sweep(pid);
 }
 
 export interface LinkShape {

@@ -11,6 +11,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createSocket, type Socket } from 'node:dgram';
+import { processAlive } from './network.js';
 
 const TAG = `plspoof${process.pid.toString(36)}`;
 /** A zone no other rule uses. */
@@ -32,7 +33,7 @@ function sweepStale(): void {
       const match = /--comment (plspoof([0-9a-z]+))/.exec(rule);
       if (!match) continue;
       const pid = parseInt(match[2]!, 36);
-      if (pid === process.pid || alive(pid)) continue;
+      if (pid === process.pid || processAlive(pid)) continue;
       // A tracking rule also names the flow accounting setting it found (see trackConnections).
       const accountingBefore = /--comment plspoof[0-9a-z]+-acct(\d)/.exec(rule)?.[1];
       if (accountingBefore !== undefined) writeFileSync(ACCOUNTING, accountingBefore);
@@ -42,15 +43,6 @@ function sweepStale(): void {
         // already gone
       }
     }
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -97,8 +97,8 @@ interface DtlsSocket {
   onData: { execute(data: Buffer): void };
   onClose: { execute(): void };
 }
-/** What werift's `CipherContext.decryptPacket` reads of a record (a `DtlsPlaintext`). */
-interface DtlsRecord {
+/** What werift's `CipherContext.decryptPacket` and `encryptPacket` read of a record (a `DtlsPlaintext`). */
+export interface DtlsRecord {
   recordLayerHeader: {
     contentType: number;
     protocolVersion: { major: number; minor: number };
