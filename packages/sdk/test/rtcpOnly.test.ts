@@ -20,21 +20,23 @@ test('RTP lost on the way to a player while RTCP still arrives: the player resta
   closeLater(() => tracking.close());
   const env = await startTestServer();
   closeLater(() => env.close());
-  const call = await numberedCall(env.client, HOST, env.server.media.udpPort!, 'r-rtcp-only');
+  const mediaPort = env.server.media.udpPort!;
+  const call = await numberedCall(env.client, HOST, mediaPort, 'r-rtcp-only');
   closeLater(() => call.stop());
   await sleep(1000);
   const changes = call.mark();
 
-  // UDP to the player whose payload is RTP (version 2, payload type 96-127 with or without the
-  // marker bit); RTCP (packet types 200-206) still passes.
+  // RTP from the server's media port (version 2, payload type 96-127 with or without the marker
+  // bit): what players get, on whichever of their candidates an ICE restart settles; RTCP
+  // (packet types 200-206) still passes.
   const rule = [
     'INPUT',
     '-p',
     'udp',
-    '-d',
+    '-s',
     HOST,
-    '--dport',
-    String(call.playerPort),
+    '--sport',
+    String(mediaPort),
     '-m',
     'u32',
     '--u32',
