@@ -32,8 +32,7 @@ import {
 } from './weriftPeer.js';
 import type { LinkQuality, MediaPublisher, MediaSubscriber, PlayVideo, PublisherEvents } from './types.js';
 import { WeriftSubscriber } from './weriftSubscriber.js';
-
-export type Kind = 'audio' | 'video';
+import type { Kind, LayerSource } from './layerSource.js';
 
 const NO_AUDIO: AudioFormat = { opus: -1, red: -1, levelId: 0 };
 
@@ -77,7 +76,7 @@ export function simulcastRids(offer: string): string[] {
     .filter((rid) => rid.length > 0);
 }
 
-export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements MediaPublisher {
+export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements MediaPublisher, LayerSource {
   protected readonly mediaKind = 'rtp';
   private readonly subscribers = new Set<WeriftSubscriber>();
   private readonly codecs: NegotiatedCodecs = {};

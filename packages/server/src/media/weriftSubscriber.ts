@@ -25,7 +25,7 @@ import { TRANSPORT_CC_URI } from './uplinkFeedback.js';
 import { ALL_TEMPORAL_LAYERS, VideoRewriter } from './videoRewriter.js';
 import { addNack, WeriftPeer, type HeaderExtensions, type PeerOptions } from './weriftPeer.js';
 import type { VideoLayer } from './videoLayer.js';
-import type { Kind, WeriftPublisher } from './weriftPublisher.js';
+import type { Kind, LayerSource } from './layerSource.js';
 import type { LinkQuality, MediaSubscriber, PlayMuted, PlayVideo } from './types.js';
 
 const SMALL = 1;
@@ -119,7 +119,7 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
   private videoMuted = false;
   private audioMuted = false;
 
-  static async create(options: PeerOptions, offer: string, publisher: WeriftPublisher, video?: PlayVideo): Promise<WeriftSubscriber> {
+  static async create(options: PeerOptions, offer: string, publisher: LayerSource, video?: PlayVideo): Promise<WeriftSubscriber> {
     const subscriber = new WeriftSubscriber(options, publisher, video);
     await subscriber.negotiate(offer, (t) => {
       t.setDirection('sendonly');
@@ -146,7 +146,7 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
 
   private constructor(
     options: PeerOptions,
-    private readonly publisher: WeriftPublisher,
+    private readonly publisher: LayerSource,
     video: PlayVideo = { type: 0, viewWidth: 0, viewHeight: 0 },
   ) {
     super(options, publisher.subscriberCodecs(), subscribeHeaderExtensions());
