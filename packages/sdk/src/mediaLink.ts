@@ -5,8 +5,9 @@
  *   idle → connecting: a transport is negotiated (offer → server → answer → ICE and DTLS up)
  *   connecting → flowing
  *   flowing → restarting: the media due (RTP on a play, the server's RTCP on a publish) has not
- *     arrived for `mediaStallMs`, the server says its media does not arrive there, or ICE failed: ICE restarts on the same transport (DTLS, SRTP and the media above
- *     stay), one every few seconds while none brings media back
+ *     arrived for `mediaStallMs`, the server says its media does not arrive there, or ICE
+ *     failed: ICE restarts on the same transport (DTLS, SRTP and the media above stay), one
+ *     every few seconds while none brings media back
  *   restarting → flowing: packets arrive again after a restart's answer
  *   restarting → connecting: the restart is refused, or brings nothing back within the connect
  *     timeout, or the server still receives nothing: a new transport

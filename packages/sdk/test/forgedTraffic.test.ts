@@ -8,28 +8,20 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MEDIA_DROP_REASONS } from '@parley/protocol/rtp';
-import { FORGERY_KINDS, serverMetric, teardown, trackConnections } from '@parley/testkit';
-import { sleep, startTestServer } from './helpers.js';
-import { floodFromCallAddresses, numberedCall } from './numberedCall.js';
+import { FORGERY_KINDS, serverMetric, teardown } from '@parley/testkit';
+import { sleep } from './helpers.js';
+import { floodFromCallAddresses, loopbackNumberedCall, LOOPBACK } from './numberedCall.js';
 
 const FLOOD_MS = 30_000;
 /** Forged datagrams a second, over the four directions. */
 const FLOOD_RATE = 4000;
 /** A frame later than this after it was sent is not on time. */
 const ON_TIME_MS = 250;
-const HOST = '127.0.0.1';
 
 test("forged datagrams (every kind, 4,000 a second for 30 s, from the publisher's, the player's and the server's own addresses) change nothing: every frame reaches the player intact, in order and on time", async (t) => {
   const closeLater = teardown(t);
-  const tracking = trackConnections();
-  closeLater(() => tracking.close());
-  const env = await startTestServer();
-  closeLater(() => env.close());
-  const mediaPort = env.server.media.udpPort!;
-  const call = await numberedCall(env.client, HOST, mediaPort, 'r-forged');
-  closeLater(() => call.stop());
-  await sleep(1000);
-  const flood = await floodFromCallAddresses(call, HOST, mediaPort);
+  const { env, mediaPort, call } = await loopbackNumberedCall(closeLater, 'r-forged');
+  const flood = await floodFromCallAddresses(call, LOOPBACK, mediaPort);
   closeLater(() => flood.close());
 
   const changes = call.mark();

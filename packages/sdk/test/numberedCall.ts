@@ -5,10 +5,11 @@
  * from the call's own addresses (see the test kit's forgery and spoof).
  */
 import { PlayerState, PublisherState, VideoBufferType, type ParleyEngine } from '@parley/sdk';
-import { forgedDatagrams, SpoofingSocket, udpFlowsTo } from '@parley/testkit';
-import { audioFixture, sleep, videoFixture, type TestClient } from './helpers.js';
+import { forgedDatagrams, SpoofingSocket, trackConnections, udpFlowsTo } from '@parley/testkit';
+import { audioFixture, sleep, startTestServer, videoFixture, type TestClient, type TestServer } from './helpers.js';
 
 const KEYFRAME_INTERVAL = 30;
+export const LOOPBACK = '127.0.0.1';
 
 /** Room and media state changes, not the media reports (quality, levels, keyframe requests) that come all the time. */
 const CHANGES =
@@ -148,6 +149,25 @@ export async function numberedCall(client: () => TestClient, host: string, media
     },
     stop: () => publishing.stop(),
   };
+}
+
+/**
+ * A test server on 127.0.0.1 and a numbered call in `roomID`, flowing for a second, with
+ * connection tracking on while it lasts; `closeLater` gets what must be undone.
+ */
+export async function loopbackNumberedCall(
+  closeLater: (close: () => unknown) => void,
+  roomID: string,
+): Promise<{ env: TestServer; mediaPort: number; call: NumberedCall }> {
+  const tracking = trackConnections();
+  closeLater(() => tracking.close());
+  const env = await startTestServer();
+  closeLater(() => env.close());
+  const mediaPort = env.server.media.udpPort!;
+  const call = await numberedCall(env.client, LOOPBACK, mediaPort, roomID);
+  closeLater(() => call.stop());
+  await sleep(1000);
+  return { env, mediaPort, call };
 }
 
 export interface Flood {

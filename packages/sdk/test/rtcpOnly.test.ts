@@ -7,23 +7,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { PlayerState } from '@parley/sdk';
-import { teardown, trackConnections } from '@parley/testkit';
-import { sleep, startTestServer } from './helpers.js';
-import { numberedCall } from './numberedCall.js';
+import { teardown } from '@parley/testkit';
+import { sleep } from './helpers.js';
+import { loopbackNumberedCall, LOOPBACK } from './numberedCall.js';
 
-const HOST = '127.0.0.1';
 const BLOCK_MS = 6000;
 
 test('RTP lost on the way to a player while RTCP still arrives: the player restarts ICE (PlayRequesting) and plays on once RTP comes again; the publisher sees nothing', async (t) => {
   const closeLater = teardown(t);
-  const tracking = trackConnections();
-  closeLater(() => tracking.close());
-  const env = await startTestServer();
-  closeLater(() => env.close());
-  const mediaPort = env.server.media.udpPort!;
-  const call = await numberedCall(env.client, HOST, mediaPort, 'r-rtcp-only');
-  closeLater(() => call.stop());
-  await sleep(1000);
+  const { mediaPort, call } = await loopbackNumberedCall(closeLater, 'r-rtcp-only');
   const changes = call.mark();
 
   // RTP from the server's media port (version 2, payload type 96-127 with or without the marker
@@ -34,7 +26,7 @@ test('RTP lost on the way to a player while RTCP still arrives: the player resta
     '-p',
     'udp',
     '-s',
-    HOST,
+    LOOPBACK,
     '--sport',
     String(mediaPort),
     '-m',

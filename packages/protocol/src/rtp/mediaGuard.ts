@@ -23,6 +23,7 @@
 import { hasValidIntegrity, requestUfrag } from './stun.js';
 import { onEachTransport } from './iceAgents.js';
 import { ReplayWindow } from './replayWindow.js';
+import type { LivenessSample } from '../liveness.js';
 
 export const MEDIA_DROP_REASONS = [
   /** First byte of no protocol of RFC 7983, or empty. */
@@ -56,9 +57,6 @@ export interface MediaReceived {
   /** The packet counts of the peer's latest sender reports, by SSRC. */
   readonly reportedSent: Map<number, number>;
 }
-
-/** Thrown from SRTP and SRTCP decryption for what is dropped: werift's receive path drops the packet (its caller catches and logs). */
-class DroppedPacket extends Error {}
 
 /** libwebrtc's SRTP replay window for video: retransmissions arrive well behind the newest packet. */
 const SRTP_REPLAY_WINDOW = 1024;
@@ -123,6 +121,11 @@ interface DtlsTransport {
   start(): Promise<void>;
   updateSrtpSession(): void;
   iceTransport: { connection: object };
+}
+
+/** What has authenticated so far, as liveness samples it: `media` is what the peer must send. */
+export function livenessSample(received: MediaReceived, media: 'rtp' | 'rtcp'): LivenessSample {
+  return { media: received[media], packets: received.rtp + received.rtcp, reportedSent: received.reportedSent };
 }
 
 /**
@@ -343,8 +346,11 @@ function readSenderReports(compound: Buffer, latest: Map<number, number>): void 
   }
 }
 
-/** One error for every drop: a flood of forged packets makes no stack traces. */
-const DROPPED = new DroppedPacket('dropped by the media guard');
+/**
+ * Thrown from SRTP and SRTCP decryption for what is dropped: werift's receive path drops the
+ * packet (its caller catches and logs). One error for every drop: a flood makes no stack traces.
+ */
+const DROPPED = new Error('dropped by the media guard');
 
 function dropped(drops: MediaDrops, reason: MediaDropReason): never {
   drops[reason]++;

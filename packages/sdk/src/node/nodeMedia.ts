@@ -36,6 +36,7 @@ import {
 import {
   checkPairInUse,
   guardMedia,
+  livenessSample,
   NackGenerator,
   noMediaDrops,
   withoutDefaultStunServer,
@@ -116,7 +117,7 @@ abstract class WeriftTransport extends PeerTransport<RTCSessionDescription> {
     this.pc.connectionStateChange.subscribe((s) => this.connectionStateChanged(s));
     let heard = { packets: 0, atMs: performance.now() };
     this.quietChecks = setInterval(() => {
-      const packets = this.received.rtp + this.received.rtcp;
+      const { packets } = livenessSample(this.received, this.receives);
       const now = performance.now();
       if (packets !== heard.packets) heard = { packets, atMs: now };
       else if (now - heard.atMs >= QUIET_CHECK_MS) {
@@ -153,8 +154,7 @@ abstract class WeriftTransport extends PeerTransport<RTCSessionDescription> {
 
   /** Counted as they authenticate: werift's getStats gathers everything and costs a bot real CPU. */
   override async mediaProgress(): Promise<LivenessSample> {
-    const { rtp, rtcp, reportedSent } = this.received;
-    return { media: this.received[this.receives], packets: rtp + rtcp, reportedSent };
+    return livenessSample(this.received, this.receives);
   }
 
   protected closePeer(): Promise<void> {

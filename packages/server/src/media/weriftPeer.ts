@@ -27,7 +27,7 @@ import {
 } from 'werift';
 import { LivenessJudge } from '@parley/protocol';
 import { SdpError, type EndpointEvents, type MediaStats } from './types.js';
-import { guardMedia, onEachIceAgent, withoutDefaultStunServer, type MediaReceived } from '@parley/protocol/rtp';
+import { guardMedia, livenessSample, onEachIceAgent, withoutDefaultStunServer, type MediaReceived } from '@parley/protocol/rtp';
 import type { IceSockets } from './iceSockets.js';
 
 export interface PeerOptions {
@@ -35,7 +35,7 @@ export interface PeerOptions {
   listenIp: string;
   announcedIp?: string;
   connectTimeoutMs: number;
-  /** A connected peer from which the media due (see `WeriftPeer.mediaCount`) does not arrive for this long is stalled. */
+  /** A connected peer from which the media due (see `WeriftPeer.mediaKind`) does not arrive for this long is stalled. */
   mediaStallMs: number;
   /** The plane's numbers, which every peer adds to. */
   stats: MediaStats;
@@ -85,12 +85,12 @@ export const publishHeaderExtensions = (): HeaderExtensions => ({
   video: [useSdesMid(), useSdesRTPStreamId(), useRepairedRtpStreamId(), useTransportWideCC(), useAbsSendTime()],
 });
 
-/** werift 0.24's candidate pair, as far as the pair in use goes. */
 /** werift 0.24's STUN message, as far as its attributes go. */
 interface StunMessage {
   attributesKeys: string[];
 }
 
+/** werift 0.24's candidate pair, as far as the pair in use goes. */
 interface PairInternals {
   /** Seconds. */
   rtt?: number;
@@ -231,9 +231,7 @@ export abstract class WeriftPeer<Events extends EndpointEvents & Record<keyof Ev
     const judge = new LivenessJudge(this.options.mediaStallMs);
     this.liveness = judge;
     this.livenessTimer = setInterval(() => {
-      const { received } = this;
-      const sample = { media: received[this.mediaKind], packets: received.rtp + received.rtcp, reportedSent: received.reportedSent };
-      const change = judge.observe(sample, performance.now(), this.mediaDue);
+      const change = judge.observe(livenessSample(this.received, this.mediaKind), performance.now(), this.mediaDue);
       if (change?.kind === 'stalled') {
         this.stats.mediaStalls[change.cause]++;
         this.endpointObserver.emit('stalled');
