@@ -18,6 +18,8 @@ export async function forwardingCall(
   t: TestContext,
   playerProfiles?: number[],
   planeOptions: Partial<WeriftPlaneOptions> = {},
+  /** Called with the player's peer connection before it negotiates (its ICE connection exists then). */
+  beforePlayerConnects: (player: RTCPeerConnection) => void = () => undefined,
 ): Promise<{
   send(packet: RtpPacket): void;
   received: Array<[number, Buffer]>;
@@ -53,6 +55,7 @@ export async function forwardingCall(
   t.after(() => player.close());
   player.addTransceiver('audio', { direction: 'recvonly' });
   player.addTransceiver('video', { direction: 'recvonly' });
+  beforePlayerConnects(player);
   const received: Array<[number, Buffer]> = [];
   player.onTrack.subscribe(
     (remote) => remote.kind === 'video' && remote.onReceiveRtp.subscribe((rtp) => received.push([rtp.header.sequenceNumber, rtp.payload])),

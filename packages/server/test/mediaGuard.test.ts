@@ -6,6 +6,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { RTCPeerConnection } from 'werift';
+import { createSocket } from 'node:dgram';
+import { classes, Message, methods } from 'werift';
 import { FORGERY_KINDS, forgedDatagrams } from '@parley/testkit';
 import type { DtlsRecord } from '@parley/protocol/rtp';
 import { distinct, forwardingCall, frames, sendEach } from './forwardingCall.js';
@@ -94,6 +96,71 @@ test("a publisher's and a player's real packets sent again are dropped as replay
   await sendEach(call, frames(3), 6);
   assert.equal(distinct(call.received).length, 9, 'the stream goes on');
 });
+
+test('a signed check sent again from another address is dropped as a replay', async (t) => {
+  const call = await forwardingCall(t);
+  await sendEach(call, frames(1));
+  const player = call.player.iceTransports[0]!.connection as unknown as ClientIce & {
+    remotePassword: string;
+    nominated: { remoteCandidate: { host: string; port: number } };
+  };
+  // A check as the player signs them, sent from two other addresses.
+  const check = new Message(methods.BINDING, classes.REQUEST)
+    .setAttribute('USERNAME', `${player.remoteUsername}:${player.localUsername}`)
+    .addMessageIntegrity(Buffer.from(player.remotePassword)).bytes;
+  const { host, port } = player.nominated.remoteCandidate;
+  for (let i = 0; i < 2; i++) {
+    const elsewhere = createSocket('udp4');
+    t.after(() => elsewhere.close());
+    await new Promise<void>((resolve) => elsewhere.bind(0, '127.0.0.1', resolve));
+    elsewhere.send(check, port, host);
+    await settle(100);
+  }
+  assert.equal(call.plane.stats.drops['stun-unauthenticated'], 0);
+  assert.equal(call.plane.stats.drops['stun-replay'], 1);
+});
+
+test("a player's Finished sent again (its last flight resent byte for byte) is answered, at most once per 500 ms", async (t) => {
+  let handshake: Buffer[] = [];
+  const call = await forwardingCall(t, undefined, {}, (player) => (handshake = recordSent(iceOf(player))));
+  await sendEach(call, frames(1));
+  // The datagram that carried the player's Finished: an epoch-1 handshake record.
+  const finished = handshake.find((d) => d[0]! >= 20 && d[0]! < 64 && containsEpoch1Handshake(d));
+  assert.ok(finished, 'the Finished was sent');
+  const answers = countDtlsFrom(call.player);
+  const again = async (waitMs: number): Promise<number> => {
+    await iceOf(call.player).send(finished);
+    await settle(waitMs);
+    return answers();
+  };
+  const first = await again(600);
+  const second = await again(50);
+  const third = await again(300);
+  assert.ok(first > 0, 'answered');
+  assert.ok(second > first, 'answered again 600 ms later');
+  assert.equal(third, second, 'not answered 50 ms later');
+  assert.equal(call.plane.stats.drops['dtls-replay'], 1);
+  await sendEach(call, frames(2), 1);
+  assert.equal(call.plane.stats.subscribers, 1);
+});
+
+/** Whether a datagram's DTLS records include a handshake record of epoch 1. */
+function containsEpoch1Handshake(datagram: Buffer): boolean {
+  for (let at = 0; at + 13 <= datagram.length; at += 13 + datagram.readUInt16BE(at + 11)) {
+    if (datagram[at] === 22 && datagram.readUInt16BE(at + 3) === 1) return true;
+  }
+  return false;
+}
+
+/** Counts the DTLS datagrams the client receives from now on. */
+function countDtlsFrom(pc: RTCPeerConnection): () => number {
+  let count = 0;
+  const ice = pc.iceTransports[0]!.connection as unknown as { onData: { subscribe(listener: (data: Buffer) => void): unknown } };
+  ice.onData.subscribe((data) => {
+    if (data[0]! >= 20 && data[0]! < 64) count++;
+  });
+  return () => count;
+}
 
 /** werift's DTLS client of a peer connection: its record sequence and cipher. */
 interface DtlsClient {
