@@ -14,11 +14,11 @@ import { floodFromCallAddresses, loopbackNumberedCall, LOOPBACK } from './number
 
 const FLOOD_MS = 30_000;
 /** Forged datagrams a second, over the four directions. */
-const FLOOD_RATE = 4000;
+const FLOOD_RATE = 2000;
 /** A frame later than this after it was sent is not on time. */
 const ON_TIME_MS = 250;
 
-test("forged datagrams (every kind, 4,000 a second for 30 s, from the publisher's, the player's and the server's own addresses) change nothing: every frame reaches the player intact, in order and on time", async (t) => {
+test("forged datagrams (every kind, 2,000 a second for 30 s, from the publisher's, the player's and the server's own addresses) change nothing: every frame reaches the player intact, in order and on time", async (t) => {
   const closeLater = teardown(t);
   const { env, mediaPort, call } = await loopbackNumberedCall(closeLater, 'r-forged');
   const flood = await floodFromCallAddresses(call, LOOPBACK, mediaPort);
