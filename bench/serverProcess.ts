@@ -47,7 +47,7 @@ process.on('message', (message) => {
       const cpu = process.cpuUsage();
       gc();
       const { rss, heapUsed } = process.memoryUsage();
-      process.send!({ cpuMs: (cpu.user + cpu.system) / 1000, systemMs: cpu.system / 1000, rss, heapUsed, ...server.rooms.stats() });
+      process.send!({ cpuMs: (cpu.user + cpu.system) / 1000, systemMs: cpu.system / 1000, rss, heapUsed, ...(await server.rooms.stats()) });
       if (profiler && opensWindow) {
         await profiler.post('Profiler.enable');
         await profiler.post('Profiler.start');

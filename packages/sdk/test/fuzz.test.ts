@@ -41,5 +41,5 @@ test('protocol fuzz: 10,000 random and mutated frames beside a live call', async
   assert.ok(call.frames() - framesBefore > 30, 'the call kept flowing');
   assert.deepEqual(call.roomEventsSinceStart(), [[], []]);
   assert.ok(heapGrowthMB < 20, `heap grew ${heapGrowthMB.toFixed(1)} MB`);
-  assert.deepEqual(env.roomUserIDs('r-fuzz'), ['pub', 'viewer']);
+  assert.deepEqual(await env.roomUserIDs('r-fuzz'), ['pub', 'viewer']);
 });

@@ -45,5 +45,5 @@ test('a killed client (no logoutRoom) is removed after the heartbeat timeout: th
     ['doomed'],
   );
   assert.ok(elapsed <= heartbeatTimeoutMs + 1000, `removed ${elapsed} ms after the kill (timeout ${heartbeatTimeoutMs} ms)`);
-  assert.equal(env.server.rooms.stats().publications, 0);
+  assert.equal((await env.server.rooms.stats()).publications, 0);
 });

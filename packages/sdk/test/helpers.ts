@@ -179,7 +179,7 @@ export interface TestServer {
   /** New clients, one per userID, logged in to `roomID` (in order); fails if a login does. */
   inRoom(roomID: string, ...userIDs: string[]): Promise<TestClient[]>;
   /** The userIDs the server has in `roomID`, sorted ([] for no room). */
-  roomUserIDs(roomID: string): string[];
+  roomUserIDs(roomID: string): Promise<string[]>;
   close(): Promise<void>;
 }
 
@@ -225,7 +225,7 @@ export async function startTestServer(
       }
       return joined;
     },
-    roomUserIDs: (roomID) => (server.rooms.describeRoom(app.appID, roomID)?.users.map((u) => u.userID) ?? []).sort(),
+    roomUserIDs: async (roomID) => ((await server.rooms.describeRoom(app.appID, roomID))?.users.map((u) => u.userID) ?? []).sort(),
     async close() {
       await Promise.all(clients.map((c) => c.destroy()));
       await server.close();

@@ -56,7 +56,7 @@ test('48 login/publish/play/logout cycles leave sockets, sessions and memory whe
     `# leak check: before ${JSON.stringify(before)}; 1 s after ${CYCLES} cycles ${JSON.stringify(soon)}; 36 s after ${JSON.stringify(after)}`,
   );
 
-  assert.deepEqual(env.server.rooms.stats(), { rooms: 0, sessions: 0, publications: 0 });
+  assert.deepEqual(await env.server.rooms.stats(), { rooms: 0, sessions: 0, publications: 0, streams: 0 });
   const withoutTimers = ({ Timeout: _, ...handles }: Record<string, number>): Record<string, number> => handles;
   assert.deepEqual(withoutTimers(soon.resources), withoutTimers(before.resources), 'sockets and servers are back at once');
   assert.ok((after.resources.Timeout ?? 0) <= (before.resources.Timeout ?? 0), 'no timer is left behind');

@@ -108,7 +108,7 @@ test('a client that stops reading is disconnected with 4001 once too much waits 
   );
 
   // The session waits for it: a resume brings the room as it is now.
-  assert.deepEqual(env.roomUserIDs('r-slow'), ['slow']);
+  assert.deepEqual(await env.roomUserIDs('r-slow'), ['slow']);
   const again = await RawClient.open(env.server.url);
   const resumed = await again.resume(env.app.appID, { sessionID, resumeToken }, seqs.at(-1) ?? seq);
   assert.equal(resumed.code, 0);

@@ -106,7 +106,7 @@ test('room messaging between three users: in order, never to the sender, never t
       [['s-c', 'screen']],
     );
     assert.deepEqual(
-      env.server.rooms.describeRoom(env.app.appID, 'r-chat')?.streams.map((s) => s.extraInfo),
+      (await env.server.rooms.describeRoom(env.app.appID, 'r-chat'))?.streams.map((s) => s.extraInfo),
       ['screen'],
     );
     assert.equal(c.of('roomStreamExtraInfoUpdate').length, 0);

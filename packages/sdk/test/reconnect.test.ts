@@ -134,7 +134,7 @@ test('blackholed past the reconnect window: ReconnectFailed (1002053), publishin
   await watcher.waitFor('roomUserUpdate', (_, type) => type === UpdateType.Delete, 5000);
   await watcher.waitFor('roomStreamUpdate', (_, type) => type === UpdateType.Delete, 1000);
   console.log(`# blackhole: ReconnectFailed and DELETE seen ${Date.now() - start} ms after the blackhole`);
-  assert.deepEqual(env.roomUserIDs('r-hole'), ['watcher']);
+  assert.deepEqual(await env.roomUserIDs('r-hole'), ['watcher']);
 });
 
 test('the server restarts: clients log in again, republish and play again without the app doing anything', async (t) => {
@@ -195,7 +195,7 @@ test('the server restarts: clients log in again, republish and play again withou
     ],
   );
   assert.deepEqual(
-    server.rooms.describeRoom(env.app.appID, 'r-restart')?.streams.map((s) => s.streamID),
+    (await server.rooms.describeRoom(env.app.appID, 'r-restart'))?.streams.map((s) => s.streamID),
     ['s-restart'],
   );
 });
@@ -238,7 +238,7 @@ test('50 random cut/restore cycles in a 4-user room with streams and chat: every
     });
   }
   await sleep(1500);
-  const truth = env.server.rooms.describeRoom(env.app.appID, 'r-chaos')!;
+  const truth = (await env.server.rooms.describeRoom(env.app.appID, 'r-chaos'))!;
   for (const m of members) {
     const others = truth.users
       .map((u) => u.userID)
@@ -285,7 +285,7 @@ test('a repeat login of the same userID kicks the older session out even while i
     [RoomStateChangedReason.Reconnecting, ErrorCode.ConnectionBroken],
     [RoomStateChangedReason.KickOut, ErrorCode.KickedOut],
   ]);
-  assert.deepEqual(env.roomUserIDs('r-twin'), ['twin']);
+  assert.deepEqual(await env.roomUserIDs('r-twin'), ['twin']);
 });
 
 test('a client back after the server dropped it logs in again, unless its userID has logged in elsewhere since', async (t) => {
@@ -296,13 +296,13 @@ test('a client back after the server dropped it logs in again, unless its userID
   assert.equal(await replaced.login('r-rejoin', 'replaced'), 0);
   proxy.cut();
   await sleep(1200); // both sessions expire on the server
-  assert.deepEqual(env.roomUserIDs('r-rejoin'), []);
+  assert.deepEqual(await env.roomUserIDs('r-rejoin'), []);
   assert.equal(await env.client().login('r-rejoin', 'replaced'), 0); // another device takes this userID
   proxy.restore();
   await back.waitFor('roomStateChanged', (_, r) => r === RoomStateChangedReason.Reconnected, 5000);
   await replaced.waitFor('roomStateChanged', (_, r) => r === RoomStateChangedReason.KickOut, 5000);
   assert.deepEqual(reasons(replaced).at(-1), [RoomStateChangedReason.KickOut, ErrorCode.KickedOut]);
-  assert.deepEqual(env.roomUserIDs('r-rejoin'), ['back', 'replaced']);
+  assert.deepEqual(await env.roomUserIDs('r-rejoin'), ['back', 'replaced']);
 });
 
 test('logoutRoom while reconnecting still logs out on the server: others see the user leave at once', async (t) => {

@@ -67,7 +67,7 @@ test('malformed and out-of-order signalling gets error codes; the server and a r
   assert.equal(notPlayed.code, ErrorCode.StreamNotFound);
   const badType = await raw.exchange(JSON.stringify({ type: 'playVideo', id: 27, streamID: 's-call', video: { ...video, type: 3 } }), 27);
   assert.equal(badType.code, ErrorCode.MalformedMessage);
-  assert.equal(env.server.rooms.stats().publications, 1);
+  assert.equal((await env.server.rooms.stats()).publications, 1);
 
   // An oversized frame closes that connection (1009) and only that one.
   raw.ws.send('x'.repeat(MAX_FRAME_BYTES + 1));

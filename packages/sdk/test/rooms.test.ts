@@ -179,14 +179,14 @@ test('room, publisher and player state machines', async (t) => {
   await t.test('logoutRoom while the login is in flight leaves nothing behind on the server', async () => {
     const watcher = env.client();
     assert.equal(await watcher.login('r-early', 'watcher'), 0);
-    const sessions = env.server.rooms.stats().sessions;
+    const { sessions } = await env.server.rooms.stats();
     const c = env.client();
     const login = c.login('r-early', 'early');
     await sleep(5); // the socket is open and the login request may be on its way
     c.engine.logoutRoom();
     await login;
     await sleep(300);
-    assert.equal(env.server.rooms.stats().sessions, sessions);
+    assert.equal((await env.server.rooms.stats()).sessions, sessions);
     assert.deepEqual(reasons(c).at(-1), [RoomStateChangedReason.Logout, 0]);
     // Whatever the watcher saw, the user is not left in the room.
     const seen = watcher.of('roomUserUpdate').map(([, type]) => type);
@@ -225,9 +225,9 @@ test('room, publisher and player state machines', async (t) => {
   await t.test('rooms are removed when their last user leaves; destroyEngine logs out', async () => {
     const c = env.client();
     assert.equal(await c.login('r-gone', 'leaver'), 0);
-    const before = env.server.rooms.stats().rooms;
+    const before = (await env.server.rooms.stats()).rooms;
     await c.destroy();
-    assert.equal(env.server.rooms.stats().rooms, before - 1);
+    assert.equal((await env.server.rooms.stats()).rooms, before - 1);
     assert.deepEqual(reasons(c).at(-1), [RoomStateChangedReason.Logout, 0]);
   });
 });
@@ -264,7 +264,7 @@ test('switchRoom: Logout of the first room, then Logining and Logined in the sec
     ].map(([from, to]) => new Promise<number>((resolve) => alice!.engine.switchRoom(from!, to!, undefined, (c) => resolve(c)))),
   );
   assert.deepEqual(refusals, [ErrorCode.NotLoggedIn, ErrorCode.RoomIDEmpty]);
-  assert.deepEqual(env.roomUserIDs('r-to'), ['alice', 'carol']);
+  assert.deepEqual(await env.roomUserIDs('r-to'), ['alice', 'carol']);
 });
 
 test('MultiRoom: one engine in two rooms, each with its own callbacks; publishing and playing name their room; leaving one leaves the other as it is', async (t) => {
@@ -284,8 +284,8 @@ test('MultiRoom: one engine in two rooms, each with its own callbacks; publishin
     alice.of('roomUserUpdate').map(([roomID, type, users]) => `${roomID} ${UpdateType[type]} ${users.map((u) => u.userID)}`),
     ['r-one Add bob', 'r-two Add carol'],
   );
-  assert.deepEqual(env.roomUserIDs('r-one'), ['alice', 'bob']);
-  assert.deepEqual(env.roomUserIDs('r-two'), ['alice', 'carol']);
+  assert.deepEqual(await env.roomUserIDs('r-one'), ['alice', 'bob']);
+  assert.deepEqual(await env.roomUserIDs('r-two'), ['alice', 'carol']);
   // Refused while in rooms: the mode, switchRoom, the same room twice.
   assert.equal(alice.engine.setRoomMode(RoomMode.SingleRoom), ErrorCode.UnsupportedRequest);
   const switched = await new Promise<number>((resolve) => alice.engine.switchRoom('r-one', 'r-three', undefined, resolve));
@@ -319,7 +319,7 @@ test('MultiRoom: one engine in two rooms, each with its own callbacks; publishin
   alice.engine.logoutRoom('r-one');
   await bob!.waitFor('roomUserUpdate', (_, type, users) => type === UpdateType.Delete && users[0]?.userID === 'alice');
   await alice.waitFor('playerStateUpdate', (streamID, state) => streamID === 's-bob' && state === PlayerState.NoPlay);
-  assert.deepEqual(env.roomUserIDs('r-two'), ['alice', 'carol']);
+  assert.deepEqual(await env.roomUserIDs('r-two'), ['alice', 'carol']);
   assert.equal(alice.of('publisherStateUpdate').at(-1)?.[1], PublisherState.Publishing, 'still publishing in r-two');
   assert.equal((await alice.broadcast('r-two', 'still here'))[0], 0);
   assert.equal((await alice.broadcast('r-one', 'gone'))[0], ErrorCode.NotLoggedIn);
@@ -334,7 +334,7 @@ test('MultiRoom: one engine in two rooms, each with its own callbacks; publishin
   alice.engine.logoutRoom();
   await carol!.waitFor('roomStreamUpdate', (_, type) => type === UpdateType.Delete);
   await carol!.waitFor('roomUserUpdate', (_, type, users) => type === UpdateType.Delete && users[0]?.userID === 'alice');
-  assert.deepEqual(env.roomUserIDs('r-two'), ['carol']);
+  assert.deepEqual(await env.roomUserIDs('r-two'), ['carol']);
   assert.equal(alice.engine.setRoomMode(RoomMode.SingleRoom), 0, 'in no room, the mode may change again');
 });
 
@@ -356,10 +356,10 @@ test("the same userID elsewhere: a MultiRoom login replaces the user's session i
   assert.equal(await second.login('r-b', 'dana'), 0);
   await first.waitFor('roomStateChanged', (_, reason) => reason === RoomStateChangedReason.KickOut);
   assert.deepEqual(kicked(first), [`r-b ${ErrorCode.KickedOut}`]);
-  assert.deepEqual([env.roomUserIDs('r-a'), env.roomUserIDs('r-b')], [['dana'], ['dana']]);
+  assert.deepEqual(await Promise.all([env.roomUserIDs('r-a'), env.roomUserIDs('r-b')]), [['dana'], ['dana']]);
   const single = env.client();
   assert.equal(await single.login('r-c', 'dana'), 0);
   await second.waitFor('roomStateChanged', (_, reason) => reason === RoomStateChangedReason.KickOut);
   await first.waitFor('roomStateChanged', (roomID, reason) => roomID === 'r-a' && reason === RoomStateChangedReason.KickOut);
-  assert.deepEqual([env.roomUserIDs('r-a'), env.roomUserIDs('r-b'), env.roomUserIDs('r-c')], [[], [], ['dana']]);
+  assert.deepEqual(await Promise.all([env.roomUserIDs('r-a'), env.roomUserIDs('r-b'), env.roomUserIDs('r-c')]), [[], [], ['dana']]);
 });

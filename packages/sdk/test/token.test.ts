@@ -77,7 +77,7 @@ test('token04 logins, privileges and expiry', async (t) => {
     assert.ok(remain <= 2, `warned with ${remain} s left`);
     await sleep(2500);
     assert.deepEqual(await publish(c, 's-frank'), [PublisherState.NoPublish, ErrorCode.PublishPrivilegeDenied]);
-    assert.deepEqual(env.roomUserIDs('r-exp'), ['frank'], 'still in the room');
+    assert.deepEqual(await env.roomUserIDs('r-exp'), ['frank'], 'still in the room');
     const renewed = await new Promise<number>((resolve) => c.engine.renewToken('r-exp', token('frank'), resolve));
     assert.equal(renewed, 0);
     assert.deepEqual(await publish(c, 's-frank-renewed'), [PublisherState.Publishing, 0]);

@@ -3,7 +3,6 @@ import { createServer as createHttpsServer } from 'node:https';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { AddressInfo } from 'node:net';
-import { APP_SIGN_PATTERN } from '@parley/protocol';
 import {
   DEFAULT_HEARTBEAT_TIMEOUT_MS,
   DEFAULT_LIMITS,
@@ -11,8 +10,6 @@ import {
   DEFAULT_ACTIVE_SPEAKER_INTERVAL_MS,
   DEFAULT_ONLINE_COUNT_INTERVAL_MS,
   DEFAULT_PORT,
-  SERVER_SECRET_PATTERN,
-  type AppConfig,
   type ServerOptions,
 } from './config.js';
 import { createLogger } from './log.js';
@@ -27,6 +24,7 @@ import { Health, ServerMetrics } from './metrics/index.js';
 import { WebhookDispatcher } from './webhooks/dispatcher.js';
 import { turnCredentials } from './auth/turnCredentials.js';
 import { TrustedProxies } from './http/clientAddress.js';
+import { AppRegistry } from './apps.js';
 
 export interface ParleyServer {
   /** The `ws://` (`wss://` with TLS) URL for the SDK profile's `server` field. */
@@ -41,7 +39,7 @@ export interface ParleyServer {
   readonly health: Health;
   /**
    * Applies a reloaded configuration's apps and limits without dropping anyone (see
-   * RoomService.setApps): apps are checked first and nothing changes if one is invalid (it throws).
+   * AppRegistry.replace): apps are checked first and nothing changes if one is invalid (it throws).
    */
   reload(config: Pick<ServerOptions, 'apps' | 'limits'>): void;
   /**
@@ -53,12 +51,6 @@ export interface ParleyServer {
 }
 
 const LISTEN_BACKLOG = 4096;
-
-function checkApp(app: AppConfig): void {
-  if (!Number.isInteger(app.appID) || app.appID < 0 || app.appID > 0xffffffff) throw new Error(`appID ${app.appID} is not a uint32`);
-  if (!APP_SIGN_PATTERN.test(app.appSign)) throw new Error(`app ${app.appID}: appSign must be 64 hex characters`);
-  if (!SERVER_SECRET_PATTERN.test(app.serverSecret)) throw new Error(`app ${app.appID}: serverSecret must be 32 ASCII characters`);
-}
 
 function defaultStaticDir(): string | false {
   try {
@@ -78,7 +70,7 @@ function roomsEmptied(rooms: RoomService, timeoutMs: number, cut: AbortSignal): 
       resolve();
     };
     const check = (): void => {
-      if (rooms.stats().sessions === 0) done();
+      void rooms.stats().then(({ sessions }) => sessions === 0 && done());
     };
     const timer = setTimeout(done, timeoutMs);
     rooms.observer.on('userLeft', check);
@@ -96,7 +88,7 @@ export function signallingUrlOf(httpUrl: string): string {
 }
 
 export async function startServer(options: ServerOptions): Promise<ParleyServer> {
-  options.apps.forEach(checkApp);
+  const apps = new AppRegistry(options.apps);
   const host = options.host ?? '127.0.0.1';
   const heartbeatTimeoutMs = options.heartbeatTimeoutMs ?? DEFAULT_HEARTBEAT_TIMEOUT_MS;
   const log = createLogger(options.logLevel);
@@ -113,7 +105,7 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
   const onlineCountIntervalMs = options.onlineCountIntervalMs ?? DEFAULT_ONLINE_COUNT_INTERVAL_MS;
   const networkQualityIntervalMs = options.networkQualityIntervalMs ?? DEFAULT_NETWORK_QUALITY_INTERVAL_MS;
   const rooms = new RoomService({
-    apps: options.apps,
+    apps,
     media,
     heartbeatTimeoutMs,
     log,
@@ -123,8 +115,8 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
     activeSpeakerIntervalMs: options.activeSpeakerIntervalMs ?? DEFAULT_ACTIVE_SPEAKER_INTERVAL_MS,
     iceServers: (userID) => (turn ? [turnCredentials(turn, userID)] : undefined),
   });
-  const webhooks = new WebhookDispatcher({ apps: options.apps, observer: rooms.observer, log, options: options.webhooks });
-  const serverApi = new ServerApi(options.apps, rooms, log);
+  const webhooks = new WebhookDispatcher({ apps, observer: rooms.observer, log, options: options.webhooks });
+  const serverApi = new ServerApi(apps, rooms, log);
   const staticDir = options.staticDir ?? defaultStaticDir();
   const devApp = options.devMode ? options.apps[0] : undefined;
 
@@ -196,10 +188,7 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
     rooms,
     health,
     reload: (config) => {
-      config.apps.forEach(checkApp);
-      webhooks.setApps(config.apps); // throws on an invalid callback before anything changed
-      rooms.setApps(config.apps);
-      serverApi.setApps(config.apps);
+      apps.replace(config.apps); // throws on an invalid app or callback before anything changed
       // Everything holds this one object: readers see the new values from their next use on.
       Object.assign(limits, DEFAULT_LIMITS, config.limits);
       log.info({ apps: config.apps.map((a) => a.appID) }, 'configuration reloaded');
@@ -210,10 +199,10 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
         health.setReady(false);
         signalling.stopAccepting();
         if (drainMs > 0) {
-          log.info({ drainMs, sessions: rooms.stats().sessions }, 'draining');
+          log.info({ drainMs, sessions: (await rooms.stats()).sessions }, 'draining');
           await roomsEmptied(rooms, drainMs, drain.signal);
         }
-        rooms.closeAll();
+        await rooms.closeAll();
         // The webhooks of the shutdown (and those still queued) get a bounded grace meanwhile.
         const webhooksClosed = webhooks.close();
         await signalling.close();

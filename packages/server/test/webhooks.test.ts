@@ -22,7 +22,8 @@ import {
   type WebhookOptions,
 } from '../src/index.js';
 import { WebhookDispatcher } from '../src/webhooks/dispatcher.js';
-import type { RoomServiceEvents } from '../src/rooms/observer.js';
+import type { RoomRef, RoomServiceEvents } from '../src/rooms/observer.js';
+import { AppRegistry } from '../src/apps.js';
 import { PublisherState } from '@parley/sdk';
 import { RawClient } from '../../sdk/test/rawClient.js';
 import { TestClient, sleep } from '../../sdk/test/helpers.js';
@@ -143,11 +144,20 @@ function memoryLogger() {
   return { log: pino({ level: 'info' }, stream), lines, raw };
 }
 
+/** Room event `seq` of a room's lifetime, as the room service reports it. */
+const roomEvent = (appID: number, roomID: string, seq: number): RoomRef => ({
+  appID,
+  roomID,
+  lifeID: `life-${roomID}`,
+  seq,
+  timeMs: Date.now(),
+});
+
 /** A dispatcher fed by a hand-driven observer, logging into memory; closed after the test unless `keepOpen`. */
 function standaloneDispatcher(t: TestContext, apps: AppConfig[], options: Partial<WebhookOptions>, keepOpen = false) {
   const { log, lines, raw } = memoryLogger();
   const observer = new EventEmitter<RoomServiceEvents>();
-  const dispatcher = new WebhookDispatcher({ apps, observer, log, options });
+  const dispatcher = new WebhookDispatcher({ apps: new AppRegistry(apps), observer, log, options });
   if (!keepOpen) t.after(() => dispatcher.close());
   return { dispatcher, observer, lines, raw };
 }
@@ -220,19 +230,23 @@ test('signature: the spec vector, and verifyWebhook accepts genuine webhooks and
 
 test('a callback URL without a secret, or not http(s), is refused at startup', () => {
   const make = (app: AppConfig) => () =>
-    new WebhookDispatcher({ apps: [app], observer: new EventEmitter<RoomServiceEvents>(), log: pino({ level: 'silent' }) });
+    new WebhookDispatcher({
+      apps: new AppRegistry([app]),
+      observer: new EventEmitter<RoomServiceEvents>(),
+      log: pino({ level: 'silent' }),
+    });
   assert.throws(make({ ...randomApp(1), callbackUrl: 'http://127.0.0.1:9/hook' }), /callbackSecret/);
   assert.throws(make({ ...randomApp(1), callbackUrl: 'ftp://127.0.0.1/hook', callbackSecret: SECRET }), /http or https/);
   assert.throws(make({ ...randomApp(1), callbackUrl: 'not a url', callbackSecret: SECRET }), /not a URL/);
   const silentLog = pino({ level: 'silent' });
   assert.throws(
-    () => new WebhookDispatcher({ apps: [], observer: new EventEmitter(), log: silentLog, options: { maxBacklog: 0 } }),
+    () => new WebhookDispatcher({ apps: new AppRegistry([]), observer: new EventEmitter(), log: silentLog, options: { maxBacklog: 0 } }),
     /maxBacklog/,
   );
   assert.doesNotThrow(make(randomApp(1)), 'no callback URL: no webhooks');
 });
 
-test('delivery: a room lifetime reaches the callback URL signed, numbered per room and with the spec reason codes', async (t) => {
+test('delivery: a room lifetime reaches the callback URL signed, numbered with their room events and with the spec reason codes', async (t) => {
   const receiver = await startReceiver();
   t.after(() => receiver.close());
   const app = appWithCallback(3_000_001, receiver.url);
@@ -312,17 +326,18 @@ test('delivery: a room lifetime reaches the callback URL signed, numbered per ro
             return [b.room_seq, b.event, b.stream_id, b.type, b.reason_detail];
         }
       });
-  assert.deepEqual(summary(lives.find((l) => receiver.arrivals.some((a) => a.body.room_session_id === l && a.body.room_seq === 10))!), [
+  // Each webhook carries its room event's number: 5 is the stream's devices, which only the room's users are told of.
+  assert.deepEqual(summary(lives.find((l) => receiver.arrivals.some((a) => a.body.room_session_id === l && a.body.room_seq === 11))!), [
     [1, 'room_create'],
     [2, 'room_login', 'alice', 'alice'],
     [3, 'room_login', 'bob', 'bob'],
     [4, 'stream_create', 's-alice', 'alice', 'camera'],
-    [5, 'stream_close', 's-alice', 2, 'replaced'],
-    [6, 'room_logout', 'alice', 2, 'replaced'],
-    [7, 'room_login', 'alice', 'Alice Two'],
-    [8, 'room_logout', 'bob', 0, 'logout'],
-    [9, 'room_logout', 'alice', 1, 'heartbeatTimeout'],
-    [10, 'room_close', 1, 'heartbeatTimeout'],
+    [6, 'stream_close', 's-alice', 2, 'replaced'],
+    [7, 'room_logout', 'alice', 2, 'replaced'],
+    [8, 'room_login', 'alice', 'Alice Two'],
+    [9, 'room_logout', 'bob', 0, 'logout'],
+    [10, 'room_logout', 'alice', 1, 'heartbeatTimeout'],
+    [11, 'room_close', 1, 'heartbeatTimeout'],
   ]);
   const second = lives.find((l) => !receiver.arrivals.some((a) => a.body.room_session_id === l && a.body.room_seq > 4))!;
   assert.deepEqual(summary(second), [
@@ -386,8 +401,8 @@ test('a receiver that is down gets the first attempt and 5 retries, then the eve
   assert.equal(dispatcher.hasCallback(quiet.appID), false);
 
   const started = performance.now();
-  observer.emit('roomCreated', { appID: app.appID, roomID: 'down-room' });
-  observer.emit('roomCreated', { appID: quiet.appID, roomID: 'quiet-room' });
+  observer.emit('roomCreated', roomEvent(app.appID, 'down-room', 1));
+  observer.emit('roomCreated', roomEvent(quiet.appID, 'quiet-room', 1));
   await until(() => dispatcher.stats().dropped === 1);
   const elapsed = performance.now() - started;
   assert.deepEqual(dispatcher.stats(), { pending: 0, inFlight: 0, delivered: 0, failedAttempts: 6, dropped: 1 });
@@ -417,9 +432,13 @@ test('a full backlog drops the oldest waiting webhook; close() is bounded even w
     { maxBacklog: 5, maxConcurrency: 2, timeoutMs: 10_000, closeTimeoutMs: 100 },
     true, // closed by the test itself
   );
-  observer.emit('roomCreated', { appID: app.appID, roomID: 'busy' });
+  observer.emit('roomCreated', roomEvent(app.appID, 'busy', 1));
   for (let i = 0; i < 19; i++) {
-    observer.emit('userJoined', { appID: app.appID, roomID: 'busy', user: { userID: `u${i}`, userName: `u${i}` }, sessionID: `s${i}` });
+    observer.emit('userJoined', {
+      ...roomEvent(app.appID, 'busy', i + 2),
+      user: { userID: `u${i}`, userName: `u${i}` },
+      sessionID: `s${i}`,
+    });
   }
   // 20 events: 5 wait, the 15 oldest were dropped before any was sent.
   assert.equal(dispatcher.stats().pending, 5);
@@ -453,7 +472,7 @@ test('a full backlog drops the oldest waiting webhook; close() is bounded even w
     ],
   );
   // Closed: further room events are ignored.
-  observer.emit('roomClosed', { appID: app.appID, roomID: 'busy', reason: 'logout' });
+  observer.emit('roomClosed', { ...roomEvent(app.appID, 'busy', 21), reason: 'logout' });
   assert.equal(dispatcher.stats().pending, 0);
 });
 
@@ -463,7 +482,7 @@ test('an attempt that gets no answer within timeoutMs fails as a timeout', async
   const app = appWithCallback(3_000_008, receiver.url);
   const { dispatcher, observer, lines } = standaloneDispatcher(t, [app], { timeoutMs: 150, retryDelaysMs: [30] });
   const started = performance.now();
-  observer.emit('roomCreated', { appID: app.appID, roomID: 'slow' });
+  observer.emit('roomCreated', roomEvent(app.appID, 'slow', 1));
   await until(() => dispatcher.stats().dropped === 1);
   assert.ok(performance.now() - started >= 2 * 150 + 30 - 2);
   assert.equal(receiver.arrivals.length, 2);

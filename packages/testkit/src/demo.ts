@@ -28,7 +28,16 @@ export async function openDemo(
   if (audioPreset !== undefined) query.set('audioPreset', String(audioPreset));
   await page.goto(`${httpUrl}/?${query}`);
   await page.click('#join');
-  await page.waitForFunction(() => document.getElementById('state')!.textContent === 'Logined');
+  try {
+    await page.waitForFunction(() => document.getElementById('state')!.textContent === 'Logined');
+  } catch (err) {
+    // What the page went through says why (a refused login, a connection that never opened).
+    const shown = await page.evaluate(() => ({
+      state: document.getElementById('state')?.textContent,
+      log: document.getElementById('log')?.textContent?.slice(-2000),
+    }));
+    throw new Error(`${userID} did not log in: ${JSON.stringify(shown)}`, { cause: err });
+  }
   if (publish) await page.click('#publish');
   return page;
 }

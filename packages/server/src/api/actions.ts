@@ -4,9 +4,9 @@
  */
 import { z } from 'zod';
 import { ErrorCode, type User } from '@parley/protocol';
-import type { RoomService } from '../rooms/roomService.js';
+import type { RoomService, RoomView } from '../rooms/roomService.js';
+import type { RoomMessaging, Sender } from '../rooms/messaging.js';
 import type { Outcome } from '../outcome.js';
-import type { Room } from '../rooms/model.js';
 
 /** Codes of the server API (not those of the SDK). */
 export const ApiCode = {
@@ -73,14 +73,16 @@ export const actionSchemas = {
 
 export type ActionName = keyof typeof actionSchemas;
 type Params<A extends ActionName> = z.infer<(typeof actionSchemas)[A]>;
-type Handler<P> = (rooms: RoomService, appID: number, params: P) => ActionResult;
+type Handler<P> = (rooms: RoomService, appID: number, params: P) => Promise<ActionResult>;
 
-/** A handler for actions on one existing room (5018 if it does not exist). */
-const inRoom =
-  <P extends { RoomId: string }>(handler: (rooms: RoomService, room: Room, params: P) => ActionResult): Handler<P> =>
-  (rooms, appID, params) => {
-    const room = rooms.room(appID, params.RoomId);
-    return room ? handler(rooms, room, params) : { Code: ApiCode.RoomNotFound, Message: `room ${params.RoomId} does not exist` };
+const roomNotFound = (roomID: string): ActionResult => ({ Code: ApiCode.RoomNotFound, Message: `room ${roomID} does not exist` });
+
+/** A handler that reads one open room (5018 if it is not open). */
+const viewing =
+  <P extends { RoomId: string }>(handler: (view: RoomView, params: P) => ActionResult): Handler<P> =>
+  async (rooms, appID, params) => {
+    const view = await rooms.describeRoom(appID, params.RoomId);
+    return view ? handler(view, params) : roomNotFound(params.RoomId);
   };
 
 /** Maps a room-messaging outcome to the API's codes. */
@@ -94,42 +96,59 @@ const sender = (params: { FromUserId: string; FromUserName?: string | undefined 
   userName: params.FromUserName ?? params.FromUserId,
 });
 
+type MessageParams = { RoomId: string; FromUserId: string; FromUserName?: string | undefined; MessageContent: string };
+
+/** Sends a room message on behalf of the request's user (5018 if the room is not open). */
+const sending =
+  <P extends MessageParams, T>(
+    send: (messaging: RoomMessaging, room: { appID: number; roomID: string }, from: Sender, params: P) => Promise<Outcome<T>>,
+    data?: (sent: T) => unknown,
+  ): Handler<P> =>
+  async (rooms, appID, params) => {
+    const outcome = await rooms.sayAs(appID, params.RoomId, sender(params), (messaging, room, from) => send(messaging, room, from, params));
+    if (!outcome) return roomNotFound(params.RoomId);
+    return messagingResult(outcome, outcome.code === 0 && data ? data(outcome.data) : undefined);
+  };
+
 export const actionHandlers: { [A in ActionName]: Handler<Params<A>> } = {
-  KickoutUser: inRoom((rooms, room, { UserId }) => ok({ KickedUsers: UserId.filter((id) => rooms.kickOut(room, id)) })),
-  CloseRoom: inRoom((rooms, room) => {
-    rooms.closeRoom(room);
-    return ok();
-  }),
-  DescribeUserNum: (rooms, appID, { RoomId }) =>
-    ok({ UserCountList: RoomId.map((id) => ({ RoomId: id, UserCount: rooms.room(appID, id)?.sessions.size ?? 0 })) }),
-  DescribeUsers: inRoom((_rooms, room, { Mode, Limit, Marker }) => {
-    const users = room.users();
+  KickoutUser: async (rooms, appID, { RoomId, UserId }) => {
+    if (!(await rooms.describeRoom(appID, RoomId))) return roomNotFound(RoomId);
+    const kicked = [];
+    for (const id of UserId) if (await rooms.kickOut(appID, RoomId, id)) kicked.push(id);
+    return ok({ KickedUsers: kicked });
+  },
+  CloseRoom: async (rooms, appID, { RoomId }) => ((await rooms.closeRoom(appID, RoomId)) ? ok() : roomNotFound(RoomId)),
+  DescribeUserNum: async (rooms, appID, { RoomId }) =>
+    ok({
+      UserCountList: await Promise.all(
+        RoomId.map(async (id) => ({ RoomId: id, UserCount: (await rooms.describeRoom(appID, id))?.users.length ?? 0 })),
+      ),
+    }),
+  DescribeUsers: viewing(({ users }, { Mode, Limit, Marker }) => {
     if (Mode === 1) users.reverse();
     const start = Number(Marker || 0);
     const page = users.slice(start, start + Limit);
     const next = start + page.length < users.length ? String(start + page.length) : '';
     return ok({ Marker: next, UserList: page.map((u) => ({ UserId: u.userID, UserName: u.userName })) });
   }),
-  DescribeSimpleStreamList: inRoom((_rooms, room) =>
+  DescribeSimpleStreamList: viewing(({ streams }) =>
     ok({
-      StreamList: room
-        .streams()
-        .map((s) => ({ StreamId: s.streamID, UserId: s.user.userID, UserName: s.user.userName, ExtraInfo: s.extraInfo })),
+      StreamList: streams.map((s) => ({ StreamId: s.streamID, UserId: s.user.userID, UserName: s.user.userName, ExtraInfo: s.extraInfo })),
     }),
   ),
-  SendBroadcastMessage: inRoom((rooms, room, params) => {
-    const outcome = rooms.messaging.broadcast(room, sender(params), params.MessageContent);
-    return messagingResult(outcome, outcome.code === 0 ? { MessageId: outcome.data.messageID } : undefined);
-  }),
-  SendCustomCommand: inRoom((rooms, room, params) =>
-    messagingResult(rooms.messaging.customCommand(room, sender(params), params.MessageContent, params.ToUserId ?? null)),
+  SendBroadcastMessage: sending(
+    (messaging, room, from, params) => messaging.broadcast(room, from, params.MessageContent),
+    (sent) => ({ MessageId: sent.messageID }),
   ),
-  ForbidRTCStream: (rooms, appID, { StreamId }) => {
-    rooms.forbidStream(appID, StreamId);
+  SendCustomCommand: sending((messaging, room, from, params) =>
+    messaging.customCommand(room, from, params.MessageContent, params.ToUserId ?? null),
+  ),
+  ForbidRTCStream: async (rooms, appID, { StreamId }) => {
+    await rooms.forbidStream(appID, StreamId);
     return ok();
   },
-  ResumeRTCStream: (rooms, appID, { StreamId }) => {
-    rooms.resumeStream(appID, StreamId);
+  ResumeRTCStream: async (rooms, appID, { StreamId }) => {
+    await rooms.resumeStream(appID, StreamId);
     return ok();
   },
 };

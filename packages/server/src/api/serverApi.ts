@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
-import type { AppConfig } from '../config.js';
+import type { AppRegistry } from '../apps.js';
 import type { RoomService } from '../rooms/roomService.js';
 import { sendJson, type HttpRoutes } from '../http/routes.js';
 import { ApiCode, actionHandlers, actionSchemas, type ActionName, type ActionResult } from './actions.js';
@@ -60,22 +60,14 @@ async function readJsonBody(req: IncomingMessage): Promise<Record<string, unknow
 }
 
 export class ServerApi {
-  private readonly apps = new Map<number, AppConfig>();
   private readonly nonces = new NonceRegistry();
 
   constructor(
-    apps: AppConfig[],
+    /** The apps whose server secrets sign API calls. */
+    private readonly apps: AppRegistry,
     private readonly rooms: RoomService,
     private readonly log: Logger,
-  ) {
-    this.setApps(apps);
-  }
-
-  /** The apps whose server secrets sign API calls, at start and from a reloaded configuration. */
-  setApps(apps: AppConfig[]): void {
-    this.apps.clear();
-    for (const app of apps) this.apps.set(app.appID, app);
-  }
+  ) {}
 
   addRoutes(routes: HttpRoutes): void {
     routes.add(API_PATH, (req, res, url) => this.handle(req, res, url));
@@ -97,7 +89,7 @@ export class ServerApi {
       action = common('Action');
       appID = this.authenticate(common, action);
       const params = req.method === 'POST' ? { ...query, ...(await readJsonBody(req)) } : query;
-      result = this.run(appID, action as ActionName, params);
+      result = await this.run(appID, action as ActionName, params);
     } catch (err) {
       if (!(err instanceof RefusedRequest)) throw err;
       result = { Code: err.code, Message: err.message };
@@ -131,14 +123,14 @@ export class ServerApi {
     return app.appID;
   }
 
-  private run(appID: number, action: ActionName, params: Record<string, unknown>): ActionResult {
+  private async run(appID: number, action: ActionName, params: Record<string, unknown>): Promise<ActionResult> {
     if (!Object.hasOwn(actionSchemas, action)) return { Code: ApiCode.ActionUnsupported, Message: `unsupported Action ${action}` };
     const parsed = actionSchemas[action].safeParse(params);
     if (!parsed.success) {
       const issue = parsed.error.issues[0];
       return { Code: ApiCode.InvalidParameter, Message: issue ? `${issue.path.join('.')}: ${issue.message}` : 'invalid parameters' };
     }
-    const handler = actionHandlers[action] as (rooms: RoomService, appID: number, params: unknown) => ActionResult;
+    const handler = actionHandlers[action] as (rooms: RoomService, appID: number, params: unknown) => Promise<ActionResult>;
     return handler(this.rooms, appID, parsed.data);
   }
 }

@@ -42,13 +42,13 @@ export class ServerMetrics {
 
   constructor({ rooms, media }: MetricsSources) {
     const registers = [this.registry];
-    const gauge = (name: string, help: string, read: () => number): void => {
+    const gauge = (name: string, help: string, read: () => number | Promise<number>): void => {
       new Gauge({
         name,
         help,
         registers,
-        collect() {
-          this.set(read());
+        async collect() {
+          this.set(await read());
         },
       });
     };
@@ -86,16 +86,16 @@ export class ServerMetrics {
       });
     };
 
-    // Announced streams are counted from the room events (this is built before the first login).
-    let streams = 0;
-    rooms.observer.on('streamCreated', () => streams++);
-    rooms.observer.on('streamClosed', () => streams--);
     const logins = new Counter({ name: 'parley_logins_total', help: 'Successful logins into a room.', registers });
     rooms.observer.on('userJoined', () => logins.inc());
 
-    gauge('parley_rooms', 'Rooms open now.', () => rooms.stats().rooms);
-    gauge('parley_users', 'Users in rooms now (sessions, including those briefly without a connection).', () => rooms.stats().sessions);
-    gauge('parley_streams', 'Streams announced in rooms now (their media is connected).', () => streams);
+    gauge('parley_rooms', 'Rooms open now.', async () => (await rooms.stats()).rooms);
+    gauge(
+      'parley_users',
+      'Users in rooms now (sessions, including those briefly without a connection).',
+      async () => (await rooms.stats()).sessions,
+    );
+    gauge('parley_streams', 'Streams announced in rooms now (their media is connected).', async () => (await rooms.stats()).streams);
     gauge('parley_publishers', 'Publishing peer connections open now.', () => media.publishers);
     gauge('parley_players', 'Playing (subscriber) peer connections open now.', () => media.subscribers);
 

@@ -1,6 +1,7 @@
 /**
  * What happens in rooms, for the parts of the server that watch rather than steer: webhooks,
- * metrics, logs. Emitted synchronously by the room service after its state has changed.
+ * metrics, logs. Emitted by the room service after its state has changed, each with the room
+ * event's number.
  */
 import type { EventEmitter } from 'node:events';
 import type { StreamInfo, User } from '@parley/protocol';
@@ -22,9 +23,13 @@ export type SessionEndReason =
 /** Why a stream ended: stopped by its publisher, media lost and not re-established, forbidden by the server API, or its session ended. */
 export type StreamEndReason = 'stopped' | 'mediaLost' | 'forbidden' | SessionEndReason;
 
-interface RoomRef {
+/** Which room, which of its lifetimes, and the number and time of the room event that reports it. */
+export interface RoomRef {
   appID: number;
   roomID: string;
+  lifeID: string;
+  seq: number;
+  timeMs: number;
 }
 
 export interface RoomServiceEvents {

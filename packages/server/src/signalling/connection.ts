@@ -7,13 +7,15 @@ import type { Socket } from 'node:net';
 import type { WebSocket, RawData } from 'ws';
 import { CloseCode, ErrorCode, PROTOCOL_VERSION, parseClientMessage, type ClientMessage, type ServerMessage } from '@parley/protocol';
 import type { Logger } from 'pino';
-import type { RoomService } from '../rooms/roomService.js';
+import type { RoomService, SessionRef } from '../rooms/roomService.js';
 import type { Outcome } from '../outcome.js';
-import type { ClientLink, Session } from '../rooms/model.js';
+import type { ClientLink } from '../rooms/liveHandles.js';
 import type { Limits } from '../config.js';
 import { TokenBucket, type KeyedRateLimiter } from '../rateLimit.js';
 import { randomHex } from '../random.js';
 import type { WriteBatch } from './writeBatch.js';
+import type { RequestMemos } from './requestMemo.js';
+import { sessionRequests, type SessionRequest, type SessionRequestType } from './sessionRequests.js';
 
 /** How long a connection the server closes may take over the close handshake before it is cut. */
 const CLOSE_GRACE_MS = 5000;
@@ -30,16 +32,24 @@ export interface ConnectionOptions {
   socket: Socket;
   writes: WriteBatch;
   remoteAddress: string;
+  memos: RequestMemos;
   /** Told of every non-zero code sent in a reply or an error (for metrics). */
   onErrorCode?: (code: number) => void;
 }
 
 export class Connection implements ClientLink {
   private readonly nonce = randomHex(16);
-  private session: Session | null = null;
+  private session: SessionRef | null = null;
   private readonly silenceTimer: NodeJS.Timeout;
   private readonly frames: TokenBucket;
   private rateLimited = 0;
+  /** What is sent while a login or resume is under way waits for its reply (request `id`), which the client must see first. */
+  private held: { id: number; messages: Array<[ServerMessage, boolean]> } | undefined;
+  /** The login or resume being handled, with the requests that came after it waiting. */
+  private loginUnderWay: Promise<void> | undefined;
+  /** Set once the WebSocket closed. */
+  private closeCode: number | undefined;
+  lastHeardMs = Date.now();
 
   get remoteAddress(): string {
     return this.options.remoteAddress;
@@ -64,6 +74,10 @@ export class Connection implements ClientLink {
   }
 
   send(message: ServerMessage, droppable = false): void {
+    if (this.held && message.type !== 'reply') {
+      this.held.messages.push([message, droppable]);
+      return;
+    }
     if ((message.type === 'reply' || message.type === 'error') && message.code !== 0) this.options.onErrorCode?.(message.code);
     if (this.ws.readyState !== this.ws.OPEN) return;
     const { socket, writes, limits } = this.options;
@@ -92,7 +106,7 @@ export class Connection implements ClientLink {
 
   private onFrame(data: RawData, isBinary: boolean): void {
     this.silenceTimer.refresh();
-    if (this.session) this.session.lastSeen = Date.now();
+    this.lastHeardMs = Date.now();
     if (!this.frames.take() || !this.options.framesByIp.take(this.options.remoteAddress)) {
       // Refused unread; a client that keeps flooding is cut off.
       if (++this.rateLimited >= this.options.limits.maxRateLimitedFrames) this.closeWith(CloseCode.PolicyViolation, 'rate limit');
@@ -113,13 +127,22 @@ export class Connection implements ClientLink {
       return;
     }
     const message = parsed.value;
-    void this.handle(message).then(
-      (outcome) => this.reply(message.id, outcome),
-      (err: unknown) => {
-        this.options.log.error({ err, type: message.type }, 'request failed');
-        this.reply(message.id, { code: ErrorCode.RoomInternalError, message: 'internal error' });
-      },
-    );
+    const run = (): Promise<void> =>
+      this.handle(message).then(
+        (outcome) => this.reply(message.id, outcome),
+        (err: unknown) => {
+          this.options.log.error({ err, type: message.type }, 'request failed');
+          this.reply(message.id, { code: ErrorCode.RoomInternalError, message: 'internal error' });
+        },
+      );
+    // What comes after a login or resume is for the session it makes: it waits for it, in order.
+    const started = this.loginUnderWay ? this.loginUnderWay.then(run) : run();
+    if (message.type === 'login' || message.type === 'resume') {
+      const underWay = started.finally(() => {
+        if (this.loginUnderWay === underWay) this.loginUnderWay = undefined;
+      });
+      this.loginUnderWay = underWay;
+    }
   }
 
   private reply(id: number, outcome: Outcome<unknown>): void {
@@ -128,77 +151,63 @@ export class Connection implements ClientLink {
         ? { type: 'reply', id, code: 0, data: outcome.data }
         : { type: 'reply', id, code: outcome.code, message: outcome.message },
     );
+    if (this.held?.id !== id) return;
+    const { messages } = this.held;
+    this.held = undefined;
+    for (const [message, droppable] of messages) this.send(message, droppable);
   }
 
   private async handle(message: ClientMessage): Promise<Outcome<unknown>> {
     const { rooms } = this.options;
     if (message.type === 'heartbeat') return { code: 0, data: {} };
-    if ((message.type === 'login' || message.type === 'resume') && !this.options.logins.take(this.options.remoteAddress)) {
-      return { code: ErrorCode.RateLimited, message: 'too many logins from this address' };
-    }
     if (message.type === 'login' || message.type === 'resume') {
-      if (this.session?.active) return { code: ErrorCode.RoomCountExceeded, message: 'already in a room' };
-      const outcome = message.type === 'login' ? rooms.login(this, this.nonce, message) : rooms.resume(this, this.nonce, message);
-      if (outcome.code !== 0) return outcome;
-      const { session, ...data } = outcome.data;
-      this.session = session;
-      return { code: 0, data };
+      if (!this.options.logins.take(this.options.remoteAddress)) {
+        return { code: ErrorCode.RateLimited, message: 'too many logins from this address' };
+      }
+      if (this.session && rooms.speaksFor(this.session, this)) {
+        return { code: ErrorCode.RoomCountExceeded, message: 'already in a room' };
+      }
+      this.held = { id: message.id, messages: [] };
+      let outcome: Outcome<unknown>;
+      let sessionID: string | undefined;
+      if (message.type === 'login') {
+        const login = await rooms.login(this, this.nonce, message);
+        if (login.code === 0) sessionID = login.data.sessionID;
+        outcome = login;
+      } else {
+        outcome = await rooms.resume(this, this.nonce, message);
+        if (outcome.code === 0) sessionID = message.sessionID;
+      }
+      if (sessionID !== undefined) {
+        this.session = { appID: message.appID, sessionID };
+        // Closed while it was under way: the session is left as a close would have left it.
+        if (this.closeCode !== undefined) this.sessionClosed(this.closeCode);
+      }
+      return outcome;
     }
     const session = this.session;
     // A connection whose session resumed on another one speaks for it no more.
-    if (!session?.active || session.link !== this) return { code: ErrorCode.NotLoggedIn, message: 'not logged in' };
-    switch (message.type) {
-      case 'logout':
-        rooms.logout(session);
-        this.session = null;
-        return { code: 0, data: {} };
-      case 'publish':
-        return rooms.publish(session, message);
-      case 'unpublish':
-        return rooms.unpublish(session, message.streamID);
-      case 'play':
-        return rooms.play(session, message);
-      case 'unplay':
-        return rooms.unplay(session, message.streamID);
-      case 'playVideo':
-        return rooms.playVideo(session, message);
-      case 'mutePlay':
-        return rooms.mutePlay(session, message);
-      case 'restartIce':
-        return rooms.restartIce(session, message);
-      case 'renewToken':
-        return rooms.renewToken(session, message.token);
-      case 'barrageMessage':
-        return rooms.messaging.barrage(session.room, session, message.message);
-      default:
-        return session.once(message.clientSeq, () => this.reliable(session, message));
-    }
-  }
-
-  /** Requests the client re-sends after a reconnect until answered: done once per clientSeq. */
-  private reliable(session: Session, message: Extract<ClientMessage, { clientSeq: number }>): Outcome<unknown> {
-    const { messaging } = this.options.rooms;
-    switch (message.type) {
-      case 'broadcastMessage':
-        return messaging.broadcast(session.room, session, message.message);
-      case 'customCommand':
-        return messaging.customCommand(session.room, session, message.command, message.toUserIDs);
-      case 'setRoomExtraInfo':
-        return messaging.setRoomExtraInfo(session, message.key, message.value);
-      case 'setStreamExtraInfo':
-        return messaging.setStreamExtraInfo(session, message.streamID, message.extraInfo);
-      case 'setStreamDevices':
-        return messaging.setStreamDevices(session, message);
-    }
+    if (!session || !rooms.speaksFor(session, this)) return { code: ErrorCode.NotLoggedIn, message: 'not logged in' };
+    const request = sessionRequests[message.type] as SessionRequest<SessionRequestType>;
+    const context = { rooms, session, loggedOut: () => (this.session = null) };
+    const run = (): Promise<Outcome<unknown>> =>
+      (request.handle as (c: typeof context, m: ClientMessage) => Promise<Outcome<unknown>>)(context, message);
+    return request.reliable && 'clientSeq' in message ? this.options.memos.of(session.sessionID).once(message.clientSeq, run) : run();
   }
 
   private onClose(code: number): void {
     clearTimeout(this.silenceTimer);
+    this.closeCode = code;
+    this.sessionClosed(code);
+  }
+
+  private sessionClosed(code: number): void {
+    const { rooms } = this.options;
     // Nothing to do if the session has moved on to another connection (resumed) or ended.
-    if (!this.session?.active || this.session.link !== this) return;
+    if (!this.session || !rooms.speaksFor(this.session, this)) return;
     // A normal closure is the client leaving on purpose (e.g. logging out before its login
     // completed); anything else may be a network drop that the client recovers from.
-    if (code === CloseCode.Normal) this.options.rooms.logout(this.session);
-    else this.options.rooms.linkLost(this.session, this);
+    if (code === CloseCode.Normal) void rooms.logout(this.session);
+    else rooms.linkLost(this.session, this);
   }
 }

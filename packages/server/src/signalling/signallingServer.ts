@@ -7,6 +7,7 @@ import type { RoomService } from '../rooms/roomService.js';
 import { Connection } from './connection.js';
 import { KeyedRateLimiter } from '../rateLimit.js';
 import { WriteBatch } from './writeBatch.js';
+import { RequestMemos } from './requestMemo.js';
 import type { Limits } from '../config.js';
 import type { TrustedProxies } from '../http/clientAddress.js';
 
@@ -35,6 +36,7 @@ export class SignallingServer {
     const framesByIp = new KeyedRateLimiter(() => ({ perSecond: limits.framesPerSecondPerIp, burst: limits.frameBurstPerIp }));
     const logins = new KeyedRateLimiter(() => ({ perSecond: limits.loginsPerSecondPerIp, burst: limits.loginBurstPerIp }));
     const writes = new WriteBatch();
+    const memos = new RequestMemos(options.rooms.observer);
     this.wss = new WebSocketServer({
       server: http,
       path: SIGNALLING_PATH,
@@ -49,7 +51,7 @@ export class SignallingServer {
     });
     this.wss.on('connection', (ws, req) => {
       const { socket } = req;
-      new Connection(ws, { ...options, logins, framesByIp, socket, writes, remoteAddress: options.proxies.clientAddress(req) });
+      new Connection(ws, { ...options, logins, framesByIp, socket, writes, memos, remoteAddress: options.proxies.clientAddress(req) });
     });
   }
 

@@ -10,11 +10,11 @@
  * every other field is the same on every attempt, so receivers deduplicate by
  * (`room_session_id`, `room_seq`).
  */
-import { randomUUID } from 'node:crypto';
 import { randomHex } from '../random.js';
 import type { Logger } from 'pino';
 import type { AppConfig } from '../config.js';
-import type { RoomServiceEvents, RoomServiceObserver } from '../rooms/observer.js';
+import type { AppRegistry } from '../apps.js';
+import type { RoomRef, RoomServiceEvents, RoomServiceObserver } from '../rooms/observer.js';
 import { ROOM_CLOSE_REASONS, ROOM_LOGOUT_REASONS, STREAM_CLOSE_TYPES, type UnsignedWebhook, type WebhookCommon } from './events.js';
 import { WEBHOOK_BODY_SIGNATURE_HEADER, webhookBodySignature, webhookSignature } from './signature.js';
 
@@ -43,7 +43,7 @@ export const DEFAULT_WEBHOOK_OPTIONS: Readonly<WebhookOptions> = Object.freeze({
 });
 
 export interface WebhookDispatcherOptions {
-  apps: AppConfig[];
+  apps: AppRegistry;
   observer: RoomServiceObserver;
   log: Logger;
   options?: Partial<WebhookOptions>;
@@ -67,12 +67,6 @@ interface Delivery {
   attempts: number;
   lastFailure?: string;
   timer?: NodeJS.Timeout;
-}
-
-/** One lifetime of a room: its id in webhooks and the last sequence number used. */
-interface RoomLife {
-  readonly id: string;
-  seq: number;
 }
 
 /** The bytes of an answer read (so that the connection can be reused) before it is cut off. */
@@ -116,7 +110,6 @@ class AppChannel {
   readonly pending = new Fifo<Delivery>();
   /** Waiting for their retry timer, in the order they started waiting. */
   readonly retrying = new Set<Delivery>();
-  readonly rooms = new Map<string, RoomLife>();
   inFlight = 0;
   pumpScheduled = false;
 
@@ -204,7 +197,10 @@ export class WebhookDispatcher {
   constructor({ apps, observer, log, options }: WebhookDispatcherOptions) {
     this.options = resolveOptions(options);
     this.log = log;
-    this.setApps(apps);
+    this.setApps(apps.list());
+    // A reloaded configuration applies only if every callback in it is valid.
+    apps.addCheck((configs) => configs.forEach(channelFor));
+    apps.observer.on('changed', (configs) => this.setApps(configs));
     // Watched even without callbacks: a reloaded configuration may add some.
     this.unsubscribe = this.watch(observer);
   }
@@ -217,7 +213,7 @@ export class WebhookDispatcher {
   setApps(apps: AppConfig[]): void {
     const fresh = apps.flatMap((app) => channelFor(app) ?? []);
     const current = new Map(this.channels);
-    // An app that comes back gets its old channel again (its rooms' session numbering goes on).
+    // An app that comes back gets its old channel again (with the deliveries it holds).
     for (const channel of this.retired) if (!current.has(channel.appID)) current.set(channel.appID, channel);
     this.retired.clear();
     this.channels.clear();
@@ -275,24 +271,24 @@ export class WebhookDispatcher {
 
   private watch(observer: RoomServiceObserver): () => void {
     const handlers: { [K in keyof RoomServiceEvents]: (...args: RoomServiceEvents[K]) => void } = {
-      roomCreated: ({ appID, roomID }) => this.record(appID, roomID, 'created', (f) => ({ ...f, event: 'room_create' })),
-      roomClosed: ({ appID, roomID, reason }) =>
-        this.record(appID, roomID, 'closed', (f) => ({
+      roomCreated: (ref) => this.record(ref, (f) => ({ ...f, event: 'room_create' })),
+      roomClosed: ({ reason, ...ref }) =>
+        this.record(ref, (f) => ({
           ...f,
           event: 'room_close',
           close_reason: ROOM_CLOSE_REASONS[reason],
           reason_detail: reason,
         })),
-      userJoined: ({ appID, roomID, user, sessionID }) =>
-        this.record(appID, roomID, undefined, (f) => ({
+      userJoined: ({ user, sessionID, ...ref }) =>
+        this.record(ref, (f) => ({
           ...f,
           event: 'room_login',
           user_account: user.userID,
           user_nickname: user.userName,
           session_id: sessionID,
         })),
-      userLeft: ({ appID, roomID, user, sessionID, reason }) =>
-        this.record(appID, roomID, undefined, (f) => ({
+      userLeft: ({ user, sessionID, reason, ...ref }) =>
+        this.record(ref, (f) => ({
           ...f,
           event: 'room_logout',
           user_account: user.userID,
@@ -301,8 +297,8 @@ export class WebhookDispatcher {
           reason: ROOM_LOGOUT_REASONS[reason],
           reason_detail: reason,
         })),
-      streamCreated: ({ appID, roomID, stream }) =>
-        this.record(appID, roomID, undefined, (f) => ({
+      streamCreated: ({ stream, ...ref }) =>
+        this.record(ref, (f) => ({
           ...f,
           event: 'stream_create',
           user_account: stream.user.userID,
@@ -310,8 +306,8 @@ export class WebhookDispatcher {
           stream_id: stream.streamID,
           extra_info: stream.extraInfo,
         })),
-      streamClosed: ({ appID, roomID, stream, reason }) =>
-        this.record(appID, roomID, undefined, (f) => ({
+      streamClosed: ({ stream, reason, ...ref }) =>
+        this.record(ref, (f) => ({
           ...f,
           event: 'stream_close',
           user_account: stream.user.userID,
@@ -332,20 +328,12 @@ export class WebhookDispatcher {
     };
   }
 
-  /** Called synchronously by the room service: numbers the event and queues it, nothing more. */
-  private record(appID: number, roomID: string, life: 'created' | 'closed' | undefined, build: (f: EventFields) => UnsignedWebhook): void {
+  /** Called synchronously by the room service: queues the event with its room event's number, nothing more. */
+  private record({ appID, roomID, lifeID, seq, timeMs }: RoomRef, build: (f: EventFields) => UnsignedWebhook): void {
     const channel = this.channels.get(appID);
     if (!channel || this.stopping) return;
     try {
-      let room = life === 'created' ? undefined : channel.rooms.get(roomID);
-      if (!room) {
-        // A room seen first at its creation, or one that existed before this dispatcher.
-        room = { id: randomUUID(), seq: 0 };
-        channel.rooms.set(roomID, room);
-      }
-      if (life === 'closed') channel.rooms.delete(roomID);
-      room.seq += 1;
-      const webhook = build({ appid: appID, room_id: roomID, room_session_id: room.id, room_seq: room.seq, event_time: Date.now() });
+      const webhook = build({ appid: appID, room_id: roomID, room_session_id: lifeID, room_seq: seq, event_time: timeMs });
       this.enqueue(channel, { webhook, attempts: 0 });
     } catch (err) {
       this.log.error({ err, appID, roomID }, 'webhook not queued');

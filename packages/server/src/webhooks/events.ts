@@ -101,8 +101,9 @@ export interface WebhookCommon {
    */
   room_session_id: string;
   /**
-   * 1 for room_create, then +1 for each webhook event of this room lifetime. Deliveries are
-   * unordered and retried: order by room_seq and deduplicate by (room_session_id, room_seq).
+   * The number of the room event it reports: 1 for room_create, then increasing with every event
+   * of this room lifetime (the events its users see included, so webhooks skip numbers).
+   * Deliveries are unordered and retried: order by room_seq and deduplicate by (room_session_id, room_seq).
    */
   room_seq: number;
   /** When the event happened on the server, Unix time in milliseconds (the same on every retry). */

@@ -1,0 +1,75 @@
+/**
+ * What the parts of the room service share, passed down to each: the store they write through,
+ * this server's live handles, time, the observer they report to, and the queue that runs one
+ * operation of an app at a time.
+ */
+import type { Logger } from 'pino';
+import type { RoomClock } from './clock.js';
+import type { LiveHandles, LiveSession } from './liveHandles.js';
+import type { RoomRef, RoomServiceObserver } from './observer.js';
+import type { EventToLog, LoggedEvent, RoomRecord, RoomStore } from './store/roomStore.js';
+
+export interface RoomContext {
+  readonly store: RoomStore;
+  readonly live: LiveHandles;
+  readonly clock: RoomClock;
+  readonly log: Logger;
+  readonly observer: RoomServiceObserver;
+  readonly queues: AppQueues;
+}
+
+/**
+ * Runs the operations of each app one after another, so that an operation's reads and writes of
+ * the store see no other operation of this server in between (the store's own operations stay
+ * atomic across servers). Apps never wait for each other.
+ */
+export class AppQueues {
+  private readonly tails = new Map<number, Promise<unknown>>();
+
+  run<T>(appID: number, operation: () => Promise<T>): Promise<T> {
+    const result = (this.tails.get(appID) ?? Promise.resolve()).then(operation);
+    const tail = result.catch(() => undefined);
+    this.tails.set(appID, tail);
+    void tail.then(() => {
+      if (this.tails.get(appID) === tail) this.tails.delete(appID);
+    });
+    return result;
+  }
+
+  /** Resolves once every operation queued so far (and those they queued) has finished. */
+  async settled(): Promise<void> {
+    while (this.tails.size > 0) await Promise.all(this.tails.values());
+  }
+}
+
+/** Whether a logged event is for `session`: not its own, addressed to it, and of a kind it wants. */
+export function concerns({ event, from, to }: LoggedEvent, session: LiveSession): boolean {
+  if (!event || session.sessionID === from || (to && !to.includes(session.user.userID))) return false;
+  return event.type !== 'userUpdate' || session.notifyUserUpdates;
+}
+
+/** Tells the sessions of the room on this server an event that concerns them. */
+export function deliver(live: LiveHandles, room: Pick<RoomRecord, 'appID' | 'roomID'>, logged: LoggedEvent): void {
+  if (!logged.event) return;
+  for (const session of live.inRoom(room.appID, room.roomID)) if (concerns(logged, session)) session.link?.send(logged.event);
+}
+
+/** Numbers and logs an event of an open room, then tells it to those it concerns. */
+export async function emit(
+  { store, live }: RoomContext,
+  room: Pick<RoomRecord, 'appID' | 'roomID'>,
+  entry: EventToLog,
+): Promise<LoggedEvent | undefined> {
+  const logged = await store.appendEvent(room.appID, room.roomID, entry);
+  if (logged) deliver(live, room, logged);
+  return logged;
+}
+
+/** The observer's reference to the room event `logged` of `room`. */
+export const refOf = (room: Pick<RoomRecord, 'appID' | 'roomID' | 'lifeID'>, logged: LoggedEvent): RoomRef => ({
+  appID: room.appID,
+  roomID: room.roomID,
+  lifeID: room.lifeID,
+  seq: logged.seq,
+  timeMs: logged.timeMs,
+});

@@ -1,0 +1,195 @@
+/**
+ * Room state as records by ID: sessions, rooms with their numbered event logs, publications,
+ * plays, kicked sessions and forbidden streams. Only the room service writes it. Each operation
+ * is atomic and named by what it guarantees, so that an implementation shared by several servers
+ * (Redis) keeps the rules that one process keeps in memory. Records are plain immutable data:
+ * what a read returns never changes afterwards, and nothing live (links, timers, media) is kept.
+ */
+import type { RoomEvent, RoomExtraInfo, StreamDevices, User } from '@parley/protocol';
+import type { TokenPrivileges } from '../../auth/token04.js';
+import type { Outcome } from '../../outcome.js';
+
+export interface SessionToken {
+  /** Unix seconds. */
+  expire: number;
+  /** From a strict payload; undefined means every privilege. */
+  privileges: TokenPrivileges | undefined;
+}
+
+export interface SessionRecord {
+  readonly sessionID: string;
+  readonly appID: number;
+  readonly roomID: string;
+  readonly user: User;
+  readonly resumeToken: string;
+  readonly notifyUserUpdates: boolean;
+  /** Logged in as one of several rooms of one client (RoomMode.MultiRoom). */
+  readonly multiRoom: boolean;
+  /** Set when the session logged in with a token: what it allows and until when. */
+  readonly token: SessionToken | undefined;
+}
+
+export interface RoomRecord {
+  readonly appID: number;
+  readonly roomID: string;
+  /** This lifetime of the room: a room that closes and opens again gets a new one. */
+  readonly lifeID: string;
+  /** 0 = unlimited; set by the room's first user. */
+  readonly maxMemberCount: number;
+  /** The last event's number. */
+  readonly seq: number;
+  /** The last broadcast message's number. */
+  readonly messageSeq: number;
+}
+
+export type Devices = Omit<StreamDevices, 'streamID'>;
+
+/** A stream reserved by a session (while its media is negotiated) or announced to its room (`live`). */
+export interface PublicationRecord {
+  /** This reservation: a streamID published again after it was dropped is another publication. */
+  readonly publicationID: string;
+  readonly appID: number;
+  readonly streamID: string;
+  readonly sessionID: string;
+  readonly roomID: string;
+  readonly user: User;
+  readonly extraInfo: string;
+  readonly devices: Devices;
+  readonly live: boolean;
+  /** Counts publish negotiations, so that only the latest one installs its media. */
+  readonly negotiation: number;
+}
+
+export interface PlayRecord {
+  readonly playID: string;
+  readonly appID: number;
+  readonly sessionID: string;
+  readonly streamID: string;
+  /** The client's attempt number, echoed in playStopped so a stale stop cannot end a newer attempt. */
+  readonly attempt: number;
+}
+
+/** A room event as it is logged: a client event, or a mark of the room's lifetime that no client is told of. */
+export interface LoggedEvent {
+  readonly seq: number;
+  readonly event: RoomEvent | null;
+  /** The session that caused it (not told of it); null for the server API and the room itself. */
+  readonly from: string | null;
+  /** Only these userIDs are told of it; null: everyone. */
+  readonly to: readonly string[] | null;
+  readonly timeMs: number;
+}
+
+/** A client event before the room numbers it. */
+export type RoomEventBody = RoomEvent extends infer E ? (E extends RoomEvent ? Omit<E, 'seq' | 'roomID'> : never) : never;
+
+export interface EventToLog {
+  event: RoomEventBody | null;
+  from: string | null;
+  to?: readonly string[] | null;
+}
+
+export interface KickedSession {
+  resumeToken: string;
+  code: number;
+}
+
+export interface StoreCounts {
+  rooms: number;
+  sessions: number;
+  publications: number;
+  /** Publications announced to their rooms. */
+  streams: number;
+}
+
+export interface JoinedRoom {
+  room: RoomRecord;
+  /** The room opened with this join (its first logged event marks it). */
+  created: boolean;
+  /** The joining user's userUpdate (added), numbered. */
+  joined: LoggedEvent;
+  /** The room's creation mark when `created`. */
+  opened: LoggedEvent | undefined;
+}
+
+export interface LeftRoom {
+  /** The leaving user's userUpdate (deleted), numbered: the room's members are told unless it closed. */
+  left: LoggedEvent;
+  /** The room closed with it: the last event of the room's lifetime. */
+  closed: LoggedEvent | undefined;
+  room: RoomRecord;
+}
+
+export interface RoomStore {
+  session(appID: number, sessionID: string): Promise<SessionRecord | undefined>;
+  /** A user's sessions, app-wide: one, or one per room of a multi-room client. */
+  sessionsOfUser(appID: number, userID: string): Promise<SessionRecord[]>;
+  setSessionToken(appID: number, sessionID: string, token: SessionToken | undefined): Promise<void>;
+
+  room(appID: number, roomID: string): Promise<RoomRecord | undefined>;
+  roomIDs(appID: number): Promise<string[]>;
+  /** The room's sessions in the order they joined. */
+  members(appID: number, roomID: string): Promise<SessionRecord[]>;
+  /**
+   * Adds the session to its room unless the room is full, opening the room (with the session's
+   * `maxMemberCount`) if it is not open: two logins racing for the last place cannot both win.
+   * Logs the user's arrival.
+   */
+  joinRoom(session: SessionRecord, maxMemberCount: number): Promise<Outcome<JoinedRoom>>;
+  /** Removes the session from its room and its user, logs its departure, and closes the room if it was the last. */
+  leaveRoom(appID: number, sessionID: string): Promise<LeftRoom | undefined>;
+
+  /** Numbers and logs an event of an open room (undefined when the room is not open). */
+  appendEvent(appID: number, roomID: string, entry: EventToLog): Promise<LoggedEvent | undefined>;
+  /** The events after `seq`, or undefined if some of them are no longer kept. */
+  eventsSince(appID: number, roomID: string, seq: number): Promise<LoggedEvent[] | undefined>;
+  /** The next broadcast messageID of an open room. */
+  nextMessageID(appID: number, roomID: string): Promise<number | undefined>;
+  /** Sets one room extra info, unless it is a new key beyond `maxKeys`. */
+  setRoomExtraInfo(appID: number, roomID: string, info: RoomExtraInfo, maxKeys: number): Promise<Outcome<void>>;
+  roomExtraInfos(appID: number, roomID: string): Promise<RoomExtraInfo[]>;
+
+  /**
+   * Reserves a streamID app-wide for the session, or takes the session's own reservation again
+   * (a new negotiation): refused when the stream is forbidden, someone else holds it, or the
+   * session holds `maxPerSession` others.
+   */
+  reserveStream(
+    session: SessionRecord,
+    stream: { streamID: string; extraInfo: string; devices: Devices | undefined },
+    maxPerSession: number,
+  ): Promise<Outcome<{ publication: PublicationRecord; reserved: boolean }>>;
+  publication(appID: number, streamID: string): Promise<PublicationRecord | undefined>;
+  publicationsOfSession(appID: number, sessionID: string): Promise<PublicationRecord[]>;
+  /** The room's announced publications. */
+  liveStreams(appID: number, roomID: string): Promise<PublicationRecord[]>;
+  /** Changes the publication if it is still this one; its new record, or undefined if it is gone. */
+  updatePublication(
+    appID: number,
+    publication: PublicationRecord,
+    change: Partial<Pick<PublicationRecord, 'extraInfo' | 'devices' | 'live'>>,
+  ): Promise<PublicationRecord | undefined>;
+  /** Removes the publication if it is still this one; the removed record. */
+  dropPublication(appID: number, publication: PublicationRecord): Promise<PublicationRecord | undefined>;
+
+  /** Records a play of the session, replacing its play of the same stream, unless it has `maxPerSession` others. */
+  addPlay(play: PlayRecord, maxPerSession: number): Promise<Outcome<void>>;
+  play(appID: number, sessionID: string, streamID: string): Promise<PlayRecord | undefined>;
+  playsOfSession(appID: number, sessionID: string): Promise<PlayRecord[]>;
+  /** Removes the play if it is still this one. */
+  dropPlay(play: PlayRecord): Promise<boolean>;
+
+  /** Remembers why a session was kicked out (the oldest are forgotten beyond a bound). */
+  rememberKick(appID: number, sessionID: string, kick: KickedSession): Promise<void>;
+  kickOf(appID: number, sessionID: string): Promise<KickedSession | undefined>;
+  forgetKicks(): Promise<void>;
+  forbidStream(appID: number, streamID: string): Promise<void>;
+  allowStream(appID: number, streamID: string): Promise<void>;
+
+  counts(): Promise<StoreCounts>;
+}
+
+/** How many recent room events a room keeps for clients that resume after a broken connection. */
+export const ROOM_EVENT_LOG_SIZE = 256;
+/** Kicked sessions remembered per app, so that their resume learns why. */
+export const MAX_KICKED_SESSIONS = 10_000;
