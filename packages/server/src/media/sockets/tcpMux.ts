@@ -8,7 +8,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { TcpPassiveProtocol } from 'werift';
 import type { Address } from './udpMux.js';
 import { bindingRequestUfrag, tcpProtocolInternals } from '@parley/protocol/rtp';
-import type { MediaStats } from './types.js';
+import type { MediaStats } from '../core/types.js';
 
 /** A first frame is a binding request: a few hundred bytes. */
 const MAX_FIRST_FRAME_BYTES = 1500;

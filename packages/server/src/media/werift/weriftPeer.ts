@@ -27,7 +27,7 @@ import {
   type RTCRtpTransceiver,
 } from 'werift';
 import { LivenessJudge } from '@parley/protocol';
-import { SdpError, type EndpointEvents, type MediaStats } from './types.js';
+import { SdpError, type EndpointEvents, type MediaStats } from '../core/types.js';
 import {
   guardMedia,
   iceAgentInternals,
@@ -39,7 +39,7 @@ import {
   type IceAgentInternals,
   type MediaReceived,
 } from '@parley/protocol/rtp';
-import type { IceSockets } from './iceSockets.js';
+import type { IceSockets } from '../sockets/iceSockets.js';
 
 export interface PeerOptions {
   sockets: IceSockets;

@@ -8,8 +8,8 @@ import { DEFAULT_MEDIA_STALL_MS } from '@parley/protocol';
 import { checkWeriftInternalsOnce } from '@parley/protocol/rtp';
 import { WeriftPublisher } from './weriftPublisher.js';
 import type { PeerOptions } from './weriftPeer.js';
-import { IceSockets, type IceSocketOptions } from './iceSockets.js';
-import { emptyMediaStats, type MediaPlane, type MediaPublisher, type MediaStats } from './types.js';
+import { IceSockets, type IceSocketOptions } from '../sockets/iceSockets.js';
+import { emptyMediaStats, type MediaPlane, type MediaPublisher, type MediaStats } from '../core/types.js';
 
 export interface WeriftPlaneOptions extends IceSocketOptions {
   announcedIp?: string;

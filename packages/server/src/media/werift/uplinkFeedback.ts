@@ -6,7 +6,7 @@
  */
 import type { RTCPeerConnection, RtpPacket } from 'werift';
 import { dtlsTransportInternals, rtpReceiverInternals, type RtpReceiverInternals } from '@parley/protocol/rtp';
-import { TwccRecorder } from './twcc.js';
+import { TwccRecorder } from '../core/congestion/twcc.js';
 
 export const TRANSPORT_CC_URI = 'http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01';
 

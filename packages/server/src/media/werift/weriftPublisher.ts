@@ -14,13 +14,13 @@ import {
   type RTCRtpReceiver,
   type RTCRtpTransceiver,
 } from 'werift';
-import { h264FrameSize, parseVp8, Vp8Descriptor } from './codecs.js';
+import { h264FrameSize, parseVp8, Vp8Descriptor } from '../core/codecs.js';
 import { AUDIO_LEVEL_URI } from '@parley/protocol';
 import { NackGenerator, peerConnectionInternals, rtpReceiverInternals } from '@parley/protocol/rtp';
 import { UplinkFeedback } from './uplinkFeedback.js';
-import { judgeLayers, VideoLayer } from './videoLayer.js';
+import { judgeLayers, VideoLayer } from '../core/videoLayer.js';
 import { AudioReceiver, type AudioFormat } from './audioReceiver.js';
-import { SpeechLevel } from './speechLevel.js';
+import { SpeechLevel } from '../core/speechLevel.js';
 import {
   addNack,
   publishCodecs,
@@ -30,7 +30,7 @@ import {
   type NegotiatedCodecs,
   type PeerOptions,
 } from './weriftPeer.js';
-import type { LinkQuality, MediaPublisher, MediaSubscriber, PlayVideo, PublisherEvents } from './types.js';
+import type { LinkQuality, MediaPublisher, MediaSubscriber, PlayVideo, PublisherEvents } from '../core/types.js';
 import { WeriftSubscriber } from './weriftSubscriber.js';
 import type { Kind, LayerSource } from './layerSource.js';
 

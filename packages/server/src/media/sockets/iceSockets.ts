@@ -11,7 +11,7 @@ import { StunProtocol, TcpPassiveProtocol, type PeerConfig } from 'werift';
 import { hasValidIntegrity, stunProtocolInternals, type IceAgentInternals } from '@parley/protocol/rtp';
 import { TcpMux } from './tcpMux.js';
 import { UdpMux, type MuxedSocket } from './udpMux.js';
-import type { MediaStats } from './types.js';
+import type { MediaStats } from '../core/types.js';
 
 export interface IceSocketOptions {
   listenIp: string;
