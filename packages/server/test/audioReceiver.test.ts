@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { RtpHeader, RtpPacket } from 'werift';
-import { AudioReceiver, type AudioPacket } from '../src/media/audioReceiver.js';
+import { AudioReceiver, type AudioPacket } from '../src/media/werift/audioReceiver.js';
 
 const OPUS = 111;
 const RED = 63;

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { BandwidthEstimator, type PacketResult } from '../src/media/bandwidthEstimator.js';
+import { BandwidthEstimator, type PacketResult } from '../src/media/core/congestion/bandwidthEstimator.js';
 
 /** Mulberry32: a small seeded PRNG, so every run sees the same "random" loss and timing. */
 function seededRandom(seed: number): () => number {

@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { DownlinkAllocator, type LayerRate } from '../src/media/downlinkAllocator.js';
-import { ALL_TEMPORAL_LAYERS } from '../src/media/videoRewriter.js';
+import { DownlinkAllocator, type LayerRate } from '../src/media/core/congestion/downlinkAllocator.js';
+import { ALL_TEMPORAL_LAYERS } from '../src/media/core/videoRewriter.js';
 import { SimulatedClock } from '@parley/testkit';
-import type { PacketResult } from '../src/media/bandwidthEstimator.js';
+import type { PacketResult } from '../src/media/core/congestion/bandwidthEstimator.js';
 
 const ONE_WAY_MS = 20;
 /** A drop-tail bottleneck queue of this many milliseconds at the link's rate, as tbf's latency setting. */

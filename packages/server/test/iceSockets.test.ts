@@ -3,10 +3,10 @@ import assert from 'node:assert/strict';
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { connect, type Socket as TcpSocket } from 'node:net';
 import { Message, TcpPassiveProtocol, classes, encodeTcpFrame, methods, parseMessage } from 'werift';
-import { UdpMux, type Address } from '../src/media/udpMux.js';
-import { TcpMux } from '../src/media/tcpMux.js';
+import { UdpMux, type Address } from '../src/media/sockets/udpMux.js';
+import { TcpMux } from '../src/media/sockets/tcpMux.js';
 import { bindingRequestUfrag } from '@parley/protocol/rtp';
-import { emptyMediaStats } from '../src/media/types.js';
+import { emptyMediaStats } from '../src/media/core/types.js';
 
 const bindingRequest = (username?: string, password?: string): Buffer => {
   const message = new Message(methods.BINDING, classes.REQUEST);

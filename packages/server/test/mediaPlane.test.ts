@@ -19,10 +19,10 @@ import {
   type RtcpPacket,
 } from 'werift';
 import { WeriftMediaPlane, SdpError } from '../src/media/index.js';
-import { asksForKeyFrame } from '../src/media/keyFrames.js';
-import { chooseLayer } from '../src/media/weriftSubscriber.js';
+import { asksForKeyFrame } from '../src/media/werift/keyFrames.js';
+import { chooseLayer } from '../src/media/core/layerChoice.js';
 import { distinct, forwardingCall, frames, rtx, sendEach, vp8Frame } from './forwardingCall.js';
-import { outgoingPacket, sealGcm } from '../src/media/forwardingSender.js';
+import { outgoingPacket, sealGcm } from '../src/media/werift/forwardingSender.js';
 
 /** An offer from a werift client that sends audio and video with the given video codecs. */
 async function offer(video: RTCRtpCodecParameters[], videoSections = 1): Promise<{ sdp: string; close(): Promise<void> }> {

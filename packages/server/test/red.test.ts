@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseRed, RedEncoder, redHeaderLength, writeRedHeader } from '../src/media/red.js';
+import { parseRed, RedEncoder, redHeaderLength, writeRedHeader } from '../src/media/core/red.js';
 
 /** A RED payload (RFC 2198) of Opus frames with payload type `pt`: redundant ones (with their timestamp offsets) first, then the primary. */
 function redPayload(pt: number, redundant: Array<{ offset: number; data: Buffer }>, primary: Buffer): Buffer {

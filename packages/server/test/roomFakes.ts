@@ -11,7 +11,7 @@ import { SimulatedClock } from '@parley/testkit';
 import { AppRegistry } from '../src/apps.js';
 import { DEFAULT_LIMITS, randomApp, type AppConfig } from '../src/config.js';
 import { SdpError, type MediaPlane, type MediaPublisher, type MediaStats, type MediaSubscriber } from '../src/media/index.js';
-import type { EndpointEvents, LinkQuality, PublisherEvents } from '../src/media/types.js';
+import type { EndpointEvents, LinkQuality, PublisherEvents } from '../src/media/core/types.js';
 import type { ClientLink } from '../src/rooms/liveHandles.js';
 import type { RoomServiceEvents } from '../src/rooms/observer.js';
 import { RoomService, type SessionRef } from '../src/rooms/roomService.js';

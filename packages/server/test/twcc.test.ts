@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { RtcpHeader, TransportWideCC } from 'werift';
-import { TwccRecorder, parseTwccFeedback, twccResults, type PacketResult, type TwccFeedback } from '../src/media/twcc.js';
+import { TwccRecorder, parseTwccFeedback, twccResults, type PacketResult, type TwccFeedback } from '../src/media/core/congestion/twcc.js';
 
 /** An hour of uptime in µs; neither a multiple of the 250 µs delta tick nor of the 64 ms reference tick. */
 const T0 = 3_600_000_123.4;

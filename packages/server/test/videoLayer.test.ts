@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { judgeLayers, VideoLayer } from '../src/media/videoLayer.js';
+import { judgeLayers, VideoLayer } from '../src/media/core/videoLayer.js';
 
 /** Two simulcast layers as the publisher sees them, fed one packet per frame, judged every 100 ms. */
 class Layers {

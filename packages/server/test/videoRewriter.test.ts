@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { h264FrameSize, inspectH264, parseVp8, Vp8Descriptor } from '../src/media/codecs.js';
-import { VideoRewriter, type RewrittenPacket, type VideoCodec } from '../src/media/videoRewriter.js';
+import { h264FrameSize, inspectH264, parseVp8, Vp8Descriptor } from '../src/media/core/codecs.js';
+import { VideoRewriter, type RewrittenPacket, type VideoCodec } from '../src/media/core/videoRewriter.js';
 
 interface Vp8Fields {
   pictureId?: number | undefined;

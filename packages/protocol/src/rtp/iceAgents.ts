@@ -1,15 +1,13 @@
 /**
  * werift creates an ICE agent and a DTLS transport for a peer connection on its first transceiver
  * or remote description, with no way to reach them before they start. `onEachTransport` and
- * `onEachIceAgent` let the owner of a peer connection adapt each as it is created (werift 0.24's
- * `RTCDtlsTransport` and its ICE `Connection`).
+ * `onEachIceAgent` let the owner of a peer connection adapt each as it is created.
  */
-interface TransportHost {
-  secureManager: { createTransport(): { iceTransport: { connection: object } } };
-}
+import type { IceConnection, RTCDtlsTransport, RTCPeerConnection } from 'werift';
+import { iceAgentInternals, peerConnectionInternals, type IceAgentInternals } from './weriftInternals.js';
 
-export function onEachTransport<T extends object>(pc: T, adapt: (transport: object) => void): T {
-  const manager = (pc as unknown as TransportHost).secureManager;
+export function onEachTransport<T extends RTCPeerConnection>(pc: T, adapt: (transport: RTCDtlsTransport) => void): T {
+  const manager = peerConnectionInternals(pc).secureManager;
   const createTransport = manager.createTransport.bind(manager);
   manager.createTransport = () => {
     const transport = createTransport();
@@ -19,10 +17,8 @@ export function onEachTransport<T extends object>(pc: T, adapt: (transport: obje
   return pc;
 }
 
-export function onEachIceAgent<T extends object>(pc: T, adapt: (agent: object) => void): T {
-  return onEachTransport(pc, (transport) =>
-    adapt((transport as ReturnType<TransportHost['secureManager']['createTransport']>).iceTransport.connection),
-  );
+export function onEachIceAgent<T extends RTCPeerConnection>(pc: T, adapt: (agent: IceAgentInternals) => void): T {
+  return onEachTransport(pc, (transport) => adapt(iceAgentInternals(transport.iceTransport.connection)));
 }
 
 /**
@@ -31,38 +27,10 @@ export function onEachIceAgent<T extends object>(pc: T, adapt: (agent: object) =
  * from every peer connection. Parley's peers reach the server at the addresses in its offers and
  * answers (and the STUN or TURN servers configured), so the default is removed; a configured one stays.
  */
-export function withoutDefaultStunServer<T extends object>(pc: T): T {
-  return onEachIceAgent(pc, (agent) => {
-    const ice = agent as { stunServer?: readonly [string, number]; options: { stunServer?: unknown } };
+export function withoutDefaultStunServer<T extends RTCPeerConnection>(pc: T): T {
+  return onEachIceAgent(pc, (ice) => {
     if (ice.options.stunServer === undefined) ice.stunServer = undefined;
   });
-}
-
-/** werift 0.24's ICE `Connection`, as far as checking its pair in use goes. */
-interface CheckingAgent {
-  nominated?: {
-    localCandidate: unknown;
-    remoteAddr: readonly [string, number];
-    protocol: {
-      request(
-        request: unknown,
-        addr: readonly [string, number],
-        integrityKey: Buffer,
-        options: { retransmissions: number },
-      ): Promise<unknown>;
-    };
-  };
-  localUsername: string;
-  remoteUsername: string;
-  remotePassword: string;
-  iceControlling: boolean;
-  buildRequest(options: {
-    nominate: boolean;
-    localUsername: string;
-    remoteUsername: string;
-    iceControlling: boolean;
-    localCandidate: unknown;
-  }): unknown;
 }
 
 /**
@@ -71,8 +39,8 @@ interface CheckingAgent {
  * that moved this side to another address or port shows the other side where its pair in use
  * went. Its answer changes nothing here.
  */
-export function checkPairInUse(agent: object): void {
-  const ice = agent as CheckingAgent;
+export function checkPairInUse(agent: IceConnection): void {
+  const ice = iceAgentInternals(agent);
   const pair = ice.nominated;
   if (!pair || !ice.remotePassword) return;
   const request = ice.buildRequest({

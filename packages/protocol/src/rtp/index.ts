@@ -5,3 +5,4 @@ export * from './iceAgents.js';
 export * from './mediaGuard.js';
 export * from './replayWindow.js';
 export * from './stun.js';
+export * from './weriftInternals.js';

@@ -20,8 +20,10 @@
  * It also counts the RTP and RTCP packets that authenticated, and reads the packet counts of the
  * sender reports among them: what media liveness is judged by.
  */
+import type { DtlsSocket, RTCDtlsTransport, RTCPeerConnection } from 'werift';
 import { hasValidIntegrity, requestUfrag } from './stun.js';
 import { onEachTransport } from './iceAgents.js';
+import { dtlsSocketInternals, iceAgentInternals, protocolInternals, type IceAgentInternals } from './weriftInternals.js';
 import { ReplayWindow } from './replayWindow.js';
 import type { LivenessSample } from '../liveness.js';
 
@@ -73,56 +75,6 @@ const CURRENT_EPOCH = 1;
 /** werift's AEAD SRTP profile; its other (AES-CM with HMAC-SHA1-80) has a 10-byte tag after the SRTCP index. */
 const PROFILE_AEAD_AES_128_GCM = 7;
 
-/** werift 0.24's ICE `Connection` and UDP `StunProtocol`, as far as its receive path and credentials go. */
-interface IceAgent {
-  localUsername: string;
-  localPassword: string;
-  userHistory: Record<string, string>;
-  ensureProtocol(protocol: object): void;
-}
-/** Any of werift's ICE protocols (UDP, TCP, TURN): each hands the requests it receives, with their bytes, to this event. */
-interface IceProtocol {
-  datagramReceived?(data: Buffer, addr: unknown): void;
-  onRequestReceived?: { execute(message: unknown, addr: readonly [string, number], data: Buffer): void };
-}
-
-/** werift 0.24's `DtlsSocket` (the base of its DTLS client and server). */
-interface DtlsSocket {
-  connected: boolean;
-  transport: { socket: { onData: (data: Buffer) => void } };
-  cipher: { decryptPacket(record: DtlsRecord): Buffer };
-  srtp: { srtpProfile?: number };
-  onData: { execute(data: Buffer): void };
-  onClose: { execute(): void };
-}
-/** What werift's `CipherContext.decryptPacket` and `encryptPacket` read of a record (a `DtlsPlaintext`). */
-export interface DtlsRecord {
-  recordLayerHeader: {
-    contentType: number;
-    protocolVersion: { major: number; minor: number };
-    epoch: number;
-    sequenceNumber: number;
-    contentLen: number;
-  };
-  fragment: Buffer;
-}
-interface SrtpSession {
-  decrypt(packet: Buffer): Buffer;
-}
-/** werift 0.24's SRTP session: its receive context keeps each SSRC's rollover count. */
-interface SrtpRtpSession extends SrtpSession {
-  remoteContext: { srtpSSRCStates: Record<number, { rolloverCounter: number } | undefined> };
-}
-/** werift 0.24's `RTCDtlsTransport`. */
-interface DtlsTransport {
-  dtls?: DtlsSocket;
-  srtp: SrtpRtpSession;
-  srtcp: SrtpSession;
-  start(): Promise<void>;
-  updateSrtpSession(): void;
-  iceTransport: { connection: object };
-}
-
 /** What has authenticated so far, as liveness samples it: `media` is what the peer must send. */
 export function livenessSample(received: MediaReceived, media: 'rtp' | 'rtcp'): LivenessSample {
   return { media: received[media], packets: received.rtp + received.rtcp, reportedSent: received.reportedSent };
@@ -132,11 +84,10 @@ export function livenessSample(received: MediaReceived, media: 'rtp' | 'rtcp'): 
  * Guards every transport `pc` makes (see the module comment), counting what it drops in `drops`
  * (which several peer connections may share). Returns what authenticated, for liveness.
  */
-export function guardMedia<T extends object>(pc: T, drops: MediaDrops): { pc: T; received: MediaReceived } {
+export function guardMedia<T extends RTCPeerConnection>(pc: T, drops: MediaDrops): { pc: T; received: MediaReceived } {
   const received: MediaReceived = { rtp: 0, rtcp: 0, reportedSent: new Map() };
-  onEachTransport(pc, (created) => {
-    const transport = created as DtlsTransport;
-    guardIceAgent(transport.iceTransport.connection as IceAgent, drops);
+  onEachTransport(pc, (transport) => {
+    guardIceAgent(iceAgentInternals(transport.iceTransport.connection), drops);
     const start = transport.start.bind(transport);
     transport.start = () => {
       // werift makes its DTLS socket synchronously at the start of `start`.
@@ -153,14 +104,13 @@ export function guardMedia<T extends object>(pc: T, drops: MediaDrops): { pc: T;
   return { pc, received };
 }
 
-function guardIceAgent(agent: IceAgent, drops: MediaDrops): void {
+function guardIceAgent(agent: IceAgentInternals, drops: MediaDrops): void {
   const passwordOf = (ufrag: string): string | undefined =>
     agent.userHistory[ufrag] ?? (ufrag === agent.localUsername ? agent.localPassword : undefined);
   const requests = new RecentRequests();
   const ensureProtocol = agent.ensureProtocol.bind(agent);
-  agent.ensureProtocol = (created) => {
-    ensureProtocol(created);
-    const protocol = created as IceProtocol;
+  agent.ensureProtocol = (protocol) => {
+    ensureProtocol(protocol);
     const received = protocol.onRequestReceived;
     if (received) {
       const execute = received.execute;
@@ -173,9 +123,10 @@ function guardIceAgent(agent: IceAgent, drops: MediaDrops): void {
       };
     }
     // UDP: what is no media protocol at all goes no further (TCP frames and TURN data come whole).
-    const datagramReceived = protocol.datagramReceived?.bind(protocol);
+    const input = protocolInternals(protocol);
+    const datagramReceived = input.datagramReceived?.bind(protocol);
     if (datagramReceived) {
-      protocol.datagramReceived = (data, addr) => {
+      input.datagramReceived = (data, addr) => {
         const first = data[0];
         if (first === undefined || !(first < 4 || (first >= 20 && first < 64) || (first >= 128 && first < 192))) {
           drops['unknown-protocol']++;
@@ -204,9 +155,10 @@ class RecentRequests {
 }
 
 function guardDtls(socket: DtlsSocket, drops: MediaDrops): void {
-  const werifts = socket.transport.socket.onData;
+  const input = dtlsSocketInternals(socket).transport.socket;
+  const werifts = input.onData;
   const records = new EstablishedRecords(socket, drops, werifts);
-  socket.transport.socket.onData = (data) => {
+  input.onData = (data) => {
     for (let start = 0; start < data.length;) {
       if (data.length - start < RECORD_HEADER_BYTES) {
         drops['dtls-malformed']++;
@@ -249,7 +201,7 @@ class EstablishedRecords {
     }
     let plaintext: Buffer;
     try {
-      plaintext = this.socket.cipher.decryptPacket({
+      plaintext = dtlsSocketInternals(this.socket).cipher.decryptPacket({
         recordLayerHeader: {
           contentType,
           protocolVersion: { major: record[1]!, minor: record[2]! },
@@ -287,7 +239,7 @@ class EstablishedRecords {
   }
 }
 
-function guardSrtp(transport: DtlsTransport, drops: MediaDrops, received: MediaReceived): void {
+function guardSrtp(transport: RTCDtlsTransport, drops: MediaDrops, received: MediaReceived): void {
   const rtpWindows = new Map<number, ReplayWindow>();
   const rtcpWindows = new Map<number, ReplayWindow>();
   const rtcpTagBytes = transport.dtls?.srtp.srtpProfile === PROFILE_AEAD_AES_128_GCM ? 0 : 10;

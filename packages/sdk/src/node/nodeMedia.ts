@@ -35,10 +35,12 @@ import {
 } from '@parley/protocol';
 import {
   checkPairInUse,
+  checkWeriftInternalsOnce,
   guardMedia,
   livenessSample,
   NackGenerator,
   noMediaDrops,
+  rtpReceiverInternals,
   withoutDefaultStunServer,
   type MediaDrops,
   type MediaReceived,
@@ -187,12 +189,6 @@ class LayerStream {
   ) {}
 }
 
-/** The parts of werift 0.24's DTLS transport this sends and listens on. */
-interface DtlsInternals {
-  sendRtp(payload: Buffer, header: RtpHeader): Promise<number>;
-  onRtcp: { subscribe(listener: (rtcp: RtcpPacket) => void): unknown };
-}
-
 class NodePublishTransport extends WeriftTransport {
   protected readonly receives = 'rtcp';
   private readonly video: RTCRtpSender;
@@ -243,7 +239,7 @@ class NodePublishTransport extends WeriftTransport {
       ];
     }
     // Keyframe requests and NACKs name a layer's SSRC, which werift's sender does not know.
-    (this.video.dtlsTransport as unknown as DtlsInternals).onRtcp.subscribe((rtcp) => this.onRtcp(rtcp));
+    this.video.dtlsTransport.onRtcp.subscribe((rtcp) => this.onRtcp(rtcp));
   }
 
   private onRtcp(rtcp: RtcpPacket): void {
@@ -307,8 +303,8 @@ class NodePublishTransport extends WeriftTransport {
   }
 
   private transmit(packet: RtpPacket): void {
-    const dtls = this.video.dtlsTransport as unknown as DtlsInternals | undefined;
-    if (this.video.dtlsTransport?.state !== 'connected' || !dtls) return;
+    const dtls = this.video.dtlsTransport;
+    if (dtls?.state !== 'connected') return;
     void dtls.sendRtp(packet.payload, packet.header).catch(() => undefined);
   }
 
@@ -338,11 +334,6 @@ function mapMediaSection(sdp: string, kind: 'audio' | 'video', map: (lines: stri
   const lines = sections[index]!.split('\r\n').filter((line) => line !== '');
   sections[index] = map(lines).join('\r\n') + (index === sections.length - 1 ? '\r\n' : '');
   return sections.join('\r\n');
-}
-
-/** werift's receiver internals: its NACK generator, which ours replaces. */
-interface ReceiverInternals {
-  nack: { addPacket(packet: RtpPacket): void };
 }
 
 class NodePlayTransport extends WeriftTransport {
@@ -413,7 +404,7 @@ class NodePlayTransport extends WeriftTransport {
       const nack = new GenericNack({ senderSsrc: receiver.rtcpSsrc, mediaSourceSsrc, lost });
       void receiver.dtlsTransport.sendRtcp([new RtcpTransportLayerFeedback({ feedback: nack })]).catch(() => undefined);
     }));
-    (receiver as unknown as ReceiverInternals).nack.addPacket = (packet) =>
+    rtpReceiverInternals(receiver).nack.addPacket = (packet) =>
       nacks.onPacket(packet.header.ssrc, packet.header.sequenceNumber, performance.now());
     const assembler = this.assembler;
     track.onReceiveRtp.subscribe((rtp) => {
@@ -487,7 +478,10 @@ export class NodeMedia implements MediaBackend {
   private readonly transports = new Set<WeriftTransport>();
   private readonly closing = new Set<Promise<void>>();
 
-  constructor(private readonly events: { keyFrameRequested(channel: number, layer: number): void }) {}
+  /** Throws, naming what is missing, when the installed werift lacks the internals its transports rely on. */
+  constructor(private readonly events: { keyFrameRequested(channel: number, layer: number): void }) {
+    checkWeriftInternalsOnce();
+  }
 
   /** Encoded custom capture sends VP8 only. */
   createPublishTransport(

@@ -1,3 +1,9 @@
-export type { MediaPlane, MediaPublisher, MediaSubscriber, MediaEndpoint, MediaStats } from './types.js';
-export { SdpError, emptyMediaStats } from './types.js';
-export { WeriftMediaPlane, type WeriftPlaneOptions } from './weriftPlane.js';
+/**
+ * The server's media plane as the rest of the server uses it. Inside, by layer: core/ (RTP parsing
+ * and rewriting, congestion control, layer choice; no WebRTC stack), sockets/ (the ICE agents'
+ * shared UDP and TCP ports) and werift/ (the peer connections, on werift). Each layer imports only
+ * those before it.
+ */
+export type { MediaPlane, MediaPublisher, MediaSubscriber, MediaEndpoint, MediaStats } from './core/types.js';
+export { SdpError, emptyMediaStats } from './core/types.js';
+export { WeriftMediaPlane, type WeriftPlaneOptions } from './werift/weriftPlane.js';

@@ -15,21 +15,18 @@ import {
   type RTCRtpTransceiver,
 } from 'werift';
 import { AUDIO_LEVEL_URI, SIMULCAST_LAYER_EXTENSION_URI } from '@parley/protocol';
-import { DownlinkAllocator, type PacketKind } from './downlinkAllocator.js';
+import { DownlinkAllocator, type PacketKind } from '../core/congestion/downlinkAllocator.js';
 import type { AudioPacket } from './audioReceiver.js';
 import { asksForKeyFrame } from './keyFrames.js';
-import { RedEncoder, writeRedHeader } from './red.js';
+import { RedEncoder, writeRedHeader } from '../core/red.js';
 import { ForwardingSender, outgoingPacket, type OutgoingPacket } from './forwardingSender.js';
-import { twccResults } from './twcc.js';
+import { twccResults } from '../core/congestion/twcc.js';
 import { TRANSPORT_CC_URI } from './uplinkFeedback.js';
-import { ALL_TEMPORAL_LAYERS, VideoRewriter } from './videoRewriter.js';
+import { ALL_TEMPORAL_LAYERS, VideoRewriter } from '../core/videoRewriter.js';
+import { chooseLayer } from '../core/layerChoice.js';
 import { addNack, WeriftPeer, type HeaderExtensions, type PeerOptions } from './weriftPeer.js';
-import type { VideoLayer } from './videoLayer.js';
 import type { Kind, LayerSource } from './layerSource.js';
-import type { LinkQuality, MediaSubscriber, PlayMuted, PlayVideo } from './types.js';
-
-const SMALL = 1;
-const BIG = 2;
+import type { LinkQuality, MediaSubscriber, PlayMuted, PlayVideo } from '../core/types.js';
 
 /** Packets remembered for NACKs, by the player's sequence number modulo this: about 1 s of video, 5 s of audio. */
 const SENT_HISTORY = { video: 1024, audio: 256 } as const;
@@ -67,25 +64,6 @@ class SentPacket {
   replaced = 0;
   sentAtMs = 0;
   resends = 0;
-}
-
-/**
- * The layer a player gets: forced by its VideoStreamType, else the smallest layer that covers
- * its view (a 160-px tile never gets 720p), else the largest. Fitted into the view, a layer
- * covers it when it fills the view's width or its height without being scaled up.
- */
-export function chooseLayer(video: PlayVideo, layers: readonly Pick<VideoLayer, 'width' | 'height'>[]): number {
-  const top = layers.length - 1;
-  if (video.type === SMALL) return 0;
-  if (video.type === BIG || (video.viewWidth === 0 && video.viewHeight === 0)) return top;
-  const largest = layers[top]!;
-  for (let i = 0; i < top; i++) {
-    // A layer not seen yet is taken to be the largest halved per side for each step down.
-    const scale = 2 ** (top - i);
-    const { width, height } = layers[i]!.width > 0 ? layers[i]! : { width: largest.width / scale, height: largest.height / scale };
-    if (width >= video.viewWidth || height >= video.viewHeight) return i;
-  }
-  return top;
 }
 
 export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {

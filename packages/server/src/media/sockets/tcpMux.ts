@@ -7,13 +7,8 @@
 import { createServer, type Server, type Socket } from 'node:net';
 import type { TcpPassiveProtocol } from 'werift';
 import type { Address } from './udpMux.js';
-import { bindingRequestUfrag } from '@parley/protocol/rtp';
-import type { MediaStats } from './types.js';
-
-/** werift's passive protocol as far as taking over an accepted connection goes (the method is protected in its types). */
-interface SocketTaker {
-  registerSocket(socket: Socket, remoteAddr?: Address): unknown;
-}
+import { bindingRequestUfrag, tcpProtocolInternals } from '@parley/protocol/rtp';
+import type { MediaStats } from '../core/types.js';
 
 /** A first frame is a binding request: a few hundred bytes. */
 const MAX_FIRST_FRAME_BYTES = 1500;
@@ -124,7 +119,7 @@ export class TcpMux {
       const { protocol } = owner;
       // The agent reads the connection from its first byte, this frame included.
       socket.unshift(received);
-      (protocol as unknown as SocketTaker).registerSocket(socket, remote);
+      tcpProtocolInternals(protocol).registerSocket(socket, remote);
       socket.resume();
     };
     socket.on('data', onData);

@@ -7,65 +7,16 @@
  * RTCP sender reports (from the counters written here).
  */
 import { createCipheriv } from 'node:crypto';
-import type { Socket } from 'node:dgram';
-import { RtpHeader, type RtpPacket, type RTCRtpSender } from 'werift';
+import { RtpHeader, type RtpPacket, type RTCDtlsTransport, type RTCRtpSender } from 'werift';
+import { iceAgentInternals, protocolInternals, rtpSenderInternals, type RtpSenderInternals } from '@parley/protocol/rtp';
 
 /** SRTP protection profile 0x0007, SRTP_AEAD_AES_128_GCM (RFC 7714). */
 const AEAD_AES_128_GCM = 7;
 const GCM_TAG_BYTES = 16;
 
-interface SrtpSsrcState {
-  rolloverCounter: number;
-  lastSequenceNumber: number;
-}
-
-/** werift's SRTP context for what we send. */
-interface SrtpContextInternals {
-  profile: number;
-  srtpSessionKey: Buffer;
-  srtpSessionSalt: Buffer;
-  getSrtpSsrcState(ssrc: number): SrtpSsrcState;
-  updateRolloverCount(sequenceNumber: number, state: SrtpSsrcState): void;
-  encryptRtp(payload: Buffer, header: RtpHeader): Buffer;
-}
-
-interface CandidatePairInternals {
-  remoteCandidate: { host: string; port: number };
-  packetsSent: number;
-  bytesSent: number;
-  /** UDP protocols (werift's own socket, or the shared one) have a transport with a socket; ICE-TCP's has none. */
-  protocol: { transport?: { type: string; closed: boolean; socket?: Socket } };
-}
-
-/** The parts of werift 0.24's RTCRtpSender and its transports that this path reads and writes. */
-interface SenderInternals {
-  ssrc: number;
-  codec?: { payloadType: number };
-  dtlsTransport: {
-    state: string;
-    srtp: { localContext: SrtpContextInternals };
-    iceTransport: {
-      connection: {
-        nominated?: CandidatePairInternals;
-        canSendApplicationData(): boolean;
-        send(data: Buffer): Promise<void>;
-      };
-    };
-    bytesSent: number;
-    packetsSent: number;
-  };
-  rtxPayloadType?: number;
-  rtxSsrc: number;
-  rtxSequenceNumber: number;
-  sequenceNumber?: number;
-  timestamp?: number;
-  ntpTimestamp: bigint;
-  rtpTimestamp: number;
-  octetCount: number;
-  packetCount: number;
-  headerBytesSent: number;
-  runRtcp(): Promise<void>;
-}
+/** werift's SRTP context for what a sender sends. */
+type SrtpContext = RTCDtlsTransport['srtp']['localContext'];
+type SrtpSsrcState = ReturnType<SrtpContext['getSrtpSsrcState']>;
 
 /** Scratch space for the IV, which createCipheriv copies. */
 const iv = Buffer.alloc(12);
@@ -157,7 +108,7 @@ const payloadBytes = (out: OutgoingPacket, payload: Buffer): number => out.prefi
  * encrypted in two pieces (prefix, then the rest) rather than copied.
  */
 export function sealGcm(
-  context: Pick<SrtpContextInternals, 'srtpSessionKey' | 'srtpSessionSalt'>,
+  context: Pick<SrtpContext, 'srtpSessionKey' | 'srtpSessionSalt'>,
   rolloverCounter: number,
   out: OutgoingPacket,
   csrc: readonly number[],
@@ -191,14 +142,14 @@ export function sealGcm(
  * which knows which source packet each of the player's sequence numbers was.
  */
 export class ForwardingSender {
-  private readonly sender: SenderInternals;
+  private readonly sender: RtpSenderInternals;
   private reporting = false;
   /** Cached per SRTP context (a new DTLS handshake brings a new one), per SSRC (media and RTX). */
-  private srtp?: { context: SrtpContextInternals; states: Map<number, SrtpSsrcState>; gcm: boolean };
+  private srtp?: { context: SrtpContext; states: Map<number, SrtpSsrcState>; gcm: boolean };
 
   constructor(sender: RTCRtpSender) {
     // werift answers NACKs from what its own sendRtp sent, which is nothing: they are the caller's.
-    this.sender = sender as unknown as SenderInternals;
+    this.sender = rtpSenderInternals(sender);
   }
 
   get ssrc(): number {
@@ -222,7 +173,9 @@ export class ForwardingSender {
   /** Whether packets can go out now (DTLS up, a pair nominated). */
   get ready(): boolean {
     const { dtlsTransport, codec } = this.sender;
-    return !!codec && dtlsTransport.state === 'connected' && dtlsTransport.iceTransport.connection.canSendApplicationData();
+    return (
+      !!codec && dtlsTransport.state === 'connected' && iceAgentInternals(dtlsTransport.iceTransport.connection).canSendApplicationData()
+    );
   }
 
   /**
@@ -254,7 +207,7 @@ export class ForwardingSender {
     dtlsTransport.packetsSent++;
     const connection = dtlsTransport.iceTransport.connection;
     const pair = connection.nominated!;
-    const { transport } = pair.protocol;
+    const { transport } = protocolInternals(pair.protocol);
     if (transport?.type === 'udp' && transport.socket) {
       if (transport.closed) return 0;
       pair.packetsSent++;

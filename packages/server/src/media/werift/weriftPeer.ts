@@ -20,15 +20,26 @@ import {
   useTransportWideCC,
   useVP8,
   type PeerConfig,
+  type Protocol,
   type RTCRtpHeaderExtensionParameters,
   type RTCDtlsTransport,
   type RTCIceTransport,
   type RTCRtpTransceiver,
 } from 'werift';
 import { LivenessJudge } from '@parley/protocol';
-import { SdpError, type EndpointEvents, type MediaStats } from './types.js';
-import { guardMedia, livenessSample, onEachIceAgent, withoutDefaultStunServer, type MediaReceived } from '@parley/protocol/rtp';
-import type { IceSockets } from './iceSockets.js';
+import { SdpError, type EndpointEvents, type MediaStats } from '../core/types.js';
+import {
+  guardMedia,
+  iceAgentInternals,
+  iceTransportInternals,
+  livenessSample,
+  messageInternals,
+  onEachIceAgent,
+  withoutDefaultStunServer,
+  type IceAgentInternals,
+  type MediaReceived,
+} from '@parley/protocol/rtp';
+import type { IceSockets } from '../sockets/iceSockets.js';
 
 export interface PeerOptions {
   sockets: IceSockets;
@@ -84,31 +95,6 @@ export const publishHeaderExtensions = (): HeaderExtensions => ({
   audio: [useSdesMid(), useTransportWideCC(), useAudioLevelIndication()],
   video: [useSdesMid(), useSdesRTPStreamId(), useRepairedRtpStreamId(), useTransportWideCC(), useAbsSendTime()],
 });
-
-/** werift 0.24's STUN message, as far as its attributes go. */
-interface StunMessage {
-  attributesKeys: string[];
-}
-
-/** werift 0.24's candidate pair, as far as the pair in use goes. */
-interface PairInternals {
-  /** Seconds. */
-  rtt?: number;
-  nominated: boolean;
-  state: number;
-  remoteCandidate: { host: string; port: number };
-  protocol: { onRequestReceived: { subscribe(listener: (message: unknown, addr: readonly [string, number]) => void): unknown } };
-}
-
-/** werift 0.24's ICE connection, as far as its pairs and consent go (private in its types). */
-interface IceInternals {
-  state: string;
-  nominated?: PairInternals;
-  /** Every pair, those learned from the client's checks (peer-reflexive) included. */
-  checkList: PairInternals[];
-  /** Starts consent over: fresh now, expiring 30 s after the last answer from here on. */
-  queryConsent(): void;
-}
 
 /** How long the server's own check of a client's new address may take to succeed. */
 const REBINDING_CHECK_MS = 1000;
@@ -195,8 +181,9 @@ export abstract class WeriftPeer<Events extends EndpointEvents & Record<keyof Ev
   }
 
   /** werift's ICE connection. */
-  private get iceConnection(): IceInternals | undefined {
-    return this.transport?.iceTransport.connection as unknown as IceInternals | undefined;
+  private get iceConnection(): IceAgentInternals | undefined {
+    const connection = this.transport?.iceTransport.connection;
+    return connection && iceAgentInternals(connection);
   }
 
   /** The packets the client must send while connected: RTP from a publisher, RTCP from a player. */
@@ -299,7 +286,7 @@ export abstract class WeriftPeer<Events extends EndpointEvents & Record<keyof Ev
         return;
       } catch {
         // werift leaves the failed start's gate set, which would hold the next one for ever.
-        (iceTransport as unknown as { waitStart?: unknown }).waitStart = undefined;
+        iceTransportInternals(iceTransport).waitStart = undefined;
         await new Promise((resolve) => setTimeout(resolve, 100));
       }
     }
@@ -336,14 +323,14 @@ export abstract class WeriftPeer<Events extends EndpointEvents & Record<keyof Ev
       const pair = connection.nominated;
       if (!pair || pair.protocol !== protocol || (connection.state !== 'connected' && connection.state !== 'completed')) return;
       if (host === pair.remoteCandidate.host && port === pair.remoteCandidate.port) connection.queryConsent();
-      else if ((message as StunMessage).attributesKeys.includes('USE-CANDIDATE') && !this.following) {
+      else if (messageInternals(message).attributesKeys.includes('USE-CANDIDATE') && !this.following) {
         this.following = true;
         void this.followRebinding(connection, protocol, host, port).finally(() => (this.following = false));
       }
     });
   }
 
-  private async followRebinding(connection: IceInternals, protocol: object, host: string, port: number): Promise<void> {
+  private async followRebinding(connection: IceAgentInternals, protocol: Protocol, host: string, port: number): Promise<void> {
     // werift has just learned the address from the check (a peer-reflexive pair) and checks it back.
     const moved = connection.checkList.find(
       (p) => p.protocol === protocol && p.remoteCandidate.host === host && p.remoteCandidate.port === port,

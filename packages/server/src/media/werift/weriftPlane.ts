@@ -5,10 +5,11 @@
  * are answered from what each player was sent.
  */
 import { DEFAULT_MEDIA_STALL_MS } from '@parley/protocol';
+import { checkWeriftInternalsOnce } from '@parley/protocol/rtp';
 import { WeriftPublisher } from './weriftPublisher.js';
 import type { PeerOptions } from './weriftPeer.js';
-import { IceSockets, type IceSocketOptions } from './iceSockets.js';
-import { emptyMediaStats, type MediaPlane, type MediaPublisher, type MediaStats } from './types.js';
+import { IceSockets, type IceSocketOptions } from '../sockets/iceSockets.js';
+import { emptyMediaStats, type MediaPlane, type MediaPublisher, type MediaStats } from '../core/types.js';
 
 export interface WeriftPlaneOptions extends IceSocketOptions {
   announcedIp?: string;
@@ -40,8 +41,12 @@ export class WeriftMediaPlane implements MediaPlane {
     };
   }
 
-  /** Opens the media sockets (see `IceSockets`). */
+  /**
+   * Opens the media sockets (see `IceSockets`), once the installed werift is known to have the
+   * internals the media path relies on: a server with another werift refuses to start, saying what is missing.
+   */
   static async open(options: WeriftPlaneOptions): Promise<WeriftMediaPlane> {
+    checkWeriftInternalsOnce();
     const stats = emptyMediaStats();
     const sockets = await IceSockets.open(options, stats, options.onSocketError ?? (() => undefined));
     return new WeriftMediaPlane(options, sockets, stats);

@@ -4,8 +4,9 @@
  * werift has a receiver of its own for this, which reports lost packets as received and sends
  * only every tenth packet's worth; ours takes its place.
  */
-import type { RtpPacket } from 'werift';
-import { TwccRecorder } from './twcc.js';
+import type { RTCPeerConnection, RtpPacket } from 'werift';
+import { dtlsTransportInternals, rtpReceiverInternals, type RtpReceiverInternals } from '@parley/protocol/rtp';
+import { TwccRecorder } from '../core/congestion/twcc.js';
 
 export const TRANSPORT_CC_URI = 'http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01';
 
@@ -16,34 +17,26 @@ export const TRANSPORT_CC_URI = 'http://www.ietf.org/id/draft-holmer-rmcat-trans
  */
 const FEEDBACK_INTERVAL_MS = 50;
 
-/** The parts of werift 0.24's peer connection this reads. */
-interface PeerInternals {
-  getTransceivers(): Array<{
-    headerExtensions: Array<{ id: number; uri: string }>;
-    receiver: { receiverTWCC?: unknown; dtlsTransport?: { sendRtcp(packets: Array<{ serialize(): Buffer }>): Promise<void> } };
-  }>;
-}
-
 /** werift calls `handleTWCC` per received packet when transport-cc was negotiated; this one does nothing. */
-const SILENT_WERIFT_TWCC = { twccRunning: false, handleTWCC(): void {} };
+const SILENT_WERIFT_TWCC: RtpReceiverInternals['receiverTWCC'] = { twccRunning: false, handleTWCC(): void {} };
 
 export class UplinkFeedback {
   private readonly recorder: TwccRecorder;
   private readonly timer: NodeJS.Timeout;
   private readonly extensionId: number | undefined;
-  private readonly peer: PeerInternals;
+  private readonly peer: RTCPeerConnection;
 
   /**
    * Call after the offer is applied (extension ids are known) and before media flows; then give
    * `record` every packet of the bundle (audio, video, retransmissions, probes, even those werift's
    * router cannot place) as it leaves SRTP.
    */
-  constructor(pc: unknown, senderSsrc: number) {
-    const peer = (this.peer = pc as PeerInternals);
-    const transceivers = peer.getTransceivers();
+  constructor(pc: RTCPeerConnection, senderSsrc: number) {
+    this.peer = pc;
+    const transceivers = pc.getTransceivers();
     this.extensionId = transceivers.flatMap((t) => t.headerExtensions).find((e) => e.uri === TRANSPORT_CC_URI)?.id;
     this.recorder = new TwccRecorder({ senderSsrc });
-    for (const t of transceivers) t.receiver.receiverTWCC = SILENT_WERIFT_TWCC;
+    for (const t of transceivers) rtpReceiverInternals(t.receiver).receiverTWCC = SILENT_WERIFT_TWCC;
     this.timer = setInterval(() => this.flush(), FEEDBACK_INTERVAL_MS);
     this.timer.unref();
   }
@@ -68,7 +61,11 @@ export class UplinkFeedback {
     const transport = this.peer.getTransceivers()[0]?.receiver.dtlsTransport;
     if (!transport) return;
     const packets = this.recorder.buildFeedback();
-    if (packets.length > 0) void transport.sendRtcp(packets.map((bytes) => ({ serialize: () => bytes }))).catch(() => undefined);
+    if (packets.length > 0) {
+      void dtlsTransportInternals(transport)
+        .sendRtcp(packets.map((bytes) => ({ serialize: () => bytes })))
+        .catch(() => undefined);
+    }
   }
 
   close(): void {

@@ -14,13 +14,13 @@ import {
   type RTCRtpReceiver,
   type RTCRtpTransceiver,
 } from 'werift';
-import { h264FrameSize, parseVp8, Vp8Descriptor } from './codecs.js';
+import { h264FrameSize, parseVp8, Vp8Descriptor } from '../core/codecs.js';
 import { AUDIO_LEVEL_URI } from '@parley/protocol';
-import { NackGenerator } from '@parley/protocol/rtp';
+import { NackGenerator, peerConnectionInternals, rtpReceiverInternals } from '@parley/protocol/rtp';
 import { UplinkFeedback } from './uplinkFeedback.js';
-import { judgeLayers, VideoLayer } from './videoLayer.js';
+import { judgeLayers, VideoLayer } from '../core/videoLayer.js';
 import { AudioReceiver, type AudioFormat } from './audioReceiver.js';
-import { SpeechLevel } from './speechLevel.js';
+import { SpeechLevel } from '../core/speechLevel.js';
 import {
   addNack,
   publishCodecs,
@@ -30,7 +30,7 @@ import {
   type NegotiatedCodecs,
   type PeerOptions,
 } from './weriftPeer.js';
-import type { LinkQuality, MediaPublisher, MediaSubscriber, PlayVideo, PublisherEvents } from './types.js';
+import type { LinkQuality, MediaPublisher, MediaSubscriber, PlayVideo, PublisherEvents } from '../core/types.js';
 import { WeriftSubscriber } from './weriftSubscriber.js';
 import type { Kind, LayerSource } from './layerSource.js';
 
@@ -45,12 +45,6 @@ const LAYER_CHECK_INTERVAL_MS = 100;
 const PAUSE_UNUSED_LAYER_AFTER_MS = 3000;
 
 const REPAIRED_RID_URI = 'urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id';
-
-/** The parts of werift 0.24's peer connection and receivers that the ingest path hooks. */
-interface IngestInternals {
-  router: { routeRtp(packet: RtpPacket): void };
-  getTransceivers(): Array<{ kind: string; receiver: { nack: { addPacket(packet: RtpPacket): void } } }>;
-}
 
 /** Milliseconds from the NTP epoch (1900) to the Unix epoch. */
 const NTP_EPOCH_OFFSET_MS = 2_208_988_800_000;
@@ -166,10 +160,10 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
    * NACK generator replaces werift's (see nackGenerator.ts).
    */
   private hookIngest(): void {
-    const peer = this.pc as unknown as IngestInternals;
-    for (const t of peer.getTransceivers()) if (t.kind === 'video') t.receiver.nack.addPacket = () => undefined;
-    const route = peer.router.routeRtp.bind(peer.router);
-    peer.router.routeRtp = (packet) => {
+    for (const t of this.pc.getTransceivers()) if (t.kind === 'video') rtpReceiverInternals(t.receiver).nack.addPacket = () => undefined;
+    const { router } = peerConnectionInternals(this.pc);
+    const route = router.routeRtp.bind(router);
+    router.routeRtp = (packet) => {
       this.feedback?.record(packet);
       // Audio is taken here, RED and all (werift's receiver would unwrap it), and still routed for werift's receiver reports.
       if (this.audio && this.isAudio(packet.header.payloadType) && !this.forwardAudio(packet)) return; // malformed: werift's parser may throw

@@ -8,10 +8,10 @@
  */
 import { randomBytes } from 'node:crypto';
 import { StunProtocol, TcpPassiveProtocol, type PeerConfig } from 'werift';
-import { hasValidIntegrity } from '@parley/protocol/rtp';
+import { hasValidIntegrity, stunProtocolInternals, type IceAgentInternals } from '@parley/protocol/rtp';
 import { TcpMux } from './tcpMux.js';
-import { UdpMux, type Address, type MuxedSocket } from './udpMux.js';
-import type { MediaStats } from './types.js';
+import { UdpMux, type MuxedSocket } from './udpMux.js';
+import type { MediaStats } from '../core/types.js';
 
 export interface IceSocketOptions {
   listenIp: string;
@@ -21,27 +21,6 @@ export interface IceSocketOptions {
   portRange?: [number, number];
   /** One TCP port for ICE over TCP (0: one the system picks); without it, ICE runs over UDP only. */
   tcpPort?: number;
-}
-
-/** werift 0.24's ICE `Connection`, as far as its sockets and credentials go (most of it private in its types). */
-interface IceAgent {
-  localUsername: string;
-  localPassword: string;
-  userHistory: Record<string, string>;
-  protocols: Array<{ localCandidate?: { ufrag?: string } }>;
-  state: string;
-  checkList: unknown[];
-  restart(): Promise<void>;
-  connect(): Promise<void>;
-  ensureProtocol(protocol: object): void;
-  getCandidatePromises(addresses: string[], timeout?: number): Array<Promise<unknown>>;
-}
-
-/** werift's UDP protocol: its transport is set by `connectionMade`, its input is `datagramReceived`. */
-interface StunProtocolInternals {
-  transport: unknown;
-  connectionMade: (...args: unknown[]) => Promise<void>;
-  datagramReceived(data: Buffer, addr: Address): void;
 }
 
 /** A connection sends its first binding request at once; one that has not within this is not ICE. */
@@ -82,8 +61,7 @@ export class IceSockets {
   }
 
   /** Adapts one of werift's ICE agents as it is created (see the module comment). */
-  adopt(created: object): void {
-    const agent = created as IceAgent;
+  adopt(agent: IceAgentInternals): void {
     const { listenIp } = this.options;
     const ufrags: string[] = [];
     let udp: MuxedSocket | undefined;
@@ -140,8 +118,8 @@ export class IceSockets {
       const udpMux = this.udp;
       const tcpMux = this.tcp;
       if (protocol instanceof StunProtocol && udpMux) {
-        const stun = protocol as unknown as StunProtocolInternals;
-        stun.connectionMade = async () => {
+        const stun = stunProtocolInternals(protocol);
+        protocol.connectionMade = async () => {
           const socket = udpMux.socketFor(ufrags);
           socket.onData = (data, addr) => stun.datagramReceived(data, addr);
           socket.signed = signed;
@@ -149,16 +127,15 @@ export class IceSockets {
           udp = socket;
         };
       } else if (protocol instanceof TcpPassiveProtocol && tcpMux) {
-        const passive = protocol as TcpPassiveProtocol & { connectionMade(localIp: string): Promise<void> };
-        passive.connectionMade = async (localIp: string) => {
-          passive.localIp = localIp;
-          for (const ufrag of ufrags) tcpMux.addUfrag(ufrag, passive, (request) => signed(request, ufrag));
-          tcp = passive;
+        protocol.connectionMade = async (localIp: string) => {
+          protocol.localIp = localIp;
+          for (const ufrag of ufrags) tcpMux.addUfrag(ufrag, protocol, (request) => signed(request, ufrag));
+          tcp = protocol;
         };
-        Object.defineProperty(passive, 'listeningPort', { get: () => tcpMux.port });
-        const close = passive.close.bind(passive);
-        passive.close = async () => {
-          tcpMux.forget(passive);
+        Object.defineProperty(protocol, 'listeningPort', { get: () => tcpMux.port });
+        const close = protocol.close.bind(protocol);
+        protocol.close = async () => {
+          tcpMux.forget(protocol);
           await close();
         };
       }

@@ -5,7 +5,7 @@
  */
 import type { RTCRtpCodecParameters } from 'werift';
 import type { AudioFormat } from './audioReceiver.js';
-import type { VideoLayer } from './videoLayer.js';
+import type { VideoLayer } from '../core/videoLayer.js';
 
 export type Kind = 'audio' | 'video';
 

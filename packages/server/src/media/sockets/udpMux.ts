@@ -6,7 +6,7 @@
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { bindingRequestUfrag, isBindingRequest } from '@parley/protocol/rtp';
-import type { MediaStats } from './types.js';
+import type { MediaStats } from '../core/types.js';
 
 export type Address = [host: string, port: number];
 

@@ -35,7 +35,10 @@ const MIN_CAPACITY = 256;
 /** At most this many sequence numbers are tracked; libwebrtc's limit too. */
 const MAX_CAPACITY = 1 << 15;
 
-/** One feedback's view of a packet: its transport-wide sequence number (16-bit) and arrival time on the receiver's clock, or undefined if reported lost. */
+/**
+ * One feedback's view of a packet: its transport-wide sequence number (16-bit) and arrival time on the
+ * receiver's clock (arbitrary origin: only differences matter), or undefined if reported lost.
+ */
 export interface PacketResult {
   sequenceNumber: number;
   arrivalTimeUs: number | undefined;

@@ -18,8 +18,8 @@
  */
 import { BandwidthEstimator, type PacketResult } from './bandwidthEstimator.js';
 import { realClock, type Clock } from '@parley/protocol/rtp';
-import { RateMeter } from './rateMeter.js';
-import { ALL_TEMPORAL_LAYERS } from './videoRewriter.js';
+import { RateMeter } from '../rateMeter.js';
+import { ALL_TEMPORAL_LAYERS } from '../videoRewriter.js';
 
 /** A video layer's rate as the publisher receives it. */
 export interface LayerRate {

@@ -5,7 +5,7 @@
  * late original, a retransmission, a repeat) is dropped.
  */
 import { RtpHeader, RtpPacket } from 'werift';
-import { parseRed, type RedBlock } from './red.js';
+import { parseRed, type RedBlock } from '../core/red.js';
 
 /** An audio packet for players: plain Opus, or RED with its blocks (the primary last). */
 export interface AudioPacket {

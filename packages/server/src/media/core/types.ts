@@ -1,7 +1,7 @@
 /**
  * The media plane as the room logic sees it: publishers that accept an SDP offer and relay their
- * media, without transcoding, to subscribers. Nothing outside this folder knows which WebRTC
- * stack implements it.
+ * media, without transcoding, to subscribers. Nothing outside media/ knows which WebRTC stack
+ * implements it (media/werift/ does).
  */
 import type { EventEmitter } from 'node:events';
 import type { StallCause } from '@parley/protocol';
