@@ -3,11 +3,13 @@
  * that keep what they are sent, a fake media plane whose endpoints the test connects and closes,
  * simulated time, and the store under test.
  */
-import { createHmac } from 'node:crypto';
+import { createHmac, randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
+import type { TestContext } from 'node:test';
 import { pino } from 'pino';
 import { appSignProofMessage, hexKeyBytes, resumeProofMessage, type ClientRequest, type ServerMessage } from '@parley/protocol';
-import { SimulatedClock } from '@parley/testkit';
+import { createClient } from 'redis';
+import { SimulatedClock, startRedis, type RedisServer } from '@parley/testkit';
 import { AppRegistry } from '../src/apps.js';
 import { DEFAULT_LIMITS, randomApp, type AppConfig } from '../src/config.js';
 import { SdpError, type MediaPlane, type MediaPublisher, type MediaStats, type MediaSubscriber } from '../src/media/index.js';
@@ -17,6 +19,7 @@ import type { RoomServiceEvents } from '../src/rooms/observer.js';
 import { RoomService, type SessionRef } from '../src/rooms/roomService.js';
 import type { RoomStore } from '../src/rooms/store/roomStore.js';
 import { MemoryRoomStore } from '../src/rooms/store/memoryRoomStore.js';
+import { RedisRoomStore } from '../src/rooms/store/redisRoomStore.js';
 
 export class FakeLink implements ClientLink {
   readonly remoteAddress = 'fake';
@@ -131,25 +134,56 @@ export class FakeMediaPlane implements MediaPlane {
 
 export const HEARTBEAT_TIMEOUT_MS = 10_000;
 
-/** Makes an empty store that reads the time from `now`. */
-export type StoreFactory = (now: () => number) => RoomStore;
+/** An empty store that reads the time from `now`, and how to let go of it. */
+export type StoreFactory = (now: () => number) => Promise<{ store: RoomStore; close(): Promise<void> }>;
+
+/** One redis-server for the test file, started when first needed. */
+let redisServer: Promise<RedisServer> | undefined;
+
+/** Stops what the stores needed (the test file's redis-server). */
+export async function closeStores(): Promise<void> {
+  await (await redisServer)?.stop();
+}
 
 /** Every RoomStore implementation: the room rules' tests run against each. */
-export const STORES: Array<[name: string, make: StoreFactory]> = [['memory', (now) => new MemoryRoomStore(now)]];
+export const STORES: Array<[name: string, make: StoreFactory]> = [
+  ['memory', async (now) => ({ store: new MemoryRoomStore(now), close: async () => {} })],
+  [
+    'redis',
+    async (now) => {
+      const { url } = await (redisServer ??= startRedis());
+      const client = createClient({ url });
+      await client.connect();
+      // Each world's keys apart from the others'.
+      return { store: new RedisRoomStore(client, { prefix: `test-${randomUUID()}`, now }), close: async () => void (await client.quit()) };
+    },
+  ],
+];
 
 /** One app's room service on fakes, with helpers that speak for its users. */
 export class RoomWorld {
-  readonly clock = new SimulatedClock(Date.UTC(2026, 0, 1));
   readonly media = new FakeMediaPlane();
   readonly app: AppConfig = randomApp(1_234);
   readonly rooms: RoomService;
   /** Everything the observer reported, in order. */
   readonly reported: Array<{ name: keyof RoomServiceEvents; event: unknown }> = [];
 
-  constructor(makeStore: StoreFactory, limits: Partial<typeof DEFAULT_LIMITS> = {}) {
+  /** A world on a new store of `makeStore`'s, let go of after the test. */
+  static async open(t: TestContext, makeStore: StoreFactory, limits: Partial<typeof DEFAULT_LIMITS> = {}): Promise<RoomWorld> {
+    const clock = new SimulatedClock(Date.UTC(2026, 0, 1));
+    const { store, close } = await makeStore(() => clock.now());
+    t.after(close);
+    return new RoomWorld(clock, store, limits);
+  }
+
+  private constructor(
+    readonly clock: SimulatedClock,
+    store: RoomStore,
+    limits: Partial<typeof DEFAULT_LIMITS>,
+  ) {
     this.rooms = new RoomService({
       apps: new AppRegistry([this.app]),
-      store: makeStore(() => this.clock.now()),
+      store,
       clock: this.clock,
       media: this.media,
       limits: { ...DEFAULT_LIMITS, ...limits },

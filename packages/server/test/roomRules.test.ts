@@ -2,12 +2,14 @@
  * The room rules on their own: the room service with fake links, a fake media plane and simulated
  * time, against every RoomStore implementation. No sockets, no WebRTC.
  */
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ErrorCode, UpdateType } from '@parley/protocol';
 import { actionHandlers, ApiCode } from '../src/api/actions.js';
 import { ROOM_EVENT_LOG_SIZE } from '../src/rooms/store/roomStore.js';
-import { HEARTBEAT_TIMEOUT_MS, playRequest, publishRequest, RoomWorld, STORES, type User } from './roomFakes.js';
+import { closeStores, HEARTBEAT_TIMEOUT_MS, playRequest, publishRequest, RoomWorld, STORES, type User } from './roomFakes.js';
+
+after(closeStores);
 
 const userUpdates = (user: User): Array<[UpdateType, string]> => user.link.of('userUpdate').map((m) => [m.updateType, m.users[0]!.userID]);
 const streamUpdates = (user: User): Array<[UpdateType, string]> =>
@@ -22,8 +24,8 @@ for (const [storeName, makeStore] of STORES) {
 
   test(
     named('a login replaces the user’s session in the same room: the old one is kicked out, the room sees it leave and come back'),
-    async () => {
-      const world = new RoomWorld(makeStore);
+    async (t) => {
+      const world = await RoomWorld.open(t, makeStore);
       const bob = await world.login('r', 'bob');
       const alice1 = await world.login('r', 'alice');
       const alice2 = await world.login('r', 'alice');
@@ -54,8 +56,8 @@ for (const [storeName, makeStore] of STORES) {
     },
   );
 
-  test(named('a login in another room replaces the session there (the room closes) unless both are multi-room'), async () => {
-    const world = new RoomWorld(makeStore);
+  test(named('a login in another room replaces the session there (the room closes) unless both are multi-room'), async (t) => {
+    const world = await RoomWorld.open(t, makeStore);
     const first = await world.login('a', 'alice');
     await world.login('b', 'alice');
     assert.deepEqual(first.link.of('kickedOut').length, 1);
@@ -78,8 +80,8 @@ for (const [storeName, makeStore] of STORES) {
     assert.deepEqual(await userIDs(world, 'b'), ['alice']);
   });
 
-  test(named('a full room refuses a login with RoomFull and nothing changes; a replaced session does not count'), async () => {
-    const world = new RoomWorld(makeStore);
+  test(named('a full room refuses a login with RoomFull and nothing changes; a replaced session does not count'), async (t) => {
+    const world = await RoomWorld.open(t, makeStore);
     await world.login('full', 'alice', { maxMemberCount: 2 });
     const bob = await world.login('full', 'bob');
     const refused = await world.rooms.login(world.link(), 'n', world.loginRequest('n', 'full', 'carol'));
@@ -96,8 +98,8 @@ for (const [storeName, makeStore] of STORES) {
     assert.deepEqual(await userIDs(world, 'full'), ['bob', 'alice']);
   });
 
-  test(named('a kicked session’s resume learns why; a wrong proof is an unknown session; a lost link resumes'), async () => {
-    const world = new RoomWorld(makeStore);
+  test(named('a kicked session’s resume learns why; a wrong proof is an unknown session; a lost link resumes'), async (t) => {
+    const world = await RoomWorld.open(t, makeStore);
     const alice = await world.login('r', 'alice');
     const bob = await world.login('r', 'bob');
     const kicked = await actionHandlers.KickoutUser(world.rooms, world.app.appID, { RoomId: 'r', UserId: ['alice'] });
@@ -118,8 +120,8 @@ for (const [storeName, makeStore] of STORES) {
 
   test(
     named('two publishes of one streamID racing: one wins, the other gets StreamAlreadyPublished; a session’s own repeat supersedes'),
-    async () => {
-      const world = new RoomWorld(makeStore);
+    async (t) => {
+      const world = await RoomWorld.open(t, makeStore);
       const alice = await world.login('r', 'alice');
       const bob = await world.login('r', 'bob');
       let release = world.media.hold();
@@ -149,8 +151,8 @@ for (const [storeName, makeStore] of STORES) {
     },
   );
 
-  test(named('a publication whose media died waits a heartbeat timeout to be published again, then ends'), async () => {
-    const world = new RoomWorld(makeStore);
+  test(named('a publication whose media died waits a heartbeat timeout to be published again, then ends'), async (t) => {
+    const world = await RoomWorld.open(t, makeStore);
     const alice = await world.login('r', 'alice');
     const bob = await world.login('r', 'bob');
     let publisher = await world.publish(alice, 's');
@@ -183,8 +185,8 @@ for (const [storeName, makeStore] of STORES) {
     assert.equal((await world.rooms.stats()).publications, 0);
   });
 
-  test(named('a session whose link is gone ends after the heartbeat timeout, unless it resumes'), async () => {
-    const world = new RoomWorld(makeStore);
+  test(named('a session whose link is gone ends after the heartbeat timeout, unless it resumes'), async (t) => {
+    const world = await RoomWorld.open(t, makeStore);
     const alice = await world.login('r', 'alice');
     const bob = await world.login('r', 'bob');
     world.rooms.linkLost(bob.ref, bob.link);
@@ -208,8 +210,8 @@ for (const [storeName, makeStore] of STORES) {
     );
   });
 
-  test(named('a resume replays the events it missed that concern it, or a snapshot when too many were missed'), async () => {
-    const world = new RoomWorld(makeStore);
+  test(named('a resume replays the events it missed that concern it, or a snapshot when too many were missed'), async (t) => {
+    const world = await RoomWorld.open(t, makeStore);
     const alice = await world.login('r', 'alice');
     const bob = await world.login('r', 'bob');
     await world.login('r', 'carol');
@@ -245,8 +247,8 @@ for (const [storeName, makeStore] of STORES) {
     );
   });
 
-  test(named('the server API: KickoutUser, CloseRoom and ForbidRTCStream'), async () => {
-    const world = new RoomWorld(makeStore);
+  test(named('the server API: KickoutUser, CloseRoom and ForbidRTCStream'), async (t) => {
+    const world = await RoomWorld.open(t, makeStore);
     const { appID } = world.app;
     const alice = await world.login('r', 'alice');
     const bob = await world.login('r', 'bob');

@@ -12,3 +12,4 @@ export * from './nginx.js';
 export * from './caddy.js';
 export * from './forgery.js';
 export * from './spoof.js';
+export * from './redis.js';
