@@ -68,6 +68,15 @@ export interface ServerOptions {
   networkQualityIntervalMs?: number;
   /** How often rooms' active speakers are judged (from their audio's levels) and told when they changed (0.5 s). */
   activeSpeakerIntervalMs?: number;
+  /** One node of a cluster whose room state is in Redis; without it, one process with its state in memory. */
+  cluster?: ClusterOptions;
+}
+
+export interface ClusterOptions {
+  /** redis:// or rediss:// (env PARLEY_REDIS_URL in the configuration file's place). */
+  redisUrl: string;
+  /** This node's name in the cluster and its logs (default hostname-pid). */
+  nodeId?: string;
 }
 
 export interface Limits {

@@ -87,6 +87,13 @@ const turnSchema = z
   })
   .strict();
 
+const clusterSchema = z
+  .object({
+    redisUrl: z.url({ protocol: /^rediss?$/, ...expected('must be a redis:// or rediss:// URL') }),
+    nodeId: z.string(expected('must be a name')).min(1, 'must not be empty').max(128, 'at most 128 characters').optional(),
+  })
+  .strict();
+
 const configFileSchema = z
   .object({
     listen: z.object({ host: ipv4.optional(), port: port.optional() }).strict().optional(),
@@ -117,6 +124,7 @@ const configFileSchema = z
     webhooks: webhooksSchema.optional(),
     media: mediaSchema.optional(),
     turn: turnSchema.optional(),
+    cluster: clusterSchema.optional(),
     log: z
       .object({ level: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).optional() })
       .strict()
@@ -138,6 +146,8 @@ export interface LoadedConfig {
 
 /** The environment variable that replaces `turn.secret`. */
 const TURN_SECRET_ENV = 'PARLEY_TURN_SECRET';
+/** The environment variable that replaces `cluster.redisUrl` (which may hold a password). */
+const REDIS_URL_ENV = 'PARLEY_REDIS_URL';
 
 /** Environment variables that replace an app's secrets: PARLEY_APP_<appID>_APP_SIGN and so on. */
 const SECRET_ENV = {
@@ -185,6 +195,7 @@ export function loadConfig(text: string, fileName: string, env: Record<string, s
       webhooks: config.webhooks,
       media: withMediaPorts(config.media ?? {}),
       turn: config.turn,
+      cluster: config.cluster,
       logLevel: config.log?.level,
       staticDir: config.demo ? undefined : false,
     },
@@ -218,7 +229,10 @@ function withMediaPorts({ udpPort, tcpPort, ...media }: z.infer<typeof mediaSche
 
 function withSecretsFromEnv(raw: unknown, env: Record<string, string | undefined>): unknown {
   if (!raw || typeof raw !== 'object') return raw;
-  const config = raw as { apps?: unknown; turn?: unknown };
+  const config = raw as { apps?: unknown; turn?: unknown; cluster?: unknown };
+  const redisUrl = env[REDIS_URL_ENV];
+  const cluster =
+    redisUrl !== undefined && config.cluster && typeof config.cluster === 'object' ? { ...config.cluster, redisUrl } : config.cluster;
   const turnSecret = env[TURN_SECRET_ENV];
   const turn =
     turnSecret !== undefined && config.turn && typeof config.turn === 'object' ? { ...config.turn, secret: turnSecret } : config.turn;
@@ -233,5 +247,5 @@ function withSecretsFromEnv(raw: unknown, env: Record<string, string | undefined
         return { ...app, ...Object.fromEntries(secrets) };
       })
     : config.apps;
-  return { ...config, apps, turn };
+  return { ...config, apps, turn, ...(cluster !== undefined && { cluster }) };
 }

@@ -25,6 +25,7 @@ import { WebhookDispatcher } from './webhooks/dispatcher.js';
 import { turnCredentials } from './auth/turnCredentials.js';
 import { TrustedProxies } from './http/clientAddress.js';
 import { AppRegistry } from './apps.js';
+import { joinCluster } from './cluster/cluster.js';
 
 export interface ParleyServer {
   /** The `ws://` (`wss://` with TLS) URL for the SDK profile's `server` field. */
@@ -94,6 +95,8 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
   const log = createLogger(options.logLevel);
   const listenIp = options.media?.listenIp ?? (host === '0.0.0.0' || host === '::' ? localIPv4() : host);
   const announcedIp = options.media?.announcedIp === undefined ? undefined : await announcedAddress(options.media.announcedIp);
+  // A node of a cluster shares its room state and room events through Redis; alone, they stay in memory.
+  const cluster = options.cluster ? await joinCluster(options.cluster, log) : undefined;
   const media = await WeriftMediaPlane.open({
     ...options.media,
     listenIp,
@@ -106,6 +109,7 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
   const networkQualityIntervalMs = options.networkQualityIntervalMs ?? DEFAULT_NETWORK_QUALITY_INTERVAL_MS;
   const rooms = new RoomService({
     apps,
+    ...(cluster && { store: cluster.store, bus: cluster.bus }),
     media,
     heartbeatTimeoutMs,
     log,
@@ -164,6 +168,7 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
     });
   } catch (err) {
     await media.close();
+    await cluster?.close();
     throw err;
   }
   const { port } = http.address() as AddressInfo;
@@ -207,6 +212,7 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
         const webhooksClosed = webhooks.close();
         await signalling.close();
         await media.close();
+        await cluster?.close();
         http.closeAllConnections();
         await new Promise<void>((resolve) => http.close(() => resolve()));
         await webhooksClosed;

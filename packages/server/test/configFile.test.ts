@@ -157,6 +157,11 @@ test('seventeen malformed configs: each gets one line naming the key and the pro
       `${appLines()}media:\n  announcedIp: "media.example.com:80"\n`,
       /: media\.announcedIp: must be an IPv4 address or a host name$/,
     ],
+    [
+      'Redis URL',
+      `${appLines()}cluster:\n  redisUrl: http://redis.example.com\n`,
+      /: cluster\.redisUrl: must be a redis:\/\/ or rediss:\/\/ URL$/,
+    ],
     ['log level', `${appLines()}log:\n  level: loud\n`, /: log\.level: must be one of fatal, error, warn, info, debug, trace, silent$/],
     ['misspelt key', `${appLines()}meida:\n  listenIp: 10.0.0.1\n`, /: meida: is not a known key$/],
     ['negative limit', `${appLines()}limits:\n  maxPlaysPerSession: -1\n`, /: limits\.maxPlaysPerSession: must be positive$/],

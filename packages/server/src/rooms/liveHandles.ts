@@ -5,7 +5,7 @@
  */
 import type { ServerMessage, User } from '@parley/protocol';
 import type { MediaPublisher, MediaSubscriber } from '../media/index.js';
-import type { SessionRecord } from './store/roomStore.js';
+import type { PlayRecord, PublicationRecord, SessionRecord } from './store/roomStore.js';
 
 /** The signalling connection a session currently talks through. */
 export interface ClientLink {
@@ -34,6 +34,7 @@ export interface LiveSession {
 }
 
 export interface LivePublication {
+  readonly record: Pick<PublicationRecord, 'appID' | 'streamID' | 'sessionID' | 'publicationID'>;
   /** Undefined while the transport is negotiated, or after its media died. */
   media: MediaPublisher | undefined;
   /** Drops the publication if its media is not re-established in time. */
@@ -46,9 +47,11 @@ export class LiveHandles {
   private readonly sessions = new Map<string, LiveSession>();
   private readonly sessionsByRoom = new Map<string, Set<LiveSession>>();
   private readonly publications = new Map<string, LivePublication>();
-  private readonly plays = new Map<string, MediaSubscriber>();
+  private readonly plays = new Map<string, { sessionID: string; media: MediaSubscriber }>();
   /** The active speakers each room was last told of (sorted streamIDs, one per line). */
   private readonly toldSpeakers = new Map<string, string>();
+  /** The last event of each room told to this server's sessions in it. */
+  private readonly deliveredSeqs = new Map<string, number>();
 
   addSession(record: SessionRecord, link: ClientLink | null): LiveSession {
     const { appID, sessionID, roomID, user, notifyUserUpdates } = record;
@@ -93,6 +96,7 @@ export class LiveHandles {
     if (inRoom?.size === 0) {
       this.sessionsByRoom.delete(key);
       this.toldSpeakers.delete(key);
+      this.deliveredSeqs.delete(key);
     }
   }
 
@@ -100,10 +104,32 @@ export class LiveHandles {
     this.sessions.get(sessionID)?.link?.send(message, droppable);
   }
 
-  publication(publicationID: string): LivePublication {
-    let live = this.publications.get(publicationID);
-    if (!live) this.publications.set(publicationID, (live = { media: undefined, cancelOrphan: undefined }));
+  publication(record: LivePublication['record']): LivePublication {
+    let live = this.publications.get(record.publicationID);
+    if (!live) this.publications.set(record.publicationID, (live = { record, media: undefined, cancelOrphan: undefined }));
     return live;
+  }
+
+  /** The publication of `streamID` whose media this server has, if any. */
+  publicationOfStream(appID: number, streamID: string): LivePublication | undefined {
+    for (const live of this.publications.values()) if (live.record.appID === appID && live.record.streamID === streamID) return live;
+    return undefined;
+  }
+
+  /** The publications and plays of a session with media here, forgotten; their media, to be closed. */
+  takeMediaOf(sessionID: string): Array<MediaPublisher | MediaSubscriber> {
+    const media: Array<MediaPublisher | MediaSubscriber> = [];
+    for (const [id, live] of this.publications) {
+      if (live.record.sessionID !== sessionID) continue;
+      if (live.media) media.push(live.media);
+      this.removePublication(id);
+    }
+    for (const [id, play] of this.plays) {
+      if (play.sessionID !== sessionID) continue;
+      media.push(play.media);
+      this.plays.delete(id);
+    }
+    return media;
   }
 
   publisherMedia(publicationID: string): MediaPublisher | undefined {
@@ -116,18 +142,28 @@ export class LiveHandles {
   }
 
   playMedia(playID: string): MediaSubscriber | undefined {
-    return this.plays.get(playID);
+    return this.plays.get(playID)?.media;
   }
 
-  setPlayMedia(playID: string, media: MediaSubscriber): void {
-    this.plays.set(playID, media);
+  setPlayMedia(play: PlayRecord, media: MediaSubscriber): void {
+    this.plays.set(play.playID, { sessionID: play.sessionID, media });
   }
 
   /** Forgets a play's media and returns it (to be closed). */
   takePlayMedia(playID: string): MediaSubscriber | undefined {
-    const media = this.plays.get(playID);
+    const media = this.plays.get(playID)?.media;
     this.plays.delete(playID);
     return media;
+  }
+
+  /** The last event of the room told to its sessions here; undefined while none of them is here. */
+  deliveredSeq(appID: number, roomID: string): number | undefined {
+    return this.deliveredSeqs.get(roomKey(appID, roomID));
+  }
+
+  setDeliveredSeq(appID: number, roomID: string, seq: number): void {
+    const key = roomKey(appID, roomID);
+    if (this.sessionsByRoom.has(key)) this.deliveredSeqs.set(key, seq);
   }
 
   /** Takes the streams that speak now in a room; true when they are not those the room was last told of. */

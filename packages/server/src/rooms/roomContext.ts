@@ -5,7 +5,8 @@
  */
 import type { Logger } from 'pino';
 import type { RoomClock } from './clock.js';
-import type { LiveHandles, LiveSession } from './liveHandles.js';
+import type { LiveHandles } from './liveHandles.js';
+import type { RoomFeeds } from './roomFeeds.js';
 import type { RoomRef, RoomServiceObserver } from './observer.js';
 import type { EventToLog, LoggedEvent, RoomRecord, RoomStore } from './store/roomStore.js';
 
@@ -16,6 +17,7 @@ export interface RoomContext {
   readonly log: Logger;
   readonly observer: RoomServiceObserver;
   readonly queues: AppQueues;
+  readonly feeds: RoomFeeds;
 }
 
 /**
@@ -42,26 +44,14 @@ export class AppQueues {
   }
 }
 
-/** Whether a logged event is for `session`: not its own, addressed to it, and of a kind it wants. */
-export function concerns({ event, from, to }: LoggedEvent, session: LiveSession): boolean {
-  if (!event || session.sessionID === from || (to && !to.includes(session.user.userID))) return false;
-  return event.type !== 'userUpdate' || session.notifyUserUpdates;
-}
-
-/** Tells the sessions of the room on this server an event that concerns them. */
-export function deliver(live: LiveHandles, room: Pick<RoomRecord, 'appID' | 'roomID'>, logged: LoggedEvent): void {
-  if (!logged.event) return;
-  for (const session of live.inRoom(room.appID, room.roomID)) if (concerns(logged, session)) session.link?.send(logged.event);
-}
-
 /** Numbers and logs an event of an open room, then tells it to those it concerns. */
 export async function emit(
-  { store, live }: RoomContext,
+  { store, feeds }: RoomContext,
   room: Pick<RoomRecord, 'appID' | 'roomID'>,
   entry: EventToLog,
 ): Promise<LoggedEvent | undefined> {
   const logged = await store.appendEvent(room.appID, room.roomID, entry);
-  if (logged) deliver(live, room, logged);
+  if (logged) await feeds.logged(room, logged);
   return logged;
 }
 

@@ -8,6 +8,7 @@ import { randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import {
   ErrorCode,
+  UpdateType,
   validateRoomID,
   validateUserID,
   validateUserName,
@@ -30,10 +31,11 @@ import { LiveHandles, type ClientLink, type LiveSession } from './liveHandles.js
 import { RoomMessaging, type MessagingLimits, type Sender } from './messaging.js';
 import type { RoomServiceEvents, RoomServiceObserver, SessionEndReason } from './observer.js';
 import { RoomReports, type ReportIntervals } from './roomReports.js';
-import { AppQueues, concerns, deliver, refOf, type RoomContext } from './roomContext.js';
+import { AppQueues, refOf, type RoomContext } from './roomContext.js';
+import { concerns, NO_BUS, RoomFeeds, type RoomBus } from './roomFeeds.js';
 import { devicesChanged, RoomStreams, streamDevicesOf, streamInfoOf, type StreamLimits } from './streams.js';
 import { MemoryRoomStore } from './store/memoryRoomStore.js';
-import type { RoomStore, SessionRecord, SessionToken, StoreCounts } from './store/roomStore.js';
+import type { LoggedEvent, RoomStore, SessionRecord, SessionToken, StoreCounts } from './store/roomStore.js';
 
 const TOKEN_WARNING_SECONDS = 30;
 
@@ -47,6 +49,8 @@ export interface RoomServiceOptions extends ReportIntervals {
   log: Logger;
   /** Where room state lives; in this process's memory by default. */
   store?: RoomStore;
+  /** How the servers sharing the store hear of each other's room events; none by default (one server). */
+  bus?: RoomBus;
   clock?: RoomClock;
 }
 
@@ -76,14 +80,13 @@ export class RoomService {
     this.apps = options.apps;
     this.iceServers = options.iceServers;
     this.heartbeatTimeoutMs = options.heartbeatTimeoutMs;
-    this.ctx = {
-      store: options.store ?? new MemoryRoomStore(),
-      live: new LiveHandles(),
-      clock: options.clock ?? realRoomClock,
-      log: options.log,
-      observer: this.observer,
-      queues: new AppQueues(),
-    };
+    const store = options.store ?? new MemoryRoomStore();
+    const live = new LiveHandles();
+    const bus = options.bus ?? NO_BUS;
+    const feeds = new RoomFeeds(store, live, bus, options.log, (room, logged) => this.loggedElsewhere(room, logged));
+    const queues = new AppQueues();
+    this.ctx = { store, live, clock: options.clock ?? realRoomClock, log: options.log, observer: this.observer, queues, feeds };
+    bus.listen((room, seq) => void queues.run(room.appID, () => feeds.heard(room, seq)));
     this.streams = new RoomStreams(this.ctx, options.media, options.limits, options.heartbeatTimeoutMs);
     this.messaging = new RoomMessaging(this.ctx, options.limits);
     this.reports = new RoomReports(this.ctx, options);
@@ -146,7 +149,7 @@ export class RoomService {
     }
     const handle = live.addSession(session, link);
     this.armTokenWarning(handle, token);
-    deliver(live, room, joined.data.joined);
+    await this.ctx.feeds.logged(room, joined.data.joined);
     log.info({ appID, roomID, userID: session.user.userID, address: link.remoteAddress }, 'login');
     observer.emit('userJoined', { ...refOf(room, joined.data.joined), user: session.user, sessionID: session.sessionID });
     const streams = await store.liveStreams(appID, roomID);
@@ -392,7 +395,7 @@ export class RoomService {
   private async kick(session: SessionRecord, code: FailureCode, reason: SessionEndReason): Promise<void> {
     const handle = this.ctx.live.session(session.sessionID);
     handle?.link?.send({ type: 'kickedOut', roomID: session.roomID, code, reason });
-    await this.ctx.store.rememberKick(session.appID, session.sessionID, { resumeToken: session.resumeToken, code });
+    await this.ctx.store.rememberKick(session.appID, session.sessionID, { resumeToken: session.resumeToken, code, reason });
     const link = handle?.link;
     await this.removeSession(session, reason);
     link?.close();
@@ -408,12 +411,41 @@ export class RoomService {
     if (!left) return;
     log.info({ appID, roomID, userID: user.userID, why }, 'session removed');
     observer.emit('userLeft', { ...refOf(left.room, left.left), user, sessionID, reason: why });
+    await this.ctx.feeds.logged(left.room, left.left);
     if (left.closed) {
       this.messaging.forget(left.room);
       log.info({ appID, roomID }, 'room closed');
       observer.emit('roomClosed', { ...refOf(left.room, left.closed), reason: why });
-    } else {
-      deliver(live, left.room, left.left);
+      await this.ctx.feeds.logged(left.room, left.closed);
+    }
+  }
+
+  /**
+   * An event another server logged, after this server's sessions were told of it: what it ended
+   * that this server holds live ends here too. A session of this server that left its room was
+   * kicked out elsewhere (its client is told why); a stream of this server that was deleted was
+   * ended elsewhere (its media closes).
+   */
+  private async loggedElsewhere(room: { appID: number; roomID: string }, { event, from }: LoggedEvent): Promise<void> {
+    const { store, live } = this.ctx;
+    if (event?.type === 'userUpdate' && event.updateType === UpdateType.Delete && from) {
+      const handle = live.session(from);
+      if (!handle || (await store.session(room.appID, from))) return;
+      const kick = await store.kickOf(room.appID, from);
+      const link = handle.link;
+      if (kick) link?.send({ type: 'kickedOut', roomID: room.roomID, code: kick.code as FailureCode, reason: kick.reason });
+      for (const media of live.takeMediaOf(from)) media.close();
+      live.removeSession(handle);
+      link?.close();
+    }
+    if (event?.type === 'streamUpdate' && event.updateType === UpdateType.Delete) {
+      for (const { streamID } of event.streams) {
+        const handle = live.publicationOfStream(room.appID, streamID);
+        if (!handle || (await store.publication(room.appID, streamID))?.publicationID === handle.record.publicationID) continue;
+        const media = handle.media;
+        live.removePublication(handle.record.publicationID);
+        media?.close();
+      }
     }
   }
 }

@@ -81,7 +81,7 @@ export class RoomStreams {
   private installMedia(publication: PublicationRecord, media: MediaPublisher): void {
     const { live, queues } = this.ctx;
     const { appID, sessionID, streamID, publicationID } = publication;
-    const handle = live.publication(publicationID);
+    const handle = live.publication(publication);
     handle.media = media;
     handle.cancelOrphan?.();
     handle.cancelOrphan = undefined;
@@ -125,7 +125,7 @@ export class RoomStreams {
    */
   private detachMedia(publication: PublicationRecord): void {
     const { live, clock, queues } = this.ctx;
-    const handle = live.publication(publication.publicationID);
+    const handle = live.publication(publication);
     const media = handle.media;
     handle.media = undefined;
     handle.cancelOrphan?.();
@@ -201,7 +201,7 @@ export class RoomStreams {
         await this.dropPlay(play);
         return fail(ErrorCode.StreamNotFound, `stream ${req.streamID} ended`);
       }
-      live.setPlayMedia(play.playID, media);
+      live.setPlayMedia(play, media);
       if (req.muted) media.setMuted(req.muted);
       media.observer.once('closed', () => void queues.run(appID, () => this.playEnded(play, publication)));
       media.observer.on('stalled', () => {

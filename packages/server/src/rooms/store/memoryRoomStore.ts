@@ -3,12 +3,13 @@
  * (no await inside), which makes each one atomic.
  */
 import { randomUUID } from 'node:crypto';
-import { ErrorCode, RemoteDeviceState, UpdateType, type RoomEvent, type RoomExtraInfo } from '@parley/protocol';
+import { ErrorCode, UpdateType, type RoomEvent, type RoomExtraInfo } from '@parley/protocol';
 import { fail, ok, type Outcome } from '../../outcome.js';
 import {
   MAX_KICKED_SESSIONS,
   ROOM_EVENT_LOG_SIZE,
-  type Devices,
+  newPublication,
+  type StreamRequest,
   type EventToLog,
   type JoinedRoom,
   type KickedSession,
@@ -22,8 +23,6 @@ import {
   type SessionToken,
   type StoreCounts,
 } from './roomStore.js';
-
-const OPEN_DEVICES: Devices = { camera: RemoteDeviceState.Open, microphone: RemoteDeviceState.Open, speaker: RemoteDeviceState.Open };
 
 interface OpenRoom {
   record: RoomRecord;
@@ -181,7 +180,7 @@ export class MemoryRoomStore implements RoomStore {
 
   async reserveStream(
     session: SessionRecord,
-    stream: { streamID: string; extraInfo: string; devices: Devices | undefined },
+    stream: StreamRequest,
     maxPerSession: number,
   ): Promise<Outcome<{ publication: PublicationRecord; reserved: boolean }>> {
     const app = this.app(session.appID);
@@ -196,18 +195,7 @@ export class MemoryRoomStore implements RoomStore {
     }
     const publication: PublicationRecord = existing
       ? { ...existing, devices: stream.devices ?? existing.devices, negotiation: existing.negotiation + 1 }
-      : {
-          publicationID: randomUUID(),
-          appID: session.appID,
-          streamID,
-          sessionID: session.sessionID,
-          roomID: session.roomID,
-          user: session.user,
-          extraInfo: stream.extraInfo,
-          devices: stream.devices ?? OPEN_DEVICES,
-          live: false,
-          negotiation: 1,
-        };
+      : newPublication(session, stream);
     app.publications.set(streamID, publication);
     addTo(app.publicationsBySession, session.sessionID, streamID);
     return ok({ publication, reserved: !existing });

@@ -6,7 +6,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { RedisClientType } from 'redis';
-import { ErrorCode, RemoteDeviceState, UpdateType, type RoomEvent, type RoomExtraInfo } from '@parley/protocol';
+import { ErrorCode, UpdateType, type RoomEvent, type RoomExtraInfo } from '@parley/protocol';
 import { fail, ok, type Outcome } from '../../outcome.js';
 import {
   ADD_PLAY,
@@ -26,7 +26,8 @@ import {
 import {
   MAX_KICKED_SESSIONS,
   ROOM_EVENT_LOG_SIZE,
-  type Devices,
+  newPublication,
+  type StreamRequest,
   type EventToLog,
   type JoinedRoom,
   type KickedSession,
@@ -43,8 +44,6 @@ import {
 
 /** A connected client of `redis` (node-redis) with its default modules. */
 export type RedisClient = RedisClientType;
-
-const OPEN_DEVICES: Devices = { camera: RemoteDeviceState.Open, microphone: RemoteDeviceState.Open, speaker: RemoteDeviceState.Open };
 
 type Reply = string | number | null | Reply[];
 
@@ -288,25 +287,14 @@ export class RedisRoomStore implements RoomStore {
 
   async reserveStream(
     session: SessionRecord,
-    stream: { streamID: string; extraInfo: string; devices: Devices | undefined },
+    stream: StreamRequest,
     maxPerSession: number,
   ): Promise<Outcome<{ publication: PublicationRecord; reserved: boolean }>> {
     const { appID, sessionID, roomID } = session;
     const { streamID } = stream;
     const app = this.keys.app(appID);
     const room = this.keys.room(appID, roomID);
-    const fresh: PublicationRecord = {
-      publicationID: randomUUID(),
-      appID,
-      streamID,
-      sessionID,
-      roomID,
-      user: session.user,
-      extraInfo: stream.extraInfo,
-      devices: stream.devices ?? OPEN_DEVICES,
-      live: false,
-      negotiation: 1,
-    };
+    const fresh = newPublication(session, stream);
     const [outcome, json] = (await this.run(
       RESERVE_STREAM,
       [app.forbidden, app.streams, app.streamRooms, room.publications, room.sessionPublications(sessionID)],

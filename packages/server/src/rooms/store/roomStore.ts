@@ -5,9 +5,11 @@
  * (Redis) keeps the rules that one process keeps in memory. Records are plain immutable data:
  * what a read returns never changes afterwards, and nothing live (links, timers, media) is kept.
  */
-import type { RoomEvent, RoomExtraInfo, StreamDevices, User } from '@parley/protocol';
+import { randomUUID } from 'node:crypto';
+import { RemoteDeviceState, type RoomEvent, type RoomExtraInfo, type StreamDevices, type User } from '@parley/protocol';
 import type { TokenPrivileges } from '../../auth/token04.js';
 import type { Outcome } from '../../outcome.js';
+import type { SessionEndReason } from '../observer.js';
 
 export interface SessionToken {
   /** Unix seconds. */
@@ -43,6 +45,16 @@ export interface RoomRecord {
 }
 
 export type Devices = Omit<StreamDevices, 'streamID'>;
+
+const OPEN_DEVICES: Devices = { camera: RemoteDeviceState.Open, microphone: RemoteDeviceState.Open, speaker: RemoteDeviceState.Open };
+
+/** What a publisher asks to publish. */
+export interface StreamRequest {
+  streamID: string;
+  extraInfo: string;
+  /** As players are to be told them (all Open when absent). */
+  devices: Devices | undefined;
+}
 
 /** A stream reserved by a session (while its media is negotiated) or announced to its room (`live`). */
 export interface PublicationRecord {
@@ -80,6 +92,20 @@ export interface LoggedEvent {
   readonly timeMs: number;
 }
 
+/** The reservation a store makes for `session`'s first negotiation of `stream`. */
+export const newPublication = (session: SessionRecord, stream: StreamRequest): PublicationRecord => ({
+  publicationID: randomUUID(),
+  appID: session.appID,
+  streamID: stream.streamID,
+  sessionID: session.sessionID,
+  roomID: session.roomID,
+  user: session.user,
+  extraInfo: stream.extraInfo,
+  devices: stream.devices ?? OPEN_DEVICES,
+  live: false,
+  negotiation: 1,
+});
+
 /** A client event before the room numbers it. */
 export type RoomEventBody = RoomEvent extends infer E ? (E extends RoomEvent ? Omit<E, 'seq' | 'roomID'> : never) : never;
 
@@ -92,6 +118,7 @@ export interface EventToLog {
 export interface KickedSession {
   resumeToken: string;
   code: number;
+  reason: SessionEndReason;
 }
 
 export interface StoreCounts {
@@ -156,7 +183,7 @@ export interface RoomStore {
    */
   reserveStream(
     session: SessionRecord,
-    stream: { streamID: string; extraInfo: string; devices: Devices | undefined },
+    stream: StreamRequest,
     maxPerSession: number,
   ): Promise<Outcome<{ publication: PublicationRecord; reserved: boolean }>>;
   publication(appID: number, streamID: string): Promise<PublicationRecord | undefined>;

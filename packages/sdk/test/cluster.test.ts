@@ -1,0 +1,167 @@
+/**
+ * Parley as a cluster: three `parley start` processes sharing a redis-server of the test's own.
+ * The app's rules hold across the nodes: one session per userID, one publisher per streamID, one
+ * order of each room's events, and the server API of any node acting on all of them.
+ */
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { RTCPeerConnection, useOPUS, useVP8 } from 'werift';
+import { ErrorCode } from '@parley/protocol';
+import { apiSignature, randomApp, type AppConfig } from '@parley/server';
+import { startRedis, startServerProcess, teardown, type ServerProcess } from '@parley/testkit';
+import { RawClient, type Frame } from './rawClient.js';
+
+/** Three nodes of one cluster, and its app. */
+async function cluster(t: TestContext): Promise<{ app: AppConfig; nodes: ServerProcess[] }> {
+  const closeLater = teardown(t);
+  const redis = await startRedis();
+  closeLater(() => redis.stop());
+  const app = randomApp(8_000_001);
+  const nodes = await Promise.all(
+    ['a', 'b', 'c'].map((nodeId) =>
+      startServerProcess({
+        listen: { host: '127.0.0.1', port: 0 },
+        apps: [app],
+        media: { listenIp: '127.0.0.1', udpPort: 0, tcpPort: false },
+        cluster: { redisUrl: redis.url, nodeId },
+      }),
+    ),
+  );
+  for (const node of nodes) closeLater(() => node.stop());
+  return { app, nodes };
+}
+
+async function loggedIn(node: ServerProcess, app: AppConfig, roomID: string, userID: string): Promise<RawClient> {
+  const client = await RawClient.open(node.url);
+  const login = await client.login(app, roomID, { userID }, true);
+  assert.equal(login.code, 0, `${userID} logs in: ${JSON.stringify(login)}`);
+  return client;
+}
+
+/** A publisher's SDP offer (audio and VP8 video), as a werift client makes it. */
+async function offer(t: TestContext): Promise<string> {
+  const pc = new RTCPeerConnection({ codecs: { audio: [useOPUS()], video: [useVP8()] } });
+  t.after(() => pc.close());
+  pc.addTransceiver('audio', { direction: 'sendonly' });
+  pc.addTransceiver('video', { direction: 'sendonly' });
+  await pc.setLocalDescription(await pc.createOffer());
+  return pc.localDescription!.sdp;
+}
+
+async function api(node: ServerProcess, app: AppConfig, action: string, query: Record<string, string>): Promise<Frame> {
+  const nonce = randomBytes(8).toString('hex');
+  const timestamp = Math.floor(Date.now() / 1000);
+  const url = new URL('/api', node.httpUrl);
+  const params = {
+    Action: action,
+    AppId: String(app.appID),
+    SignatureNonce: nonce,
+    Timestamp: String(timestamp),
+    SignatureVersion: '2.0',
+    Signature: apiSignature(app.appID, nonce, app.serverSecret, timestamp),
+    ...query,
+  };
+  for (const [key, value] of Object.entries(params)) url.searchParams.set(key, value);
+  return (await (await fetch(url)).json()) as Frame;
+}
+
+test('cluster: a login on node B ends the same userID’s session on node A within a second (KickOut 1002050)', async (t) => {
+  const { app, nodes } = await cluster(t);
+  const [a, b] = nodes as [ServerProcess, ServerProcess];
+  const watcher = await loggedIn(b, app, 'r-twin', 'watcher');
+  const first = await loggedIn(a, app, 'r-twin', 'twin');
+  const started = Date.now();
+  await loggedIn(b, app, 'r-twin', 'twin');
+  const kicked = await first.next((m) => m.type === 'kickedOut', 0, 1_000);
+  assert.equal(kicked.code, ErrorCode.KickedOut);
+  await first.closed(1_000);
+  t.diagnostic(`kicked out on node A ${Date.now() - started} ms after the login on node B`);
+  // The room saw the old session leave and the new one arrive, in that order.
+  const updates = watcher.messages.filter((m) => m.type === 'userUpdate').map((m) => m.updateType);
+  assert.deepEqual(updates, [0, 1, 0]);
+});
+
+test('cluster: the same streamID published on two nodes at once, 50 times: exactly one publisher wins each time', async (t) => {
+  const { app, nodes } = await cluster(t);
+  const [a, b] = nodes as [ServerProcess, ServerProcess];
+  const sdp = await offer(t);
+  const onA = await loggedIn(a, app, 'r-race', 'on-a');
+  const onB = await loggedIn(b, app, 'r-race', 'on-b');
+  for (let round = 0; round < 50; round++) {
+    const streamID = `race-${round}`;
+    const replies = await Promise.all([onA, onB].map((c) => c.request('publish', { streamID, sdp, extraInfo: '' })));
+    const codes = replies.map((r) => r.code as number);
+    assert.deepEqual([...codes].sort(), [0, ErrorCode.StreamAlreadyPublished], `round ${round}: ${JSON.stringify(replies)}`);
+    const winner = codes[0] === 0 ? onA : onB;
+    assert.equal((await winner.request('unpublish', { streamID })).code, 0);
+  }
+});
+
+test('cluster: six users over three nodes see the room’s events in one order, none missing', async (t) => {
+  const { app, nodes } = await cluster(t);
+  const users = await Promise.all(Array.from({ length: 6 }, (_, i) => loggedIn(nodes[i % 3]!, app, 'r-six', `u${i}`)));
+  const MESSAGES = 10;
+  await Promise.all(
+    users.map(async (user, i) => {
+      for (let n = 0; n < MESSAGES; n++) {
+        const reply = await user.request('broadcastMessage', { clientSeq: n + 1, message: `u${i}:${n}` });
+        assert.equal(reply.code, 0);
+      }
+    }),
+  );
+  const heard = (user: RawClient): Array<[number, string]> =>
+    user.messages.filter((m) => m.type === 'broadcastMessage').map((m) => [m.seq as number, (m.message as { message: string }).message]);
+  // Each hears every message of the others once.
+  for (const [i, user] of users.entries()) {
+    await user.next(() => heard(user).length === 5 * MESSAGES, 0, 5_000).catch(() => undefined);
+    assert.equal(heard(user).length, 5 * MESSAGES, `u${i} heard ${heard(user).length}`);
+  }
+  // In one order: numbers increase, and a number means the same message to everyone.
+  const meaning = new Map<number, string>();
+  for (const user of users) {
+    const seqs = heard(user).map(([seq]) => seq);
+    assert.deepEqual(
+      seqs,
+      [...seqs].sort((x, y) => x - y),
+      'told in the order of the room’s numbers',
+    );
+    for (const [seq, text] of heard(user)) {
+      assert.equal(meaning.get(seq) ?? text, text, `seq ${seq} is one message`);
+      meaning.set(seq, text);
+    }
+  }
+  assert.equal(meaning.size, 6 * MESSAGES);
+});
+
+test('cluster: the server API of node C sees and acts on users of nodes A and B', async (t) => {
+  const { app, nodes } = await cluster(t);
+  const [a, b, c] = nodes as [ServerProcess, ServerProcess, ServerProcess];
+  const onA = await loggedIn(a, app, 'r-api', 'on-a');
+  await loggedIn(b, app, 'r-api', 'on-b');
+  const described = await api(c, app, 'DescribeUsers', { RoomId: 'r-api' });
+  assert.deepEqual(
+    (described.Data as { UserList: Array<{ UserId: string }> }).UserList.map((u) => u.UserId),
+    ['on-a', 'on-b'],
+  );
+  const kicked = await api(c, app, 'KickoutUser', { RoomId: 'r-api', UserId: 'on-a' });
+  assert.equal(kicked.Code, 0);
+  const told = await onA.next((m) => m.type === 'kickedOut', 0, 2_000);
+  assert.equal(told.code, ErrorCode.KickedByServer);
+  await onA.closed(2_000);
+  const after = await api(c, app, 'DescribeUserNum', { RoomId: 'r-api' });
+  assert.deepEqual(after.Data, { UserCountList: [{ RoomId: 'r-api', UserCount: 1 }] });
+});
+
+test('cluster: a node whose Redis is unreachable at start says so in one line and exits 1', async () => {
+  const unreachable = 'redis://127.0.0.1:1';
+  await assert.rejects(
+    startServerProcess({ listen: { host: '127.0.0.1', port: 0 }, apps: [randomApp(8_000_002)], cluster: { redisUrl: unreachable } }),
+    (err: Error) => {
+      // startServerProcess quotes what the process wrote on stderr: one line.
+      assert.equal(err.message.trim().split('\n').length, 1, err.message);
+      assert.match(err.message, /exited \(1\): parley: cluster\.redisUrl: Redis at redis:\/\/127\.0\.0\.1:1 is unreachable: \S/);
+      return true;
+    },
+  );
+});
