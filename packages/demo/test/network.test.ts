@@ -144,14 +144,15 @@ const widths = (samples: VideoSample[]): string => samples.map((s) => widthOf(s)
 
 /**
  * Whether the publisher sent layer `rid` under half the frames of layer `below` (over a second)
- * for at least `forMs`: what the server judges a starved layer, which players are moved off.
+ * for at least `forMs`: what the server judges a starved layer, which players are moved off. A
+ * starved window counts from its start: one starved second is a second of starving.
  */
 function starvedFor(sent: VideoSample[], rid: string, below: string, forMs: number): boolean {
   let since = Infinity;
   for (let i = 1, from = 0; i < sent.length; i++) {
     while (sent[i]!.at - sent[from]!.at > 1000) from++;
     const share = framesSent(sent[from]!, sent[i]!, rid) / Math.max(framesSent(sent[from]!, sent[i]!, below), 1);
-    since = share < 0.5 ? Math.min(since, sent[i]!.at) : Infinity;
+    since = share < 0.5 ? Math.min(since, sent[from]!.at) : Infinity;
     if (sent[i]!.at - since >= forMs) return true;
   }
   return false;
