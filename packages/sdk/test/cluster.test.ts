@@ -11,6 +11,7 @@ import { ErrorCode } from '@parley/protocol';
 import { apiSignature, randomApp, type AppConfig } from '@parley/server';
 import { startRedis, startServerProcess, teardown, type ServerProcess } from '@parley/testkit';
 import { RawClient, type Frame } from './rawClient.js';
+import { sleep } from './helpers.js';
 
 /** Three nodes of one cluster, and its app. */
 async function cluster(t: TestContext): Promise<{ app: AppConfig; nodes: ServerProcess[] }> {
@@ -163,5 +164,54 @@ test('cluster: a node whose Redis is unreachable at start says so in one line an
       assert.match(err.message, /exited \(1\): parley: cluster\.redisUrl: Redis at redis:\/\/127\.0\.0\.1:1 is unreachable: \S/);
       return true;
     },
+  );
+});
+
+test('cluster: while Redis is down a node is not ready and refuses state changes at once; ready again within 2 s of its return, the room intact', async (t) => {
+  const closeLater = teardown(t);
+  const redis = await startRedis({ persistent: true });
+  closeLater(() => redis.stop());
+  const app = randomApp(8_000_003);
+  const node = await startServerProcess({
+    listen: { host: '127.0.0.1', port: 0 },
+    apps: [app],
+    media: { listenIp: '127.0.0.1', udpPort: 0, tcpPort: false },
+    cluster: { redisUrl: redis.url, nodeId: 'solo' },
+  });
+  closeLater(() => node.stop());
+  const ready = async (): Promise<number> => (await fetch(new URL('/ready', node.httpUrl))).status;
+  /** How long until /ready answers `status`. */
+  const until = async (status: number): Promise<number> => {
+    const started = Date.now();
+    while ((await ready()) !== status) {
+      if (Date.now() - started > 10_000) throw new Error(`/ready did not turn ${status}`);
+      await sleep(20);
+    }
+    return Date.now() - started;
+  };
+  const alice = await loggedIn(node, app, 'r-outage', 'alice');
+  assert.equal(await ready(), 200);
+
+  await redis.halt();
+  t.diagnostic(`/ready 503 ${await until(503)} ms after Redis stopped`);
+  const started = Date.now();
+  const refused = await alice.request('broadcastMessage', { clientSeq: 1, message: 'while Redis is down' });
+  assert.equal(refused.code, ErrorCode.RoomInternalError);
+  assert.ok(Date.now() - started < 1_000, 'refused at once, not held');
+  assert.equal(alice.closeCode, undefined, 'the user stays connected');
+
+  await redis.resume();
+  const back = await until(200);
+  t.diagnostic(`/ready 200 ${back} ms after Redis was back`);
+  assert.ok(back < 2_000, `ready again within 2 s (${back} ms)`);
+  // What Redis held is there still, and the room goes on.
+  assert.equal((await alice.request('broadcastMessage', { clientSeq: 2, message: 'after' })).code, 0);
+  const bob = await loggedIn(node, app, 'r-outage', 'bob');
+  const login = bob.messages.find((m) => m.type === 'reply' && (m.data as { users?: unknown })?.users) as {
+    data: { users: Array<{ userID: string }> };
+  };
+  assert.deepEqual(
+    login.data.users.map((u) => u.userID),
+    ['alice'],
   );
 });

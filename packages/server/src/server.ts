@@ -127,7 +127,7 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
   const routes = new HttpRoutes();
   serverApi.addRoutes(routes);
   const metrics = new ServerMetrics({ rooms, media: media.stats });
-  const health = new Health();
+  const health = new Health(cluster ? () => cluster.reachable() : undefined);
   metrics.addRoutes(routes);
   health.addRoutes(routes);
   if (devApp) {

@@ -1,13 +1,22 @@
-/** A redis-server (Debian's) of a test's own: a free port on loopback, a temporary folder, no persistence unless asked. */
-import { mkdtempSync } from 'node:fs';
+/**
+ * A redis-server (Debian's) of a test's own: a free port on loopback and a temporary folder. With
+ * `persistent`, it keeps its data in an append-only file across `halt()` and `resume()`, as a
+ * deployment's would.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startDaemon } from './daemon.js';
+import { startDaemon, type Daemon } from './daemon.js';
 
 export interface RedisServer {
   /** `redis://127.0.0.1:<port>` */
   url: string;
+  /** Stops it (SIGTERM: what it holds is written out), keeping its folder for `resume()`. */
+  halt(): Promise<void>;
+  /** Starts it again after `halt()`, on the same port and folder. */
+  resume(): Promise<void>;
+  /** Stops it for good and removes its folder. */
   stop(): Promise<void>;
 }
 
@@ -20,13 +29,35 @@ async function freePort(host: string): Promise<number> {
   return port;
 }
 
-export async function startRedis(): Promise<RedisServer> {
-  const dir = mkdtempSync(join(tmpdir(), 'parley-redis-'));
+export async function startRedis({ persistent = false }: { persistent?: boolean } = {}): Promise<RedisServer> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'parley-redis-'));
   const host = '127.0.0.1';
   const port = await freePort(host);
-  const daemon = await startDaemon(
-    ['redis-server', '--bind', host, '--port', String(port), '--dir', dir, '--save', '', '--appendonly', 'no', '--protected-mode', 'no'],
-    { readyAt: [host, port], stopSignal: 'SIGTERM', dir },
-  );
-  return { url: `redis://${host}:${port}`, stop: daemon.stop };
+  const persistence = persistent ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no'];
+  const launch = (): Promise<Daemon> =>
+    startDaemon(
+      ['redis-server', '--bind', host, '--port', String(port), '--dir', dataDir, '--save', '', ...persistence, '--protected-mode', 'no'],
+      {
+        readyAt: [host, port],
+        stopSignal: 'SIGTERM',
+        // The daemon's own folder, removed with each stop; the data stays in dataDir until the end.
+        dir: mkdtempSync(join(tmpdir(), 'parley-redis-run-')),
+      },
+    );
+  let daemon: Daemon | undefined = await launch();
+  return {
+    url: `redis://${host}:${port}`,
+    halt: async () => {
+      await daemon?.stop();
+      daemon = undefined;
+    },
+    resume: async () => {
+      daemon ??= await launch();
+    },
+    stop: async () => {
+      await daemon?.stop();
+      daemon = undefined;
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
 }

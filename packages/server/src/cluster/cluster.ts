@@ -16,6 +16,8 @@ export interface ClusterNode {
   readonly nodeId: string;
   readonly store: RedisRoomStore;
   readonly bus: RedisRoomBus;
+  /** Whether Redis can be reached now (both connections are up). */
+  reachable(): boolean;
   close(): Promise<void>;
 }
 
@@ -34,6 +36,8 @@ async function connect(url: string, log: Logger): Promise<RedisClient> {
   let connected = false;
   const client: RedisClient = createClient({
     url,
+    // While Redis is out of reach a command fails at once (the client is told to retry) rather than waiting.
+    disableOfflineQueue: true,
     socket: {
       // Once connected, a lost connection is retried for as long as it takes; at start, it is an error.
       reconnectStrategy: (retries, cause) => (connected ? Math.min(retries * 100, MAX_RECONNECT_DELAY_MS) : cause),
@@ -65,6 +69,7 @@ export async function joinCluster(options: ClusterOptions, log: Logger): Promise
     nodeId,
     store,
     bus,
+    reachable: () => commands.isReady && subscriber.isReady,
     close: async () => {
       await Promise.allSettled([subscriber.quit(), commands.quit()]);
     },

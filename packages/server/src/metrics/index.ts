@@ -1,2 +1,2 @@
 export { ServerMetrics, METRICS_PATH, type MetricsSources } from './serverMetrics.js';
-export { Health, HEALTH_PATH, READY_PATH } from './health.js';
+export { Health, HEALTH_PATHS, READY_PATHS } from './health.js';
