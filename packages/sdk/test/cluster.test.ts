@@ -13,8 +13,11 @@ import { startRedis, startServerProcess, teardown, type ServerProcess } from '@p
 import { RawClient, type Frame } from './rawClient.js';
 import { sleep } from './helpers.js';
 
-/** Three nodes of one cluster, and its app. */
-async function cluster(t: TestContext): Promise<{ app: AppConfig; nodes: ServerProcess[] }> {
+/** Three nodes of one cluster, and its app; `config` adds to each node's configuration. */
+async function cluster(
+  t: TestContext,
+  { heartbeatTimeoutMs, leaseMs }: { heartbeatTimeoutMs?: number; leaseMs?: number } = {},
+): Promise<{ app: AppConfig; nodes: ServerProcess[] }> {
   const closeLater = teardown(t);
   const redis = await startRedis();
   closeLater(() => redis.stop());
@@ -25,18 +28,40 @@ async function cluster(t: TestContext): Promise<{ app: AppConfig; nodes: ServerP
         listen: { host: '127.0.0.1', port: 0 },
         apps: [app],
         media: { listenIp: '127.0.0.1', udpPort: 0, tcpPort: false },
-        cluster: { redisUrl: redis.url, nodeId },
+        cluster: { redisUrl: redis.url, nodeId, ...(leaseMs && { leaseMs }) },
+        ...(heartbeatTimeoutMs && { heartbeatTimeoutMs }),
       }),
     ),
   );
-  for (const node of nodes) closeLater(() => node.stop());
+  for (const node of nodes) {
+    closeLater(async () => {
+      // A test that stopped a node may have failed before continuing it (a killed one is gone: ESRCH).
+      try {
+        process.kill(node.pid, 'SIGCONT');
+      } catch {}
+      await node.stop();
+    });
+  }
   return { app, nodes };
 }
+
+/** The userUpdates of `userID` a client was told: ADD 0, DELETE 1. */
+const updatesOf = (client: RawClient, userID: string): number[] =>
+  client.messages
+    .filter((m) => m.type === 'userUpdate' && (m.users as Array<{ userID: string }>)[0]!.userID === userID)
+    .map((m) => m.updateType as number);
 
 async function loggedIn(node: ServerProcess, app: AppConfig, roomID: string, userID: string): Promise<RawClient> {
   const client = await RawClient.open(node.url);
   const login = await client.login(app, roomID, { userID }, true);
   assert.equal(login.code, 0, `${userID} logs in: ${JSON.stringify(login)}`);
+  // Heartbeats at the interval the server asks for, as the SDK sends them, until the connection ends.
+  const { heartbeatIntervalMs } = client.messages.find((m) => m.type === 'hello') as { heartbeatIntervalMs: number };
+  const heartbeats = setInterval(
+    () => client.ws.readyState === client.ws.OPEN && client.ws.send(JSON.stringify({ type: 'heartbeat', id: 1 })),
+    heartbeatIntervalMs,
+  );
+  client.ws.once('close', () => clearInterval(heartbeats));
   return client;
 }
 
@@ -214,4 +239,48 @@ test('cluster: while Redis is down a node is not ready and refuses state changes
     login.data.users.map((u) => u.userID),
     ['alice'],
   );
+});
+
+test('cluster: the sessions of a SIGKILLed node end once, cluster-wide, a heartbeat timeout after its lease lapsed', async (t) => {
+  const heartbeatTimeoutMs = 1_500;
+  const { app, nodes } = await cluster(t, { heartbeatTimeoutMs, leaseMs: 600 });
+  const [a, b, c] = nodes as [ServerProcess, ServerProcess, ServerProcess];
+  await loggedIn(a, app, 'r-dead', 'alice');
+  const bob = await loggedIn(b, app, 'r-dead', 'bob');
+  const carol = await loggedIn(c, app, 'r-dead', 'carol');
+  const killed = Date.now();
+  process.kill(a.pid, 'SIGKILL');
+  for (const watcher of [bob, carol]) await watcher.next(() => updatesOf(watcher, 'alice').includes(1), 0, 10_000);
+  t.diagnostic(`alice left ${Date.now() - killed} ms after her node was killed`);
+  await sleep(1_500); // both B and C sweep: a second logout would come now
+  assert.deepEqual(updatesOf(bob, 'alice'), [1]);
+  assert.deepEqual(updatesOf(carol, 'alice'), [1]);
+  const users = await api(b, app, 'DescribeUsers', { RoomId: 'r-dead' });
+  assert.deepEqual(
+    (users.Data as { UserList: Array<{ UserId: string }> }).UserList.map((u) => u.UserId),
+    ['bob', 'carol'],
+  );
+});
+
+test('cluster: a node paused past its lease changes nothing when it wakes: its swept session stays gone, it lets go of it and serves on', async (t) => {
+  const heartbeatTimeoutMs = 1_500;
+  const { app, nodes } = await cluster(t, { heartbeatTimeoutMs, leaseMs: 600 });
+  const [a, b] = nodes as [ServerProcess, ServerProcess];
+  const alice = await loggedIn(a, app, 'r-pause', 'alice');
+  const bob = await loggedIn(b, app, 'r-pause', 'bob');
+  process.kill(a.pid, 'SIGSTOP');
+  await bob.next(() => updatesOf(bob, 'alice').includes(1), 0, 10_000);
+  process.kill(a.pid, 'SIGCONT');
+  // Node A finds its lease lapsed, takes a new one and lets go of alice, whose session the cluster ended.
+  await alice.closed(5_000);
+  assert.ok(
+    a.logs.some((entry) => entry.msg === 'lease lapsed: taking a new one'),
+    'node A says its lease lapsed',
+  );
+  await sleep(500);
+  assert.deepEqual(updatesOf(bob, 'alice'), [1], 'alice did not come back');
+  // Node A serves on with its new lease.
+  const again = await loggedIn(a, app, 'r-pause', 'alice');
+  assert.equal((await again.request('broadcastMessage', { clientSeq: 1, message: 'back' })).code, 0);
+  await bob.next((m) => m.type === 'broadcastMessage', 0, 2_000);
 });

@@ -77,6 +77,8 @@ export interface ClusterOptions {
   redisUrl: string;
   /** This node's name in the cluster and its logs (default hostname-pid). */
   nodeId?: string;
+  /** How long the node's lease lasts unless renewed (default 3 s; renewed at a third of it). */
+  leaseMs?: number;
 }
 
 export interface Limits {

@@ -25,7 +25,7 @@ import { WebhookDispatcher } from './webhooks/dispatcher.js';
 import { turnCredentials } from './auth/turnCredentials.js';
 import { TrustedProxies } from './http/clientAddress.js';
 import { AppRegistry } from './apps.js';
-import { joinCluster } from './cluster/cluster.js';
+import { joinCluster, nodeLoadMeter } from './cluster/cluster.js';
 
 export interface ParleyServer {
   /** The `ws://` (`wss://` with TLS) URL for the SDK profile's `server` field. */
@@ -96,7 +96,7 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
   const listenIp = options.media?.listenIp ?? (host === '0.0.0.0' || host === '::' ? localIPv4() : host);
   const announcedIp = options.media?.announcedIp === undefined ? undefined : await announcedAddress(options.media.announcedIp);
   // A node of a cluster shares its room state and room events through Redis; alone, they stay in memory.
-  const cluster = options.cluster ? await joinCluster(options.cluster, log) : undefined;
+  const cluster = options.cluster ? await joinCluster(options.cluster, heartbeatTimeoutMs, log) : undefined;
   const media = await WeriftMediaPlane.open({
     ...options.media,
     listenIp,
@@ -109,7 +109,7 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
   const networkQualityIntervalMs = options.networkQualityIntervalMs ?? DEFAULT_NETWORK_QUALITY_INTERVAL_MS;
   const rooms = new RoomService({
     apps,
-    ...(cluster && { store: cluster.store, bus: cluster.bus }),
+    ...(cluster && { store: cluster.store, bus: cluster.bus, holder: cluster.lease }),
     media,
     heartbeatTimeoutMs,
     log,
@@ -118,6 +118,11 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
     networkQualityIntervalMs,
     activeSpeakerIntervalMs: options.activeSpeakerIntervalMs ?? DEFAULT_ACTIVE_SPEAKER_INTERVAL_MS,
     iceServers: (userID) => (turn ? [turnCredentials(turn, userID)] : undefined),
+  });
+  await cluster?.start({
+    sweep: (session) => void rooms.sweep(session),
+    renewed: () => void rooms.letGoOfEnded(),
+    load: nodeLoadMeter(() => rooms.heldSessions, media.stats),
   });
   const webhooks = new WebhookDispatcher({ apps, observer: rooms.observer, log, options: options.webhooks });
   const serverApi = new ServerApi(apps, rooms, log);

@@ -3,19 +3,28 @@
  * nodes share. Without Redis at start there is no node: one clear error.
  */
 import { hostname } from 'node:os';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { createClient } from 'redis';
 import type { ClusterOptions } from '../config.js';
 import { RedisRoomStore, type RedisClient } from '../rooms/store/redisRoomStore.js';
 import { RedisRoomBus } from './redisRoomBus.js';
+import { NodeLease, type NodeLeaseHandlers, type NodeLoad } from './nodeLease.js';
+import type { MediaStats } from '../media/index.js';
 
 /** How long a node waits between attempts to reach Redis again, at most. */
 const MAX_RECONNECT_DELAY_MS = 1_000;
+/** How long a node's lease lasts unless renewed. */
+export const DEFAULT_LEASE_MS = 3_000;
 
 export interface ClusterNode {
   readonly nodeId: string;
   readonly store: RedisRoomStore;
   readonly bus: RedisRoomBus;
+  /** Tell it which sessions this node holds (RoomService's `holder`). */
+  readonly lease: NodeLease;
+  /** Takes the node's lease (from then on the store's writes are fenced by it) and keeps it. */
+  start(handlers: NodeLeaseHandlers): Promise<void>;
   /** Whether Redis can be reached now (both connections are up). */
   reachable(): boolean;
   close(): Promise<void>;
@@ -55,7 +64,7 @@ async function connect(url: string, log: Logger): Promise<RedisClient> {
   return client;
 }
 
-export async function joinCluster(options: ClusterOptions, log: Logger): Promise<ClusterNode> {
+export async function joinCluster(options: ClusterOptions, heartbeatTimeoutMs: number, log: Logger): Promise<ClusterNode> {
   const nodeId = options.nodeId ?? `${hostname()}-${process.pid}`;
   const commands = await connect(options.redisUrl, log);
   const subscriber = await connect(options.redisUrl, log).catch(async (err: unknown) => {
@@ -64,14 +73,46 @@ export async function joinCluster(options: ClusterOptions, log: Logger): Promise
   });
   const store = new RedisRoomStore(commands);
   const bus = new RedisRoomBus(commands, subscriber, nodeId, log);
+  let handlers: NodeLeaseHandlers | undefined;
+  const lease = new NodeLease(commands, { nodeId, leaseMs: options.leaseMs ?? DEFAULT_LEASE_MS, heartbeatTimeoutMs }, log, {
+    renewed: () => handlers?.renewed(),
+    sweep: (session) => handlers?.sweep(session),
+    load: () => handlers?.load() ?? { sessions: 0, packetsPerSecond: 0, eventLoopDelayMs: 0 },
+  });
+  store.fenceWith({ key: lease.key, epoch: () => lease.epoch() });
   log.info({ nodeId, redis: redacted(options.redisUrl) }, 'joined the cluster');
   return {
     nodeId,
     store,
     bus,
+    lease,
+    start: async (given) => {
+      handlers = given;
+      await lease.start();
+    },
     reachable: () => commands.isReady && subscriber.isReady,
     close: async () => {
+      lease.stop();
       await Promise.allSettled([subscriber.quit(), commands.quit()]);
     },
+  };
+}
+
+/** A node's load since the previous reading: its sessions, media packets per second and event-loop delay. */
+export function nodeLoadMeter(sessions: () => number, media: Readonly<MediaStats>): () => NodeLoad {
+  const loopDelay = monitorEventLoopDelay();
+  loopDelay.enable();
+  const packets = (): number => media.packetsReceived + media.packetsSent;
+  let [count, at] = [packets(), performance.now()];
+  return () => {
+    const [nowCount, now] = [packets(), performance.now()];
+    const load = {
+      sessions: sessions(),
+      packetsPerSecond: Math.round(((nowCount - count) * 1000) / Math.max(1, now - at)),
+      eventLoopDelayMs: Math.round(loopDelay.mean / 1e4) / 100,
+    };
+    [count, at] = [nowCount, now];
+    loopDelay.reset();
+    return load;
   };
 }

@@ -43,6 +43,12 @@ export interface LivePublication {
 
 const roomKey = (appID: number, roomID: string): string => `${appID}/${roomID}`;
 
+/** Told which sessions this server holds (a cluster keeps an index of them, to end those of a node that died). */
+export interface SessionHolder {
+  held(session: { appID: number; sessionID: string }): void;
+  released(session: { appID: number; sessionID: string }): void;
+}
+
 export class LiveHandles {
   private readonly sessions = new Map<string, LiveSession>();
   private readonly sessionsByRoom = new Map<string, Set<LiveSession>>();
@@ -52,6 +58,8 @@ export class LiveHandles {
   private readonly toldSpeakers = new Map<string, string>();
   /** The last event of each room told to this server's sessions in it. */
   private readonly deliveredSeqs = new Map<string, number>();
+
+  constructor(private readonly holder?: SessionHolder) {}
 
   addSession(record: SessionRecord, link: ClientLink | null): LiveSession {
     const { appID, sessionID, roomID, user, notifyUserUpdates } = record;
@@ -67,6 +75,7 @@ export class LiveHandles {
       toldOnlineCount: -1,
     };
     this.sessions.set(sessionID, live);
+    this.holder?.held(live);
     const key = roomKey(appID, roomID);
     this.sessionsByRoom.set(key, (this.sessionsByRoom.get(key) ?? new Set()).add(live));
     return live;
@@ -90,6 +99,7 @@ export class LiveHandles {
     live.cancelTokenWarning?.();
     live.link = null;
     this.sessions.delete(live.sessionID);
+    this.holder?.released(live);
     const key = roomKey(live.appID, live.roomID);
     const inRoom = this.sessionsByRoom.get(key);
     inRoom?.delete(live);

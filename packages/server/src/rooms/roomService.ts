@@ -27,7 +27,7 @@ import type { MediaPlane } from '../media/index.js';
 import { randomHex } from '../random.js';
 import { fail, ok, type Failure, type FailureCode, type Outcome } from '../outcome.js';
 import { realRoomClock, type RoomClock } from './clock.js';
-import { LiveHandles, type ClientLink, type LiveSession } from './liveHandles.js';
+import { LiveHandles, type ClientLink, type LiveSession, type SessionHolder } from './liveHandles.js';
 import { RoomMessaging, type MessagingLimits, type Sender } from './messaging.js';
 import type { RoomServiceEvents, RoomServiceObserver, SessionEndReason } from './observer.js';
 import { RoomReports, type ReportIntervals } from './roomReports.js';
@@ -51,6 +51,8 @@ export interface RoomServiceOptions extends ReportIntervals {
   store?: RoomStore;
   /** How the servers sharing the store hear of each other's room events; none by default (one server). */
   bus?: RoomBus;
+  /** Told which sessions this server holds (a cluster's index of them). */
+  holder?: SessionHolder;
   clock?: RoomClock;
 }
 
@@ -81,7 +83,7 @@ export class RoomService {
     this.iceServers = options.iceServers;
     this.heartbeatTimeoutMs = options.heartbeatTimeoutMs;
     const store = options.store ?? new MemoryRoomStore();
-    const live = new LiveHandles();
+    const live = new LiveHandles(options.holder);
     const bus = options.bus ?? NO_BUS;
     const feeds = new RoomFeeds(store, live, bus, options.log, (room, logged) => this.loggedElsewhere(room, logged));
     const queues = new AppQueues();
@@ -337,6 +339,38 @@ export class RoomService {
     return { users: members.map((s) => s.user), streams: streams.map(streamInfoOf) };
   }
 
+  /** Ends a session that a dead server held (heartbeat timeout), unless a server holds it again. */
+  sweep(ref: SessionRef): Promise<void> {
+    return this.ctx.queues.run(ref.appID, async () => {
+      const session = await this.ctx.store.session(ref.appID, ref.sessionID);
+      if (session && !this.ctx.live.session(ref.sessionID)) await this.removeSession(session, 'heartbeatTimeout');
+    });
+  }
+
+  /** Lets go of the sessions this server holds that the room state no longer has (ended while this server was away). */
+  async letGoOfEnded(): Promise<void> {
+    const { store, live } = this.ctx;
+    for (const handle of live.allSessions()) {
+      await this.ctx.queues.run(handle.appID, async () => {
+        if (live.session(handle.sessionID) === handle && !(await store.session(handle.appID, handle.sessionID))) this.letGo(handle);
+      });
+    }
+  }
+
+  /** Forgets what this server holds of a session ended elsewhere: its link closes, its media too. */
+  private letGo(handle: LiveSession): void {
+    const { live } = this.ctx;
+    const link = handle.link;
+    for (const media of live.takeMediaOf(handle.sessionID)) media.close();
+    live.removeSession(handle);
+    link?.close();
+  }
+
+  /** Sessions this server holds. */
+  get heldSessions(): number {
+    return this.ctx.live.allSessions().length;
+  }
+
   /** Kicks a user out of its room on the server API's behalf (KickOut 1002055); false if it is not there. */
   kickOut(appID: number, roomID: string, userID: string): Promise<boolean> {
     return this.ctx.queues.run(appID, async () => {
@@ -432,11 +466,8 @@ export class RoomService {
       const handle = live.session(from);
       if (!handle || (await store.session(room.appID, from))) return;
       const kick = await store.kickOf(room.appID, from);
-      const link = handle.link;
-      if (kick) link?.send({ type: 'kickedOut', roomID: room.roomID, code: kick.code as FailureCode, reason: kick.reason });
-      for (const media of live.takeMediaOf(from)) media.close();
-      live.removeSession(handle);
-      link?.close();
+      if (kick) handle.link?.send({ type: 'kickedOut', roomID: room.roomID, code: kick.code as FailureCode, reason: kick.reason });
+      this.letGo(handle);
     }
     if (event?.type === 'streamUpdate' && event.updateType === UpdateType.Delete) {
       for (const { streamID } of event.streams) {

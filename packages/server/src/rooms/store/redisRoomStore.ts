@@ -120,9 +120,17 @@ export interface RedisRoomStoreOptions {
   now?: () => number;
 }
 
+/** A node's lease: its key and the epoch the node holds it with. Writes are refused once the key holds another. */
+export interface Fence {
+  key: string;
+  epoch(): string;
+}
+
 export class RedisRoomStore implements RoomStore {
   private readonly keys: Keys;
   private readonly now: () => number;
+  /** Set by a cluster node (see `fenceWith`); a store without one writes unfenced. */
+  private fence: Fence | undefined;
 
   constructor(
     private readonly redis: RedisClient,
@@ -132,9 +140,18 @@ export class RedisRoomStore implements RoomStore {
     this.now = now;
   }
 
+  /** From now on, writes happen only while `fence` holds. */
+  fenceWith(fence: Fence): void {
+    this.fence = fence;
+  }
+
   /** Runs a script by its SHA1, loading it on first use (or after Redis lost its script cache). */
   private async run(script: LuaScript, keys: string[], args: Array<string | number>): Promise<Reply> {
-    const options = { keys, arguments: args.map(String) };
+    const fenced = script.writes ? [this.fence?.key ?? '-', this.fence?.epoch() ?? ''] : undefined;
+    const options = {
+      keys: fenced ? [...keys, fenced[0]!] : keys,
+      arguments: [...args.map(String), ...(fenced ? [fenced[1]!] : [])],
+    };
     try {
       return (await this.redis.evalSha(script.sha1, options)) as Reply;
     } catch (err) {

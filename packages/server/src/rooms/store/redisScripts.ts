@@ -10,13 +10,29 @@
  */
 import { createHash } from 'node:crypto';
 
+/**
+ * A script of the store. One that writes is fenced: it runs only while the node's lease (the last
+ * key) still holds the node's epoch (the last argument), so that a node that was paused past its
+ * lease changes nothing when it wakes; the store adds both (see RedisRoomStore).
+ */
 export class LuaScript {
   readonly sha1: string;
+  readonly source: string;
 
-  constructor(readonly source: string) {
-    this.sha1 = createHash('sha1').update(source).digest('hex');
+  constructor(
+    body: string,
+    readonly writes = true,
+  ) {
+    this.source = writes ? `${FENCE}${body}` : body;
+    this.sha1 = createHash('sha1').update(this.source).digest('hex');
   }
 }
+
+/** Refuses a write of a node whose lease has lapsed (no lease key: a store without fencing). */
+const FENCE = `
+local lease = KEYS[#KEYS]
+if lease ~= '-' and redis.call('GET', lease) ~= ARGV[#ARGV] then return redis.error_reply('FENCED the lease of this node has lapsed') end
+`;
 
 /** Appends to the log of the room whose hash is `roomKey`: its next number. */
 const APPEND = `
@@ -94,7 +110,8 @@ return append(KEYS[1], KEYS[2], ARGV[5], ARGV[4], ARGV[1], ARGV[2], ARGV[3])
 `);
 
 /** KEYS: room, log. ARGV: seq. {'gone'} when some events after seq are no longer kept, else {'ok', entries}; nil if not open. */
-export const EVENTS_SINCE = new LuaScript(`
+export const EVENTS_SINCE = new LuaScript(
+  `
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
 local seq = tonumber(ARGV[1])
 local first = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 1)[1]
@@ -102,7 +119,9 @@ local oldest
 if first then oldest = tonumber(string.sub(first[1], 3)) else oldest = tonumber(redis.call('HGET', KEYS[1], 'seq')) + 1 end
 if seq < oldest - 1 then return {'gone'} end
 return {'ok', redis.call('XRANGE', KEYS[2], '0-' .. (seq + 1), '+')}
-`);
+`,
+  false,
+);
 
 /** KEYS: room. The next messageID, or nil if the room is not open. */
 export const NEXT_MESSAGE_ID = new LuaScript(`

@@ -1,0 +1,176 @@
+/**
+ * A node's lease on its place in the cluster, and what follows from the leases of all: the node
+ * registry with each node's load, and the sweep of the sessions of nodes whose lease lapsed.
+ *
+ * The lease is a key holding the node's epoch (a number that grows each time the node takes a
+ * lease), renewed at a third of its length. The store's writes are fenced by it: a node that was
+ * paused past its lease changes nothing when it wakes; it takes a new lease and lets go of what it
+ * held that the cluster ended meanwhile. A node whose lease has lapsed for a heartbeat timeout is
+ * dead: its sessions, unless resumed on another node meanwhile, are ended once, by whichever node
+ * pops each from the dead node's set.
+ */
+import type { Logger } from 'pino';
+import type { RedisClient } from '../rooms/store/redisRoomStore.js';
+import { LuaScript } from '../rooms/store/redisScripts.js';
+
+/** A session as the cluster's ownership index names it: `<appID>/<sessionID>`. */
+export interface HeldSession {
+  appID: number;
+  sessionID: string;
+}
+
+export interface NodeLoad {
+  sessions: number;
+  /** RTP packets received and sent per second, over the last renewal period. */
+  packetsPerSecond: number;
+  /** The event loop's mean delay over the last renewal period (ms). */
+  eventLoopDelayMs: number;
+}
+
+export interface NodeLeaseOptions {
+  nodeId: string;
+  leaseMs: number;
+  heartbeatTimeoutMs: number;
+  prefix?: string;
+}
+
+export interface NodeLeaseHandlers {
+  /** The lease lapsed while the node was away: it holds a new one now; what it held may be gone. */
+  renewed(): void;
+  /** A dead node's session this node is to end. */
+  sweep(session: HeldSession): void;
+  load(): NodeLoad;
+}
+
+/** KEYS: lease. ARGV: epoch, lease ms. 1 when renewed, 0 when the lease holds another epoch or none. */
+const RENEW = new LuaScript(
+  `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+`,
+  false,
+);
+
+/** KEYS: session owners. ARGV: session, node. Forgets the owner only if it is still that node. */
+const RELEASE = new LuaScript(
+  `
+if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) end
+return 1
+`,
+  false,
+);
+
+const sessionKey = ({ appID, sessionID }: HeldSession): string => `${appID}/${sessionID}`;
+
+export class NodeLease {
+  private epochValue = '';
+  private timer: NodeJS.Timeout | undefined;
+  private readonly keys;
+
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly options: NodeLeaseOptions,
+    private readonly log: Logger,
+    private readonly handlers: NodeLeaseHandlers,
+  ) {
+    const prefix = options.prefix ?? 'parley';
+    this.keys = {
+      lease: (nodeId: string) => `${prefix}:node:${nodeId}`,
+      epochs: `${prefix}:node-epochs`,
+      nodes: `${prefix}:nodes`,
+      deadSince: `${prefix}:nodes-dead-since`,
+      sessions: (nodeId: string) => `${prefix}:node-sessions:${nodeId}`,
+      owners: `${prefix}:session-owners`,
+    };
+  }
+
+  /** This node's lease key, which fences the store's writes. */
+  get key(): string {
+    return this.keys.lease(this.options.nodeId);
+  }
+
+  epoch(): string {
+    return this.epochValue;
+  }
+
+  /** Takes a lease with a new epoch and renews it until `stop()`. */
+  async start(): Promise<void> {
+    await this.acquire();
+    this.timer = setInterval(() => void this.tick(), Math.max(50, Math.floor(this.options.leaseMs / 3)));
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  held(session: HeldSession): void {
+    const { nodeId } = this.options;
+    const key = sessionKey(session);
+    void Promise.all([this.redis.sAdd(this.keys.sessions(nodeId), key), this.redis.hSet(this.keys.owners, key, nodeId)]).catch(
+      (err: unknown) => this.log.warn({ err, ...session }, 'session ownership not recorded'),
+    );
+  }
+
+  released(session: HeldSession): void {
+    const { nodeId } = this.options;
+    const key = sessionKey(session);
+    void Promise.all([
+      this.redis.sRem(this.keys.sessions(nodeId), key),
+      this.redis
+        .evalSha(RELEASE.sha1, { keys: [this.keys.owners], arguments: [key, nodeId] })
+        .catch(() => this.redis.eval(RELEASE.source, { keys: [this.keys.owners], arguments: [key, nodeId] })),
+    ]).catch((err: unknown) => this.log.warn({ err, ...session }, 'session ownership not released'));
+  }
+
+  private async acquire(): Promise<void> {
+    const { nodeId, leaseMs } = this.options;
+    this.epochValue = String(await this.redis.hIncrBy(this.keys.epochs, nodeId, 1));
+    await this.redis.set(this.keys.lease(nodeId), this.epochValue, { PX: leaseMs });
+    await this.redis.hDel(this.keys.deadSince, nodeId);
+    await this.register();
+  }
+
+  private async register(): Promise<void> {
+    const entry = { epoch: Number(this.epochValue), renewedAt: Date.now(), ...this.handlers.load() };
+    await this.redis.hSet(this.keys.nodes, this.options.nodeId, JSON.stringify(entry));
+  }
+
+  private async tick(): Promise<void> {
+    try {
+      const args = { keys: [this.key], arguments: [this.epochValue, String(this.options.leaseMs)] };
+      const renewed = await this.redis.evalSha(RENEW.sha1, args).catch(() => this.redis.eval(RENEW.source, args));
+      if (renewed !== 1) {
+        this.log.error({ nodeId: this.options.nodeId, epoch: this.epochValue }, 'lease lapsed: taking a new one');
+        await this.acquire();
+        this.handlers.renewed();
+        return;
+      }
+      await this.register();
+      await this.sweepDeadNodes();
+    } catch (err) {
+      this.log.debug({ err }, 'lease renewal failed');
+    }
+  }
+
+  private async sweepDeadNodes(): Promise<void> {
+    const now = Date.now();
+    for (const nodeId of await this.redis.hKeys(this.keys.nodes)) {
+      if (nodeId === this.options.nodeId || (await this.redis.exists(this.keys.lease(nodeId)))) continue;
+      await this.redis.hSetNX(this.keys.deadSince, nodeId, String(now));
+      const since = Number(await this.redis.hGet(this.keys.deadSince, nodeId));
+      if (now - since < this.options.heartbeatTimeoutMs) continue;
+      // Each session is popped by one node only: one end, one logout event.
+      for (let key = await this.redis.sPop(this.keys.sessions(nodeId)); key; key = await this.redis.sPop(this.keys.sessions(nodeId))) {
+        if ((await this.redis.hGet(this.keys.owners, key)) !== nodeId) continue; // resumed elsewhere
+        await this.redis.hDel(this.keys.owners, key);
+        const [appID, sessionID] = key.split('/') as [string, string];
+        if (/^\d+$/.test(appID) && sessionID) this.handlers.sweep({ appID: Number(appID), sessionID });
+        else this.log.warn({ key }, 'unreadable session of a dead node skipped');
+      }
+      this.log.info({ nodeId, deadForMs: now - since }, 'dead node swept');
+      await this.redis.hDel(this.keys.nodes, nodeId);
+      await this.redis.hDel(this.keys.deadSince, nodeId);
+    }
+  }
+}
