@@ -5,12 +5,11 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { RTCPeerConnection, useOPUS, useVP8 } from 'werift';
 import { ErrorCode } from '@parley/protocol';
-import { apiSignature, randomApp, type AppConfig } from '@parley/server';
-import { startRedis, startServerProcess, teardown, type ServerProcess } from '@parley/testkit';
-import { RawClient, type Frame } from './rawClient.js';
+import { randomApp, type AppConfig } from '@parley/server';
+import { callServerApi, startRedis, startServerProcess, teardown, type ServerProcess } from '@parley/testkit';
+import { RawClient } from './rawClient.js';
 import { sleep } from './helpers.js';
 
 /** Three nodes of one cluster, and its app; `config` adds to each node's configuration. */
@@ -73,23 +72,6 @@ async function offer(t: TestContext): Promise<string> {
   pc.addTransceiver('video', { direction: 'sendonly' });
   await pc.setLocalDescription(await pc.createOffer());
   return pc.localDescription!.sdp;
-}
-
-async function api(node: ServerProcess, app: AppConfig, action: string, query: Record<string, string>): Promise<Frame> {
-  const nonce = randomBytes(8).toString('hex');
-  const timestamp = Math.floor(Date.now() / 1000);
-  const url = new URL('/api', node.httpUrl);
-  const params = {
-    Action: action,
-    AppId: String(app.appID),
-    SignatureNonce: nonce,
-    Timestamp: String(timestamp),
-    SignatureVersion: '2.0',
-    Signature: apiSignature(app.appID, nonce, app.serverSecret, timestamp),
-    ...query,
-  };
-  for (const [key, value] of Object.entries(params)) url.searchParams.set(key, value);
-  return (await (await fetch(url)).json()) as Frame;
 }
 
 test('cluster: a login on node B ends the same userID’s session on node A within a second (KickOut 1002050)', async (t) => {
@@ -165,17 +147,17 @@ test('cluster: the server API of node C sees and acts on users of nodes A and B'
   const [a, b, c] = nodes as [ServerProcess, ServerProcess, ServerProcess];
   const onA = await loggedIn(a, app, 'r-api', 'on-a');
   await loggedIn(b, app, 'r-api', 'on-b');
-  const described = await api(c, app, 'DescribeUsers', { RoomId: 'r-api' });
+  const described = await callServerApi(c.httpUrl, app, 'DescribeUsers', { RoomId: 'r-api' });
   assert.deepEqual(
     (described.Data as { UserList: Array<{ UserId: string }> }).UserList.map((u) => u.UserId),
     ['on-a', 'on-b'],
   );
-  const kicked = await api(c, app, 'KickoutUser', { RoomId: 'r-api', UserId: 'on-a' });
+  const kicked = await callServerApi(c.httpUrl, app, 'KickoutUser', { RoomId: 'r-api', UserId: 'on-a' });
   assert.equal(kicked.Code, 0);
   const told = await onA.next((m) => m.type === 'kickedOut', 0, 2_000);
   assert.equal(told.code, ErrorCode.KickedByServer);
   await onA.closed(2_000);
-  const after = await api(c, app, 'DescribeUserNum', { RoomId: 'r-api' });
+  const after = await callServerApi(c.httpUrl, app, 'DescribeUserNum', { RoomId: 'r-api' });
   assert.deepEqual(after.Data, { UserCountList: [{ RoomId: 'r-api', UserCount: 1 }] });
 });
 
@@ -255,7 +237,7 @@ test('cluster: the sessions of a SIGKILLed node end once, cluster-wide, a heartb
   await sleep(1_500); // both B and C sweep: a second logout would come now
   assert.deepEqual(updatesOf(bob, 'alice'), [1]);
   assert.deepEqual(updatesOf(carol, 'alice'), [1]);
-  const users = await api(b, app, 'DescribeUsers', { RoomId: 'r-dead' });
+  const users = await callServerApi(b.httpUrl, app, 'DescribeUsers', { RoomId: 'r-dead' });
   assert.deepEqual(
     (users.Data as { UserList: Array<{ UserId: string }> }).UserList.map((u) => u.UserId),
     ['bob', 'carol'],

@@ -10,7 +10,6 @@ import { pino } from 'pino';
 import {
   startServer,
   randomApp,
-  apiSignature,
   verifyWebhook,
   webhookSignature,
   webhookBodySignature,
@@ -24,6 +23,7 @@ import {
 import { WebhookDispatcher } from '../src/webhooks/dispatcher.js';
 import type { RoomRef, RoomServiceEvents } from '../src/rooms/observer.js';
 import { AppRegistry } from '../src/apps.js';
+import { callServerApi } from '@parley/testkit';
 import { PublisherState } from '@parley/sdk';
 import { RawClient } from '../../sdk/test/rawClient.js';
 import { TestClient, sleep } from '../../sdk/test/helpers.js';
@@ -528,21 +528,8 @@ test('what the server API does is reported too: kick (reason 3), forbid (type 10
   const server = await serverFor(app);
   t.after(() => server.close());
   const client = clientFactory(t, server, app);
-  const api = async (action: string, params: Record<string, string>): Promise<number> => {
-    const nonce = Math.random().toString(16).slice(2, 18).padEnd(16, '0');
-    const timestamp = Math.floor(Date.now() / 1000);
-    const url = new URL('/api', server.httpUrl);
-    const query = {
-      Action: action,
-      AppId: String(app.appID),
-      SignatureNonce: nonce,
-      Timestamp: String(timestamp),
-      SignatureVersion: '2.0',
-    };
-    for (const [key, value] of Object.entries({ ...query, ...params })) url.searchParams.set(key, value);
-    url.searchParams.set('Signature', apiSignature(app.appID, nonce, app.serverSecret, timestamp));
-    return ((await (await fetch(url)).json()) as { Code: number }).Code;
-  };
+  const api = async (action: string, params: Record<string, string>): Promise<number> =>
+    (await callServerApi(server.httpUrl, app, action, params)).Code;
   const [pub, kicked, last] = [client(), client(), client()];
   assert.equal(await pub.login('wh-api', 'pub'), 0);
   assert.equal(await kicked.login('wh-api', 'kicked'), 0);

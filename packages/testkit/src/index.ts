@@ -13,3 +13,4 @@ export * from './caddy.js';
 export * from './forgery.js';
 export * from './spoof.js';
 export * from './redis.js';
+export * from './serverApi.js';
