@@ -266,3 +266,31 @@ test('cluster: a node paused past its lease changes nothing when it wakes: its s
   assert.equal((await again.request('broadcastMessage', { clientSeq: 1, message: 'back' })).code, 0);
   await bob.next((m) => m.type === 'broadcastMessage', 0, 2_000);
 });
+
+test('cluster: a node whose app has other secrets than the running nodes’ says so in one line and exits 1', async (t) => {
+  const closeLater = teardown(t);
+  const redis = await startRedis();
+  closeLater(() => redis.stop());
+  const app = randomApp(8_000_004);
+  const node = (apps: AppConfig[], nodeId: string) =>
+    startServerProcess({
+      listen: { host: '127.0.0.1', port: 0 },
+      apps,
+      media: { listenIp: '127.0.0.1', udpPort: 0, tcpPort: false },
+      cluster: { redisUrl: redis.url, nodeId },
+    });
+  const first = await node([app], 'first');
+  closeLater(() => first.stop());
+  const other = randomApp(app.appID);
+  await assert.rejects(node([other], 'second'), (err: Error) => {
+    assert.equal(err.message.trim().split('\n').length, 1, err.message);
+    assert.match(
+      err.message.trim(),
+      /exited \(1\): parley: apps: app 8000004 has other secrets than on node first of the cluster; give every node the same apps$/,
+    );
+    return true;
+  });
+  // The same secrets join.
+  const same = await node([app], 'third');
+  closeLater(() => same.stop());
+});

@@ -119,11 +119,6 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
     activeSpeakerIntervalMs: options.activeSpeakerIntervalMs ?? DEFAULT_ACTIVE_SPEAKER_INTERVAL_MS,
     iceServers: (userID) => (turn ? [turnCredentials(turn, userID)] : undefined),
   });
-  await cluster?.start({
-    sweep: (session) => void rooms.sweep(session),
-    renewed: () => void rooms.letGoOfEnded(),
-    load: nodeLoadMeter(() => rooms.heldSessions, media.stats),
-  });
   const webhooks = new WebhookDispatcher({ apps, observer: rooms.observer, log, options: options.webhooks });
   const serverApi = new ServerApi(apps, rooms, log);
   const staticDir = options.staticDir ?? defaultStaticDir();
@@ -165,6 +160,12 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
     onErrorCode: (code) => metrics.signallingError(code),
   });
   try {
+    await cluster?.start({
+      sweep: (session) => void rooms.sweep(session),
+      renewed: () => void rooms.letGoOfEnded(),
+      load: nodeLoadMeter(() => rooms.heldSessions, media.stats),
+      apps: () => apps.list(),
+    });
     await new Promise<void>((resolve, reject) => {
       http.once('error', reject);
       // A room's worth of users may connect in the same instant; Node's default backlog (511) would

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { request, type IncomingMessage } from 'node:http';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startServer, randomApp, DEV_APP } from '../src/index.js';
@@ -41,8 +41,9 @@ test('the static file server serves its folder and nothing outside it', async (t
   }
 });
 
-test('production mode refuses the well-known dev credentials', () => {
+test('production mode refuses the well-known dev credentials', (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'parley-config-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
   const config = join(dir, 'parley.json');
   writeFileSync(config, JSON.stringify({ apps: [DEV_APP] }));
   const cli = new URL('../dist/cli.js', import.meta.url).pathname;

@@ -73,12 +73,7 @@ export async function joinCluster(options: ClusterOptions, heartbeatTimeoutMs: n
   });
   const store = new RedisRoomStore(commands);
   const bus = new RedisRoomBus(commands, subscriber, nodeId, log);
-  let handlers: NodeLeaseHandlers | undefined;
-  const lease = new NodeLease(commands, { nodeId, leaseMs: options.leaseMs ?? DEFAULT_LEASE_MS, heartbeatTimeoutMs }, log, {
-    renewed: () => handlers?.renewed(),
-    sweep: (session) => handlers?.sweep(session),
-    load: () => handlers?.load() ?? { sessions: 0, packetsPerSecond: 0, eventLoopDelayMs: 0 },
-  });
+  const lease = new NodeLease(commands, { nodeId, leaseMs: options.leaseMs ?? DEFAULT_LEASE_MS, heartbeatTimeoutMs }, log);
   store.fenceWith({ key: lease.key, epoch: () => lease.epoch() });
   log.info({ nodeId, redis: redacted(options.redisUrl) }, 'joined the cluster');
   return {
@@ -86,10 +81,7 @@ export async function joinCluster(options: ClusterOptions, heartbeatTimeoutMs: n
     store,
     bus,
     lease,
-    start: async (given) => {
-      handlers = given;
-      await lease.start();
-    },
+    start: (handlers) => lease.start(handlers),
     reachable: () => commands.isReady && subscriber.isReady,
     close: async () => {
       lease.stop();

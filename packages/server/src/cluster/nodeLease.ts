@@ -9,7 +9,9 @@
  * dead: its sessions, unless resumed on another node meanwhile, are ended once, by whichever node
  * pops each from the dead node's set.
  */
+import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
+import type { AppConfig } from '../config.js';
 import type { RedisClient } from '../rooms/store/redisRoomStore.js';
 import { LuaScript } from '../rooms/store/redisScripts.js';
 
@@ -40,7 +42,23 @@ export interface NodeLeaseHandlers {
   /** A dead node's session this node is to end. */
   sweep(session: HeldSession): void;
   load(): NodeLoad;
+  /** The apps this node serves now: the nodes of a cluster must agree on their secrets. */
+  apps(): AppConfig[];
 }
+
+/** What the registry shows of a node: its epoch, when it last renewed, its load, and a digest of each app's secrets. */
+interface RegistryEntry extends NodeLoad {
+  epoch: number;
+  renewedAt: number;
+  apps: Record<string, string>;
+}
+
+/** A digest of an app's secrets: nodes compare them without showing them. */
+const secretsDigest = (app: AppConfig): string =>
+  createHash('sha256')
+    .update(`${app.appSign}\n${app.serverSecret}\n${app.callbackSecret ?? ''}`)
+    .digest('hex')
+    .slice(0, 32);
 
 /** KEYS: lease. ARGV: epoch, lease ms. 1 when renewed, 0 when the lease holds another epoch or none. */
 const RENEW = new LuaScript(
@@ -67,12 +85,17 @@ export class NodeLease {
   private epochValue = '';
   private timer: NodeJS.Timeout | undefined;
   private readonly keys;
+  private handlers: NodeLeaseHandlers = {
+    renewed: () => {},
+    sweep: () => {},
+    load: () => ({ sessions: 0, packetsPerSecond: 0, eventLoopDelayMs: 0 }),
+    apps: () => [],
+  };
 
   constructor(
     private readonly redis: RedisClient,
     private readonly options: NodeLeaseOptions,
     private readonly log: Logger,
-    private readonly handlers: NodeLeaseHandlers,
   ) {
     const prefix = options.prefix ?? 'parley';
     this.keys = {
@@ -94,8 +117,10 @@ export class NodeLease {
     return this.epochValue;
   }
 
-  /** Takes a lease with a new epoch and renews it until `stop()`. */
-  async start(): Promise<void> {
+  /** Takes a lease with a new epoch and renews it until `stop()`; refuses (throws) if a live node serves an app with other secrets. */
+  async start(handlers: NodeLeaseHandlers): Promise<void> {
+    this.handlers = handlers;
+    await this.checkSecrets();
     await this.acquire();
     this.timer = setInterval(() => void this.tick(), Math.max(50, Math.floor(this.options.leaseMs / 3)));
   }
@@ -132,8 +157,29 @@ export class NodeLease {
   }
 
   private async register(): Promise<void> {
-    const entry = { epoch: Number(this.epochValue), renewedAt: Date.now(), ...this.handlers.load() };
+    const apps = Object.fromEntries(this.handlers.apps().map((app) => [app.appID, secretsDigest(app)]));
+    const entry: RegistryEntry = { epoch: Number(this.epochValue), renewedAt: Date.now(), ...this.handlers.load(), apps };
     await this.redis.hSet(this.keys.nodes, this.options.nodeId, JSON.stringify(entry));
+  }
+
+  /** Tokens, resume proofs and API signatures must verify on every node: a node with other secrets for an app does not join. */
+  private async checkSecrets(): Promise<void> {
+    const mine = new Map(this.handlers.apps().map((app) => [String(app.appID), secretsDigest(app)]));
+    for (const [nodeId, json] of Object.entries(await this.redis.hGetAll(this.keys.nodes))) {
+      if (nodeId === this.options.nodeId || !(await this.redis.exists(this.keys.lease(nodeId)))) continue;
+      let entry: Partial<RegistryEntry>;
+      try {
+        entry = JSON.parse(json) as Partial<RegistryEntry>;
+      } catch {
+        this.log.warn({ nodeId }, 'unreadable node registry entry skipped');
+        continue;
+      }
+      for (const [appID, digest] of Object.entries(entry.apps ?? {})) {
+        if (mine.has(appID) && mine.get(appID) !== digest) {
+          throw new Error(`apps: app ${appID} has other secrets than on node ${nodeId} of the cluster; give every node the same apps`);
+        }
+      }
+    }
   }
 
   private async tick(): Promise<void> {
