@@ -89,6 +89,11 @@ export class LiveHandles {
     return [...this.sessions.values()];
   }
 
+  /** This server's sessions, room by room. */
+  rooms(): Iterable<ReadonlySet<LiveSession>> {
+    return this.sessionsByRoom.values();
+  }
+
   /** This server's sessions in a room. */
   inRoom(appID: number, roomID: string): ReadonlySet<LiveSession> {
     return this.sessionsByRoom.get(roomKey(appID, roomID)) ?? new Set();

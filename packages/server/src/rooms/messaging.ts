@@ -36,7 +36,7 @@ export const senderOf = (session: SessionRecord): Sender => ({ user: session.use
 export const roomOf = (session: SessionRecord): RoomKey => ({ appID: session.appID, roomID: session.roomID });
 
 export class RoomMessaging {
-  /** Each room's rate limit on this server, by room lifetime. */
+  /** Each open room's rate limit on this server, by `appID/roomID`. */
   private readonly buckets = new Map<string, TokenBucket>();
 
   constructor(
@@ -45,7 +45,7 @@ export class RoomMessaging {
   ) {}
 
   async broadcast(room: RoomKey, from: Sender, message: string): Promise<Outcome<ReplyData<'broadcastMessage'>>> {
-    const refused = await this.refused(room, message);
+    const refused = this.refused(room, message);
     if (refused) return refused;
     const messageID = await this.ctx.store.nextMessageID(room.appID, room.roomID);
     if (messageID === undefined) return fail(ErrorCode.NotLoggedIn, `room ${room.roomID} is not open`);
@@ -56,7 +56,7 @@ export class RoomMessaging {
 
   /** Best effort: not kept for reconnecting clients, and skipped for clients that are behind. */
   async barrage(room: RoomKey, from: Sender, message: string): Promise<Outcome<ReplyData<'barrageMessage'>>> {
-    const refused = await this.refused(room, message);
+    const refused = this.refused(room, message);
     if (refused) return refused;
     const messageID = randomUUID();
     const push = {
@@ -75,7 +75,7 @@ export class RoomMessaging {
     command: string,
     toUserIDs: string[] | null,
   ): Promise<Outcome<ReplyData<'customCommand'>>> {
-    const refused = await this.refused(room, command);
+    const refused = this.refused(room, command);
     if (refused) return refused;
     await emit(this.ctx, room, { event: { type: 'customCommand', fromUser: from.user, command }, from: from.sessionID, to: toUserIDs });
     return ok({});
@@ -86,7 +86,7 @@ export class RoomMessaging {
     if (invalid) return fail(invalid as FailureCode, 'room extra info key or value empty or too long');
     const { store, clock } = this.ctx;
     const room = roomOf(session);
-    if (!(await this.bucket(room)).take()) return fail(ErrorCode.RateLimited, 'too many messages in this room; slow down');
+    if (!this.bucket(room).take()) return fail(ErrorCode.RateLimited, 'too many messages in this room; slow down');
     const info = { key, value, updateUser: session.user, updateTime: clock.now() };
     const set = await store.setRoomExtraInfo(room.appID, room.roomID, info, this.limits.maxRoomExtraInfoKeys);
     if (set.code !== 0) return set;
@@ -131,20 +131,20 @@ export class RoomMessaging {
   }
 
   /** Forgets a closed room's rate limit. */
-  forget(room: RoomRecord): void {
-    this.buckets.delete(room.lifeID);
+  forget(room: RoomKey): void {
+    this.buckets.delete(`${room.appID}/${room.roomID}`);
   }
 
-  private async refused(room: RoomKey, text: string): Promise<Failure | undefined> {
+  private refused(room: RoomKey, text: string): Failure | undefined {
     if (validateMessage(text)) return fail(ErrorCode.MessageTooLong, 'messages are at most 1024 bytes');
-    if (!(await this.bucket(room)).take()) return fail(ErrorCode.RateLimited, 'too many messages in this room; slow down');
+    if (!this.bucket(room).take()) return fail(ErrorCode.RateLimited, 'too many messages in this room; slow down');
     return undefined;
   }
 
-  private async bucket(room: RoomKey): Promise<TokenBucket> {
-    const lifeID = (await this.ctx.store.room(room.appID, room.roomID))?.lifeID ?? '';
-    let bucket = this.buckets.get(lifeID);
-    if (!bucket) this.buckets.set(lifeID, (bucket = new TokenBucket(this.limits.roomMessagesPerSecond, this.limits.roomMessageBurst)));
+  private bucket(room: RoomKey): TokenBucket {
+    const key = `${room.appID}/${room.roomID}`;
+    let bucket = this.buckets.get(key);
+    if (!bucket) this.buckets.set(key, (bucket = new TokenBucket(this.limits.roomMessagesPerSecond, this.limits.roomMessageBurst)));
     return bucket;
   }
 }

@@ -85,10 +85,6 @@ export class MemoryRoomStore implements RoomStore {
     return this.apps.get(appID)?.rooms.get(roomID)?.record;
   }
 
-  async roomIDs(appID: number): Promise<string[]> {
-    return [...(this.apps.get(appID)?.rooms.keys() ?? [])];
-  }
-
   async members(appID: number, roomID: string): Promise<SessionRecord[]> {
     const app = this.apps.get(appID);
     return [...(app?.rooms.get(roomID)?.members ?? [])].map((id) => app!.sessions.get(id)!);

@@ -186,10 +186,6 @@ export class RedisRoomStore implements RoomStore {
     return fields[0] === null ? undefined : roomRecord(appID, roomID, fields);
   }
 
-  async roomIDs(appID: number): Promise<string[]> {
-    return this.redis.sMembers(this.keys.app(appID).rooms);
-  }
-
   async members(appID: number, roomID: string): Promise<SessionRecord[]> {
     const keys = this.keys.room(appID, roomID);
     const sessionIDs = await this.redis.zRange(keys.members, 0, -1);

@@ -154,7 +154,6 @@ export interface RoomStore {
   setSessionToken(appID: number, sessionID: string, token: SessionToken | undefined): Promise<void>;
 
   room(appID: number, roomID: string): Promise<RoomRecord | undefined>;
-  roomIDs(appID: number): Promise<string[]>;
   /** The room's sessions in the order they joined. */
   members(appID: number, roomID: string): Promise<SessionRecord[]>;
   /**
