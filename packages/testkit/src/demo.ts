@@ -27,6 +27,8 @@ export async function openDemo(
   const query = new URLSearchParams({ userID, roomID, videoCodec, scenario, ...params });
   if (audioPreset !== undefined) query.set('audioPreset', String(audioPreset));
   await page.goto(`${httpUrl}/?${query}`);
+  // The page fills its fields (from the URL, and a dev server's credentials) before it logs "ready".
+  await page.waitForFunction(() => / ready$/m.test(document.getElementById('log')?.textContent ?? ''));
   await page.click('#join');
   try {
     await page.waitForFunction(() => document.getElementById('state')!.textContent === 'Logined');
