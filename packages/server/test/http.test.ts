@@ -23,6 +23,7 @@ function get(port: number, path: string): Promise<{ status: number; body: string
 
 test('the static file server serves its folder and nothing outside it', async (t) => {
   const root = mkdtempSync(join(tmpdir(), 'parley-static-'));
+  t.after(() => rmSync(root, { recursive: true, force: true }));
   writeFileSync(join(root, 'index.html'), '<h1>demo</h1>');
   const server = await startServer({ port: 0, apps: [randomApp(1)], staticDir: root, logLevel: 'silent' });
   t.after(() => server.close());
