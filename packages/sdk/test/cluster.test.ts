@@ -8,41 +8,9 @@ import assert from 'node:assert/strict';
 import { RTCPeerConnection, useOPUS, useVP8 } from 'werift';
 import { ErrorCode } from '@parley/protocol';
 import { randomApp, type AppConfig } from '@parley/server';
-import { callServerApi, startRedis, startServerProcess, teardown, type ServerProcess } from '@parley/testkit';
+import { callServerApi, startCluster, startRedis, startServerProcess, teardown, type ServerProcess } from '@parley/testkit';
 import { RawClient } from './rawClient.js';
 import { sleep } from './helpers.js';
-
-/** Three nodes of one cluster, and its app; `config` adds to each node's configuration. */
-async function cluster(
-  t: TestContext,
-  { heartbeatTimeoutMs, leaseMs }: { heartbeatTimeoutMs?: number; leaseMs?: number } = {},
-): Promise<{ app: AppConfig; nodes: ServerProcess[] }> {
-  const closeLater = teardown(t);
-  const redis = await startRedis();
-  closeLater(() => redis.stop());
-  const app = randomApp(8_000_001);
-  const nodes = await Promise.all(
-    ['a', 'b', 'c'].map((nodeId) =>
-      startServerProcess({
-        listen: { host: '127.0.0.1', port: 0 },
-        apps: [app],
-        media: { listenIp: '127.0.0.1', udpPort: 0, tcpPort: false },
-        cluster: { redisUrl: redis.url, nodeId, ...(leaseMs && { leaseMs }) },
-        ...(heartbeatTimeoutMs && { heartbeatTimeoutMs }),
-      }),
-    ),
-  );
-  for (const node of nodes) {
-    closeLater(async () => {
-      // A test that stopped a node may have failed before continuing it (a killed one is gone: ESRCH).
-      try {
-        process.kill(node.pid, 'SIGCONT');
-      } catch {}
-      await node.stop();
-    });
-  }
-  return { app, nodes };
-}
 
 /** The userUpdates of `userID` a client was told: ADD 0, DELETE 1. */
 const updatesOf = (client: RawClient, userID: string): number[] =>
@@ -75,7 +43,7 @@ async function offer(t: TestContext): Promise<string> {
 }
 
 test('cluster: a login on node B ends the same userID’s session on node A within a second (KickOut 1002050)', async (t) => {
-  const { app, nodes } = await cluster(t);
+  const { app, nodes } = await startCluster(t);
   const [a, b] = nodes as [ServerProcess, ServerProcess];
   const watcher = await loggedIn(b, app, 'r-twin', 'watcher');
   const first = await loggedIn(a, app, 'r-twin', 'twin');
@@ -91,7 +59,7 @@ test('cluster: a login on node B ends the same userID’s session on node A with
 });
 
 test('cluster: the same streamID published on two nodes at once, 50 times: exactly one publisher wins each time', async (t) => {
-  const { app, nodes } = await cluster(t);
+  const { app, nodes } = await startCluster(t);
   const [a, b] = nodes as [ServerProcess, ServerProcess];
   const sdp = await offer(t);
   const onA = await loggedIn(a, app, 'r-race', 'on-a');
@@ -107,7 +75,7 @@ test('cluster: the same streamID published on two nodes at once, 50 times: exact
 });
 
 test('cluster: six users over three nodes see the room’s events in one order, none missing', async (t) => {
-  const { app, nodes } = await cluster(t);
+  const { app, nodes } = await startCluster(t);
   const users = await Promise.all(Array.from({ length: 6 }, (_, i) => loggedIn(nodes[i % 3]!, app, 'r-six', `u${i}`)));
   const MESSAGES = 10;
   await Promise.all(
@@ -143,7 +111,7 @@ test('cluster: six users over three nodes see the room’s events in one order, 
 });
 
 test('cluster: the server API of node C sees and acts on users of nodes A and B', async (t) => {
-  const { app, nodes } = await cluster(t);
+  const { app, nodes } = await startCluster(t);
   const [a, b, c] = nodes as [ServerProcess, ServerProcess, ServerProcess];
   const onA = await loggedIn(a, app, 'r-api', 'on-a');
   await loggedIn(b, app, 'r-api', 'on-b');
@@ -225,7 +193,7 @@ test('cluster: while Redis is down a node is not ready and refuses state changes
 
 test('cluster: the sessions of a SIGKILLed node end once, cluster-wide, a heartbeat timeout after its lease lapsed', async (t) => {
   const heartbeatTimeoutMs = 1_500;
-  const { app, nodes } = await cluster(t, { heartbeatTimeoutMs, leaseMs: 600 });
+  const { app, nodes } = await startCluster(t, { heartbeatTimeoutMs, leaseMs: 600 });
   const [a, b, c] = nodes as [ServerProcess, ServerProcess, ServerProcess];
   await loggedIn(a, app, 'r-dead', 'alice');
   const bob = await loggedIn(b, app, 'r-dead', 'bob');
@@ -246,7 +214,7 @@ test('cluster: the sessions of a SIGKILLed node end once, cluster-wide, a heartb
 
 test('cluster: a node paused past its lease changes nothing when it wakes: its swept session stays gone, it lets go of it and serves on', async (t) => {
   const heartbeatTimeoutMs = 1_500;
-  const { app, nodes } = await cluster(t, { heartbeatTimeoutMs, leaseMs: 600 });
+  const { app, nodes } = await startCluster(t, { heartbeatTimeoutMs, leaseMs: 600 });
   const [a, b] = nodes as [ServerProcess, ServerProcess];
   const alice = await loggedIn(a, app, 'r-pause', 'alice');
   const bob = await loggedIn(b, app, 'r-pause', 'bob');

@@ -14,3 +14,4 @@ export * from './forgery.js';
 export * from './spoof.js';
 export * from './redis.js';
 export * from './serverApi.js';
+export * from './cluster.js';
