@@ -40,8 +40,14 @@ export interface NumberedCall {
   stop(): void;
 }
 
+export interface NumberedFrames {
+  /** By number: the frame sent, and when. */
+  sent: Map<number, { data: Uint8Array; atMs: number }>;
+  stop(): void;
+}
+
 /** Sends the fixtures at 30 fps (each frame ending in its number) and 50 audio packets a second. */
-function publishNumberedFrames(engine: ParleyEngine): { sent: Map<number, { data: Uint8Array; atMs: number }>; stop(): void } {
+export function publishNumberedFrames(engine: ParleyEngine): NumberedFrames {
   const sent = new Map<number, { data: Uint8Array; atMs: number }>();
   let number = 0;
   let fixtureFrame = 0;
@@ -78,6 +84,48 @@ function publishNumberedFrames(engine: ParleyEngine): { sent: Map<number, { data
   };
 }
 
+export type ReceivedFrames = Array<{ number: number; data: Uint8Array; atMs: number }>;
+
+/** Collects the numbered frames the engine's players render, as they come. */
+export function receiveNumberedFrames(engine: ParleyEngine): ReceivedFrames {
+  const received: ReceivedFrames = [];
+  engine.enableCustomVideoRender(true, { bufferType: VideoBufferType.EncodedData });
+  engine.setCustomVideoRenderHandler({
+    onRemoteVideoFrameEncodedDataReceived: (data) => {
+      const number = new DataView(data.buffer, data.byteOffset).getUint32(data.length - 4);
+      received.push({ number, data: data.slice(), atMs: Date.now() });
+    },
+  });
+  return received;
+}
+
+/** What a player got of the frames sent between `fromMs` and `toMs`. */
+export function checkFrames(
+  published: NumberedFrames,
+  received: ReceivedFrames,
+  fromMs: number,
+  toMs: number,
+  onTimeMs: number,
+): FrameCheck {
+  const window = [...published.sent].filter(([, { atMs }]) => atMs >= fromMs && atMs <= toMs);
+  const got = new Map(received.map((frame) => [frame.number, frame]));
+  const delays = window.map(([number, { atMs }]) => (got.get(number)?.atMs ?? Infinity) - atMs).sort((a, b) => a - b);
+  const order = received.map((frame) => frame.number);
+  return {
+    frames: window.length,
+    missing: window.filter(([number]) => !got.has(number)).map(([number]) => number),
+    altered: window
+      .filter(([number, { data }]) => {
+        const frame = got.get(number);
+        return frame !== undefined && Buffer.compare(Buffer.from(frame.data), Buffer.from(data)) !== 0;
+      })
+      .map(([number]) => number),
+    late: delays.filter((delay) => delay > onTimeMs).length,
+    inOrder: order.every((number, i) => i === 0 || number > order[i - 1]!),
+    delays,
+  };
+}
+
 /**
  * The flow in use of a peer connection that started since `known`: of the new flows from `host`
  * to its media port (its candidates' checks among them), the one that has carried the most
@@ -100,14 +148,7 @@ export async function numberedCall(client: () => TestClient, host: string, media
   const publisherPort = await newFlow(host, mediaPort, []);
   const publishing = publishNumberedFrames(pub.engine);
 
-  const received: Array<{ number: number; data: Uint8Array; atMs: number }> = [];
-  player.engine.enableCustomVideoRender(true, { bufferType: VideoBufferType.EncodedData });
-  player.engine.setCustomVideoRenderHandler({
-    onRemoteVideoFrameEncodedDataReceived: (data) => {
-      const number = new DataView(data.buffer, data.byteOffset).getUint32(data.length - 4);
-      received.push({ number, data: data.slice(), atMs: Date.now() });
-    },
-  });
+  const received = receiveNumberedFrames(player.engine);
   player.engine.startPlayingStream(streamID);
   await player.waitFor('playerStateUpdate', (_, state) => state === PlayerState.Playing);
   const playerPort = await newFlow(host, mediaPort, [publisherPort]);
@@ -118,25 +159,7 @@ export async function numberedCall(client: () => TestClient, host: string, media
     player,
     publisherPort,
     playerPort,
-    check(fromMs, toMs, onTimeMs) {
-      const window = [...publishing.sent].filter(([, { atMs }]) => atMs >= fromMs && atMs <= toMs);
-      const got = new Map(received.map((frame) => [frame.number, frame]));
-      const delays = window.map(([number, { atMs }]) => (got.get(number)?.atMs ?? Infinity) - atMs).sort((a, b) => a - b);
-      const order = received.map((frame) => frame.number);
-      return {
-        frames: window.length,
-        missing: window.filter(([number]) => !got.has(number)).map(([number]) => number),
-        altered: window
-          .filter(([number, { data }]) => {
-            const frame = got.get(number);
-            return frame !== undefined && Buffer.compare(Buffer.from(frame.data), Buffer.from(data)) !== 0;
-          })
-          .map(([number]) => number),
-        late: delays.filter((delay) => delay > onTimeMs).length,
-        inOrder: order.every((number, i) => i === 0 || number > order[i - 1]!),
-        delays,
-      };
-    },
+    check: (fromMs, toMs, onTimeMs) => checkFrames(publishing, received, fromMs, toMs, onTimeMs),
     mark() {
       const from = [pub.events.length, player.events.length] as const;
       return () =>

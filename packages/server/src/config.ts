@@ -79,6 +79,10 @@ export interface ClusterOptions {
   nodeId?: string;
   /** How long the node's lease lasts unless renewed (default 3 s; renewed at a third of it). */
   leaseMs?: number;
+  /** How the other nodes reach this node: the address its relay port is bound to (default: the media's listen address). */
+  internalAddress?: string;
+  /** UDP port of the node-to-node relay of streams (default 0: one the system picks, shown in the node registry). */
+  relayPort?: number;
 }
 
 export interface Limits {

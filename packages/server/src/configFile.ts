@@ -92,6 +92,8 @@ const clusterSchema = z
     redisUrl: z.url({ protocol: /^rediss?$/, ...expected('must be a redis:// or rediss:// URL') }),
     nodeId: z.string(expected('must be a name')).min(1, 'must not be empty').max(128, 'at most 128 characters').optional(),
     leaseMs: positiveMs.optional(),
+    internalAddress: ipv4.optional(),
+    relayPort: port.optional(),
   })
   .strict();
 

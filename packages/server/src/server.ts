@@ -102,6 +102,10 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
     listenIp,
     announcedIp,
     onSocketError: (err) => log.debug({ err }, 'media socket error'),
+    // A node relays its streams to the other nodes' players, and theirs to its own.
+    ...(cluster && {
+      relay: { host: options.cluster?.internalAddress ?? listenIp, port: options.cluster?.relayPort ?? 0, key: cluster.relayKey },
+    }),
   });
   const limits = { ...DEFAULT_LIMITS, ...options.limits };
   const { turn } = options;
@@ -109,7 +113,12 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
   const networkQualityIntervalMs = options.networkQualityIntervalMs ?? DEFAULT_NETWORK_QUALITY_INTERVAL_MS;
   const rooms = new RoomService({
     apps,
-    ...(cluster && { store: cluster.store, bus: cluster.bus, holder: cluster.lease }),
+    ...(cluster && {
+      store: cluster.store,
+      bus: cluster.bus,
+      holder: cluster.lease,
+      nodes: { nodeId: cluster.nodeId, relayAddressOf: (nodeId: string) => cluster.lease.relayAddressOf(nodeId) },
+    }),
     media,
     heartbeatTimeoutMs,
     log,
@@ -165,6 +174,7 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
       renewed: () => void rooms.letGoOfEnded(),
       load: nodeLoadMeter(() => rooms.heldSessions, media.stats),
       apps: () => apps.list(),
+      relay: media.relay?.address,
     });
     await new Promise<void>((resolve, reject) => {
       http.once('error', reject);

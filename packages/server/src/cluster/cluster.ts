@@ -2,6 +2,7 @@
  * This server as a node of a cluster on Redis: its connections, the room store and room bus the
  * nodes share. Without Redis at start there is no node: one clear error.
  */
+import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
@@ -16,6 +17,7 @@ import type { MediaStats } from '../media/index.js';
 const MAX_RECONNECT_DELAY_MS = 1_000;
 /** How long a node's lease lasts unless renewed. */
 export const DEFAULT_LEASE_MS = 3_000;
+const RELAY_KEY = 'parley:relay-key';
 
 export interface ClusterNode {
   readonly nodeId: string;
@@ -25,6 +27,8 @@ export interface ClusterNode {
   readonly lease: NodeLease;
   /** Takes the node's lease (from then on the store's writes are fenced by it) and keeps it. */
   start(handlers: NodeLeaseHandlers): Promise<void>;
+  /** Signs the control messages of the node-to-node relay: shared by the cluster's nodes through Redis. */
+  readonly relayKey: Buffer;
   /** Whether Redis can be reached now (both connections are up). */
   reachable(): boolean;
   close(): Promise<void>;
@@ -75,12 +79,16 @@ export async function joinCluster(options: ClusterOptions, heartbeatTimeoutMs: n
   const bus = new RedisRoomBus(commands, subscriber, nodeId, log);
   const lease = new NodeLease(commands, { nodeId, leaseMs: options.leaseMs ?? DEFAULT_LEASE_MS, heartbeatTimeoutMs }, log);
   store.fenceWith({ key: lease.key, epoch: () => lease.epoch() });
+  // The first node makes the key; the others take it.
+  await commands.set(RELAY_KEY, randomBytes(32).toString('hex'), { NX: true });
+  const relayKey = Buffer.from((await commands.get(RELAY_KEY)) ?? '', 'hex');
   log.info({ nodeId, redis: redacted(options.redisUrl) }, 'joined the cluster');
   return {
     nodeId,
     store,
     bus,
     lease,
+    relayKey,
     start: (handlers) => lease.start(handlers),
     reachable: () => commands.isReady && subscriber.isReady,
     close: async () => {

@@ -12,6 +12,7 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { AppConfig } from '../config.js';
+import type { RelayAddress } from '../media/index.js';
 import type { RedisClient } from '../rooms/store/redisRoomStore.js';
 import { LuaScript } from '../rooms/store/redisScripts.js';
 
@@ -44,13 +45,16 @@ export interface NodeLeaseHandlers {
   load(): NodeLoad;
   /** The apps this node serves now: the nodes of a cluster must agree on their secrets. */
   apps(): AppConfig[];
+  /** Where this node takes relays of its streams. */
+  relay: RelayAddress | undefined;
 }
 
-/** What the registry shows of a node: its epoch, when it last renewed, its load, and a digest of each app's secrets. */
+/** What the registry shows of a node: its epoch, when it last renewed, its load, a digest of each app's secrets, and where it takes relays. */
 interface RegistryEntry extends NodeLoad {
   epoch: number;
   renewedAt: number;
   apps: Record<string, string>;
+  relay?: RelayAddress;
 }
 
 /** A digest of an app's secrets: nodes compare them without showing them. */
@@ -90,6 +94,7 @@ export class NodeLease {
     sweep: () => {},
     load: () => ({ sessions: 0, packetsPerSecond: 0, eventLoopDelayMs: 0 }),
     apps: () => [],
+    relay: undefined,
   };
 
   constructor(
@@ -158,8 +163,32 @@ export class NodeLease {
 
   private async register(): Promise<void> {
     const apps = Object.fromEntries(this.handlers.apps().map((app) => [app.appID, secretsDigest(app)]));
-    const entry: RegistryEntry = { epoch: Number(this.epochValue), renewedAt: Date.now(), ...this.handlers.load(), apps };
+    const entry: RegistryEntry = {
+      epoch: Number(this.epochValue),
+      renewedAt: Date.now(),
+      ...this.handlers.load(),
+      apps,
+      ...(this.handlers.relay && { relay: this.handlers.relay }),
+    };
     await this.redis.hSet(this.keys.nodes, this.options.nodeId, JSON.stringify(entry));
+  }
+
+  /** Where a live node takes relays; undefined for a node whose lease lapsed, or that the registry does not show. */
+  async relayAddressOf(nodeId: string): Promise<RelayAddress | undefined> {
+    const [live, json] = await Promise.all([this.redis.exists(this.keys.lease(nodeId)), this.redis.hGet(this.keys.nodes, nodeId)]);
+    if (!live || !json) return undefined;
+    const relay = this.readEntry(nodeId, json)?.relay;
+    return relay && typeof relay.host === 'string' && Number.isInteger(relay.port) ? relay : undefined;
+  }
+
+  /** A registry entry, or undefined (logged) when it cannot be read. */
+  private readEntry(nodeId: string, json: string): Partial<RegistryEntry> | undefined {
+    try {
+      const entry = JSON.parse(json) as unknown;
+      if (typeof entry === 'object' && entry !== null) return entry as Partial<RegistryEntry>;
+    } catch {}
+    this.log.warn({ nodeId }, 'unreadable node registry entry skipped');
+    return undefined;
   }
 
   /** Tokens, resume proofs and API signatures must verify on every node: a node with other secrets for an app does not join. */
@@ -167,14 +196,8 @@ export class NodeLease {
     const mine = new Map(this.handlers.apps().map((app) => [String(app.appID), secretsDigest(app)]));
     for (const [nodeId, json] of Object.entries(await this.redis.hGetAll(this.keys.nodes))) {
       if (nodeId === this.options.nodeId || !(await this.redis.exists(this.keys.lease(nodeId)))) continue;
-      let entry: Partial<RegistryEntry>;
-      try {
-        entry = JSON.parse(json) as Partial<RegistryEntry>;
-      } catch {
-        this.log.warn({ nodeId }, 'unreadable node registry entry skipped');
-        continue;
-      }
-      for (const [appID, digest] of Object.entries(entry.apps ?? {})) {
+      const entry = this.readEntry(nodeId, json);
+      for (const [appID, digest] of Object.entries(entry?.apps ?? {})) {
         if (mine.has(appID) && mine.get(appID) !== digest) {
           throw new Error(`apps: app ${appID} has other secrets than on node ${nodeId} of the cluster; give every node the same apps`);
         }

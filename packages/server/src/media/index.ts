@@ -1,9 +1,19 @@
 /**
  * The server's media plane as the rest of the server uses it. Inside, by layer: core/ (RTP parsing
  * and rewriting, congestion control, layer choice; no WebRTC stack), sockets/ (the ICE agents'
- * shared UDP and TCP ports) and werift/ (the peer connections, on werift). Each layer imports only
- * those before it.
+ * shared UDP and TCP ports), werift/ (the peer connections, on werift) and relay/ (a cluster's
+ * node-to-node relay of streams, feeding werift/'s subscribers). Each layer imports only those
+ * before it.
  */
-export type { MediaPlane, MediaPublisher, MediaSubscriber, MediaEndpoint, MediaStats } from './core/types.js';
-export { SdpError, emptyMediaStats } from './core/types.js';
+export type {
+  MediaPlane,
+  MediaPublisher,
+  MediaSubscriber,
+  MediaEndpoint,
+  MediaStats,
+  MediaRelayPlane,
+  RelayAddress,
+  RelayStream,
+} from './core/types.js';
+export { SdpError, RelayUnavailable, emptyMediaStats } from './core/types.js';
 export { WeriftMediaPlane, type WeriftPlaneOptions } from './werift/weriftPlane.js';

@@ -126,6 +126,17 @@ export class ServerMetrics {
       "Packets asked for by players and not sent again: the player's link had spent its retransmission budget.",
       () => media.retransmissionsRefused,
     );
+    total(
+      'parley_relay_sent_packets_total',
+      "RTP packets relayed to other nodes' players (first transmissions).",
+      () => media.relayPacketsSent,
+    );
+    total('parley_relay_received_packets_total', "RTP packets received from other nodes' relays.", () => media.relayPacketsReceived);
+    total(
+      'parley_relay_retransmitted_packets_total',
+      "RTP packets sent again to other nodes in answer to their relays' NACKs.",
+      () => media.relayRetransmissionsSent,
+    );
     labelledTotals(
       'parley_media_stalls_total',
       'Connected media transports on which the media due stopped for the stall time, by cause (silent: nothing arrived; rtcp-only: RTCP only, no RTP from a publisher): their clients are told to restart ICE.',

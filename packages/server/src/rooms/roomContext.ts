@@ -4,6 +4,7 @@
  * operation of an app at a time.
  */
 import type { Logger } from 'pino';
+import type { RelayAddress } from '../media/index.js';
 import type { RoomClock } from './clock.js';
 import type { LiveHandles } from './liveHandles.js';
 import type { RoomFeeds } from './roomFeeds.js';
@@ -18,7 +19,17 @@ export interface RoomContext {
   readonly observer: RoomServiceObserver;
   readonly queues: AppQueues;
   readonly feeds: RoomFeeds;
+  readonly nodes: NodeDirectory;
 }
+
+/** The servers sharing the room state as the rooms see them: this one's name, and where another takes relays of its streams. */
+export interface NodeDirectory {
+  readonly nodeId: string;
+  relayAddressOf(nodeId: string): Promise<RelayAddress | undefined>;
+}
+
+/** A server alone: every stream's media is here. */
+export const LONE_NODE: NodeDirectory = { nodeId: 'local', relayAddressOf: () => Promise.resolve(undefined) };
 
 /**
  * Runs the operations of each app one after another, so that an operation's reads and writes of

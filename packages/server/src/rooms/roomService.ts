@@ -31,7 +31,7 @@ import { LiveHandles, type ClientLink, type LiveSession, type SessionHolder } fr
 import { RoomMessaging, type MessagingLimits, type Sender } from './messaging.js';
 import type { RoomServiceEvents, RoomServiceObserver, SessionEndReason } from './observer.js';
 import { RoomReports, type ReportIntervals } from './roomReports.js';
-import { AppQueues, refOf, type RoomContext } from './roomContext.js';
+import { AppQueues, LONE_NODE, refOf, type NodeDirectory, type RoomContext } from './roomContext.js';
 import { concerns, NO_BUS, RoomFeeds, type RoomBus } from './roomFeeds.js';
 import { devicesChanged, RoomStreams, streamDevicesOf, streamInfoOf, type StreamLimits } from './streams.js';
 import { MemoryRoomStore } from './store/memoryRoomStore.js';
@@ -53,6 +53,8 @@ export interface RoomServiceOptions extends ReportIntervals {
   bus?: RoomBus;
   /** Told which sessions this server holds (a cluster's index of them). */
   holder?: SessionHolder;
+  /** The servers sharing the store; this one alone by default. */
+  nodes?: NodeDirectory;
   clock?: RoomClock;
 }
 
@@ -87,7 +89,13 @@ export class RoomService {
     const bus = options.bus ?? NO_BUS;
     const feeds = new RoomFeeds(store, live, bus, options.log, (room, logged) => this.loggedElsewhere(room, logged));
     const queues = new AppQueues();
-    this.ctx = { store, live, clock: options.clock ?? realRoomClock, log: options.log, observer: this.observer, queues, feeds };
+    const nodes = options.nodes ?? LONE_NODE;
+    this.ctx = { store, live, clock: options.clock ?? realRoomClock, log: options.log, observer: this.observer, queues, feeds, nodes };
+    // Other servers' players of this server's streams get them relayed from their publishers here.
+    options.media.relay?.serve(({ appID, streamID, publicationID }) => {
+      const handle = live.publicationOfStream(appID, streamID);
+      return handle?.record.publicationID === publicationID ? handle.media : undefined;
+    });
     bus.listen((room, seq) => void queues.run(room.appID, () => feeds.heard(room, seq)));
     this.streams = new RoomStreams(this.ctx, options.media, options.limits, options.heartbeatTimeoutMs);
     this.messaging = new RoomMessaging(this.ctx, options.limits);

@@ -18,7 +18,7 @@ import {
   type StreamInfo,
 } from '@parley/protocol';
 import type { Limits } from '../config.js';
-import { SdpError, type MediaPlane, type MediaPublisher, type MediaSubscriber } from '../media/index.js';
+import { RelayUnavailable, SdpError, type MediaPlane, type MediaPublisher, type MediaSubscriber } from '../media/index.js';
 import { fail, ok, type Failure, type FailureCode, type Outcome } from '../outcome.js';
 import { emit, refOf, type RoomContext } from './roomContext.js';
 import type { StreamEndReason } from './observer.js';
@@ -50,7 +50,7 @@ export class RoomStreams {
       const denied = publishDenied(session.token, req.streamID, this.ctx.clock.now());
       if (denied) return denied;
       if (validateStreamExtraInfo(req.extraInfo)) return fail(ErrorCode.StreamExtraInfoTooLong, 'stream extra info too long');
-      const stream = { streamID: req.streamID, extraInfo: req.extraInfo, devices: req.devices };
+      const stream = { streamID: req.streamID, extraInfo: req.extraInfo, devices: req.devices, mediaNode: this.ctx.nodes.nodeId };
       const outcome = await store.reserveStream(session, stream, this.limits.maxPublicationsPerSession);
       // The same session publishing its stream again is a publisher re-establishing its media after
       // an interruption: the stream stays announced and its players are told to play it again.
@@ -179,18 +179,20 @@ export class RoomStreams {
         return fail(ErrorCode.PlayFailed, `at most ${maxPlaysPerSession} streams played per user`);
       }
       const publication = await this.liveStream(appID, sessionID, req.streamID);
-      const media = publication && live.publisherMedia(publication.publicationID);
-      if (!publication || !media) return fail(ErrorCode.StreamNotFound, `stream ${req.streamID} does not exist`);
+      const local = publication && live.publisherMedia(publication.publicationID);
+      const elsewhere = publication && !local && publication.mediaNode !== this.ctx.nodes.nodeId;
+      if (!publication || !(local || elsewhere)) return fail(ErrorCode.StreamNotFound, `stream ${req.streamID} does not exist`);
       const play: PlayRecord = { playID: randomUUID(), appID, sessionID, streamID: req.streamID, attempt: req.attempt };
       const added = await store.addPlay(play, maxPlaysPerSession);
-      return added.code === 0 ? ok({ play, publication, media }) : added;
+      return added.code === 0 ? ok({ play, publication, local }) : added;
     });
     if (started.code !== 0) return started;
     const { play, publication } = started.data;
 
     let media;
     try {
-      media = await started.data.media.subscribe(req.sdp, req.video);
+      const source = started.data.local ?? (await this.relayed(publication));
+      media = await source.subscribe(req.sdp, req.video);
     } catch (err) {
       void queues.run(appID, () => this.dropPlay(play));
       return this.mediaFailure(err, ErrorCode.PlayFailed);
@@ -209,6 +211,15 @@ export class RoomStreams {
       });
       return ok({ sdp: media.answer });
     });
+  }
+
+  /** A stream whose media is on another server, relayed here. Rejects with RelayUnavailable. */
+  private async relayed(publication: PublicationRecord): Promise<MediaPublisher> {
+    const { appID, streamID, publicationID, mediaNode } = publication;
+    const relay = this.media.relay;
+    const from = relay && (await this.ctx.nodes.relayAddressOf(mediaNode));
+    if (!relay || !from) throw new RelayUnavailable(`the server ${mediaNode} of stream ${streamID} is not in the cluster`);
+    return relay.publisher(from, { appID, streamID, publicationID });
   }
 
   /** The stream `streamID` if it is announced in the session's room. */
@@ -306,6 +317,8 @@ export class RoomStreams {
 
   private mediaFailure(err: unknown, fallback: FailureCode): Failure {
     if (err instanceof SdpError) return fail(ErrorCode.InvalidSdp, err.message);
+    // The publisher's server is gone or has moved the stream: the player tries again, and finds it where it is then.
+    if (err instanceof RelayUnavailable) return fail(ErrorCode.PlayInterrupted, err.message);
     this.ctx.log.error({ err }, 'media plane failure');
     return fail(fallback, 'media negotiation failed');
   }

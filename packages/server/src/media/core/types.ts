@@ -107,6 +107,10 @@ export interface MediaStats {
   audioFramesRecovered: number;
   /** Stalls on connected endpoints (see EndpointEvents.stalled), by cause. */
   mediaStalls: Record<StallCause, number>;
+  /** RTP packets sent to other nodes' relays (first transmissions), received from relays, and sent again in answer to their NACKs. */
+  relayPacketsSent: number;
+  relayPacketsReceived: number;
+  relayRetransmissionsSent: number;
   /** Keyframe requests (PLI or FIR) received from players. */
   keyFrameRequestsReceived: number;
   /** Keyframe requests (PLI) sent to publishers; requests from several players close together are merged into one. */
@@ -136,6 +140,9 @@ export const emptyMediaStats = (): MediaStats => ({
   retransmissionsRefused: 0,
   mediaStalls: { silent: 0, 'rtcp-only': 0 },
   keyFrameRequestsReceived: 0,
+  relayPacketsSent: 0,
+  relayPacketsReceived: 0,
+  relayRetransmissionsSent: 0,
   drops: noMediaDrops(),
   unroutableDatagrams: 0,
   natRebindings: 0,
@@ -143,11 +150,44 @@ export const emptyMediaStats = (): MediaStats => ({
   keyFrameRequestsSent: 0,
 });
 
+/** A publication as the nodes of a cluster name it to each other. */
+export interface RelayStream {
+  appID: number;
+  streamID: string;
+  publicationID: string;
+}
+
+/** Where a node takes the relays of other nodes' publications. */
+export interface RelayAddress {
+  host: string;
+  port: number;
+}
+
+/** The node-to-node relay of a cluster's node: its publications to other nodes, theirs to it. */
+export interface MediaRelayPlane {
+  readonly address: RelayAddress;
+  /** How this node finds the publications other nodes ask for. */
+  serve(find: (stream: RelayStream) => MediaPublisher | undefined): void;
+  /**
+   * A publication of the node at `from`, relayed here and played as a local one: one relay per
+   * publication whatever the number of players here. Rejects with RelayUnavailable when that node
+   * does not answer or does not have it.
+   */
+  publisher(from: RelayAddress, stream: RelayStream): Promise<MediaPublisher>;
+}
+
 export interface MediaPlane {
   publish(offer: string): Promise<MediaPublisher>;
+  /** Set on a node of a cluster. */
+  readonly relay?: MediaRelayPlane;
   close(): Promise<void>;
   /** Live numbers, updated in place by the plane. */
   readonly stats: Readonly<MediaStats>;
+}
+
+/** A relay that cannot be opened: the publisher's node did not answer, or does not have the publication. */
+export class RelayUnavailable extends Error {
+  override readonly name = 'RelayUnavailable';
 }
 
 /** An offer the media plane cannot accept; the room logic maps it to InvalidSdp. */

@@ -9,7 +9,8 @@ import { checkWeriftInternalsOnce } from '@parley/protocol/rtp';
 import { WeriftPublisher } from './weriftPublisher.js';
 import type { PeerOptions } from './weriftPeer.js';
 import { IceSockets, type IceSocketOptions } from '../sockets/iceSockets.js';
-import { emptyMediaStats, type MediaPlane, type MediaPublisher, type MediaStats } from '../core/types.js';
+import { emptyMediaStats, type MediaPlane, type MediaPublisher, type MediaRelayPlane, type MediaStats } from '../core/types.js';
+import { MediaRelay, type RelayOptions } from '../relay/mediaRelay.js';
 
 export interface WeriftPlaneOptions extends IceSocketOptions {
   announcedIp?: string;
@@ -19,37 +20,56 @@ export interface WeriftPlaneOptions extends IceSocketOptions {
   mediaStallMs?: number;
   /** A media socket's error (a send to an unreachable address): it affects that datagram only. */
   onSocketError?: (err: Error) => void;
+  /** A node of a cluster: where it takes other nodes' relays, and the cluster's relay key. */
+  relay?: RelayOptions;
 }
 
 export class WeriftMediaPlane implements MediaPlane {
-  private readonly peerOptions: PeerOptions;
   private readonly publishers = new Set<WeriftPublisher>();
+  readonly relay: MediaRelayPlane | undefined;
 
   private constructor(
-    options: WeriftPlaneOptions,
+    private readonly peerOptions: PeerOptions,
     readonly sockets: IceSockets,
     readonly stats: MediaStats,
+    private readonly mediaRelay: MediaRelay | undefined,
   ) {
-    const { listenIp, announcedIp } = options;
-    this.peerOptions = {
-      sockets,
-      listenIp,
-      announcedIp,
-      connectTimeoutMs: options.connectTimeoutMs ?? 15_000,
-      mediaStallMs: options.mediaStallMs ?? DEFAULT_MEDIA_STALL_MS,
-      stats: this.stats,
+    this.relay = mediaRelay && {
+      address: mediaRelay.address,
+      // Only publishers of this plane have a fanout to relay from.
+      serve: (find) =>
+        mediaRelay.serve((stream) => {
+          const publisher = find(stream);
+          return publisher instanceof WeriftPublisher ? publisher : undefined;
+        }),
+      publisher: (from, stream) => mediaRelay.publisher(from, stream),
     };
   }
 
   /**
-   * Opens the media sockets (see `IceSockets`), once the installed werift is known to have the
-   * internals the media path relies on: a server with another werift refuses to start, saying what is missing.
+   * Opens the media sockets (see `IceSockets`), and the relay's on a node of a cluster, once the
+   * installed werift is known to have the internals the media path relies on: a server with
+   * another werift refuses to start, saying what is missing.
    */
   static async open(options: WeriftPlaneOptions): Promise<WeriftMediaPlane> {
     checkWeriftInternalsOnce();
     const stats = emptyMediaStats();
     const sockets = await IceSockets.open(options, stats, options.onSocketError ?? (() => undefined));
-    return new WeriftMediaPlane(options, sockets, stats);
+    const peerOptions: PeerOptions = {
+      sockets,
+      listenIp: options.listenIp,
+      announcedIp: options.announcedIp,
+      connectTimeoutMs: options.connectTimeoutMs ?? 15_000,
+      mediaStallMs: options.mediaStallMs ?? DEFAULT_MEDIA_STALL_MS,
+      stats,
+    };
+    try {
+      const relay = options.relay && (await MediaRelay.open(options.relay, stats, peerOptions));
+      return new WeriftMediaPlane(peerOptions, sockets, stats, relay);
+    } catch (err) {
+      await sockets.close();
+      throw err;
+    }
   }
 
   async publish(offer: string): Promise<MediaPublisher> {
@@ -60,6 +80,7 @@ export class WeriftMediaPlane implements MediaPlane {
   }
 
   async close(): Promise<void> {
+    this.mediaRelay?.close();
     for (const publisher of [...this.publishers]) publisher.close();
     await this.sockets.close();
   }

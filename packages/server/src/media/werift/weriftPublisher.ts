@@ -14,13 +14,12 @@ import {
   type RTCRtpReceiver,
   type RTCRtpTransceiver,
 } from 'werift';
-import { h264FrameSize, parseVp8, Vp8Descriptor } from '../core/codecs.js';
 import { AUDIO_LEVEL_URI } from '@parley/protocol';
 import { NackGenerator, peerConnectionInternals, rtpReceiverInternals } from '@parley/protocol/rtp';
 import { UplinkFeedback } from './uplinkFeedback.js';
 import { judgeLayers, VideoLayer } from '../core/videoLayer.js';
 import { AudioReceiver, type AudioFormat } from './audioReceiver.js';
-import { SpeechLevel } from '../core/speechLevel.js';
+import { LayerFanout } from './layerFanout.js';
 import {
   addNack,
   publishCodecs,
@@ -46,16 +45,6 @@ const PAUSE_UNUSED_LAYER_AFTER_MS = 3000;
 
 const REPAIRED_RID_URI = 'urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id';
 
-/** Milliseconds from the NTP epoch (1900) to the Unix epoch. */
-const NTP_EPOCH_OFFSET_MS = 2_208_988_800_000;
-
-/** Now as a 64-bit NTP timestamp (for RTCP sender reports). */
-function ntpNow(): bigint {
-  const ms = performance.timeOrigin + performance.now() + NTP_EPOCH_OFFSET_MS;
-  const seconds = Math.floor(ms / 1000);
-  return (BigInt(seconds) << 32n) | BigInt(Math.floor(((ms - seconds * 1000) / 1000) * 2 ** 32));
-}
-
 /** The RIDs the offer's video section sends, in its order (RFC 8853 `a=simulcast:send`); [] without simulcast. */
 export function simulcastRids(offer: string): string[] {
   const video = offer.split(/\r?\n(?=m=)/).find((section) => section.startsWith('m=video '));
@@ -72,15 +61,14 @@ export function simulcastRids(offer: string): string[] {
 
 export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements MediaPublisher, LayerSource {
   protected readonly mediaKind = 'rtp';
-  private readonly subscribers = new Set<WeriftSubscriber>();
+  /** Its players' subscribers, and relays to other nodes. */
+  readonly fanout: LayerFanout;
   private readonly codecs: NegotiatedCodecs = {};
   /** Set once the offer is applied; its payload types say which packets are audio. */
   private audio: AudioReceiver | undefined;
   private audioSsrc: number | undefined;
   /** Whether the publisher keeps its audio for retransmission (NACK negotiated for Opus). */
   private audioNack = false;
-  /** Smallest first; one layer without simulcast. */
-  readonly layers: readonly VideoLayer[];
   private videoReceiver?: RTCRtpReceiver;
   /** Read per packet by every subscriber, so fixed once negotiated. */
   private negotiatedVideoCodec: 'vp8' | 'h264' = 'vp8';
@@ -89,10 +77,6 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
   /** Negotiated once: the video RTX payload type and the repaired-RID extension id (0: none). */
   private rtxPayloadType = -1;
   private repairedRidId = 0;
-  private readonly vp8 = new Vp8Descriptor();
-  private readonly speech = new SpeechLevel();
-  /** Which layers were usable at the last check, a bit per layer. */
-  private usableLayers = 0;
   private readonly layerCheck: NodeJS.Timeout;
   /** The layers the publisher was last told to send, a bit per layer: all of them at first. */
   private activeLayers: number;
@@ -197,11 +181,11 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
     const receiver = this.pc.getTransceivers()[0]?.receiver;
     if (!receiver || this.closed) return;
     if (mediaSourceSsrc === this.audioSsrc) {
-      if (!this.audioNack || this.subscribers.size === 0) return;
+      if (!this.audioNack || this.fanout.size === 0) return;
     } else {
       // Repairs of a layer no player gets would take uplink from those they do get.
       const layer = this.layers.find((l) => l.ssrc === mediaSourceSsrc);
-      if (!layer || !this.forwarded(layer.index)) return;
+      if (!layer || !this.fanout.forwarded(layer.index)) return;
     }
     this.stats.nacksSent++;
     const nack = new GenericNack({ senderSsrc: receiver.rtcpSsrc, mediaSourceSsrc, lost });
@@ -210,11 +194,22 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
 
   private constructor(options: PeerOptions, rids: string[]) {
     super(options, publishCodecs(), publishHeaderExtensions());
-    this.layers = rids.length > 0 ? rids.map((rid, i) => new VideoLayer(i, rid)) : [new VideoLayer(0, undefined)];
+    const layers = rids.length > 0 ? rids.map((rid, i) => new VideoLayer(i, rid)) : [new VideoLayer(0, undefined)];
+    this.fanout = new LayerFanout(
+      layers,
+      this.stats,
+      () => this.negotiatedVideoCodec,
+      () => this.layersInUseChanged(),
+    );
     this.stats.publishers++;
     this.layerCheck = setInterval(() => this.checkLayers(), LAYER_CHECK_INTERVAL_MS);
     this.layerCheck.unref();
     this.activeLayers = (1 << this.layers.length) - 1;
+  }
+
+  /** Smallest first; one layer without simulcast. */
+  get layers(): readonly VideoLayer[] {
+    return this.fanout.layers;
   }
 
   /**
@@ -223,31 +218,18 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
    */
   layersInUseChanged(): void {
     if (this.layers.length < 2 || this.closed) return;
-    const used = this.usedLayers();
+    const used = this.fanout.usedLayers();
     if (used & ~this.activeLayers) this.announceActiveLayers(this.activeLayers | used);
     if (this.activeLayers & ~used) {
       this.pauseTimer ??= setTimeout(() => {
         this.pauseTimer = undefined;
-        const stillUsed = this.usedLayers();
+        const stillUsed = this.fanout.usedLayers();
         if (stillUsed !== this.activeLayers) this.announceActiveLayers(stillUsed);
       }, PAUSE_UNUSED_LAYER_AFTER_MS);
     } else {
       clearTimeout(this.pauseTimer);
       this.pauseTimer = undefined;
     }
-  }
-
-  /** Whether some player gets `layer`, or waits for its keyframe. */
-  private forwarded(layer: number): boolean {
-    for (const subscriber of this.subscribers) if (subscriber.layersForwarded() & (1 << layer)) return true;
-    return false;
-  }
-
-  /** The layers some player uses, a bit per layer; the smallest always counts. */
-  private usedLayers(): number {
-    let used = 1;
-    for (const subscriber of this.subscribers) used |= subscriber.layersInUse();
-    return used;
   }
 
   private announceActiveLayers(active: number): void {
@@ -260,22 +242,11 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
 
   /** Tells subscribers when a layer becomes usable or stops being so: what each player can get changed. */
   private checkLayers(): void {
-    const usable = judgeLayers(this.layers, this.activeLayers);
-    if (usable === this.usableLayers) return;
-    this.usableLayers = usable;
-    for (const subscriber of this.subscribers) subscriber.layersChanged();
+    this.fanout.setUsable(judgeLayers(this.layers, this.activeLayers));
   }
 
-  /**
-   * The highest usable layer at most `layer`, else the lowest usable above it, else `fallback`: a
-   * gap in the only layer there is (an encoder dropping frames) is no reason to wait for a
-   * keyframe of another.
-   */
   usableLayerNear(layer: number, fallback = layer): number {
-    const usable = (i: number): boolean => (this.usableLayers & (1 << i)) !== 0;
-    for (let i = layer; i >= 0; i--) if (usable(i)) return i;
-    for (let i = layer + 1; i < this.layers.length; i++) if (usable(i)) return i;
-    return fallback;
+    return this.fanout.usableLayerNear(layer, fallback);
   }
 
   linkQuality(): LinkQuality {
@@ -287,7 +258,7 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
   }
 
   speechLevel(): number {
-    return this.speech.read();
+    return this.fanout.speechLevel();
   }
 
   /** How its audio comes (RED -1 when it sends none; Opus -1 before negotiation). */
@@ -312,48 +283,20 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
     return this.negotiatedVideoCodec;
   }
 
-  /** Counts a received packet; returns its size. */
-  private count(rtp: RtpPacket): number {
-    const bytes = rtp.header.serializeSize + rtp.payload.length + rtp.header.paddingSize;
-    this.stats.packetsReceived++;
-    this.stats.bytesReceived += bytes;
-    return bytes;
-  }
-
   /** Hands an audio packet, and what its redundancy recovers, to the players; false when it is malformed. */
   private forwardAudio(rtp: RtpPacket): boolean {
-    this.count(rtp);
-    const packets = this.audio!.receive(rtp);
-    if (!packets) return false;
     const now = performance.now();
-    const sentAt = ntpNow();
+    const packets = this.fanout.forwardAudio(this.audio!, rtp, now);
+    if (!packets) return false;
     this.audioSsrc = rtp.header.ssrc;
-    for (const packet of packets) {
-      if (packet.rtp !== rtp) this.stats.audioFramesRecovered++;
-      this.speech.add(packet.level);
-      this.nacks.onPacket(rtp.header.ssrc, packet.rtp.header.sequenceNumber, now, packet.rtp === rtp);
-      for (const subscriber of this.subscribers) subscriber.sendAudio(packet, sentAt, now);
-    }
+    for (const packet of packets) this.nacks.onPacket(rtp.header.ssrc, packet.rtp.header.sequenceNumber, now, packet.rtp === rtp);
     return true;
   }
 
   private forwardVideo(layer: VideoLayer, rtp: RtpPacket): void {
-    const bytes = this.count(rtp);
     const now = performance.now();
-    layer.ssrc = rtp.header.ssrc;
     this.nacks.onPacket(rtp.header.ssrc, rtp.header.sequenceNumber, now);
-    const vp8 = this.videoCodec === 'vp8' && parseVp8(rtp.payload, this.vp8) ? this.vp8 : undefined;
-    layer.onPacket(bytes, vp8?.temporalLayer ?? 0, rtp.header.sequenceNumber, rtp.header.timestamp, now);
-    // Sizes from VP8 keyframes and H264 sequence parameter sets: views cap layers by them.
-    const size = vp8 ? (vp8.width > 0 ? vp8 : undefined) : this.videoCodec === 'h264' ? h264FrameSize(rtp.payload) : undefined;
-    if (size && size.width !== layer.width) {
-      layer.width = size.width;
-      layer.height = size.height;
-      for (const subscriber of this.subscribers) subscriber.layersChanged();
-    }
-    if (this.subscribers.size === 0) return;
-    const sentAt = ntpNow();
-    for (const subscriber of this.subscribers) subscriber.sendVideo(layer.index, rtp, sentAt, now);
+    this.fanout.forwardVideo(layer, rtp, now);
   }
 
   /** Asks the publisher for a keyframe of `layer`; requests within the interval are merged into one at its end. */
@@ -373,12 +316,7 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
       subscriber.close();
       return subscriber;
     }
-    this.subscribers.add(subscriber);
-    subscriber.observer.once('closed', () => {
-      this.subscribers.delete(subscriber);
-      this.layersInUseChanged();
-    });
-    this.layersInUseChanged();
+    this.fanout.add(subscriber);
     return subscriber;
   }
 
@@ -408,8 +346,7 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
     clearInterval(this.layerCheck);
     clearTimeout(this.pauseTimer);
     this.nacks.close();
-    for (const layer of this.layers) layer.close();
     this.feedback?.close();
-    for (const subscriber of [...this.subscribers]) subscriber.close();
+    this.fanout.close();
   }
 }

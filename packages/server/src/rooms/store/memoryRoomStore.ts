@@ -190,7 +190,7 @@ export class MemoryRoomStore implements RoomStore {
       return fail(ErrorCode.ChannelAlreadyPublishing, `at most ${maxPerSession} streams per user`);
     }
     const publication: PublicationRecord = existing
-      ? { ...existing, devices: stream.devices ?? existing.devices, negotiation: existing.negotiation + 1 }
+      ? { ...existing, devices: stream.devices ?? existing.devices, negotiation: existing.negotiation + 1, mediaNode: stream.mediaNode }
       : newPublication(session, stream);
     app.publications.set(streamID, publication);
     addTo(app.publicationsBySession, session.sessionID, streamID);

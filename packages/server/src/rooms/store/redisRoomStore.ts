@@ -311,7 +311,15 @@ export class RedisRoomStore implements RoomStore {
     const [outcome, json] = (await this.run(
       RESERVE_STREAM,
       [app.forbidden, app.streams, app.streamRooms, room.publications, room.sessionPublications(sessionID)],
-      [streamID, sessionID, maxPerSession, JSON.stringify(fresh), stream.devices ? JSON.stringify(stream.devices) : '', roomID],
+      [
+        streamID,
+        sessionID,
+        maxPerSession,
+        JSON.stringify(fresh),
+        stream.devices ? JSON.stringify(stream.devices) : '',
+        roomID,
+        stream.mediaNode,
+      ],
     )) as [string, string?];
     if (outcome === 'forbidden') return fail(ErrorCode.StreamForbidden, `stream ${streamID} is forbidden`);
     if (outcome === 'taken') return fail(ErrorCode.StreamAlreadyPublished, `stream ${streamID} is published by another user`);

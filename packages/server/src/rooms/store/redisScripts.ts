@@ -150,6 +150,7 @@ if owner then
   local publication = cjson.decode(redis.call('HGET', KEYS[4], ARGV[1]))
   publication.negotiation = publication.negotiation + 1
   if ARGV[5] ~= '' then publication.devices = cjson.decode(ARGV[5]) end
+  publication.mediaNode = ARGV[7]
   local json = cjson.encode(publication)
   redis.call('HSET', KEYS[4], ARGV[1], json)
   return {'existing', json}

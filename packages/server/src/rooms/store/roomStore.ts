@@ -54,6 +54,8 @@ export interface StreamRequest {
   extraInfo: string;
   /** As players are to be told them (all Open when absent). */
   devices: Devices | undefined;
+  /** The server (node of a cluster) that negotiates its media: players elsewhere get it relayed from there. */
+  mediaNode: string;
 }
 
 /** A stream reserved by a session (while its media is negotiated) or announced to its room (`live`). */
@@ -70,6 +72,8 @@ export interface PublicationRecord {
   readonly live: boolean;
   /** Counts publish negotiations, so that only the latest one installs its media. */
   readonly negotiation: number;
+  /** The server whose latest negotiation it is: where its media is (see StreamRequest). */
+  readonly mediaNode: string;
 }
 
 export interface PlayRecord {
@@ -104,6 +108,7 @@ export const newPublication = (session: SessionRecord, stream: StreamRequest): P
   devices: stream.devices ?? OPEN_DEVICES,
   live: false,
   negotiation: 1,
+  mediaNode: stream.mediaNode,
 });
 
 /** A client event before the room numbers it. */
@@ -177,7 +182,7 @@ export interface RoomStore {
 
   /**
    * Reserves a streamID app-wide for the session, or takes the session's own reservation again
-   * (a new negotiation): refused when the stream is forbidden, someone else holds it, or the
+   * (a new negotiation, on `stream.mediaNode`): refused when the stream is forbidden, someone else holds it, or the
    * session holds `maxPerSession` others.
    */
   reserveStream(

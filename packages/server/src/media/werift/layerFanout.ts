@@ -1,0 +1,160 @@
+/**
+ * One published stream's packets handed on to its sinks: the subscribers of its players here, and
+ * the relays that carry it to other nodes. It keeps what every sink needs of the stream: its
+ * layers (which flow, their sizes and rates), its audio as players take it (RED repairs applied),
+ * its speech level. Where the packets come from (a client's peer connection, a relay from another
+ * node) is its owner's business.
+ */
+import type { RtpPacket } from 'werift';
+import { h264FrameSize, parseVp8, Vp8Descriptor } from '../core/codecs.js';
+import { SpeechLevel } from '../core/speechLevel.js';
+import type { VideoLayer } from '../core/videoLayer.js';
+import type { MediaStats } from '../core/types.js';
+import type { AudioPacket, AudioReceiver } from './audioReceiver.js';
+
+/** Milliseconds from the NTP epoch (1900) to the Unix epoch. */
+const NTP_EPOCH_OFFSET_MS = 2_208_988_800_000;
+
+/** Now as a 64-bit NTP timestamp (for RTCP sender reports). */
+function ntpNow(): bigint {
+  const ms = performance.timeOrigin + performance.now() + NTP_EPOCH_OFFSET_MS;
+  const seconds = Math.floor(ms / 1000);
+  return (BigInt(seconds) << 32n) | BigInt(Math.floor(((ms - seconds * 1000) / 1000) * 2 ** 32));
+}
+
+/** Where a stream's packets go: a player's subscriber, or a relay to another node. */
+export interface LayerSink {
+  readonly observer: { once(event: 'closed', listener: () => void): unknown };
+  sendAudio(packet: AudioPacket, sentAt: bigint, nowMs: number): void;
+  sendVideo(layer: number, packet: RtpPacket, sentAt: bigint, nowMs: number): void;
+  /** The layers it uses (gets, moves to or wants), a bit per layer: the others may pause. */
+  layersInUse(): number;
+  /** The layers it gets or waits for a keyframe of, a bit per layer: their losses are worth repairing. */
+  layersForwarded(): number;
+  /** The stream learned a layer's size, or a layer started or stopped being usable. */
+  layersChanged(): void;
+  close(): void;
+}
+
+export class LayerFanout {
+  private readonly sinks = new Set<LayerSink>();
+  private readonly vp8 = new Vp8Descriptor();
+  private readonly speech = new SpeechLevel();
+  /** Which layers players may be moved to, a bit per layer. */
+  private usable = 0;
+
+  constructor(
+    /** Smallest first; one layer without simulcast. */
+    readonly layers: readonly VideoLayer[],
+    private readonly stats: MediaStats,
+    /** Read per packet; fixed once negotiated. */
+    private readonly videoCodec: () => 'vp8' | 'h264',
+    /** A sink came or went, or changed the layers it uses. */
+    private readonly layersInUseChanged: () => void,
+  ) {}
+
+  get size(): number {
+    return this.sinks.size;
+  }
+
+  add(sink: LayerSink): void {
+    this.sinks.add(sink);
+    sink.observer.once('closed', () => {
+      this.sinks.delete(sink);
+      this.layersInUseChanged();
+    });
+    this.layersInUseChanged();
+  }
+
+  /** The layers some sink uses, a bit per layer; the smallest always counts. */
+  usedLayers(): number {
+    let used = 1;
+    for (const sink of this.sinks) used |= sink.layersInUse();
+    return used;
+  }
+
+  /** Whether some sink gets `layer`, or waits for its keyframe. */
+  forwarded(layer: number): boolean {
+    for (const sink of this.sinks) if (sink.layersForwarded() & (1 << layer)) return true;
+    return false;
+  }
+
+  /** Sets which layers are usable; sinks are told when that changed. */
+  setUsable(usable: number): void {
+    if (usable === this.usable) return;
+    this.usable = usable;
+    this.tellLayersChanged();
+  }
+
+  get usableLayers(): number {
+    return this.usable;
+  }
+
+  /**
+   * The highest usable layer at most `layer`, else the lowest usable above it, else `fallback`: a
+   * gap in the only layer there is (an encoder dropping frames) is no reason to wait for a
+   * keyframe of another.
+   */
+  usableLayerNear(layer: number, fallback = layer): number {
+    const usable = (i: number): boolean => (this.usable & (1 << i)) !== 0;
+    for (let i = layer; i >= 0; i--) if (usable(i)) return i;
+    for (let i = layer + 1; i < this.layers.length; i++) if (usable(i)) return i;
+    return fallback;
+  }
+
+  /** The mean sound level (0–100) its audio carried since the previous call. */
+  speechLevel(): number {
+    return this.speech.read();
+  }
+
+  /** Counts a received packet; returns its size. */
+  private count(rtp: RtpPacket): number {
+    const bytes = rtp.header.serializeSize + rtp.payload.length + rtp.header.paddingSize;
+    this.stats.packetsReceived++;
+    this.stats.bytesReceived += bytes;
+    return bytes;
+  }
+
+  /**
+   * Hands an audio packet, and what its redundancy recovers, to the sinks; returns them (for the
+   * owner's loss accounting), or undefined when it is malformed.
+   */
+  forwardAudio(audio: AudioReceiver, rtp: RtpPacket, nowMs: number): AudioPacket[] | undefined {
+    this.count(rtp);
+    const packets = audio.receive(rtp);
+    if (!packets) return undefined;
+    const sentAt = ntpNow();
+    for (const packet of packets) {
+      if (packet.rtp !== rtp) this.stats.audioFramesRecovered++;
+      this.speech.add(packet.level);
+      for (const sink of this.sinks) sink.sendAudio(packet, sentAt, nowMs);
+    }
+    return packets;
+  }
+
+  forwardVideo(layer: VideoLayer, rtp: RtpPacket, nowMs: number): void {
+    const bytes = this.count(rtp);
+    layer.ssrc = rtp.header.ssrc;
+    const vp8 = this.videoCodec() === 'vp8' && parseVp8(rtp.payload, this.vp8) ? this.vp8 : undefined;
+    layer.onPacket(bytes, vp8?.temporalLayer ?? 0, rtp.header.sequenceNumber, rtp.header.timestamp, nowMs);
+    // Sizes from VP8 keyframes and H264 sequence parameter sets: views cap layers by them.
+    const size = vp8 ? (vp8.width > 0 ? vp8 : undefined) : this.videoCodec() === 'h264' ? h264FrameSize(rtp.payload) : undefined;
+    if (size && size.width !== layer.width) {
+      layer.width = size.width;
+      layer.height = size.height;
+      this.tellLayersChanged();
+    }
+    if (this.sinks.size === 0) return;
+    const sentAt = ntpNow();
+    for (const sink of this.sinks) sink.sendVideo(layer.index, rtp, sentAt, nowMs);
+  }
+
+  tellLayersChanged(): void {
+    for (const sink of this.sinks) sink.layersChanged();
+  }
+
+  close(): void {
+    for (const layer of this.layers) layer.close();
+    for (const sink of [...this.sinks]) sink.close();
+  }
+}
