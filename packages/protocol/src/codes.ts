@@ -96,6 +96,8 @@ export const CloseCode = {
   Normal: 1000,
   /** The server is shutting down; clients reconnect. */
   GoingAway: 1001,
+  /** A node of a cluster is draining: clients resume their sessions on another node. */
+  ServiceRestart: 1012,
   /** Too many refused frames (rate limit). */
   PolicyViolation: 1008,
   /** A frame over MAX_FRAME_BYTES. */

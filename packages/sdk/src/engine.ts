@@ -44,14 +44,18 @@ import { AUDIO_CONFIG_PRESETS, audioConfigOf, type AudioConfig } from './audioCo
 import { AUDIO_DEVICE_TYPE, type DeviceInfo } from './deviceWatch.js';
 import { Player } from './player.js';
 import { Room, type RoomConfig, type RoomCredentials } from './room.js';
+import { ServerList } from './serverList.js';
 
 export interface EngineProfile {
   appID: number;
   /** 64 hex characters; omit and pass a token in RoomConfig instead. */
   appSign?: string;
   scenario?: Scenario;
-  /** The server's signalling URL, `ws://host:port/ws` or `wss://…`. */
-  server: string;
+  /**
+   * The server's signalling URL, `ws://host:port/ws` or `wss://…`; or the nodes of a cluster, in
+   * the order to try them: a failed connect or a lost connection resumes the session at the next one.
+   */
+  server: string | string[];
   /** How long the SDK keeps retrying a broken connection before ReconnectFailed. */
   reconnectWindowMs?: number;
   /** Overrides of internal timeouts, mostly for tests. */
@@ -89,7 +93,7 @@ export class ParleyEngine {
   static createEngine(profile: EngineProfile, handler: ParleyEventHandler | null = null): ParleyEngine {
     requireType(profile, 'object', 'profile');
     requireType(profile.appID, 'number', 'profile.appID');
-    requireType(profile.server, 'string', 'profile.server');
+    if (!Array.isArray(profile.server)) requireType(profile.server, 'string', 'profile.server');
     if (!ParleyEngine.platform) throw new Error('no platform: import from @parley/sdk, not its internals');
     return new ParleyEngine(ParleyEngine.platform, profile, handler);
   }
@@ -138,7 +142,7 @@ export class ParleyEngine {
     this.credentials = {
       appID: profile.appID,
       appSign: profile.appSign,
-      server: profile.server,
+      servers: new ServerList(Array.isArray(profile.server) ? profile.server : [profile.server]),
       reconnectWindowMs: profile.reconnectWindowMs ?? platform.defaultReconnectWindowMs,
     };
     this.context = { hub: this.hub, media: this.media, timeouts, retryWindowMs: this.credentials.reconnectWindowMs };

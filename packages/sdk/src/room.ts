@@ -29,6 +29,7 @@ import type { Timeouts } from './context.js';
 import type { Platform } from './platform.js';
 import { SignallingClient } from './signalling.js';
 import { ReconnectPolicy } from './reconnectPolicy.js';
+import type { ServerList } from './serverList.js';
 import { ReliableRequests } from './reliableRequests.js';
 
 export interface RoomConfig {
@@ -40,7 +41,7 @@ export interface RoomConfig {
 export interface RoomCredentials {
   appID: number;
   appSign?: string;
-  server: string;
+  servers: ServerList;
   reconnectWindowMs: number;
 }
 
@@ -225,7 +226,7 @@ export class Room {
     const signalling = new SignallingClient(this.platform, this.timeouts);
     this.signalling = signalling;
     try {
-      const { nonce } = await signalling.connect(this.credentials.server);
+      const { nonce } = await signalling.connect(this.credentials.servers.current);
       const proof = await this.platform.hmacSha256Hex(hexKeyBytes(session.resumeToken), resumeProofMessage(nonce, session.sessionID));
       const reply = await signalling.request('resume', {
         appID: this.credentials.appID,
@@ -241,11 +242,16 @@ export class Room {
 
   /** Connects and logs in on `signalling`. Returns the error code, or what applies the room's current state. */
   private async enter(signalling: SignallingClient): Promise<number | (() => void)> {
-    let nonce: string;
-    try {
-      nonce = (await signalling.connect(this.credentials.server)).nonce;
-    } catch (code) {
-      return typeof code === 'number' ? code : ErrorCode.ConnectFailed;
+    const { servers } = this.credentials;
+    let nonce: string | undefined;
+    // Each server of the list once, until one answers.
+    for (let tried = 0; nonce === undefined; tried++) {
+      try {
+        nonce = (await signalling.connect(servers.current)).nonce;
+      } catch (code) {
+        if (tried + 1 >= servers.size || this.signalling !== signalling) return typeof code === 'number' ? code : ErrorCode.ConnectFailed;
+        servers.moveOn();
+      }
     }
     if (this.signalling !== signalling) return ErrorCode.ConnectFailed;
     this.listen(signalling);
@@ -472,6 +478,8 @@ export class Room {
   private onLost(): void {
     if (this.phase !== 'logined') return;
     this.phase = 'reconnecting';
+    // The server may be gone: the session resumes at the next one (any node of a cluster has it).
+    this.credentials.servers.moveOn();
     this.signalling?.close();
     this.signalling = null;
     this.requests.disconnected();
@@ -529,8 +537,9 @@ export class Room {
     };
     let nonce: string;
     try {
-      nonce = (await signalling.connect(this.credentials.server)).nonce;
+      nonce = (await signalling.connect(this.credentials.servers.current)).nonce;
     } catch {
+      this.credentials.servers.moveOn();
       return fail(ErrorCode.ConnectFailed);
     }
     if (this.signalling !== signalling) return fail(ErrorCode.ConnectFailed);

@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PlayerState } from '@parley/sdk';
+import { PlayerState, RoomStateChangedReason, UpdateType } from '@parley/sdk';
 import { serverMetric, startCluster, teardown, type ServerProcess } from '@parley/testkit';
 import type { AppConfig } from '@parley/server';
 import { TestClient, sleep } from './helpers.js';
@@ -17,8 +17,9 @@ function clientOf(node: ServerProcess, app: AppConfig, closeLater: (close: () =>
 }
 
 test('cluster: one publisher on node A, players on nodes A, B (two) and C get every frame byte for byte, one relay per node', async (t) => {
-  const { app, nodes } = await startCluster(t);
+  // Registered first, so run first: the clients go before the nodes.
   const closeLater = teardown(t);
+  const { app, nodes } = await startCluster(t);
   const [a, b, c] = nodes as [ServerProcess, ServerProcess, ServerProcess];
   const roomID = 'r-relay';
   const publisher = clientOf(a, app, closeLater);
@@ -64,4 +65,124 @@ test('cluster: one publisher on node A, players on nodes A, B (two) and C get ev
   // Each of B and C got about what A's own (one) player got: one copy per node, not per player.
   assert.ok(receivedByB < sentToPlayersByA * 1.3, `node B received one copy (${receivedByB} against ${sentToPlayersByA})`);
   assert.ok(sentByA < sentToPlayersByA * 2.6, `node A sent two copies (${sentByA} against ${sentToPlayersByA})`);
+});
+
+test('cluster: SIGKILL the publisher’s node mid-call: everyone resumes on another node, no room event is lost, media is back within 5 s', async (t) => {
+  // Registered first, so run first: the clients go before the nodes.
+  const closeLater = teardown(t);
+  const { app, nodes } = await startCluster(t, { leaseMs: 1_500 });
+  const [a, b, c] = nodes as [ServerProcess, ServerProcess, ServerProcess];
+  // Each client's list starts at its node; A's clients move on to B.
+  const listFrom = (...order: ServerProcess[]): string[] => order.map((node) => node.url);
+  const client = (servers: string[]): TestClient => {
+    const made = new TestClient({ appID: app.appID, appSign: app.appSign, server: servers });
+    closeLater(() => made.destroy());
+    return made;
+  };
+  const roomID = 'r-failover';
+  const publisher = client(listFrom(a, b, c));
+  assert.equal(await publisher.login(roomID, 'pub'), 0);
+  await publisher.publish('s-failover');
+  const published = publishNumberedFrames(publisher.engine);
+  closeLater(() => published.stop());
+  const players = await Promise.all(
+    [listFrom(a, b, c), listFrom(b, c, a), listFrom(c, a, b)].map(async (servers, i) => {
+      const player = client(servers);
+      assert.equal(await player.login(roomID, `viewer-${'abc'[i]}`), 0);
+      const received = receiveNumberedFrames(player.engine);
+      player.engine.startPlayingStream('s-failover');
+      await player.waitFor('playerRecvVideoFirstFrame');
+      return { player, received };
+    }),
+  );
+  await sleep(1_000);
+  const everyone = [publisher, ...players.map((p) => p.player)];
+  const killedAt = Date.now();
+  const lastBefore = players.map(({ received }) => received.at(-1)?.number ?? -1);
+  process.kill(a.pid, 'SIGKILL');
+
+  // Back within 5 s: every player renders frames sent after the kill.
+  for (const [i, { received }] of players.entries()) {
+    const deadline = killedAt + 5_000;
+    while (!received.some((frame) => frame.number > lastBefore[i]! + 3 && frame.atMs > killedAt) && Date.now() < deadline) await sleep(50);
+    const back = received.find((frame) => frame.number > lastBefore[i]! + 3 && frame.atMs > killedAt);
+    assert.ok(back, `player on node ${'abc'[i]} renders frames again within 5 s`);
+    t.diagnostic(`player on node ${'abc'[i]}: media back ${back.atMs - killedAt} ms after the kill`);
+  }
+  // A user who arrives meanwhile is seen by all, once; nobody saw anyone leave or any stream go.
+  const newcomer = client(listFrom(c, b));
+  assert.equal(await newcomer.login(roomID, 'newcomer'), 0);
+  for (const member of everyone) {
+    await member.waitFor('roomUserUpdate', (_, type, users) => type === UpdateType.Add && users.some((u) => u.userID === 'newcomer'));
+    assert.deepEqual(member.anomalies, []);
+    const deletes = [...member.of('roomUserUpdate'), ...member.of('roomStreamUpdate')].filter(([, type]) => type !== UpdateType.Add);
+    assert.deepEqual(deletes, [], 'no DELETE of a user or stream');
+    const states = member.of('roomStateChanged').map(([, reason]) => reason);
+    const ends = [RoomStateChangedReason.KickOut, RoomStateChangedReason.ReconnectFailed, RoomStateChangedReason.Logout];
+    assert.ok(!states.some((reason) => ends.includes(reason)), `the room did not end: ${JSON.stringify(states)}`);
+  }
+  assert.deepEqual([...newcomer.view.users].sort(), ['pub', 'viewer-a', 'viewer-b', 'viewer-c']);
+  assert.deepEqual([...newcomer.view.streams], ['s-failover']);
+});
+
+/** Resolves once the process has exited; its time. */
+async function exitOf(pid: number, timeoutMs: number): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      process.kill(pid, 0);
+    } catch {
+      return Date.now();
+    }
+    if (Date.now() > deadline) throw new Error(`process ${pid} still runs after ${timeoutMs} ms`);
+    await sleep(25);
+  }
+}
+
+test('cluster: SIGTERM drains a node: its clients resume on another node (1012), nobody sees a change, and it exits once they have', async (t) => {
+  // Registered first, so run first: the clients go before the nodes.
+  const closeLater = teardown(t);
+  const { app, nodes } = await startCluster(t, { config: { drainMs: 20_000 } });
+  const [a, b, c] = nodes as [ServerProcess, ServerProcess, ServerProcess];
+  const client = (...order: ServerProcess[]): TestClient => {
+    const made = new TestClient({ appID: app.appID, appSign: app.appSign, server: order.map((node) => node.url) });
+    closeLater(() => made.destroy());
+    return made;
+  };
+  const roomID = 'r-drain';
+  const publisher = client(a, b, c);
+  assert.equal(await publisher.login(roomID, 'pub'), 0);
+  await publisher.publish('s-drain');
+  const published = publishNumberedFrames(publisher.engine);
+  closeLater(() => published.stop());
+  const player = client(b, c);
+  assert.equal(await player.login(roomID, 'viewer'), 0);
+  const received = receiveNumberedFrames(player.engine);
+  player.engine.startPlayingStream('s-drain');
+  await player.waitFor('playerRecvVideoFirstFrame');
+  const watcher = client(a, c);
+  assert.equal(await watcher.login(roomID, 'watcher'), 0);
+  await sleep(500);
+
+  const stoppedAt = Date.now();
+  process.kill(a.pid, 'SIGTERM');
+  const ready = await fetch(`${a.httpUrl}/ready`).then((r) => r.status);
+  assert.equal(ready, 503, 'a draining node is not ready');
+  const exitedAt = await exitOf(a.pid, 15_000);
+  t.diagnostic(`node A exited ${exitedAt - stoppedAt} ms after SIGTERM (drain limit 20 s)`);
+  for (const moved of [publisher, watcher]) {
+    const states = moved.of('roomStateChanged').map(([, reason]) => reason);
+    assert.deepEqual(states.slice(-2), [RoomStateChangedReason.Reconnecting, RoomStateChangedReason.Reconnected]);
+  }
+  const lastBefore = received.filter((frame) => frame.atMs < stoppedAt).at(-1)!.number;
+  const deadline = Date.now() + 5_000;
+  while (!received.some((frame) => frame.number > lastBefore + 3) && Date.now() < deadline) await sleep(50);
+  const back = received.find((frame) => frame.number > lastBefore + 3);
+  assert.ok(back, 'the player renders the stream again');
+  t.diagnostic(`media back ${back.atMs - stoppedAt} ms after SIGTERM`);
+  for (const member of [publisher, player, watcher]) {
+    assert.deepEqual(member.anomalies, []);
+    const deletes = [...member.of('roomUserUpdate'), ...member.of('roomStreamUpdate')].filter(([, type]) => type !== UpdateType.Add);
+    assert.deepEqual(deletes, [], 'no DELETE of a user or stream');
+  }
 });

@@ -46,7 +46,9 @@ export interface ParleyServer {
   /**
    * Stops the server. With `drainMs`, it first stops taking new connections and lets the users in
    * its rooms carry on until they have all left or `drainMs` has passed; the rest are then
-   * disconnected (1001) and reconnect wherever the server's address leads them.
+   * disconnected (1001) and reconnect wherever the server's address leads them. A node of a
+   * cluster tells its clients at once to resume on another node (1012), waits (up to `drainMs`)
+   * until they have, and ends no session: the cluster ends those that do not come back.
    */
   close(options?: { drainMs?: number }): Promise<void>;
 }
@@ -61,22 +63,22 @@ function defaultStaticDir(): string | false {
   }
 }
 
-/** Resolves once no session is left, after `timeoutMs`, or when `cut` is aborted. */
-function roomsEmptied(rooms: RoomService, timeoutMs: number, cut: AbortSignal): Promise<void> {
+/** How often a drain checks whether the server's sessions are gone. */
+const DRAIN_CHECK_MS = 100;
+
+/** Resolves once this server holds no session (they left, or resumed on another node), after `timeoutMs`, or when `cut` is aborted. */
+function sessionsGone(rooms: RoomService, timeoutMs: number, cut: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const done = (): void => {
       clearTimeout(timer);
-      rooms.observer.off('userLeft', check);
+      clearInterval(check);
       cut.removeEventListener('abort', done);
       resolve();
     };
-    const check = (): void => {
-      void rooms.stats().then(({ sessions }) => sessions === 0 && done());
-    };
+    const check = setInterval(() => rooms.heldSessions === 0 && done(), DRAIN_CHECK_MS);
     const timer = setTimeout(done, timeoutMs);
-    rooms.observer.on('userLeft', check);
     cut.addEventListener('abort', done);
-    check();
+    if (rooms.heldSessions === 0) done();
   });
 }
 
@@ -171,6 +173,7 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
   try {
     await cluster?.start({
       sweep: (session) => void rooms.sweep(session),
+      moved: (session) => void rooms.letGoOfMoved(session),
       renewed: () => void rooms.letGoOfEnded(),
       load: nodeLoadMeter(() => rooms.heldSessions, media.stats),
       apps: () => apps.list(),
@@ -219,11 +222,14 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
       return (closing ??= (async () => {
         health.setReady(false);
         signalling.stopAccepting();
+        // A node of a cluster moves its clients to the other nodes at once; a server alone lets its users finish.
+        if (cluster) signalling.moveClients();
         if (drainMs > 0) {
-          log.info({ drainMs, sessions: (await rooms.stats()).sessions }, 'draining');
-          await roomsEmptied(rooms, drainMs, drain.signal);
+          log.info({ drainMs, sessions: rooms.heldSessions }, 'draining');
+          await sessionsGone(rooms, drainMs, drain.signal);
         }
-        await rooms.closeAll();
+        if (cluster) await rooms.releaseAll();
+        else await rooms.closeAll();
         // The webhooks of the shutdown (and those still queued) get a bounded grace meanwhile.
         const webhooksClosed = webhooks.close();
         await signalling.close();

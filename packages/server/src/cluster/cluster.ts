@@ -21,6 +21,8 @@ const RELAY_KEY = 'parley:relay-key';
 
 export interface ClusterNode {
   readonly nodeId: string;
+  /** The node's command connection, for the other state kept in Redis (the webhook queue). */
+  readonly redis: RedisClient;
   readonly store: RedisRoomStore;
   readonly bus: RedisRoomBus;
   /** Tell it which sessions this node holds (RoomService's `holder`). */
@@ -77,7 +79,7 @@ export async function joinCluster(options: ClusterOptions, heartbeatTimeoutMs: n
   });
   const store = new RedisRoomStore(commands);
   const bus = new RedisRoomBus(commands, subscriber, nodeId, log);
-  const lease = new NodeLease(commands, { nodeId, leaseMs: options.leaseMs ?? DEFAULT_LEASE_MS, heartbeatTimeoutMs }, log);
+  const lease = new NodeLease(commands, subscriber, { nodeId, leaseMs: options.leaseMs ?? DEFAULT_LEASE_MS, heartbeatTimeoutMs }, log);
   store.fenceWith({ key: lease.key, epoch: () => lease.epoch() });
   // The first node makes the key; the others take it.
   await commands.set(RELAY_KEY, randomBytes(32).toString('hex'), { NX: true });
@@ -85,6 +87,7 @@ export async function joinCluster(options: ClusterOptions, heartbeatTimeoutMs: n
   log.info({ nodeId, redis: redacted(options.redisUrl) }, 'joined the cluster');
   return {
     nodeId,
+    redis: commands,
     store,
     bus,
     lease,

@@ -42,6 +42,8 @@ export interface NodeLeaseHandlers {
   renewed(): void;
   /** A dead node's session this node is to end. */
   sweep(session: HeldSession): void;
+  /** A session of this node resumed on another node: this node lets go of it (its session goes on there). */
+  moved(session: HeldSession): void;
   load(): NodeLoad;
   /** The apps this node serves now: the nodes of a cluster must agree on their secrets. */
   apps(): AppConfig[];
@@ -74,6 +76,16 @@ return 1
   false,
 );
 
+/** KEYS: session owners. ARGV: session, node. Sets the owner; returns the one before, if any. */
+const HOLD = new LuaScript(
+  `
+local previous = redis.call('HGET', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return previous
+`,
+  false,
+);
+
 /** KEYS: session owners. ARGV: session, node. Forgets the owner only if it is still that node. */
 const RELEASE = new LuaScript(
   `
@@ -92,6 +104,7 @@ export class NodeLease {
   private handlers: NodeLeaseHandlers = {
     renewed: () => {},
     sweep: () => {},
+    moved: () => {},
     load: () => ({ sessions: 0, packetsPerSecond: 0, eventLoopDelayMs: 0 }),
     apps: () => [],
     relay: undefined,
@@ -99,6 +112,8 @@ export class NodeLease {
 
   constructor(
     private readonly redis: RedisClient,
+    /** A connection of its own for this node's inbox (a subscribed connection sends nothing else). */
+    private readonly subscriber: RedisClient,
     private readonly options: NodeLeaseOptions,
     private readonly log: Logger,
   ) {
@@ -110,6 +125,7 @@ export class NodeLease {
       deadSince: `${prefix}:nodes-dead-since`,
       sessions: (nodeId: string) => `${prefix}:node-sessions:${nodeId}`,
       owners: `${prefix}:session-owners`,
+      inbox: (nodeId: string) => `${prefix}:node-inbox:${nodeId}`,
     };
   }
 
@@ -126,6 +142,7 @@ export class NodeLease {
   async start(handlers: NodeLeaseHandlers): Promise<void> {
     this.handlers = handlers;
     await this.checkSecrets();
+    await this.subscriber.subscribe(this.keys.inbox(this.options.nodeId), (text) => this.onInbox(text));
     await this.acquire();
     this.timer = setInterval(() => void this.tick(), Math.max(50, Math.floor(this.options.leaseMs / 3)));
   }
@@ -134,23 +151,39 @@ export class NodeLease {
     clearInterval(this.timer);
   }
 
+  /** This node holds the session now; a node that held it before is told to let go (the session resumed here). */
   held(session: HeldSession): void {
     const { nodeId } = this.options;
     const key = sessionKey(session);
-    void Promise.all([this.redis.sAdd(this.keys.sessions(nodeId), key), this.redis.hSet(this.keys.owners, key, nodeId)]).catch(
-      (err: unknown) => this.log.warn({ err, ...session }, 'session ownership not recorded'),
-    );
+    void Promise.all([this.redis.sAdd(this.keys.sessions(nodeId), key), this.runScript(HOLD, [this.keys.owners], [key, nodeId])])
+      .then(async ([, previous]) => {
+        if (typeof previous === 'string' && previous !== nodeId)
+          await this.redis.publish(this.keys.inbox(previous), JSON.stringify({ moved: key }));
+      })
+      .catch((err: unknown) => this.log.warn({ err, ...session }, 'session ownership not recorded'));
+  }
+
+  private runScript(script: LuaScript, keys: string[], args: string[]): Promise<unknown> {
+    const call = { keys, arguments: args };
+    return this.redis.evalSha(script.sha1, call).catch(() => this.redis.eval(script.source, call));
+  }
+
+  private onInbox(text: string): void {
+    let key: unknown;
+    try {
+      key = (JSON.parse(text) as { moved?: unknown }).moved;
+    } catch {}
+    const [appID, sessionID] = typeof key === 'string' ? key.split('/') : [];
+    if (appID && /^\d+$/.test(appID) && sessionID) this.handlers.moved({ appID: Number(appID), sessionID });
+    else this.log.warn({ text: text.slice(0, 200) }, 'unreadable node message skipped');
   }
 
   released(session: HeldSession): void {
     const { nodeId } = this.options;
     const key = sessionKey(session);
-    void Promise.all([
-      this.redis.sRem(this.keys.sessions(nodeId), key),
-      this.redis
-        .evalSha(RELEASE.sha1, { keys: [this.keys.owners], arguments: [key, nodeId] })
-        .catch(() => this.redis.eval(RELEASE.source, { keys: [this.keys.owners], arguments: [key, nodeId] })),
-    ]).catch((err: unknown) => this.log.warn({ err, ...session }, 'session ownership not released'));
+    void Promise.all([this.redis.sRem(this.keys.sessions(nodeId), key), this.runScript(RELEASE, [this.keys.owners], [key, nodeId])]).catch(
+      (err: unknown) => this.log.warn({ err, ...session }, 'session ownership not released'),
+    );
   }
 
   private async acquire(): Promise<void> {
@@ -207,8 +240,7 @@ export class NodeLease {
 
   private async tick(): Promise<void> {
     try {
-      const args = { keys: [this.key], arguments: [this.epochValue, String(this.options.leaseMs)] };
-      const renewed = await this.redis.evalSha(RENEW.sha1, args).catch(() => this.redis.eval(RENEW.source, args));
+      const renewed = await this.runScript(RENEW, [this.key], [this.epochValue, String(this.options.leaseMs)]);
       if (renewed !== 1) {
         this.log.error({ nodeId: this.options.nodeId, epoch: this.epochValue }, 'lease lapsed: taking a new one');
         await this.acquire();

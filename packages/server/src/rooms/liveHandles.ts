@@ -147,6 +147,11 @@ export class LiveHandles {
     return media;
   }
 
+  /** Whether this server has the publication (its media, or the wait for it). */
+  hasPublication(publicationID: string): boolean {
+    return this.publications.has(publicationID);
+  }
+
   publisherMedia(publicationID: string): MediaPublisher | undefined {
     return this.publications.get(publicationID)?.media;
   }

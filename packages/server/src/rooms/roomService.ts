@@ -216,8 +216,9 @@ export class RoomService {
       return ok({
         seq: room?.seq ?? req.lastSeq,
         ...(events ? { events } : { snapshot: await this.snapshot(session) }),
-        publishing: publications.map((p) => p.streamID),
-        playing: plays.map((p) => p.streamID),
+        // Only what has its transport here: a session resumed on another server sets up its media again.
+        publishing: publications.filter((p) => live.hasPublication(p.publicationID)).map((p) => p.streamID),
+        playing: plays.filter((p) => live.playMedia(p.playID)).map((p) => p.streamID),
         iceServers: this.iceServers(session.user.userID),
       });
     });
@@ -355,6 +356,14 @@ export class RoomService {
     });
   }
 
+  /** A session of this server resumed on another: its link and media here close, and nothing else changes. */
+  letGoOfMoved(ref: SessionRef): Promise<void> {
+    return this.ctx.queues.run(ref.appID, async () => {
+      const handle = this.ctx.live.session(ref.sessionID);
+      if (handle) this.letGo(handle);
+    });
+  }
+
   /** Lets go of the sessions this server holds that the room state no longer has (ended while this server was away). */
   async letGoOfEnded(): Promise<void> {
     const { store, live } = this.ctx;
@@ -414,6 +423,22 @@ export class RoomService {
   /** Resolves once every operation under way (and those they started) has finished. */
   settled(): Promise<void> {
     return this.ctx.queues.settled();
+  }
+
+  /**
+   * Lets go of every session of this node of a cluster (shutdown) and ends nothing: their clients
+   * resume on other nodes, and the cluster ends those that do not (see NodeLease).
+   */
+  async releaseAll(): Promise<void> {
+    this.reports.stop();
+    for (const handle of this.ctx.live.allSessions()) {
+      const link = handle.link;
+      handle.link = null;
+      handle.cancelExpiry?.();
+      for (const media of this.ctx.live.takeMediaOf(handle.sessionID)) media.close();
+      link?.close();
+    }
+    await this.ctx.queues.settled();
   }
 
   /** Removes every session of this server (server shutdown) without telling anyone: clients reconnect elsewhere or later. */

@@ -181,7 +181,9 @@ export class RoomStreams {
       const publication = await this.liveStream(appID, sessionID, req.streamID);
       const local = publication && live.publisherMedia(publication.publicationID);
       const elsewhere = publication && !local && publication.mediaNode !== this.ctx.nodes.nodeId;
-      if (!publication || !(local || elsewhere)) return fail(ErrorCode.StreamNotFound, `stream ${req.streamID} does not exist`);
+      if (!publication) return fail(ErrorCode.StreamNotFound, `stream ${req.streamID} does not exist`);
+      // Announced, its publisher re-establishing its media: the player tries again.
+      if (!local && !elsewhere) return fail(ErrorCode.PlayInterrupted, `stream ${req.streamID} is being re-established`);
       const play: PlayRecord = { playID: randomUUID(), appID, sessionID, streamID: req.streamID, attempt: req.attempt };
       const added = await store.addPlay(play, maxPlaysPerSession);
       return added.code === 0 ? ok({ play, publication, local }) : added;

@@ -60,6 +60,11 @@ export class SignallingServer {
     this.accepting = false;
   }
 
+  /** A draining node of a cluster: every client is told to resume its session on another node. */
+  moveClients(): void {
+    for (const ws of this.wss.clients) ws.close(CloseCode.ServiceRestart, 'resume on another node');
+  }
+
   close(): Promise<void> {
     for (const ws of this.wss.clients) ws.close(CloseCode.GoingAway, 'server shutting down');
     return new Promise((resolve) => this.wss.close(() => resolve()));
