@@ -1,11 +1,9 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
-import { createServer, type IncomingHttpHeaders } from 'node:http';
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import {
   startServer,
@@ -13,77 +11,19 @@ import {
   verifyWebhook,
   webhookSignature,
   webhookBodySignature,
-  WEBHOOK_BODY_SIGNATURE_HEADER,
   type AppConfig,
   type ParleyServer,
   type ServerOptions,
-  type WebhookEvent,
   type WebhookOptions,
 } from '../src/index.js';
 import { WebhookDispatcher } from '../src/webhooks/dispatcher.js';
-import type { RoomRef, RoomServiceEvents } from '../src/rooms/observer.js';
+import type { RoomServiceEvents } from '../src/rooms/observer.js';
 import { AppRegistry } from '../src/apps.js';
 import { callServerApi } from '@parley/testkit';
 import { PublisherState } from '@parley/sdk';
 import { RawClient } from '../../sdk/test/rawClient.js';
 import { TestClient, sleep } from '../../sdk/test/helpers.js';
-
-const SECRET = 'webhook-secret-0123456789';
-
-interface Arrival {
-  /** performance.now() when the request arrived. */
-  at: number;
-  raw: string;
-  headers: IncomingHttpHeaders;
-  body: WebhookEvent;
-}
-
-type Answer = number | 'hang';
-
-/** An HTTP receiver on 127.0.0.1 that records every webhook and answers as `answer` says. */
-async function startReceiver(answer: (arrival: Arrival, sameEventBefore: number) => Answer = () => 200) {
-  const arrivals: Arrival[] = [];
-  let hanging = 0;
-  const server = createServer((req, res) => {
-    const at = performance.now();
-    let raw = '';
-    req.setEncoding('utf8');
-    req.on('data', (chunk: string) => (raw += chunk));
-    req.on('end', () => {
-      const arrival = { at, raw, headers: req.headers, body: JSON.parse(raw) as WebhookEvent };
-      const before = arrivals.filter(
-        (a) => a.body.room_session_id === arrival.body.room_session_id && a.body.room_seq === arrival.body.room_seq,
-      );
-      arrivals.push(arrival);
-      const status = answer(arrival, before.length);
-      if (status === 'hang') {
-        hanging++;
-        return;
-      }
-      res.writeHead(status, { 'content-type': 'text/plain' });
-      res.end(status < 300 ? 'ok' : 'no');
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  return {
-    url: `http://127.0.0.1:${port}/parley/webhooks?key=abc`,
-    arrivals,
-    hanging: () => hanging,
-    async waitFor(match: (arrivals: Arrival[]) => boolean, timeoutMs = 10_000): Promise<void> {
-      const deadline = Date.now() + timeoutMs;
-      while (!match(arrivals)) {
-        if (Date.now() > deadline) throw new Error(`receiver: not there yet; got ${JSON.stringify(arrivals.map((a) => a.body))}`);
-        await sleep(10);
-      }
-    },
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
-}
+import { SECRET, appWithCallback, assertGenuine, memoryLogger, roomEvent, startReceiver, unsigned, until } from './webhookHelpers.js';
 
 /** Makes SDK clients of `app` on `server`, destroyed after the test. */
 function clientFactory(t: TestContext, server: ParleyServer, app: AppConfig): () => TestClient {
@@ -96,62 +36,9 @@ function clientFactory(t: TestContext, server: ParleyServer, app: AppConfig): ()
   };
 }
 
-function appWithCallback(appID: number, callbackUrl: string): AppConfig {
-  return { ...randomApp(appID), callbackUrl, callbackSecret: SECRET };
-}
-
 async function serverFor(app: AppConfig, options: Partial<ServerOptions> = {}) {
   return startServer({ host: '127.0.0.1', port: 0, apps: [app], logLevel: 'silent', staticDir: false, ...options });
 }
-
-/** The spec's signature, computed here independently of the server's code. */
-function specSignature(secret: string, timestamp: number, nonce: string): string {
-  return createHash('sha1')
-    .update([secret, String(timestamp), nonce].sort().join(''))
-    .digest('hex');
-}
-
-/** Every field but the ones each attempt signs afresh. */
-function unsigned(body: WebhookEvent): Record<string, unknown> {
-  const rest: Record<string, unknown> = { ...body };
-  for (const field of ['timestamp', 'nonce', 'signature']) delete rest[field];
-  return rest;
-}
-
-function assertGenuine(arrival: Arrival, appID: number): void {
-  const { body } = arrival;
-  assert.equal(arrival.headers['content-type'], 'application/json');
-  assert.equal(body.appid, appID);
-  assert.equal(body.signature, specSignature(SECRET, body.timestamp, body.nonce));
-  assert.ok(Math.abs(body.timestamp - Date.now() / 1000) < 30, `timestamp ${body.timestamp}`);
-  const verified = verifyWebhook(arrival.raw, SECRET, { bodySignature: arrival.headers[WEBHOOK_BODY_SIGNATURE_HEADER] as string });
-  assert.ok(verified.ok, JSON.stringify(verified));
-}
-
-/** A pino logger writing JSON lines into an array. */
-function memoryLogger() {
-  const lines: Array<Record<string, unknown>> = [];
-  const raw: string[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString().split('\n').filter(Boolean)) {
-        raw.push(line);
-        lines.push(JSON.parse(line) as Record<string, unknown>);
-      }
-      done();
-    },
-  });
-  return { log: pino({ level: 'info' }, stream), lines, raw };
-}
-
-/** Room event `seq` of a room's lifetime, as the room service reports it. */
-const roomEvent = (appID: number, roomID: string, seq: number): RoomRef => ({
-  appID,
-  roomID,
-  lifeID: `life-${roomID}`,
-  seq,
-  timeMs: Date.now(),
-});
 
 /** A dispatcher fed by a hand-driven observer, logging into memory; closed after the test unless `keepOpen`. */
 function standaloneDispatcher(t: TestContext, apps: AppConfig[], options: Partial<WebhookOptions>, keepOpen = false) {
@@ -160,14 +47,6 @@ function standaloneDispatcher(t: TestContext, apps: AppConfig[], options: Partia
   const dispatcher = new WebhookDispatcher({ apps: new AppRegistry(apps), observer, log, options });
   if (!keepOpen) t.after(() => dispatcher.close());
   return { dispatcher, observer, lines, raw };
-}
-
-async function until(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await sleep(10);
-  }
 }
 
 test('signature: the spec vector, and verifyWebhook accepts genuine webhooks and refuses altered, foreign and stale ones', () => {
@@ -348,6 +227,9 @@ test('delivery: a room lifetime reaches the callback URL signed, numbered with t
   ]);
   // Each event was delivered once (the receiver answered 200), with its session and time.
   assert.equal(receiver.arrivals.length, 14);
+  // Each names itself: an event_id of its own, made of its app, room lifetime and number.
+  for (const { body } of receiver.arrivals) assert.equal(body.event_id, `${body.appid}-${body.room_session_id}-${body.room_seq}`);
+  assert.equal(new Set(receiver.arrivals.map((a) => a.body.event_id)).size, 14);
   const alice2Login = receiver.arrivals.find((a) => a.body.event === 'room_login' && a.body.user_nickname === 'Alice Two')!.body;
   assert.equal(alice2Login.event === 'room_login' && alice2Login.session_id, alice2SessionID);
   assert.ok(receiver.arrivals.every((a) => Math.abs(a.body.event_time - Date.now()) < 60_000));

@@ -103,11 +103,17 @@ export interface WebhookCommon {
   /**
    * The number of the room event it reports: 1 for room_create, then increasing with every event
    * of this room lifetime (the events its users see included, so webhooks skip numbers).
-   * Deliveries are unordered and retried: order by room_seq and deduplicate by (room_session_id, room_seq).
+   * Retried deliveries may arrive out of order on a single server (a cluster delivers each room's in
+   * order): order by room_seq and deduplicate by event_id.
    */
   room_seq: number;
   /** When the event happened on the server, Unix time in milliseconds (the same on every retry). */
   event_time: number;
+  /**
+   * This event's own name, `<appid>-<room_session_id>-<room_seq>`: the same on every retry and
+   * redelivery (a cluster delivers at least once), different for every other event. Deduplicate by it.
+   */
+  event_id: string;
 }
 
 interface UserFields {
