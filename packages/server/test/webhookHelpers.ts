@@ -1,17 +1,25 @@
 /**
  * What the webhook tests share: a receiver that records and answers as told, the checks of a
- * genuine webhook, a logger into memory.
+ * genuine webhook, a logger into memory, and a cluster node's webhook side alone (a dispatcher on
+ * a Redis queue, fed by a hand-driven observer), in the test's process or in one of its own.
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { EventEmitter } from 'node:events';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { Writable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
+import { createClient } from 'redis';
 import { randomApp, type AppConfig } from '../src/config.js';
-import type { RoomRef } from '../src/rooms/observer.js';
+import { AppRegistry } from '../src/apps.js';
+import type { RoomRef, RoomServiceEvents } from '../src/rooms/observer.js';
+import type { RedisClient } from '../src/rooms/store/redisRoomStore.js';
+import { WebhookDispatcher } from '../src/webhooks/dispatcher.js';
+import type { WebhookOptions } from '../src/webhooks/options.js';
+import { RedisWebhookQueue } from '../src/webhooks/redisWebhookQueue.js';
 import { verifyWebhook, WEBHOOK_BODY_SIGNATURE_HEADER, type WebhookEvent } from '../src/webhooks/index.js';
 
 export const SECRET = 'webhook-secret-0123456789';
@@ -135,4 +143,56 @@ export async function until(condition: () => boolean | Promise<boolean>, timeout
     if (Date.now() > deadline) throw new Error('condition not met in time');
     await sleep(10);
   }
+}
+
+/** A Redis connection as a cluster node makes one: commands fail at once while Redis is out of reach, and it reconnects. */
+export async function nodeConnection(url: string): Promise<RedisClient> {
+  const client: RedisClient = createClient({
+    url,
+    disableOfflineQueue: true,
+    socket: { reconnectStrategy: (retries) => Math.min(retries * 100, 1_000) },
+  });
+  client.on('error', () => {});
+  await client.connect();
+  return client;
+}
+
+export interface WebhookNodeOptions {
+  redisUrl: string;
+  nodeId: string;
+  app: AppConfig;
+  leaseMs: number;
+  partitions: number;
+  webhooks?: Partial<WebhookOptions>;
+  log?: Logger;
+}
+
+/** A cluster node's webhook side: a dispatcher on a Redis queue, fed by `observer`. */
+export async function webhookNode({
+  redisUrl,
+  nodeId,
+  app,
+  leaseMs,
+  partitions,
+  webhooks,
+  log = pino({ level: 'silent' }),
+}: WebhookNodeOptions) {
+  const redis = await nodeConnection(redisUrl);
+  const observer = new EventEmitter<RoomServiceEvents>();
+  const dispatcher = new WebhookDispatcher({
+    apps: new AppRegistry([app]),
+    observer,
+    log,
+    options: webhooks,
+    queue: RedisWebhookQueue.factory({ redis, nodeId, leaseMs, partitions }),
+  });
+  return {
+    redis,
+    observer,
+    dispatcher,
+    close: async () => {
+      await dispatcher.close();
+      await redis.close();
+    },
+  };
 }
