@@ -10,6 +10,7 @@ import { ErrorCode } from '@parley/protocol';
 import { randomApp, type AppConfig } from '@parley/server';
 import { callServerApi, startCluster, startRedis, startServerProcess, teardown, type ServerProcess } from '@parley/testkit';
 import { RawClient } from './rawClient.js';
+import { loggedIn } from './clusterClients.js';
 import { sleep } from './helpers.js';
 
 /** The userUpdates of `userID` a client was told: ADD 0, DELETE 1. */
@@ -17,20 +18,6 @@ const updatesOf = (client: RawClient, userID: string): number[] =>
   client.messages
     .filter((m) => m.type === 'userUpdate' && (m.users as Array<{ userID: string }>)[0]!.userID === userID)
     .map((m) => m.updateType as number);
-
-async function loggedIn(node: ServerProcess, app: AppConfig, roomID: string, userID: string): Promise<RawClient> {
-  const client = await RawClient.open(node.url);
-  const login = await client.login(app, roomID, { userID }, true);
-  assert.equal(login.code, 0, `${userID} logs in: ${JSON.stringify(login)}`);
-  // Heartbeats at the interval the server asks for, as the SDK sends them, until the connection ends.
-  const { heartbeatIntervalMs } = client.messages.find((m) => m.type === 'hello') as { heartbeatIntervalMs: number };
-  const heartbeats = setInterval(
-    () => client.ws.readyState === client.ws.OPEN && client.ws.send(JSON.stringify({ type: 'heartbeat', id: 1 })),
-    heartbeatIntervalMs,
-  );
-  client.ws.once('close', () => clearInterval(heartbeats));
-  return client;
-}
 
 /** A publisher's SDP offer (audio and VP8 video), as a werift client makes it. */
 async function offer(t: TestContext): Promise<string> {
