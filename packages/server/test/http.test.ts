@@ -73,3 +73,14 @@ test('X-Forwarded-For is believed only from trusted proxies, read from the right
   assert.equal(proxies.clientAddress(req('127.0.0.1')), '127.0.0.1');
   assert.equal(new TrustedProxies([]).clientAddress(req('127.0.0.1', '203.0.113.9')), '127.0.0.1', 'no proxies listed: the peer');
 });
+
+test('a server whose port is taken refuses to start (EADDRINUSE) without crashing the process, and the running one serves on', async (t) => {
+  const app = randomApp(4_000_101);
+  const running = await startServer({ host: '127.0.0.1', port: 0, apps: [app], logLevel: 'silent', staticDir: false });
+  t.after(() => running.close());
+  await assert.rejects(
+    startServer({ host: '127.0.0.1', port: running.port, apps: [app], logLevel: 'silent', staticDir: false }),
+    /EADDRINUSE/,
+  );
+  assert.equal((await get(running.port, '/ready')).status, 200);
+});

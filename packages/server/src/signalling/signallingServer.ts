@@ -49,6 +49,8 @@ export class SignallingServer {
         else accept(false, 429, 'Too Many Requests', { 'Retry-After': '1' });
       },
     });
+    // The HTTP server's errors (a port in use) reach whoever starts it; ws repeats them here, where they would crash the process.
+    this.wss.on('error', () => undefined);
     this.wss.on('connection', (ws, req) => {
       const { socket } = req;
       new Connection(ws, { ...options, logins, framesByIp, socket, writes, memos, remoteAddress: options.proxies.clientAddress(req) });
