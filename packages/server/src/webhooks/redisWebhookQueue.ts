@@ -45,6 +45,8 @@ export const WEBHOOK_PARTITIONS = 16;
 const GROUP = 'webhooks';
 /** Entries read or claimed per command. */
 const BATCH = 100;
+/** A consumer (a node gone, or that restarted under another ID) idle this long with nothing pending is forgotten. */
+const FORGET_CONSUMER_MS = 60_000;
 /** How long a node holds a webhook it read before sending it, for another node's earlier event of the room to arrive. */
 const DEFAULT_REORDER_MS = 100;
 
@@ -89,6 +91,19 @@ return renewed
 const RELEASE = new LuaScript(
   `
 if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+`,
+  false,
+);
+
+/**
+ * KEYS: stream. ARGV: group, consumer. Deletes the consumer only if nothing is pending for it
+ * (checked and done at once: deleting a consumer deletes what is pending for it).
+ */
+const FORGET_CONSUMER = new LuaScript(
+  `
+if #redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', 1, ARGV[2]) > 0 then return 0 end
+redis.call('XGROUP', 'DELCONSUMER', KEYS[1], ARGV[1], ARGV[2])
 return 1
 `,
   false,
@@ -368,13 +383,13 @@ export class RedisWebhookQueue implements WebhookQueue {
     this.log.info({ partition: owned.index, claimed }, 'webhook partition taken');
   }
 
-  /** Claims what other nodes read of an owned partition and left idle for a lease's length; forgets consumers with nothing pending. */
+  /** Claims what other nodes read of an owned partition and left idle for a lease's length; forgets long-idle consumers with nothing pending. */
   private async claimStale(owned: Owned): Promise<void> {
     const { stream } = this.keys(owned.index);
     for (const consumer of await this.redis.xInfoConsumers(stream, GROUP)) {
       if (consumer.name === this.nodeId) continue;
       if (consumer.pending === 0) {
-        await this.redis.xGroupDelConsumer(stream, GROUP, consumer.name);
+        if (consumer.idle > FORGET_CONSUMER_MS) await this.script(FORGET_CONSUMER, [stream], [GROUP, consumer.name]);
         continue;
       }
       const idle = await this.redis.xPendingRange(stream, GROUP, '-', '+', BATCH, { IDLE: this.leaseMs, consumer: consumer.name });
@@ -417,6 +432,8 @@ export class RedisWebhookQueue implements WebhookQueue {
           entries.map((entry) => entry.id),
         )
       : [];
+    // Lost meanwhile: they stay pending for the next owner.
+    if (!this.owned.has(partition)) return 0;
     const now = performance.now();
     entries.forEach(({ id, message }, i) => {
       const webhook = parseEntry(message);
@@ -449,13 +466,18 @@ export class RedisWebhookQueue implements WebhookQueue {
   /** Reads the partitions this node owns, a blocking read at a time, until closed. */
   private async read(): Promise<void> {
     while (!this.stopped) {
-      const readable = [...this.owned.values()].filter((owned) => owned.ready && !owned.releasing);
-      if (readable.length === 0 || !(await this.readerReady())) {
+      if (!(await this.readerReady())) {
         await sleep(this.tickMs);
         continue;
       }
-      const round = this.readRound(readable);
-      this.round = round;
+      // Chosen and started with no wait between: a partition marked for release after this is in
+      // the round its release waits for, and in no later one.
+      const readable = [...this.owned.values()].filter((owned) => owned.ready && !owned.releasing);
+      if (readable.length === 0) {
+        await sleep(this.tickMs);
+        continue;
+      }
+      const round = (this.round = this.readRound(readable));
       if (!(await round)) await sleep(this.tickMs);
     }
   }
