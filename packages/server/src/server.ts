@@ -22,10 +22,11 @@ import { ServerApi } from './api/serverApi.js';
 import { announcedAddress, localIPv4 } from './net.js';
 import { Health, ServerMetrics } from './metrics/index.js';
 import { WebhookDispatcher } from './webhooks/dispatcher.js';
+import { RedisWebhookQueue } from './webhooks/redisWebhookQueue.js';
 import { turnCredentials } from './auth/turnCredentials.js';
 import { TrustedProxies } from './http/clientAddress.js';
 import { AppRegistry } from './apps.js';
-import { joinCluster, nodeLoadMeter } from './cluster/cluster.js';
+import { DEFAULT_LEASE_MS, joinCluster, nodeLoadMeter } from './cluster/cluster.js';
 
 export interface ParleyServer {
   /** The `ws://` (`wss://` with TLS) URL for the SDK profile's `server` field. */
@@ -130,7 +131,20 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
     activeSpeakerIntervalMs: options.activeSpeakerIntervalMs ?? DEFAULT_ACTIVE_SPEAKER_INTERVAL_MS,
     iceServers: (userID) => (turn ? [turnCredentials(turn, userID)] : undefined),
   });
-  const webhooks = new WebhookDispatcher({ apps, observer: rooms.observer, log, options: options.webhooks });
+  const webhooks = new WebhookDispatcher({
+    apps,
+    observer: rooms.observer,
+    log,
+    options: options.webhooks,
+    // A node's webhooks wait in Redis, delivered by whichever node holds their partition: they outlive the node.
+    ...(cluster && {
+      queue: RedisWebhookQueue.factory({
+        redis: cluster.redis,
+        nodeId: cluster.nodeId,
+        leaseMs: options.cluster?.leaseMs ?? DEFAULT_LEASE_MS,
+      }),
+    }),
+  });
   const serverApi = new ServerApi(apps, rooms, log);
   const staticDir = options.staticDir ?? defaultStaticDir();
   const devApp = options.devMode ? options.apps[0] : undefined;
@@ -186,6 +200,7 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
       http.listen({ port: options.port ?? DEFAULT_PORT, host, backlog: LISTEN_BACKLOG }, () => resolve());
     });
   } catch (err) {
+    await webhooks.close();
     await media.close();
     await cluster?.close();
     throw err;
@@ -234,7 +249,11 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
         const webhooksClosed = webhooks.close();
         await signalling.close();
         await media.close();
-        await cluster?.close();
+        if (cluster) {
+          // The webhook queue hands its partitions over through the node's Redis connection.
+          await webhooksClosed;
+          await cluster.close();
+        }
         http.closeAllConnections();
         await new Promise<void>((resolve) => http.close(() => resolve()));
         await webhooksClosed;
