@@ -27,7 +27,7 @@ function paddedFrame(index: number): { data: Uint8Array; isKeyFrame: boolean } {
 }
 
 /** Publishes padded video and the fixture audio, stamped with this process's clock; answers keyframe requests. */
-function publishLoad(engine: ParleyEngine): { frames(): number; stop(): void } {
+export function publishLoad(engine: ParleyEngine): { frames(): number; stop(): void } {
   let frame = 0;
   engine.on('customVideoCaptureKeyFrameRequested', () => (frame = Math.ceil(frame / 30) * 30));
   const video = setInterval(() => {

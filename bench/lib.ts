@@ -68,9 +68,9 @@ export class ServerUnderTest {
     readonly udpPort: number | undefined,
   ) {}
 
-  /** `sockets`: one UDP port for all media (the default), or a port per peer connection. */
-  static async start(sockets: MediaSockets = 'one port'): Promise<ServerUnderTest> {
-    const child = fork(new URL('./serverProcess.ts', import.meta.url).pathname, [sockets], {
+  /** `sockets`: one UDP port for all media (the default), or a port per peer connection; `cluster`: a node of a cluster. */
+  static async start(sockets: MediaSockets = 'one port', cluster?: { redisUrl: string; nodeId: string }): Promise<ServerUnderTest> {
+    const child = fork(new URL('./serverProcess.ts', import.meta.url).pathname, [sockets, ...(cluster ? [JSON.stringify(cluster)] : [])], {
       execArgv: ['--import', 'tsx'],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
@@ -90,7 +90,15 @@ export class ServerUnderTest {
     });
   }
 
+  /** SIGKILL: the node dies mid-call. */
+  async kill(): Promise<void> {
+    const exited = new Promise((resolve) => this.child.once('exit', resolve));
+    this.child.kill('SIGKILL');
+    await exited;
+  }
+
   async stop(): Promise<void> {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
     const exited = new Promise((resolve) => this.child.once('exit', resolve));
     this.child.send('close');
     await exited;

@@ -6,7 +6,7 @@
  *   npm run bench                 # full
  *   npm run bench -- --quick      # fewer runs and users (under 2 minutes)
  *   npm run bench -- --smoke --out dir   # the smallest loads, for the test suite (seconds)
- *   npm run bench -- --only join  # one section: join, first-frame, capacity, forwarding
+ *   npm run bench -- --only join  # one section: join, first-frame, capacity, forwarding, cluster
  *   npm run bench -- --only forwarding --players 1,50
  *   npm run bench -- --only network   # impaired links, Parley beside a direct call (root, ~12 min; only when named)
  *   npm run bench -- --only soak      # a call under 10⁶ forged datagrams and 10⁶ malformed signalling frames (root; only when named)
@@ -24,6 +24,7 @@ import { benchCapacity } from './capacity.js';
 import { benchForwarding } from './forwarding.js';
 import { benchNetwork } from './network.js';
 import { benchSoak } from './soak.js';
+import { benchCluster } from './cluster.js';
 
 const { values } = parseArgs({
   options: {
@@ -48,9 +49,30 @@ const sizes = {
     seconds: 10,
     impairedSeconds: 30,
     soak: 1_000_000,
+    cluster: { concurrent: 1000, players: 90, seconds: 10, resumers: 100 },
   },
-  quick: { runs: 5, concurrent: 200, latencySeconds: 3, sessions: 1000, players: [1, 10], seconds: 3, impairedSeconds: 15, soak: 100_000 },
-  smoke: { runs: 1, concurrent: 20, latencySeconds: 1, sessions: 100, players: [2], seconds: 1, impairedSeconds: 3, soak: 2000 },
+  quick: {
+    runs: 5,
+    concurrent: 200,
+    latencySeconds: 3,
+    sessions: 1000,
+    players: [1, 10],
+    seconds: 3,
+    impairedSeconds: 15,
+    soak: 100_000,
+    cluster: { concurrent: 200, players: 15, seconds: 3, resumers: 30 },
+  },
+  smoke: {
+    runs: 1,
+    concurrent: 20,
+    latencySeconds: 1,
+    sessions: 100,
+    players: [2],
+    seconds: 1,
+    impairedSeconds: 3,
+    soak: 2000,
+    cluster: { concurrent: 20, players: 3, seconds: 1, resumers: 5 },
+  },
 }[mode];
 
 /** Runs `section` against a fresh server, so one section's leftovers do not weigh on the next. */
@@ -76,6 +98,8 @@ const sections: Record<string, () => Promise<Row[]>> = {
   // In-process server: it listens on the test network's address.
   network: () => benchNetwork({ seconds: sizes.impairedSeconds }),
   soak: () => withServer((server) => benchSoak(server, { datagrams: sizes.soak, frames: sizes.soak })),
+  // Its own nodes and redis-server.
+  cluster: () => benchCluster(sizes.cluster),
 };
 /** Sections that run only when named with --only. */
 const onRequest = new Set(['network', 'soak']);

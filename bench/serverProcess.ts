@@ -11,6 +11,7 @@ const gc = runInNewContext('gc') as () => void;
 
 const lifted = 1e9;
 const portPerConnection = process.argv[2] === 'port per connection';
+const cluster = process.argv[3] ? (JSON.parse(process.argv[3]) as { redisUrl: string; nodeId: string }) : undefined;
 const server = await startServer({
   media: portPerConnection ? { portRange: [20000, 39999] } : undefined,
   host: '127.0.0.1',
@@ -18,6 +19,7 @@ const server = await startServer({
   apps: [DEV_APP],
   devMode: true,
   logLevel: 'silent',
+  cluster,
   limits: {
     framesPerSecondPerIp: lifted,
     frameBurstPerIp: lifted,

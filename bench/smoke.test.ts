@@ -19,7 +19,7 @@ test('npm run bench works end to end: every section reports rows of numbers (smo
   });
   const { mode, results } = JSON.parse(readFileSync(join(out, 'latest.json'), 'utf8')) as { mode: string; results: Record<string, Row[]> };
   assert.equal(mode, 'smoke');
-  assert.deepEqual(Object.keys(results), ['join', 'first-frame', 'capacity', 'forwarding']);
+  assert.deepEqual(Object.keys(results), ['join', 'first-frame', 'capacity', 'forwarding', 'cluster']);
   for (const [section, rows] of Object.entries(results)) {
     assert.ok(rows.length > 0, `${section} has rows`);
     for (const row of rows) assert.ok(Number.isFinite(row.p50) && row.n > 0, `${section}: ${row.measure} = ${row.p50} (n ${row.n})`);

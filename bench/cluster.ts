@@ -1,0 +1,239 @@
+/**
+ * A cluster's costs, each beside its one-node counterpart in the same run. Every node is a server
+ * process pinned to CPU 0 (as the one-node server is), all on one redis-server of their own:
+ * - joins, many at once, on 1 node and on 3: latency, and Redis commands per join;
+ * - a broadcast (1 publisher → N players) spread over 3 nodes against 1 node: CPU per forwarded packet on each node;
+ * - the relay: what a relay to another node costs the publisher's node, against what one more local player costs;
+ * - resumption: clients of a node that is killed, resumed on the other nodes (time from the kill).
+ */
+import { execFileSync } from 'node:child_process';
+import { DEV_APP } from '@parley/server';
+import { ParleyEngine, PlayerState, PublisherState, RoomStateChangedReason } from '@parley/sdk';
+import { serverMetric, startRedis, type RedisServer } from '@parley/testkit';
+import { TestClient } from '../packages/sdk/test/helpers.js';
+import { publishLoad } from './forwarding.js';
+import { quantile, row, sleep, type Row, ServerUnderTest } from './lib.js';
+
+export interface ClusterSizes {
+  concurrent: number;
+  players: number;
+  seconds: number;
+  resumers: number;
+}
+
+/** A redis-server and `count` nodes on it; `use` runs with them, then they stop. */
+async function withCluster<T>(count: number, use: (nodes: ServerUnderTest[], redis: RedisServer) => Promise<T>): Promise<T> {
+  const redis = await startRedis();
+  const nodes: ServerUnderTest[] = [];
+  try {
+    for (let i = 0; i < count; i++) nodes.push(await ServerUnderTest.start('one port', { redisUrl: redis.url, nodeId: `node-${i + 1}` }));
+    return await use(nodes, redis);
+  } finally {
+    await Promise.all(nodes.map((node) => node.stop()));
+    await redis.stop();
+  }
+}
+
+/** Commands Redis has processed so far. */
+function redisCommands(redis: RedisServer): number {
+  const { port } = new URL(redis.url);
+  const info = execFileSync('redis-cli', ['-p', port, 'INFO', 'stats'], { encoding: 'utf8' });
+  return Number(/total_commands_processed:(\d+)/.exec(info)?.[1] ?? NaN);
+}
+
+const profileOf = (servers: string | string[]): { appID: number; appSign: string; server: string | string[]; timeouts: object } => ({
+  appID: DEV_APP.appID,
+  appSign: DEV_APP.appSign,
+  server: servers,
+  // The bots report no quality: sampling werift's statistics takes CPU from the servers beside them.
+  timeouts: { qualityIntervalMs: 3_600_000 },
+});
+
+const destroy = (engines: ParleyEngine[]): Promise<void[]> =>
+  Promise.all(engines.map((engine) => new Promise<void>((resolve) => ParleyEngine.destroyEngine(engine, resolve))));
+
+/** `concurrent` logins at once, ten to a room, spread over the nodes: their times, and Redis commands per join. */
+async function joins(count: number, concurrent: number): Promise<{ times: number[]; commandsPerJoin: number }> {
+  return withCluster(count, async (nodes, redis) => {
+    const engines = Array.from({ length: concurrent }, (_, i) => ParleyEngine.createEngine(profileOf(nodes[i % count]!.url)));
+    const commandsBefore = redisCommands(redis);
+    const times = await Promise.all(
+      engines.map((engine, i) => {
+        const start = performance.now();
+        return new Promise<number>((resolve, reject) =>
+          engine.loginRoom(`join-${Math.floor(i / 10)}`, { userID: `u${i}`, userName: `u${i}` }, { isUserStatusNotify: true }, (code) =>
+            code === 0 ? resolve(performance.now() - start) : reject(new Error(`login failed: ${code}`)),
+          ),
+        );
+      }),
+    );
+    await sleep(500); // the other nodes' reads of what they were told
+    const commandsPerJoin = (redisCommands(redis) - commandsBefore) / concurrent;
+    await destroy(engines);
+    return { times, commandsPerJoin };
+  });
+}
+
+/** A publisher on the first node and players on `playersAt`: once every player renders, each node's CPU and packets sent over `seconds`. */
+async function broadcast(
+  nodes: ServerUnderTest[],
+  playersAt: ServerUnderTest[],
+  seconds: number,
+): Promise<Array<{ cpuMs: number; toPlayers: number; toRelays: number }>> {
+  const publisher = new TestClient(profileOf(nodes[0]!.url));
+  const players = playersAt.map((node) => new TestClient(profileOf(node.url)));
+  try {
+    await publisher.login('broadcast', 'publisher');
+    publisher.engine.startPublishingStream('broadcast');
+    await publisher.waitFor('publisherStateUpdate', (_, state) => state === PublisherState.Publishing);
+    const load = publishLoad(publisher.engine);
+    for (const [i, player] of players.entries()) {
+      await player.login('broadcast', `player${i}`);
+      player.engine.startPlayingStream('broadcast');
+    }
+    await Promise.all(players.map((p) => p.waitFor('playerStateUpdate', (_, state) => state === PlayerState.Playing, 60_000)));
+    await Promise.all(players.map((p) => p.waitFor('playerRecvVideoFirstFrame', () => true, 60_000)));
+    await sleep(1_000);
+    const read = (): Promise<Array<{ cpuMs: number; toPlayers: number; toRelays: number }>> =>
+      Promise.all(
+        nodes.map(async (node) => ({
+          cpuMs: (await node.stats()).cpuMs,
+          toPlayers: await serverMetric(node.httpUrl, 'parley_media_rtp_sent_packets_total'),
+          toRelays: await serverMetric(node.httpUrl, 'parley_relay_sent_packets_total'),
+        })),
+      );
+    const before = await read();
+    await sleep(seconds * 1000);
+    const after = await read();
+    load.stop();
+    return after.map((a, i) => ({
+      cpuMs: a.cpuMs - before[i]!.cpuMs,
+      toPlayers: a.toPlayers - before[i]!.toPlayers,
+      toRelays: a.toRelays - before[i]!.toRelays,
+    }));
+  } finally {
+    await Promise.all([...players, publisher].map((c) => c.destroy()));
+  }
+}
+
+/** CPU µs per packet a node sent (to its players and to relays). */
+const perPacket = ({ cpuMs, toPlayers, toRelays }: { cpuMs: number; toPlayers: number; toRelays: number }): number =>
+  (cpuMs * 1000) / Math.max(1, toPlayers + toRelays);
+
+async function broadcastRows(players: number, seconds: number): Promise<Row[]> {
+  const one = await withCluster(1, (nodes) =>
+    broadcast(
+      nodes,
+      Array.from({ length: players }, () => nodes[0]!),
+      seconds,
+    ),
+  );
+  const three = await withCluster(3, (nodes) =>
+    broadcast(
+      nodes,
+      Array.from({ length: players }, (_, i) => nodes[i % 3]!),
+      seconds,
+    ),
+  );
+  const describe = (m: { cpuMs: number; toPlayers: number; toRelays: number }): string =>
+    `${(m.cpuMs / seconds / 10).toFixed(1)} % CPU, ${m.toPlayers} to players + ${m.toRelays} to relays`;
+  return [
+    { measure: `1 → ${players} on 1 node: CPU per packet sent`, unit: 'µs', n: players, p50: perPacket(one[0]!), note: describe(one[0]!) },
+    ...three.map((m, i) => ({
+      measure: `1 → ${players} over 3 nodes, node ${i + 1}${i === 0 ? ' (the publisher’s)' : ''}: CPU per packet sent`,
+      unit: 'µs',
+      n: Math.ceil((players - i) / 3),
+      p50: perPacket(m),
+      note: describe(m),
+    })),
+  ];
+}
+
+/**
+ * What one relay costs the publisher's node, against one more local player: the node's CPU with
+ * the publisher and one local player, then with a second local player, then instead with a relay
+ * to a node where `remotePlayers` play.
+ */
+async function relayRows(remotePlayers: number, seconds: number): Promise<Row[]> {
+  return withCluster(2, async (nodes) => {
+    const [origin, remote] = nodes as [ServerUnderTest, ServerUnderTest];
+    const base = await broadcast([origin], [origin], seconds);
+    const local = await broadcast([origin], [origin, origin], seconds);
+    const relayed = await broadcast([origin, remote], [origin, ...Array.from({ length: remotePlayers }, () => remote)], seconds);
+    const playerMs = local[0]!.cpuMs - base[0]!.cpuMs;
+    const relayMs = relayed[0]!.cpuMs - base[0]!.cpuMs;
+    const relayPackets = relayed[0]!.toRelays;
+    return [
+      {
+        measure: 'one more local player: the publisher’s node’s CPU',
+        unit: 'ms/s',
+        n: 1,
+        p50: playerMs / seconds,
+        note: `${((playerMs * 1000) / Math.max(1, local[0]!.toPlayers - base[0]!.toPlayers)).toFixed(1)} µs per packet`,
+      },
+      {
+        measure: `a relay to a node with ${remotePlayers} players: the publisher’s node’s CPU`,
+        unit: 'ms/s',
+        n: 1,
+        p50: relayMs / seconds,
+        note: `${((relayMs * 1000) / Math.max(1, relayPackets)).toFixed(1)} µs per relayed packet (${relayPackets} packets); relay/local player ${(relayMs / playerMs).toFixed(2)}×`,
+      },
+    ];
+  });
+}
+
+/** `count` clients on the first of 3 nodes, which is killed: the time from the kill until each is Reconnected. */
+async function resumeRows(count: number): Promise<Row[]> {
+  return withCluster(3, async (nodes) => {
+    const clients = Array.from({ length: count }, () => new TestClient(profileOf(nodes.map((node) => node.url))));
+    try {
+      await Promise.all(clients.map((client, i) => client.login(`resume-${i % 10}`, `c${i}`)));
+      await sleep(1_000);
+      const killedAt = performance.now();
+      const resumedAt = clients.map(
+        (client) =>
+          new Promise<number>((resolve) =>
+            client.engine.on(
+              'roomStateChanged',
+              (_, reason) => reason === RoomStateChangedReason.Reconnected && resolve(performance.now()),
+            ),
+          ),
+      );
+      await nodes[0]!.kill();
+      const times = (await Promise.all(resumedAt)).map((at) => at - killedAt);
+      const lost = clients.filter((client) =>
+        client
+          .of('roomStateChanged')
+          .some(([, reason]) => reason === RoomStateChangedReason.ReconnectFailed || reason === RoomStateChangedReason.KickOut),
+      ).length;
+      return [
+        row(`${count} clients of a killed node resumed on the other nodes: time from the kill`, 'ms', times, `${lost} did not resume`),
+      ];
+    } finally {
+      await Promise.all(clients.map((c) => c.destroy()));
+    }
+  });
+}
+
+export async function benchCluster({ concurrent, players, seconds, resumers }: ClusterSizes): Promise<Row[]> {
+  const one = await joins(1, concurrent);
+  const three = await joins(3, concurrent);
+  const p99Ratio = quantile(three.times, 0.99) / quantile(one.times, 0.99);
+  return [
+    row(
+      `join, ${concurrent} users at once on 1 node (10 per room)`,
+      'ms',
+      one.times,
+      `${one.commandsPerJoin.toFixed(1)} Redis commands per join`,
+    ),
+    row(
+      `join, ${concurrent} users at once over 3 nodes`,
+      'ms',
+      three.times,
+      `${three.commandsPerJoin.toFixed(1)} Redis commands per join; p99 3 nodes/1 node ${p99Ratio.toFixed(2)}×`,
+    ),
+    ...(await broadcastRows(players, seconds)),
+    ...(await relayRows(Math.max(1, Math.round(players / 3)), seconds)),
+    ...(await resumeRows(resumers)),
+  ];
+}
