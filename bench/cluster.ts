@@ -1,12 +1,12 @@
 /**
  * A cluster's costs, each beside its one-node counterpart in the same run. Every node is a server
  * process pinned to CPU 0 (as the one-node server is), all on one redis-server of their own:
- * - joins, many at once, on 1 node and on 3: latency, and Redis commands per join;
+ * - joins, many at once, on 1 node and on 3: latency, and Redis round trips per join (by every node);
  * - a broadcast (1 publisher → N players) spread over 3 nodes against 1 node: CPU per forwarded packet on each node;
  * - the relay: what a relay to another node costs the publisher's node, against what one more local player costs;
  * - resumption: clients of a node that is killed, resumed on the other nodes (time from the kill).
  */
-import { execFileSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { DEV_APP } from '@parley/server';
 import { ParleyEngine, PlayerState, PublisherState, RoomStateChangedReason } from '@parley/sdk';
 import { serverMetric, startRedis, type RedisServer } from '@parley/testkit';
@@ -34,11 +34,26 @@ async function withCluster<T>(count: number, use: (nodes: ServerUnderTest[], red
   }
 }
 
-/** Commands Redis has processed so far. */
-function redisCommands(redis: RedisServer): number {
-  const { port } = new URL(redis.url);
-  const info = execFileSync('redis-cli', ['-p', port, 'INFO', 'stats'], { encoding: 'utf8' });
-  return Number(/total_commands_processed:(\d+)/.exec(info)?.[1] ?? NaN);
+/**
+ * Counts the commands clients send Redis from now until `stop()`: each is a round trip (those a
+ * script runs inside Redis, which MONITOR shows as from "lua", are not).
+ */
+function countRoundTrips(redis: RedisServer): { stop(): Promise<number> } {
+  const monitor = spawn('redis-cli', ['-p', new URL(redis.url).port, 'MONITOR']);
+  let count = 0;
+  let partial = '';
+  monitor.stdout.on('data', (chunk: Buffer) => {
+    const lines = (partial + chunk.toString()).split('\n');
+    partial = lines.pop()!;
+    for (const line of lines) if (/^\d+\.\d+ \[\d+ (?!lua\])/.test(line)) count++;
+  });
+  return {
+    stop: async () => {
+      await sleep(200);
+      monitor.kill();
+      return count;
+    },
+  };
 }
 
 const profileOf = (servers: string | string[]): { appID: number; appSign: string; server: string | string[]; timeouts: object } => ({
@@ -53,10 +68,11 @@ const destroy = (engines: ParleyEngine[]): Promise<void[]> =>
   Promise.all(engines.map((engine) => new Promise<void>((resolve) => ParleyEngine.destroyEngine(engine, resolve))));
 
 /** `concurrent` logins at once, ten to a room, spread over the nodes: their times, and Redis commands per join. */
-async function joins(count: number, concurrent: number): Promise<{ times: number[]; commandsPerJoin: number }> {
+async function joins(count: number, concurrent: number): Promise<{ times: number[]; roundTripsPerJoin: number }> {
   return withCluster(count, async (nodes, redis) => {
     const engines = Array.from({ length: concurrent }, (_, i) => ParleyEngine.createEngine(profileOf(nodes[i % count]!.url)));
-    const commandsBefore = redisCommands(redis);
+    const roundTrips = countRoundTrips(redis);
+    await sleep(200);
     const times = await Promise.all(
       engines.map((engine, i) => {
         const start = performance.now();
@@ -68,9 +84,9 @@ async function joins(count: number, concurrent: number): Promise<{ times: number
       }),
     );
     await sleep(500); // the other nodes' reads of what they were told
-    const commandsPerJoin = (redisCommands(redis) - commandsBefore) / concurrent;
+    const roundTripsPerJoin = (await roundTrips.stop()) / concurrent;
     await destroy(engines);
-    return { times, commandsPerJoin };
+    return { times, roundTripsPerJoin };
   });
 }
 
@@ -224,13 +240,13 @@ export async function benchCluster({ concurrent, players, seconds, resumers }: C
       `join, ${concurrent} users at once on 1 node (10 per room)`,
       'ms',
       one.times,
-      `${one.commandsPerJoin.toFixed(1)} Redis commands per join`,
+      `${one.roundTripsPerJoin.toFixed(1)} Redis round trips per join (all nodes)`,
     ),
     row(
       `join, ${concurrent} users at once over 3 nodes`,
       'ms',
       three.times,
-      `${three.commandsPerJoin.toFixed(1)} Redis commands per join; p99 3 nodes/1 node ${p99Ratio.toFixed(2)}×`,
+      `${three.roundTripsPerJoin.toFixed(1)} Redis round trips per join (all nodes); p99 3 nodes/1 node ${p99Ratio.toFixed(2)}×`,
     ),
     ...(await broadcastRows(players, seconds)),
     ...(await relayRows(Math.max(1, Math.round(players / 3)), seconds)),

@@ -7,7 +7,14 @@ import { createHmac, randomUUID } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { TestContext } from 'node:test';
 import { pino } from 'pino';
-import { appSignProofMessage, hexKeyBytes, resumeProofMessage, type ClientRequest, type ServerMessage } from '@parley/protocol';
+import {
+  appSignProofMessage,
+  hexKeyBytes,
+  resumeProofMessage,
+  type ClientRequest,
+  type ReplyData,
+  type ServerMessage,
+} from '@parley/protocol';
 import { createClient } from 'redis';
 import { SimulatedClock, startRedis, type RedisServer } from '@parley/testkit';
 import { AppRegistry } from '../src/apps.js';
@@ -265,7 +272,7 @@ export class RoomWorld {
 export interface User {
   link: FakeLink;
   ref: SessionRef;
-  login: { sessionID: string; resumeToken: string; seq: number };
+  login: ReplyData<'login'>;
 }
 
 export const publishRequest = (streamID: string, sdp = 'offer'): ClientRequest<'publish'> => ({

@@ -56,6 +56,32 @@ for (const [storeName, makeStore] of STORES) {
     },
   );
 
+  test(
+    named('a login’s reply shows the room as of its number: the others in the order they joined, announced streams, extra infos'),
+    async (t) => {
+      const world = await RoomWorld.open(t, makeStore);
+      const alice = await world.login('r', 'alice');
+      await world.login('r', 'bob');
+      await world.publish(alice, 'announced');
+      assert.equal((await world.rooms.publish(alice.ref, publishRequest('reserved'))).code, 0); // negotiated, never connected
+      assert.equal((await world.rooms.say(alice.ref, (messaging, s) => messaging.setRoomExtraInfo(s, 'topic', 'rules'))).code, 0);
+      const carol = await world.login('r', 'carol');
+      assert.deepEqual(
+        carol.login.users.map((u) => u.userID),
+        ['alice', 'bob'],
+      );
+      assert.deepEqual(
+        carol.login.streams.map((s) => s.streamID),
+        ['announced'],
+      );
+      assert.deepEqual(
+        carol.login.extraInfos.map((e) => [e.key, e.value]),
+        [['topic', 'rules']],
+      );
+      assert.equal(carol.login.seq, world.reports('userJoined').at(-1)!.seq);
+    },
+  );
+
   test(named('a login in another room replaces the session there (the room closes) unless both are multi-room'), async (t) => {
     const world = await RoomWorld.open(t, makeStore);
     const first = await world.login('a', 'alice');

@@ -1,8 +1,9 @@
 /**
  * Each room's events told to this server's sessions in the room's order. The events this server
  * logs are told as it logs them; those other servers of a cluster log are announced on the room
- * bus and read from the store's log from the last one told here, so that none is skipped or told
- * twice (a missed announcement is made up for by the next). Runs in the app's queue.
+ * bus, each with its event: the one that follows the last one told here is told at once, and
+ * after a gap (a missed announcement) the log is read from the last one told, so that none is
+ * skipped or told twice. Runs in the app's queue.
  */
 import type { Logger } from 'pino';
 import type { LiveHandles, LiveSession } from './liveHandles.js';
@@ -24,10 +25,10 @@ function deliver(live: LiveHandles, room: RoomKey, logged: LoggedEvent): void {
 
 /** How the servers of a cluster tell each other that a room logged events. */
 export interface RoomBus {
-  /** This server logged events of the room up to `seq`. */
-  announce(room: RoomKey, seq: number): void;
+  /** This server logged the room's event `logged` (its newest). */
+  announce(room: RoomKey, logged: LoggedEvent): void;
   /** Calls `heard` for what other servers announce. */
-  listen(heard: (room: RoomKey, seq: number) => void): void;
+  listen(heard: (room: RoomKey, logged: LoggedEvent) => void): void;
 }
 
 /** One server alone: nobody to tell, nothing to hear. */
@@ -51,13 +52,17 @@ export class RoomFeeds {
       deliver(this.live, room, logged);
       this.live.setDeliveredSeq(room.appID, room.roomID, logged.seq);
     }
-    this.bus.announce(room, logged.seq);
+    this.bus.announce(room, logged);
   }
 
-  /** Another server logged events of the room up to `seq`. */
-  async heard(room: RoomKey, seq: number): Promise<void> {
+  /** Another server logged the room's event `logged`, and those before it. */
+  async heard(room: RoomKey, logged: LoggedEvent): Promise<void> {
     const last = this.live.deliveredSeq(room.appID, room.roomID);
-    if (last !== undefined && seq > last) await this.catchUp(room, last);
+    if (last === undefined || logged.seq <= last) return;
+    if (logged.seq > last + 1) return this.catchUp(room, last);
+    deliver(this.live, room, logged);
+    this.live.setDeliveredSeq(room.appID, room.roomID, logged.seq);
+    await this.loggedElsewhere(room, logged);
   }
 
   private async catchUp(room: RoomKey, last: number): Promise<void> {

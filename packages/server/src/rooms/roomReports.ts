@@ -65,17 +65,13 @@ export class RoomReports {
   private async tellOnlineCounts(): Promise<void> {
     for (const sessions of this.rooms()) {
       const { appID, roomID } = sessions[0]!;
-      const count = (await this.ctx.store.members(appID, roomID)).length;
+      const count = await this.ctx.store.memberCount(appID, roomID);
       for (const session of sessions) this.tellOnlineCount(session, count);
     }
   }
 
   /** Tells a session its room's online count if it was not told it already. */
-  async tellOnlineCountOf(session: LiveSession): Promise<void> {
-    this.tellOnlineCount(session, (await this.ctx.store.members(session.appID, session.roomID)).length);
-  }
-
-  private tellOnlineCount(session: LiveSession, count: number): void {
+  tellOnlineCount(session: LiveSession, count: number): void {
     if (this.ctx.live.session(session.sessionID) !== session || session.toldOnlineCount === count) return;
     session.toldOnlineCount = count;
     session.link?.send({ type: 'onlineUserCount', roomID: session.roomID, count });

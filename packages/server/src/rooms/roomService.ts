@@ -96,7 +96,7 @@ export class RoomService {
       const handle = live.publicationOfStream(appID, streamID);
       return handle?.record.publicationID === publicationID ? handle.media : undefined;
     });
-    bus.listen((room, seq) => void queues.run(room.appID, () => feeds.heard(room, seq)));
+    bus.listen((room, logged) => void queues.run(room.appID, () => feeds.heard(room, logged)));
     this.streams = new RoomStreams(this.ctx, options.media, options.limits, options.heartbeatTimeoutMs);
     this.messaging = new RoomMessaging(this.ctx, options.limits);
     this.reports = new RoomReports(this.ctx, options);
@@ -129,17 +129,16 @@ export class RoomService {
     // A login replaces the user's older sessions: all of them, but for those in other rooms when
     // both are multi-room (one client in several rooms).
     const multiRoom = req.config.multiRoom ?? false;
-    const replaced = (await store.sessionsOfUser(appID, req.user.userID)).filter((s) => !(multiRoom && s.multiRoom && s.roomID !== roomID));
-    const existing = await store.room(appID, roomID);
+    const [sessionsOfUser, existing] = await Promise.all([store.sessionsOfUser(appID, req.user.userID), store.room(appID, roomID)]);
+    const replaced = sessionsOfUser.filter((s) => !(multiRoom && s.multiRoom && s.roomID !== roomID));
     if (existing && existing.maxMemberCount > 0) {
       // A replaced session does not count towards the limit.
-      const members = (await store.members(appID, roomID)).length - replaced.filter((s) => s.roomID === roomID).length;
+      const members = (await store.memberCount(appID, roomID)) - replaced.filter((s) => s.roomID === roomID).length;
       if (members >= existing.maxMemberCount) return fail(ErrorCode.RoomFull, `room ${roomID} is full`);
     }
     if (replaced.length > 0 && req.rejoin) return fail(ErrorCode.KickedOut, 'the same userID logged in elsewhere');
     for (const previous of replaced) await this.kick(previous, ErrorCode.KickedOut, 'replaced');
 
-    const users = (await store.members(appID, roomID)).map((s) => s.user);
     const session: SessionRecord = {
       sessionID: randomUUID(),
       appID,
@@ -152,7 +151,7 @@ export class RoomService {
     };
     const joined = await store.joinRoom(session, req.config.maxMemberCount);
     if (joined.code !== 0) return joined;
-    const { room, opened } = joined.data;
+    const { room, opened, snapshot } = joined.data;
     if (opened) {
       log.info({ appID, roomID }, 'room created');
       observer.emit('roomCreated', refOf(room, opened));
@@ -162,16 +161,16 @@ export class RoomService {
     await this.ctx.feeds.logged(room, joined.data.joined);
     log.info({ appID, roomID, userID: session.user.userID, address: link.remoteAddress }, 'login');
     observer.emit('userJoined', { ...refOf(room, joined.data.joined), user: session.user, sessionID: session.sessionID });
-    const streams = await store.liveStreams(appID, roomID);
     // After the reply: the count includes the newcomer; everyone else hears at the next interval.
-    setImmediate(() => void this.reports.tellOnlineCountOf(handle));
+    setImmediate(() => this.reports.tellOnlineCount(handle, snapshot.members.length + 1));
+    const { streams } = snapshot;
     return ok({
       sessionID: session.sessionID,
       resumeToken: session.resumeToken,
       seq: joined.data.joined.seq,
-      users,
+      users: snapshot.members.map((s) => s.user),
       streams: streams.map(streamInfoOf),
-      extraInfos: await store.roomExtraInfos(appID, roomID),
+      extraInfos: snapshot.extraInfos,
       streamDevices: streams.map(streamDevicesOf).filter(devicesChanged),
       iceServers: this.iceServers(session.user.userID),
     });

@@ -90,6 +90,10 @@ export class MemoryRoomStore implements RoomStore {
     return [...(app?.rooms.get(roomID)?.members ?? [])].map((id) => app!.sessions.get(id)!);
   }
 
+  async memberCount(appID: number, roomID: string): Promise<number> {
+    return this.apps.get(appID)?.rooms.get(roomID)?.members.size ?? 0;
+  }
+
   async joinRoom(session: SessionRecord, maxMemberCount: number): Promise<Outcome<JoinedRoom>> {
     const app = this.app(session.appID);
     let room = app.rooms.get(session.roomID);
@@ -110,7 +114,12 @@ export class MemoryRoomStore implements RoomStore {
       event: { type: 'userUpdate', updateType: UpdateType.Add, users: [session.user] },
       from: session.sessionID,
     });
-    return ok({ room: room.record, created: opened !== undefined, joined, opened });
+    const snapshot = {
+      members: [...room.members].filter((id) => id !== session.sessionID).map((id) => app.sessions.get(id)!),
+      streams: await this.liveStreams(session.appID, session.roomID),
+      extraInfos: [...room.extraInfos.values()],
+    };
+    return ok({ room: room.record, snapshot, created: opened !== undefined, joined, opened });
   }
 
   async leaveRoom(appID: number, sessionID: string): Promise<LeftRoom | undefined> {

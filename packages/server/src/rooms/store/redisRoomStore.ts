@@ -194,6 +194,10 @@ export class RedisRoomStore implements RoomStore {
     return sessions.flatMap((json) => parse<SessionRecord>(json) ?? []);
   }
 
+  memberCount(appID: number, roomID: string): Promise<number> {
+    return this.redis.zCard(this.keys.room(appID, roomID).members);
+  }
+
   async joinRoom(session: SessionRecord, maxMemberCount: number): Promise<Outcome<JoinedRoom>> {
     const { appID, roomID, sessionID } = session;
     const room = this.keys.room(appID, roomID);
@@ -202,7 +206,18 @@ export class RedisRoomStore implements RoomStore {
     const joinedEvent: EventToLog = { event: { type: 'userUpdate', updateType: UpdateType.Add, users: [session.user] }, from: sessionID };
     const reply = (await this.run(
       JOIN_ROOM,
-      [room.room, room.members, room.sessions, room.log, app.rooms, app.sessionRooms, app.user(session.user.userID), this.keys.apps],
+      [
+        room.room,
+        room.members,
+        room.sessions,
+        room.log,
+        app.rooms,
+        app.sessionRooms,
+        app.user(session.user.userID),
+        this.keys.apps,
+        room.publications,
+        room.extra,
+      ],
       [
         sessionID,
         JSON.stringify(session),
@@ -216,9 +231,17 @@ export class RedisRoomStore implements RoomStore {
       ],
     )) as Reply[];
     if (reply[0] === 'full') return fail(ErrorCode.RoomFull, `room ${roomID} is full`);
-    const [, opened, joined, ...fields] = reply as [string, number, number, ...Reply[]];
+    type Joined = [string, number, number, Reply, Reply, Reply, Reply, string[], string[], string[], string[]];
+    const [, opened, joined, lifeID, max, seq, msgSeq, memberIDs, sessionFields, publications, extras] = reply as Joined;
+    const sessions = new Map<string, string>();
+    for (let i = 0; i + 1 < sessionFields.length; i += 2) sessions.set(sessionFields[i]!, sessionFields[i + 1]!);
     return ok({
-      room: roomRecord(appID, roomID, fields),
+      room: roomRecord(appID, roomID, [lifeID, max, seq, msgSeq]),
+      snapshot: {
+        members: memberIDs.filter((id) => id !== sessionID).flatMap((id) => parse<SessionRecord>(sessions.get(id) ?? null) ?? []),
+        streams: publications.flatMap((json) => parse<PublicationRecord>(json) ?? []).filter((p) => p.live),
+        extraInfos: extras.flatMap((json) => parse<RoomExtraInfo>(json) ?? []),
+      },
       created: opened !== 0,
       joined: logged(roomID, joined, joinedEvent, now),
       opened: opened === 0 ? undefined : logged(roomID, opened, { event: null, from: null }, now),

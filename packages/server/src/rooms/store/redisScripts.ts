@@ -47,8 +47,10 @@ end
 `;
 
 /**
- * KEYS: room, members, sessions, log, app rooms, app session rooms, the user's sessions, apps.
+ * KEYS: room, members, sessions, log, app rooms, app session rooms, the user's sessions, apps,
+ * publications, extra infos.
  * ARGV: sessionID, session JSON, maxMemberCount, a new lifeID, the join event's body, now, log size, roomID, appID.
+ * Returns with the join the room as the newcomer sees it: members in order, sessions, publications, extra infos.
  */
 export const JOIN_ROOM = new LuaScript(`${APPEND}
 local opened = 0
@@ -68,7 +70,8 @@ redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
 redis.call('HSET', KEYS[6], ARGV[1], ARGV[8])
 redis.call('SADD', KEYS[7], ARGV[1])
 local room = roomFields(KEYS[1])
-return {'ok', opened, joined, room[1], room[2], room[3], room[4]}
+return {'ok', opened, joined, room[1], room[2], room[3], room[4],
+  redis.call('ZRANGE', KEYS[2], 0, -1), redis.call('HGETALL', KEYS[3]), redis.call('HVALS', KEYS[9]), redis.call('HVALS', KEYS[10])}
 `);
 
 /**

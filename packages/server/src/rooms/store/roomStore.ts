@@ -134,8 +134,17 @@ export interface StoreCounts {
   streams: number;
 }
 
+/** A room as the client that joins it sees it, as of its join: the others, in the order they joined, its announced streams, its extra infos. */
+export interface RoomSnapshot {
+  members: SessionRecord[];
+  streams: PublicationRecord[];
+  extraInfos: RoomExtraInfo[];
+}
+
 export interface JoinedRoom {
   room: RoomRecord;
+  /** Read with the join, in the same step: nothing happens in between. */
+  snapshot: RoomSnapshot;
   /** The room opened with this join (its first logged event marks it). */
   created: boolean;
   /** The joining user's userUpdate (added), numbered. */
@@ -161,10 +170,12 @@ export interface RoomStore {
   room(appID: number, roomID: string): Promise<RoomRecord | undefined>;
   /** The room's sessions in the order they joined. */
   members(appID: number, roomID: string): Promise<SessionRecord[]>;
+  /** How many sessions the room has (0 when it is not open). */
+  memberCount(appID: number, roomID: string): Promise<number>;
   /**
    * Adds the session to its room unless the room is full, opening the room (with the session's
    * `maxMemberCount`) if it is not open: two logins racing for the last place cannot both win.
-   * Logs the user's arrival.
+   * Logs the user's arrival, and reads the room as the newcomer is to see it.
    */
   joinRoom(session: SessionRecord, maxMemberCount: number): Promise<Outcome<JoinedRoom>>;
   /** Removes the session from its room and its user, logs its departure, and closes the room if it was the last. */
