@@ -19,6 +19,8 @@ export interface ClusterSizes {
   players: number;
   seconds: number;
   resumers: number;
+  /** Alternating windows of the relay's measure. */
+  repeats: number;
 }
 
 /** A redis-server and `count` nodes on it; `use` runs with them, then they stop. */
@@ -166,35 +168,82 @@ async function broadcastRows(players: number, seconds: number): Promise<Row[]> {
 }
 
 /**
- * What one relay costs the publisher's node, against one more local player: the node's CPU with
- * the publisher and one local player, then with a second local player, then instead with a relay
- * to a node where `remotePlayers` play.
+ * What one relay costs the publisher's node, against one more local player: with a publisher and
+ * a player on node A, node A's CPU over alternating windows without anything more, with one more
+ * player on A, and with instead a player on node B (a relay from A to B). Medians of the repeats.
  */
-async function relayRows(remotePlayers: number, seconds: number): Promise<Row[]> {
+async function relayRows(seconds: number, repeats: number): Promise<Row[]> {
   return withCluster(2, async (nodes) => {
     const [origin, remote] = nodes as [ServerUnderTest, ServerUnderTest];
-    const base = await broadcast([origin], [origin], seconds);
-    const local = await broadcast([origin], [origin, origin], seconds);
-    const relayed = await broadcast([origin, remote], [origin, ...Array.from({ length: remotePlayers }, () => remote)], seconds);
-    const playerMs = local[0]!.cpuMs - base[0]!.cpuMs;
-    const relayMs = relayed[0]!.cpuMs - base[0]!.cpuMs;
-    const relayPackets = relayed[0]!.toRelays;
-    return [
-      {
-        measure: 'one more local player: the publisher’s node’s CPU',
-        unit: 'ms/s',
-        n: 1,
-        p50: playerMs / seconds,
-        note: `${((playerMs * 1000) / Math.max(1, local[0]!.toPlayers - base[0]!.toPlayers)).toFixed(1)} µs per packet`,
-      },
-      {
-        measure: `a relay to a node with ${remotePlayers} players: the publisher’s node’s CPU`,
-        unit: 'ms/s',
-        n: 1,
-        p50: relayMs / seconds,
-        note: `${((relayMs * 1000) / Math.max(1, relayPackets)).toFixed(1)} µs per relayed packet (${relayPackets} packets); relay/local player ${(relayMs / playerMs).toFixed(2)}×`,
-      },
-    ];
+    const publisher = new TestClient(profileOf(origin.url));
+    const clients = [publisher];
+    try {
+      await publisher.login('relay', 'publisher');
+      publisher.engine.startPublishingStream('relay');
+      await publisher.waitFor('publisherStateUpdate', (_, state) => state === PublisherState.Publishing);
+      const load = publishLoad(publisher.engine);
+      const join = async (node: ServerUnderTest, userID: string): Promise<TestClient> => {
+        const player = new TestClient(profileOf(node.url));
+        clients.push(player);
+        await player.login('relay', userID);
+        return player;
+      };
+      const [base, local, far] = await Promise.all([join(origin, 'base'), join(origin, 'local'), join(remote, 'far')]);
+      const playing = async (player: TestClient, on: boolean): Promise<void> => {
+        if (!on) return player.engine.stopPlayingStream('relay');
+        const frames = player.of('playerRecvVideoFirstFrame').length;
+        player.engine.startPlayingStream('relay');
+        await player.waitFor('playerRecvVideoFirstFrame', () => player.of('playerRecvVideoFirstFrame').length > frames, 30_000);
+      };
+      await playing(base, true);
+      const window = async (): Promise<{ cpuMs: number; relayed: number; sent: number }> => {
+        await sleep(1_000);
+        const read = async () => ({
+          cpuMs: (await origin.stats()).cpuMs,
+          relayed: await serverMetric(origin.httpUrl, 'parley_relay_sent_packets_total'),
+          sent: await serverMetric(origin.httpUrl, 'parley_media_rtp_sent_packets_total'),
+        });
+        const before = await read();
+        await sleep(seconds * 1000);
+        const after = await read();
+        return { cpuMs: after.cpuMs - before.cpuMs, relayed: after.relayed - before.relayed, sent: after.sent - before.sent };
+      };
+      const playerMs: number[] = [];
+      const relayMs: number[] = [];
+      const perPacket = { player: [] as number[], relayed: [] as number[] };
+      for (let i = 0; i < repeats; i++) {
+        const alone = await window();
+        await playing(local, true);
+        const withPlayer = await window();
+        await playing(local, false);
+        await playing(far, true);
+        const withRelay = await window();
+        await playing(far, false);
+        await sleep(4_000); // the relay ends a few seconds after its last player
+        playerMs.push((withPlayer.cpuMs - alone.cpuMs) / seconds);
+        relayMs.push((withRelay.cpuMs - alone.cpuMs) / seconds);
+        perPacket.player.push(((withPlayer.cpuMs - alone.cpuMs) * 1000) / Math.max(1, withPlayer.sent - alone.sent));
+        perPacket.relayed.push(((withRelay.cpuMs - alone.cpuMs) * 1000) / Math.max(1, withRelay.relayed));
+      }
+      load.stop();
+      const median = (xs: number[]): number => quantile(xs, 0.5);
+      return [
+        row(
+          'one more local player: CPU of the publisher’s node',
+          'ms/s',
+          playerMs,
+          `${median(perPacket.player).toFixed(1)} µs per packet sent to it`,
+        ),
+        row(
+          'a relay to another node instead: CPU of the publisher’s node',
+          'ms/s',
+          relayMs,
+          `${median(perPacket.relayed).toFixed(1)} µs per relayed packet; relay/local player ${(median(relayMs) / median(playerMs)).toFixed(2)}× (medians of ${repeats} alternating windows)`,
+        ),
+      ];
+    } finally {
+      await Promise.all(clients.map((c) => c.destroy()));
+    }
   });
 }
 
@@ -231,7 +280,7 @@ async function resumeRows(count: number): Promise<Row[]> {
   });
 }
 
-export async function benchCluster({ concurrent, players, seconds, resumers }: ClusterSizes): Promise<Row[]> {
+export async function benchCluster({ concurrent, players, seconds, resumers, repeats }: ClusterSizes): Promise<Row[]> {
   const one = await joins(1, concurrent);
   const three = await joins(3, concurrent);
   const p99Ratio = quantile(three.times, 0.99) / quantile(one.times, 0.99);
@@ -249,7 +298,7 @@ export async function benchCluster({ concurrent, players, seconds, resumers }: C
       `${three.roundTripsPerJoin.toFixed(1)} Redis round trips per join (all nodes); p99 3 nodes/1 node ${p99Ratio.toFixed(2)}×`,
     ),
     ...(await broadcastRows(players, seconds)),
-    ...(await relayRows(Math.max(1, Math.round(players / 3)), seconds)),
+    ...(await relayRows(seconds, repeats)),
     ...(await resumeRows(resumers)),
   ];
 }

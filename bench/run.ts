@@ -49,7 +49,7 @@ const sizes = {
     seconds: 10,
     impairedSeconds: 30,
     soak: 1_000_000,
-    cluster: { concurrent: 1000, players: 90, seconds: 10, resumers: 100 },
+    cluster: { concurrent: 1000, players: 90, seconds: 10, resumers: 100, repeats: 5 },
   },
   quick: {
     runs: 5,
@@ -60,7 +60,7 @@ const sizes = {
     seconds: 3,
     impairedSeconds: 15,
     soak: 100_000,
-    cluster: { concurrent: 200, players: 15, seconds: 3, resumers: 30 },
+    cluster: { concurrent: 200, players: 15, seconds: 3, resumers: 30, repeats: 3 },
   },
   smoke: {
     runs: 1,
@@ -71,7 +71,7 @@ const sizes = {
     seconds: 1,
     impairedSeconds: 3,
     soak: 2000,
-    cluster: { concurrent: 20, players: 3, seconds: 1, resumers: 5 },
+    cluster: { concurrent: 20, players: 3, seconds: 1, resumers: 5, repeats: 1 },
   },
 }[mode];
 

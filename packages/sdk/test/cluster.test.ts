@@ -249,3 +249,26 @@ test('cluster: a node whose app has other secrets than the running nodes’ says
   const same = await node([app], 'third');
   closeLater(() => same.stop());
 });
+
+test('cluster: a reliable request re-sent on another node after a resume is not done twice: the same outcome, one message', async (t) => {
+  const { app, nodes } = await startCluster(t);
+  const [a, b] = nodes as [ServerProcess, ServerProcess];
+  const watcher = await loggedIn(b, app, 'r-once', 'watcher');
+  const sender = await RawClient.open(a.url);
+  const login = await sender.login(app, 'r-once', { userID: 'sender' }, true);
+  const session = login.data as { sessionID: string; resumeToken: string; seq: number };
+  const first = await sender.request('broadcastMessage', { clientSeq: 1, message: 'once' });
+  assert.equal(first.code, 0);
+  // The reply was lost with the connection, say: the client resumes on node B and sends it again.
+  sender.ws.terminate();
+  const moved = await RawClient.open(b.url);
+  t.after(() => moved.ws.terminate());
+  assert.equal((await moved.resume(app.appID, session, session.seq)).code, 0);
+  const again = await moved.request('broadcastMessage', { clientSeq: 1, message: 'once' });
+  assert.deepEqual(again, { ...first, id: again.id });
+  assert.equal((await moved.request('broadcastMessage', { clientSeq: 2, message: 'twice' })).code, 0);
+  const text = (m: Record<string, unknown>): string => (m.message as { message: string }).message;
+  await watcher.next((m) => m.type === 'broadcastMessage' && text(m) === 'twice');
+  const told = watcher.messages.filter((m) => m.type === 'broadcastMessage').map(text);
+  assert.deepEqual(told, ['once', 'twice']);
+});

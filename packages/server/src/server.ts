@@ -186,7 +186,7 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
   });
   try {
     await cluster?.start({
-      sweep: (session) => void rooms.sweep(session),
+      sweep: (session) => rooms.sweep(session),
       moved: (session) => void rooms.letGoOfMoved(session),
       renewed: () => void rooms.letGoOfEnded(),
       load: nodeLoadMeter(() => rooms.heldSessions, media.stats),

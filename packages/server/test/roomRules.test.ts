@@ -82,6 +82,35 @@ for (const [storeName, makeStore] of STORES) {
     },
   );
 
+  test(
+    named('a reliable request is done once however often it is sent; a refused one is tried anew; the memory ends with the session'),
+    async (t) => {
+      const world = await RoomWorld.open(t, makeStore);
+      const alice = await world.login('r', 'alice');
+      const bob = await world.login('r', 'bob');
+      let done = 0;
+      const broadcast = (clientSeq: number) =>
+        world.rooms.once(alice.ref, clientSeq, () => {
+          done++;
+          return world.rooms.say(alice.ref, (messaging, s) =>
+            messaging.broadcast({ appID: s.appID, roomID: s.roomID }, { user: s.user, sessionID: s.sessionID }, `m${clientSeq}`),
+          );
+        });
+      const first = await broadcast(1);
+      assert.equal(first.code, 0);
+      assert.deepEqual(await broadcast(1), first);
+      assert.equal(done, 1);
+      assert.equal(bob.link.of('broadcastMessage').length, 1);
+      const refused = () => Promise.resolve({ code: ErrorCode.RateLimited, message: 'slow down' } as const);
+      assert.equal((await world.rooms.once(alice.ref, 2, refused)).code, ErrorCode.RateLimited);
+      assert.equal((await broadcast(2)).code, 0, 'a refused request is tried anew');
+      await world.rooms.logout(alice.ref);
+      const again = await world.login('r', 'alice');
+      assert.equal((await world.rooms.once(again.ref, 1, () => Promise.resolve({ code: 0 as const, data: 'new session' }))).code, 0);
+      assert.equal(done, 2);
+    },
+  );
+
   test(named('a login in another room replaces the session there (the room closes) unless both are multi-room'), async (t) => {
     const world = await RoomWorld.open(t, makeStore);
     const first = await world.login('a', 'alice');

@@ -15,6 +15,8 @@ export interface TestClusterOptions {
   config?: Record<string, unknown>;
   /** Node IDs; a, b and c by default. */
   nodeIds?: string[];
+  /** Redis keeps its data across `halt()` and `resume()` (see startRedis). */
+  persistent?: boolean;
 }
 
 export interface TestCluster {
@@ -25,10 +27,10 @@ export interface TestCluster {
 
 export async function startCluster(
   t: { after(fn: () => unknown): void },
-  { heartbeatTimeoutMs, leaseMs, config = {}, nodeIds = ['a', 'b', 'c'] }: TestClusterOptions = {},
+  { heartbeatTimeoutMs, leaseMs, config = {}, nodeIds = ['a', 'b', 'c'], persistent = false }: TestClusterOptions = {},
 ): Promise<TestCluster> {
   const closeLater = teardown(t);
-  const redis = await startRedis();
+  const redis = await startRedis({ persistent });
   closeLater(() => redis.stop());
   const app = randomApp(8_000_001);
   const nodes = await Promise.all(

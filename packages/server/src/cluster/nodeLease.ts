@@ -40,8 +40,8 @@ export interface NodeLeaseOptions {
 export interface NodeLeaseHandlers {
   /** The lease lapsed while the node was away: it holds a new one now; what it held may be gone. */
   renewed(): void;
-  /** A dead node's session this node is to end. */
-  sweep(session: HeldSession): void;
+  /** A dead node's session this node is to end, unless it resumed here meanwhile: false then. */
+  sweep(session: HeldSession): Promise<boolean>;
   /** A session of this node resumed on another node: this node lets go of it (its session goes on there). */
   moved(session: HeldSession): void;
   load(): NodeLoad;
@@ -76,6 +76,24 @@ return 1
   false,
 );
 
+/**
+ * KEYS: the dead node's sessions, session owners, this node's sessions. ARGV: the dead node, this
+ * node. Takes one of the dead node's sessions over (this node is its owner until it has ended
+ * it: if this node dies meanwhile, the next sweep ends it); false when none is left, an empty
+ * string for one that resumed on another node.
+ */
+const TAKE_OVER = new LuaScript(
+  `
+local key = redis.call('SPOP', KEYS[1])
+if not key then return false end
+if redis.call('HGET', KEYS[2], key) ~= ARGV[1] then return '' end
+redis.call('HSET', KEYS[2], key, ARGV[2])
+redis.call('SADD', KEYS[3], key)
+return key
+`,
+  false,
+);
+
 /** KEYS: session owners. ARGV: session, node. Sets the owner; returns the one before, if any. */
 const HOLD = new LuaScript(
   `
@@ -103,7 +121,7 @@ export class NodeLease {
   private readonly keys;
   private handlers: NodeLeaseHandlers = {
     renewed: () => {},
-    sweep: () => {},
+    sweep: () => Promise.resolve(true),
     moved: () => {},
     load: () => ({ sessions: 0, packetsPerSecond: 0, eventLoopDelayMs: 0 }),
     apps: () => [],
@@ -179,10 +197,13 @@ export class NodeLease {
   }
 
   released(session: HeldSession): void {
+    this.release(sessionKey(session));
+  }
+
+  private release(key: string): void {
     const { nodeId } = this.options;
-    const key = sessionKey(session);
     void Promise.all([this.redis.sRem(this.keys.sessions(nodeId), key), this.runScript(RELEASE, [this.keys.owners], [key, nodeId])]).catch(
-      (err: unknown) => this.log.warn({ err, ...session }, 'session ownership not released'),
+      (err: unknown) => this.log.warn({ err, key }, 'session ownership not released'),
     );
   }
 
@@ -261,13 +282,19 @@ export class NodeLease {
       await this.redis.hSetNX(this.keys.deadSince, nodeId, String(now));
       const since = Number(await this.redis.hGet(this.keys.deadSince, nodeId));
       if (now - since < this.options.heartbeatTimeoutMs) continue;
-      // Each session is popped by one node only: one end, one logout event.
-      for (let key = await this.redis.sPop(this.keys.sessions(nodeId)); key; key = await this.redis.sPop(this.keys.sessions(nodeId))) {
-        if ((await this.redis.hGet(this.keys.owners, key)) !== nodeId) continue; // resumed elsewhere
-        await this.redis.hDel(this.keys.owners, key);
+      // Each session is taken over by one node only: one end, one logout event.
+      const take = (): Promise<unknown> =>
+        this.runScript(
+          TAKE_OVER,
+          [this.keys.sessions(nodeId), this.keys.owners, this.keys.sessions(this.options.nodeId)],
+          [nodeId, this.options.nodeId],
+        );
+      for (let key = await take(); typeof key === 'string'; key = await take()) {
+        if (key === '') continue; // resumed elsewhere
         const [appID, sessionID] = key.split('/') as [string, string];
-        if (/^\d+$/.test(appID) && sessionID) this.handlers.sweep({ appID: Number(appID), sessionID });
-        else this.log.warn({ key }, 'unreadable session of a dead node skipped');
+        const readable = /^\d+$/.test(appID) && sessionID;
+        if (!readable) this.log.warn({ key }, 'unreadable session of a dead node skipped');
+        if (!readable || (await this.handlers.sweep({ appID: Number(appID), sessionID }))) this.release(key);
       }
       this.log.info({ nodeId, deadForMs: now - since }, 'dead node swept');
       await this.redis.hDel(this.keys.nodes, nodeId);

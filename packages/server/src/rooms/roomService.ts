@@ -241,6 +241,24 @@ export class RoomService {
     return this.ctx.live.session(ref.sessionID)?.link === link;
   }
 
+  /**
+   * Does a session's reliable request once: the client re-sends it after a reconnect (to this
+   * server or another) until answered, and a repeat gets the first outcome.
+   */
+  async once<T>(ref: SessionRef, clientSeq: number, request: () => Promise<Outcome<T>>): Promise<Outcome<T>> {
+    const { store } = this.ctx;
+    const done = await store.requestOutcome(ref.appID, ref.sessionID, clientSeq);
+    if (done) return done as Outcome<T>;
+    const outcome = await request();
+    // A refusal changed nothing: a repeat may as well be tried anew.
+    if (outcome.code === 0) {
+      await store.rememberRequest(ref.appID, ref.sessionID, clientSeq, outcome).catch((err: unknown) => {
+        this.ctx.log.warn({ err, ...ref, clientSeq }, 'a reliable request’s outcome was not remembered: a repeat would be done again');
+      });
+    }
+    return outcome;
+  }
+
   /** Replaces a session's token: same app, same user, not expired. */
   renewToken(ref: SessionRef, tokenString: string): Promise<Outcome<ReplyData<'renewToken'>>> {
     return this.asSession(ref, async (session) => {
@@ -347,11 +365,13 @@ export class RoomService {
     return { users: members.map((s) => s.user), streams: streams.map(streamInfoOf) };
   }
 
-  /** Ends a session that a dead server held (heartbeat timeout), unless a server holds it again. */
-  sweep(ref: SessionRef): Promise<void> {
+  /** Ends a session that a dead server held (heartbeat timeout), unless it resumed here meanwhile: false then. */
+  sweep(ref: SessionRef): Promise<boolean> {
     return this.ctx.queues.run(ref.appID, async () => {
+      if (this.ctx.live.session(ref.sessionID)) return false;
       const session = await this.ctx.store.session(ref.appID, ref.sessionID);
-      if (session && !this.ctx.live.session(ref.sessionID)) await this.removeSession(session, 'heartbeatTimeout');
+      if (session) await this.removeSession(session, 'heartbeatTimeout');
+      return true;
     });
   }
 
@@ -490,7 +510,7 @@ export class RoomService {
    * An event another server logged, after this server's sessions were told of it: what it ended
    * that this server holds live ends here too. A session of this server that left its room was
    * kicked out elsewhere (its client is told why); a stream of this server that was deleted was
-   * ended elsewhere (its media closes).
+   * ended elsewhere (its media closes; its publisher is told if it was forbidden).
    */
   private async loggedElsewhere(room: { appID: number; roomID: string }, { event, from }: LoggedEvent): Promise<void> {
     const { store, live } = this.ctx;
@@ -508,6 +528,9 @@ export class RoomService {
         const media = handle.media;
         live.removePublication(handle.record.publicationID);
         media?.close();
+        if (await store.streamForbidden(room.appID, streamID)) {
+          live.send(handle.record.sessionID, { type: 'publishStopped', streamID, code: ErrorCode.StreamForbidden });
+        }
       }
     }
   }

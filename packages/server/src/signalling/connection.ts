@@ -192,7 +192,9 @@ export class Connection implements ClientLink {
     const context = { rooms, session, loggedOut: () => (this.session = null) };
     const run = (): Promise<Outcome<unknown>> =>
       (request.handle as (c: typeof context, m: ClientMessage) => Promise<Outcome<unknown>>)(context, message);
-    return request.reliable && 'clientSeq' in message ? this.options.memos.of(session.sessionID).once(message.clientSeq, run) : run();
+    if (!request.reliable || !('clientSeq' in message)) return run();
+    const { clientSeq } = message;
+    return this.options.memos.of(session.sessionID).once(clientSeq, () => rooms.once(session, clientSeq, run));
   }
 
   private onClose(code: number): void {

@@ -1,6 +1,7 @@
 /**
- * The reliable requests a session has had done (by client sequence): a client re-sends them after
- * a reconnect until answered, and a repeat gets the first outcome instead of being done twice.
+ * The reliable requests of this server's sessions under way or just done, by client sequence: a
+ * repeat that comes while the first is still being done waits for its outcome. Whether one was
+ * done before, on any server, the room service remembers (RoomService.once).
  */
 import type { RoomServiceObserver } from '../rooms/observer.js';
 
@@ -8,14 +9,12 @@ import type { RoomServiceObserver } from '../rooms/observer.js';
 const RECENT_OUTCOMES = 256;
 
 export class RequestMemo {
-  private lastClientSeq = 0;
   private readonly recentOutcomes = new Map<number, Promise<unknown>>();
 
-  /** The outcome of request `clientSeq` if it was done already, else runs `action` and remembers its outcome. */
+  /** The outcome of request `clientSeq` if it is under way or done here, else that of `action`. */
   once<T>(clientSeq: number, action: () => Promise<T>): Promise<T> {
-    if (clientSeq <= this.lastClientSeq)
-      return (this.recentOutcomes.get(clientSeq) ?? Promise.resolve({ code: 0, data: {} })) as Promise<T>;
-    this.lastClientSeq = clientSeq;
+    const known = this.recentOutcomes.get(clientSeq);
+    if (known) return known as Promise<T>;
     const outcome = action();
     this.recentOutcomes.set(clientSeq, outcome);
     if (this.recentOutcomes.size > RECENT_OUTCOMES) this.recentOutcomes.delete(this.recentOutcomes.keys().next().value!);

@@ -7,6 +7,7 @@ import { ErrorCode, UpdateType, type RoomEvent, type RoomExtraInfo } from '@parl
 import { fail, ok, type Outcome } from '../../outcome.js';
 import {
   MAX_KICKED_SESSIONS,
+  REQUEST_OUTCOMES,
   ROOM_EVENT_LOG_SIZE,
   newPublication,
   type StreamRequest,
@@ -44,6 +45,8 @@ class AppState {
   readonly plays = new Map<string, Map<string, PlayRecord>>();
   readonly kicked = new Map<string, KickedSession>();
   readonly forbidden = new Set<string>();
+  /** Each session's reliable requests: the last one done, and the outcomes of the recent ones. */
+  readonly requests = new Map<string, { last: number; outcomes: Map<number, Outcome<unknown>> }>();
 }
 
 const addTo = <K, V>(map: Map<K, Set<V>>, key: K, value: V): void => {
@@ -130,6 +133,7 @@ export class MemoryRoomStore implements RoomStore {
     app.sessions.delete(sessionID);
     removeFrom(app.sessionsByUser, session.user.userID, sessionID);
     app.plays.delete(sessionID);
+    app.requests.delete(sessionID);
     room.members.delete(sessionID);
     const left = this.log(room, { event: { type: 'userUpdate', updateType: UpdateType.Delete, users: [session.user] }, from: sessionID });
     let closed: LoggedEvent | undefined;
@@ -290,6 +294,26 @@ export class MemoryRoomStore implements RoomStore {
 
   async forbidStream(appID: number, streamID: string): Promise<void> {
     this.app(appID).forbidden.add(streamID);
+  }
+
+  async requestOutcome(appID: number, sessionID: string, clientSeq: number): Promise<Outcome<unknown> | undefined> {
+    const requests = this.apps.get(appID)?.requests.get(sessionID);
+    if (!requests || clientSeq > requests.last) return undefined;
+    return requests.outcomes.get(clientSeq) ?? ok({});
+  }
+
+  async rememberRequest(appID: number, sessionID: string, clientSeq: number, outcome: Outcome<unknown>): Promise<void> {
+    const app = this.app(appID);
+    if (!app.sessions.has(sessionID)) return;
+    let requests = app.requests.get(sessionID);
+    if (!requests) app.requests.set(sessionID, (requests = { last: 0, outcomes: new Map() }));
+    requests.last = Math.max(requests.last, clientSeq);
+    requests.outcomes.set(clientSeq, outcome);
+    requests.outcomes.delete(clientSeq - REQUEST_OUTCOMES);
+  }
+
+  async streamForbidden(appID: number, streamID: string): Promise<boolean> {
+    return this.apps.get(appID)?.forbidden.has(streamID) ?? false;
   }
 
   async allowStream(appID: number, streamID: string): Promise<void> {

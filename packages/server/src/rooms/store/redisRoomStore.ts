@@ -18,6 +18,7 @@ import {
   LEAVE_ROOM,
   NEXT_MESSAGE_ID,
   REMEMBER_KICK,
+  REMEMBER_REQUEST,
   RESERVE_STREAM,
   SET_ROOM_EXTRA_INFO,
   UPDATE_PUBLICATION,
@@ -25,6 +26,7 @@ import {
 } from './redisScripts.js';
 import {
   MAX_KICKED_SESSIONS,
+  REQUEST_OUTCOMES,
   ROOM_EVENT_LOG_SIZE,
   newPublication,
   type StreamRequest,
@@ -71,6 +73,8 @@ class Keys {
       kicked: `${base}:kicked`,
       kickOrder: `${base}:kick-order`,
       kickCount: `${base}:kick-count`,
+      /** A session's reliable requests: clientSeq → outcome, and 'last'. */
+      requests: (sessionID: string) => `${base}:requests:${sessionID}`,
     };
   }
 
@@ -273,6 +277,7 @@ export class RedisRoomStore implements RoomStore {
         app.streams,
         app.live,
         app.streamRooms,
+        app.requests(sessionID),
       ],
       [sessionID, JSON.stringify(leftEvent.event), now, ROOM_EVENT_LOG_SIZE, roomID],
     )) as Reply[] | null;
@@ -437,6 +442,25 @@ export class RedisRoomStore implements RoomStore {
 
   async forbidStream(appID: number, streamID: string): Promise<void> {
     await this.redis.sAdd(this.keys.app(appID).forbidden, streamID);
+  }
+
+  async requestOutcome(appID: number, sessionID: string, clientSeq: number): Promise<Outcome<unknown> | undefined> {
+    const [last, outcome] = await this.redis.hmGet(this.keys.app(appID).requests(sessionID), ['last', String(clientSeq)]);
+    if (clientSeq > Number(last ?? 0)) return undefined;
+    return parse<Outcome<unknown>>(outcome) ?? ok({});
+  }
+
+  async rememberRequest(appID: number, sessionID: string, clientSeq: number, outcome: Outcome<unknown>): Promise<void> {
+    const app = this.keys.app(appID);
+    await this.run(
+      REMEMBER_REQUEST,
+      [app.requests(sessionID), app.sessionRooms],
+      [sessionID, clientSeq, JSON.stringify(outcome), REQUEST_OUTCOMES],
+    );
+  }
+
+  async streamForbidden(appID: number, streamID: string): Promise<boolean> {
+    return (await this.redis.sIsMember(this.keys.app(appID).forbidden, streamID)) === 1;
   }
 
   async allowStream(appID: number, streamID: string): Promise<void> {

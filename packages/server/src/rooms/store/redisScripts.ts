@@ -77,7 +77,7 @@ return {'ok', opened, joined, room[1], room[2], room[3], room[4],
 /**
  * KEYS: room, members, sessions, log, extra, publications, app rooms, app session rooms, the
  * user's sessions, the session's plays, the session's publications, app streams, app live
- * streams, app stream rooms.
+ * streams, app stream rooms, the session's reliable requests.
  * ARGV: sessionID, the leave event's body, now, log size, roomID.
  */
 export const LEAVE_ROOM = new LuaScript(`${APPEND}
@@ -92,7 +92,7 @@ for _, streamID in ipairs(redis.call('SMEMBERS', KEYS[11])) do
   redis.call('SREM', KEYS[13], streamID)
   redis.call('HDEL', KEYS[14], streamID)
 end
-redis.call('DEL', KEYS[10], KEYS[11])
+redis.call('DEL', KEYS[10], KEYS[11], KEYS[15])
 local left = append(KEYS[1], KEYS[4], ARGV[4], ARGV[3], ARGV[2], ARGV[1], '')
 local closed = 0
 if redis.call('ZCARD', KEYS[2]) == 0 then
@@ -203,6 +203,16 @@ export const DROP_PLAY = new LuaScript(`
 local json = redis.call('HGET', KEYS[1], ARGV[1])
 if not json or cjson.decode(json).playID ~= ARGV[2] then return 0 end
 redis.call('HDEL', KEYS[1], ARGV[1])
+return 1
+`);
+
+/** KEYS: the session's requests, app session rooms. ARGV: sessionID, clientSeq, outcome JSON, how many to keep. Only while the session lasts. */
+export const REMEMBER_REQUEST = new LuaScript(`
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then return 0 end
+local seq = tonumber(ARGV[2])
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
+if seq > tonumber(redis.call('HGET', KEYS[1], 'last') or '0') then redis.call('HSET', KEYS[1], 'last', ARGV[2]) end
+redis.call('HDEL', KEYS[1], tostring(seq - tonumber(ARGV[4])))
 return 1
 `);
 

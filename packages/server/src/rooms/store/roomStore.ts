@@ -221,15 +221,28 @@ export interface RoomStore {
   /** Removes the play if it is still this one. */
   dropPlay(play: PlayRecord): Promise<boolean>;
 
+  /**
+   * The outcome of the session's reliable request `clientSeq` if it was done (a client re-sends
+   * one after a reconnect, to any server, until answered): as remembered, or success for one too
+   * old to be kept. Undefined if it was not done.
+   */
+  requestOutcome(appID: number, sessionID: string, clientSeq: number): Promise<Outcome<unknown> | undefined>;
+  /** Remembers a reliable request's outcome while the session lasts (the most recent REQUEST_OUTCOMES of them). */
+  rememberRequest(appID: number, sessionID: string, clientSeq: number, outcome: Outcome<unknown>): Promise<void>;
+
   /** Remembers why a session was kicked out (the oldest are forgotten beyond a bound). */
   rememberKick(appID: number, sessionID: string, kick: KickedSession): Promise<void>;
   kickOf(appID: number, sessionID: string): Promise<KickedSession | undefined>;
   forgetKicks(): Promise<void>;
   forbidStream(appID: number, streamID: string): Promise<void>;
+  streamForbidden(appID: number, streamID: string): Promise<boolean>;
   allowStream(appID: number, streamID: string): Promise<void>;
 
   counts(): Promise<StoreCounts>;
 }
+
+/** Reliable requests' outcomes kept per session: more than a client can have in flight when its connection breaks. */
+export const REQUEST_OUTCOMES = 256;
 
 /** How many recent room events a room keeps for clients that resume after a broken connection. */
 export const ROOM_EVENT_LOG_SIZE = 256;
