@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { WebSocket } from 'ws';
-import { makeCertificate, teardown } from '@parley/testkit';
+import { makeCertificate, siteWithCertificate, startNginxSite, teardown } from '@parley/testkit';
 import { loadConfig } from '../src/configFile.js';
 import { randomApp } from '../src/config.js';
 
@@ -141,40 +141,12 @@ test('npm run cluster: Redis and three nodes that each serve the demo page and l
   // deploy/cluster/nginx.conf in front of the three nodes, with the test's certificate and ports.
   const certificate = makeCertificate({ ips: ['127.0.0.1'], names: ['parley.example.com'] });
   closeLater(() => certificate.remove());
-  const dir = mkdtempSync(join(tmpdir(), 'parley-nginx-cluster-'));
-  closeLater(() => rmSync(dir, { recursive: true, force: true }));
   const port = await freePort();
-  let site = readFileSync(join(example, 'nginx.conf'), 'utf8')
-    .replace('listen 443 ssl;', `listen 127.0.0.1:${port} ssl;`)
-    .replace('/etc/letsencrypt/live/parley.example.com/fullchain.pem', certificate.chainFile)
-    .replace('/etc/letsencrypt/live/parley.example.com/privkey.pem', certificate.keyFile);
+  const listen = `127.0.0.1:${port}`;
+  let site = siteWithCertificate(readFileSync(join(example, 'nginx.conf'), 'utf8'), listen, certificate);
   nodes.forEach(({ url }, i) => (site = site.replace(`server 127.0.0.1:${7801 + i} `, `server ${new URL(url).host} `)));
-  writeFileSync(join(dir, 'parley-cluster.conf'), site);
-  const temps = ['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'];
-  writeFileSync(
-    join(dir, 'nginx.conf'),
-    [
-      'daemon off;',
-      'worker_processes 1;',
-      `pid ${join(dir, 'nginx.pid')};`,
-      `error_log ${join(dir, 'error.log')} warn;`,
-      'events {}',
-      'http {',
-      '  access_log off;',
-      ...temps.map((temp) => `  ${temp}_temp_path ${join(dir, temp)};`),
-      `  include ${join(dir, 'parley-cluster.conf')};`,
-      '}',
-    ].join('\n'),
-  );
-  const nginx = spawn('nginx', ['-e', join(dir, 'error.log'), '-p', dir, '-c', join(dir, 'nginx.conf')], { stdio: 'ignore' });
-  const nginxExited = new Promise<void>((resolve) => nginx.once('exit', () => resolve()));
-  closeLater(async () => {
-    nginx.kill('SIGQUIT');
-    await nginxExited;
-  });
-  await listening(port).catch((err: Error) => {
-    throw new Error(`${err.message}: ${readFileSync(join(dir, 'error.log'), 'utf8')}`);
-  });
+  const nginx = await startNginxSite(site, listen);
+  closeLater(() => nginx.stop());
   const ca = readFileSync(certificate.caFile);
   const page = await httpsGet(port, '/', ca);
   assert.equal(page.status, 200);
