@@ -94,20 +94,22 @@ return key
   false,
 );
 
-/** KEYS: session owners. ARGV: session, node. Sets the owner; returns the one before, if any. */
+/** KEYS: session owners, this node's sessions. ARGV: session, node. Sets the owner; returns the one before, if any. */
 const HOLD = new LuaScript(
   `
 local previous = redis.call('HGET', KEYS[1], ARGV[1])
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('SADD', KEYS[2], ARGV[1])
 return previous
 `,
   false,
 );
 
-/** KEYS: session owners. ARGV: session, node. Forgets the owner only if it is still that node. */
+/** KEYS: session owners, the node's sessions. ARGV: session, node. Forgets the owner only if it is still that node. */
 const RELEASE = new LuaScript(
   `
 if redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then redis.call('HDEL', KEYS[1], ARGV[1]) end
+redis.call('SREM', KEYS[2], ARGV[1])
 return 1
 `,
   false,
@@ -173,8 +175,8 @@ export class NodeLease {
   held(session: HeldSession): void {
     const { nodeId } = this.options;
     const key = sessionKey(session);
-    void Promise.all([this.redis.sAdd(this.keys.sessions(nodeId), key), this.runScript(HOLD, [this.keys.owners], [key, nodeId])])
-      .then(async ([, previous]) => {
+    void this.runScript(HOLD, [this.keys.owners, this.keys.sessions(nodeId)], [key, nodeId])
+      .then(async (previous) => {
         if (typeof previous === 'string' && previous !== nodeId)
           await this.redis.publish(this.keys.inbox(previous), JSON.stringify({ moved: key }));
       })
@@ -202,8 +204,8 @@ export class NodeLease {
 
   private release(key: string): void {
     const { nodeId } = this.options;
-    void Promise.all([this.redis.sRem(this.keys.sessions(nodeId), key), this.runScript(RELEASE, [this.keys.owners], [key, nodeId])]).catch(
-      (err: unknown) => this.log.warn({ err, key }, 'session ownership not released'),
+    void this.runScript(RELEASE, [this.keys.owners, this.keys.sessions(nodeId)], [key, nodeId]).catch((err: unknown) =>
+      this.log.warn({ err, key }, 'session ownership not released'),
     );
   }
 
