@@ -56,6 +56,9 @@ export async function startNginxSite(site: string, listen: string): Promise<Daem
 
 /** deploy/nginx/parley.conf in front of the server at `upstream`. */
 export async function startNginx({ listen, upstream, certificate }: ReverseProxyOptions): Promise<Daemon> {
-  const site = siteWithCertificate(readFileSync(SAMPLE, 'utf8'), listen, certificate).replace('http://127.0.0.1:7800', `http://${upstream}`);
+  const site = siteWithCertificate(readFileSync(SAMPLE, 'utf8'), listen, certificate).replace(
+    'http://127.0.0.1:7800',
+    `http://${upstream}`,
+  );
   return startNginxSite(site, listen);
 }
