@@ -15,3 +15,4 @@ export * from './spoof.js';
 export * from './redis.js';
 export * from './serverApi.js';
 export * from './cluster.js';
+export * from './delay.js';

@@ -3,7 +3,8 @@
  * pair, with private addresses that exist only inside this machine. The server listens in this
  * namespace on an address of its own (on loopback); a host's link to it can be capped (tbf) and
  * made to lose packets (iptables statistic, dropped where the packets arrive as real loss would
- * be: a drop on OUTPUT makes sendto() fail instead). Hosts can also reach one another through
+ * be: a drop on OUTPUT makes sendto() fail instead) and delayed (NFQUEUE to our delay program,
+ * see delay.ts: the kernel has no netem). Hosts can also reach one another through
  * this namespace (`routeBetweenHosts`), for calls that do not go through the server.
  *
  * Everything is named after this process's pid, so a run that crashed is swept by the next one,
@@ -13,6 +14,7 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PacketDelay } from './delay.js';
 
 const NETNS_PREFIX = 'parley-';
 /** Interface names are at most 15 characters: "pl" + pid in base 36 (≤ 5) + "h"/"c" + host index. */
@@ -138,6 +140,7 @@ export class TestHost {
   private readonly shapes: Record<Direction, LinkShape> = { down: {}, up: {} };
   private udpCut = false;
   private lanHost: TestHost | undefined;
+  private readonly delays: Partial<Record<Direction, { ms: number; delay: PacketDelay }>> = {};
 
   constructor(
     readonly namespace: string,
@@ -292,6 +295,41 @@ export class TestHost {
     this.shapes[direction] = { ...shape };
   }
 
+  /** Server → host: every packet arrives `ms` later (0: none), in order. */
+  delayDownlink(ms: number): Promise<void> {
+    return this.delay('down', ms);
+  }
+
+  /** Host → server: every packet leaves `ms` later (0: none), in order. */
+  delayUplink(ms: number): Promise<void> {
+    return this.delay('up', ms);
+  }
+
+  /**
+   * Queues the direction's packets, in the host's namespace, to a delay program there: those that
+   * arrive on its link (down) or leave on it (up), its own and those it routes for a LAN host.
+   */
+  private async delay(direction: Direction, ms: number): Promise<void> {
+    const current = this.delays[direction];
+    if ((current?.ms ?? 0) === ms) return;
+    const queue = direction === 'down' ? 0 : 1;
+    const chain = direction === 'down' ? 'PREROUTING' : 'POSTROUTING';
+    const rule = [direction === 'down' ? '-i' : '-o', this.hostLink, '-m', 'comment', '--comment', this.rulesTag];
+    // Without the program (between two delays) packets pass rather than wait.
+    const target = ['-j', 'NFQUEUE', '--queue-num', String(queue), '--queue-bypass'];
+    const insert = (action: '-A' | '-D'): void =>
+      void run(...iptablesIn(this.namespace), '-t', 'mangle', action, chain, ...rule, ...target);
+    if (current) {
+      insert('-D');
+      await current.delay.stop();
+      delete this.delays[direction];
+    }
+    if (ms > 0) {
+      this.delays[direction] = { ms, delay: await PacketDelay.start(this.namespace, queue, ms) };
+      insert('-A');
+    }
+  }
+
   /**
    * Drops the STUN binding success responses the host sends to the server (type 0x0101 and the
    * magic cookie, first in the UDP payload): the server's own ICE checks go unanswered while the
@@ -341,6 +379,7 @@ export class TestHost {
   /** Removes the host's namespace, and its LAN host's (their links and rules go with them). */
   close(): void {
     this.lanHost?.close();
+    for (const { delay } of Object.values(this.delays)) void delay.stop();
     tryRun('ip', 'netns', 'delete', this.namespace);
   }
 
