@@ -4,7 +4,10 @@
  * libwebrtc end to end: the reference). For each scenario a fresh call warms up on a clean link,
  * then the impairment is applied (the publisher's uplink or the player's downlink) and the player
  * is measured: frames decoded per second, seconds frozen per minute, the resolution it ends on, and
- * the share of audio concealed. Needs root (namespaces, tc, iptables), as the network tests do.
+ * the share of audio concealed. Every scenario runs at each of the round trips asked for: each
+ * host's link is delayed by half of it each way (NFQUEUE, see the test kit's delay), so that the
+ * direct call's path (the publisher's link, then the player's) is as long one way as Parley's. Needs
+ * root (namespaces, tc, iptables), as the network tests do.
  */
 import type { Browser, Page } from 'playwright-core';
 import { DEV_APP, startServer, type ParleyServer } from '@parley/server';
@@ -66,7 +69,7 @@ interface Hosts {
   playerBrowser: Browser;
 }
 
-export async function benchNetwork({ seconds }: { seconds: number }): Promise<Row[]> {
+export async function benchNetwork({ seconds, roundTripsMs }: { seconds: number; roundTripsMs: number[] }): Promise<Row[]> {
   const network = new TestNetwork();
   const closers: Array<() => Promise<unknown>> = [];
   try {
@@ -96,11 +99,18 @@ export async function benchNetwork({ seconds }: { seconds: number }): Promise<Ro
       playerBrowser: await launch(playerHost),
     };
     const rows: Row[] = [];
-    for (const [i, scenario] of SCENARIOS.entries()) {
-      const parley = await measure(hosts, scenario, seconds, () => parleyCall(hosts, `net${i}`));
-      const direct = await measure(hosts, scenario, seconds, () => directCall(hosts));
-      rows.push(...compare(scenario.name, parley, direct));
-      console.log(`network: ${scenario.name} done`);
+    for (const roundTripMs of roundTripsMs) {
+      for (const host of [publisherHost, playerHost]) {
+        await host.delayUplink(roundTripMs / 2);
+        await host.delayDownlink(roundTripMs / 2);
+      }
+      for (const [i, scenario] of SCENARIOS.entries()) {
+        const name = roundTripMs > 0 ? `${scenario.name}, ${roundTripMs} ms round trip` : scenario.name;
+        const parley = await measure(hosts, scenario, seconds, () => parleyCall(hosts, `net${roundTripMs}-${i}`));
+        const direct = await measure(hosts, scenario, seconds, () => directCall(hosts));
+        rows.push(...compare(name, parley, direct));
+        console.log(`network: ${name} done`);
+      }
     }
     return rows;
   } finally {

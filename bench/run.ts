@@ -8,7 +8,8 @@
  *   npm run bench -- --smoke --out dir   # the smallest loads, for the test suite (seconds)
  *   npm run bench -- --only join  # one section: join, first-frame, capacity, forwarding, cluster
  *   npm run bench -- --only forwarding --players 1,50
- *   npm run bench -- --only network   # impaired links, Parley beside a direct call (root, ~12 min; only when named)
+ *   npm run bench -- --only network   # impaired links, Parley beside a direct call, at 0 and 100 ms round trip (root, ~25 min; only when named)
+ *   npm run bench -- --only network --rtt 0,100,300   # the round trips to run each scenario at
  *   npm run bench -- --only soak      # a call under 10⁶ forged datagrams and 10⁶ malformed signalling frames (root; only when named)
  *   PARLEY_BENCH_PROFILE=dir npm run bench ...   # CPU profiles of the server processes
  */
@@ -34,6 +35,8 @@ const { values } = parseArgs({
     only: { type: 'string', multiple: true },
     /** Numbers of players for the forwarding section, e.g. --players 1,50. */
     players: { type: 'string' },
+    /** Round trips (ms) the network section runs each scenario at, e.g. --rtt 0,100,300 (default 0,100). */
+    rtt: { type: 'string' },
     /** Where latest.json and latest.md go (default: bench/results). */
     out: { type: 'string' },
   },
@@ -96,7 +99,7 @@ const sections: Record<string, () => Promise<Row[]>> = {
       seconds: sizes.seconds,
     }),
   // In-process server: it listens on the test network's address.
-  network: () => benchNetwork({ seconds: sizes.impairedSeconds }),
+  network: () => benchNetwork({ seconds: sizes.impairedSeconds, roundTripsMs: values.rtt ? values.rtt.split(',').map(Number) : [0, 100] }),
   soak: () => withServer((server) => benchSoak(server, { datagrams: sizes.soak, frames: sizes.soak })),
   // Its own nodes and redis-server.
   cluster: () => benchCluster(sizes.cluster),
