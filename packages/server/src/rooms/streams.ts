@@ -107,16 +107,15 @@ export class RoomStreams {
     if (live.publisherMedia(publication.publicationID) !== media) return;
     const current = await store.publication(publication.appID, publication.streamID);
     if (current?.publicationID !== publication.publicationID || current.live) return;
-    const announced = await store.updatePublication(publication.appID, current, { live: true });
-    const room = await store.room(publication.appID, publication.roomID);
-    if (!announced || !room) return;
     const from = publication.sessionID;
-    const logged = await emit(this.ctx, room, {
-      event: { type: 'streamUpdate', updateType: UpdateType.Add, streams: [streamInfoOf(announced)] },
-      from,
-    });
-    await emit(this.ctx, room, { event: { type: 'streamDevicesUpdate', streams: [streamDevicesOf(announced)] }, from });
-    if (logged) observer.emit('streamCreated', { ...refOf(room, logged), stream: streamInfoOf(announced) });
+    const announced = await store.announcePublication(publication.appID, current, [
+      { event: { type: 'streamUpdate', updateType: UpdateType.Add, streams: [streamInfoOf(current)] }, from },
+      { event: { type: 'streamDevicesUpdate', streams: [streamDevicesOf(current)] }, from },
+    ]);
+    const room = announced && (await store.room(publication.appID, publication.roomID));
+    if (!announced || !room) return;
+    for (const logged of announced.logged) await this.ctx.feeds.logged(room, logged);
+    observer.emit('streamCreated', { ...refOf(room, announced.logged[0]!), stream: streamInfoOf(announced.publication) });
   }
 
   /**

@@ -230,7 +230,7 @@ export class MemoryRoomStore implements RoomStore {
   async updatePublication(
     appID: number,
     publication: PublicationRecord,
-    change: Partial<Pick<PublicationRecord, 'extraInfo' | 'devices' | 'live'>>,
+    change: Partial<Pick<PublicationRecord, 'extraInfo' | 'devices'>>,
   ): Promise<PublicationRecord | undefined> {
     const publications = this.apps.get(appID)?.publications;
     const current = publications?.get(publication.streamID);
@@ -238,6 +238,20 @@ export class MemoryRoomStore implements RoomStore {
     const updated = { ...current, ...change };
     publications!.set(publication.streamID, updated);
     return updated;
+  }
+
+  async announcePublication(
+    appID: number,
+    publication: PublicationRecord,
+    entries: readonly EventToLog[],
+  ): Promise<{ publication: PublicationRecord; logged: LoggedEvent[] } | undefined> {
+    const app = this.apps.get(appID);
+    const current = app?.publications.get(publication.streamID);
+    const room = app?.rooms.get(publication.roomID);
+    if (!room || current?.publicationID !== publication.publicationID || current.live) return undefined;
+    const announced = { ...current, live: true };
+    app!.publications.set(publication.streamID, announced);
+    return { publication: announced, logged: entries.map((entry) => this.log(room, entry)) };
   }
 
   async dropPublication(appID: number, publication: PublicationRecord): Promise<PublicationRecord | undefined> {

@@ -10,6 +10,7 @@ import { ErrorCode, UpdateType, type RoomEvent, type RoomExtraInfo } from '@parl
 import { fail, ok, type Outcome } from '../../outcome.js';
 import {
   ADD_PLAY,
+  ANNOUNCE_PUBLICATION,
   APPEND_EVENT,
   DROP_PLAY,
   DROP_PUBLICATION,
@@ -377,11 +378,42 @@ export class RedisRoomStore implements RoomStore {
   async updatePublication(
     appID: number,
     publication: PublicationRecord,
-    change: Partial<Pick<PublicationRecord, 'extraInfo' | 'devices' | 'live'>>,
+    change: Partial<Pick<PublicationRecord, 'extraInfo' | 'devices'>>,
   ): Promise<PublicationRecord | undefined> {
-    const keys = [this.keys.room(appID, publication.roomID).publications, this.keys.app(appID).live];
+    const keys = [this.keys.room(appID, publication.roomID).publications];
     const json = await this.run(UPDATE_PUBLICATION, keys, [publication.streamID, publication.publicationID, JSON.stringify(change)]);
     return parse(json as string | null);
+  }
+
+  async announcePublication(
+    appID: number,
+    publication: PublicationRecord,
+    entries: readonly EventToLog[],
+  ): Promise<{ publication: PublicationRecord; logged: LoggedEvent[] } | undefined> {
+    const { roomID } = publication;
+    const room = this.keys.room(appID, roomID);
+    const now = this.now();
+    const reply = (await this.run(
+      ANNOUNCE_PUBLICATION,
+      [room.publications, this.keys.app(appID).live, room.room, room.log],
+      [
+        publication.streamID,
+        publication.publicationID,
+        now,
+        ROOM_EVENT_LOG_SIZE,
+        ...entries.flatMap((entry) => [
+          entry.event ? JSON.stringify(entry.event) : '',
+          entry.from ?? '',
+          entry.to ? JSON.stringify(entry.to) : '',
+        ]),
+      ],
+    )) as [string, number[]] | null;
+    if (!reply) return undefined;
+    const [json, seqs] = reply;
+    return {
+      publication: JSON.parse(json) as PublicationRecord,
+      logged: entries.map((entry, i) => logged(roomID, Number(seqs[i]), entry, now)),
+    };
   }
 
   async dropPublication(appID: number, publication: PublicationRecord): Promise<PublicationRecord | undefined> {

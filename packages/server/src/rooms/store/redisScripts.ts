@@ -166,17 +166,38 @@ redis.call('SADD', KEYS[5], ARGV[1])
 return {'reserved', ARGV[4]}
 `);
 
-/** KEYS: publications, app live streams. ARGV: streamID, publicationID, the change as JSON. The new JSON, or nil if it is not that publication. */
+/** KEYS: publications. ARGV: streamID, publicationID, the change as JSON. The new JSON, or nil if it is not that publication. */
 export const UPDATE_PUBLICATION = new LuaScript(`
 local json = redis.call('HGET', KEYS[1], ARGV[1])
 if not json then return false end
 local publication = cjson.decode(json)
 if publication.publicationID ~= ARGV[2] then return false end
 for key, value in pairs(cjson.decode(ARGV[3])) do publication[key] = value end
-if publication.live then redis.call('SADD', KEYS[2], ARGV[1]) end
 json = cjson.encode(publication)
 redis.call('HSET', KEYS[1], ARGV[1], json)
 return json
+`);
+
+/**
+ * KEYS: publications, app live streams, room, log. ARGV: streamID, publicationID, now, log size,
+ * then body, from and to of each event to log. Marks the publication live and logs the events, if
+ * it is still that publication, not live yet, and its room is open: {its JSON, the events'
+ * numbers}; else nil.
+ */
+export const ANNOUNCE_PUBLICATION = new LuaScript(`${APPEND}
+local json = redis.call('HGET', KEYS[1], ARGV[1])
+if not json or redis.call('EXISTS', KEYS[3]) == 0 then return false end
+local publication = cjson.decode(json)
+if publication.publicationID ~= ARGV[2] or publication.live then return false end
+publication.live = true
+json = cjson.encode(publication)
+redis.call('HSET', KEYS[1], ARGV[1], json)
+redis.call('SADD', KEYS[2], ARGV[1])
+local seqs = {}
+for i = 5, #ARGV - 1, 3 do
+  seqs[#seqs + 1] = append(KEYS[3], KEYS[4], ARGV[4], ARGV[3], ARGV[i], ARGV[i + 1], ARGV[i + 2])
+end
+return {json, seqs}
 `);
 
 /** KEYS: publications, app streams, app stream rooms, app live streams, the session's publications. ARGV: streamID, publicationID. */

@@ -209,8 +209,18 @@ export interface RoomStore {
   updatePublication(
     appID: number,
     publication: PublicationRecord,
-    change: Partial<Pick<PublicationRecord, 'extraInfo' | 'devices' | 'live'>>,
+    change: Partial<Pick<PublicationRecord, 'extraInfo' | 'devices'>>,
   ): Promise<PublicationRecord | undefined>;
+  /**
+   * Announces the publication to its room if it is still this one and not announced yet: marks
+   * it live and logs `entries` in the same step, so that a login at any moment either sees the
+   * stream in its room's state or is told of it, never both. Undefined when it did nothing.
+   */
+  announcePublication(
+    appID: number,
+    publication: PublicationRecord,
+    entries: readonly EventToLog[],
+  ): Promise<{ publication: PublicationRecord; logged: LoggedEvent[] } | undefined>;
   /** Removes the publication if it is still this one; the removed record. */
   dropPublication(appID: number, publication: PublicationRecord): Promise<PublicationRecord | undefined>;
 
