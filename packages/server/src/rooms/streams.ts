@@ -20,9 +20,9 @@ import {
 import type { Limits } from '../config.js';
 import { RelayUnavailable, SdpError, type MediaPlane, type MediaPublisher, type MediaSubscriber } from '../media/index.js';
 import { fail, ok, type Failure, type FailureCode, type Outcome } from '../outcome.js';
-import { emit, refOf, type RoomContext } from './roomContext.js';
+import { refOf, type RoomContext } from './roomContext.js';
 import type { StreamEndReason } from './observer.js';
-import type { PlayRecord, PublicationRecord, SessionRecord, SessionToken } from './store/roomStore.js';
+import type { EventToLog, PlayRecord, PublicationRecord, SessionRecord, SessionToken } from './store/roomStore.js';
 
 export type StreamLimits = Pick<Limits, 'maxPublicationsPerSession' | 'maxPlaysPerSession'>;
 
@@ -137,20 +137,21 @@ export class RoomStreams {
   /** Ends a publication if it is still this one: announced, its room is told; its media and players close. */
   async dropPublication(publication: PublicationRecord, why: StreamEndReason): Promise<void> {
     const { store, live, observer } = this.ctx;
-    const dropped = await store.dropPublication(publication.appID, publication);
+    // Told as the players' app last saw it (its extra info may have changed since this record was read).
+    const current = (await store.publication(publication.appID, publication.streamID)) ?? publication;
+    const stream = streamInfoOf(current);
+    const ended: EventToLog = {
+      event: { type: 'streamUpdate', updateType: UpdateType.Delete, streams: [stream] },
+      from: publication.sessionID,
+    };
+    const dropped = await store.dropPublication(publication.appID, publication, ended);
     if (!dropped) return;
-    const media = live.publisherMedia(dropped.publicationID);
-    live.removePublication(dropped.publicationID);
-    if (dropped.live) {
-      const room = await store.room(dropped.appID, dropped.roomID);
-      const stream = streamInfoOf(dropped);
-      const logged =
-        room &&
-        (await emit(this.ctx, room, {
-          event: { type: 'streamUpdate', updateType: UpdateType.Delete, streams: [stream] },
-          from: dropped.sessionID,
-        }));
-      if (room && logged) observer.emit('streamClosed', { ...refOf(room, logged), stream, reason: why });
+    const media = live.publisherMedia(dropped.publication.publicationID);
+    live.removePublication(dropped.publication.publicationID);
+    const room = dropped.logged && (await store.room(publication.appID, publication.roomID));
+    if (room && dropped.logged) {
+      await this.ctx.feeds.logged(room, dropped.logged);
+      observer.emit('streamClosed', { ...refOf(room, dropped.logged), stream, reason: why });
     }
     // Closing the media closes every subscriber, which tells each player (see play()).
     media?.close();

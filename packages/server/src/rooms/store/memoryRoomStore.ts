@@ -254,13 +254,18 @@ export class MemoryRoomStore implements RoomStore {
     return { publication: announced, logged: entries.map((entry) => this.log(room, entry)) };
   }
 
-  async dropPublication(appID: number, publication: PublicationRecord): Promise<PublicationRecord | undefined> {
+  async dropPublication(
+    appID: number,
+    publication: PublicationRecord,
+    ended: EventToLog,
+  ): Promise<{ publication: PublicationRecord; logged: LoggedEvent | undefined } | undefined> {
     const app = this.apps.get(appID);
     const current = app?.publications.get(publication.streamID);
     if (current?.publicationID !== publication.publicationID) return undefined;
     app!.publications.delete(publication.streamID);
     removeFrom(app!.publicationsBySession, current.sessionID, current.streamID);
-    return current;
+    const room = current.live ? app!.rooms.get(current.roomID) : undefined;
+    return { publication: current, logged: room && this.log(room, ended) };
   }
 
   async addPlay(play: PlayRecord, maxPerSession: number): Promise<Outcome<void>> {

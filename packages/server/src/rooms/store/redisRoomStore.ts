@@ -416,15 +416,31 @@ export class RedisRoomStore implements RoomStore {
     };
   }
 
-  async dropPublication(appID: number, publication: PublicationRecord): Promise<PublicationRecord | undefined> {
+  async dropPublication(
+    appID: number,
+    publication: PublicationRecord,
+    ended: EventToLog,
+  ): Promise<{ publication: PublicationRecord; logged: LoggedEvent | undefined } | undefined> {
     const app = this.keys.app(appID);
-    const room = this.keys.room(appID, publication.roomID);
-    const json = await this.run(
+    const { roomID } = publication;
+    const room = this.keys.room(appID, roomID);
+    const now = this.now();
+    const reply = (await this.run(
       DROP_PUBLICATION,
-      [room.publications, app.streams, app.streamRooms, app.live, room.sessionPublications(publication.sessionID)],
-      [publication.streamID, publication.publicationID],
-    );
-    return parse(json as string | null);
+      [room.publications, app.streams, app.streamRooms, app.live, room.sessionPublications(publication.sessionID), room.room, room.log],
+      [
+        publication.streamID,
+        publication.publicationID,
+        now,
+        ROOM_EVENT_LOG_SIZE,
+        ended.event ? JSON.stringify(ended.event) : '',
+        ended.from ?? '',
+        ended.to ? JSON.stringify(ended.to) : '',
+      ],
+    )) as [string, number] | null;
+    if (!reply) return undefined;
+    const [json, seq] = reply;
+    return { publication: JSON.parse(json) as PublicationRecord, logged: seq ? logged(roomID, Number(seq), ended, now) : undefined };
   }
 
   /** The key of a session's plays, or undefined if the session is gone. */

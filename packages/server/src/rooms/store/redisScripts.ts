@@ -200,16 +200,26 @@ end
 return {json, seqs}
 `);
 
-/** KEYS: publications, app streams, app stream rooms, app live streams, the session's publications. ARGV: streamID, publicationID. */
-export const DROP_PUBLICATION = new LuaScript(`
+/**
+ * KEYS: publications, app streams, app stream rooms, app live streams, the session's publications,
+ * room, log. ARGV: streamID, publicationID, now, log size, the end event's body, from, to.
+ * {the removed JSON, the end event's number (0 unless it was live and its room is open)}, or nil.
+ */
+export const DROP_PUBLICATION = new LuaScript(`${APPEND}
 local json = redis.call('HGET', KEYS[1], ARGV[1])
-if not json or cjson.decode(json).publicationID ~= ARGV[2] then return false end
+if not json then return false end
+local publication = cjson.decode(json)
+if publication.publicationID ~= ARGV[2] then return false end
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('HDEL', KEYS[3], ARGV[1])
 redis.call('SREM', KEYS[4], ARGV[1])
 redis.call('SREM', KEYS[5], ARGV[1])
-return json
+local ended = 0
+if publication.live and redis.call('EXISTS', KEYS[6]) == 1 then
+  ended = append(KEYS[6], KEYS[7], ARGV[4], ARGV[3], ARGV[5], ARGV[6], ARGV[7])
+end
+return {json, ended}
 `);
 
 /** KEYS: the session's plays. ARGV: streamID, play JSON, max per session. */

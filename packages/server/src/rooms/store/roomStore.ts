@@ -221,8 +221,15 @@ export interface RoomStore {
     publication: PublicationRecord,
     entries: readonly EventToLog[],
   ): Promise<{ publication: PublicationRecord; logged: LoggedEvent[] } | undefined>;
-  /** Removes the publication if it is still this one; the removed record. */
-  dropPublication(appID: number, publication: PublicationRecord): Promise<PublicationRecord | undefined>;
+  /**
+   * Removes the publication if it is still this one: the removed record, and, if it was announced
+   * and its room is open, `ended` logged in the same step (as announcePublication does).
+   */
+  dropPublication(
+    appID: number,
+    publication: PublicationRecord,
+    ended: EventToLog,
+  ): Promise<{ publication: PublicationRecord; logged: LoggedEvent | undefined } | undefined>;
 
   /** Records a play of the session, replacing its play of the same stream, unless it has `maxPerSession` others. */
   addPlay(play: PlayRecord, maxPerSession: number): Promise<Outcome<void>>;
