@@ -17,7 +17,6 @@ import {
   cameraClip,
   concealment,
   decodeRate,
-  enlargeRemoteTiles,
   launchChromium,
   openDemo,
   remoteVideoSize,
@@ -33,6 +32,8 @@ interface Scenario {
   name: string;
   uplink?: LinkShape;
   downlink?: LinkShape;
+  /** The impairment is lifted this share of the way into the window (a capacity drop and its recovery); it lasts the window when absent. */
+  liftAfter?: number;
 }
 
 const SCENARIOS: Scenario[] = [
@@ -42,7 +43,20 @@ const SCENARIOS: Scenario[] = [
   { name: 'downlink 500 kbit/s', downlink: { rateKbit: 500 } },
   { name: 'uplink 30 % loss', uplink: { loss: 0.3 } },
   { name: 'uplink 500 kbit/s', uplink: { rateKbit: 500 } },
+  { name: 'downlink dropping to 300 kbit/s for half the window', downlink: { rateKbit: 300 }, liftAfter: 0.5 },
 ];
+
+/** A camera and the player's view of it: the SDK's default capture, or 720p. */
+export interface View {
+  width: number;
+  height: number;
+  fps: number;
+}
+
+export const VIEWS: Record<string, View> = {
+  '640x360': { width: 640, height: 360, fps: 15 },
+  '1280x720': { width: 1280, height: 720, fps: 30 },
+};
 
 /** On a clean link first, so that both calls start the impairment at full quality. */
 const WARM_UP_MS = 10_000;
@@ -50,6 +64,8 @@ const WARM_UP_MS = 10_000;
 interface Measured {
   /** Frames decoded in each second of the window. */
   fps: number[];
+  /** The longest time without a frame decoded (to the sampling's 250 ms). */
+  longestStallMs: number;
   freezeSecondsPerMinute: number;
   height: number;
   concealment: number;
@@ -67,9 +83,28 @@ interface Hosts {
   playerHost: TestHost;
   publisherBrowser: Browser;
   playerBrowser: Browser;
+  view: View;
 }
 
-export async function benchNetwork({ seconds, roundTripsMs }: { seconds: number; roundTripsMs: number[] }): Promise<Row[]> {
+export async function benchNetwork({
+  seconds,
+  roundTripsMs,
+  views,
+}: {
+  seconds: number;
+  roundTripsMs: number[];
+  views: string[];
+}): Promise<Row[]> {
+  const rows: Row[] = [];
+  for (const name of views) {
+    const view = VIEWS[name];
+    if (!view) throw new Error(`no view ${name}: ${Object.keys(VIEWS).join(', ')}`);
+    rows.push(...(await benchView(view, seconds, roundTripsMs)));
+  }
+  return rows;
+}
+
+async function benchView(view: View, seconds: number, roundTripsMs: number[]): Promise<Row[]> {
   const network = new TestNetwork();
   const closers: Array<() => Promise<unknown>> = [];
   try {
@@ -78,7 +113,7 @@ export async function benchNetwork({ seconds, roundTripsMs }: { seconds: number;
     network.routeBetweenHosts();
     const server = await startServer({ host: network.serverIp, port: 0, apps: [DEV_APP], devMode: true, logLevel: 'silent' });
     closers.push(() => server.close());
-    const clip = cameraClip();
+    const clip = cameraClip({ ...view, seconds: 4 });
     const voice = speechClip();
     const launch = async (host: TestHost): Promise<Browser> => {
       const chromium = await launchChromium({
@@ -97,6 +132,7 @@ export async function benchNetwork({ seconds, roundTripsMs }: { seconds: number;
       playerHost,
       publisherBrowser: await launch(publisherHost),
       playerBrowser: await launch(playerHost),
+      view,
     };
     const rows: Row[] = [];
     for (const roundTripMs of roundTripsMs) {
@@ -105,7 +141,7 @@ export async function benchNetwork({ seconds, roundTripsMs }: { seconds: number;
         await host.delayDownlink(roundTripMs / 2);
       }
       for (const [i, scenario] of SCENARIOS.entries()) {
-        const name = roundTripMs > 0 ? `${scenario.name}, ${roundTripMs} ms round trip` : scenario.name;
+        const name = `${view.width}×${view.height}, ${scenario.name}${roundTripMs > 0 ? `, ${roundTripMs} ms round trip` : ''}`;
         const parley = await measure(hosts, scenario, seconds, () => parleyCall(hosts, `net${roundTripMs}-${i}`));
         const direct = await measure(hosts, scenario, seconds, () => directCall(hosts));
         rows.push(...compare(name, parley, direct));
@@ -125,11 +161,30 @@ async function measure(hosts: Hosts, scenario: Scenario, seconds: number, start:
     await sleep(WARM_UP_MS);
     hosts.publisherHost.shapeUplink(scenario.uplink ?? {});
     hosts.playerHost.shapeDownlink(scenario.downlink ?? {});
-    const [samples] = (await sampleEvery([call.player], seconds * 1000, 1000)) as [VideoSample[]];
+    const lift =
+      scenario.liftAfter === undefined
+        ? undefined
+        : setTimeout(
+            () => {
+              hosts.publisherHost.shapeUplink({});
+              hosts.playerHost.shapeDownlink({});
+            },
+            scenario.liftAfter * seconds * 1000,
+          );
+    const [fine] = (await sampleEvery([call.player], seconds * 1000, 250)) as [VideoSample[]];
+    clearTimeout(lift);
+    // Per second for the frame rates, every sample for the stalls.
+    const samples = fine.filter((_, i) => i % 4 === 0);
     const first = samples[0]!;
-    const last = samples.at(-1)!;
+    const last = fine.at(-1)!;
+    let [longestStallMs, since] = [0, first.at];
+    for (const [i, sample] of fine.entries()) {
+      if (i > 0 && sample.framesDecoded > fine[i - 1]!.framesDecoded) since = sample.at;
+      longestStallMs = Math.max(longestStallMs, sample.at - since);
+    }
     return {
       fps: samples.slice(1).map((sample, i) => decodeRate(samples[i]!, sample)),
+      longestStallMs,
       freezeSecondsPerMinute: ((last.totalFreezesDuration - first.totalFreezesDuration) * 60_000) / (last.at - first.at),
       height: Math.max(0, ...last.frameSizes.map((size) => size.height)),
       concealment: concealment(first, last),
@@ -141,11 +196,13 @@ async function measure(hosts: Hosts, scenario: Scenario, seconds: number, start:
   }
 }
 
-/** The demo page publishing its 720p camera (three simulcast layers) and another playing it in a 1280×720 view. */
-async function parleyCall({ server, publisherBrowser, playerBrowser }: Hosts, roomID: string): Promise<Call> {
+/** The demo page publishing its camera (simulcast layers as its size gives) and another playing it in a view of the camera's size. */
+async function parleyCall({ server, publisherBrowser, playerBrowser, view }: Hosts, roomID: string): Promise<Call> {
   const publisher = await openDemo(server.httpUrl, publisherBrowser, 'pub', { roomID, scenario: 'HighQualityVideoCall' });
   const player = await openDemo(server.httpUrl, playerBrowser, 'player', { roomID, publish: false });
-  await enlargeRemoteTiles(player);
+  await player.addStyleTag({
+    content: `.tile.remote, .tile.remote video { width: ${view.width}px !important; height: ${view.height}px !important; }`,
+  });
   await remoteVideoSize(player, 'stream_pub');
   return {
     player,
@@ -157,7 +214,7 @@ async function parleyCall({ server, publisherBrowser, playerBrowser }: Hosts, ro
 }
 
 /** The same camera, microphone and view in a plain peer connection between the two browsers (one encoding, no server). */
-async function directCall({ server, publisherBrowser, playerBrowser }: Hosts): Promise<Call> {
+async function directCall({ server, publisherBrowser, playerBrowser, view }: Hosts): Promise<Call> {
   const open = async (browser: Browser): Promise<Page> => {
     const page = await browser.newPage();
     await page.addInitScript(RECORD_MEDIA);
@@ -168,10 +225,10 @@ async function directCall({ server, publisherBrowser, playerBrowser }: Hosts): P
   const publisher = await open(publisherBrowser);
   const player = await open(playerBrowser);
   // Offers and answers carry every candidate (no trickling): each page waits for gathering to end.
-  const offer = await publisher.evaluate(async () => {
+  const offer = await publisher.evaluate(async ({ width, height, fps }) => {
     const stream = await navigator.mediaDevices.getUserMedia({
       audio: true,
-      video: { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 30 } },
+      video: { width: { ideal: width }, height: { ideal: height }, frameRate: { ideal: fps } },
     });
     const pc = new RTCPeerConnection();
     for (const track of stream.getTracks()) pc.addTrack(track, stream);
@@ -182,27 +239,30 @@ async function directCall({ server, publisherBrowser, playerBrowser }: Hosts): P
       pc.addEventListener('icegatheringstatechange', () => pc.iceGatheringState === 'complete' && resolve());
     });
     return pc.localDescription!.sdp;
-  });
-  const answer = await player.evaluate(async (sdp) => {
-    // With the camera granted, Chromium offers its real addresses rather than mDNS names, which nothing here resolves.
-    for (const track of (await navigator.mediaDevices.getUserMedia({ audio: true })).getTracks()) track.stop();
-    const pc = new RTCPeerConnection();
-    const video = document.createElement('video');
-    video.id = 'direct';
-    video.autoplay = true;
-    video.playsInline = true;
-    video.style.width = '1280px';
-    video.style.height = '720px';
-    document.body.append(video);
-    pc.addEventListener('track', (event) => (video.srcObject = event.streams[0]!));
-    await pc.setRemoteDescription({ type: 'offer', sdp });
-    await pc.setLocalDescription(await pc.createAnswer());
-    await new Promise<void>((resolve) => {
-      if (pc.iceGatheringState === 'complete') resolve();
-      pc.addEventListener('icegatheringstatechange', () => pc.iceGatheringState === 'complete' && resolve());
-    });
-    return pc.localDescription!.sdp;
-  }, offer);
+  }, view);
+  const answer = await player.evaluate(
+    async ({ sdp, width, height }) => {
+      // With the camera granted, Chromium offers its real addresses rather than mDNS names, which nothing here resolves.
+      for (const track of (await navigator.mediaDevices.getUserMedia({ audio: true })).getTracks()) track.stop();
+      const pc = new RTCPeerConnection();
+      const video = document.createElement('video');
+      video.id = 'direct';
+      video.autoplay = true;
+      video.playsInline = true;
+      video.style.width = `${width}px`;
+      video.style.height = `${height}px`;
+      document.body.append(video);
+      pc.addEventListener('track', (event) => (video.srcObject = event.streams[0]!));
+      await pc.setRemoteDescription({ type: 'offer', sdp });
+      await pc.setLocalDescription(await pc.createAnswer());
+      await new Promise<void>((resolve) => {
+        if (pc.iceGatheringState === 'complete') resolve();
+        pc.addEventListener('icegatheringstatechange', () => pc.iceGatheringState === 'complete' && resolve());
+      });
+      return pc.localDescription!.sdp;
+    },
+    { sdp: offer, ...view },
+  );
   await publisher.evaluate(
     (sdp) => (window as unknown as { direct: RTCPeerConnection }).direct.setRemoteDescription({ type: 'answer', sdp }),
     answer,
@@ -237,6 +297,13 @@ function compare(scenario: string, parley: Measured, direct: Measured): Row[] {
       n: 1,
       p50: parley.freezeSecondsPerMinute,
       note: `direct ${direct.freezeSecondsPerMinute.toFixed(1)}; Parley ${(parley.freezeSecondsPerMinute - direct.freezeSecondsPerMinute).toFixed(1)} more`,
+    },
+    {
+      measure: `${scenario}: longest stall`,
+      unit: 'ms',
+      n: 1,
+      p50: parley.longestStallMs,
+      note: `direct ${direct.longestStallMs.toFixed(0)} ms`,
     },
     { measure: `${scenario}: resolution at the end`, unit: 'px high', n: 1, p50: parley.height, note: `direct ${direct.height}` },
     {

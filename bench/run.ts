@@ -9,7 +9,7 @@
  *   npm run bench -- --only join  # one section: join, first-frame, capacity, forwarding, cluster
  *   npm run bench -- --only forwarding --players 1,50
  *   npm run bench -- --only network   # impaired links, Parley beside a direct call, at 0 and 100 ms round trip (root, ~25 min; only when named)
- *   npm run bench -- --only network --rtt 0,100,300   # the round trips to run each scenario at
+ *   npm run bench -- --only network --rtt 0,100,300 --view 640x360   # the round trips and views to run each scenario at
  *   npm run bench -- --only soak      # a call under 10⁶ forged datagrams and 10⁶ malformed signalling frames (root; only when named)
  *   PARLEY_BENCH_PROFILE=dir npm run bench ...   # CPU profiles of the server processes
  */
@@ -37,6 +37,8 @@ const { values } = parseArgs({
     players: { type: 'string' },
     /** Round trips (ms) the network section runs each scenario at, e.g. --rtt 0,100,300 (default 0,100). */
     rtt: { type: 'string' },
+    /** Cameras and views the network section runs at: 640x360 (15 fps), 1280x720 (30 fps); both by default. */
+    view: { type: 'string' },
     /** Where latest.json and latest.md go (default: bench/results). */
     out: { type: 'string' },
   },
@@ -99,7 +101,12 @@ const sections: Record<string, () => Promise<Row[]>> = {
       seconds: sizes.seconds,
     }),
   // In-process server: it listens on the test network's address.
-  network: () => benchNetwork({ seconds: sizes.impairedSeconds, roundTripsMs: values.rtt ? values.rtt.split(',').map(Number) : [0, 100] }),
+  network: () =>
+    benchNetwork({
+      seconds: sizes.impairedSeconds,
+      roundTripsMs: values.rtt ? values.rtt.split(',').map(Number) : [0, 100],
+      views: values.view ? values.view.split(',') : ['640x360', '1280x720'],
+    }),
   soak: () => withServer((server) => benchSoak(server, { datagrams: sizes.soak, frames: sizes.soak })),
   // Its own nodes and redis-server.
   cluster: () => benchCluster(sizes.cluster),
