@@ -90,21 +90,25 @@ export async function benchNetwork({
   seconds,
   roundTripsMs,
   views,
+  only,
 }: {
   seconds: number;
   roundTripsMs: number[];
   views: string[];
+  /** Only the scenarios whose names contain this. */
+  only?: string;
 }): Promise<Row[]> {
+  const scenarios = SCENARIOS.filter((scenario) => !only || scenario.name.includes(only));
   const rows: Row[] = [];
   for (const name of views) {
     const view = VIEWS[name];
     if (!view) throw new Error(`no view ${name}: ${Object.keys(VIEWS).join(', ')}`);
-    rows.push(...(await benchView(view, seconds, roundTripsMs)));
+    rows.push(...(await benchView(view, scenarios, seconds, roundTripsMs)));
   }
   return rows;
 }
 
-async function benchView(view: View, seconds: number, roundTripsMs: number[]): Promise<Row[]> {
+async function benchView(view: View, scenarios: Scenario[], seconds: number, roundTripsMs: number[]): Promise<Row[]> {
   const network = new TestNetwork();
   const closers: Array<() => Promise<unknown>> = [];
   try {
@@ -140,7 +144,7 @@ async function benchView(view: View, seconds: number, roundTripsMs: number[]): P
         await host.delayUplink(roundTripMs / 2);
         await host.delayDownlink(roundTripMs / 2);
       }
-      for (const [i, scenario] of SCENARIOS.entries()) {
+      for (const [i, scenario] of scenarios.entries()) {
         const name = `${view.width}×${view.height}, ${scenario.name}${roundTripMs > 0 ? `, ${roundTripMs} ms round trip` : ''}`;
         const parley = await measure(hosts, scenario, seconds, () => parleyCall(hosts, `net${roundTripMs}-${i}`));
         const direct = await measure(hosts, scenario, seconds, () => directCall(hosts));

@@ -39,6 +39,8 @@ const { values } = parseArgs({
     rtt: { type: 'string' },
     /** Cameras and views the network section runs at: 640x360 (15 fps), 1280x720 (30 fps); both by default. */
     view: { type: 'string' },
+    /** Only the network scenarios whose names contain this, e.g. --scenario "uplink 30". */
+    scenario: { type: 'string' },
     /** Where latest.json and latest.md go (default: bench/results). */
     out: { type: 'string' },
   },
@@ -106,6 +108,7 @@ const sections: Record<string, () => Promise<Row[]>> = {
       seconds: sizes.impairedSeconds,
       roundTripsMs: values.rtt ? values.rtt.split(',').map(Number) : [0, 100],
       views: values.view ? values.view.split(',') : ['640x360', '1280x720'],
+      only: values.scenario,
     }),
   soak: () => withServer((server) => benchSoak(server, { datagrams: sizes.soak, frames: sizes.soak })),
   // Its own nodes and redis-server.
