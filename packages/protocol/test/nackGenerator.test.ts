@@ -100,3 +100,18 @@ test('a packet taken from redundancy (RED) is not asked for, but counts as lost 
   assert.deepEqual(nack.counts(), { expected: 4, skipped: 2 });
   nack.close();
 });
+
+test('with a round trip known and longer than 40 ms, a gap is asked for again once per round trip, until its age runs out', () => {
+  const clock = new SimulatedClock();
+  const nacks: number[] = [];
+  const nack = new NackGenerator(
+    () => nacks.push(clock.nowMs),
+    clock,
+    () => 100,
+  );
+  nack.onPacket(1, 100, clock.nowMs);
+  nack.onPacket(1, 102, clock.nowMs);
+  clock.advance(1500);
+  // At once, then a round trip apart: ten tries over 900 ms rather than 360, as a sender honours one request per round trip.
+  assert.deepEqual(nacks, [0, 100, 200, 300, 400, 500, 600, 700, 800, 900]);
+});

@@ -12,9 +12,11 @@ import { realClock, type Clock } from './clock.js';
 /** How often due NACKs go out. */
 const TICK_MS = 10;
 /**
- * A missing packet is asked for again after this long. A receive-only peer does not know the
- * round-trip time; a sender that does (libwebrtc, the server) ignores requests for a packet it
- * resent less than a round trip ago, so asking early costs a few bytes of RTCP, not media.
+ * A missing packet is asked for again after this long, or after a round trip when one is known
+ * and longer: a sender (libwebrtc, the server) ignores requests for a packet it resent less than
+ * a round trip ago, so tries closer together than that are lost. Spaced by 40 ms alone, the ten
+ * tries were over in 400 ms, a few round trips at 100 ms and one at 300 ms: on a lossy link
+ * whose repairs are themselves lost, too few for a packet to get through.
  */
 const RETRY_MS = 40;
 const MAX_TRIES = 10;
@@ -55,15 +57,15 @@ class StreamLosses {
     return skipped;
   }
 
-  /** The 16-bit sequence numbers to ask for now; forgets those that are too old or asked for too often. */
-  due(nowMs: number): number[] {
+  /** The 16-bit sequence numbers to ask for now, each again after `retryMs`; forgets those that are too old or asked for too often. */
+  due(nowMs: number, retryMs: number): number[] {
     const lost: number[] = [];
     for (const [sequence, missing] of this.missing) {
       if (missing.tries >= MAX_TRIES || nowMs - missing.firstMs > MAX_AGE_MS) {
         this.missing.delete(sequence);
       } else if (missing.nextMs <= nowMs) {
         missing.tries++;
-        missing.nextMs = nowMs + RETRY_MS;
+        missing.nextMs = nowMs + retryMs;
         lost.push(sequence & 0xffff);
       }
     }
@@ -83,6 +85,8 @@ export class NackGenerator {
     /** Sends one NACK for `lost` (16-bit sequence numbers) of the stream `mediaSsrc`. */
     private readonly send: (mediaSsrc: number, lost: number[]) => void,
     private readonly clock: Clock = realClock,
+    /** The round trip to the sender (ms) as now known, if it is. */
+    private readonly roundTripMs: () => number | undefined = () => undefined,
   ) {}
 
   /**
@@ -116,9 +120,10 @@ export class NackGenerator {
 
   private tick(): void {
     const nowMs = this.clock.now();
+    const retryMs = Math.max(RETRY_MS, this.roundTripMs() ?? 0);
     let pending = false;
     for (const [ssrc, stream] of this.streams) {
-      const lost = stream.due(nowMs);
+      const lost = stream.due(nowMs, retryMs);
       if (lost.length > 0) this.send(ssrc, lost);
       pending ||= stream.missing.size > 0;
     }

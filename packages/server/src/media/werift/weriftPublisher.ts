@@ -73,7 +73,11 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
   /** Read per packet by every subscriber, so fixed once negotiated. */
   private negotiatedVideoCodec: 'vp8' | 'h264' = 'vp8';
   private feedback?: UplinkFeedback;
-  private readonly nacks = new NackGenerator((ssrc, lost) => this.sendNack(ssrc, lost));
+  private readonly nacks = new NackGenerator(
+    (ssrc, lost) => this.sendNack(ssrc, lost),
+    undefined,
+    () => this.rttMs(),
+  );
   /** Negotiated once: the video RTX payload type and the repaired-RID extension id (0: none). */
   private rtxPayloadType = -1;
   private repairedRidId = 0;
