@@ -32,12 +32,15 @@ const SOCKET_BUFFER_BYTES = 4 * 1024 * 1024;
 
 const keyOf = ({ host, port }: RelayAddress): string => `${host}:${port}`;
 
+/** Whether a datagram came from `address` (field by field: this runs for every relayed packet). */
+const isFrom = (address: RelayAddress, remote: RemoteInfo): boolean => address.port === remote.port && address.host === remote.address;
+
 export class MediaRelay {
-  private readonly sinks = new Map<string, { sink: RelaySink; from: string }>();
-  private readonly sinkBySsrc = new Map<number, { sink: RelaySink; from: string }>();
+  private readonly sinks = new Map<string, { sink: RelaySink; from: RelayAddress }>();
+  private readonly sinkBySsrc = new Map<number, { sink: RelaySink; from: RelayAddress }>();
   private readonly relayed = new Map<string, Promise<RelayedPublisher>>();
-  private readonly relayedByID = new Map<string, { publisher: RelayedPublisher; from: string }>();
-  private readonly relayedBySsrc = new Map<number, { publisher: RelayedPublisher; from: string }>();
+  private readonly relayedByID = new Map<string, { publisher: RelayedPublisher; from: RelayAddress }>();
+  private readonly relayedBySsrc = new Map<number, { publisher: RelayedPublisher; from: RelayAddress }>();
   /** Relays being opened, by relay ID: told of the first answer. */
   private readonly opening = new Map<string, (message: ControlMessage) => void>();
   private origin: (stream: RelayStream) => RelayOrigin | undefined = () => undefined;
@@ -92,7 +95,6 @@ export class MediaRelay {
 
   private async openRelay(from: RelayAddress, stream: RelayStream): Promise<RelayedPublisher> {
     const relayID = randomBytes(8).toString('hex');
-    const to = keyOf(from);
     const send = (datagram: Buffer): void => this.socket.send(datagram, from.port, from.host);
     const open: OpenMessage = { type: 'open', relayID, ...stream, used: 1, forwarded: 1 };
     const answer = await new Promise<ControlMessage | undefined>((resolve) => {
@@ -109,10 +111,10 @@ export class MediaRelay {
     });
     if (answer?.type !== 'description') {
       throw new RelayUnavailable(
-        answer ? `the node at ${to} does not have stream ${stream.streamID}` : `the node at ${to} does not answer`,
+        answer ? `the node at ${keyOf(from)} does not have stream ${stream.streamID}` : `the node at ${keyOf(from)} does not answer`,
       );
     }
-    const publisher = new RelayedPublisher(answer.audioSsrc, answer, {
+    const publisher = new RelayedPublisher(answer, {
       relayID,
       stream,
       peerOptions: this.peerOptions,
@@ -122,7 +124,7 @@ export class MediaRelay {
       unwanted: () => send(encodeControl(this.key, { type: 'closed', relayID, reason: 'unwanted' })),
       ...this.timing,
     });
-    const entry = { publisher, from: to };
+    const entry = { publisher, from };
     this.relayedByID.set(relayID, entry);
     for (const ssrc of publisher.ssrcs) this.relayedBySsrc.set(ssrc, entry);
     publisher.observer.once('closed', () => {
@@ -133,23 +135,22 @@ export class MediaRelay {
   }
 
   private route(data: Buffer, remote: RemoteInfo): void {
-    const from = `${remote.address}:${remote.port}`;
     const first = data[0] ?? 0;
     if (first >= 128 && first <= 191 && data.length >= 12) {
       // RTCP (RFC 5761: packet types 192–223) comes back to relays of ours; RTP comes in on relays to us.
       const packetType = data[1]! & 0x7f;
-      if (packetType >= 64 && packetType <= 95) this.onRtcp(data, from);
+      if (packetType >= 64 && packetType <= 95) this.onRtcp(data, remote);
       else {
         const entry = this.relayedBySsrc.get(data.readUInt32BE(8));
-        if (entry?.from === from) entry.publisher.onRtp(data);
+        if (entry && isFrom(entry.from, remote)) entry.publisher.onRtp(data);
       }
       return;
     }
     const message = decodeControl(this.key, data);
-    if (message) this.onControl(message, from, { host: remote.address, port: remote.port });
+    if (message) this.onControl(message, remote);
   }
 
-  private onRtcp(data: Buffer, from: string): void {
+  private onRtcp(data: Buffer, remote: RemoteInfo): void {
     let packets: RtcpPacket[];
     try {
       packets = RtcpPacketConverter.deSerialize(data);
@@ -159,33 +160,34 @@ export class MediaRelay {
     for (const rtcp of packets) {
       const feedback = (rtcp as { feedback?: { mediaSsrc?: number; mediaSourceSsrc?: number } }).feedback;
       const entry = this.sinkBySsrc.get(feedback?.mediaSsrc ?? feedback?.mediaSourceSsrc ?? -1);
-      if (entry?.from === from) entry.sink.onRtcp(rtcp);
+      if (entry && isFrom(entry.from, remote)) entry.sink.onRtcp(rtcp);
     }
   }
 
-  private onControl(message: ControlMessage, from: string, address: RelayAddress): void {
-    if (message.type === 'open') return this.onOpen(message, from, address);
+  private onControl(message: ControlMessage, remote: RemoteInfo): void {
+    if (message.type === 'open') return this.onOpen(message, remote);
     const opening = this.opening.get(message.relayID);
     if (opening) return opening(message);
     if (message.type === 'description') {
       const entry = this.relayedByID.get(message.relayID);
-      if (entry?.from === from) entry.publisher.described(message);
+      if (entry && isFrom(entry.from, remote)) entry.publisher.described(message);
       return;
     }
     // Closed: by the publisher's node (the publication ended) or by a player's node (no player left).
     const relayed = this.relayedByID.get(message.relayID);
-    if (relayed?.from === from) relayed.publisher.close();
+    if (relayed && isFrom(relayed.from, remote)) relayed.publisher.close();
     const sink = this.sinks.get(message.relayID);
-    if (sink?.from === from) sink.sink.close(true);
+    if (sink && isFrom(sink.from, remote)) sink.sink.close(true);
   }
 
-  private onOpen(message: OpenMessage, from: string, address: RelayAddress): void {
+  private onOpen(message: OpenMessage, remote: RemoteInfo): void {
     const existing = this.sinks.get(message.relayID);
     if (existing) {
-      if (existing.from === from) existing.sink.opened(message);
+      if (isFrom(existing.from, remote)) existing.sink.opened(message);
       return;
     }
-    const send = (datagram: Buffer): void => this.socket.send(datagram, address.port, address.host);
+    const from: RelayAddress = { host: remote.address, port: remote.port };
+    const send = (datagram: Buffer): void => this.socket.send(datagram, from.port, from.host);
     const origin = this.origin(message);
     if (!origin) {
       send(encodeControl(this.key, { type: 'closed', relayID: message.relayID, reason: 'unknown' }));

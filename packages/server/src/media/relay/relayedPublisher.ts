@@ -77,11 +77,13 @@ export class RelayedPublisher implements MediaPublisher, LayerSource {
   private sentMasks = { used: -1, forwarded: -1 };
   private isClosed = false;
 
+  private readonly audioSsrc: number;
+
   constructor(
-    readonly audioSsrc: number,
     description: DescriptionMessage,
     private readonly options: RelayedPublisherOptions,
   ) {
+    this.audioSsrc = description.audioSsrc;
     const layers = description.videoSsrcs.map((ssrc, i) => {
       const layer = new ReportedVideoLayer(i, undefined);
       layer.ssrc = ssrc;
@@ -128,8 +130,9 @@ export class RelayedPublisher implements MediaPublisher, LayerSource {
       (this.fanout.layers[i] as ReportedVideoLayer | undefined)?.report(reported);
       if (reported.usable) usable |= 1 << i;
     });
-    this.fanout.setUsable(usable);
-    this.fanout.tellLayersChanged();
+    // Sizes and rates may have changed even when usability did not: the subscribers are told once.
+    if (usable === this.fanout.usableLayers) this.fanout.tellLayersChanged();
+    else this.fanout.setUsable(usable);
   }
 
   /** A packet of the relay. */
