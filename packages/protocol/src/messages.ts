@@ -289,6 +289,15 @@ export const serverMessageSchema = z.discriminatedUnion('type', [
   /** Which simulcast layers of a published stream some player uses (smallest first): the others pause until told otherwise. */
   z.object({ type: z.literal('publishLayers'), streamID: id, active: z.array(z.boolean()).min(1).max(3) }),
   /**
+   * The most each simulcast layer of a published stream (smallest first) is to be encoded at, in
+   * bits per second, 0 for as configured: the links of the players of a layer cannot take its rate.
+   */
+  z.object({
+    type: z.literal('publishBitrates'),
+    streamID: id,
+    maxBitrates: z.array(z.number().int().nonnegative()).min(1).max(3),
+  }),
+  /**
    * How the server sees a user's links, every few seconds: sent to the user itself and to those
    * who play its streams. Levels are StreamQualityLevel values (Unknown where it has no link that way).
    */

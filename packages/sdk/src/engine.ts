@@ -176,6 +176,9 @@ export class ParleyEngine {
         publishLayers: (streamID, active) => {
           for (const publisher of publishersIn()) publisher.setActiveLayers(streamID, active);
         },
+        publishBitrates: (streamID, maxBitrates) => {
+          for (const publisher of publishersIn()) publisher.setLayerBitrates(streamID, maxBitrates);
+        },
         streamDevicesChanged: (devices) => playerIn(devices.streamID)?.devicesChanged(devices),
         mediaStalled: (streamID, role) => {
           if (role === 'play') playerIn(streamID)?.mediaStalled();

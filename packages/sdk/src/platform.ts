@@ -73,6 +73,8 @@ export interface MediaTransport {
   applyVolume?(): void;
   /** Publish transports with simulcast: which layers some player uses (smallest first); the others pause. */
   setActiveLayers?(active: boolean[]): void;
+  /** Publish transports that encode: the most each layer (smallest first) is to be encoded at, in bits per second, 0 for as configured. */
+  setLayerBitrates?(maxBitrates: number[]): void;
   close(): void;
 }
 

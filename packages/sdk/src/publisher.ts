@@ -125,6 +125,11 @@ export class Publisher {
     if (streamID === this.currentStreamID) this.link.transport?.setActiveLayers?.(active);
   }
 
+  /** The server says how much each layer's players can take (bits per second, 0: no limit). */
+  setLayerBitrates(streamID: string, maxBitrates: number[]): void {
+    if (streamID === this.currentStreamID) this.link.transport?.setLayerBitrates?.(maxBitrates);
+  }
+
   /** The server receives nothing from our transport for `streamID`. */
   mediaStalled(streamID: string): void {
     if (streamID === this.currentStreamID) this.link.serverSeesStall();

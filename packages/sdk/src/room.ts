@@ -59,6 +59,8 @@ export interface RoomObserver {
   publishStopped(streamID: string, code: number): void;
   /** Which simulcast layers of a published stream some player uses; the others may pause. */
   publishLayers(streamID: string, active: boolean[]): void;
+  /** The most each layer of a published stream is to be encoded at (bits per second, 0: as configured). */
+  publishBitrates(streamID: string, maxBitrates: number[]): void;
   /** Another user's stream's camera or microphone changed (or is known from the room's state). */
   streamDevicesChanged(devices: StreamDevices): void;
   /** The server receives nothing on the transport publishing or playing `streamID`. */
@@ -342,6 +344,9 @@ export class Room {
         return;
       case 'publishLayers':
         this.observer.publishLayers(message.streamID, message.active);
+        return;
+      case 'publishBitrates':
+        this.observer.publishBitrates(message.streamID, message.maxBitrates);
         return;
       case 'activeSpeakers':
         this.hub.emit('activeSpeakerUpdate', this.roomID, message.speakers);

@@ -207,3 +207,43 @@ test("what a player asks for again counts in its layer's cost: the layer moves d
   }
   assert.equal(allocator.allocate(2, 2, rates, 1000).spatial, 1, '800 kbit/s and 400 of repairs do not fit in 1 Mbit/s');
 });
+
+test('after its link shrinks a player is not probed for 2 s: padding into a link that just filled only lengthens its queue', () => {
+  const { timeline } = simulate(20_000, (ms) => (ms >= 10_000 ? 400_000 : 5_000_000));
+  const downAtMs = timeline.find((t) => t.atMs >= 10_000 && t.spatial < 2)!.atMs;
+  const probedAt = timeline.find((t) => t.atMs >= downAtMs && t.probing)?.atMs;
+  assert.ok(probedAt === undefined || probedAt - downAtMs >= 2000, `probed ${probedAt! - downAtMs} ms after moving down`);
+});
+
+test('audio repeats earlier frames on a lossy link with room, as the publisher sent it on a clean one, and without repeats when the media fill the link', () => {
+  assert.equal(simulate(5000, () => 10_000_000, 0.3).allocator.audioRedundancy(100, 5000), 3, '30 % loss: three earlier frames');
+  assert.equal(simulate(5000, () => 10_000_000, 0.05).allocator.audioRedundancy(100, 5000), 2, '5 % loss: two');
+  assert.equal(simulate(5000, () => 10_000_000).allocator.audioRedundancy(100, 5000), undefined, 'clean: as sent');
+  const clock = new SimulatedClock();
+  const full = new DownlinkAllocator({ clock, sendPadding: () => 0, initialBps: 300_000 });
+  // 300 kbit/s of video in a 300 kbit/s estimate: not even the publisher's one repeat fits.
+  for (let ms = 0; ms < 1000; ms += 20) {
+    full.onPacketSent('video', ms / 20, 750, ms);
+    full.audioRedundancy(100, ms);
+  }
+  assert.equal(full.audioRedundancy(100, 1000), 0);
+});
+
+test("a player's video budget: what a layer may send for it to step up; it falls at once and rises as the median of the last five seconds'", () => {
+  const clock = new SimulatedClock();
+  const allocator = new DownlinkAllocator({ clock, sendPadding: () => 0, initialBps: 1_000_000 });
+  // 0.9 of the estimate, over the step up's 1.1 headroom.
+  assert.equal(Math.round(allocator.videoBudgetBps(0)), 818_182);
+  const audio = (fromMs: number, toMs: number): void => {
+    for (let ms = fromMs; ms < toMs; ms += 20) allocator.onPacketSent('audio', ms / 20, 250, ms);
+  };
+  audio(0, 1000);
+  assert.equal(Math.round(allocator.videoBudgetBps(1000)), 736_364, '100 kbit/s of audio: at once');
+  audio(1000, 2000);
+  allocator.videoBudgetBps(2000);
+  audio(2000, 3000);
+  allocator.videoBudgetBps(3000);
+  assert.equal(Math.round(allocator.videoBudgetBps(4000)), 736_364, 'the audio gone: the median is still the lower');
+  assert.equal(Math.round(allocator.videoBudgetBps(5000)), 736_364);
+  assert.equal(Math.round(allocator.videoBudgetBps(6000)), 818_182, 'three of five without audio');
+});

@@ -85,6 +85,9 @@ class BrowserPublishTransport extends BrowserTransport {
   simulcastCapture: { width: number; height: number } | undefined;
   /** Changes of the video sender's parameters, one at a time: parameters read while another change is pending are stale. */
   private parameterChanges = Promise.resolve();
+  /** Each encoding's maxBitrate as configured (undefined: the browser's choice), and the server's caps on it (0: none). */
+  private configuredBitrates: Array<number | undefined> = [];
+  private bitrateCaps: number[] = [];
   /** setAudioConfig's config when this transport was set up, negotiated in its offer. */
   private audioConfig: AudioConfig | undefined;
 
@@ -113,11 +116,9 @@ class BrowserPublishTransport extends BrowserTransport {
     audioTransceiver.setCodecPreferences(audioCodecPreferences());
     this.audioSender = audioTransceiver.sender;
     const video = stream.getVideoTracks()[0];
-    const transceiver = this.pc.addTransceiver(video ?? 'video', {
-      direction: 'sendonly',
-      streams: [stream],
-      sendEncodings: encodings(video, config),
-    });
+    const sendEncodings = encodings(video, config);
+    const transceiver = this.pc.addTransceiver(video ?? 'video', { direction: 'sendonly', streams: [stream], sendEncodings });
+    this.configuredBitrates = sendEncodings?.map((encoding) => encoding.maxBitrate) ?? [];
     const { width, height } = video?.getSettings() ?? {};
     if (width && height && transceiver.sender.getParameters().encodings.length > 1) this.simulcastCapture = { width, height };
     transceiver.setCodecPreferences(videoCodecPreferences(this.videoCodec));
@@ -180,13 +181,34 @@ class BrowserPublishTransport extends BrowserTransport {
         const down = 2 ** (count - 1 - i);
         encoding.scaleResolutionDownBy = top * down;
         encoding.maxFramerate = config.fps;
-        encoding.maxBitrate = Math.min(
+        this.configuredBitrates[i] = Math.min(
           config.bitrate * 1000,
           i === count - 1 ? Infinity : defaultBitrate(config.encodeWidth / down, config.encodeHeight / down),
         );
+        this.capBitrate(encoding, i);
       });
       return true;
     });
+  }
+
+  /**
+   * The server's caps on the encodings' bitrates (bits per second, 0: none): its players' links
+   * cannot take more. Each encoding gets the lower of its configured rate and its cap.
+   */
+  setLayerBitrates(maxBitrates: number[]): void {
+    this.bitrateCaps = maxBitrates;
+    this.changeParameters((parameters) => {
+      parameters.encodings.forEach((encoding, i) => this.capBitrate(encoding, i));
+      return true;
+    });
+  }
+
+  private capBitrate(encoding: RTCRtpEncodingParameters, i: number): void {
+    const configured = this.configuredBitrates[i];
+    const cap = this.bitrateCaps[i] || undefined;
+    const bitrate = cap === undefined ? configured : Math.min(cap, configured ?? Infinity);
+    if (bitrate === undefined) delete encoding.maxBitrate;
+    else encoding.maxBitrate = bitrate;
   }
 
   private changeParameters(change: (parameters: RTCRtpSendParameters) => boolean): Promise<void> {

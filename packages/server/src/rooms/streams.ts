@@ -96,6 +96,9 @@ export class RoomStreams {
     media.observer.on('activeLayers', (active) => {
       if (current()) live.send(sessionID, { type: 'publishLayers', streamID, active });
     });
+    media.observer.on('layerCaps', (maxBitrates) => {
+      if (current()) live.send(sessionID, { type: 'publishBitrates', streamID, maxBitrates });
+    });
     media.observer.on('stalled', () => {
       if (current()) live.send(sessionID, { type: 'mediaStalled', streamID, role: 'publish' });
     });

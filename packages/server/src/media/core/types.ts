@@ -53,6 +53,11 @@ export interface PublisherEvents extends EndpointEvents {
    * may pause the others (dynacast). The smallest is always active, so a new player starts at once.
    */
   activeLayers: [active: boolean[]];
+  /**
+   * The bitrate each simulcast layer (smallest first) is to be encoded at most, in bits per
+   * second, 0 for as configured: its players' links cannot take more (layerCaps).
+   */
+  layerCaps: [maxBitrates: number[]];
 }
 
 export interface MediaPublisher extends MediaEndpoint<PublisherEvents> {

@@ -85,6 +85,11 @@ export class RelaySink implements LayerSink {
     return this.used;
   }
 
+  /** The other node's players take the layers as they come: their budgets are not known here. */
+  videoBudget(): undefined {
+    return undefined;
+  }
+
   layersForwarded(): number {
     return this.forwarded | this.requested;
   }

@@ -13,6 +13,8 @@ import { iceAgentInternals, protocolInternals, rtpSenderInternals, type RtpSende
 /** SRTP protection profile 0x0007, SRTP_AEAD_AES_128_GCM (RFC 7714). */
 const AEAD_AES_128_GCM = 7;
 const GCM_TAG_BYTES = 16;
+/** The tag of the other profile werift offers, SRTP_AES128_CM_HMAC_SHA1_80. */
+const HMAC_SHA1_80_TAG_BYTES = 10;
 
 /** werift's SRTP context for what a sender sends. */
 type SrtpContext = RTCDtlsTransport['srtp']['localContext'];
@@ -179,44 +181,49 @@ export class ForwardingSender {
   }
 
   /**
-   * Sends `out` with `source`'s CSRCs and payload. `media` (first transmissions) updates the
-   * counters werift's sender reports are made from. Returns the RTP bytes sent, 0 if it could not send.
+   * `out` with `source`'s CSRCs and payload as the SRTP datagram to send, once the caller has seen
+   * `ready`. `media` (first transmissions) updates the counters werift's sender reports are made from.
    */
-  send(out: OutgoingPacket, source: RtpPacket, sentAt: bigint, media: boolean): number {
+  seal(out: OutgoingPacket, source: RtpPacket, sentAt: bigint, media: boolean): Buffer {
     const { sender } = this;
-    const { dtlsTransport } = sender;
-    if (!this.ready) return 0;
     const { payload, header } = source;
-    const headerBytes = 12 + 4 * header.csrc.length + extensionBytes(out.extensions);
-    const bodyBytes = payloadBytes(out, payload);
     if (media) {
       sender.sequenceNumber = out.sequenceNumber;
       sender.timestamp = sender.rtpTimestamp = out.timestamp;
       sender.ntpTimestamp = sentAt;
-      sender.octetCount += bodyBytes;
+      sender.octetCount += payloadBytes(out, payload);
       sender.packetCount = (sender.packetCount + 1) >>> 0;
-      sender.headerBytesSent += headerBytes;
+      sender.headerBytesSent += 12 + 4 * header.csrc.length + extensionBytes(out.extensions);
       if (!this.reporting) {
         this.reporting = true;
         void sender.runRtcp();
       }
     }
+    return this.encrypt(out, header.csrc, payload);
+  }
 
-    const datagram = this.encrypt(out, header.csrc, payload);
+  /** Bytes SRTP adds to an RTP packet (its authentication tag) under the context `seal` used last. */
+  get srtpOverheadBytes(): number {
+    return this.srtp?.gcm === false ? HMAC_SHA1_80_TAG_BYTES : GCM_TAG_BYTES;
+  }
+
+  /** Puts a datagram sealed by `seal` on the transport's selected pair (shared by every sender of a bundled transport). */
+  transmit(datagram: Buffer): void {
+    const { dtlsTransport } = this.sender;
+    const connection = dtlsTransport.iceTransport.connection;
+    const pair = connection.nominated;
+    if (!pair) return;
     dtlsTransport.bytesSent += datagram.length;
     dtlsTransport.packetsSent++;
-    const connection = dtlsTransport.iceTransport.connection;
-    const pair = connection.nominated!;
     const { transport } = protocolInternals(pair.protocol);
     if (transport?.type === 'udp' && transport.socket) {
-      if (transport.closed) return 0;
+      if (transport.closed) return;
       pair.packetsSent++;
       pair.bytesSent += datagram.length;
       transport.socket.send(datagram, pair.remoteCandidate.port, pair.remoteCandidate.host);
     } else {
       void connection.send(datagram).catch(() => undefined);
     }
-    return headerBytes + bodyBytes;
   }
 
   /** The SRTP packet: AES-GCM written here, other profiles by werift's cipher. */

@@ -9,6 +9,7 @@ import type { RtpPacket } from 'werift';
 import { h264FrameSize, parseVp8, Vp8Descriptor } from '../core/codecs.js';
 import { SpeechLevel } from '../core/speechLevel.js';
 import type { VideoLayer } from '../core/videoLayer.js';
+import type { LayerUser, VideoBudget } from '../core/layerCaps.js';
 import type { MediaStats } from '../core/types.js';
 import type { AudioPacket, AudioReceiver } from './audioReceiver.js';
 
@@ -33,6 +34,8 @@ export interface LayerSink {
   layersForwarded(): number;
   /** The stream learned a layer's size, or a layer started or stopped being usable. */
   layersChanged(): void;
+  /** What its link carries for video and the layer it wants, undefined if it takes layers as they come. */
+  videoBudget(): VideoBudget | undefined;
   close(): void;
 }
 
@@ -71,6 +74,11 @@ export class LayerFanout {
     let used = 1;
     for (const sink of this.sinks) used |= sink.layersInUse();
     return used;
+  }
+
+  /** Each sink's budget and the layers it gets. */
+  *users(): Iterable<LayerUser> {
+    for (const sink of this.sinks) yield { budget: sink.videoBudget(), forwarded: sink.layersForwarded() };
   }
 
   /** Whether some sink gets `layer`, or waits for its keyframe. */

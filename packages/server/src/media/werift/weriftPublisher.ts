@@ -18,6 +18,7 @@ import { AUDIO_LEVEL_URI } from '@parley/protocol';
 import { NackGenerator, peerConnectionInternals, rtpReceiverInternals } from '@parley/protocol/rtp';
 import { UplinkFeedback } from './uplinkFeedback.js';
 import { judgeLayers, VideoLayer } from '../core/videoLayer.js';
+import { LayerCapControl } from '../core/layerCaps.js';
 import { AudioReceiver, type AudioFormat } from './audioReceiver.js';
 import { LayerFanout } from './layerFanout.js';
 import {
@@ -85,6 +86,7 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
   /** The layers the publisher was last told to send, a bit per layer: all of them at first. */
   private activeLayers: number;
   private pauseTimer: NodeJS.Timeout | undefined;
+  private readonly capControl: LayerCapControl;
   /** The NACK generator's counts at the previous linkQuality(). */
   private countsBefore = { expected: 0, skipped: 0 };
 
@@ -209,6 +211,7 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
     this.layerCheck = setInterval(() => this.checkLayers(), LAYER_CHECK_INTERVAL_MS);
     this.layerCheck.unref();
     this.activeLayers = (1 << this.layers.length) - 1;
+    this.capControl = new LayerCapControl(layers.length);
   }
 
   /** Smallest first; one layer without simulcast. */
@@ -244,9 +247,19 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
     );
   }
 
-  /** Tells subscribers when a layer becomes usable or stops being so: what each player can get changed. */
+  /**
+   * Tells subscribers when a layer becomes usable or stops being so (what each player can get
+   * changed), and the publisher when its players' links call for other layer caps.
+   */
   private checkLayers(): void {
     this.fanout.setUsable(judgeLayers(this.layers, this.activeLayers));
+    const now = performance.now();
+    const caps = this.capControl.update(
+      this.layers.map((layer) => layer.bitrateBps(now)),
+      this.fanout.users(),
+      now,
+    );
+    if (caps) this.observer.emit('layerCaps', caps);
   }
 
   usableLayerNear(layer: number, fallback = layer): number {

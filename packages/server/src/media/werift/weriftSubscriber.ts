@@ -16,6 +16,7 @@ import {
 } from 'werift';
 import { AUDIO_LEVEL_URI, SIMULCAST_LAYER_EXTENSION_URI } from '@parley/protocol';
 import { DownlinkAllocator, type PacketKind } from '../core/congestion/downlinkAllocator.js';
+import { Pacer } from '../core/congestion/pacer.js';
 import type { AudioPacket } from './audioReceiver.js';
 import { asksForKeyFrame } from './keyFrames.js';
 import { RedEncoder, writeRedHeader } from '../core/red.js';
@@ -27,6 +28,7 @@ import { chooseLayer } from '../core/layerChoice.js';
 import { addNack, WeriftPeer, type HeaderExtensions, type PeerOptions } from './weriftPeer.js';
 import type { Kind, LayerSource } from './layerSource.js';
 import type { LinkQuality, MediaSubscriber, PlayMuted, PlayVideo } from '../core/types.js';
+import type { VideoBudget } from '../core/layerCaps.js';
 
 /** Packets remembered for NACKs, by the player's sequence number modulo this: about 1 s of video, 5 s of audio. */
 const SENT_HISTORY = { video: 1024, audio: 256 } as const;
@@ -89,6 +91,10 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
   private video: PlayVideo;
   /** With transport-cc negotiated: the player's downlink estimate and the layer it allows. */
   private allocator: DownlinkAllocator | undefined;
+  /** Spreads video and retransmissions at a multiple of the allocator's estimate; sends at once without one. */
+  private readonly pacer = new Pacer({
+    transmit: (kind, datagram, transportSequenceNumber, nowMs) => this.transmit(kind, datagram, transportSequenceNumber, nowMs),
+  });
   /** Where the next padding copy is taken from, counting back from the newest packet sent. */
   private paddingCursor = 0;
   /** The layer this player's choice, view and link call for, whether or not the publisher sends it now. */
@@ -169,6 +175,7 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
           const results = twccResults(feedback);
           if (!results) return;
           this.allocator.onFeedback(results, performance.now());
+          this.pacer.setRate(this.allocator.pacingBps);
           this.retarget();
         }
       }
@@ -222,6 +229,14 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
     this.publisher.layersInUseChanged();
   }
 
+  /** In automatic mode, what the player's link carries for video and the layer its view asks for. */
+  videoBudget(): VideoBudget | undefined {
+    if (!this.allocator || this.video.type !== 0) return undefined;
+    // A player that gets no video counts for no layer.
+    if (this.videoMuted) return { wanted: -1, bps: 0 };
+    return { wanted: chooseLayer(this.video, this.publisher.layers), bps: this.allocator.videoBudgetBps(performance.now()) };
+  }
+
   /** The layers this player uses, a bit per layer: the one it gets, the one it is moving to, and the one it wants. */
   layersInUse(): number {
     return (1 << this.wantedLayer) | this.layersForwarded();
@@ -254,14 +269,18 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
     const types = this.audioFormat;
     if (!this.connected || !forwarder?.ready || types.opus < 0 || this.audioMuted) return;
     const { header } = rtp;
+    let stripped = false;
     if (types.red >= 0) {
-      // More redundancy than the publisher's for a lossy link: a RED packet of our own.
+      // More redundancy than the publisher's for a lossy link (a RED packet of our own), or none for a full one.
       const frame = red ? rtp.payload.subarray(red.at(-1)!.start) : rtp.payload;
-      const redundancy = this.allocator?.audioRedundancy() ?? 0;
-      if (redundancy > (red?.length ?? 1) - 1) {
+      const redundancy = this.allocator?.audioRedundancy(frame.length, nowMs);
+      if (redundancy !== undefined && redundancy > (red?.length ?? 1) - 1) {
         const encoded = this.redEncoder.encode(frame, header.timestamp, redundancy, types.opus);
         rtp = new RtpPacket(header, encoded.payload);
         red = encoded.blocks;
+      } else if (redundancy === 0 && red && red.length > 1) {
+        red = red.slice(-1);
+        stripped = true;
       }
       this.redEncoder.push(header.timestamp, frame);
     }
@@ -272,16 +291,17 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
     } else if (!asRed) {
       out.prefixLength = 0;
       out.replaced = red.at(-1)!.start;
-    } else if (this.publisher.audioFormat.opus === types.opus) {
+    } else if (this.publisher.audioFormat.opus === types.opus && !stripped) {
       out.prefixLength = out.replaced = 0;
     } else {
-      out.prefixLength = out.replaced = writeRedHeader(red, types.opus, out.prefix);
+      out.prefixLength = writeRedHeader(red, types.opus, out.prefix);
+      out.replaced = red[0]!.start;
     }
     this.setExtensions('audio', 0, level);
     this.remember('audio', rtp, 0, nowMs);
-    const bytes = forwarder.send(out, rtp, sentAt, true);
-    if (bytes && asRed) this.stats.redPacketsSent++;
-    this.onSent('audio', bytes, nowMs);
+    const datagram = forwarder.seal(out, rtp, sentAt, true);
+    if (asRed) this.stats.redPacketsSent++;
+    this.pacer.send('audio', datagram, this.stampedSequenceNumber(), nowMs);
   }
 
   /** Keeps what `out` (about to be sent from `source`) is, to answer NACKs with it. */
@@ -316,7 +336,8 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
     out.prefixLength = out.replaced = rewritten.descriptorLength ? this.rewriter.rewriteDescriptor(packet.payload, out.prefix) : 0;
     this.setExtensions('video', layer);
     this.remember('video', packet, layer, nowMs);
-    this.onSent('video', forwarder.send(out, packet, sentAt, true), nowMs);
+    const datagram = forwarder.seal(out, packet, sentAt, true);
+    this.pacer.send('video', datagram, this.stampedSequenceNumber(), nowMs);
   }
 
   /** The reused outgoing packet with these header fields. */
@@ -342,17 +363,24 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
     extensions.layer = layer;
   }
 
-  /** Counts a packet that went out (`bytes` 0: it could not) and tells the allocator. */
-  private onSent(kind: PacketKind, bytes: number, nowMs: number): void {
-    if (!bytes) return;
+  /** Puts a datagram on the transport (bundled: one for audio and video), counts its RTP bytes and tells the allocator. */
+  private transmit(kind: PacketKind, datagram: Buffer, transportSequenceNumber: number, nowMs: number): void {
+    const forwarder = (this.forwarders.video ?? this.forwarders.audio)!;
+    forwarder.transmit(datagram);
+    const bytes = datagram.length - forwarder.srtpOverheadBytes;
     if (kind === 'audio' || kind === 'video') {
       this.stats.packetsSent++;
       this.stats.bytesSent += bytes;
     } else if (kind === 'retransmission') {
       this.stats.retransmissionsSent++;
     }
+    if (transportSequenceNumber >= 0) this.allocator?.onPacketSent(kind, transportSequenceNumber, bytes, nowMs);
+  }
+
+  /** The transport-wide sequence number the outgoing packet carries, -1 for none. */
+  private stampedSequenceNumber(): number {
     const { extensions } = this.out;
-    if (extensions.transportCcId) this.allocator?.onPacketSent(kind, extensions.transportSequenceNumber, bytes, nowMs);
+    return extensions.transportCcId ? extensions.transportSequenceNumber : -1;
   }
 
   /**
@@ -377,8 +405,12 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
     }
   }
 
-  /** Pads the stream for a probe with RTX copies of recent packets: at least `bytes`, unless there is nothing to copy. */
-  private sendPadding(bytes: number): number {
+  /**
+   * Pads the stream for a probe with RTX copies of recent packets: at least `bytes`, unless there
+   * is nothing to copy; none while media waits in the pacer (undefined).
+   */
+  private sendPadding(bytes: number): number | undefined {
+    if (this.pacer.busy) return undefined;
     const newest = this.rewriter.lastSequenceNumber;
     if (newest === undefined || !this.forwarders.video?.ready) return 0;
     const now = performance.now();
@@ -412,13 +444,14 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
     out.prefixLength = osnBytes + slot.prefixLength;
     out.replaced = slot.replaced;
     this.setExtensions(kind, slot.layer);
-    const bytes = forwarder.send(out, slot.source, 0n, false);
-    this.onSent(purpose, bytes, nowMs);
-    return bytes;
+    const datagram = forwarder.seal(out, slot.source, 0n, false);
+    this.pacer.send(purpose, datagram, this.stampedSequenceNumber(), nowMs);
+    return datagram.length;
   }
 
   protected onClose(): void {
     this.stats.subscribers--;
+    this.pacer.close();
     this.allocator?.close();
     for (const sender of Object.values(this.senders)) sender.stop();
   }

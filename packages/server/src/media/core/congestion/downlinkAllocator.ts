@@ -38,8 +38,11 @@ export interface Allocation {
 export type PacketKind = 'audio' | 'video' | 'retransmission' | 'padding';
 
 export interface DownlinkAllocatorOptions {
-  /** Sends at least `bytes` of padding now (RTX copies of recent video packets) if it can; returns what it sent. */
-  sendPadding(bytes: number): number;
+  /**
+   * Sends at least `bytes` of padding now (RTX copies of recent video packets) if it can; returns
+   * what it sent, 0 when it has nothing to pad with, undefined when media waits to go (not now).
+   */
+  sendPadding(bytes: number): number | undefined;
   initialBps?: number;
   minBps?: number;
   maxBps?: number;
@@ -54,6 +57,11 @@ const DEFAULT_MAX_BPS = 50_000_000;
 const UP_HEADROOM = 1.1;
 /** ...for this long: a noisy estimate (on a lossy link) must not flip the layer up and down. */
 const UP_HOLD_MS = 1000;
+/** A layer encoded for a player's budget is asked for this share of it: encoders overshoot their target for a moment. */
+const CAP_MARGIN = 0.9;
+/** The video budget is the median of this many samples, one per interval. */
+const BUDGET_SAMPLES = 5;
+const BUDGET_SAMPLE_INTERVAL_MS = 1000;
 /** Moving down this soon after a step up means the step failed, as a probe that fails. */
 const STEP_UP_TRIAL_MS = 5000;
 /** Retransmissions are counted as at most this share of the video they repair. */
@@ -86,11 +94,15 @@ const PROBE_SUCCESS_PAUSE_MS = 1000;
 const LOSSY_LINK_FRACTION = 0.02;
 /** Above this share, audio packets repeat three earlier frames: a frame is then lost only with four packets in a row. */
 const VERY_LOSSY_LINK_FRACTION = 0.2;
+/** An audio packet's bytes besides its frame: IP, UDP, RTP with extensions, SRTP's tag. */
+const AUDIO_PACKET_OVERHEAD_BYTES = 60;
 /** Retransmissions get what the delay-based estimate leaves beside the media, and never less than this share of the estimate. */
 const RETRANSMISSION_MIN_SHARE = 0.25;
 /** The retransmission bucket holds this much of its rate: a keyframe's repairs are answered at once, a flood is not. */
 const RETRANSMISSION_BURST_MS = 500;
 const MIN_RETRANSMISSION_BURST_BYTES = 3000;
+/** Video leaves at this multiple of the delay-based estimate (libwebrtc's pacing factor): a frame's burst is spread, not held back. */
+const PACING_FACTOR = 2.5;
 /** An unknown layer's rate is guessed as the rate of the one below times this (twice the size each side). */
 const UNKNOWN_LAYER_RATE_FACTOR = 3;
 
@@ -111,6 +123,8 @@ type ProbeState =
 export class DownlinkAllocator {
   private readonly estimator: BandwidthEstimator;
   private readonly audioRate = new RateMeter();
+  /** Audio as single frames (no RED), with packet overhead: what one more repeat of each costs. */
+  private readonly audioFrameRate = new RateMeter();
   private readonly videoRate = new RateMeter();
   private readonly retransmissionRate = new RateMeter();
   /** What the player's NACKs asked to be sent again, sent or not. */
@@ -123,6 +137,10 @@ export class DownlinkAllocator {
   private upSinceMs: number | undefined;
   private steppedUpAtMs = -Infinity;
   private retransmissionTokens = MIN_RETRANSMISSION_BURST_BYTES;
+  /** The last BUDGET_SAMPLES video budgets, one per BUDGET_SAMPLE_INTERVAL_MS (videoBudgetBps). */
+  private readonly budgetSamples = new Float64Array(BUDGET_SAMPLES);
+  private budgetSampleCount = 0;
+  private budgetSampledAtMs = -Infinity;
   private retransmissionRefilledAtMs = -1;
 
   constructor(private readonly options: DownlinkAllocatorOptions) {
@@ -136,6 +154,11 @@ export class DownlinkAllocator {
 
   get estimateBps(): number {
     return this.estimator.estimateBps;
+  }
+
+  /** The rate the player's packets are paced at (Pacer). */
+  get pacingBps(): number {
+    return PACING_FACTOR * this.estimator.delayBasedBps;
   }
 
   get probing(): boolean {
@@ -192,14 +215,23 @@ export class DownlinkAllocator {
   }
 
   /**
-   * How many earlier frames each audio packet repeats (RED) for a player that takes RED; 0: as
-   * the publisher sent them. Audio is a few dozen kbit/s, so repeating it costs little of what a
-   * lossy link carries, and a lost frame needs no round trip, which a NACK's repair may not make
-   * in time for the player's jitter buffer.
+   * How many earlier frames each audio packet repeats (RED), for a player that takes RED and an
+   * audio frame of `frameBytes` about to go; undefined: as the publisher sent them. Audio is a few
+   * dozen kbit/s, so repeating it costs little of what a lossy link carries, and a lost frame
+   * needs no round trip, which a NACK's repair may not make in time for the player's jitter
+   * buffer. But each repeat costs another frame's bytes, and on a link that loses packets because
+   * it is full they add to what it drops: repeats are made only with room for them beside the
+   * media in the delay-based estimate, and without room even the publisher's are left out.
    */
-  audioRedundancy(): number {
+  audioRedundancy(frameBytes: number, nowMs: number): number | undefined {
+    this.audioFrameRate.add(frameBytes + AUDIO_PACKET_OVERHEAD_BYTES, nowMs);
+    const frameBps = this.audioFrameRate.bps(nowMs);
+    const roomBps = this.estimator.delayBasedBps - this.videoRate.bps(nowMs) - this.retransmissionRate.bps(nowMs) - frameBps;
+    const affordable = frameBps > 0 ? Math.max(0, Math.floor(roomBps / frameBps)) : 0;
     const loss = this.estimator.lossFraction;
-    return loss > VERY_LOSSY_LINK_FRACTION ? 3 : loss > LOSSY_LINK_FRACTION ? 2 : 0;
+    const wanted = loss > VERY_LOSSY_LINK_FRACTION ? 3 : loss > LOSSY_LINK_FRACTION ? 2 : undefined;
+    if (wanted !== undefined) return Math.min(wanted, affordable);
+    return affordable === 0 ? 0 : undefined;
   }
 
   /**
@@ -209,10 +241,7 @@ export class DownlinkAllocator {
   allocate(cap: number, current: number, layers: readonly LayerRate[], nowMs: number): Allocation {
     const audioBps = this.audioRate.bps(nowMs);
     const available = this.estimator.estimateBps - audioBps;
-    // A layer costs its rate plus the retransmissions it needs on this link: in proportion to what
-    // the player asks for now (what the budget refused included, or a starved repair would look cheap).
-    const overhead =
-      1 + Math.min(this.retransmissionDemand.bps(nowMs) / Math.max(this.videoRate.bps(nowMs), 1), MAX_RETRANSMISSION_OVERHEAD);
+    const overhead = this.retransmissionOverhead(nowMs);
     const cost = (layer: number, maxTemporal?: number): number => layerRate(layers, layer, nowMs, maxTemporal) * overhead;
     const top = Math.min(cap, layers.length - 1);
     let spatial = Math.min(current, top);
@@ -221,8 +250,10 @@ export class DownlinkAllocator {
       // Down, to the highest layer that fits, as soon as the current one does not.
       while (spatial > 0 && cost(spatial) > available) spatial--;
       this.upSinceMs = undefined;
-      // A step up that did not hold counts as a failed probe: the next waits longer.
+      // A step up that did not hold counts as a failed probe: the next waits longer. Any other
+      // step down defers the next probe too: padding into a link that just shrank only fills its queue.
       if (nowMs - this.steppedUpAtMs < STEP_UP_TRIAL_MS) this.backOff(nowMs);
+      else if (spatial < current) this.deferProbe(nowMs);
     } else if (nextFits && (this.probe.kind === 'probing' || nowMs >= this.probe.nextProbeAtMs)) {
       // Up one layer, once there has been room for it for a while, or a probe has just made it.
       this.upSinceMs ??= nowMs;
@@ -243,6 +274,34 @@ export class DownlinkAllocator {
       return { spatial, temporal };
     }
     return { spatial, temporal: ALL_TEMPORAL_LAYERS };
+  }
+
+  /**
+   * A layer's cost per bit of its rate: the retransmissions it needs on this link, in proportion
+   * to what the player asks for now (what the budget refused included, or a starved repair would
+   * look cheap).
+   */
+  private retransmissionOverhead(nowMs: number): number {
+    return 1 + Math.min(this.retransmissionDemand.bps(nowMs) / Math.max(this.videoRate.bps(nowMs), 1), MAX_RETRANSMISSION_OVERHEAD);
+  }
+
+  /**
+   * The rate a layer may have for this player to step up to it (with its retransmissions and the
+   * headroom a step up needs), a little under: what the publisher is asked to encode a layer at
+   * for this player's sake (layerCaps), with room for the encoder's overshoot. It rises as the
+   * median of the last seconds' (the estimate swings with each probe, and each change of a cap
+   * costs the encoder a second or two to follow) and falls at once: a link that shows congestion
+   * must get less before its player is moved down a layer for it.
+   */
+  videoBudgetBps(nowMs: number): number {
+    const available = this.estimator.estimateBps - this.audioRate.bps(nowMs);
+    const budget = (CAP_MARGIN * available) / (UP_HEADROOM * this.retransmissionOverhead(nowMs));
+    if (nowMs - this.budgetSampledAtMs >= BUDGET_SAMPLE_INTERVAL_MS) {
+      this.budgetSampledAtMs = nowMs;
+      this.budgetSamples[this.budgetSampleCount++ % BUDGET_SAMPLES] = budget;
+    }
+    const samples = this.budgetSamples.slice(0, Math.min(this.budgetSampleCount, BUDGET_SAMPLES)).sort((a, b) => a - b);
+    return Math.min(budget, samples[samples.length >> 1]!);
   }
 
   /** Starts a probe towards `goalBps` (0: none wanted), ends one that succeeded or failed. */
@@ -269,6 +328,12 @@ export class DownlinkAllocator {
   private backOff(nowMs: number): void {
     const { backoffMs } = this.probe;
     this.stopProbe({ kind: 'idle', nextProbeAtMs: nowMs + backoffMs, backoffMs: Math.min(2 * backoffMs, MAX_PROBE_BACKOFF_MS) });
+  }
+
+  /** Ends a probe, if one runs, and waits the current backoff before the next, without lengthening it. */
+  private deferProbe(nowMs: number): void {
+    const { backoffMs } = this.probe;
+    this.stopProbe({ kind: 'idle', nextProbeAtMs: nowMs + backoffMs, backoffMs });
   }
 
   private startProbe(goalBps: number, backoffMs: number, nowMs: number): void {
@@ -310,7 +375,7 @@ export class DownlinkAllocator {
     const dueBytes = ((probe.clusterBps / 8) * Math.max(nowMs - probe.clusterStartMs, PADDING_INTERVAL_MS)) / 1000 - probe.clusterBytes;
     if (dueBytes > 0 && this.options.sendPadding(dueBytes) === 0) {
       // Nothing to pad with (no RTX, or nothing sent yet): probing cannot work now.
-      this.stopProbe({ kind: 'idle', nextProbeAtMs: nowMs + probe.backoffMs, backoffMs: probe.backoffMs });
+      this.deferProbe(nowMs);
     }
   }
 

@@ -1,0 +1,105 @@
+/**
+ * Bitrate caps for a publisher's simulcast layers, from what their players' links carry. Layers
+ * are a factor of two apart in size and rate, so a player whose link is a little short of the
+ * layer its view asks for falls to half the resolution, where a direct call (one encoding that
+ * follows the link) keeps its size at a lower bitrate. A layer whose players are all short of
+ * its rate is encoded smaller instead, at the lowest of their budgets (the publisher's SDK sets
+ * the encoding's maxBitrate), and they stay on it:
+ *  - a player counts for the highest layer, not above its view's, whose smallest useful rate
+ *    (its floor: a bit over the layer below's rate) its link carries;
+ *  - a layer is capped only if every one of its players would take less than its rate
+ *    uncapped (by a margin), so a cap never costs a player what it gets today; a user that states no budget
+ *    (a relay to another node, a player that chose its layer) takes a layer as it comes;
+ *  - so a cap is never below the layer's floor.
+ */
+
+/** What a player's link carries for video, and the layer its view asks for. */
+export interface VideoBudget {
+  wanted: number;
+  bps: number;
+}
+
+export interface LayerUser {
+  /** Undefined: it takes the layers it uses as they come. */
+  budget: VideoBudget | undefined;
+  /** The layers it gets or waits for, a bit per layer. */
+  forwarded: number;
+}
+
+/** A capped layer is worth its size only at the rate of the layer below, or more. */
+const FLOOR_OVER_LAYER_BELOW = 1;
+/**
+ * A player's budget makes a layer uncapped only at this much over its uncapped rate: an encoder
+ * freed of its cap overshoots as it ramps, and a budget measured while the link is not full
+ * overstates it.
+ */
+const LIFT_OVER_NATURAL = 1.25;
+/** The least the smallest layer is capped to. */
+export const MIN_CAP_BPS = 60_000;
+
+/**
+ * Per layer, the cap in bits per second, 0 for none. `naturalBps`: each layer's rate uncapped (0
+ * when unknown: such a layer is not capped), smallest first.
+ */
+export function layerCaps(naturalBps: readonly number[], users: Iterable<LayerUser>): number[] {
+  const count = naturalBps.length;
+  const floor = (layer: number): number => Math.max(MIN_CAP_BPS, layer === 0 ? 0 : FLOOR_OVER_LAYER_BELOW * naturalBps[layer - 1]!);
+  const lowest = new Array<number>(count).fill(Infinity);
+  const blocked = naturalBps.map((bps) => !(bps > 0));
+  for (const { budget, forwarded } of users) {
+    if (!budget) {
+      for (let layer = 0; layer < count; layer++) if (forwarded & (1 << layer)) blocked[layer] = true;
+      continue;
+    }
+    let best = Math.min(budget.wanted, count - 1);
+    while (best >= 0 && budget.bps < floor(best)) best--;
+    if (best < 0) continue;
+    if (budget.bps >= LIFT_OVER_NATURAL * naturalBps[best]!) blocked[best] = true;
+    else lowest[best] = Math.min(lowest[best]!, budget.bps);
+  }
+  return lowest.map((bps, layer) => (blocked[layer] || bps === Infinity ? 0 : Math.round(bps)));
+}
+
+/** Caps are reconsidered this often: an encoder needs about a second to settle on a new rate. */
+const UPDATE_INTERVAL_MS = 1000;
+/** A layer's uncapped rate is measured again only this long after its cap was lifted, once its encoder is back up. */
+const SETTLE_MS = 3000;
+/** A cap is changed for a budget that moved by more than this share of it. */
+const CHANGE_SHARE = 0.15;
+
+/**
+ * The caps a publisher is asked for, over time: each layer's uncapped rate (measured while it is
+ * not capped), and the caps last announced, changed only for a real change.
+ */
+export class LayerCapControl {
+  private readonly naturalBps: number[];
+  private caps: number[];
+  private readonly uncappedSinceMs: number[];
+  private updatedAtMs = -Infinity;
+
+  constructor(layerCount: number) {
+    this.naturalBps = new Array<number>(layerCount).fill(0);
+    this.caps = new Array<number>(layerCount).fill(0);
+    this.uncappedSinceMs = new Array<number>(layerCount).fill(-Infinity);
+  }
+
+  /** Called as often as wished with each layer's rate now: the caps to announce (bits per second, 0 for none), or undefined for no change. */
+  update(ratesBps: readonly number[], users: Iterable<LayerUser>, nowMs: number): number[] | undefined {
+    if (nowMs - this.updatedAtMs < UPDATE_INTERVAL_MS) return undefined;
+    this.updatedAtMs = nowMs;
+    this.caps.forEach((cap, layer) => {
+      if (cap === 0 && nowMs - this.uncappedSinceMs[layer]! >= SETTLE_MS) this.naturalBps[layer] = ratesBps[layer] ?? 0;
+    });
+    const next = layerCaps(this.naturalBps, users);
+    const changed = next.some((cap, layer) => {
+      const before = this.caps[layer]!;
+      return (cap === 0) !== (before === 0) || Math.abs(cap - before) > CHANGE_SHARE * before;
+    });
+    if (!changed) return undefined;
+    next.forEach((cap, layer) => {
+      if (cap === 0 && this.caps[layer] !== 0) this.uncappedSinceMs[layer] = nowMs;
+    });
+    this.caps = next;
+    return next;
+  }
+}
