@@ -126,6 +126,8 @@ export interface RtpSenderInternals extends PublicMembers<RTCRtpSender> {
 export interface RtpReceiverInternals {
   nack: { addPacket(packet: RtpPacket): void };
   receiverTWCC?: { twccRunning: boolean; handleTWCC(transportSequenceNumber: number): void };
+  /** Per SSRC, what its receiver reports are made of (werift adds every packet it routes, before unwrapping RTX). */
+  remoteStreams: Record<number, { add(packet: RtpPacket): void } | undefined>;
 }
 
 export const peerConnectionInternals = (pc: RTCPeerConnection): PeerConnectionInternals => pc as unknown as PeerConnectionInternals;
@@ -182,7 +184,11 @@ const RTP_SENDER: ExpectedOf<Omit<RtpSenderInternals, keyof RTCRtpSender>> = {
   packetCount: 'number',
   headerBytesSent: 'number',
 };
-const RTP_RECEIVER: ExpectedOf<RtpReceiverInternals> = { nack: { addPacket: 'function' }, receiverTWCC: 'declared' };
+const RTP_RECEIVER: ExpectedOf<RtpReceiverInternals> = {
+  nack: { addPacket: 'function' },
+  receiverTWCC: 'declared',
+  remoteStreams: 'object',
+};
 
 /** The members of `object` that are not as `expected`, named from `path`. */
 function missingMembers(path: string, object: object, expected: { readonly [member: string]: Expected }): string[] {

@@ -144,10 +144,10 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
   }
 
   /**
-   * Sees every packet as it leaves SRTP: for transport-wide feedback, and to repair simulcast
-   * layers from their RTX streams, which werift cannot place (it maps RTX to media by SSRC groups,
-   * which simulcast offers do not have; RFC 8852 names the repaired layer in each packet). Our
-   * NACK generator replaces werift's (see nackGenerator.ts).
+   * Sees every packet as it leaves SRTP: for transport-wide feedback, and to repair layers from
+   * their RTX streams, which werift cannot place with simulcast (it maps RTX to media by SSRC
+   * groups, which simulcast offers do not have; RFC 8852 names the repaired layer in each packet).
+   * Our NACK generator replaces werift's (see nackGenerator.ts).
    */
   private hookIngest(): void {
     for (const t of this.pc.getTransceivers()) if (t.kind === 'video') rtpReceiverInternals(t.receiver).nack.addPacket = () => undefined;
@@ -161,12 +161,20 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
     };
   }
 
-  /** Forwards a simulcast layer's RTX packet as the packet it repairs; false for any other packet. */
+  /**
+   * Forwards a layer's RTX packet as the packet it repairs; false for any other packet. The repair
+   * counts as received in the receiver reports of the layer's SSRC, as libwebrtc counts it: the
+   * publisher's loss-based congestion control reads their fraction lost, and werift counts only
+   * what came on the SSRC itself, which on a lossy uplink says 30 % lost where repairs leave 1 %,
+   * and the publisher's estimate collapses to its minimum.
+   */
   private repairLayer(rtx: RtpPacket): boolean {
     const { header } = rtx;
-    if (this.layers.length < 2 || header.payloadType !== this.rtxPayloadType || !this.repairedRidId) return false;
-    const rid = header.extensions.find((e) => e.id === this.repairedRidId)?.payload.toString('ascii');
-    const layer = this.layers.find((l) => l.rid === rid);
+    if (header.payloadType !== this.rtxPayloadType) return false;
+    const simulcast = this.layers.length > 1;
+    if (simulcast && !this.repairedRidId) return false;
+    const rid = simulcast ? header.extensions.find((e) => e.id === this.repairedRidId)?.payload.toString('ascii') : undefined;
+    const layer = simulcast ? this.layers.find((l) => l.rid === rid) : this.layers[0];
     const payloadType = this.codecs.video?.payloadType;
     // Padding-only RTX (a bandwidth probe) repairs nothing.
     if (!layer || layer.ssrc === undefined || payloadType === undefined || rtx.payload.length <= 2) return true;
@@ -178,7 +186,9 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
       padding: false,
       paddingSize: 0,
     });
-    this.forwardVideo(layer, new RtpPacket(repaired, rtx.payload.subarray(2)));
+    const packet = new RtpPacket(repaired, rtx.payload.subarray(2));
+    if (this.videoReceiver) rtpReceiverInternals(this.videoReceiver).remoteStreams[layer.ssrc]?.add(packet);
+    this.forwardVideo(layer, packet);
     return true;
   }
 
