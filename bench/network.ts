@@ -21,6 +21,7 @@ import {
   openDemo,
   remoteVideoSize,
   sampleEvery,
+  sendRate,
   speechClip,
   type LinkShape,
   type TestHost,
@@ -43,6 +44,8 @@ const SCENARIOS: Scenario[] = [
   { name: 'downlink 500 kbit/s', downlink: { rateKbit: 500 } },
   { name: 'uplink 30 % loss', uplink: { loss: 0.3 } },
   { name: 'uplink 500 kbit/s', uplink: { rateKbit: 500 } },
+  { name: 'downlink 1 Mbit/s with 5 % loss', downlink: { rateKbit: 1000, loss: 0.05 } },
+  { name: '50 % loss both ways', uplink: { loss: 0.5 }, downlink: { loss: 0.5 } },
   { name: 'downlink dropping to 300 kbit/s for half the window', downlink: { rateKbit: 300 }, liftAfter: 0.5 },
 ];
 
@@ -69,9 +72,13 @@ interface Measured {
   freezeSecondsPerMinute: number;
   height: number;
   concealment: number;
+  /** What the publisher's browser sent of video over the window, and the median of its congestion controller's estimate, bits/s. */
+  publisherSendBps: number;
+  publisherEstimateBps: number;
 }
 
 interface Call {
+  publisher: Page;
   player: Page;
   close(): Promise<void>;
 }
@@ -175,7 +182,7 @@ async function measure(hosts: Hosts, scenario: Scenario, seconds: number, start:
             },
             scenario.liftAfter * seconds * 1000,
           );
-    const [fine] = (await sampleEvery([call.player], seconds * 1000, 250)) as [VideoSample[]];
+    const [fine, sent] = (await sampleEvery([call.player, call.publisher], seconds * 1000, 250)) as [VideoSample[], VideoSample[]];
     clearTimeout(lift);
     // Per second for the frame rates, every sample for the stalls.
     const samples = fine.filter((_, i) => i % 4 === 0);
@@ -192,6 +199,8 @@ async function measure(hosts: Hosts, scenario: Scenario, seconds: number, start:
       freezeSecondsPerMinute: ((last.totalFreezesDuration - first.totalFreezesDuration) * 60_000) / (last.at - first.at),
       height: Math.max(0, ...last.frameSizes.map((size) => size.height)),
       concealment: concealment(first, last),
+      publisherSendBps: sendRate(sent[0]!, sent.at(-1)!),
+      publisherEstimateBps: median(sent.map((sample) => sample.availableOutgoingBitrate)),
     };
   } finally {
     hosts.publisherHost.shapeUplink({});
@@ -209,6 +218,7 @@ async function parleyCall({ server, publisherBrowser, playerBrowser, view }: Hos
   });
   await remoteVideoSize(player, 'stream_pub');
   return {
+    publisher,
     player,
     async close() {
       await player.close();
@@ -275,6 +285,7 @@ async function directCall({ server, publisherBrowser, playerBrowser, view }: Hos
     timeout: 15_000,
   });
   return {
+    publisher,
     player,
     async close() {
       await player.close();
@@ -310,6 +321,13 @@ function compare(scenario: string, parley: Measured, direct: Measured): Row[] {
       note: `direct ${direct.longestStallMs.toFixed(0)} ms`,
     },
     { measure: `${scenario}: resolution at the end`, unit: 'px high', n: 1, p50: parley.height, note: `direct ${direct.height}` },
+    {
+      measure: `${scenario}: video the publisher sends`,
+      unit: 'kbit/s',
+      n: 1,
+      p50: Math.round(parley.publisherSendBps / 1000),
+      note: `direct ${Math.round(direct.publisherSendBps / 1000)}; its estimate ${Math.round(parley.publisherEstimateBps / 1000)} (direct ${Math.round(direct.publisherEstimateBps / 1000)})`,
+    },
     {
       measure: `${scenario}: audio concealed`,
       unit: '%',

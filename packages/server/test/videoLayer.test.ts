@@ -103,3 +103,26 @@ test('a silence of every layer at once (a stalled uplink or server) moves no pla
   layers.run(3800, [30, 0]);
   assert.ok(layers.smallUsable && !layers.largeUsable);
 });
+
+test('a keyframe request is outstanding until its keyframe begins to arrive, or the retry time passes: no storm of requests on a slow uplink', (t) => {
+  t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 1_000_000 });
+  const layer = new VideoLayer(0, 'q');
+  layer.ssrc = 1234;
+  const sent: number[] = [];
+  const request = (): void => layer.requestKeyFrame(() => sent.push(Date.now() - 1_000_000), 800);
+  request();
+  assert.deepEqual(sent, [0], 'the first at once');
+  for (let ms = 50; ms < 800; ms += 50) {
+    t.mock.timers.tick(50);
+    request();
+  }
+  assert.deepEqual(sent, [0], 'none while the keyframe is awaited');
+  t.mock.timers.tick(50);
+  request();
+  assert.deepEqual(sent, [0, 800], 'again after the retry time: that keyframe was lost');
+  t.mock.timers.tick(20);
+  layer.keyFrameArrived();
+  request();
+  t.mock.timers.tick(80);
+  assert.deepEqual(sent, [0, 800, 900], 'once a keyframe arrives, at the end of the merge interval');
+});

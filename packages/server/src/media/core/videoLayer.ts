@@ -6,6 +6,13 @@ import { RateMeter } from './rateMeter.js';
 
 /** Keyframe requests closer together than this are merged: one keyframe serves every player. */
 const KEYFRAME_REQUEST_INTERVAL_MS = 100;
+/**
+ * After a keyframe request, others wait until a keyframe begins to arrive, or this long at least:
+ * on a slow or lossy uplink a keyframe takes a round trip and more to begin arriving, and every
+ * request meanwhile would make the encoder start yet another, each a burst that starves the frames
+ * after it (a keyframe storm, as livekit#2146 saw).
+ */
+export const KEYFRAME_RETRY_MS = 500;
 
 /** VP8 TIDs are 0..3; the rates of 2 and 3 are counted together (libwebrtc sends at most three temporal layers). */
 const TEMPORAL_LAYERS = 3;
@@ -44,6 +51,8 @@ export class VideoLayer {
   temporalLayers = 1;
   private lastKeyFrameRequest = 0;
   private keyFrameTimer: NodeJS.Timeout | undefined;
+  /** Until when a keyframe request is outstanding (its keyframe has not begun to arrive): others wait. */
+  private keyFrameAwaitedUntil = 0;
   /** Received bitrate per temporal layer (a stream without TIDs counts as TID 0). */
   private readonly rates = Array.from({ length: TEMPORAL_LAYERS }, () => new RateMeter());
   private readonly lastRatesBps = new Float64Array(TEMPORAL_LAYERS);
@@ -137,20 +146,35 @@ export class VideoLayer {
     return bps;
   }
 
-  /** Calls `send` now, or at the end of the merge interval if a request went out recently. */
-  requestKeyFrame(send: (ssrc: number) => void): void {
-    if (this.keyFrameTimer) return;
+  /**
+   * Calls `send` now, or at the end of the merge interval if a request went out recently; nothing
+   * while a request is outstanding: its keyframe has not begun to arrive, and `retryAfterMs` (a
+   * few round trips) has not passed since it went out.
+   */
+  requestKeyFrame(send: (ssrc: number) => void, retryAfterMs = KEYFRAME_RETRY_MS): void {
+    if (this.keyFrameTimer || Date.now() < this.keyFrameAwaitedUntil) return;
     const wait = this.lastKeyFrameRequest + KEYFRAME_REQUEST_INTERVAL_MS - Date.now();
     if (wait > 0) {
       this.keyFrameTimer = setTimeout(() => {
         this.keyFrameTimer = undefined;
-        this.requestKeyFrame(send);
+        this.requestKeyFrame(send, retryAfterMs);
       }, wait);
       return;
     }
     if (this.ssrc === undefined) return;
     this.lastKeyFrameRequest = Date.now();
+    this.keyFrameAwaitedUntil = this.lastKeyFrameRequest + retryAfterMs;
     send(this.ssrc);
+  }
+
+  /** Whether a keyframe request is outstanding. */
+  get awaitingKeyFrame(): boolean {
+    return this.keyFrameAwaitedUntil > 0;
+  }
+
+  /** A keyframe began to arrive: the next request may go at once. */
+  keyFrameArrived(): void {
+    this.keyFrameAwaitedUntil = 0;
   }
 
   close(): void {

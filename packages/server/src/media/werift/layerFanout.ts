@@ -6,7 +6,7 @@
  * node) is its owner's business.
  */
 import type { RtpPacket } from 'werift';
-import { h264FrameSize, parseVp8, Vp8Descriptor } from '../core/codecs.js';
+import { h264FrameSize, inspectH264, parseVp8, Vp8Descriptor } from '../core/codecs.js';
 import { SpeechLevel } from '../core/speechLevel.js';
 import type { VideoLayer } from '../core/videoLayer.js';
 import type { LayerUser, VideoBudget } from '../core/layerCaps.js';
@@ -145,6 +145,9 @@ export class LayerFanout {
     layer.ssrc = rtp.header.ssrc;
     const vp8 = this.videoCodec() === 'vp8' && parseVp8(rtp.payload, this.vp8) ? this.vp8 : undefined;
     layer.onPacket(bytes, vp8?.temporalLayer ?? 0, rtp.header.sequenceNumber, rtp.header.timestamp, nowMs);
+    if (layer.awaitingKeyFrame && (vp8 ? vp8.keyFrame : this.videoCodec() === 'h264' && inspectH264(rtp.payload) === 'keyFrameStart')) {
+      layer.keyFrameArrived();
+    }
     // Sizes from VP8 keyframes and H264 sequence parameter sets: views cap layers by them.
     const size = vp8 ? (vp8.width > 0 ? vp8 : undefined) : this.videoCodec() === 'h264' ? h264FrameSize(rtp.payload) : undefined;
     if (size && size.width !== layer.width) {

@@ -17,7 +17,7 @@ import {
 import { AUDIO_LEVEL_URI } from '@parley/protocol';
 import { NackGenerator, peerConnectionInternals, rtpReceiverInternals } from '@parley/protocol/rtp';
 import { UplinkFeedback } from './uplinkFeedback.js';
-import { judgeLayers, VideoLayer } from '../core/videoLayer.js';
+import { judgeLayers, KEYFRAME_RETRY_MS, VideoLayer } from '../core/videoLayer.js';
 import { LayerCapControl } from '../core/layerCaps.js';
 import { AudioReceiver, type AudioFormat } from './audioReceiver.js';
 import { LayerFanout } from './layerFanout.js';
@@ -328,7 +328,8 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
 
   /** Asks the publisher for a keyframe of `layer`; requests within the interval are merged into one at its end. */
   requestKeyFrame(layer: number): void {
-    if (!this.closed) this.layers[layer]?.requestKeyFrame(this.sendPli);
+    // A keyframe begins to arrive a round trip after the request at best.
+    if (!this.closed) this.layers[layer]?.requestKeyFrame(this.sendPli, Math.max(KEYFRAME_RETRY_MS, 3 * (this.rttMs() ?? 0)));
   }
 
   private readonly sendPli = (ssrc: number): void => {
