@@ -8,7 +8,7 @@
  *   npm run bench -- --smoke --out dir   # the smallest loads, for the test suite (seconds)
  *   npm run bench -- --only join  # one section: join, first-frame, capacity, forwarding, cluster
  *   npm run bench -- --only forwarding --players 1,50
- *   npm run bench -- --only network   # impaired links, Parley beside a direct call, at 0 and 100 ms round trip (root, ~25 min; only when named)
+ *   npm run bench -- --only network   # impaired links, Parley beside a direct call, at 0 and 100 ms round trip (root, ~55 min; only when named)
  *   npm run bench -- --only network --rtt 0,100,300 --view 640x360   # the round trips and views to run each scenario at
  *   npm run bench -- --only soak      # a call under 10⁶ forged datagrams and 10⁶ malformed signalling frames (root; only when named)
  *   PARLEY_BENCH_PROFILE=dir npm run bench ...   # CPU profiles of the server processes
