@@ -13,9 +13,10 @@
  *    acknowledged rate on overuse, and set by successful probes (delay_based_bwe.cc);
  *  - ProbeBitrateEstimator (probe_bitrate_estimator.cc): the rate a probe cluster got through;
  *  - LossBasedControl (the classic SendSideBandwidthEstimation): +8 % under 2 % loss, −loss/2 over 10 %,
- *    never above the delay-based estimate.
+ *    never above the delay-based estimate; the loss it reads is what exceeds the loss the link has
+ *    without a queue (its inherent loss, up to 10 %), as libwebrtc's loss-based v2 models it.
  * This estimator keeps the sent-packet history, feeds the parts from each feedback and combines them.
- * Left out: ALR detection, the loss-based v2 estimator, congestion-window pushback, size deltas (only
+ * Left out: ALR detection, the rest of the loss-based v2 estimator, congestion-window pushback, size deltas (only
  * libwebrtc's older Kalman filter used them), and probe scheduling, which is the caller's.
  */
 import { AcknowledgedBitrateEstimator } from './acknowledgedBitrateEstimator.js';
@@ -87,6 +88,8 @@ export class BandwidthEstimator {
   private lossWindowEndMs: number | undefined;
   private lossWindowLost = 0;
   private lossWindowTotal = 0;
+  /** Whether the delay-based detector saw overuse in the current loss window. */
+  private lossWindowCongested = false;
   private lastLossFraction = 0;
 
   /** Scratch for one feedback: history slots of the packets it newly reports received. */
@@ -180,6 +183,7 @@ export class BandwidthEstimator {
         if (clusterId >= 0) this.probes.onReceived(clusterId, this.sendTimeMs[slot], arrivalMs, sizeBytes);
         if (this.interArrival.add(this.sendTimeMs[slot], arrivalMs, nowMs)) {
           this.trendline.update(this.interArrival.arrivalDeltaMs, this.interArrival.sendDeltaMs, arrivalMs);
+          if (this.trendline.usage === 'overusing') this.lossWindowCongested = true;
         }
       }
       const probeApplied = this.updateDelayBased(this.probes.completeClusters(nowMs), rttMs, nowMs);
@@ -257,9 +261,10 @@ export class BandwidthEstimator {
     this.lossWindowEndMs ??= nowMs + LOSS_WINDOW_MS;
     if (nowMs < this.lossWindowEndMs || this.lossWindowTotal < LOSS_WINDOW_MIN_PACKETS) return;
     this.lastLossFraction = this.lossWindowLost / this.lossWindowTotal;
-    this.lossBased.onLossReport(this.lastLossFraction, nowMs);
+    this.lossBased.onLossReport(this.lastLossFraction, nowMs, this.lossWindowCongested);
     this.lossWindowLost = 0;
     this.lossWindowTotal = 0;
+    this.lossWindowCongested = false;
     this.lossWindowEndMs = nowMs + LOSS_WINDOW_MS;
   }
 }

@@ -13,11 +13,21 @@ const LOSS_DECREASE_INTERVAL_MS = 300;
 const START_PHASE_MS = 2000;
 /** Loss reports older than this no longer steer the estimate. */
 const MAX_LOSS_REPORT_AGE_MS = 6000;
+/**
+ * Loss that stays while the link shows no queue (a radio link's, a lossy path's) is inherent to it
+ * and says nothing of its capacity; only loss above it steers the estimate, as in libwebrtc's
+ * loss-based v2, whose model is inherent loss plus what the rate sends over capacity. It is the
+ * median loss of this many recent windows without overuse, once there are a few.
+ */
+const INHERENT_LOSS_WINDOWS = 9;
+const MIN_INHERENT_LOSS_WINDOWS = 3;
+/** At most this much loss is taken as inherent: a link losing more is too poor to fill, whatever the cause. */
+const MAX_INHERENT_LOSS_FRACTION = 0.1;
 
 /**
  * SendSideBandwidthEstimation's classic loss-based control: under 2 % loss the target may rise 8 % above its
  * minimum of the last second, over 10 % it drops by half the loss fraction, in between it holds; it never
- * exceeds the delay-based estimate.
+ * exceeds the delay-based estimate. The loss it reads is what exceeds the link's inherent loss.
  */
 export class LossBasedControl {
   private targetBps: number;
@@ -25,7 +35,10 @@ export class LossBasedControl {
   /** (time, target) pairs of the last second with increasing targets: the front is the minimum. */
   private readonly minHistory: Array<{ atMs: number; bps: number }> = [];
   private firstUpdateMs: number | undefined;
+  /** The loss above the inherent loss, of the last report. */
   private lossFraction = 0;
+  /** Loss fractions of the latest windows without overuse, oldest first. */
+  private readonly uncongestedLoss: number[] = [];
   private lastLossReportMs: number | undefined;
   private decreasedSinceLossReport = false;
   private lastDecreaseMs = -Infinity;
@@ -54,8 +67,13 @@ export class LossBasedControl {
     this.setTarget(bps);
   }
 
-  onLossReport(lossFraction: number, nowMs: number): void {
-    this.lossFraction = lossFraction;
+  /** `congested`: the delay-based detector saw overuse during the report's window. */
+  onLossReport(lossFraction: number, nowMs: number, congested: boolean): void {
+    if (!congested) {
+      this.uncongestedLoss.push(lossFraction);
+      if (this.uncongestedLoss.length > INHERENT_LOSS_WINDOWS) this.uncongestedLoss.shift();
+    }
+    this.lossFraction = Math.max(0, lossFraction - this.inherentLossFraction);
     this.lastLossReportMs = nowMs;
     this.decreasedSinceLossReport = false;
   }
@@ -81,6 +99,14 @@ export class LossBasedControl {
       this.decreasedSinceLossReport = true;
       this.setTarget(this.targetBps * (1 - 0.5 * this.lossFraction));
     }
+  }
+
+  /** The loss the link has without a queue, up to MAX_INHERENT_LOSS_FRACTION. */
+  get inherentLossFraction(): number {
+    const losses = this.uncongestedLoss;
+    if (losses.length < MIN_INHERENT_LOSS_WINDOWS) return 0;
+    const sorted = [...losses].sort((a, b) => a - b);
+    return Math.min(sorted[Math.floor(sorted.length / 2)]!, MAX_INHERENT_LOSS_FRACTION);
   }
 
   private updateMinHistory(nowMs: number): void {
