@@ -19,6 +19,12 @@ const TICK_MS = 10;
  * whose repairs are themselves lost, too few for a packet to get through.
  */
 const RETRY_MS = 40;
+/**
+ * Nor sooner than repairs have lately taken to arrive after a first request (the least of this
+ * window's). The round trip known is the idle path's; on a congested uplink each repair also waits
+ * in the sender's queue, and tries a round trip apart would each send another copy into it.
+ */
+const REPAIR_DELAY_WINDOW_MS = 2000;
 const MAX_TRIES = 10;
 /** Older than this, a packet is of no use to any jitter buffer. */
 const MAX_AGE_MS = 1000;
@@ -35,15 +41,21 @@ class StreamLosses {
   /** The highest sequence number received, unwrapped; -1 before any. */
   private highest = -1;
   readonly missing = new Map<number, Missing>();
+  /** How long after its first request the last repair arrived (NaN: the last packet was no repair). */
+  repairDelayMs = NaN;
 
   /** Returns how many sequence numbers it skipped (lost, or late): -1 when it is a repair or late. */
   onPacket(sequenceNumber: number, nowMs: number): number {
+    this.repairDelayMs = NaN;
     if (this.highest < 0) {
       this.highest = 0x10000 + sequenceNumber;
       return 0;
     }
     const unwrapped = this.highest + ((((sequenceNumber - this.highest) & 0xffff) << 16) >> 16);
     if (unwrapped <= this.highest) {
+      const missing = this.missing.get(unwrapped);
+      // The first request went out as the gap was seen.
+      if (missing && missing.tries > 0) this.repairDelayMs = nowMs - missing.firstMs;
       this.missing.delete(unwrapped);
       return -1;
     }
@@ -80,6 +92,8 @@ export class NackGenerator {
   /** Sequence numbers seen go up to, over all streams: each packet that did and each it skipped. */
   private expectedCount = 0;
   private skippedCount = 0;
+  /** Repair delays of the last REPAIR_DELAY_WINDOW_MS, each longer than those before it: the first is their least. */
+  private readonly repairDelays: Array<{ atMs: number; delayMs: number }> = [];
 
   constructor(
     /** Sends one NACK for `lost` (16-bit sequence numbers) of the stream `mediaSsrc`. */
@@ -99,6 +113,7 @@ export class NackGenerator {
     let stream = this.streams.get(ssrc);
     if (!stream) this.streams.set(ssrc, (stream = new StreamLosses()));
     const skipped = stream.onPacket(sequenceNumber, nowMs);
+    if (!Number.isNaN(stream.repairDelayMs)) this.recordRepairDelay(stream.repairDelayMs, nowMs);
     if (skipped >= 0) {
       this.expectedCount += 1 + skipped;
       this.skippedCount += skipped + (arrived ? 0 : 1);
@@ -118,9 +133,22 @@ export class NackGenerator {
     return { expected: this.expectedCount, skipped: this.skippedCount };
   }
 
+  private recordRepairDelay(delayMs: number, nowMs: number): void {
+    const delays = this.repairDelays;
+    while (delays.length > 0 && delays[delays.length - 1]!.delayMs >= delayMs) delays.pop();
+    delays.push({ atMs: nowMs, delayMs });
+  }
+
+  /** The least repair delay of the window, 0 without one. */
+  private repairDelayMs(nowMs: number): number {
+    const delays = this.repairDelays;
+    while (delays.length > 0 && nowMs - delays[0]!.atMs > REPAIR_DELAY_WINDOW_MS) delays.shift();
+    return delays[0]?.delayMs ?? 0;
+  }
+
   private tick(): void {
     const nowMs = this.clock.now();
-    const retryMs = Math.max(RETRY_MS, this.roundTripMs() ?? 0);
+    const retryMs = Math.max(RETRY_MS, this.roundTripMs() ?? 0, this.repairDelayMs(nowMs));
     let pending = false;
     for (const [ssrc, stream] of this.streams) {
       const lost = stream.due(nowMs, retryMs);
