@@ -37,16 +37,34 @@ interface Missing {
   tries: number;
 }
 
+/** How long repairs took to arrive after their first request: the least of the last REPAIR_DELAY_WINDOW_MS. */
+class RepairDelays {
+  /** Each longer than those before it: the first is their least. */
+  private readonly delays: Array<{ atMs: number; delayMs: number }> = [];
+
+  add(delayMs: number, nowMs: number): void {
+    const delays = this.delays;
+    while (delays.length > 0 && delays[delays.length - 1]!.delayMs >= delayMs) delays.pop();
+    delays.push({ atMs: nowMs, delayMs });
+  }
+
+  /** 0 without one. */
+  least(nowMs: number): number {
+    const delays = this.delays;
+    while (delays.length > 0 && nowMs - delays[0]!.atMs > REPAIR_DELAY_WINDOW_MS) delays.shift();
+    return delays[0]?.delayMs ?? 0;
+  }
+}
+
 class StreamLosses {
   /** The highest sequence number received, unwrapped; -1 before any. */
   private highest = -1;
   readonly missing = new Map<number, Missing>();
-  /** How long after its first request the last repair arrived (NaN: the last packet was no repair). */
-  repairDelayMs = NaN;
+
+  constructor(private readonly repairDelays: RepairDelays) {}
 
   /** Returns how many sequence numbers it skipped (lost, or late): -1 when it is a repair or late. */
   onPacket(sequenceNumber: number, nowMs: number): number {
-    this.repairDelayMs = NaN;
     if (this.highest < 0) {
       this.highest = 0x10000 + sequenceNumber;
       return 0;
@@ -55,7 +73,7 @@ class StreamLosses {
     if (unwrapped <= this.highest) {
       const missing = this.missing.get(unwrapped);
       // The first request went out as the gap was seen.
-      if (missing && missing.tries > 0) this.repairDelayMs = nowMs - missing.firstMs;
+      if (missing && missing.tries > 0) this.repairDelays.add(nowMs - missing.firstMs, nowMs);
       this.missing.delete(unwrapped);
       return -1;
     }
@@ -92,8 +110,7 @@ export class NackGenerator {
   /** Sequence numbers seen go up to, over all streams: each packet that did and each it skipped. */
   private expectedCount = 0;
   private skippedCount = 0;
-  /** Repair delays of the last REPAIR_DELAY_WINDOW_MS, each longer than those before it: the first is their least. */
-  private readonly repairDelays: Array<{ atMs: number; delayMs: number }> = [];
+  private readonly repairDelays = new RepairDelays();
 
   constructor(
     /** Sends one NACK for `lost` (16-bit sequence numbers) of the stream `mediaSsrc`. */
@@ -111,9 +128,8 @@ export class NackGenerator {
   onPacket(ssrc: number, sequenceNumber: number, nowMs: number, arrived = true): void {
     if (this.closed) return;
     let stream = this.streams.get(ssrc);
-    if (!stream) this.streams.set(ssrc, (stream = new StreamLosses()));
+    if (!stream) this.streams.set(ssrc, (stream = new StreamLosses(this.repairDelays)));
     const skipped = stream.onPacket(sequenceNumber, nowMs);
-    if (!Number.isNaN(stream.repairDelayMs)) this.recordRepairDelay(stream.repairDelayMs, nowMs);
     if (skipped >= 0) {
       this.expectedCount += 1 + skipped;
       this.skippedCount += skipped + (arrived ? 0 : 1);
@@ -133,22 +149,9 @@ export class NackGenerator {
     return { expected: this.expectedCount, skipped: this.skippedCount };
   }
 
-  private recordRepairDelay(delayMs: number, nowMs: number): void {
-    const delays = this.repairDelays;
-    while (delays.length > 0 && delays[delays.length - 1]!.delayMs >= delayMs) delays.pop();
-    delays.push({ atMs: nowMs, delayMs });
-  }
-
-  /** The least repair delay of the window, 0 without one. */
-  private repairDelayMs(nowMs: number): number {
-    const delays = this.repairDelays;
-    while (delays.length > 0 && nowMs - delays[0]!.atMs > REPAIR_DELAY_WINDOW_MS) delays.shift();
-    return delays[0]?.delayMs ?? 0;
-  }
-
   private tick(): void {
     const nowMs = this.clock.now();
-    const retryMs = Math.max(RETRY_MS, this.roundTripMs() ?? 0, this.repairDelayMs(nowMs));
+    const retryMs = Math.max(RETRY_MS, this.roundTripMs() ?? 0, this.repairDelays.least(nowMs));
     let pending = false;
     for (const [ssrc, stream] of this.streams) {
       const lost = stream.due(nowMs, retryMs);

@@ -102,7 +102,7 @@ export class LossBasedControl {
   }
 
   /** The loss the link has without a queue, up to MAX_INHERENT_LOSS_FRACTION. */
-  get inherentLossFraction(): number {
+  private get inherentLossFraction(): number {
     const losses = this.uncongestedLoss;
     if (losses.length < MIN_INHERENT_LOSS_WINDOWS) return 0;
     const sorted = [...losses].sort((a, b) => a - b);
