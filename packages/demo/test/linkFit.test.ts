@@ -14,6 +14,8 @@ import {
   enlargeRemoteTiles,
   launchChromium,
   openDemo,
+  receivedWidth,
+  receivedWidths,
   sampleEvery,
   waitPublishing,
   type VideoSample,
@@ -43,8 +45,6 @@ async function call(t: { after(fn: () => unknown): void }) {
   return { playerHost, player };
 }
 
-const widthOf = (sample: VideoSample): number => sample.frameSizes[0]?.width ?? 0;
-const widths = (samples: VideoSample[]): string => samples.map((s) => widthOf(s)).join(' ');
 const receiveRate = (from: VideoSample, to: VideoSample): number =>
   ((to.bytesReceived - from.bytesReceived) * 8 * 1000) / (to.at - from.at);
 
@@ -52,17 +52,17 @@ test('a player whose downlink carries 500 kbit/s, under the 360p layer’s rate,
   const { playerHost, player } = await call(t);
   playerHost.shapeDownlink({ rateKbit: 500 });
   const [samples] = (await sampleEvery([player], 25_000, 250)) as [VideoSample[]];
-  console.log(`# width per 250 ms: ${widths(samples)}`);
+  console.log(`# width per 250 ms: ${receivedWidths(samples)}`);
   const last = samples.filter((s) => samples.at(-1)!.at - s.at <= 15_000);
   const rate = receiveRate(last[0]!, last.at(-1)!);
   const fps = decodeRate(last[0]!, last.at(-1)!);
-  const on360p = last.filter((s) => widthOf(s) === 640).length / last.length;
+  const on360p = last.filter((s) => receivedWidth(s) === 640).length / last.length;
   console.log(
     `# the last 15 s: ${Math.round(rate / 1000)} kbit/s received, ${fps.toFixed(1)} frames/s, ${Math.round(100 * on360p)} % on 360p`,
   );
   // Uncapped, the 360p layer of this clip is about 700 kbit/s: the player would be on 180p all along. When
   // the estimate dips, the player still moves to 180p for a few seconds now and then.
-  assert.ok(on360p >= 0.6, `mostly 360p (640 wide) over the last 15 s: ${widths(last)}`);
+  assert.ok(on360p >= 0.6, `mostly 360p (640 wide) over the last 15 s: ${receivedWidths(last)}`);
   assert.ok(rate < 500_000, `what it receives fits the link: ${Math.round(rate / 1000)} kbit/s`);
   assert.ok(fps >= 12, `at the camera's frame rate: ${fps.toFixed(1)} frames/s of 15`);
 });
@@ -79,9 +79,12 @@ test('a player whose downlink drops to 300 kbit/s for 10 s keeps decoding on a l
     longestStallMs = Math.max(longestStallMs, dropped[i]!.at - since);
   }
   const fps = decodeRate(dropped[0]!, dropped.at(-1)!);
-  console.log(`# dropped, width per 250 ms: ${widths(dropped)}; lifted: ${widths(lifted)}`);
+  console.log(`# dropped, width per 250 ms: ${receivedWidths(dropped)}; lifted: ${receivedWidths(lifted)}`);
   console.log(`# under 300 kbit/s: ${fps.toFixed(1)} frames/s, longest stall ${longestStallMs} ms`);
   assert.ok(longestStallMs <= 1500, `no stall much over a second: ${longestStallMs} ms`);
   assert.ok(fps >= 10, `${fps.toFixed(1)} frames/s of 15 under 300 kbit/s`);
-  assert.ok(lifted.some((s) => widthOf(s) === 640) && widthOf(lifted.at(-1)!) === 640, `back on 360p: ${widths(lifted)}`);
+  assert.ok(
+    lifted.some((s) => receivedWidth(s) === 640) && receivedWidth(lifted.at(-1)!) === 640,
+    `back on 360p: ${receivedWidths(lifted)}`,
+  );
 });

@@ -16,8 +16,10 @@ import {
   enlargeRemoteTiles,
   framesSent,
   inboundTotals,
+  layerReceived,
   launchChromium,
   openDemo,
+  receivedWidths,
   remoteVideoSize,
   sampleEvery,
   sampleVideo,
@@ -140,10 +142,11 @@ async function downlinkCall(t: { after(fn: () => unknown): void }, players: numb
   return { network, server, publisher, hosts, pages };
 }
 
-const widthOf = (sample: VideoSample): number => sample.frameSizes[0]?.width ?? 0;
-/** The layers of the 1280×720 publisher. */
-const RID_BY_WIDTH: Record<number, string> = { 320: 'q', 640: 'h', 1280: 'f' };
-const widths = (samples: VideoSample[]): string => samples.map((s) => widthOf(s)).join(' ');
+/** The layers of the 1280×720 publisher, smallest first. */
+const RIDS = ['q', 'h', 'f'] as const;
+/** The layer each of a player's samples decoded, against the publisher's samples taken beside them. */
+const layersOf = (played: VideoSample[], sent: VideoSample[]): Array<string | undefined> =>
+  played.map((s, i) => layerReceived(s, sent[i]!, RIDS));
 
 /**
  * Whether the publisher sent layer `rid` under half the frames of layer `below` (over a second)
@@ -179,8 +182,10 @@ test('downlink adaptation: two players of a simulcast publisher, one capped at 5
     VideoSample[],
   ];
   const start = cappedSamples[0]!.at;
-  const switched = cappedSamples.findIndex((s) => widthOf(s) > 0 && widthOf(s) < 1280);
-  console.log(`# capped player, width per 250 ms: ${widths(cappedSamples)}`);
+  const cappedLayers = layersOf(cappedSamples, sentSamples);
+  const cleanLayers = layersOf(cleanSamples, sentSamples);
+  const switched = cappedLayers.findIndex((layer) => layer !== undefined && layer !== 'f');
+  console.log(`# capped player, width per 250 ms: ${receivedWidths(cappedSamples)}`);
   assert.ok(switched >= 0, 'the capped player moves to a smaller layer');
   const switchedAfterMs = cappedSamples[switched]!.at - start;
   assert.ok(switchedAfterMs <= 5000, `within 5 s of the cap (${switchedAfterMs} ms)`);
@@ -191,7 +196,7 @@ test('downlink adaptation: two players of a simulcast publisher, one capped at 5
   // What the capped player's layer carried meanwhile: a publisher short of CPU may send fewer frames on a small layer.
   const sentFrames = cappedSamples
     .slice(from + 1)
-    .map((s, i) => framesSent(sentSamples[from + i]!, sentSamples[from + i + 1]!, RID_BY_WIDTH[widthOf(s)] ?? ''))
+    .map((_, i) => framesSent(sentSamples[from + i]!, sentSamples[from + i + 1]!, cappedLayers[from + i + 1] ?? ''))
     .reduce((sum, frames) => sum + frames, 0);
   const layerFps = (sentFrames * 1000) / (sentSamples.at(-1)!.at - sentSamples[from]!.at);
   const frozen = cappedSamples.at(-1)!.totalFreezesDuration - cappedSamples[from]!.totalFreezesDuration;
@@ -205,8 +210,8 @@ test('downlink adaptation: two players of a simulcast publisher, one capped at 5
   );
   assert.ok(frozen < 1, `no freeze of a second or more after the switch (${frozen.toFixed(2)} s frozen)`);
   assert.ok(
-    cappedSamples.slice(from).every((s) => widthOf(s) < 1280),
-    `stays on a layer that fits: ${widths(cappedSamples.slice(from))}`,
+    cappedLayers.slice(from).every((layer) => layer !== 'f'),
+    `stays on a layer that fits: ${receivedWidths(cappedSamples.slice(from))}`,
   );
   // What the publisher sent says whether its encoder starved the full layer (a busy CPU) or the server moved the player.
   const sentPerLayer = sentSamples
@@ -215,15 +220,15 @@ test('downlink adaptation: two players of a simulcast publisher, one capped at 5
     .join(' ');
   const fullLayerStarved = starvedFor(sentSamples, 'f', 'q', 1000);
   assert.ok(
-    fullLayerStarved ? widthOf(cleanSamples.at(-1)!) === 1280 : cleanSamples.every((s) => widthOf(s) === 1280),
-    `the clean player keeps the full layer${fullLayerStarved ? ' (back on it after the publisher starved it)' : ''}: ${widths(cleanSamples)}; frames sent per 250 ms (q/h/f): ${sentPerLayer}`,
+    fullLayerStarved ? cleanLayers.at(-1) === 'f' : cleanLayers.every((layer) => layer === 'f'),
+    `the clean player keeps the full layer${fullLayerStarved ? ' (back on it after the publisher starved it)' : ''}: ${receivedWidths(cleanSamples)}; widths sent (f): ${sentSamples.map((s) => s.frameWidthByRid.f).join(' ')}; frames sent per 250 ms (q/h/f): ${sentPerLayer}`,
   );
 
   hosts[1]!.shapeDownlink({});
-  const [lifted] = (await sampleEvery([capped], 15_000, 250)) as [VideoSample[]];
-  const back = lifted.findIndex((s) => widthOf(s) === 1280);
-  console.log(`# after the lift, width per 250 ms: ${widths(lifted)}`);
-  assert.ok(back >= 0, `back to the full layer within 15 s of the lift: ${widths(lifted)}`);
+  const [lifted, sentLifted] = (await sampleEvery([capped, publisher], 15_000, 250)) as [VideoSample[], VideoSample[]];
+  const back = layersOf(lifted, sentLifted).indexOf('f');
+  console.log(`# after the lift, width per 250 ms: ${receivedWidths(lifted)}`);
+  assert.ok(back >= 0, `back to the full layer within 15 s of the lift: ${receivedWidths(lifted)}`);
   console.log(`# back on the full layer ${((lifted[back]!.at - lifted[0]!.at) / 1000).toFixed(1)} s after the lift`);
 });
 
@@ -253,7 +258,7 @@ test('downlink loss: at 10 % and at 30 % random loss the player keeps decoding b
     const fps = decodeRate(first, last);
     const perMinute = ((last.totalFreezesDuration - first.totalFreezesDuration) * 60_000) / (last.at - first.at);
     console.log(
-      `# ${loss * 100} % downlink loss: ${fps.toFixed(1)} frames/s (clean player ${cleanFps.toFixed(1)}), ${last.freezeCount - first.freezeCount} freezes, ${perMinute.toFixed(1)} s/min frozen, widths ${widths(lossySamples)}; ${Object.keys(
+      `# ${loss * 100} % downlink loss: ${fps.toFixed(1)} frames/s (clean player ${cleanFps.toFixed(1)}), ${last.freezeCount - first.freezeCount} freezes, ${perMinute.toFixed(1)} s/min frozen, widths ${receivedWidths(lossySamples)}; ${Object.keys(
         repairMetrics,
       )
         .map((key) => `${key} ${repairsAfter[key]! - repairsBefore[key]!}`)

@@ -160,6 +160,8 @@ export interface VideoSample {
   availableOutgoingBitrate: number;
   /** Video frames sent, per simulcast layer's RID. */
   framesSentByRid: Record<string, number>;
+  /** Width of the last frame each simulcast layer sent: a busy encoder scales its layers down. */
+  frameWidthByRid: Record<string, number>;
   framesDecoded: number;
   bytesReceived: number;
   freezeCount: number;
@@ -180,6 +182,7 @@ export async function sampleVideo(page: Page): Promise<VideoSample> {
       bytesSent: 0,
       availableOutgoingBitrate: 0,
       framesSentByRid: {} as Record<string, number>,
+      frameWidthByRid: {} as Record<string, number>,
       framesDecoded: 0,
       bytesReceived: 0,
       freezeCount: 0,
@@ -194,7 +197,10 @@ export async function sampleVideo(page: Page): Promise<VideoSample> {
       (await pc.getStats()).forEach((s: Stat) => {
         if (s.type === 'outbound-rtp' && s.kind === 'video') {
           sample.bytesSent += Number(s.bytesSent ?? 0) + Number(s.headerBytesSent ?? 0);
-          if (typeof s.rid === 'string') sample.framesSentByRid[s.rid] = (sample.framesSentByRid[s.rid] ?? 0) + Number(s.framesSent ?? 0);
+          if (typeof s.rid === 'string') {
+            sample.framesSentByRid[s.rid] = (sample.framesSentByRid[s.rid] ?? 0) + Number(s.framesSent ?? 0);
+            if (Number(s.frameWidth ?? 0) > 0) sample.frameWidthByRid[s.rid] = Number(s.frameWidth);
+          }
         }
         if (s.type === 'candidate-pair' && s.nominated) sample.availableOutgoingBitrate += Number(s.availableOutgoingBitrate ?? 0);
         if (s.type === 'inbound-rtp' && s.kind === 'video') {
@@ -237,6 +243,23 @@ export const framesSent = (from: VideoSample, to: VideoSample, rid: string): num
 /** Frames decoded per second between two samples. */
 export const decodeRate = (from: VideoSample, to: VideoSample): number =>
   ((to.framesDecoded - from.framesDecoded) * 1000) / (to.at - from.at);
+
+/** Width of the first inbound video stream's last decoded frame (0 before one). */
+export const receivedWidth = (sample: VideoSample): number => sample.frameSizes[0]?.width ?? 0;
+export const receivedWidths = (samples: VideoSample[]): string => samples.map(receivedWidth).join(' ');
+
+/**
+ * Which simulcast layer a player decodes, from its frame width against the widths the publisher's
+ * layers (`rids`, smallest first) sent at about the same time: the largest layer it is wider than
+ * the next smaller of. Widths alone would not do: a publisher short of CPU scales every layer down.
+ */
+export function layerReceived(received: VideoSample, sent: VideoSample, rids: readonly string[]): string | undefined {
+  const width = receivedWidth(received);
+  if (width === 0) return undefined;
+  let layer = rids[0];
+  for (let i = 1; i < rids.length; i++) if (width > (sent.frameWidthByRid[rids[i - 1]!] ?? Infinity)) layer = rids[i];
+  return layer;
+}
 
 /** One end of a candidate pair, as getStats tells it. */
 export interface PathEnd {
