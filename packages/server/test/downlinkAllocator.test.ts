@@ -10,10 +10,16 @@ const ONE_WAY_MS = 20;
 const MAX_QUEUE_MS = 150;
 const FEEDBACK_INTERVAL_MS = 50;
 
-/** A bottleneck link with a rate, a drop-tail queue and a fixed delay; the receiver reports what arrived, transport-cc style. */
+/**
+ * A bottleneck link with a rate, a drop-tail queue and a fixed delay; the receiver reports what
+ * arrived, transport-cc style. With `burstBytes`, a token bucket as tbf's: what the bucket holds
+ * goes at once, so a short burst over the rate crosses with no queue to show it.
+ */
 class SimulatedLink {
   rateBps: number;
   private freeAtMs = 0;
+  private tokens = 0;
+  private tokensAtMs = 0;
   private sequenceNumber = 0;
   private readonly inFlight: Array<{ sequenceNumber: number; arrivalMs: number | undefined }> = [];
   readonly sent: Array<{ atMs: number; bytes: number; kind: string; lost: boolean }> = [];
@@ -24,6 +30,7 @@ class SimulatedLink {
   constructor(
     rateBps: number,
     private readonly randomLoss = 0,
+    private readonly burstBytes = 0,
   ) {
     this.rateBps = rateBps;
   }
@@ -36,11 +43,19 @@ class SimulatedLink {
   send(allocator: DownlinkAllocator, kind: 'audio' | 'video' | 'padding', bytes: number, nowMs: number): void {
     const sequenceNumber = this.sequenceNumber++ & 0xffff;
     allocator.onPacketSent(kind, sequenceNumber, bytes, nowMs);
-    const queuedMs = Math.max(0, this.freeAtMs - nowMs);
-    const dropped = queuedMs > MAX_QUEUE_MS;
+    const bytesPerMs = this.rateBps / 8000;
+    // Leaves when the packets before it have and the bucket holds its bytes.
+    const startMs = Math.max(nowMs, this.freeAtMs);
+    const tokens = Math.min(this.burstBytes, this.tokens + (startMs - this.tokensAtMs) * bytesPerMs);
+    const departureMs = startMs + Math.max(0, bytes - tokens) / bytesPerMs;
+    const dropped = departureMs - nowMs > MAX_QUEUE_MS;
     const lost = dropped || this.random() < this.randomLoss;
-    if (!dropped) this.freeAtMs = Math.max(nowMs, this.freeAtMs) + (bytes * 8 * 1000) / this.rateBps;
-    this.inFlight.push({ sequenceNumber, arrivalMs: lost ? undefined : this.freeAtMs + ONE_WAY_MS });
+    if (!dropped) {
+      this.freeAtMs = departureMs;
+      this.tokens = Math.max(0, tokens - bytes);
+      this.tokensAtMs = departureMs;
+    }
+    this.inFlight.push({ sequenceNumber, arrivalMs: lost ? undefined : departureMs + ONE_WAY_MS });
     this.sent.push({ atMs: nowMs, bytes, kind, lost });
   }
 
@@ -77,9 +92,9 @@ const AUDIO_BYTES = 120;
  * Runs a player's downlink for `untilMs` with the link's rate set by `rateAt` (and a share of
  * packets lost at random); returns the layer it got at each feedback.
  */
-function simulate(untilMs: number, rateAt: (ms: number) => number, randomLoss = 0) {
+function simulate(untilMs: number, rateAt: (ms: number) => number, randomLoss = 0, burstBytes = 0) {
   const clock = new SimulatedClock();
-  const link = new SimulatedLink(rateAt(0), randomLoss);
+  const link = new SimulatedLink(rateAt(0), randomLoss, burstBytes);
   const allocator: DownlinkAllocator = new DownlinkAllocator({
     clock,
     sendPadding: (bytes) => {
@@ -142,6 +157,24 @@ test('a player whose link drops to 500 kbit/s moves to the layer that fits withi
     timeline.filter((t) => t.atMs >= backAt + 2000).every((t) => t.spatial === 2),
     'stays on the top layer',
   );
+});
+
+test('behind a token bucket (tbf with a 4 kB burst) a probe is not fooled by the burst: a 300 kbit/s link never gets the 350 kbit/s layer, a 600 kbit/s one does', () => {
+  const rateAt = (ms: number): number => (ms < 10_000 ? 5_000_000 : ms < 40_000 ? 300_000 : 600_000);
+  const { timeline, link } = simulate(55_000, rateAt, 0, 4000);
+  const capped = timeline.filter((t) => t.atMs >= 15_000 && t.atMs < 40_000);
+  assert.ok(
+    capped.some((t) => t.probing),
+    'it probes',
+  );
+  assert.ok(
+    capped.every((t) => t.spatial === 0),
+    `layers at 300 kbit/s: ${capped.map((t) => t.spatial).join('')}`,
+  );
+  const { lossFraction } = link.sentBetween(15_000, 40_000);
+  assert.ok(lossFraction < 0.02, `lost ${(lossFraction * 100).toFixed(1)} % at 300 kbit/s`);
+  const upAt = timeline.find((t) => t.atMs >= 40_000 && t.spatial === 1)?.atMs;
+  assert.ok(upAt !== undefined && upAt - 40_000 <= 10_000, `at 600 kbit/s, on the 350 kbit/s layer ${upAt! - 40_000} ms later`);
 });
 
 test('the smallest layer that does not fit drops temporal layers; the view caps the layer; up after a second of room', () => {

@@ -81,6 +81,8 @@ const PROBE_CLUSTER_MS = 100;
  * the last, up to the goal: a link that cannot carry the goal shows it early, with a short queue.
  */
 const PROBE_STEP = 1.25;
+/** Room a probe made for the next layer must hold this long, the probe going on, for the player to step up. */
+const PROBE_CONFIRM_MS = 500;
 /** A probe that has not shown room for the next layer by then has failed. */
 const PROBE_DURATION_MS = 1500;
 /** How often padding is sent while probing. */
@@ -255,9 +257,14 @@ export class DownlinkAllocator {
       if (nowMs - this.steppedUpAtMs < STEP_UP_TRIAL_MS) this.backOff(nowMs);
       else if (spatial < current) this.deferProbe(nowMs);
     } else if (nextFits && (this.probe.kind === 'probing' || nowMs >= this.probe.nextProbeAtMs)) {
-      // Up one layer, once there has been room for it for a while, or a probe has just made it.
-      this.upSinceMs ??= nowMs;
-      if (nowMs - this.upSinceMs >= UP_HOLD_MS || this.probe.kind === 'probing') {
+      // Up one layer, once there has been room for it for a while. Room a probe made must hold
+      // while the probe goes on: a token bucket (a shaper, tbf) lets the first kilobytes of a
+      // burst through at once, so a short probe crosses faster than the link's rate.
+      if (this.upSinceMs === undefined) {
+        this.upSinceMs = nowMs;
+        if (this.probe.kind === 'probing') this.probe.endsAtMs = Math.max(this.probe.endsAtMs, nowMs + PROBE_CONFIRM_MS + PROBE_CLUSTER_MS);
+      }
+      if (nowMs - this.upSinceMs >= (this.probe.kind === 'probing' ? PROBE_CONFIRM_MS : UP_HOLD_MS)) {
         spatial++;
         this.upSinceMs = undefined;
         this.steppedUpAtMs = nowMs;
@@ -265,7 +272,8 @@ export class DownlinkAllocator {
     } else {
       this.upSinceMs = undefined;
     }
-    const probeFor = spatial < top && !nextFits ? cost(spatial + 1) : 0;
+    const confirming = this.upSinceMs !== undefined && this.probe.kind === 'probing';
+    const probeFor = spatial < top && (!nextFits || confirming) ? cost(spatial + 1) : 0;
     this.updateProbe(probeFor > 0 ? probeFor * PROBE_GOAL_HEADROOM + audioBps : 0, nowMs);
     // Even the smallest layer does not fit: fewer frames rather than a link that drowns.
     if (spatial === 0 && cost(0) > available * DOWN_TOLERANCE) {
