@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { BandwidthEstimator, type PacketResult } from '../src/media/core/congestion/bandwidthEstimator.js';
+import { ProbeBitrateEstimator } from '../src/media/core/congestion/probeBitrateEstimator.js';
+import { QueueDelayMeter } from '../src/media/core/congestion/queueDelay.js';
 
 /** Mulberry32: a small seeded PRNG, so every run sees the same "random" loss and timing. */
 function seededRandom(seed: number): () => number {
@@ -450,4 +452,32 @@ test('arbitrary input never yields NaN, negative or out-of-bounds values', () =>
     const probe = estimator.lastProbe();
     assert.ok(probe === undefined || (Number.isFinite(probe.bps) && probe.bps >= 0), `probe ${probe?.bps}`);
   }
+});
+
+test('a probe cluster of media and padding of any size measures its rate: no one packet is left out of it', () => {
+  const probes = new ProbeBitrateEstimator();
+  // Four 300-byte media packets, then 1,200 bytes of padding, 25 ms apart: 2,400 bytes per 125 ms, 153.6 kbit/s.
+  const sizes = [300, 300, 300, 300, 1200];
+  sizes.forEach((size, i) => probes.onSent(1, size, 1000 + 25 * i));
+  sizes.forEach((size, i) => {
+    probes.onReported(1);
+    probes.onReceived(1, 1000 + 25 * i, 5000 + 25 * i, size);
+  });
+  assert.equal(probes.completeClusters(6000), 153_600);
+});
+
+test('a queue that stands shows, jitter does not, and a path whose delay grew for good stops reading as a queue', () => {
+  const meter = new QueueDelayMeter();
+  let ms = 0;
+  const run = (untilMs: number, oneWayMs: (i: number) => number): void => {
+    for (let i = 0; ms < untilMs; ms += 10, i++) meter.add(ms, RECEIVER_CLOCK_OFFSET_MS + ms + oneWayMs(i));
+  };
+  run(2000, () => 20);
+  assert.equal(meter.standingMs, 0);
+  run(4000, (i) => (i % 2 === 0 ? 20 : 120));
+  assert.equal(meter.standingMs, 0, 'every other packet 100 ms late: jitter');
+  run(6000, () => 170);
+  assert.equal(meter.standingMs, 150, 'every packet 150 ms late: a queue');
+  run(20_000, () => 170);
+  assert.equal(meter.standingMs, 0, 'after 10 s the longer path is the path');
 });

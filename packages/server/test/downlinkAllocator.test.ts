@@ -159,10 +159,13 @@ test('a player whose link drops to 500 kbit/s moves to the layer that fits withi
   );
 });
 
-test('behind a token bucket (tbf with a 4 kB burst) a probe is not fooled by the burst: a 300 kbit/s link never gets the 350 kbit/s layer, a 600 kbit/s one does', () => {
+test('behind a token bucket (tbf: a 4 kB burst, a 150 ms queue) dropping to 300 kbit/s, a player is on the 150 kbit/s layer within 1.5 s; probes are not fooled by the burst: it never gets the 350 kbit/s layer there, at 600 kbit/s it does', () => {
   const rateAt = (ms: number): number => (ms < 10_000 ? 5_000_000 : ms < 40_000 ? 300_000 : 600_000);
   const { timeline, link } = simulate(55_000, rateAt, 0, 4000);
-  const capped = timeline.filter((t) => t.atMs >= 15_000 && t.atMs < 40_000);
+  // A drop-tail queue at its limit holds its delay, so the delay gradient soon reads normal again; the standing queue is what shows.
+  const downAt = timeline.find((t) => t.atMs >= 10_000 && t.spatial === 0)!.atMs;
+  assert.ok(downAt - 10_000 <= 1500, `on the layer that fits ${downAt - 10_000} ms after the drop`);
+  const capped = timeline.filter((t) => t.atMs >= downAt && t.atMs < 40_000);
   assert.ok(
     capped.some((t) => t.probing),
     'it probes',

@@ -12,6 +12,8 @@
  *    multiplicatively far from the last congestion point and additively near it, cut to 0.85 × the
  *    acknowledged rate on overuse, and set by successful probes (delay_based_bwe.cc);
  *  - ProbeBitrateEstimator (probe_bitrate_estimator.cc): the rate a probe cluster got through;
+ *  - QueueDelayMeter (ours): a queue that stands at its limit, dropping what exceeds the link, which the
+ *    delay gradient reads as normal; it counts as overuse;
  *  - LossBasedControl (the classic SendSideBandwidthEstimation): +8 % under 2 % loss, −loss/2 over 10 %,
  *    never above the delay-based estimate; the loss it reads is what exceeds the loss the link has
  *    without a queue (its inherent loss, up to 10 %), as libwebrtc's loss-based v2 models it.
@@ -25,6 +27,7 @@ import { clamp } from './clamp.js';
 import { InterArrival } from './interArrival.js';
 import { LossBasedControl } from './lossBasedControl.js';
 import { ProbeBitrateEstimator, type ProbeResult } from './probeBitrateEstimator.js';
+import { QueueDelayMeter } from './queueDelay.js';
 import { TrendlineEstimator, type BandwidthUsage } from './trendlineEstimator.js';
 import type { PacketResult } from './twcc.js';
 
@@ -60,6 +63,8 @@ const STREAM_TIMEOUT_MS = 2000;
 /** Loss is measured over windows of this length holding at least this many packets. */
 const LOSS_WINDOW_MS = 1000;
 const LOSS_WINDOW_MIN_PACKETS = 20;
+/** A queue in which every packet of the last 200 ms waited this long is the link's limit, as overuse is. */
+const STANDING_QUEUE_MS = 50;
 /** A probe result may lower the estimate, but not below this fraction of the acknowledged rate. */
 const PROBE_DROP_THROUGHPUT_FRACTION = 0.85;
 
@@ -80,6 +85,7 @@ export class BandwidthEstimator {
   private trendline = new TrendlineEstimator();
   private readonly acknowledged = new AcknowledgedBitrateEstimator();
   private readonly probes = new ProbeBitrateEstimator();
+  private readonly queue = new QueueDelayMeter();
   private readonly delayBased: AimdRateControl;
   private readonly lossBased: LossBasedControl;
   private lastFeedbackMs: number | undefined;
@@ -179,12 +185,13 @@ export class BandwidthEstimator {
         const sizeBytes = this.sizeBytes[slot];
         const arrivalMs = this.arrivalTimeMs[slot];
         this.acknowledged.update(arrivalMs, sizeBytes);
+        this.queue.add(this.sendTimeMs[slot], arrivalMs);
         const clusterId = this.probeClusterId[slot];
         if (clusterId >= 0) this.probes.onReceived(clusterId, this.sendTimeMs[slot], arrivalMs, sizeBytes);
         if (this.interArrival.add(this.sendTimeMs[slot], arrivalMs, nowMs)) {
           this.trendline.update(this.interArrival.arrivalDeltaMs, this.interArrival.sendDeltaMs, arrivalMs);
-          if (this.trendline.usage === 'overusing') this.lossWindowCongested = true;
         }
+        if (this.usage === 'overusing') this.lossWindowCongested = true;
       }
       const probeApplied = this.updateDelayBased(this.probes.completeClusters(nowMs), rttMs, nowMs);
       const delayBasedBps = this.delayBased.estimateBps;
@@ -209,7 +216,7 @@ export class BandwidthEstimator {
   }
 
   get usage(): BandwidthUsage {
-    return this.trendline.usage;
+    return this.queue.standingMs > STANDING_QUEUE_MS ? 'overusing' : this.trendline.usage;
   }
 
   get lossFraction(): number {
@@ -236,7 +243,7 @@ export class BandwidthEstimator {
     const rate = this.delayBased;
     rate.rttMs = rttMs;
     const ackedBps = this.acknowledged.bps;
-    const usage = this.trendline.usage;
+    const usage = this.usage;
     if (usage === 'overusing') {
       if (ackedBps !== undefined) {
         if (rate.timeToReduceFurther(nowMs, ackedBps)) rate.update(usage, ackedBps, nowMs);

@@ -30,10 +30,8 @@ interface ProbeCluster {
   receivedBytes: number;
   firstSendMs: number;
   lastSendMs: number;
-  lastSendSizeBytes: number;
   firstArrivalMs: number;
   lastArrivalMs: number;
-  firstArrivalSizeBytes: number;
   complete: boolean;
 }
 
@@ -55,10 +53,8 @@ export class ProbeBitrateEstimator {
         receivedBytes: 0,
         firstSendMs: Infinity,
         lastSendMs: -Infinity,
-        lastSendSizeBytes: 0,
         firstArrivalMs: Infinity,
         lastArrivalMs: -Infinity,
-        firstArrivalSizeBytes: 0,
         complete: false,
       };
       this.clusters.set(clusterId, cluster);
@@ -81,14 +77,8 @@ export class ProbeBitrateEstimator {
     cluster.receivedPackets++;
     cluster.receivedBytes += sizeBytes;
     if (sendTimeMs < cluster.firstSendMs) cluster.firstSendMs = sendTimeMs;
-    if (sendTimeMs > cluster.lastSendMs) {
-      cluster.lastSendMs = sendTimeMs;
-      cluster.lastSendSizeBytes = sizeBytes;
-    }
-    if (arrivalMs < cluster.firstArrivalMs) {
-      cluster.firstArrivalMs = arrivalMs;
-      cluster.firstArrivalSizeBytes = sizeBytes;
-    }
+    if (sendTimeMs > cluster.lastSendMs) cluster.lastSendMs = sendTimeMs;
+    if (arrivalMs < cluster.firstArrivalMs) cluster.firstArrivalMs = arrivalMs;
     if (arrivalMs > cluster.lastArrivalMs) cluster.lastArrivalMs = arrivalMs;
   }
 
@@ -120,9 +110,12 @@ function measure(cluster: ProbeCluster): number | undefined {
   const sendIntervalMs = cluster.lastSendMs - cluster.firstSendMs;
   const receiveIntervalMs = cluster.lastArrivalMs - cluster.firstArrivalMs;
   if (!isValidProbeInterval(sendIntervalMs) || !isValidProbeInterval(receiveIntervalMs)) return undefined;
-  // The intervals run from the first packet's start to the last one's, so one packet's bytes fall outside each.
-  const sendBps = (8000 * (cluster.receivedBytes - cluster.lastSendSizeBytes)) / sendIntervalMs;
-  const receiveBps = (8000 * (cluster.receivedBytes - cluster.firstArrivalSizeBytes)) / receiveIntervalMs;
+  // The intervals run from the first packet to the last, so one packet of the n falls outside each: an
+  // average one. (libwebrtc leaves out the last packet sent and the first received, which its probes' equal
+  // padding packets make the same; a cluster here mixes media and padding of any size.)
+  const bytesWithin = (cluster.receivedBytes * (cluster.receivedPackets - 1)) / cluster.receivedPackets;
+  const sendBps = (8000 * bytesWithin) / sendIntervalMs;
+  const receiveBps = (8000 * bytesWithin) / receiveIntervalMs;
   if (receiveBps > MAX_PROBE_RECEIVE_SEND_RATIO * sendBps) return undefined;
   if (receiveBps < MIN_RATIO_FOR_UNSATURATED_LINK * sendBps) return PROBE_TARGET_UTILIZATION * receiveBps;
   return Math.min(sendBps, receiveBps);
