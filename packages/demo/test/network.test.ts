@@ -83,7 +83,9 @@ test('uplink congestion control', async (t) => {
     const reached = samples.findIndex((s, i) => sendRate(s, after(samples, i, 1000)) >= 0.8 * full);
     const seconds = (samples[reached]!.at - samples[0]!.at + 1000) / 1000;
     console.log(`# clean uplink: full ${kbit(full)}, 80 % of it sustained over 1 s by ${seconds.toFixed(2)} s after Publishing`);
-    assert.ok(full > 600_000, `the clip makes the encoder send over 600 kbit/s (${kbit(full)})`);
+    // Enough that the bound below needs probing: from libwebrtc's 300 kbit/s start, 8 % a second takes
+    // over 3.5 s to 80 % of 500 kbit/s. (The clip gives 600–800 here; a busy machine's encoder less.)
+    assert.ok(full > 500_000, `the clip makes the encoder send over 500 kbit/s (${kbit(full)})`);
     // Typically 1–1.8 s here. The bound only catches a ramp that lost its probing (libwebrtc's
     // additive increase alone takes over 5 s from its 300 kbit/s start): under a loaded CI machine
     // Chromium's encoder itself ramps later, and a tight bound measured the machine, not Parley.
