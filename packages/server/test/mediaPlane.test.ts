@@ -2,7 +2,6 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import {
-  GenericNack,
   MediaStreamTrack,
   PictureLossIndication,
   ProtectionProfileAeadAes128Gcm,
@@ -13,7 +12,6 @@ import {
   RtcpPacketConverter,
   RTCPeerConnection,
   RtcpPayloadSpecificFeedback,
-  RtcpTransportLayerFeedback,
   useH264,
   useOPUS,
   useVP8,
@@ -151,27 +149,6 @@ test('the SFU forwards payloads intact under AES-GCM; a padding-only packet take
     [1001, delta!.toString('hex')],
     [1002, last!.toString('hex')],
   ]);
-});
-
-test('a NACK is answered for video since the newest keyframe, not for what came before it: the player decodes from the keyframe on', async (t) => {
-  let videoSsrc: number | undefined;
-  const call = await forwardingCall(t, undefined, {}, (player) =>
-    player.onTrack.subscribe((remote) => remote.kind === 'video' && remote.onReceiveRtp.subscribe((rtp) => (videoSsrc = rtp.header.ssrc))),
-  );
-  // Two keyframes, each followed by two delta frames: the player's 1000 to 1005.
-  const payloads = [0, 1, 2, 3, 4, 5].map((i) => vp8Frame(200 + i, i % 3 === 0, randomBytes(100)));
-  await sendEach(call, payloads);
-  const copies = (sequenceNumber: number): number => call.received.filter(([seq]) => seq === sequenceNumber).length;
-  assert.deepEqual([1001, 1004].map(copies), [1, 1]);
-  const nack = (lost: number[]): Promise<unknown> =>
-    call.player.dtlsTransports[0]!.sendRtcp([
-      new RtcpTransportLayerFeedback({ feedback: new GenericNack({ senderSsrc: 1, mediaSourceSsrc: videoSsrc!, lost }) }),
-    ]);
-  await nack([1001, 1004]);
-  for (let i = 0; i < 50 && copies(1004) < 2; i++) await new Promise((resolve) => setTimeout(resolve, 20));
-  assert.equal(copies(1004), 2, 'after the newest keyframe: resent');
-  await new Promise((resolve) => setTimeout(resolve, 200));
-  assert.equal(copies(1001), 1, 'before it: not');
 });
 
 test('a player whose DTLS offers only AES-CM SRTP gets packets sealed with it, payloads intact', async (t) => {

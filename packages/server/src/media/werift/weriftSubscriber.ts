@@ -78,12 +78,6 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
     audio: Array.from({ length: SENT_HISTORY.audio }, () => new SentPacket()),
     video: Array.from({ length: SENT_HISTORY.video }, () => new SentPacket()),
   };
-  /**
-   * The player's sequence number of the newest keyframe's first packet: video before it is not
-   * resent, since the player decodes from the keyframe on. After a switch down on a full link,
-   * the player asks for all the old layer lost, and its repairs would crowd out the keyframe.
-   */
-  private keyFrameSequence: number | undefined;
   /** The player's audio format; `red` -1 when it gets plain Opus (unwrapped from RED if need be). */
   private readonly audioFormat = { opus: -1, red: -1 };
   private readonly redEncoder = new RedEncoder();
@@ -338,7 +332,6 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
     // The layer left behind may no longer be used by anyone.
     if (rewritten.switched) this.publisher.layersInUseChanged();
     const { marker, sequenceNumber, timestamp } = rewritten;
-    if (rewritten.keyFrame) this.keyFrameSequence = sequenceNumber;
     const out = this.header(marker, forwarder.payloadType!, forwarder.ssrc, sequenceNumber, timestamp);
     out.prefixLength = out.replaced = rewritten.descriptorLength ? this.rewriter.rewriteDescriptor(packet.payload, out.prefix) : 0;
     this.setExtensions('video', layer);
@@ -400,8 +393,6 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
     for (const sequenceNumber of lost) {
       const slot = this.sent[kind][sequenceNumber % SENT_HISTORY[kind]]!;
       if (slot.sequenceNumber !== sequenceNumber || !slot.source) continue;
-      // Before the keyframe, in 16-bit sequence order.
-      if (kind === 'video' && this.keyFrameSequence !== undefined && ((sequenceNumber - this.keyFrameSequence) << 16) >> 16 < 0) continue;
       if (slot.resends >= MAX_RESENDS || (slot.resends > 0 && now - slot.sentAtMs < RESEND_INTERVAL_MS)) continue;
       const copies = this.allocator?.takeRetransmission(slot.source.payload.length + RTX_OVERHEAD_BYTES, now) ?? 1;
       if (copies === 0) {
