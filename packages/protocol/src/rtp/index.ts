@@ -6,3 +6,4 @@ export * from './mediaGuard.js';
 export * from './replayWindow.js';
 export * from './stun.js';
 export * from './weriftInternals.js';
+export * from './windowedMinimum.js';

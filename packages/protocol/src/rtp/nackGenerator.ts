@@ -8,6 +8,7 @@
  * endless losses of one another, and it does not compare across the wrap.
  */
 import { realClock, type Clock } from './clock.js';
+import { WindowedMinimum } from './windowedMinimum.js';
 
 /** How often due NACKs go out. */
 const TICK_MS = 10;
@@ -37,31 +38,13 @@ interface Missing {
   tries: number;
 }
 
-/** How long repairs took to arrive after their first request: the least of the last REPAIR_DELAY_WINDOW_MS. */
-class RepairDelays {
-  /** Each longer than those before it: the first is their least. */
-  private readonly delays: Array<{ atMs: number; delayMs: number }> = [];
-
-  add(delayMs: number, nowMs: number): void {
-    const delays = this.delays;
-    while (delays.length > 0 && delays[delays.length - 1]!.delayMs >= delayMs) delays.pop();
-    delays.push({ atMs: nowMs, delayMs });
-  }
-
-  /** 0 without one. */
-  least(nowMs: number): number {
-    const delays = this.delays;
-    while (delays.length > 0 && nowMs - delays[0]!.atMs > REPAIR_DELAY_WINDOW_MS) delays.shift();
-    return delays[0]?.delayMs ?? 0;
-  }
-}
-
 class StreamLosses {
   /** The highest sequence number received, unwrapped; -1 before any. */
   private highest = -1;
   readonly missing = new Map<number, Missing>();
 
-  constructor(private readonly repairDelays: RepairDelays) {}
+  /** `repairDelays`: how long repairs took to arrive after their first request, shared by the generator's streams. */
+  constructor(private readonly repairDelays: WindowedMinimum) {}
 
   /** Returns how many sequence numbers it skipped (lost, or late): -1 when it is a repair or late. */
   onPacket(sequenceNumber: number, nowMs: number): number {
@@ -110,7 +93,7 @@ export class NackGenerator {
   /** Sequence numbers seen go up to, over all streams: each packet that did and each it skipped. */
   private expectedCount = 0;
   private skippedCount = 0;
-  private readonly repairDelays = new RepairDelays();
+  private readonly repairDelays = new WindowedMinimum(REPAIR_DELAY_WINDOW_MS);
 
   constructor(
     /** Sends one NACK for `lost` (16-bit sequence numbers) of the stream `mediaSsrc`. */
@@ -151,7 +134,7 @@ export class NackGenerator {
 
   private tick(): void {
     const nowMs = this.clock.now();
-    const retryMs = Math.max(RETRY_MS, this.roundTripMs() ?? 0, this.repairDelays.least(nowMs));
+    const retryMs = Math.max(RETRY_MS, this.roundTripMs() ?? 0, this.repairDelays.least(nowMs) ?? 0);
     let pending = false;
     for (const [ssrc, stream] of this.streams) {
       const lost = stream.due(nowMs, retryMs);
