@@ -249,16 +249,23 @@ export const receivedWidth = (sample: VideoSample): number => sample.frameSizes[
 export const receivedWidths = (samples: VideoSample[]): string => samples.map(receivedWidth).join(' ');
 
 /**
- * Which simulcast layer a player decodes, from its frame width against the widths the publisher's
- * layers (`rids`, smallest first) sent at about the same time: the largest layer it is wider than
- * the next smaller of. Widths alone would not do: a publisher short of CPU scales every layer down.
+ * Which simulcast layer (of `rids`) a player decodes: the one whose width as the publisher sent it
+ * at about the same time is nearest to the player's frame width. Fixed widths would not do: a
+ * publisher short of CPU scales every layer down. A layer not being sent (paused) has no width.
  */
 export function layerReceived(received: VideoSample, sent: VideoSample, rids: readonly string[]): string | undefined {
   const width = receivedWidth(received);
   if (width === 0) return undefined;
-  let layer = rids[0];
-  for (let i = 1; i < rids.length; i++) if (width > (sent.frameWidthByRid[rids[i - 1]!] ?? Infinity)) layer = rids[i];
-  return layer;
+  let nearest: string | undefined;
+  let distance = Infinity;
+  for (const rid of rids) {
+    const sentWidth = sent.frameWidthByRid[rid];
+    if (sentWidth !== undefined && Math.abs(width - sentWidth) <= distance) {
+      nearest = rid;
+      distance = Math.abs(width - sentWidth);
+    }
+  }
+  return nearest;
 }
 
 /** One end of a candidate pair, as getStats tells it. */
