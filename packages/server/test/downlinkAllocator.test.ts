@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { DownlinkAllocator, type LayerRate } from '../src/media/core/congestion/downlinkAllocator.js';
 import { ALL_TEMPORAL_LAYERS } from '../src/media/core/videoRewriter.js';
 import { SimulatedClock } from '@parley/testkit';
+import { LayerCapControl } from '../src/media/core/layerCaps.js';
 import type { PacketResult } from '../src/media/core/congestion/bandwidthEstimator.js';
 
 const ONE_WAY_MS = 20;
@@ -83,16 +84,51 @@ class SimulatedLink {
 
 /** A three-layer simulcast publisher's rates: 180p, 360p, 720p as a browser encodes them. */
 const LAYER_BPS = [150_000, 350_000, 1_500_000];
-const layers: LayerRate[] = LAYER_BPS.map((bps) => ({ bitrateBps: () => bps, temporalLayers: 1 }));
 const FRAME_MS = 1000 / 30;
 const MAX_PACKET_BYTES = 1200;
 const AUDIO_BYTES = 120;
+/** An encoder reaches a new cap this long after it was announced (the signalling, then its ramp). */
+const ENCODER_FOLLOW_MS = 1000;
+
+/**
+ * The publisher's layers at LAYER_BPS; with `capped`, capped for the player's budget as the
+ * publisher does (LayerCapControl, the player wanting the top layer), each cap reached by the
+ * encoder ENCODER_FOLLOW_MS after it was announced.
+ */
+function publisherLayers(capped: boolean) {
+  const control = new LayerCapControl(LAYER_BPS.length);
+  let announced = LAYER_BPS.map(() => 0);
+  const encoded = [...LAYER_BPS];
+  const layers: LayerRate[] = LAYER_BPS.map((_, i) => ({
+    bitrateBps: () => encoded[i]!,
+    temporalLayers: 1,
+    get capBps() {
+      return announced[i]!;
+    },
+  }));
+  return {
+    layers,
+    update(clock: SimulatedClock, allocator: DownlinkAllocator, spatial: number): void {
+      if (!capped) return;
+      const caps = control.update(
+        encoded,
+        [{ budget: { wanted: 2, bps: allocator.videoBudgetBps(clock.nowMs) }, forwarded: 1 << spatial }],
+        clock.nowMs,
+      );
+      if (!caps) return;
+      announced = caps;
+      clock.after(ENCODER_FOLLOW_MS, () =>
+        caps.forEach((cap, i) => (encoded[i] = cap === 0 ? LAYER_BPS[i]! : Math.min(cap, LAYER_BPS[i]!))),
+      );
+    },
+  };
+}
 
 /**
  * Runs a player's downlink for `untilMs` with the link's rate set by `rateAt` (and a share of
- * packets lost at random); returns the layer it got at each feedback.
+ * packets lost at random, and a token bucket of `burstBytes`); returns the layer it got at each feedback.
  */
-function simulate(untilMs: number, rateAt: (ms: number) => number, randomLoss = 0, burstBytes = 0) {
+function simulate(untilMs: number, rateAt: (ms: number) => number, { randomLoss = 0, burstBytes = 0, capped = false } = {}) {
   const clock = new SimulatedClock();
   const link = new SimulatedLink(rateAt(0), randomLoss, burstBytes);
   const allocator: DownlinkAllocator = new DownlinkAllocator({
@@ -103,10 +139,11 @@ function simulate(untilMs: number, rateAt: (ms: number) => number, randomLoss = 
       return sent;
     },
   });
+  const publisher = publisherLayers(capped);
   let spatial = 2;
   const timeline: Array<{ atMs: number; spatial: number; probing: boolean }> = [];
   clock.every(FRAME_MS, () => {
-    let frameBytes = LAYER_BPS[spatial]! / 8 / 30;
+    let frameBytes = publisher.layers[spatial]!.bitrateBps(clock.nowMs) / 8 / 30;
     for (; frameBytes > 0; frameBytes -= MAX_PACKET_BYTES)
       link.send(allocator, 'video', Math.min(frameBytes, MAX_PACKET_BYTES), clock.nowMs);
   });
@@ -114,7 +151,8 @@ function simulate(untilMs: number, rateAt: (ms: number) => number, randomLoss = 
   clock.every(FEEDBACK_INTERVAL_MS, () => {
     link.rateBps = rateAt(clock.nowMs);
     allocator.onFeedback(link.feedback(clock.nowMs), clock.nowMs);
-    spatial = allocator.allocate(2, spatial, layers, clock.nowMs).spatial;
+    spatial = allocator.allocate(2, spatial, publisher.layers, clock.nowMs).spatial;
+    publisher.update(clock, allocator, spatial);
     timeline.push({ atMs: clock.nowMs, spatial, probing: allocator.probing });
   });
   clock.advance(untilMs);
@@ -161,7 +199,7 @@ test('a player whose link drops to 500 kbit/s moves to the layer that fits withi
 
 test('behind a token bucket (tbf: a 4 kB burst, a 150 ms queue) dropping to 300 kbit/s, a player is on the 150 kbit/s layer within 1.5 s; probes are not fooled by the burst: it never gets the 350 kbit/s layer there, at 600 kbit/s it does', () => {
   const rateAt = (ms: number): number => (ms < 10_000 ? 5_000_000 : ms < 40_000 ? 300_000 : 600_000);
-  const { timeline, link } = simulate(55_000, rateAt, 0, 4000);
+  const { timeline, link } = simulate(55_000, rateAt, { burstBytes: 4000 });
   // A drop-tail queue at its limit holds its delay, so the delay gradient soon reads normal again; the standing queue is what shows.
   const downAt = timeline.find((t) => t.atMs >= 10_000 && t.spatial === 0)!.atMs;
   assert.ok(downAt - 10_000 <= 1500, `on the layer that fits ${downAt - 10_000} ms after the drop`);
@@ -180,12 +218,27 @@ test('behind a token bucket (tbf: a 4 kB burst, a 150 ms queue) dropping to 300 
   assert.ok(upAt !== undefined && upAt - 40_000 <= 10_000, `at 600 kbit/s, on the 350 kbit/s layer ${upAt! - 40_000} ms later`);
 });
 
+test('behind a 1 Mbit/s link with 5 % loss, a player whose top layer is capped for it stays on that layer: an overuse as the encoder fills its cap is waited out while the cap follows', () => {
+  const { timeline, link } = simulate(70_000, (ms) => (ms < 10_000 ? 5_000_000 : 1_000_000), {
+    randomLoss: 0.05,
+    burstBytes: 4000,
+    capped: true,
+  });
+  const settled = timeline.filter((t) => t.atMs >= 20_000);
+  assert.ok(
+    settled.every((t) => t.spatial === 2),
+    `layers from 10 s after the drop: ${settled.map((t) => t.spatial).join('')}`,
+  );
+  const { bps } = link.sentBetween(20_000, 70_000);
+  assert.ok(bps > 700_000 && bps < 1_000_000, `sent ${Math.round(bps / 1000)} kbit/s`);
+});
+
 test('the smallest layer that does not fit drops temporal layers; the view caps the layer; up after a second of room', () => {
   const clock = new SimulatedClock();
   const allocator = new DownlinkAllocator({ clock, sendPadding: () => 0, initialBps: 120_000, minBps: 50_000 });
   const temporal: LayerRate[] = [
-    { bitrateBps: (_now, maxTemporal = 2) => [60_000, 100_000, 150_000][maxTemporal]!, temporalLayers: 3 },
-    { bitrateBps: () => 500_000, temporalLayers: 3 },
+    { bitrateBps: (_now, maxTemporal = 2) => [60_000, 100_000, 150_000][maxTemporal]!, temporalLayers: 3, capBps: 0 },
+    { bitrateBps: () => 500_000, temporalLayers: 3, capBps: 0 },
   ];
   assert.deepEqual(allocator.allocate(1, 1, temporal, 0), { spatial: 0, temporal: 1 });
   const roomy = new DownlinkAllocator({ clock, sendPadding: () => 0 });
@@ -223,7 +276,7 @@ test('on a link that loses packets at random, each retransmission goes twice whi
   };
   const clean = copiesUntilSpent(simulate(5000, () => 10_000_000).allocator);
   assert.ok(clean.slice(0, -1).every((c) => c === 1) && clean.length > 2, `clean: ${clean}`);
-  const lossy = simulate(5000, () => 10_000_000, 0.05).allocator;
+  const lossy = simulate(5000, () => 10_000_000, { randomLoss: 0.05 }).allocator;
   // The first burst holds 3000 bytes: two copies, one (the last 1000 bytes), none.
   const copies = copiesUntilSpent(lossy);
   assert.deepEqual(copies.slice(-2), [1, 0], `lossy: ${copies}`);
@@ -233,7 +286,7 @@ test('on a link that loses packets at random, each retransmission goes twice whi
 test("what a player asks for again counts in its layer's cost: the layer moves down until its repairs fit", () => {
   const clock = new SimulatedClock();
   const allocator = new DownlinkAllocator({ clock, sendPadding: () => 0, initialBps: 1_000_000 });
-  const rates: LayerRate[] = [150_000, 350_000, 800_000].map((bps) => ({ bitrateBps: () => bps, temporalLayers: 1 }));
+  const rates: LayerRate[] = [150_000, 350_000, 800_000].map((bps) => ({ bitrateBps: () => bps, temporalLayers: 1, capBps: 0 }));
   assert.deepEqual(allocator.allocate(2, 2, rates, 0), { spatial: 2, temporal: ALL_TEMPORAL_LAYERS }, 'the top layer fits');
   // A second of 800 kbit/s of video, and NACKs for half of it.
   for (let ms = 0; ms < 1000; ms += 10) {
@@ -252,8 +305,12 @@ test('after its link shrinks a player is not probed for 2 s: padding into a link
 });
 
 test('audio repeats earlier frames on a lossy link with room, as the publisher sent it on a clean one, and without repeats when the media fill the link', () => {
-  assert.equal(simulate(5000, () => 10_000_000, 0.3).allocator.audioRedundancy(100, 5000), 3, '30 % loss: three earlier frames');
-  assert.equal(simulate(5000, () => 10_000_000, 0.05).allocator.audioRedundancy(100, 5000), 2, '5 % loss: two');
+  assert.equal(
+    simulate(5000, () => 10_000_000, { randomLoss: 0.3 }).allocator.audioRedundancy(100, 5000),
+    3,
+    '30 % loss: three earlier frames',
+  );
+  assert.equal(simulate(5000, () => 10_000_000, { randomLoss: 0.05 }).allocator.audioRedundancy(100, 5000), 2, '5 % loss: two');
   assert.equal(simulate(5000, () => 10_000_000).allocator.audioRedundancy(100, 5000), undefined, 'clean: as sent');
   const clock = new SimulatedClock();
   const full = new DownlinkAllocator({ clock, sendPadding: () => 0, initialBps: 300_000 });

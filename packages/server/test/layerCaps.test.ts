@@ -31,22 +31,24 @@ test('a cap never costs another player what it gets: a layer is capped only when
   assert.deepEqual(layerCaps([150_000, 0, 0], [player(1, 400_000, 0b01)]), [0, 0, 0], 'a layer whose rate is unknown is not capped');
 });
 
-test('caps are announced at most once a second, for a change of over 15 %, and a layer is measured again 3 s after its cap is lifted', () => {
+test('caps rise at most once a second and fall at once, for a change of over 15 %, and a layer is measured again 3 s after its cap is lifted', () => {
   const control = new LayerCapControl(3);
   const short = (bps: number): LayerUser[] => [player(1, bps, 0b01)];
   assert.deepEqual(control.update(NATURAL, short(400_000), 0), [0, 400_000, 0]);
-  assert.equal(control.update(NATURAL, short(300_000), 500), undefined, 'not within a second');
-  assert.equal(control.update(NATURAL, short(440_000), 1000), undefined, 'a change of 10 %');
-  assert.deepEqual(control.update(NATURAL, short(300_000), 2000), [0, 300_000, 0], 'a change of 25 %');
+  assert.equal(control.update(NATURAL, short(480_000), 500), undefined, 'a rise, not within a second');
+  assert.deepEqual(control.update(NATURAL, short(300_000), 600), [0, 300_000, 0], 'a fall of 25 %: at once');
+  assert.equal(control.update(NATURAL, short(270_000), 700), undefined, 'a fall of 10 %');
+  assert.equal(control.update(NATURAL, short(330_000), 1600), undefined, 'a rise of 10 %');
+  assert.deepEqual(control.update(NATURAL, short(400_000), 2600), [0, 400_000, 0], 'a rise of 33 %');
   // Capped, 360p is measured at its cap; its uncapped rate is what counts.
   const capped = [150_000, 300_000, 1_800_000];
-  assert.deepEqual(control.update(capped, short(500_000), 3000), [0, 500_000, 0], 'still short of 600 kbit/s uncapped');
-  assert.deepEqual(control.update(capped, short(5_000_000), 4000), [0, 0, 0], 'lifted');
+  assert.deepEqual(control.update(capped, short(500_000), 4000), [0, 500_000, 0], 'still short of 600 kbit/s uncapped');
+  assert.deepEqual(control.update(capped, short(5_000_000), 5000), [0, 0, 0], 'lifted');
   // Ramping up after the lift: not its rate uncapped, which is still taken as 600 kbit/s.
-  assert.deepEqual(control.update([150_000, 400_000, 1_800_000], short(500_000), 5000), [0, 500_000, 0]);
-  assert.deepEqual(control.update([150_000, 400_000, 1_800_000], short(5_000_000), 7000), [0, 0, 0]);
+  assert.deepEqual(control.update([150_000, 400_000, 1_800_000], short(500_000), 6000), [0, 500_000, 0]);
+  assert.deepEqual(control.update([150_000, 400_000, 1_800_000], short(5_000_000), 8000), [0, 0, 0]);
   assert.equal(
-    control.update([150_000, 450_000, 1_800_000], short(600_000), 10_000),
+    control.update([150_000, 450_000, 1_800_000], short(600_000), 11_000),
     undefined,
     '3 s on, 450 kbit/s is its rate uncapped: 600 carries it with room',
   );

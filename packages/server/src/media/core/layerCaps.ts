@@ -60,7 +60,7 @@ export function layerCaps(naturalBps: readonly number[], users: Iterable<LayerUs
   return lowest.map((bps, layer) => (blocked[layer] || bps === Infinity ? 0 : Math.round(bps)));
 }
 
-/** Caps are reconsidered this often: an encoder needs about a second to settle on a new rate. */
+/** Caps are raised at most this often: an encoder needs about a second to settle on a new rate. A cap that falls falls at once, as its player's budget does. */
 const UPDATE_INTERVAL_MS = 1000;
 /** A layer's uncapped rate is measured again only this long after its cap was lifted, once its encoder is back up. */
 const SETTLE_MS = 3000;
@@ -85,15 +85,18 @@ export class LayerCapControl {
 
   /** Called as often as wished with each layer's rate now: the caps to announce (bits per second, 0 for none), or undefined for no change. */
   update(ratesBps: readonly number[], users: Iterable<LayerUser>, nowMs: number): number[] | undefined {
-    if (nowMs - this.updatedAtMs < UPDATE_INTERVAL_MS) return undefined;
-    this.updatedAtMs = nowMs;
-    this.caps.forEach((cap, layer) => {
-      if (cap === 0 && nowMs - this.uncappedSinceMs[layer]! >= SETTLE_MS) this.naturalBps[layer] = ratesBps[layer] ?? 0;
-    });
+    const due = nowMs - this.updatedAtMs >= UPDATE_INTERVAL_MS;
+    if (due) {
+      this.updatedAtMs = nowMs;
+      this.caps.forEach((cap, layer) => {
+        if (cap === 0 && nowMs - this.uncappedSinceMs[layer]! >= SETTLE_MS) this.naturalBps[layer] = ratesBps[layer] ?? 0;
+      });
+    }
     const next = layerCaps(this.naturalBps, users);
     const changed = next.some((cap, layer) => {
       const before = this.caps[layer]!;
-      return (cap === 0) !== (before === 0) || Math.abs(cap - before) > CHANGE_SHARE * before;
+      const falls = cap !== 0 && (before === 0 || cap < (1 - CHANGE_SHARE) * before);
+      return falls || (due && ((cap === 0) !== (before === 0) || Math.abs(cap - before) > CHANGE_SHARE * before));
     });
     if (!changed) return undefined;
     next.forEach((cap, layer) => {

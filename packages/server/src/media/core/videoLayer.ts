@@ -49,6 +49,8 @@ export class VideoLayer {
   height = 0;
   /** How many VP8 temporal layers it has been seen to send (1 without TIDs). */
   temporalLayers = 1;
+  /** The bitrate the publisher was last asked to keep it under, 0 for none (layerCaps). */
+  capBps = 0;
   private lastKeyFrameRequest = 0;
   private keyFrameTimer: NodeJS.Timeout | undefined;
   /** Until when a keyframe request is outstanding (its keyframe has not begun to arrive): others wait. */

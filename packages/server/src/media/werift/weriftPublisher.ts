@@ -269,7 +269,9 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
       this.fanout.users(),
       now,
     );
-    if (caps) this.observer.emit('layerCaps', caps);
+    if (!caps) return;
+    caps.forEach((cap, i) => (this.layers[i]!.capBps = cap));
+    this.observer.emit('layerCaps', caps);
   }
 
   usableLayerNear(layer: number, fallback = layer): number {

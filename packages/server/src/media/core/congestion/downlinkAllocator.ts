@@ -27,6 +27,8 @@ export interface LayerRate {
   bitrateBps(nowMs: number, maxTemporal?: number): number;
   /** How many VP8 temporal layers it sends (1 without). */
   readonly temporalLayers: number;
+  /** The bitrate its encoder was last asked to keep it under for its players' links (layerCaps), 0 for none. */
+  readonly capBps: number;
 }
 
 /** The layer and highest temporal layer a player gets. */
@@ -72,6 +74,19 @@ const MAX_RETRANSMISSION_OVERHEAD = 1;
  * up further below; one that fits is not dropped for the cut a probe's queue causes.
  */
 const DOWN_TOLERANCE = 1.1;
+/**
+ * A layer capped for its players' links follows a lower cap (a lower budget of this player's)
+ * within this long: the caps' update interval and the encoder's ramp down. An overuse on such a
+ * layer (the estimate rises past the link as the encoder fills its cap, as a direct call's does)
+ * is waited out on it, a smaller encoding rather than half the resolution...
+ */
+const CAP_FOLLOW_MS = 2500;
+/**
+ * ...while it costs at most this much over what the link acknowledged: not over the estimate,
+ * which overuse has cut to 0.85 of that (and loss lowers further). More is a link that shrank,
+ * whose queue would drown meanwhile.
+ */
+const CAP_FOLLOW_TOLERANCE = 1.2;
 /** A probe pads the stream to the next layer's rate times this (plus audio and retransmissions). */
 const PROBE_GOAL_HEADROOM = 1.3;
 /** Each probe cluster lasts this long; the estimator needs several packets and a feedback to measure one. */
@@ -138,6 +153,8 @@ export class DownlinkAllocator {
   /** Since when the next layer up has fitted, while it has. */
   private upSinceMs: number | undefined;
   private steppedUpAtMs = -Infinity;
+  /** Since when the current layer has cost more than DOWN_TOLERANCE allows, while it has. */
+  private overSinceMs: number | undefined;
   private retransmissionTokens = MIN_RETRANSMISSION_BURST_BYTES;
   /** The last BUDGET_SAMPLES video budgets, one per BUDGET_SAMPLE_INTERVAL_MS (videoBudgetBps). */
   private readonly budgetSamples = new Float64Array(BUDGET_SAMPLES);
@@ -248,7 +265,10 @@ export class DownlinkAllocator {
     const top = Math.min(cap, layers.length - 1);
     let spatial = Math.min(current, top);
     const nextFits = spatial < top && cost(spatial + 1) * UP_HEADROOM <= available;
-    if (cost(spatial) > available * DOWN_TOLERANCE) {
+    const over = cost(spatial) / available;
+    if (over <= DOWN_TOLERANCE) this.overSinceMs = undefined;
+    else this.overSinceMs ??= nowMs;
+    if (over > DOWN_TOLERANCE && !this.followsCap(layers, spatial, cost(spatial), nowMs)) {
       // Down, to the highest layer that fits, as soon as the current one does not.
       while (spatial > 0 && cost(spatial) > available) spatial--;
       this.upSinceMs = undefined;
@@ -282,6 +302,17 @@ export class DownlinkAllocator {
       return { spatial, temporal };
     }
     return { spatial, temporal: ALL_TEMPORAL_LAYERS };
+  }
+
+  /**
+   * Whether the layer the player is on, costing `costBps`, is to be kept while its encoder
+   * follows a lower cap: it is capped, the excess is small and recent, and this
+   * player's budget is worth the layer (a cap stays over the rate of the layer below, layerCaps).
+   */
+  private followsCap(layers: readonly LayerRate[], spatial: number, costBps: number, nowMs: number): boolean {
+    if (layers[spatial]!.capBps === 0 || nowMs - this.overSinceMs! >= CAP_FOLLOW_MS) return false;
+    if (!(costBps <= CAP_FOLLOW_TOLERANCE * (this.estimator.acknowledgedBps ?? 0))) return false;
+    return spatial === 0 || this.videoBudgetBps(nowMs) >= layerRate(layers, spatial - 1, nowMs);
   }
 
   /**
