@@ -125,6 +125,22 @@ test('uplink congestion control', async (t) => {
     const fps = decodeRate(played[0]!, played[1]!);
     assert.ok(fps >= 10, `the player decodes ${fps.toFixed(1)} frames/s of a 15 frames/s stream`);
   });
+  await t.test(
+    "behind a 120 kbit/s uplink the publisher's audio gives way to its video (a sixth of the estimate), and is back at 32 kbit/s once the link is",
+    async (t) => {
+      const { publisher, publisherHost } = await call(t);
+      await waitPublishing(publisher);
+      publisherHost.shapeUplink({ rateKbit: 120 });
+      const narrow = await audioTarget(publisher, ({ targetBps }) => targetBps > 0 && targetBps <= 22_000);
+      console.log(`# 120 kbit/s uplink: audio at ${kbit(narrow.targetBps)}, the estimate ${kbit(narrow.estimateBps)}`);
+      // Without it, Opus (with RED, each frame twice) keeps its 32 kbit/s and takes ~75 of the 120.
+      assert.ok(narrow.targetBps <= 22_000, `the audio gave way: ${kbit(narrow.targetBps)}`);
+      assert.ok(narrow.targetBps >= 12_000, `not under 12 kbit/s: ${kbit(narrow.targetBps)}`);
+      publisherHost.shapeUplink({});
+      const wide = await audioTarget(publisher, ({ targetBps }) => targetBps >= 32_000);
+      assert.ok(wide.targetBps >= 32_000, `back at 32 kbit/s on a clean link: ${kbit(wide.targetBps)}`);
+    },
+  );
 });
 
 /** A publisher beside the server and a player in each of `players` hosts, watching it in a 1280×720 view. */
@@ -304,6 +320,29 @@ test('uplink loss: behind 20 % loss, the server asks the simulcast publisher for
   // A floor well under what is measured (0.73–0.85×): the network bench compares with a direct call.
   assert.ok(fps >= 0.5 * cleanFps, `${fps.toFixed(1)} frames/s, at least half the ${cleanFps.toFixed(1)} before the loss`);
 });
+
+/** The publisher's audio encoder's target and its estimate of its uplink, once `accept` takes them or after `timeoutMs`. */
+async function audioTarget(
+  page: Page,
+  accept: (sample: { targetBps: number; estimateBps: number }) => boolean,
+  timeoutMs = 15_000,
+): Promise<{ targetBps: number; estimateBps: number }> {
+  for (const deadline = Date.now() + timeoutMs; ; await new Promise((resolve) => setTimeout(resolve, 500))) {
+    const sample = await page.evaluate(async () => {
+      const found = { targetBps: 0, estimateBps: 0 };
+      for (const pc of (window as unknown as { __pcs: RTCPeerConnection[] }).__pcs.filter((pc) => pc.connectionState !== 'closed')) {
+        (await pc.getStats()).forEach(
+          (s: { type: string; kind?: string; targetBitrate?: number; nominated?: boolean; availableOutgoingBitrate?: number }) => {
+            if (s.type === 'outbound-rtp' && s.kind === 'audio') found.targetBps = s.targetBitrate ?? 0;
+            if (s.type === 'candidate-pair' && s.nominated && s.availableOutgoingBitrate) found.estimateBps = s.availableOutgoingBitrate;
+          },
+        );
+      }
+      return found;
+    });
+    if (accept(sample) || Date.now() > deadline) return sample;
+  }
+}
 
 /** The share of the video a page sent that the server's receiver reports count as lost (cumulative, all layers). */
 function reportedVideoLoss(page: Page): Promise<number> {

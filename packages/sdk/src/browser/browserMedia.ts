@@ -74,6 +74,21 @@ abstract class BrowserTransport extends PeerTransport<RTCSessionDescriptionInit>
   }
 }
 
+/**
+ * The audio's bitrate follows the uplink: Opus keeps its configured rate while that is at most
+ * this share of the peer connection's estimate of its uplink, and gets that share below, down to
+ * MIN_AUDIO_BPS. A lossy uplink's estimate falls to about 100 kbit/s (libwebrtc's loss-based
+ * control), and RED sends each audio frame twice: a 32 kbit/s voice took 75 kbit/s of it, and the
+ * video was left a few frames per second.
+ */
+const AUDIO_SHARE_OF_UPLINK = 1 / 6;
+const MIN_AUDIO_BPS = 12_000;
+/** Chromium's Opus bitrate when the app configures none. */
+const BROWSER_AUDIO_BPS = 32_000;
+const AUDIO_FOLLOW_INTERVAL_MS = 1000;
+/** The audio's bitrate is changed for a change of over this share (each change costs a setParameters). */
+const AUDIO_CHANGE_SHARE = 0.15;
+
 class BrowserPublishTransport extends BrowserTransport {
   protected readonly receives = 'rtcp';
   private videoSender: RTCRtpSender | undefined;
@@ -90,6 +105,10 @@ class BrowserPublishTransport extends BrowserTransport {
   private bitrateCaps: number[] = [];
   /** setAudioConfig's config when this transport was set up, negotiated in its offer. */
   private audioConfig: AudioConfig | undefined;
+  /** The audio's bitrate as the app configured it now (undefined: the browser's choice), and what the uplink allows it. */
+  private configuredAudioBps: number | undefined;
+  private audioBps: number | undefined;
+  private audioFollow: ReturnType<typeof setInterval> | undefined;
 
   constructor(
     readonly channel: number,
@@ -126,6 +145,11 @@ class BrowserPublishTransport extends BrowserTransport {
     await this.send(stream, state);
     // Without a config of the app's, the browser's own choice (Chromium: 32 kbit/s mono Opus, plus RED).
     if (audioConfig) await this.encodeAudio(audioConfig);
+    this.audioFollow = setInterval(() => void this.followUplink().catch(() => undefined), AUDIO_FOLLOW_INTERVAL_MS);
+  }
+
+  protected override onClose(): void {
+    clearInterval(this.audioFollow);
   }
 
   protected override shapeOffer(sdp: string): string {
@@ -134,10 +158,34 @@ class BrowserPublishTransport extends BrowserTransport {
 
   /** The audio's bitrate, now (no renegotiation). */
   async encodeAudio({ bitrate }: AudioConfig): Promise<void> {
+    this.configuredAudioBps = bitrate * 1000;
+    await this.applyAudioBitrate(this.audioBps);
+  }
+
+  /** Sets the audio's bitrate for the uplink's estimate now (AUDIO_SHARE_OF_UPLINK). */
+  private async followUplink(): Promise<void> {
+    let estimateBps = 0;
+    (await this.pc.getStats()).forEach((entry: { type: string; nominated?: boolean; availableOutgoingBitrate?: number }) => {
+      if (entry.type === 'candidate-pair' && entry.nominated) estimateBps = entry.availableOutgoingBitrate ?? 0;
+    });
+    if (!(estimateBps > 0)) return;
+    const full = this.configuredAudioBps ?? BROWSER_AUDIO_BPS;
+    const allowed = Math.max(MIN_AUDIO_BPS, AUDIO_SHARE_OF_UPLINK * estimateBps);
+    const next = allowed >= full ? undefined : Math.round(allowed);
+    const current = this.audioBps ?? full;
+    if (Math.abs((next ?? full) - current) > AUDIO_CHANGE_SHARE * current) await this.applyAudioBitrate(next);
+  }
+
+  /** The configured bitrate, or `limitBps` under it (undefined: none); without either, the browser's choice. */
+  private async applyAudioBitrate(limitBps: number | undefined): Promise<void> {
+    this.audioBps = limitBps;
     const sender = this.audioSender;
     const parameters = sender?.getParameters();
-    if (!sender || !parameters?.encodings[0]) return;
-    parameters.encodings[0].maxBitrate = bitrate * 1000;
+    const encoding = parameters?.encodings[0];
+    if (!sender || !encoding) return;
+    const bitrate = Math.min(this.configuredAudioBps ?? Infinity, limitBps ?? Infinity);
+    if (bitrate === Infinity) delete encoding.maxBitrate;
+    else encoding.maxBitrate = bitrate;
     await sender.setParameters(parameters).catch(() => undefined);
   }
 
