@@ -8,11 +8,23 @@ const player = (wanted: number, bps: number, forwarded = 0): LayerUser => ({ bud
 
 test("a layer its only player's link cannot carry is capped to what the link carries, if that beats the layer below", () => {
   assert.deepEqual(layerCaps(NATURAL, [player(1, 400_000, 0b01)]), [0, 400_000, 0], '360p at 400 kbit/s rather than 180p');
-  assert.deepEqual(layerCaps(NATURAL, [player(2, 1_000_000, 0b010)]), [0, 0, 1_000_000], '720p at 1 Mbit/s rather than 360p at 600');
-  assert.deepEqual(layerCaps(NATURAL, [player(2, 500_000, 0b010)]), [0, 500_000, 0], 'short of 360p too: 360p smaller');
+  assert.deepEqual(
+    layerCaps(NATURAL, [player(2, 1_000_000, 0b010)]),
+    [MIN_CAP_BPS, 0, 1_000_000],
+    '720p at 1 Mbit/s rather than 360p at 600',
+  );
+  assert.deepEqual(layerCaps(NATURAL, [player(2, 500_000, 0b010)]), [MIN_CAP_BPS, 500_000, 0], 'short of 360p too: 360p smaller');
   assert.deepEqual(layerCaps(NATURAL, [player(1, 120_000, 0b01)]), [120_000, 0, 0], 'short even of 180p: 180p smaller');
   assert.deepEqual(layerCaps(NATURAL, [player(1, MIN_CAP_BPS - 1, 0b01)]), [0, 0, 0], 'nothing under the least cap');
-  assert.deepEqual(layerCaps(NATURAL, [player(1, 5_000_000, 0b10)]), [0, 0, 0], 'a link that carries its layer: no cap');
+  assert.deepEqual(layerCaps(NATURAL, [player(1, 5_000_000, 0b11)]), [0, 0, 0], 'a link that carries its layer: no cap');
+});
+
+test('the smallest layer, when no player gets or waits for it, is kept at the least cap: a fallback ready', () => {
+  assert.deepEqual(layerCaps(NATURAL, [player(1, 5_000_000, 0b10)]), [MIN_CAP_BPS, 0, 0], 'the player on 360p: 180p on standby');
+  assert.deepEqual(layerCaps(NATURAL, []), [MIN_CAP_BPS, 0, 0], 'no player');
+  assert.deepEqual(layerCaps(NATURAL, [player(1, 5_000_000, 0b11)]), [0, 0, 0], 'moving from 180p to 360p: both in use');
+  assert.deepEqual(layerCaps(NATURAL, [{ budget: undefined, forwarded: 0b01 }]), [0, 0, 0], 'a relay of 180p');
+  assert.deepEqual(layerCaps([0, 600_000, 0], []), [0, 0, 0], 'its rate unknown');
 });
 
 test('a cap never costs another player what it gets: a layer is capped only when all its players are short of its rate', () => {

@@ -11,6 +11,9 @@
  *    uncapped (by a margin), so a cap never costs a player what it gets today; a user that states no budget
  *    (a relay to another node, a player that chose its layer) takes a layer as it comes;
  *  - so a cap is never below the layer's floor.
+ * The smallest layer stays on when no player gets or waits for it (dynacast pauses the others), a
+ * fallback ready for a player whose link drops: it is kept at the least cap meanwhile, so that on
+ * a short uplink its bits go to the layer that is watched.
  */
 
 /** What a player's link carries for video, and the layer its view asks for. */
@@ -46,7 +49,9 @@ export function layerCaps(naturalBps: readonly number[], users: Iterable<LayerUs
   const floor = (layer: number): number => Math.max(MIN_CAP_BPS, layer === 0 ? 0 : FLOOR_OVER_LAYER_BELOW * naturalBps[layer - 1]!);
   const lowest = new Array<number>(count).fill(Infinity);
   const blocked = naturalBps.map((bps) => !(bps > 0));
+  let used = 0;
   for (const { budget, forwarded } of users) {
+    used |= forwarded;
     if (!budget) {
       for (let layer = 0; layer < count; layer++) if (forwarded & (1 << layer)) blocked[layer] = true;
       continue;
@@ -57,7 +62,12 @@ export function layerCaps(naturalBps: readonly number[], users: Iterable<LayerUs
     if (budget.bps >= LIFT_OVER_NATURAL * naturalBps[best]!) blocked[best] = true;
     else lowest[best] = Math.min(lowest[best]!, budget.bps);
   }
-  return lowest.map((bps, layer) => (blocked[layer] || bps === Infinity ? 0 : Math.round(bps)));
+  return lowest.map((bps, layer) => {
+    if (blocked[layer]) return 0;
+    if (bps !== Infinity) return Math.round(bps);
+    const standby = layer === 0 && !(used & 1) && naturalBps[0]! > MIN_CAP_BPS;
+    return standby ? MIN_CAP_BPS : 0;
+  });
 }
 
 /** Caps are raised at most this often: an encoder needs about a second to settle on a new rate. A cap that falls falls at once, as its player's budget does. */
