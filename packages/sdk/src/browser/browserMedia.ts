@@ -173,7 +173,9 @@ class BrowserPublishTransport extends BrowserTransport {
     const allowed = Math.max(MIN_AUDIO_BPS, AUDIO_SHARE_OF_UPLINK * estimateBps);
     const next = allowed >= full ? undefined : Math.round(allowed);
     const current = this.audioBps ?? full;
-    if (Math.abs((next ?? full) - current) > AUDIO_CHANGE_SHARE * current) await this.applyAudioBitrate(next);
+    // Back to the full rate whenever there is room for it, however near the limit was.
+    const restored = next === undefined && this.audioBps !== undefined;
+    if (restored || Math.abs((next ?? full) - current) > AUDIO_CHANGE_SHARE * current) await this.applyAudioBitrate(next);
   }
 
   /** The configured bitrate, or `limitBps` under it (undefined: none); without either, the browser's choice. */
