@@ -91,12 +91,12 @@ test('uplink congestion control', async (t) => {
       // Enough that the bound below needs probing: from libwebrtc's 300 kbit/s start, 8 % a second takes
       // over 3.5 s to 80 % of 500 kbit/s. (The clip gives 600–800 here; a busy machine's encoder less.)
       assert.ok(full > 500_000, `the clip makes the encoder send over 500 kbit/s (${kbit(full)})`);
-      // Typically there by Publishing (the initial probes), the encoder following in 1–2 s. The bound
-      // catches a ramp that lost its probing (libwebrtc's additive increase alone takes over 5 s from
-      // its 300 kbit/s start). The estimate, not the send rate:
+      // Typically there by Publishing (the initial probes), the encoder following in 1–2 s; 3.8 s once
+      // on a loaded CI machine. The bound catches a ramp that lost its probing: without it libwebrtc
+      // grows 8 % a second from its 300 kbit/s start, 11 s to 700 kbit/s. The estimate, not the send rate:
       // under a loaded CI machine Chromium's encoder itself follows late, and a bound on what it sends
       // measured the machine, not the feedback Parley gives the publisher.
-      assert.ok(estimated <= 3, `the publisher's estimate at its full bitrate within 3 s (${estimated.toFixed(2)} s)`);
+      assert.ok(estimated <= 5, `the publisher's estimate at its full bitrate within 5 s (${estimated.toFixed(2)} s)`);
       assert.ok(Number.isFinite(sent), 'the encoder follows the estimate');
       assert.ok((await remoteVideoSize(player, 'stream_pub')).width > 0);
     },
