@@ -265,10 +265,11 @@ export class DownlinkAllocator {
     const top = Math.min(cap, layers.length - 1);
     let spatial = Math.min(current, top);
     const nextFits = spatial < top && cost(spatial + 1) * UP_HEADROOM <= available;
-    const over = cost(spatial) / available;
-    if (over <= DOWN_TOLERANCE) this.overSinceMs = undefined;
+    const currentCost = cost(spatial);
+    const over = currentCost > available * DOWN_TOLERANCE;
+    if (!over) this.overSinceMs = undefined;
     else this.overSinceMs ??= nowMs;
-    if (over > DOWN_TOLERANCE && !this.followsCap(layers, spatial, cost(spatial), nowMs)) {
+    if (over && !this.followsCap(layers, spatial, currentCost, nowMs)) {
       // Down, to the highest layer that fits, as soon as the current one does not.
       while (spatial > 0 && cost(spatial) > available) spatial--;
       this.upSinceMs = undefined;
