@@ -9,11 +9,20 @@ class Layers {
   nowMs = 0;
   private readonly sequence = [0, 0];
   private readonly frames = [0, 0];
+  /** Each layer's frame rate and when its next frame is due: a rate kept from one run to the next keeps its schedule. */
+  private readonly fps = [0, 0];
+  private readonly next = [Infinity, Infinity];
+  private started = false;
 
   /** Runs until `untilMs`: each layer sends at its frame rate (0: nothing), the large one `active` (asked for) or not. */
   run(untilMs: number, fps: [small: number, large: number], active = true): void {
-    const next = fps.map((rate) => (rate > 0 ? this.nowMs : Infinity));
-    for (let tick = this.nowMs; tick <= untilMs; tick += 10) {
+    const next = this.next;
+    fps.forEach((rate, i) => {
+      if (rate !== this.fps[i]) next[i] = rate > 0 ? this.nowMs : Infinity;
+      this.fps[i] = rate;
+    });
+    for (let tick = this.started ? this.nowMs + 10 : this.nowMs; tick <= untilMs; tick += 10) {
+      this.started = true;
       this.nowMs = tick;
       [this.small, this.large].forEach((layer, i) => {
         if (tick < next[i]!) return;
@@ -70,6 +79,19 @@ test('a layer whose frame rate stays under half of the layer below is starved, a
   // Between the shares (0.5 and 0.8 of the layer below) nothing changes: no flapping at the edge.
   layers.run(layers.nowMs + 2000, [30, 20]);
   assert.equal(layers.largeUsable, true, '20 of 30 frames/s: still fed');
+});
+
+test('a layer that nearly stops while the one below goes on (a collapsing uplink) is starved at once, without the wait for a dip to pass', () => {
+  const layers = new Layers();
+  layers.run(2000, [30, 30]);
+  const collapsedAt = layers.nowMs;
+  let starvedAfterMs = -1;
+  while (starvedAfterMs < 0 && layers.nowMs < collapsedAt + 3000) {
+    layers.run(layers.nowMs + 100, [30, 2]);
+    if (!layers.largeUsable) starvedAfterMs = layers.nowMs - collapsedAt;
+  }
+  // Its frame rate over the last second is under a quarter of the smallest's after 0.8 s; at under half for a second, 1.5 s.
+  assert.ok(starvedAfterMs > 0 && starvedAfterMs <= 900, `starved ${starvedAfterMs} ms after it collapsed`);
 });
 
 test('a layer paused on request is not held when it resumes: usable once its frame rate shows, within a second', () => {

@@ -38,6 +38,13 @@ const FED_FRAME_SHARE = 0.8;
  * players away and back, a keyframe each way, for a dip that is over before the first one.
  */
 const STARVING_FOR_MS = 1000;
+/**
+ * Under this share of the layer below, a layer is starved at once. Measured over a second, it is
+ * no skip for a moment: the layer (nearly) stopped while the one below went on, as when the
+ * publisher's uplink collapses and its encoder drops the layer but its pacer still drains the
+ * layer's queued packets for seconds; each second waited is frozen.
+ */
+const DEEPLY_STARVED_FRAME_SHARE = 0.25;
 /** A layer that starves (or stops) unasked stays starved at least this long: each switch costs a keyframe on a short uplink. */
 const STARVED_HOLD_MS = 5000;
 
@@ -126,7 +133,7 @@ export class VideoLayer {
         this.starved = share < FED_FRAME_SHARE || atMs < this.starvedUntilMs;
       } else {
         this.starvingSinceMs = share < STARVED_FRAME_SHARE ? Math.min(this.starvingSinceMs, atMs) : Infinity;
-        this.starved = atMs - this.starvingSinceMs >= STARVING_FOR_MS;
+        this.starved = share < DEEPLY_STARVED_FRAME_SHARE || atMs - this.starvingSinceMs >= STARVING_FOR_MS;
       }
     } else {
       this.starved = false;

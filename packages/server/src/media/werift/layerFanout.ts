@@ -87,6 +87,16 @@ export class LayerFanout {
     return false;
   }
 
+  /**
+   * Whether losses of `layer` are worth asking the publisher to repair: some sink gets it or waits
+   * for its keyframe, and, above the smallest, it is usable. A starved layer's players are moving to
+   * the one below, and the publisher's pacer sends repairs before any new packet: on a collapsing
+   * uplink, repairs of the layer they leave would hold back the keyframe they wait for.
+   */
+  worthRepairing(layer: number): boolean {
+    return this.forwarded(layer) && (layer === 0 || (this.usable & (1 << layer)) !== 0);
+  }
+
   /** Sets which layers are usable; sinks are told when that changed. */
   setUsable(usable: number): void {
     if (usable === this.usable) return;

@@ -199,9 +199,9 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
     if (mediaSourceSsrc === this.audioSsrc) {
       if (!this.audioNack || this.fanout.size === 0) return;
     } else {
-      // Repairs of a layer no player gets would take uplink from those they do get.
+      // Repairs of a layer no player gets (or one they are leaving) would take uplink from those they do get.
       const layer = this.layers.find((l) => l.ssrc === mediaSourceSsrc);
-      if (!layer || !this.fanout.forwarded(layer.index)) return;
+      if (!layer || !this.fanout.worthRepairing(layer.index)) return;
     }
     this.stats.nacksSent++;
     const nack = new GenericNack({ senderSsrc: receiver.rtcpSsrc, mediaSourceSsrc, lost });
