@@ -92,6 +92,9 @@ test('a layer that nearly stops while the one below goes on (a collapsing uplink
   }
   // Its frame rate over the last second is under a quarter of the smallest's after 0.8 s; at under half for a second, 1.5 s.
   assert.ok(starvedAfterMs > 0 && starvedAfterMs <= 900, `starved ${starvedAfterMs} ms after it collapsed`);
+  // The smallest stalls for a moment too (the publisher's pacer drains the large layer's queue first): the large one stays starved.
+  layers.run(layers.nowMs + 800, [0, 3]);
+  assert.ok(!layers.smallUsable && !layers.largeUsable, 'within the hold, a dying layer is not what players turn back to');
 });
 
 test('a layer paused on request is not held when it resumes: usable once its frame rate shows, within a second', () => {

@@ -136,7 +136,10 @@ export class VideoLayer {
         this.starved = share < DEEPLY_STARVED_FRAME_SHARE || atMs - this.starvingSinceMs >= STARVING_FOR_MS;
       }
     } else {
-      this.starved = false;
+      // Nothing flows below: this is what players can get, unless it starved within the hold. On a
+      // collapsing uplink the layer below stalls for moments too, and players on their way down
+      // would turn back to a layer that is dying.
+      this.starved = wasStarved && atMs < this.starvedUntilMs;
     }
     if (this.starved) this.starvingSinceMs = Infinity;
     if (this.starved && !wasStarved && active) this.starvedUntilMs = atMs + STARVED_HOLD_MS;
