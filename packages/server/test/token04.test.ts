@@ -99,5 +99,6 @@ test('the parley token CLI mints tokens the server accepts and inspects them', a
   const inspected = JSON.parse(run('inspect', token, '--secret', SECRET)) as { user_id: string; expired: boolean };
   assert.equal(inspected.user_id, 'bob');
   assert.equal(inspected.expired, false);
-  assert.throws(() => run('inspect', token, '--secret', 'f'.repeat(32)), /1002033/);
+  // CBC has no integrity check: about one wrong key in 256 gives valid padding, and garbage that is not JSON.
+  assert.throws(() => run('inspect', token, '--secret', 'f'.repeat(32)), /1002033|1002075/);
 });
