@@ -27,6 +27,7 @@ import {
   type TestHost,
   type VideoSample,
 } from '@parley/testkit';
+import type { VideoCodec } from '@parley/sdk';
 import { row, sleep, type Row } from './lib.js';
 
 interface Scenario {
@@ -91,6 +92,7 @@ interface Hosts {
   publisherBrowser: Browser;
   playerBrowser: Browser;
   view: View;
+  videoCodec: VideoCodec;
 }
 
 export async function benchNetwork({
@@ -98,8 +100,11 @@ export async function benchNetwork({
   roundTripsMs,
   views,
   only,
+  videoCodec,
 }: {
   seconds: number;
+  /** What Parley's publisher sends (the direct call sends the browser's default, VP8). */
+  videoCodec: VideoCodec;
   roundTripsMs: number[];
   views: string[];
   /** Only the scenarios whose names contain this. */
@@ -110,12 +115,18 @@ export async function benchNetwork({
   for (const name of views) {
     const view = VIEWS[name];
     if (!view) throw new Error(`no view ${name}: ${Object.keys(VIEWS).join(', ')}`);
-    rows.push(...(await benchView(view, scenarios, seconds, roundTripsMs)));
+    rows.push(...(await benchView(view, scenarios, seconds, roundTripsMs, videoCodec)));
   }
   return rows;
 }
 
-async function benchView(view: View, scenarios: Scenario[], seconds: number, roundTripsMs: number[]): Promise<Row[]> {
+async function benchView(
+  view: View,
+  scenarios: Scenario[],
+  seconds: number,
+  roundTripsMs: number[],
+  videoCodec: VideoCodec,
+): Promise<Row[]> {
   const network = new TestNetwork();
   const closers: Array<() => Promise<unknown>> = [];
   try {
@@ -144,6 +155,7 @@ async function benchView(view: View, scenarios: Scenario[], seconds: number, rou
       publisherBrowser: await launch(publisherHost),
       playerBrowser: await launch(playerHost),
       view,
+      videoCodec,
     };
     const rows: Row[] = [];
     for (const roundTripMs of roundTripsMs) {
@@ -210,8 +222,8 @@ async function measure(hosts: Hosts, scenario: Scenario, seconds: number, start:
 }
 
 /** The demo page publishing its camera (simulcast layers as its size gives) and another playing it in a view of the camera's size. */
-async function parleyCall({ server, publisherBrowser, playerBrowser, view }: Hosts, roomID: string): Promise<Call> {
-  const publisher = await openDemo(server.httpUrl, publisherBrowser, 'pub', { roomID, scenario: 'HighQualityVideoCall' });
+async function parleyCall({ server, publisherBrowser, playerBrowser, view, videoCodec }: Hosts, roomID: string): Promise<Call> {
+  const publisher = await openDemo(server.httpUrl, publisherBrowser, 'pub', { roomID, scenario: 'HighQualityVideoCall', videoCodec });
   const player = await openDemo(server.httpUrl, playerBrowser, 'player', { roomID, publish: false });
   await player.addStyleTag({
     content: `.tile.remote, .tile.remote video { width: ${view.width}px !important; height: ${view.height}px !important; }`,

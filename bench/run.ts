@@ -10,6 +10,7 @@
  *   npm run bench -- --only forwarding --players 1,50
  *   npm run bench -- --only network   # impaired links, Parley beside a direct call, at 0 and 100 ms round trip (root, ~55 min; only when named)
  *   npm run bench -- --only network --rtt 0,100,300 --view 640x360   # the round trips and views to run each scenario at
+ *   npm run bench -- --only network --codec VP9   # the codec Parley's publisher sends (VP8 simulcast by default)
  *   npm run bench -- --only soak      # a call under 10⁶ forged datagrams and 10⁶ malformed signalling frames (root; only when named)
  *   PARLEY_BENCH_PROFILE=dir npm run bench ...   # CPU profiles of the server processes
  */
@@ -26,6 +27,7 @@ import { benchForwarding } from './forwarding.js';
 import { benchNetwork } from './network.js';
 import { benchSoak } from './soak.js';
 import { benchCluster } from './cluster.js';
+import type { VideoCodec } from '@parley/sdk';
 
 const { values } = parseArgs({
   options: {
@@ -41,6 +43,8 @@ const { values } = parseArgs({
     view: { type: 'string' },
     /** Only the network scenarios whose names contain this, e.g. --scenario "uplink 30". */
     scenario: { type: 'string' },
+    /** The codec Parley's publisher sends in the network section: VP8 (simulcast, the default), VP9 (SVC) or H264. */
+    codec: { type: 'string' },
     /** Where latest.json and latest.md go (default: bench/results). */
     out: { type: 'string' },
   },
@@ -109,11 +113,17 @@ const sections: Record<string, () => Promise<Row[]>> = {
       roundTripsMs: values.rtt ? values.rtt.split(',').map(Number) : [0, 100],
       views: values.view ? values.view.split(',') : ['640x360', '1280x720'],
       only: values.scenario,
+      videoCodec: parseCodec(values.codec),
     }),
   soak: () => withServer((server) => benchSoak(server, { datagrams: sizes.soak, frames: sizes.soak })),
   // Its own nodes and redis-server.
   cluster: () => benchCluster(sizes.cluster),
 };
+function parseCodec(codec = 'VP8'): VideoCodec {
+  if (codec === 'VP8' || codec === 'VP9' || codec === 'H264') return codec;
+  throw new Error(`--codec ${codec}: VP8, VP9 or H264`);
+}
+
 /** Sections that run only when named with --only. */
 const onRequest = new Set(['network', 'soak']);
 

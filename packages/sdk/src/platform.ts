@@ -22,7 +22,8 @@ export interface SocketLike {
   onmessage: ((ev: { data: unknown }) => void) | null;
 }
 
-export type VideoCodec = 'VP8' | 'H264';
+/** VP9 is sent as spatial layers of one stream (SVC), the others as simulcast layers. */
+export type VideoCodec = 'VP8' | 'VP9' | 'H264';
 
 export type TransportState = 'connected' | 'failed';
 

@@ -158,11 +158,13 @@ export function sampleStats(report: Iterable<StatsEntry>, atMs: number): MediaSa
   return sample;
 }
 
-/** The vendor's codec ids: H264 is its default (0), VP8 is 2. */
-function codecID(mimeType: string | undefined): VideoCodecID {
-  const name = mimeType?.toLowerCase();
-  return name === 'video/h264' ? VideoCodecID.Default : name === 'video/vp8' ? VideoCodecID.VP8 : VideoCodecID.Unknown;
-}
+/** The vendor's codec ids: H264 is its default (0), VP8 is 2, and its layered codec (SVC, 1) is ours VP9's. */
+const CODEC_IDS: Record<string, VideoCodecID> = {
+  'video/h264': VideoCodecID.Default,
+  'video/vp8': VideoCodecID.VP8,
+  'video/vp9': VideoCodecID.SVC,
+};
+const codecID = (mimeType: string | undefined): VideoCodecID => CODEC_IDS[mimeType?.toLowerCase() ?? ''] ?? VideoCodecID.Unknown;
 
 const perSecond = (amount: number, from: MediaSample, to: MediaSample): number => (amount * 1000) / Math.max(1, to.atMs - from.atMs);
 const kbps = (bytes: number, from: MediaSample, to: MediaSample): number => (perSecond(bytes, from, to) * 8) / 1000;

@@ -4,7 +4,7 @@ import { RECORD_MEDIA } from './browser.js';
 
 export interface DemoOptions {
   roomID?: string;
-  videoCodec?: 'VP8' | 'H264';
+  videoCodec?: 'VP8' | 'VP9' | 'H264';
   /** Publish once logged in (default true). */
   publish?: boolean;
   /** The engine's scenario, which sets the camera's capture size: 360p standard, 720p high quality. */

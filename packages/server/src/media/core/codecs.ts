@@ -281,3 +281,118 @@ export function h264FrameSize(payload: Uint8Array): { width: number; height: num
   }
   return undefined;
 }
+
+/** Spatial layers a VP9 scalability structure can describe (N_S is 3 bits, the SFU uses the first three). */
+export const VP9_MAX_SPATIAL_LAYERS = 8;
+
+/**
+ * A VP9 payload descriptor (RFC 9628) as `parseVp9` fills it in; one instance is reused for every
+ * packet. Chromium sends one for each layer frame of an SVC picture (spatial layers share the RTP
+ * stream and the picture's timestamp), its layer indices in every packet.
+ */
+export class Vp9Descriptor {
+  /** PictureID, -1 when absent. */
+  pictureId = -1;
+  /** P: the layer frame references an earlier picture (of its own spatial layer). */
+  interPicture = false;
+  /** B and E: the packet starts, or ends, a layer frame. */
+  startOfFrame = false;
+  endOfFrame = false;
+  /** TID and SID (0 without layer indices). */
+  temporalLayer = 0;
+  spatialLayer = 0;
+  /** U: a switching-up point, later frames of this temporal layer reference none before it of that layer. */
+  switchingUp = false;
+  /** D: the layer frame references the spatial layer below in the same picture. */
+  interLayer = false;
+  /** Spatial layers the scalability structure announces, 0 when the packet has none. */
+  spatialLayers = 0;
+  /** Each spatial layer's size from the scalability structure (when it has them), smallest first. */
+  readonly widths = new Uint16Array(VP9_MAX_SPATIAL_LAYERS);
+  readonly heights = new Uint16Array(VP9_MAX_SPATIAL_LAYERS);
+
+  /** The packet starts a keyframe: the first layer frame of a picture that references no earlier picture. */
+  get keyFrame(): boolean {
+    return this.startOfFrame && !this.interPicture && this.spatialLayer === 0;
+  }
+}
+
+/**
+ * Reads `payload`'s VP9 payload descriptor into `into`, flexible mode or not. False when the
+ * payload is too short for its descriptor or carries no VP9 data after it.
+ */
+export function parseVp9(payload: Uint8Array, into: Vp9Descriptor): boolean {
+  const size = payload.length;
+  into.spatialLayers = 0;
+  if (size < 2) return false;
+  const first = payload[0]!;
+  const flexible = (first & 0x10) !== 0;
+  into.interPicture = (first & 0x40) !== 0;
+  into.startOfFrame = (first & 0x08) !== 0;
+  into.endOfFrame = (first & 0x04) !== 0;
+  into.pictureId = -1;
+  into.temporalLayer = into.spatialLayer = 0;
+  into.switchingUp = into.interLayer = false;
+  let at = 1;
+  if (first & 0x80) {
+    if (payload[at]! & 0x80) {
+      if (size < at + 2) return false;
+      into.pictureId = ((payload[at]! & 0x7f) << 8) | payload[at + 1]!;
+      at += 2;
+    } else {
+      into.pictureId = payload[at]!;
+      at += 1;
+    }
+  }
+  if (first & 0x20) {
+    if (size <= at) return false;
+    const layers = payload[at]!;
+    into.temporalLayer = layers >> 5;
+    into.switchingUp = (layers & 0x10) !== 0;
+    into.spatialLayer = (layers >> 1) & 0x07;
+    into.interLayer = (layers & 0x01) !== 0;
+    // TL0PICIDX follows in non-flexible mode.
+    at += flexible ? 1 : 2;
+  }
+  if (flexible && into.interPicture) {
+    // Up to three reference differences, each with N set when another follows.
+    for (let i = 0; i < 3; i++) {
+      if (size <= at) return false;
+      if ((payload[at++]! & 0x01) === 0) break;
+    }
+  }
+  if (first & 0x02) {
+    at = readScalabilityStructure(payload, at, into);
+    if (at < 0) return false;
+  }
+  return at < size;
+}
+
+/** Reads a scalability structure at `at` into `into`; returns the offset after it, -1 when cut short. */
+function readScalabilityStructure(payload: Uint8Array, at: number, into: Vp9Descriptor): number {
+  const size = payload.length;
+  if (size <= at) return -1;
+  const header = payload[at++]!;
+  const layers = (header >> 5) + 1;
+  into.spatialLayers = layers;
+  if (header & 0x10) {
+    if (size < at + 4 * layers) return -1;
+    for (let i = 0; i < layers; i++, at += 4) {
+      into.widths[i] = (payload[at]! << 8) | payload[at + 1]!;
+      into.heights[i] = (payload[at + 2]! << 8) | payload[at + 3]!;
+    }
+  } else {
+    into.widths.fill(0);
+    into.heights.fill(0);
+  }
+  if (header & 0x08) {
+    if (size <= at) return -1;
+    const pictures = payload[at++]!;
+    for (let i = 0; i < pictures; i++) {
+      if (size <= at) return -1;
+      at += 1 + ((payload[at]! >> 2) & 0x03);
+    }
+    if (at > size) return -1;
+  }
+  return at;
+}

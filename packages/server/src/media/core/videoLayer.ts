@@ -79,6 +79,8 @@ export class VideoLayer {
   constructor(
     readonly index: number,
     readonly rid: string | undefined,
+    /** The spatial layer under it in the same stream (VP9 SVC): its players get that one's frames too. */
+    private readonly includes?: VideoLayer,
   ) {}
 
   /**
@@ -146,8 +148,9 @@ export class VideoLayer {
   }
 
   /**
-   * Bits per second of this layer with its temporal layers up to `maxTemporal`; while it is
-   * paused, what it had when it last flowed for a full second (0 if it never did).
+   * Bits per second of this layer with its temporal layers up to `maxTemporal` (and of the spatial
+   * layers it includes); while it is paused, what it had when it last flowed for a full second (0
+   * if it never did).
    */
   bitrateBps(nowMs: number, maxTemporal = TEMPORAL_LAYERS - 1): number {
     if (this.flowing(nowMs) && nowMs - this.firstPacketMs >= 1000) {
@@ -155,7 +158,7 @@ export class VideoLayer {
     }
     let bps = 0;
     for (let tid = 0; tid <= Math.min(maxTemporal, TEMPORAL_LAYERS - 1); tid++) bps += this.lastRatesBps[tid]!;
-    return bps;
+    return bps + (this.includes?.bitrateBps(nowMs, maxTemporal) ?? 0);
   }
 
   /**

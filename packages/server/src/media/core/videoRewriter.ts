@@ -12,7 +12,7 @@
  */
 import { inspectH264, parseVp8, Vp8Descriptor, writeVp8Descriptor } from './codecs.js';
 
-export type VideoCodec = 'vp8' | 'h264';
+export type VideoCodec = 'vp8' | 'vp9' | 'h264';
 
 /** The RTP header fields the rewriter reads (werift's RtpHeader has them). */
 export interface RtpHeaderFields {
@@ -42,27 +42,88 @@ export interface RewrittenPacket {
   descriptorLength: number;
 }
 
+/**
+ * What a player's subscriber asks of the rewriter of its video: VideoRewriter for simulcast (and a
+ * single stream), SvcRewriter for the spatial layers of one VP9 stream.
+ */
+export interface StreamRewriter {
+  /** The layer the player is to get (now, or from its next keyframe). */
+  readonly targetLayer: number;
+  /** The layer being forwarded, undefined before the first keyframe. */
+  readonly currentLayer: number | undefined;
+  /** The newest sequence number sent to the player, undefined before any. */
+  readonly lastSequenceNumber: number | undefined;
+  /** `congested`: the player's link cannot carry the current layer. */
+  setTargetLayer(layer: number, congested?: boolean): void;
+  setMaxTemporalLayer(temporalLayer: number): void;
+  setPaused(paused: boolean): void;
+  /** The layer whose keyframe is awaited (ask its publisher stream for one), or undefined. */
+  needsKeyFrame(): number | undefined;
+  /** The layers whose packets the player gets or waits for a keyframe of, a bit per layer. */
+  layersForwarded(): number;
+  rewrite(layer: number, header: RtpHeaderFields, payload: Uint8Array, codec: VideoCodec, arrivalMs: number): RewrittenPacket | undefined;
+  rewriteDescriptor(payload: Uint8Array, out: Uint8Array): number;
+}
+
 /** The RTP clock rate of VP8 and H264 (RFC 7741, RFC 6184), per millisecond. */
 const TICKS_PER_MS = 90;
 /** How far behind the newest packet (in source sequence numbers) a late packet is still placed; a power of two. */
-const SEQUENCE_WINDOW = 256;
+export const SEQUENCE_WINDOW = 256;
 /** How many recent VP8 frames (by PictureID) a late packet can still be matched to; a power of two. */
 const FRAME_WINDOW = 32;
 /** Set on a window slot kept for a packet or frame not seen yet, over the number it is to get. */
-const AWAITED = 0x10000;
+export const AWAITED = 0x10000;
 /** A window slot's packet or frame was dropped, or a window tag has nothing recorded. */
-const NONE = -1;
+export const NONE = -1;
 /** The highest VP8 TID (2 bits): no temporal layer limit. */
 export const ALL_TEMPORAL_LAYERS = 3;
 /** Simulcast layers whose newest packet is tracked (a publisher sends at most three); see `behindNewest`. */
 const TRACKED_LAYERS = 4;
+
+/** The reused result object of a rewriter, before its first packet. */
+export const emptyRewrittenPacket = (): RewrittenPacket => ({
+  sequenceNumber: 0,
+  timestamp: 0,
+  marker: false,
+  pictureId: undefined,
+  tl0PicIdx: undefined,
+  keyIdx: undefined,
+  keyFrame: false,
+  switched: false,
+  descriptorLength: 0,
+});
+
+/**
+ * Recent source sequence numbers of a rewritten stream, by number modulo the window: the source
+ * number as tag, and the player's number (with AWAITED if the packet has not come yet) or NONE.
+ */
+export class SequenceWindow {
+  readonly tags = new Int32Array(SEQUENCE_WINDOW).fill(NONE);
+  readonly slots = new Int32Array(SEQUENCE_WINDOW);
+
+  /**
+   * Records the source packets skipped between `highest` and one `ahead` of it, which may still
+   * come late (reordered or repaired): their numbers are kept for them, unless they are known to be
+   * `dropped`. Returns the offset (source minus player number) for the packets after them, moved
+   * on past the dropped ones.
+   */
+  keepSkipped(highest: number, ahead: number, offset: number, dropped: boolean): number {
+    for (let i = Math.max(1, ahead - SEQUENCE_WINDOW + 1); i < ahead; i++) {
+      const source = (highest + i) & 0xffff;
+      const slot = source & (SEQUENCE_WINDOW - 1);
+      this.tags[slot] = source;
+      this.slots[slot] = dropped ? NONE : AWAITED | ((source - offset) & 0xffff);
+    }
+    return dropped ? (offset + ahead - 1) & 0xffff : offset;
+  }
+}
 
 /** The player's PictureID keeps the source's width (7 or 15 bits), so it wraps at the source's range. */
 function pictureIdMask(descriptor: Vp8Descriptor): number {
   return descriptor.pictureIdBits === 15 ? 0x7fff : 0x7f;
 }
 
-export class VideoRewriter {
+export class VideoRewriter implements StreamRewriter {
   private target: number;
   private maxTemporal: number;
   private layer: number | undefined;
@@ -97,12 +158,8 @@ export class VideoRewriter {
   private sentTl0PicIdx = -1;
   private sentKeyIdx = -1;
 
-  /**
-   * The current layer's recent sequence numbers, by number modulo the window: the source number
-   * as tag, and the player's number (with AWAITED if the packet has not come yet) or NONE.
-   */
-  private readonly sequenceTags = new Int32Array(SEQUENCE_WINDOW).fill(NONE);
-  private readonly sequenceSlots = new Int32Array(SEQUENCE_WINDOW);
+  /** The current layer's recent sequence numbers. */
+  private readonly sequences = new SequenceWindow();
   /** Likewise for its recent VP8 frames, by source PictureID, holding the player's PictureID. */
   private readonly frameTags = new Int32Array(FRAME_WINDOW).fill(NONE);
   private readonly frameSlots = new Int32Array(FRAME_WINDOW);
@@ -110,17 +167,7 @@ export class VideoRewriter {
   private readonly newestSequences = new Int32Array(TRACKED_LAYERS).fill(NONE);
 
   private readonly vp8 = new Vp8Descriptor();
-  private readonly result: RewrittenPacket = {
-    sequenceNumber: 0,
-    timestamp: 0,
-    marker: false,
-    pictureId: undefined,
-    tl0PicIdx: undefined,
-    keyIdx: undefined,
-    keyFrame: false,
-    switched: false,
-    descriptorLength: 0,
-  };
+  private readonly result = emptyRewrittenPacket();
 
   constructor(targetLayer: number, maxTemporalLayer = ALL_TEMPORAL_LAYERS) {
     this.target = targetLayer;
@@ -180,6 +227,11 @@ export class VideoRewriter {
     return this.layer;
   }
 
+  /** The target layer and the current one. */
+  layersForwarded(): number {
+    return (1 << this.target) | (this.layer === undefined ? 0 : 1 << this.layer);
+  }
+
   /** The current layer's frame size from its last keyframe (VP8 only); a new object whenever it changes. */
   get currentSize(): { readonly width: number; readonly height: number } | undefined {
     return this.size;
@@ -232,8 +284,8 @@ export class VideoRewriter {
     if (ahead > 1) this.skip(ahead, valid && this.skippedAreDropped(timestamp, isVp8));
     this.highestSequence = sequenceNumber;
     const slot = sequenceNumber & (SEQUENCE_WINDOW - 1);
-    this.sequenceTags[slot] = sequenceNumber;
-    this.sequenceSlots[slot] = NONE;
+    this.sequences.tags[slot] = sequenceNumber;
+    this.sequences.slots[slot] = NONE;
 
     const sameFrame = timestamp === this.frameTimestamp;
     if (!valid) {
@@ -254,7 +306,7 @@ export class VideoRewriter {
     }
 
     const out = (sequenceNumber - this.sequenceOffset) & 0xffff;
-    this.sequenceSlots[slot] = out;
+    this.sequences.slots[slot] = out;
     const vp8 = this.vp8;
     const pictureId = isVp8 && vp8.pictureId >= 0 ? (vp8.pictureId - this.pictureIdOffset) & pictureIdMask(vp8) : NONE;
     const result = this.output(out, header, pictureId, isVp8, keyFrame, switching);
@@ -308,7 +360,7 @@ export class VideoRewriter {
     this.frameTimestamp = -1;
     this.framePictureId = -1;
     // Late packets from before the switch must not find a slot.
-    this.sequenceTags.fill(NONE);
+    this.sequences.tags.fill(NONE);
     this.frameTags.fill(NONE);
     if (this.sentSequence < 0) {
       this.sequenceOffset = this.timestampOffset = this.pictureIdOffset = this.tl0PicIdxOffset = this.keyIdxOffset = 0;
@@ -348,19 +400,9 @@ export class VideoRewriter {
     );
   }
 
-  /**
-   * Deals with the packets skipped before one `ahead` of the newest, which may still arrive late
-   * (reordered or repaired): their numbers are given to the packets after them if they are known
-   * to be dropped, otherwise kept for them.
-   */
+  /** The packets skipped before one `ahead` of the newest: see SequenceWindow.keepSkipped. */
   private skip(ahead: number, dropped: boolean): void {
-    for (let i = Math.max(1, ahead - SEQUENCE_WINDOW + 1); i < ahead; i++) {
-      const source = (this.highestSequence + i) & 0xffff;
-      const slot = source & (SEQUENCE_WINDOW - 1);
-      this.sequenceTags[slot] = source;
-      this.sequenceSlots[slot] = dropped ? NONE : AWAITED | ((source - this.sequenceOffset) & 0xffff);
-    }
-    if (dropped) this.sequenceOffset = (this.sequenceOffset + ahead - 1) & 0xffff;
+    this.sequenceOffset = this.sequences.keepSkipped(this.highestSequence, ahead, this.sequenceOffset, dropped);
   }
 
   /** Decides on a new frame of the current layer, from its first packet to arrive in order. */
@@ -433,10 +475,10 @@ export class VideoRewriter {
     isVp8: boolean,
   ): RewrittenPacket | undefined {
     const slot = sequenceNumber & (SEQUENCE_WINDOW - 1);
-    const kept = this.sequenceSlots[slot]!;
+    const kept = this.sequences.slots[slot]!;
     // A slot's tag is one of the last SEQUENCE_WINDOW numbers (or NONE, as the switch left it),
     // so a packet older than that, or from before the switch, finds another.
-    if (this.sequenceTags[slot] !== sequenceNumber || kept < AWAITED || !valid) return undefined;
+    if (this.sequences.tags[slot] !== sequenceNumber || kept < AWAITED || !valid) return undefined;
     let pictureId = NONE;
     if (isVp8) {
       const vp8 = this.vp8;
@@ -449,7 +491,7 @@ export class VideoRewriter {
       }
     }
     const out = kept & 0xffff;
-    this.sequenceSlots[slot] = out;
+    this.sequences.slots[slot] = out;
     return this.output(out, header, pictureId, isVp8, keyFrame, false);
   }
 

@@ -12,6 +12,7 @@
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { RelayStream } from '../core/types.js';
+import type { VideoCodec } from '../core/videoRewriter.js';
 
 export const CONTROL_TYPE = 0x01;
 const MAC_BYTES = 16;
@@ -48,7 +49,7 @@ export interface DescriptionMessage {
   videoCodecs: RelayCodec[];
   /** The publisher's audio payload types and audio level extension id, as relayed packets carry them. */
   audioFormat: { opus: number; red: number; levelId: number };
-  videoCodec: 'vp8' | 'h264';
+  videoCodec: VideoCodec;
   /** The relay's SSRCs: audio, then one per layer, smallest first. */
   audioSsrc: number;
   videoSsrcs: number[];
@@ -108,7 +109,7 @@ function wellFormed(m: unknown): m is ControlMessage {
       return (
         Array.isArray(message.audioCodecs) &&
         Array.isArray(message.videoCodecs) &&
-        (message.videoCodec === 'vp8' || message.videoCodec === 'h264') &&
+        (message.videoCodec === 'vp8' || message.videoCodec === 'vp9' || message.videoCodec === 'h264') &&
         isUint(message.audioSsrc) &&
         Array.isArray(ssrcs) &&
         ssrcs.length >= 1 &&

@@ -44,7 +44,9 @@ export class RelaySink implements LayerSink {
     /** The other node is told the relay ended, unless it ended it. */
     private readonly ended: () => void,
   ) {
-    this.videoSsrcs = origin.layers.map(() => randomSsrc());
+    // A VP9 stream's spatial layers are one RTP stream, relayed as one.
+    const svcSsrc = origin.videoCodec === 'vp9' ? randomSsrc() : undefined;
+    this.videoSsrcs = origin.layers.map(() => svcSsrc ?? randomSsrc());
     for (const ssrc of [this.audioSsrc, ...this.videoSsrcs]) this.sent.set(ssrc, new Array<Buffer | undefined>(SENT_HISTORY));
   }
 
@@ -98,8 +100,14 @@ export class RelaySink implements LayerSink {
     this.relay(rtp, this.audioSsrc);
   }
 
+  /**
+   * A VP9 stream goes whole while the other node forwards any of it: a spatial layer's frames need
+   * those below, and a stream with gaps where the layers above were would have the other node ask
+   * for them in vain.
+   */
   sendVideo(layer: number, rtp: RtpPacket): void {
-    if (this.layersForwarded() & (1 << layer)) this.relay(rtp, this.videoSsrcs[layer]!);
+    const forwarded = this.layersForwarded();
+    if (this.origin.videoCodec === 'vp9' ? forwarded !== 0 : forwarded & (1 << layer)) this.relay(rtp, this.videoSsrcs[layer]!);
   }
 
   private relay(rtp: RtpPacket, ssrc: number): void {

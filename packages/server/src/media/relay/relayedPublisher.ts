@@ -18,6 +18,7 @@ import {
 } from 'werift';
 import { NackGenerator } from '@parley/protocol/rtp';
 import { VideoLayer } from '../core/videoLayer.js';
+import type { VideoCodec } from '../core/videoRewriter.js';
 import type { LinkQuality, MediaPublisher, MediaStats, MediaSubscriber, PlayVideo, PublisherEvents, RelayStream } from '../core/types.js';
 import { AudioReceiver } from '../werift/audioReceiver.js';
 import { LayerFanout } from '../werift/layerFanout.js';
@@ -66,7 +67,7 @@ export class RelayedPublisher implements MediaPublisher, LayerSource {
   readonly answer = '';
   readonly fanout: LayerFanout;
   readonly audioFormat: DescriptionMessage['audioFormat'];
-  readonly videoCodec: 'vp8' | 'h264';
+  readonly videoCodec: VideoCodec;
   private readonly audio: AudioReceiver;
   private readonly layerBySsrc = new Map<number, ReportedVideoLayer>();
   private readonly nacks = new NackGenerator((ssrc, lost) => this.sendNack(ssrc, lost));

@@ -6,11 +6,12 @@
  * node) is its owner's business.
  */
 import type { RtpPacket } from 'werift';
-import { h264FrameSize, inspectH264, parseVp8, Vp8Descriptor } from '../core/codecs.js';
+import { h264FrameSize, inspectH264, parseVp8, parseVp9, Vp8Descriptor, Vp9Descriptor } from '../core/codecs.js';
 import { SpeechLevel } from '../core/speechLevel.js';
 import type { VideoLayer } from '../core/videoLayer.js';
 import type { LayerUser, VideoBudget } from '../core/layerCaps.js';
 import type { MediaStats } from '../core/types.js';
+import type { VideoCodec } from '../core/videoRewriter.js';
 import type { AudioPacket, AudioReceiver } from './audioReceiver.js';
 
 /** Milliseconds from the NTP epoch (1900) to the Unix epoch. */
@@ -42,16 +43,17 @@ export interface LayerSink {
 export class LayerFanout {
   private readonly sinks = new Set<LayerSink>();
   private readonly vp8 = new Vp8Descriptor();
+  private readonly vp9 = new Vp9Descriptor();
   private readonly speech = new SpeechLevel();
   /** Which layers players may be moved to, a bit per layer. */
   private usable = 0;
 
   constructor(
-    /** Smallest first; one layer without simulcast. */
+    /** Smallest first; one layer without simulcast, a VP9 stream's spatial layers with SVC. */
     readonly layers: readonly VideoLayer[],
     private readonly stats: MediaStats,
     /** Read per packet; fixed once negotiated. */
-    private readonly videoCodec: () => 'vp8' | 'h264',
+    private readonly videoCodec: () => VideoCodec,
     /** A sink came or went, or changed the layers it uses. */
     private readonly layersInUseChanged: () => void,
   ) {}
@@ -150,7 +152,12 @@ export class LayerFanout {
     return packets;
   }
 
+  /** `layer`: the simulcast layer, or for VP9 the stream (each packet counts for its spatial layer). */
   forwardVideo(layer: VideoLayer, rtp: RtpPacket, nowMs: number): void {
+    if (this.videoCodec() === 'vp9') {
+      this.forwardSpatialLayer(rtp, nowMs);
+      return;
+    }
     const bytes = this.count(rtp);
     layer.ssrc = rtp.header.ssrc;
     const vp8 = this.videoCodec() === 'vp8' && parseVp8(rtp.payload, this.vp8) ? this.vp8 : undefined;
@@ -165,9 +172,39 @@ export class LayerFanout {
       layer.height = size.height;
       this.tellLayersChanged();
     }
+    this.toSinks(layer.index, rtp, nowMs);
+  }
+
+  /**
+   * A packet of a VP9 stream, counted for its spatial layer (a malformed one for the smallest: its
+   * players' rewriters drop it). Sizes come from the scalability structure of keyframes.
+   */
+  private forwardSpatialLayer(rtp: RtpPacket, nowMs: number): void {
+    const bytes = this.count(rtp);
+    const vp9 = this.vp9;
+    const valid = parseVp9(rtp.payload, vp9);
+    const layer = this.layers[valid ? Math.min(vp9.spatialLayer, this.layers.length - 1) : 0]!;
+    layer.ssrc = rtp.header.ssrc;
+    layer.onPacket(bytes, valid ? vp9.temporalLayer : 0, rtp.header.sequenceNumber, rtp.header.timestamp, nowMs);
+    // A layer frame that references no earlier picture: a keyframe's, or where the layer can be taken up.
+    if (layer.awaitingKeyFrame && valid && vp9.startOfFrame && !vp9.interPicture) layer.keyFrameArrived();
+    let resized = false;
+    for (let i = 0; i < Math.min(vp9.spatialLayers, this.layers.length); i++) {
+      const sized = this.layers[i]!;
+      if (vp9.widths[i]! > 0 && vp9.widths[i] !== sized.width) {
+        sized.width = vp9.widths[i]!;
+        sized.height = vp9.heights[i]!;
+        resized = true;
+      }
+    }
+    if (resized) this.tellLayersChanged();
+    this.toSinks(layer.index, rtp, nowMs);
+  }
+
+  private toSinks(layer: number, rtp: RtpPacket, nowMs: number): void {
     if (this.sinks.size === 0) return;
     const sentAt = ntpNow();
-    for (const sink of this.sinks) sink.sendVideo(layer.index, rtp, sentAt, nowMs);
+    for (const sink of this.sinks) sink.sendVideo(layer, rtp, sentAt, nowMs);
   }
 
   tellLayersChanged(): void {

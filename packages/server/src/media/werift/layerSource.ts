@@ -6,15 +6,16 @@
 import type { RTCRtpCodecParameters } from 'werift';
 import type { AudioFormat } from './audioReceiver.js';
 import type { VideoLayer } from '../core/videoLayer.js';
+import type { VideoCodec } from '../core/videoRewriter.js';
 
 export type Kind = 'audio' | 'video';
 
 export interface LayerSource {
-  /** Its simulcast layers, smallest first (one without simulcast). */
+  /** Its simulcast layers, or a VP9 stream's spatial layers, smallest first (one without either). */
   readonly layers: readonly VideoLayer[];
   /** How its audio comes (RED -1 when it sends none; Opus -1 before negotiation). */
   readonly audioFormat: AudioFormat;
-  readonly videoCodec: 'vp8' | 'h264';
+  readonly videoCodec: VideoCodec;
   /** The codecs a subscriber must offer its player: exactly what the publisher sends. */
   subscriberCodecs(): { audio: RTCRtpCodecParameters[]; video: RTCRtpCodecParameters[] };
   /** The highest usable layer at most `layer`, else the lowest usable above it, else `fallback`. */

@@ -19,6 +19,7 @@ import {
   useSdesRTPStreamId,
   useTransportWideCC,
   useVP8,
+  useVP9,
   type PeerConfig,
   type Protocol,
   type RTCRtpHeaderExtensionParameters,
@@ -80,7 +81,7 @@ const rtx = (): RTCRtpCodecParameters => new RTCRtpCodecParameters({ mimeType: '
 /** What the server accepts from publishers. Players are offered exactly what their publisher sends. */
 export const publishCodecs = (): Codecs => ({
   audio: [useOPUS(), new RTCRtpCodecParameters({ mimeType: 'audio/red', clockRate: 48000, channels: 2 })],
-  video: [useVP8(), useH264(), rtx()],
+  video: [useVP8(), useVP9(), useH264(), rtx()],
 });
 
 export type Codecs = { audio: RTCRtpCodecParameters[]; video: RTCRtpCodecParameters[] };

@@ -1,8 +1,9 @@
 /**
  * A publisher's peer connection: receives one audio track and one video track, the video as up
- * to three simulcast layers (RID-named, smallest first as the offer lists them), and hands every
- * packet to its subscribers, which pick what each player gets. Keyframe requests go to the
- * layer they name, merged when close together.
+ * to three simulcast layers (RID-named, smallest first as the offer lists them) or as one VP9
+ * stream of up to three spatial layers (SVC), and hands every packet to its subscribers, which
+ * pick what each player gets. Keyframe requests go to the layer they name, merged when close
+ * together.
  */
 import {
   GenericNack,
@@ -21,6 +22,7 @@ import { judgeLayers, KEYFRAME_RETRY_MS, VideoLayer } from '../core/videoLayer.j
 import { LayerCapControl } from '../core/layerCaps.js';
 import { AudioReceiver, type AudioFormat } from './audioReceiver.js';
 import { LayerFanout } from './layerFanout.js';
+import type { VideoCodec } from '../core/videoRewriter.js';
 import {
   addNack,
   publishCodecs,
@@ -45,10 +47,21 @@ const LAYER_CHECK_INTERVAL_MS = 100;
 const PAUSE_UNUSED_LAYER_AFTER_MS = 3000;
 
 const REPAIRED_RID_URI = 'urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id';
+/** Spatial layers of a VP9 stream that players are moved between (the SDK sends up to three, as simulcast). */
+const SPATIAL_LAYERS = 3;
+
+const videoSection = (offer: string): string | undefined => offer.split(/\r?\n(?=m=)/).find((section) => section.startsWith('m=video '));
+
+/** The name of the first format the offer's video section lists, in lower case ('' for none). */
+export function firstVideoFormat(offer: string): string {
+  const video = videoSection(offer) ?? '';
+  const payloadType = /^m=video \S+ \S+ (\d+)/.exec(video)?.[1];
+  return new RegExp(`^a=rtpmap:${payloadType} ([^/\\s]+)`, 'm').exec(video)?.[1]?.toLowerCase() ?? '';
+}
 
 /** The RIDs the offer's video section sends, in its order (RFC 8853 `a=simulcast:send`); [] without simulcast. */
 export function simulcastRids(offer: string): string[] {
-  const video = offer.split(/\r?\n(?=m=)/).find((section) => section.startsWith('m=video '));
+  const video = videoSection(offer);
   const line = video?.split(/\r?\n/).find((l) => l.startsWith('a=simulcast:send '));
   if (!line) return [];
   // Each ';'-separated stream may list alternatives (','); the first names it. '~' marks one paused at first.
@@ -72,7 +85,7 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
   private audioNack = false;
   private videoReceiver?: RTCRtpReceiver;
   /** Read per packet by every subscriber, so fixed once negotiated. */
-  private negotiatedVideoCodec: 'vp8' | 'h264' = 'vp8';
+  private negotiatedVideoCodec: VideoCodec = 'vp8';
   private feedback?: UplinkFeedback;
   private readonly nacks = new NackGenerator(
     (ssrc, lost) => this.sendNack(ssrc, lost),
@@ -91,7 +104,11 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
   private countsBefore = { expected: 0, skipped: 0 };
 
   static async create(options: PeerOptions, offer: string): Promise<WeriftPublisher> {
-    const publisher = new WeriftPublisher(options, simulcastRids(offer));
+    const rids = simulcastRids(offer);
+    // VP9 offered first without simulcast is taken as one stream of spatial layers. VP9 simulcast is
+    // not taken: switching between simulcast layers is VP8's and H264's.
+    const svc = rids.length === 0 && firstVideoFormat(offer) === 'vp9';
+    const publisher = new WeriftPublisher(options, rids, svc);
     await publisher.negotiate(offer, (t) => {
       t.setDirection('recvonly');
       if (t.kind === 'audio') {
@@ -100,11 +117,12 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
       }
       // Accept one codec per kind (the offerer's first we support) so the publisher cannot switch
       // to another one that players were not set up for.
-      const primary = t.codecs.find((c) => c.name.toLowerCase() !== 'rtx');
+      const name = (c: RTCRtpCodecParameters): string => c.name.toLowerCase();
+      const primary = t.codecs.find((c) => (svc ? name(c) === 'vp9' : name(c) !== 'rtx' && name(c) !== 'vp9'));
       if (!primary) return;
-      t.codecs = t.codecs.filter((c) => c === primary || (c.name.toLowerCase() === 'rtx' && c.parameters === `apt=${primary.payloadType}`));
+      t.codecs = t.codecs.filter((c) => c === primary || (name(c) === 'rtx' && c.parameters === `apt=${primary.payloadType}`));
       publisher.codecs[t.kind as Kind] = primary;
-      if (t.kind === 'video' && primary.name.toLowerCase() === 'h264') publisher.negotiatedVideoCodec = 'h264';
+      if (t.kind === 'video') publisher.negotiatedVideoCodec = name(primary) as VideoCodec;
       if (t.kind === 'video') {
         publisher.rtxPayloadType = t.codecs.find((c) => c !== primary)?.payloadType ?? -1;
         publisher.repairedRidId = t.headerExtensions.find((e) => e.uri === REPAIRED_RID_URI)?.id ?? 0;
@@ -171,7 +189,7 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
   private repairLayer(rtx: RtpPacket): boolean {
     const { header } = rtx;
     if (header.payloadType !== this.rtxPayloadType) return false;
-    const simulcast = this.layers.length > 1;
+    const simulcast = this.layers[0]!.rid !== undefined;
     if (simulcast && !this.repairedRidId) return false;
     const rid = simulcast ? header.extensions.find((e) => e.id === this.repairedRidId)?.payload.toString('ascii') : undefined;
     const layer = simulcast ? this.layers.find((l) => l.rid === rid) : this.layers[0];
@@ -198,6 +216,9 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
     if (!receiver || this.closed) return;
     if (mediaSourceSsrc === this.audioSsrc) {
       if (!this.audioNack || this.fanout.size === 0) return;
+    } else if (this.svc) {
+      // A lost packet's spatial layer is not known: its repair is worth asking for while anyone plays.
+      if (this.fanout.size === 0) return;
     } else {
       // Repairs of a layer no player gets (or one they are leaving) would take uplink from those they do get.
       const layer = this.layers.find((l) => l.ssrc === mediaSourceSsrc);
@@ -208,9 +229,16 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
     void receiver.dtlsTransport.sendRtcp([new RtcpTransportLayerFeedback({ feedback: nack })]).catch(() => undefined);
   }
 
-  private constructor(options: PeerOptions, rids: string[]) {
+  private constructor(
+    options: PeerOptions,
+    rids: string[],
+    /** Its video is one VP9 stream of spatial layers. */
+    private readonly svc: boolean,
+  ) {
     super(options, publishCodecs(), publishHeaderExtensions());
-    const layers = rids.length > 0 ? rids.map((rid, i) => new VideoLayer(i, rid)) : [new VideoLayer(0, undefined)];
+    const layers: VideoLayer[] = rids.map((rid, i) => new VideoLayer(i, rid));
+    if (svc) for (let i = 0; i < SPATIAL_LAYERS; i++) layers.push(new VideoLayer(i, undefined, layers[i - 1]));
+    if (layers.length === 0) layers.push(new VideoLayer(0, undefined));
     this.fanout = new LayerFanout(
       layers,
       this.stats,
@@ -224,17 +252,18 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
     this.capControl = new LayerCapControl(layers.length);
   }
 
-  /** Smallest first; one layer without simulcast. */
+  /** Smallest first; one layer without simulcast or SVC. */
   get layers(): readonly VideoLayer[] {
     return this.fanout.layers;
   }
 
   /**
    * A subscriber's layers changed: resumes at once the layers some player now uses, and pauses
-   * the others a while later if still unused (dynacast). The smallest always stays on.
+   * the others a while later if still unused (dynacast). The smallest always stays on. A VP9
+   * stream's spatial layers are one encoding, which cannot pause some of them.
    */
   layersInUseChanged(): void {
-    if (this.layers.length < 2 || this.closed) return;
+    if (this.layers.length < 2 || this.svc || this.closed) return;
     const used = this.fanout.usedLayers();
     if (used & ~this.activeLayers) this.announceActiveLayers(this.activeLayers | used);
     if (this.activeLayers & ~used) {
@@ -263,6 +292,8 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
    */
   private checkLayers(): void {
     this.fanout.setUsable(judgeLayers(this.layers, this.activeLayers));
+    // A VP9 stream's spatial layers are one encoding, with one bitrate for them all.
+    if (this.svc) return;
     const now = performance.now();
     const caps = this.capControl.update(
       this.layers.map((layer) => layer.bitrateBps(now)),
@@ -308,7 +339,7 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
     track.onReceiveRtp.subscribe((rtp) => this.forwardVideo(layer, rtp));
   }
 
-  get videoCodec(): 'vp8' | 'h264' {
+  get videoCodec(): VideoCodec {
     return this.negotiatedVideoCodec;
   }
 

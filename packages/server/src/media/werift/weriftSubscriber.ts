@@ -23,7 +23,8 @@ import { RedEncoder, writeRedHeader } from '../core/red.js';
 import { ForwardingSender, outgoingPacket, type OutgoingPacket } from './forwardingSender.js';
 import { twccResults } from '../core/congestion/twcc.js';
 import { TRANSPORT_CC_URI } from './uplinkFeedback.js';
-import { ALL_TEMPORAL_LAYERS, VideoRewriter } from '../core/videoRewriter.js';
+import { ALL_TEMPORAL_LAYERS, VideoRewriter, type StreamRewriter } from '../core/videoRewriter.js';
+import { SvcRewriter } from '../core/svcRewriter.js';
 import { chooseLayer } from '../core/layerChoice.js';
 import { addNack, WeriftPeer, type HeaderExtensions, type PeerOptions } from './weriftPeer.js';
 import type { Kind, LayerSource } from './layerSource.js';
@@ -73,7 +74,7 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
   protected readonly mediaKind = 'rtcp';
   private readonly senders: Partial<Record<Kind, RTCRtpSender>> = {};
   private readonly forwarders: Partial<Record<Kind, ForwardingSender>> = {};
-  private readonly rewriter: VideoRewriter;
+  private readonly rewriter: StreamRewriter;
   private readonly sent: Record<Kind, SentPacket[]> = {
     audio: Array.from({ length: SENT_HISTORY.audio }, () => new SentPacket()),
     video: Array.from({ length: SENT_HISTORY.video }, () => new SentPacket()),
@@ -136,7 +137,8 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
     super(options, publisher.subscriberCodecs(), subscribeHeaderExtensions());
     this.video = video;
     this.wantedLayer = chooseLayer(video, publisher.layers);
-    this.rewriter = new VideoRewriter(publisher.usableLayerNear(this.wantedLayer));
+    const layer = publisher.usableLayerNear(this.wantedLayer);
+    this.rewriter = publisher.videoCodec === 'vp9' ? new SvcRewriter(layer) : new VideoRewriter(layer);
     this.stats.subscribers++;
   }
 
@@ -222,7 +224,9 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
     if (target !== this.rewriter.targetLayer) {
       // Below what the view calls for, it is the link that cannot carry more.
       this.rewriter.setTargetLayer(target, spatial < wanted);
-      this.requestKeyFrame();
+      // Only if the move waits for one: a move down a VP9 stream's spatial layers does not.
+      const awaited = this.rewriter.needsKeyFrame();
+      if (awaited !== undefined) this.publisher.requestKeyFrame(awaited);
     } else if (!wantedChanged) {
       return;
     }
@@ -244,8 +248,7 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
 
   /** The layers this player gets or waits for a keyframe of, a bit per layer. */
   layersForwarded(): number {
-    const current = this.rewriter.currentLayer;
-    return (1 << this.rewriter.targetLayer) | (current === undefined ? 0 : 1 << current);
+    return this.rewriter.layersForwarded();
   }
 
   /** Asks the publisher for a keyframe of the layer this player waits for, or gets. */
