@@ -283,7 +283,7 @@ export function h264FrameSize(payload: Uint8Array): { width: number; height: num
 }
 
 /** Spatial layers a VP9 scalability structure can describe (N_S is 3 bits, the SFU uses the first three). */
-export const VP9_MAX_SPATIAL_LAYERS = 8;
+const VP9_MAX_SPATIAL_LAYERS = 8;
 
 /**
  * A VP9 payload descriptor (RFC 9628) as `parseVp9` fills it in; one instance is reused for every

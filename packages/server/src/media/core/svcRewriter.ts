@@ -37,14 +37,12 @@ export class SvcRewriter implements StreamRewriter {
   /** What is subtracted (modulo 2^16) from a source sequence number to get the player's. */
   private sequenceOffset = 0;
   private highestSequence = NONE;
-  /** The newest picture (by RTP timestamp) and whether its temporal layer is forwarded. */
+  /** The newest picture, by RTP timestamp. */
   private pictureTimestamp = -1;
-  private pictureForwarded = false;
   /** The newest in-order packet's layer frame was dropped: a gap inside it is dropped packets. */
   private droppingFrame = false;
 
   private sentSequence = NONE;
-  private sentTimestamp = 0;
   private sentMarker = false;
 
   private readonly sequences = new SequenceWindow();
@@ -98,10 +96,6 @@ export class SvcRewriter implements StreamRewriter {
     return this.sentSequence < 0 ? undefined : this.sentSequence;
   }
 
-  get lastTimestamp(): number | undefined {
-    return this.sentSequence < 0 ? undefined : this.sentTimestamp;
-  }
-
   /** The packet's values in the player's stream, or undefined when the player does not get it; the object is reused. */
   rewrite(_layer: number, header: RtpHeaderFields, payload: Uint8Array): RewrittenPacket | undefined {
     if (this.paused) return undefined;
@@ -126,7 +120,7 @@ export class SvcRewriter implements StreamRewriter {
     }
     let switched = false;
     if (timestamp !== this.pictureTimestamp) switched = this.startPicture(timestamp);
-    const top = this.pictureForwarded ? this.spatial! : NONE;
+    const top = this.pictureTops[this.pictureCursor]!;
     const forwarded = vp9.spatialLayer <= top;
     this.droppingFrame = !forwarded && !vp9.endOfFrame;
     if (!forwarded) {
@@ -137,7 +131,6 @@ export class SvcRewriter implements StreamRewriter {
     this.sequences.slots[slot] = out;
     const result = this.output(out, header, top, switched);
     this.sentSequence = out;
-    this.sentTimestamp = timestamp;
     this.sentMarker = result.marker;
     return result;
   }
@@ -177,8 +170,7 @@ export class SvcRewriter implements StreamRewriter {
     }
     // A frame of a higher temporal layer than forwarded may reference frames of it the player never got, unless it is a switching-up point.
     if (vp9.temporalLayer > this.temporal && vp9.switchingUp && vp9.temporalLayer <= this.maxTemporal) this.temporal = vp9.temporalLayer;
-    this.pictureForwarded = vp9.temporalLayer <= this.temporal;
-    this.pictureTops[this.pictureCursor] = this.pictureForwarded ? this.spatial! : NONE;
+    this.pictureTops[this.pictureCursor] = vp9.temporalLayer <= this.temporal ? this.spatial! : NONE;
     return before !== this.spatial;
   }
 

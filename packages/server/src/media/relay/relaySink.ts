@@ -31,6 +31,8 @@ export class RelaySink implements LayerSink {
   private requested = 0;
   private readonly sent = new Map<number, Array<Buffer | undefined>>();
   private closed = false;
+  /** A VP9 stream's spatial layers are one RTP stream, relayed whole as one (see sendVideo). */
+  private readonly wholeStream: boolean;
   lastOpenMs = performance.now();
 
   constructor(
@@ -44,9 +46,9 @@ export class RelaySink implements LayerSink {
     /** The other node is told the relay ended, unless it ended it. */
     private readonly ended: () => void,
   ) {
-    // A VP9 stream's spatial layers are one RTP stream, relayed as one.
-    const svcSsrc = origin.videoCodec === 'vp9' ? randomSsrc() : undefined;
-    this.videoSsrcs = origin.layers.map(() => svcSsrc ?? randomSsrc());
+    this.wholeStream = origin.videoCodec === 'vp9';
+    const streamSsrc = this.wholeStream ? randomSsrc() : undefined;
+    this.videoSsrcs = origin.layers.map(() => streamSsrc ?? randomSsrc());
     for (const ssrc of [this.audioSsrc, ...this.videoSsrcs]) this.sent.set(ssrc, new Array<Buffer | undefined>(SENT_HISTORY));
   }
 
@@ -107,7 +109,7 @@ export class RelaySink implements LayerSink {
    */
   sendVideo(layer: number, rtp: RtpPacket): void {
     const forwarded = this.layersForwarded();
-    if (this.origin.videoCodec === 'vp9' ? forwarded !== 0 : forwarded & (1 << layer)) this.relay(rtp, this.videoSsrcs[layer]!);
+    if (this.wholeStream ? forwarded !== 0 : forwarded & (1 << layer)) this.relay(rtp, this.videoSsrcs[layer]!);
   }
 
   private relay(rtp: RtpPacket, ssrc: number): void {

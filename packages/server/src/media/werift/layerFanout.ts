@@ -154,19 +154,20 @@ export class LayerFanout {
 
   /** `layer`: the simulcast layer, or for VP9 the stream (each packet counts for its spatial layer). */
   forwardVideo(layer: VideoLayer, rtp: RtpPacket, nowMs: number): void {
-    if (this.videoCodec() === 'vp9') {
+    const codec = this.videoCodec();
+    if (codec === 'vp9') {
       this.forwardSpatialLayer(rtp, nowMs);
       return;
     }
     const bytes = this.count(rtp);
     layer.ssrc = rtp.header.ssrc;
-    const vp8 = this.videoCodec() === 'vp8' && parseVp8(rtp.payload, this.vp8) ? this.vp8 : undefined;
+    const vp8 = codec === 'vp8' && parseVp8(rtp.payload, this.vp8) ? this.vp8 : undefined;
     layer.onPacket(bytes, vp8?.temporalLayer ?? 0, rtp.header.sequenceNumber, rtp.header.timestamp, nowMs);
-    if (layer.awaitingKeyFrame && (vp8 ? vp8.keyFrame : this.videoCodec() === 'h264' && inspectH264(rtp.payload) === 'keyFrameStart')) {
+    if (layer.awaitingKeyFrame && (vp8 ? vp8.keyFrame : codec === 'h264' && inspectH264(rtp.payload) === 'keyFrameStart')) {
       layer.keyFrameArrived();
     }
     // Sizes from VP8 keyframes and H264 sequence parameter sets: views cap layers by them.
-    const size = vp8 ? (vp8.width > 0 ? vp8 : undefined) : this.videoCodec() === 'h264' ? h264FrameSize(rtp.payload) : undefined;
+    const size = vp8 ? (vp8.width > 0 ? vp8 : undefined) : codec === 'h264' ? h264FrameSize(rtp.payload) : undefined;
     if (size && size.width !== layer.width) {
       layer.width = size.width;
       layer.height = size.height;

@@ -216,11 +216,9 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
     if (!receiver || this.closed) return;
     if (mediaSourceSsrc === this.audioSsrc) {
       if (!this.audioNack || this.fanout.size === 0) return;
-    } else if (this.svc) {
-      // A lost packet's spatial layer is not known: its repair is worth asking for while anyone plays.
-      if (this.fanout.size === 0) return;
     } else {
       // Repairs of a layer no player gets (or one they are leaving) would take uplink from those they do get.
+      // A VP9 stream's SSRC finds its smallest spatial layer, which every player of it gets.
       const layer = this.layers.find((l) => l.ssrc === mediaSourceSsrc);
       if (!layer || !this.fanout.worthRepairing(layer.index)) return;
     }
