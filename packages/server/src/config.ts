@@ -34,6 +34,8 @@ export interface MediaOptions {
    * media flowed, is stalled: the client is told to restart its ICE (default 3 s).
    */
   mediaStallMs?: number;
+  /** A client's media transport that has not connected (ICE and DTLS) this long after its offer is closed (default 15 s). */
+  connectTimeoutMs?: number;
 }
 
 export interface ServerOptions {

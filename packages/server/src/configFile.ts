@@ -63,6 +63,7 @@ const mediaSchema = z
       .optional(),
     tcpPort: z.union([port, z.literal(false)], { error: 'must be a port number or false' }).optional(),
     mediaStallMs: positiveMs.optional(),
+    connectTimeoutMs: positiveMs.optional(),
   })
   .strict()
   .refine((media) => media.udpPort === undefined || media.portRange === undefined, {

@@ -12,6 +12,7 @@ import {
   DEFAULT_PORT,
   type ServerOptions,
 } from './config.js';
+import type { IceServer } from '@parley/protocol';
 import { createLogger } from './log.js';
 import { WeriftMediaPlane } from './media/index.js';
 import { RoomService } from './rooms/roomService.js';
@@ -26,6 +27,7 @@ import { RedisWebhookQueue } from './webhooks/redisWebhookQueue.js';
 import { turnCredentials } from './auth/turnCredentials.js';
 import { TrustedProxies } from './http/clientAddress.js';
 import { AppRegistry } from './apps.js';
+import { WhipEndpoints } from './whip/whipEndpoints.js';
 import { DEFAULT_LEASE_MS, joinCluster, nodeLoadMeter } from './cluster/cluster.js';
 
 export interface ParleyServer {
@@ -114,6 +116,7 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
   const { turn } = options;
   const onlineCountIntervalMs = options.onlineCountIntervalMs ?? DEFAULT_ONLINE_COUNT_INTERVAL_MS;
   const networkQualityIntervalMs = options.networkQualityIntervalMs ?? DEFAULT_NETWORK_QUALITY_INTERVAL_MS;
+  const iceServers = (userID: string): IceServer[] | undefined => (turn ? [turnCredentials(turn, userID)] : undefined);
   const rooms = new RoomService({
     apps,
     ...(cluster && {
@@ -129,7 +132,7 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
     onlineCountIntervalMs,
     networkQualityIntervalMs,
     activeSpeakerIntervalMs: options.activeSpeakerIntervalMs ?? DEFAULT_ACTIVE_SPEAKER_INTERVAL_MS,
-    iceServers: (userID) => (turn ? [turnCredentials(turn, userID)] : undefined),
+    iceServers,
   });
   const webhooks = new WebhookDispatcher({
     apps,
@@ -155,6 +158,8 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
   const health = new Health(cluster ? () => cluster.reachable() : undefined);
   metrics.addRoutes(routes);
   health.addRoutes(routes);
+  const proxies = new TrustedProxies(options.behindProxy ?? []);
+  new WhipEndpoints({ rooms, apps, log, limits, proxies, iceServers, accepting: () => health.ready }).addRoutes(routes);
   if (devApp) {
     routes.add('/dev-config.json', (_req, res) =>
       sendJson(res, 200, { appID: devApp.appID, appSign: devApp.appSign, signallingPath: SIGNALLING_PATH }),
@@ -181,7 +186,7 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
     heartbeatTimeoutMs,
     log,
     limits,
-    proxies: new TrustedProxies(options.behindProxy ?? []),
+    proxies,
     onErrorCode: (code) => metrics.signallingError(code),
   });
   try {

@@ -60,13 +60,15 @@ test('a publisher is answered with one codec per kind (plus RTX), only loopback 
   publisher.close();
 });
 
-test('offers the server cannot take are refused with SdpError', async (t) => {
+test('offers the server cannot take are refused with SdpError, and leave no peer connection behind', async (t) => {
   const plane = await WeriftMediaPlane.open({ listenIp: '127.0.0.1' });
   t.after(() => plane.close());
   const twoVideos = await offer([useVP8()], 2);
   t.after(() => twoVideos.close());
   await assert.rejects(plane.publish(twoVideos.sdp), SdpError);
   await assert.rejects(plane.publish('v=0\r\nnot sdp'), SdpError);
+  await assert.rejects(plane.publish('v=0\r\nm=video 9 RTP/AVP 0\r\n'), SdpError);
+  assert.equal(plane.stats.publishers, 0, 'each refused peer connection was closed');
 });
 
 test('PLI and FIR addressed to a sender are keyframe requests; others are not', () => {

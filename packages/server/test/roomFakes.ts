@@ -14,6 +14,7 @@ import {
   type ClientRequest,
   type ReplyData,
   type ServerMessage,
+  type MediaRole,
 } from '@parley/protocol';
 import { createClient } from 'redis';
 import { SimulatedClock, startRedis, type RedisServer } from '@parley/testkit';
@@ -41,6 +42,13 @@ export class FakeLink implements ClientLink {
 
   close(): void {
     this.closed = true;
+  }
+
+  /** The streams whose media closed, as the link was told (`role/streamID`). */
+  readonly mediaClosedOf: string[] = [];
+
+  mediaClosed(role: MediaRole, streamID: string): void {
+    this.mediaClosedOf.push(`${role}/${streamID}`);
   }
 
   /** What it was sent of `type`. */
@@ -72,6 +80,14 @@ class FakeEndpoint<Events extends EndpointEvents & Record<keyof Events, unknown[
 
   async restartIce(): Promise<string> {
     return 'fake restart answer';
+  }
+
+  /** Candidates trickled to it, in order. */
+  readonly candidates: string[] = [];
+
+  addRemoteCandidates(candidates: readonly string[]): void {
+    if (candidates.some((c) => !c.startsWith('candidate:'))) throw new SdpError('a candidate cannot be parsed');
+    this.candidates.push(...candidates);
   }
 
   close(): void {

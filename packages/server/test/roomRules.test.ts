@@ -214,6 +214,12 @@ for (const [storeName, makeStore] of STORES) {
     assert.equal((await world.rooms.play(bob.ref, playRequest('s', 7))).code, 0);
     assert.deepEqual(streamUpdates(bob), [[UpdateType.Add, 's']]);
 
+    assert.equal((await world.rooms.addRemoteCandidates(alice.ref, 'publish', 's', ['candidate:1 1 udp 1 10.0.0.1 9 typ host'])).code, 0);
+    assert.deepEqual(publisher.candidates, ['candidate:1 1 udp 1 10.0.0.1 9 typ host'], 'trickled to its media');
+    const garbled = await world.rooms.addRemoteCandidates(alice.ref, 'publish', 's', ['garbage']);
+    assert.equal(garbled.code, ErrorCode.InvalidSdp);
+    assert.equal((await world.rooms.addRemoteCandidates(bob.ref, 'publish', 's', [])).code, ErrorCode.PublishInterrupted, 'not its stream');
+
     publisher.close();
     await world.rooms.settled();
     assert.deepEqual(
@@ -221,6 +227,7 @@ for (const [storeName, makeStore] of STORES) {
       [['s', 7, ErrorCode.PlayInterrupted]],
       'its player is told to play again',
     );
+    assert.deepEqual(alice.link.mediaClosedOf, ['publish/s'], 'its publisher is told its media closed');
     await world.pass(HEARTBEAT_TIMEOUT_MS - 1);
     assert.equal((await world.rooms.describeRoom(world.app.appID, 'r'))?.streams.length, 1, 'still announced');
     publisher = await world.publish(alice, 's');

@@ -16,3 +16,4 @@ export * from './redis.js';
 export * from './serverApi.js';
 export * from './cluster.js';
 export * from './delay.js';
+export * from './whipClient.js';

@@ -8,6 +8,7 @@ export type RouteHandler = (req: IncomingMessage, res: ServerResponse, url: URL)
 
 export class HttpRoutes {
   private readonly handlers = new Map<string, RouteHandler>();
+  private readonly prefixes = new Map<string, RouteHandler>();
 
   /** `handler` answers every method on exactly `path` (no query string). */
   add(path: string, handler: RouteHandler): this {
@@ -16,10 +17,17 @@ export class HttpRoutes {
     return this;
   }
 
+  /** `handler` answers every method on every path under `prefix` (which ends with `/`). */
+  addPrefix(prefix: string, handler: RouteHandler): this {
+    if (!prefix.endsWith('/') || this.prefixes.has(prefix)) throw new Error(`prefix ${prefix} invalid or registered twice`);
+    this.prefixes.set(prefix, handler);
+    return this;
+  }
+
   /** Answers the request if a route matches; false if none does. */
   async handle(req: IncomingMessage, res: ServerResponse): Promise<boolean> {
     const url = new URL(req.url ?? '/', 'http://localhost');
-    const handler = this.handlers.get(url.pathname);
+    const handler = this.handlers.get(url.pathname) ?? [...this.prefixes].find(([prefix]) => url.pathname.startsWith(prefix))?.[1];
     if (!handler) return false;
     await handler(req, res, url);
     return true;

@@ -3,7 +3,7 @@
  * links of its sessions, their timers, and the media of their publications and plays. None of it
  * is room state: a record's handle is looked up by ID whenever it is needed.
  */
-import type { ServerMessage, User } from '@parley/protocol';
+import type { MediaRole, ServerMessage, User } from '@parley/protocol';
 import type { MediaPublisher, MediaSubscriber } from '../media/index.js';
 import type { PlayRecord, PublicationRecord, SessionRecord } from './store/roomStore.js';
 
@@ -17,6 +17,11 @@ export interface ClientLink {
   send(message: ServerMessage, droppable?: boolean): void;
   /** Ends the connection after pending frames are flushed. */
   close(): void;
+  /**
+   * The media transport of a stream the session publishes closed (its ICE consent or DTLS ended).
+   * The SDK sees this on its own peer connection; a client without signalling (WHIP) is told here.
+   */
+  mediaClosed?(role: MediaRole, streamID: string): void;
 }
 
 export interface LiveSession {

@@ -14,6 +14,7 @@ import {
   validateUserName,
   type ClientRequest,
   type IceServer,
+  type MediaRole,
   type ReplyData,
   type StreamInfo,
   type User,
@@ -306,6 +307,21 @@ export class RoomService {
         if (record && live.session(ref.sessionID) === session && !session.link) await this.removeSession(record, 'heartbeatTimeout');
       });
     });
+  }
+
+  addRemoteCandidates(
+    ref: SessionRef,
+    role: MediaRole,
+    streamID: string,
+    candidates: readonly string[],
+  ): Promise<Outcome<Record<string, never>>> {
+    return this.streams.addRemoteCandidates(ref.appID, ref.sessionID, role, streamID, candidates);
+  }
+
+  /** The room a live stream of the app is published in. */
+  async roomOfStream(appID: number, streamID: string): Promise<string | undefined> {
+    const publication = await this.ctx.store.publication(appID, streamID);
+    return publication?.live ? publication.roomID : undefined;
   }
 
   publish(ref: SessionRef, req: ClientRequest<'publish'>): Promise<Outcome<ReplyData<'publish'>>> {

@@ -13,6 +13,7 @@ import {
   validateStreamExtraInfo,
   validateStreamID,
   type ClientRequest,
+  type MediaRole,
   type ReplyData,
   type StreamDevices,
   type StreamInfo,
@@ -90,7 +91,9 @@ export class RoomStreams {
     media.observer.once('connected', () => void queues.run(appID, () => this.announce(publication, media)));
     media.observer.once('closed', () => {
       void queues.run(appID, async () => {
-        if (current()) this.detachMedia(publication);
+        if (!current()) return;
+        this.detachMedia(publication);
+        live.session(sessionID)?.link?.mediaClosed?.('publish', streamID);
       });
     });
     media.observer.on('activeLayers', (active) => {
@@ -270,7 +273,7 @@ export class RoomStreams {
   private async endpointOf(
     appID: number,
     sessionID: string,
-    role: 'publish' | 'play',
+    role: MediaRole,
     streamID: string,
   ): Promise<MediaPublisher | MediaSubscriber | undefined> {
     const { store, live } = this.ctx;
@@ -291,6 +294,25 @@ export class RoomStreams {
     if (!media?.connected) return fail(interrupted, `no connected media transport for ${req.role} of ${req.streamID}`);
     try {
       return ok({ sdp: await media.restartIce(req.sdp) });
+    } catch (err) {
+      return this.mediaFailure(err, interrupted);
+    }
+  }
+
+  /** Candidates a client trickled after its offer, for the transport of a stream it publishes or plays. */
+  async addRemoteCandidates(
+    appID: number,
+    sessionID: string,
+    role: MediaRole,
+    streamID: string,
+    candidates: readonly string[],
+  ): Promise<Outcome<Record<string, never>>> {
+    const media = await this.endpointOf(appID, sessionID, role, streamID);
+    const interrupted = role === 'publish' ? ErrorCode.PublishInterrupted : ErrorCode.PlayInterrupted;
+    if (!media) return fail(interrupted, `no media transport for ${role} of ${streamID}`);
+    try {
+      media.addRemoteCandidates(candidates);
+      return ok({});
     } catch (err) {
       return this.mediaFailure(err, interrupted);
     }

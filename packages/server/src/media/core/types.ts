@@ -37,6 +37,11 @@ export interface MediaEndpoint<Events extends EndpointEvents & Record<keyof Even
   linkQuality(): LinkQuality;
   /** Answers an ICE restart (an offer with new ICE credentials): the transport, and everything on it, stays. */
   restartIce(offer: string): Promise<string>;
+  /**
+   * Candidates the client found after its offer (trickle ICE: `candidate:` lines of SDP, with or
+   * without their `a=`). Throws SdpError, adding none, if one cannot be parsed.
+   */
+  addRemoteCandidates(candidates: readonly string[]): void;
   close(): void;
 }
 

@@ -244,6 +244,9 @@ export class RelayedPublisher implements MediaPublisher, LayerSource {
     return Promise.reject(new Error('a relayed stream has no transport of its own'));
   }
 
+  /** Nothing to add them to: it has no transport of its own. */
+  addRemoteCandidates(): void {}
+
   setMediaDue(): void {}
 
   close(): void {

@@ -6,6 +6,7 @@
 import { EventEmitter } from 'node:events';
 import {
   CandidatePairState,
+  candidateFromSdp,
   RTCPeerConnection,
   RTCRtpCodecParameters,
   SessionDescription,
@@ -293,6 +294,20 @@ export abstract class WeriftPeer<Events extends EndpointEvents & Record<keyof Ev
     }
   }
 
+  addRemoteCandidates(candidates: readonly string[]): void {
+    const iceTransport = this.transport?.iceTransport;
+    let parsed;
+    try {
+      parsed = candidates.map((line) => candidateFromSdp(line.replace(/^a=/, '').replace(/^candidate:/, '')));
+    } catch {
+      throw new SdpError('a candidate cannot be parsed');
+    }
+    if (parsed.some((candidate) => !candidate.ip || !Number.isInteger(candidate.port))) throw new SdpError('a candidate has no address');
+    // werift checks each pair it forms at once; a closed peer has nothing to add to.
+    if (!iceTransport || this.closed) return;
+    for (const candidate of parsed) void iceTransport.addRemoteCandidate(candidate);
+  }
+
   /** The round trip of the ICE pair in use (consent checks measure it), if known. */
   protected rttMs(): number | undefined {
     const rtt = this.iceConnection?.nominated?.rtt;
@@ -356,12 +371,13 @@ export abstract class WeriftPeer<Events extends EndpointEvents & Record<keyof Ev
 
   /** Applies the client's offer, lets `prepare` set up transceivers, and produces the answer. */
   protected async negotiate(offer: string, prepare: (t: RTCRtpTransceiver) => void): Promise<void> {
-    if (!/^v=0\r?\n/.test(offer) || !/^m=(audio|video) /m.test(offer)) throw new SdpError('offer has no audio or video section');
-    // One stream is at most one audio and one video track.
-    if ((offer.match(/^m=audio /gm)?.length ?? 0) > 1 || (offer.match(/^m=video /gm)?.length ?? 0) > 1) {
-      throw new SdpError('offer has more than one audio or video section');
-    }
+    // A refused offer closes the peer: its connect timeout and ICE agent go with it.
     try {
+      if (!/^v=0\r?\n/.test(offer) || !/^m=(audio|video) /m.test(offer)) throw new SdpError('offer has no audio or video section');
+      // One stream is at most one audio and one video track.
+      if ((offer.match(/^m=audio /gm)?.length ?? 0) > 1 || (offer.match(/^m=video /gm)?.length ?? 0) > 1) {
+        throw new SdpError('offer has more than one audio or video section');
+      }
       await this.pc.setRemoteDescription({ type: 'offer', sdp: offer });
       for (const t of this.pc.getTransceivers()) prepare(t);
       if (!this.pc.getTransceivers().some((t) => t.codecs.length > 0)) throw new SdpError('no codec in common');
