@@ -68,7 +68,18 @@ function tile(streamID: string): HTMLVideoElement {
     const code = engine?.setPlayVolume(streamID, Number(volume.value));
     if (code) log(`setPlayVolume stream=${streamID} failed code=${code}`);
   };
-  div.append(video, name, quality, volume);
+  // Where WHEP players (ffplay, GStreamer, OBS, a browser) play this stream: POST an offer with a Bearer token04.
+  const whep = document.createElement('a');
+  whep.className = 'whep';
+  whep.textContent = 'WHEP';
+  whep.href = new URL(`/whep/${encodeURIComponent(field('appID').value)}/${encodeURIComponent(streamID)}`, location.href).href;
+  whep.title = `WHEP URL of ${streamID} (click to copy)`;
+  whep.onclick = (event) => {
+    event.preventDefault();
+    void navigator.clipboard?.writeText(whep.href).catch(() => undefined);
+    log(`WHEP URL of ${streamID}: ${whep.href}`);
+  };
+  div.append(video, name, quality, volume, whep);
   videos.append(div);
   return video;
 }

@@ -76,7 +76,9 @@ test('Chromium publishes over WHIP and plays over WHEP with the whip-whep client
   await player.goto(`${server.httpUrl}/`);
   await player.addScriptTag({ type: 'module', content: clientScript('whep.js', 'WHEPClient') });
   await player.waitForFunction('window.WHEPClient !== undefined');
-  const whepUrl = `${server.httpUrl}/whep/${DEV_APP.appID}/chromium-whip`;
+  // The demo's tile of the stream links the URL a WHEP player plays it at.
+  const whepUrl = await member.getAttribute('.tile[data-stream-id="chromium-whip"] a.whep', 'href');
+  assert.equal(whepUrl, `${server.httpUrl}/whep/${DEV_APP.appID}/chromium-whip`);
   await player.evaluate(`(async () => {
     const pc = new RTCPeerConnection();
     pc.addTransceiver('audio', { direction: 'recvonly' });

@@ -207,10 +207,10 @@ export class WhipEndpoints {
   private iceServersFor(appText: string, req: IncomingMessage): { link?: string[] } {
     const app = this.options.apps.get(Number(appText));
     const token = bearerOf(req);
-    const decoded = app && token ? decodeToken04(token, app.serverSecret) : undefined;
-    if (!decoded?.ok) return {};
-    const verified = verifyToken04(token!, app!.serverSecret, { appID: app!.appID, userID: decoded.claims.user_id });
-    const servers = verified.ok ? this.options.iceServers(decoded.claims.user_id) : undefined;
+    if (!app || !token) return {};
+    const decoded = decodeToken04(token, app.serverSecret);
+    if (!decoded.ok || !verifyToken04(token, app.serverSecret, { appID: app.appID, userID: decoded.claims.user_id }).ok) return {};
+    const servers = this.options.iceServers(decoded.claims.user_id);
     return servers ? { link: iceServerLinks(servers) } : {};
   }
 
