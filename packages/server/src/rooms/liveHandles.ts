@@ -18,7 +18,7 @@ export interface ClientLink {
   /** Ends the connection after pending frames are flushed. */
   close(): void;
   /**
-   * The media transport of a stream the session publishes closed (its ICE consent or DTLS ended).
+   * The media transport of a stream the session publishes closed (never connected, or its ICE consent or DTLS ended).
    * The SDK sees this on its own peer connection; a client without signalling (WHIP) is told here.
    */
   mediaClosed?(role: MediaRole, streamID: string): void;

@@ -290,7 +290,7 @@ export class RoomStreams {
   /** New ICE credentials for the transport of a stream the session publishes or plays; nothing else changes. */
   async restartIce(appID: number, sessionID: string, req: ClientRequest<'restartIce'>): Promise<Outcome<ReplyData<'restartIce'>>> {
     const media = await this.endpointOf(appID, sessionID, req.role, req.streamID);
-    const interrupted = req.role === 'publish' ? ErrorCode.PublishInterrupted : ErrorCode.PlayInterrupted;
+    const interrupted = interruptedCode(req.role);
     if (!media?.connected) return fail(interrupted, `no connected media transport for ${req.role} of ${req.streamID}`);
     try {
       return ok({ sdp: await media.restartIce(req.sdp) });
@@ -308,7 +308,7 @@ export class RoomStreams {
     candidates: readonly string[],
   ): Promise<Outcome<Record<string, never>>> {
     const media = await this.endpointOf(appID, sessionID, role, streamID);
-    const interrupted = role === 'publish' ? ErrorCode.PublishInterrupted : ErrorCode.PlayInterrupted;
+    const interrupted = interruptedCode(role);
     if (!media) return fail(interrupted, `no media transport for ${role} of ${streamID}`);
     try {
       media.addRemoteCandidates(candidates);
@@ -350,6 +350,9 @@ export class RoomStreams {
     return fail(fallback, 'media negotiation failed');
   }
 }
+
+/** What a request on a stream's media transport fails with when that transport is not there (or not up). */
+const interruptedCode = (role: MediaRole): FailureCode => (role === 'publish' ? ErrorCode.PublishInterrupted : ErrorCode.PlayInterrupted);
 
 /** A token session may publish only with privilege 2, only listed streams (if listed), and only before it expires. */
 function publishDenied(token: SessionToken | undefined, streamID: string, nowMs: number): Failure | undefined {
