@@ -11,7 +11,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Page } from 'playwright-core';
 import { DEV_APP, generateToken04, startServer } from '@parley/server';
-import { cameraClip, launchChromium, openDemo, remoteVideoSize, teardown } from '@parley/testkit';
+import { cameraClip, gotoSteady, launchChromium, openDemo, remoteVideoSize, teardown } from '@parley/testkit';
 
 const require = createRequire(import.meta.url);
 /** A whip-whep module's source, with its class put on `window` for the test's scripts. */
@@ -56,7 +56,7 @@ test('Chromium publishes over WHIP and plays over WHEP with the whip-whep client
   const member = await openDemo(server.httpUrl, browser, 'member', { roomID: 'whip', publish: false });
 
   const publisher = await browser.newPage();
-  await publisher.goto(`${server.httpUrl}/`);
+  await gotoSteady(publisher, `${server.httpUrl}/`);
   await publisher.addScriptTag({ type: 'module', content: clientScript('whip.js', 'WHIPClient') });
   await publisher.waitForFunction('window.WHIPClient !== undefined');
   const whipUrl = `${server.httpUrl}/whip/${DEV_APP.appID}/whip/chromium-whip`;
@@ -73,7 +73,7 @@ test('Chromium publishes over WHIP and plays over WHEP with the whip-whep client
   assert.match(await member.evaluate(() => document.getElementById('log')!.textContent!), /chromium-whip-user/, 'told of the WHIP user');
 
   const player = await browser.newPage();
-  await player.goto(`${server.httpUrl}/`);
+  await gotoSteady(player, `${server.httpUrl}/`);
   await player.addScriptTag({ type: 'module', content: clientScript('whep.js', 'WHEPClient') });
   await player.waitForFunction('window.WHEPClient !== undefined');
   // The demo's tile of the stream links the URL a WHEP player plays it at.

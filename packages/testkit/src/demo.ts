@@ -26,7 +26,7 @@ export async function openDemo(
   await page.addInitScript(RECORD_MEDIA);
   const query = new URLSearchParams({ userID, roomID, videoCodec, scenario, ...params });
   if (audioPreset !== undefined) query.set('audioPreset', String(audioPreset));
-  await page.goto(`${httpUrl}/?${query}`);
+  await gotoSteady(page, `${httpUrl}/?${query}`);
   // The page fills its fields (from the URL, and a dev server's credentials) before it logs "ready".
   await page.waitForFunction(() => / ready$/m.test(document.getElementById('log')?.textContent ?? ''));
   await page.click('#join');
@@ -42,6 +42,21 @@ export async function openDemo(
   }
   if (publish) await page.click('#publish');
   return page;
+}
+
+/**
+ * Navigates, again when Chromium aborts with ERR_NETWORK_CHANGED: it does whenever an interface comes or goes on the
+ * machine, which the network tests running beside this one do all the time.
+ */
+export async function gotoSteady(page: Page, url: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await page.goto(url);
+      return;
+    } catch (err) {
+      if (attempt === 3 || !String(err).includes('ERR_NETWORK_CHANGED')) throw err;
+    }
+  }
 }
 
 /** Shows the page's remote tiles at 1280×720, a view the largest simulcast layer fits: only the network then limits a player's layer. */
