@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { WebhookOptions } from './webhooks/dispatcher.js';
+import type { RecordingOptions } from './recording/recordings.js';
 import type { TurnOptions } from './auth/turnCredentials.js';
 
 /** A serverSecret: 32 printable ASCII characters. */
@@ -72,6 +73,8 @@ export interface ServerOptions {
   activeSpeakerIntervalMs?: number;
   /** One node of a cluster whose room state is in Redis; without it, one process with its state in memory. */
   cluster?: ClusterOptions;
+  /** Where recordings (StartRecord) are written, and what runs for each finished file; without it StartRecord is refused. */
+  recording?: RecordingOptions;
 }
 
 export interface ClusterOptions {

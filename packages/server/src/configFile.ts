@@ -98,6 +98,13 @@ const clusterSchema = z
   })
   .strict();
 
+const recordingSchema = z
+  .object({
+    dir: z.string(expected('must be a folder')).min(1, 'must be a folder'),
+    onFileReady: z.string(expected('must be a shell command')).min(1, 'must be a shell command').optional(),
+  })
+  .strict();
+
 const configFileSchema = z
   .object({
     listen: z.object({ host: ipv4.optional(), port: port.optional() }).strict().optional(),
@@ -129,6 +136,7 @@ const configFileSchema = z
     media: mediaSchema.optional(),
     turn: turnSchema.optional(),
     cluster: clusterSchema.optional(),
+    recording: recordingSchema.optional(),
     log: z
       .object({ level: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).optional() })
       .strict()
@@ -200,6 +208,7 @@ export function loadConfig(text: string, fileName: string, env: Record<string, s
       media: withMediaPorts(config.media ?? {}),
       turn: config.turn,
       cluster: config.cluster,
+      recording: config.recording,
       logLevel: config.log?.level,
       staticDir: config.demo ? undefined : false,
     },

@@ -28,6 +28,7 @@ import { turnCredentials } from './auth/turnCredentials.js';
 import { TrustedProxies } from './http/clientAddress.js';
 import { AppRegistry } from './apps.js';
 import { WhipEndpoints } from './whip/whipEndpoints.js';
+import { Recordings } from './recording/recordings.js';
 import { DEFAULT_LEASE_MS, joinCluster, nodeLoadMeter } from './cluster/cluster.js';
 
 export interface ParleyServer {
@@ -134,9 +135,21 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
     activeSpeakerIntervalMs: options.activeSpeakerIntervalMs ?? DEFAULT_ACTIVE_SPEAKER_INTERVAL_MS,
     iceServers,
   });
+  const recordings =
+    options.recording &&
+    new Recordings(
+      {
+        streamsOf: async (appID, roomID) => (await rooms.describeRoom(appID, roomID))?.streams ?? [],
+        tap: (appID, streamID) => rooms.tap(appID, streamID),
+        onStreamCreated: (listener) => rooms.observer.on('streamCreated', ({ appID, roomID }) => listener(appID, roomID)),
+      },
+      options.recording,
+      log,
+    );
   const webhooks = new WebhookDispatcher({
     apps,
     observer: rooms.observer,
+    recordings: recordings?.observer,
     log,
     options: options.webhooks,
     // A node's webhooks wait in Redis, delivered by whichever node holds their partition: they outlive the node.
@@ -148,7 +161,7 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
       }),
     }),
   });
-  const serverApi = new ServerApi(apps, rooms, log);
+  const serverApi = new ServerApi(apps, { rooms, recordings }, log);
   const staticDir = options.staticDir ?? defaultStaticDir();
   const devApp = options.devMode ? options.apps[0] : undefined;
 
@@ -205,6 +218,7 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
       http.listen({ port: options.port ?? DEFAULT_PORT, host, backlog: LISTEN_BACKLOG }, () => resolve());
     });
   } catch (err) {
+    await recordings?.close();
     await webhooks.close();
     await media.close();
     await cluster?.close();
@@ -248,6 +262,8 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
           log.info({ drainMs, sessions: rooms.heldSessions }, 'draining');
           await sessionsGone(rooms, drainMs, drain.signal);
         }
+        // Recordings finish their files before the streams go (their ends would begin new segments).
+        await recordings?.close();
         if (cluster) await rooms.releaseAll();
         else await rooms.closeAll();
         // The webhooks of the shutdown (and those still queued) get a bounded grace meanwhile.

@@ -20,7 +20,15 @@ import { createClient } from 'redis';
 import { SimulatedClock, startRedis, type RedisServer } from '@parley/testkit';
 import { AppRegistry } from '../src/apps.js';
 import { DEFAULT_LIMITS, randomApp, type AppConfig } from '../src/config.js';
-import { SdpError, type MediaPlane, type MediaPublisher, type MediaStats, type MediaSubscriber } from '../src/media/index.js';
+import {
+  SdpError,
+  type MediaPlane,
+  type MediaPublisher,
+  type MediaStats,
+  type MediaSubscriber,
+  type MediaTap,
+  type TappedPacket,
+} from '../src/media/index.js';
 import type { EndpointEvents, LinkQuality, PublisherEvents } from '../src/media/core/types.js';
 import type { ClientLink } from '../src/rooms/liveHandles.js';
 import type { RoomServiceEvents } from '../src/rooms/observer.js';
@@ -120,6 +128,26 @@ export class FakePublisher extends FakeEndpoint<PublisherEvents> implements Medi
 
   setMediaDue(due: boolean): void {
     this.mediaDue = due;
+  }
+
+  /** A tap that carries nothing and closes with the publisher. */
+  tap(): MediaTap {
+    const observer = new EventEmitter<{ packet: [TappedPacket]; closed: [] }>();
+    const tap = {
+      observer,
+      audio: true,
+      videoCodec: 'vp8' as const,
+      closed: false,
+      requestKeyFrame: () => undefined,
+      close: () => undefined,
+    };
+    tap.close = () => {
+      if (tap.closed) return;
+      tap.closed = true;
+      observer.emit('closed');
+    };
+    this.observer.once('closed', tap.close);
+    return tap;
   }
 
   override close(): void {

@@ -157,7 +157,10 @@ for (const [storeName, makeStore] of STORES) {
     const world = await RoomWorld.open(t, makeStore);
     const alice = await world.login('r', 'alice');
     const bob = await world.login('r', 'bob');
-    const kicked = await actionHandlers.KickoutUser(world.rooms, world.app.appID, { RoomId: 'r', UserId: ['alice'] });
+    const kicked = await actionHandlers.KickoutUser({ rooms: world.rooms, recordings: undefined }, world.app.appID, {
+      RoomId: 'r',
+      UserId: ['alice'],
+    });
     assert.equal(kicked.Code, ApiCode.Success);
     const resumed = await world.rooms.resume(world.link(), 'n2', world.resumeRequest(alice, 'n2', alice.login.seq));
     assert.equal(resumed.code, ErrorCode.KickedByServer);
@@ -318,7 +321,7 @@ for (const [storeName, makeStore] of STORES) {
     await world.publish(alice, 's');
     assert.equal((await world.rooms.play(bob.ref, playRequest('s'))).code, 0);
 
-    const forbidden = await actionHandlers.ForbidRTCStream(world.rooms, appID, { StreamId: 's' });
+    const forbidden = await actionHandlers.ForbidRTCStream({ rooms: world.rooms, recordings: undefined }, appID, { StreamId: 's' });
     assert.equal(forbidden.Code, ApiCode.Success);
     await world.rooms.settled();
     assert.deepEqual(
@@ -334,20 +337,32 @@ for (const [storeName, makeStore] of STORES) {
       [ErrorCode.StreamNotFound],
     );
     assert.equal((await world.rooms.publish(alice.ref, publishRequest('s'))).code, ErrorCode.StreamForbidden);
-    await actionHandlers.ResumeRTCStream(world.rooms, appID, { StreamId: 's' });
+    await actionHandlers.ResumeRTCStream({ rooms: world.rooms, recordings: undefined }, appID, { StreamId: 's' });
     assert.equal((await world.rooms.publish(alice.ref, publishRequest('s'))).code, 0);
 
-    const kicked = await actionHandlers.KickoutUser(world.rooms, appID, { RoomId: 'r', UserId: ['bob', 'nobody'] });
+    const kicked = await actionHandlers.KickoutUser({ rooms: world.rooms, recordings: undefined }, appID, {
+      RoomId: 'r',
+      UserId: ['bob', 'nobody'],
+    });
     assert.deepEqual(kicked.Data, { KickedUsers: ['bob'] });
     assert.deepEqual(
       bob.link.of('kickedOut').map((m) => [m.code, m.reason]),
       [[ErrorCode.KickedByServer, 'kicked']],
     );
     assert.deepEqual(await userIDs(world, 'r'), ['alice', 'carol']);
-    assert.equal((await actionHandlers.KickoutUser(world.rooms, appID, { RoomId: 'none', UserId: ['bob'] })).Code, ApiCode.RoomNotFound);
+    assert.equal(
+      (await actionHandlers.KickoutUser({ rooms: world.rooms, recordings: undefined }, appID, { RoomId: 'none', UserId: ['bob'] })).Code,
+      ApiCode.RoomNotFound,
+    );
 
-    assert.equal((await actionHandlers.CloseRoom(world.rooms, appID, { RoomId: 'none' })).Code, ApiCode.RoomNotFound);
-    assert.equal((await actionHandlers.CloseRoom(world.rooms, appID, { RoomId: 'r' })).Code, ApiCode.Success);
+    assert.equal(
+      (await actionHandlers.CloseRoom({ rooms: world.rooms, recordings: undefined }, appID, { RoomId: 'none' })).Code,
+      ApiCode.RoomNotFound,
+    );
+    assert.equal(
+      (await actionHandlers.CloseRoom({ rooms: world.rooms, recordings: undefined }, appID, { RoomId: 'r' })).Code,
+      ApiCode.Success,
+    );
     assert.deepEqual(
       [alice, carol].map((u) => u.link.of('kickedOut').map((m) => m.reason)),
       [['roomClosed'], ['roomClosed']],

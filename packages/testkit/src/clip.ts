@@ -50,3 +50,26 @@ export function speechClip(seconds = 10): string {
     ['-ac', '1', '-c:a', 'pcm_s16le'],
   );
 }
+
+/** The second within each second of the sync clip at which it flashes and beeps. */
+export const SYNC_MARK_AT = 0.5;
+
+/**
+ * A clip that flashes white for one frame and beeps (1 kHz, 100 ms) at the same instant every
+ * second, as VP8 in IVF (640×360, 30 fps, a keyframe every 30 frames) and Opus in Ogg (20 ms
+ * frames): a recording's audio-to-video offset is where its beeps start less where its flashes are.
+ */
+export function syncClip(seconds = 10): { ivf: string; ogg: string } {
+  const flash = `if(between(mod(T,1),${SYNC_MARK_AT},${SYNC_MARK_AT}+0.03),235,60)`;
+  const ivf = generated(
+    `parley-sync-${seconds}s.ivf`,
+    `color=c=gray:s=640x360:r=30:d=${seconds},format=yuv420p,geq=lum='${flash}':cb=128:cr=128`,
+    ['-c:v', 'libvpx', '-b:v', '800k', '-g', '30', '-keyint_min', '30', '-deadline', 'realtime'],
+  );
+  const ogg = generated(
+    `parley-sync-${seconds}s.ogg`,
+    `aevalsrc='0.5*sin(2*PI*1000*t)*between(mod(t,1),${SYNC_MARK_AT},${SYNC_MARK_AT + 0.1})+0.01*sin(2*PI*150*t)':s=48000:d=${seconds}`,
+    ['-ac', '1', '-c:a', 'libopus', '-frame_duration', '20', '-b:a', '64k'],
+  );
+  return { ivf, ogg };
+}

@@ -17,3 +17,4 @@ export * from './serverApi.js';
 export * from './cluster.js';
 export * from './delay.js';
 export * from './whipClient.js';
+export * from './mediaCheck.js';

@@ -1,4 +1,7 @@
-/** A business server's call of the server API: a signed GET of `action` with `params` in the query string. */
+/**
+ * A business server's call of the server API: a signed GET of `action` with `params` in the query
+ * string, or a POST with them as a JSON body when one is not a string (the recording actions' objects).
+ */
 import { randomBytes } from 'node:crypto';
 import { apiSignature, type AppConfig } from '@parley/server';
 
@@ -12,7 +15,7 @@ export async function callServerApi(
   httpUrl: string,
   app: AppConfig,
   action: string,
-  params: Record<string, string>,
+  params: Record<string, unknown>,
 ): Promise<ServerApiReply> {
   const nonce = randomBytes(8).toString('hex');
   const timestamp = Math.floor(Date.now() / 1000);
@@ -24,8 +27,12 @@ export async function callServerApi(
     Timestamp: String(timestamp),
     SignatureVersion: '2.0',
     Signature: apiSignature(app.appID, nonce, app.serverSecret, timestamp),
-    ...params,
   };
   for (const [key, value] of Object.entries(query)) url.searchParams.set(key, value);
-  return (await (await fetch(url)).json()) as ServerApiReply;
+  if (Object.values(params).every((v) => typeof v === 'string')) {
+    for (const [key, value] of Object.entries(params)) url.searchParams.set(key, value as string);
+    return (await (await fetch(url)).json()) as ServerApiReply;
+  }
+  const body = JSON.stringify(params);
+  return (await (await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body })).json()) as ServerApiReply;
 }

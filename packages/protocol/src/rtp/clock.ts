@@ -13,3 +13,13 @@ export const realClock: Clock = {
     return () => clearInterval(timer);
   },
 };
+
+/** Milliseconds from the NTP epoch (1900) to the Unix epoch. */
+export const NTP_EPOCH_OFFSET_MS = 2_208_988_800_000;
+
+/** Now as a 64-bit NTP timestamp, for RTCP sender reports. */
+export function ntpNow(): bigint {
+  const ms = performance.timeOrigin + performance.now() + NTP_EPOCH_OFFSET_MS;
+  const seconds = Math.floor(ms / 1000);
+  return (BigInt(seconds) << 32n) | BigInt(Math.floor(((ms - seconds * 1000) / 1000) * 2 ** 32));
+}

@@ -8,6 +8,8 @@ import {
   RTCRtpCodecParameters,
   RTP_EXTENSION_URI,
   RtcpPayloadSpecificFeedback,
+  RtcpSenderInfo,
+  RtcpSrPacket,
   RtcpTransportLayerFeedback,
   RtpHeader,
   RtpPacket,
@@ -40,7 +42,9 @@ import {
   livenessSample,
   NackGenerator,
   noMediaDrops,
+  ntpNow,
   rtpReceiverInternals,
+  rtpSenderInternals,
   withoutDefaultStunServer,
   type MediaDrops,
   type MediaReceived,
@@ -64,6 +68,8 @@ import { Vp8FrameAssembler } from './frameAssembler.js';
 import { SequenceUnwrapper } from './unwrap.js';
 
 const VIDEO_CLOCK_KHZ = 90;
+/** How often the video layers' sender reports go (libwebrtc's interval for video). */
+const VIDEO_REPORT_INTERVAL_MS = 1000;
 const AUDIO_CLOCK_KHZ = 48;
 const PLI_COUNT = 1;
 const FIR_COUNT = 4;
@@ -181,6 +187,10 @@ class LayerStream {
   /** What went out first-hand (werift's sender does not see these packets, so its statistics miss them). */
   framesSent = 0;
   bytesSent = 0;
+  packetsSent = 0;
+  /** The last packet sent first-hand: its RTP timestamp and when it went (NTP), for sender reports. */
+  lastTimestamp = 0;
+  lastSentAt = 0n;
 
   constructor(
     readonly ssrc: number,
@@ -197,6 +207,7 @@ class NodePublishTransport extends WeriftTransport {
   private audioSeq = 1 + Math.floor(Math.random() * 0x7fff);
   /** The sound level the app gave with its last audio frame. */
   private capturedLevel = 0;
+  private reportTimer: NodeJS.Timeout | undefined;
 
   constructor(
     layerCount: number,
@@ -240,6 +251,9 @@ class NodePublishTransport extends WeriftTransport {
     }
     // Keyframe requests and NACKs name a layer's SSRC, which werift's sender does not know.
     this.video.dtlsTransport.onRtcp.subscribe((rtcp) => this.onRtcp(rtcp));
+    clearInterval(this.reportTimer);
+    this.reportTimer = setInterval(() => this.reportVideo(), VIDEO_REPORT_INTERVAL_MS);
+    this.reportTimer.unref();
   }
 
   private onRtcp(rtcp: RtcpPacket): void {
@@ -285,9 +299,40 @@ class NodePublishTransport extends WeriftTransport {
       const packet = new RtpPacket(header, Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength));
       stream.sent[header.sequenceNumber % SENT_HISTORY] = packet;
       stream.bytesSent += header.serializeSize + packet.payload.length;
+      stream.packetsSent++;
+      stream.lastTimestamp = timestamp;
+      stream.lastSentAt = ntpNow();
       this.transmit(packet);
     });
     return true;
+  }
+
+  /**
+   * Sender reports of the video layers, whose packets bypass werift's sender (which reports only
+   * what it sent itself): receivers, recordings among them, sync audio and video by them.
+   */
+  private reportVideo(): void {
+    if (this.pc.connectionState === 'closed') {
+      clearInterval(this.reportTimer);
+      return;
+    }
+    const dtls = this.video.dtlsTransport;
+    if (dtls?.state !== 'connected') return;
+    const reports = this.layers
+      .filter((l) => l.packetsSent > 0)
+      .map(
+        (l) =>
+          new RtcpSrPacket({
+            ssrc: l.ssrc,
+            senderInfo: new RtcpSenderInfo({
+              ntpTimestamp: l.lastSentAt,
+              rtpTimestamp: l.lastTimestamp,
+              packetCount: l.packetsSent >>> 0,
+              octetCount: l.bytesSent >>> 0,
+            }),
+          }),
+      );
+    if (reports.length > 0) void dtls.sendRtcp(reports).catch(() => undefined);
   }
 
   async soundLevel(): Promise<number> {
@@ -321,6 +366,9 @@ class NodePublishTransport extends WeriftTransport {
     const header = new RtpHeader({ sequenceNumber: this.audioSeq, timestamp, marker: false, payloadType: 0, ssrc: 0, extensions });
     this.audioSeq = (this.audioSeq + 1) & 0xffff;
     void this.audio.sendRtp(new RtpPacket(header, Buffer.from(frame.buffer, frame.byteOffset, frame.byteLength))).catch(() => undefined);
+    // werift stamps its sender reports with a malformed NTP fraction (the decimal digits of the
+    // seconds): its own sending of the packet above (synchronous) has just set it, and is corrected.
+    rtpSenderInternals(this.audio).ntpTimestamp = ntpNow();
   }
 }
 

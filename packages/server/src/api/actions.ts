@@ -7,6 +7,8 @@ import { ErrorCode, type User } from '@parley/protocol';
 import type { RoomService, RoomView } from '../rooms/roomService.js';
 import type { RoomMessaging, Sender } from '../rooms/messaging.js';
 import type { Outcome } from '../outcome.js';
+import { recordFileFields, RecordStatus, type Recordings } from '../recording/recordings.js';
+import { RecordQuitReason, type RecordingTask } from '../recording/recordingTask.js';
 
 /** Codes of the server API (not those of the SDK). */
 export const ApiCode = {
@@ -26,6 +28,11 @@ export const ApiCode = {
   SignatureVersionMissing: 100000013,
   SignatureVersionUnsupported: 100000014,
   RoomNotFound: 5018,
+  /** Recording: no `recording` in the server's configuration. */
+  RecordingNotConfigured: 300000002,
+  RecordTaskNotFound: 300001000,
+  RecordTaskStopped: 300001001,
+  RecordSystemError: 300010000,
 } as const;
 
 export type ActionResult = { Code: number; Message: string; Data?: unknown };
@@ -69,18 +76,47 @@ export const actionSchemas = {
   }),
   ForbidRTCStream: z.object({ StreamId: streamId }),
   ResumeRTCStream: z.object({ StreamId: streamId }),
+  StartRecord: z.object({
+    RoomId: roomId,
+    RecordInputParams: z.object({
+      /** 1: each stream to its own files. (2, the room mixed into one, is not offered.) */
+      RecordMode: z.literal(1, { error: 'RecordMode must be 1 (single-stream); mixed recording is not offered' }),
+      /** 1 audio, 2 video, 3 both in one file, 4 both in separate files. */
+      StreamType: z.coerce.number().int().min(1).max(4).default(3),
+      RecordStreamList: z
+        .array(z.object({ StreamId: streamId }))
+        .max(100)
+        .default([]),
+      /** Seconds without a stream to record before the task ends. */
+      MaxIdleTime: z.coerce.number().int().min(1).max(86_400).default(30),
+      /** Seconds before the task ends whatever happens. */
+      MaxRecordTime: z.coerce.number().int().min(1).max(86_400).default(86_400),
+    }),
+    RecordOutputParams: z
+      .object({
+        OutputFileFormat: z.enum(['webm', 'mkv', 'ogg'], { error: 'OutputFileFormat must be webm, mkv or ogg' }).optional(),
+      })
+      .default({}),
+  }),
+  StopRecord: z.object({ TaskId: z.string().min(1).max(64) }),
+  DescribeRecordStatus: z.object({ TaskId: z.string().min(1).max(64) }),
 };
 
 export type ActionName = keyof typeof actionSchemas;
 type Params<A extends ActionName> = z.infer<(typeof actionSchemas)[A]>;
-type Handler<P> = (rooms: RoomService, appID: number, params: P) => Promise<ActionResult>;
+/** What actions act on: the rooms, and the recordings when the server records. */
+export interface ApiServices {
+  rooms: RoomService;
+  recordings: Recordings | undefined;
+}
+type Handler<P> = (services: ApiServices, appID: number, params: P) => Promise<ActionResult>;
 
 const roomNotFound = (roomID: string): ActionResult => ({ Code: ApiCode.RoomNotFound, Message: `room ${roomID} does not exist` });
 
 /** A handler that reads one open room (5018 if it is not open). */
 const viewing =
   <P extends { RoomId: string }>(handler: (view: RoomView, params: P) => ActionResult): Handler<P> =>
-  async (rooms, appID, params) => {
+  async ({ rooms }, appID, params) => {
     const view = await rooms.describeRoom(appID, params.RoomId);
     return view ? handler(view, params) : roomNotFound(params.RoomId);
   };
@@ -104,21 +140,36 @@ const sending =
     send: (messaging: RoomMessaging, room: { appID: number; roomID: string }, from: Sender, params: P) => Promise<Outcome<T>>,
     data?: (sent: T) => unknown,
   ): Handler<P> =>
-  async (rooms, appID, params) => {
+  async ({ rooms }, appID, params) => {
     const outcome = await rooms.sayAs(appID, params.RoomId, sender(params), (messaging, room, from) => send(messaging, room, from, params));
     if (!outcome) return roomNotFound(params.RoomId);
     return messagingResult(outcome, outcome.code === 0 && data ? data(outcome.data) : undefined);
   };
 
+/** A handler of the recordings (300000002 when the server does not record). */
+const recording =
+  <P>(handler: (recordings: Recordings, appID: number, params: P) => Promise<ActionResult>): Handler<P> =>
+  async ({ recordings }, appID, params) =>
+    recordings
+      ? handler(recordings, appID, params)
+      : { Code: ApiCode.RecordingNotConfigured, Message: 'this server does not record (no recording.dir)' };
+
+/** A handler of one of the app's recording tasks (300001000 when there is none of that ID). */
+const recordingTask = <P extends { TaskId: string }>(handler: (task: RecordingTask) => Promise<ActionResult>): Handler<P> =>
+  recording(async (recordings, appID, { TaskId }) => {
+    const task = recordings.task(appID, TaskId);
+    return task ? handler(task) : { Code: ApiCode.RecordTaskNotFound, Message: `no recording task ${TaskId}` };
+  });
+
 export const actionHandlers: { [A in ActionName]: Handler<Params<A>> } = {
-  KickoutUser: async (rooms, appID, { RoomId, UserId }) => {
+  KickoutUser: async ({ rooms }, appID, { RoomId, UserId }) => {
     if (!(await rooms.describeRoom(appID, RoomId))) return roomNotFound(RoomId);
     const kicked = [];
     for (const id of UserId) if (await rooms.kickOut(appID, RoomId, id)) kicked.push(id);
     return ok({ KickedUsers: kicked });
   },
-  CloseRoom: async (rooms, appID, { RoomId }) => ((await rooms.closeRoom(appID, RoomId)) ? ok() : roomNotFound(RoomId)),
-  DescribeUserNum: async (rooms, appID, { RoomId }) =>
+  CloseRoom: async ({ rooms }, appID, { RoomId }) => ((await rooms.closeRoom(appID, RoomId)) ? ok() : roomNotFound(RoomId)),
+  DescribeUserNum: async ({ rooms }, appID, { RoomId }) =>
     ok({
       UserCountList: await Promise.all(
         RoomId.map(async (id) => ({ RoomId: id, UserCount: (await rooms.describeRoom(appID, id))?.users.length ?? 0 })),
@@ -143,12 +194,52 @@ export const actionHandlers: { [A in ActionName]: Handler<Params<A>> } = {
   SendCustomCommand: sending((messaging, room, from, params) =>
     messaging.customCommand(room, from, params.MessageContent, params.ToUserId ?? null),
   ),
-  ForbidRTCStream: async (rooms, appID, { StreamId }) => {
+  ForbidRTCStream: async ({ rooms }, appID, { StreamId }) => {
     await rooms.forbidStream(appID, StreamId);
     return ok();
   },
-  ResumeRTCStream: async (rooms, appID, { StreamId }) => {
+  ResumeRTCStream: async ({ rooms }, appID, { StreamId }) => {
     await rooms.resumeStream(appID, StreamId);
     return ok();
   },
+  StartRecord: recording(async (recordings, appID, { RoomId, RecordInputParams: input, RecordOutputParams: output }) => {
+    try {
+      const task = await recordings.start({
+        appID,
+        roomId: RoomId,
+        streamType: input.StreamType as 1 | 2 | 3 | 4,
+        streamIds: input.RecordStreamList.map((s) => s.StreamId),
+        format: output.OutputFileFormat,
+        maxIdleMs: input.MaxIdleTime * 1000,
+        maxRecordMs: input.MaxRecordTime * 1000,
+      });
+      return ok({ TaskId: task.params.taskId });
+    } catch (err) {
+      return { Code: ApiCode.RecordSystemError, Message: `the recording folder cannot be made: ${(err as Error).message}` };
+    }
+  }),
+  StopRecord: recordingTask(async (task) => {
+    if (task.state.kind === 'ended') return { Code: ApiCode.RecordTaskStopped, Message: 'the task has ended already' };
+    await task.end(RecordQuitReason.Stopped);
+    return ok();
+  }),
+  DescribeRecordStatus: recordingTask(async (task) => {
+    const { state, params } = task;
+    const status =
+      state.kind === 'recording'
+        ? RecordStatus.Recording
+        : state.reason === RecordQuitReason.FileWriteFailed
+          ? RecordStatus.EndedAbnormally
+          : RecordStatus.Ended;
+    return ok({
+      RoomId: params.roomId,
+      RecordMode: 1,
+      StreamType: params.streamType,
+      Status: status,
+      RecordBeginTimestamp: task.beganAt,
+      ...(state.kind === 'ended' && { RecordEndTimestamp: state.endedAt, QuitReason: state.reason }),
+      ...(state.kind === 'ended' && state.failure !== undefined && { Failure: state.failure }),
+      RecordFiles: task.files.map(recordFileFields),
+    });
+  }),
 };

@@ -7,9 +7,8 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { AppRegistry } from '../apps.js';
-import type { RoomService } from '../rooms/roomService.js';
 import { sendJson, type HttpRoutes } from '../http/routes.js';
-import { ApiCode, actionHandlers, actionSchemas, type ActionName, type ActionResult } from './actions.js';
+import { ApiCode, actionHandlers, actionSchemas, type ActionName, type ActionResult, type ApiServices } from './actions.js';
 import { NonceRegistry, SIGNATURE_WINDOW_SECONDS, apiSignature, signatureMatches } from './signature.js';
 import { openApiDocument } from './openapi.js';
 
@@ -65,7 +64,7 @@ export class ServerApi {
   constructor(
     /** The apps whose server secrets sign API calls. */
     private readonly apps: AppRegistry,
-    private readonly rooms: RoomService,
+    private readonly services: ApiServices,
     private readonly log: Logger,
   ) {}
 
@@ -130,7 +129,7 @@ export class ServerApi {
       const issue = parsed.error.issues[0];
       return { Code: ApiCode.InvalidParameter, Message: issue ? `${issue.path.join('.')}: ${issue.message}` : 'invalid parameters' };
     }
-    const handler = actionHandlers[action] as (rooms: RoomService, appID: number, params: unknown) => Promise<ActionResult>;
-    return handler(this.rooms, appID, parsed.data);
+    const handler = actionHandlers[action] as (services: ApiServices, appID: number, params: unknown) => Promise<ActionResult>;
+    return handler(this.services, appID, parsed.data);
   }
 }

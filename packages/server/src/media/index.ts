@@ -9,6 +9,9 @@ export type {
   MediaPlane,
   MediaPublisher,
   MediaSubscriber,
+  MediaTap,
+  TappedPacket,
+  SenderClock,
   MediaEndpoint,
   MediaStats,
   MediaRelayPlane,
@@ -16,4 +19,5 @@ export type {
   RelayStream,
 } from './core/types.js';
 export { SdpError, RelayUnavailable, emptyMediaStats } from './core/types.js';
+export { FrameAssembler, type AssembledFrame, type FrameCodec } from './core/frameAssembler.js';
 export { WeriftMediaPlane, type WeriftPlaneOptions } from './werift/weriftPlane.js';

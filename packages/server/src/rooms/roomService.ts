@@ -24,7 +24,7 @@ import type { AppConfig } from '../config.js';
 import type { AppRegistry } from '../apps.js';
 import { verifyAppSignProof, verifyResumeProof } from '../auth/appSign.js';
 import { verifyToken04 } from '../auth/token04.js';
-import type { MediaPlane } from '../media/index.js';
+import type { MediaPlane, MediaTap } from '../media/index.js';
 import { randomHex } from '../random.js';
 import { fail, ok, type Failure, type FailureCode, type Outcome } from '../outcome.js';
 import { realRoomClock, type RoomClock } from './clock.js';
@@ -371,6 +371,11 @@ export class RoomService {
       const session = await this.ctx.store.session(ref.appID, ref.sessionID);
       return session ? act(session) : fail(ErrorCode.NotLoggedIn, 'not logged in');
     });
+  }
+
+  /** A tap on a live stream's media (a recording's), here or relayed from its node; undefined while it has none. */
+  tap(appID: number, streamID: string): Promise<MediaTap | undefined> {
+    return this.streams.tap(appID, streamID);
   }
 
   /** Who is in a room and what is published there; undefined when the room is not open. */

@@ -19,7 +19,7 @@ import {
   type StreamInfo,
 } from '@parley/protocol';
 import type { Limits } from '../config.js';
-import { RelayUnavailable, SdpError, type MediaPlane, type MediaPublisher, type MediaSubscriber } from '../media/index.js';
+import { RelayUnavailable, SdpError, type MediaPlane, type MediaPublisher, type MediaSubscriber, type MediaTap } from '../media/index.js';
 import { fail, ok, type Failure, type FailureCode, type Outcome } from '../outcome.js';
 import { refOf, type RoomContext } from './roomContext.js';
 import type { StreamEndReason } from './observer.js';
@@ -219,6 +219,20 @@ export class RoomStreams {
       });
       return ok({ sdp: media.answer });
     });
+  }
+
+  /** A tap on a live stream's media, here or relayed from its node; undefined while it has none. */
+  async tap(appID: number, streamID: string): Promise<MediaTap | undefined> {
+    const publication = await this.ctx.store.publication(appID, streamID);
+    if (!publication?.live) return undefined;
+    const local = this.ctx.live.publisherMedia(publication.publicationID);
+    if (local) return local.tap();
+    if (publication.mediaNode === this.ctx.nodes.nodeId) return undefined; // its publisher is re-establishing its media
+    try {
+      return (await this.relayed(publication)).tap();
+    } catch {
+      return undefined;
+    }
   }
 
   /** A stream whose media is on another server, relayed here. Rejects with RelayUnavailable. */

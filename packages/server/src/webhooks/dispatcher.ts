@@ -10,7 +10,9 @@
  * attempt and redelivery.
  */
 import type { Logger } from 'pino';
+import type { EventEmitter } from 'node:events';
 import type { AppRegistry } from '../apps.js';
+import type { RecordStatusEvent } from '../recording/recordings.js';
 import type { RoomRef, RoomServiceEvents, RoomServiceObserver } from '../rooms/observer.js';
 import { ROOM_CLOSE_REASONS, ROOM_LOGOUT_REASONS, STREAM_CLOSE_TYPES, type UnsignedWebhook, type WebhookCommon } from './events.js';
 import { MemoryWebhookQueue } from './memoryWebhookQueue.js';
@@ -22,6 +24,8 @@ export { DEFAULT_WEBHOOK_OPTIONS, type WebhookOptions, type WebhookStats } from 
 export interface WebhookDispatcherOptions {
   apps: AppRegistry;
   observer: RoomServiceObserver;
+  /** A server that records reports its tasks too. */
+  recordings?: EventEmitter<{ recordStatus: [RecordStatusEvent] }> | undefined;
   log: Logger;
   options?: Partial<WebhookOptions>;
   /** Where webhooks wait: in this process's memory unless given (a cluster's Redis queue). */
@@ -40,13 +44,24 @@ export class WebhookDispatcher {
   private closing: Promise<void> | undefined;
 
   /** Throws if an app's callback configuration or an option is invalid. */
-  constructor({ apps, observer, log, options, queue = MemoryWebhookQueue.factory }: WebhookDispatcherOptions) {
+  constructor({ apps, observer, recordings, log, options, queue = MemoryWebhookQueue.factory }: WebhookDispatcherOptions) {
     const resolved = resolveWebhookOptions(options);
     this.log = log;
     this.sender = new WebhookSender(apps, resolved, log);
     this.queue = queue(this.sender, resolved, log);
     // Watched even without callbacks: a reloaded configuration may add some.
-    this.unsubscribe = this.watch(observer);
+    const unwatchRooms = this.watch(observer);
+    const onRecordStatus = (event: RecordStatusEvent): void => this.recordStatus(event);
+    recordings?.on('recordStatus', onRecordStatus);
+    this.unsubscribe = () => {
+      unwatchRooms();
+      recordings?.off('recordStatus', onRecordStatus);
+    };
+  }
+
+  private recordStatus({ appID, roomID, taskID, sequence, eventType, timeMs, detail }: RecordStatusEvent): void {
+    const ref = { appID, roomID, lifeID: taskID, seq: sequence + 1, timeMs };
+    this.record(ref, (f) => ({ ...f, event: 'record_status', task_id: taskID, event_type: eventType, sequence, detail }));
   }
 
   /** Whether `appID` has a callback URL, i.e. gets webhooks. */

@@ -4,10 +4,19 @@
  * business servers that receive the webhooks (see `verifyWebhook`).
  */
 import type { SessionEndReason, StreamEndReason } from '../rooms/observer.js';
+import type { RecordEventType } from '../recording/recordings.js';
 
 export type { SessionEndReason, StreamEndReason };
 
-export const WEBHOOK_EVENTS = ['room_create', 'room_close', 'room_login', 'room_logout', 'stream_create', 'stream_close'] as const;
+export const WEBHOOK_EVENTS = [
+  'room_create',
+  'room_close',
+  'room_login',
+  'room_logout',
+  'stream_create',
+  'stream_close',
+  'record_status',
+] as const;
 export type WebhookEventName = (typeof WEBHOOK_EVENTS)[number];
 
 /** `close_reason` of room_close: why the last user left. */
@@ -162,9 +171,30 @@ export interface StreamCloseWebhook extends WebhookCommon, UserFields {
   reason_detail: StreamEndReason;
 }
 
+/**
+ * A recording task's news: started (100), a file ready (1), ended abnormally (2: `detail.quit_reason`
+ * 3 MaxIdleTime, 4 MaxRecordTime, 1001 a file could not be written), finished (5). Its
+ * `room_session_id` is the task's ID and its `room_seq` the task's `sequence` + 1: a task's
+ * webhooks are ordered and deduplicated as a room lifetime's are.
+ */
+export interface RecordStatusWebhook extends WebhookCommon {
+  event: 'record_status';
+  task_id: string;
+  event_type: RecordEventType;
+  /** The task's events numbered from 0. */
+  sequence: number;
+  detail: Record<string, unknown>;
+}
+
 /** Any webhook, discriminated by `event`. */
 export type WebhookEvent =
-  RoomCreateWebhook | RoomCloseWebhook | RoomLoginWebhook | RoomLogoutWebhook | StreamCreateWebhook | StreamCloseWebhook;
+  | RoomCreateWebhook
+  | RoomCloseWebhook
+  | RoomLoginWebhook
+  | RoomLogoutWebhook
+  | StreamCreateWebhook
+  | StreamCloseWebhook
+  | RecordStatusWebhook;
 
 /** The fields set per delivery attempt. */
 export type WebhookSignedFields = 'timestamp' | 'nonce' | 'signature';

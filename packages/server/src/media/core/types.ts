@@ -70,8 +70,42 @@ export interface MediaPublisher extends MediaEndpoint<PublisherEvents> {
   speechLevel(): number;
   /** Creates a subscriber that receives this publisher's media, answering the player's offer. */
   subscribe(offer: string, video?: PlayVideo): Promise<MediaSubscriber>;
+  /** Hands this publisher's packets to the server itself (a recording): audio, and video of its largest usable layer. */
+  tap(): MediaTap;
   /** Whether the publisher must be sending RTP (it has not turned off or muted all it sends); its liveness is judged only then. */
   setMediaDue(due: boolean): void;
+}
+
+/** Where the sender's clock was at an RTP timestamp, as its last RTCP sender report said. */
+export interface SenderClock {
+  /** The sender's wall clock, Unix milliseconds. */
+  readonly unixMs: number;
+  readonly rtpTimestamp: number;
+}
+
+/** An RTP packet as a tap hands it on: audio as plain Opus (RED taken apart), video of one layer. */
+export interface TappedPacket {
+  readonly kind: 'audio' | 'video';
+  /** The video layer it belongs to: a tap that moves to another layer starts another sequence. */
+  readonly layer: number;
+  readonly sequenceNumber: number;
+  readonly timestamp: number;
+  readonly marker: boolean;
+  readonly payload: Buffer;
+  /** The latest sender report of its RTP stream, if one came. */
+  readonly senderClock: SenderClock | undefined;
+}
+
+export interface MediaTap {
+  readonly observer: EventEmitter<{ packet: [TappedPacket]; closed: [] }>;
+  /** The publisher sends audio (Opus, 48 kHz). */
+  readonly audio: boolean;
+  /** The video codec (undefined when it sends no video). */
+  readonly videoCodec: 'vp8' | 'vp9' | 'h264' | undefined;
+  readonly closed: boolean;
+  /** Asks the publisher for a keyframe of the layer the tap takes. */
+  requestKeyFrame(): void;
+  close(): void;
 }
 
 /** What a player asked not to receive (mutePlayStreamVideo, mutePlayStreamAudio). */

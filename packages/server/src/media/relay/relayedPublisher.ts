@@ -19,12 +19,22 @@ import {
 import { NackGenerator } from '@parley/protocol/rtp';
 import { VideoLayer } from '../core/videoLayer.js';
 import type { VideoCodec } from '../core/videoRewriter.js';
-import type { LinkQuality, MediaPublisher, MediaStats, MediaSubscriber, PlayVideo, PublisherEvents, RelayStream } from '../core/types.js';
+import type {
+  LinkQuality,
+  MediaPublisher,
+  MediaStats,
+  MediaSubscriber,
+  MediaTap,
+  PlayVideo,
+  PublisherEvents,
+  RelayStream,
+} from '../core/types.js';
 import { AudioReceiver } from '../werift/audioReceiver.js';
 import { LayerFanout } from '../werift/layerFanout.js';
 import type { LayerSource } from '../werift/layerSource.js';
 import type { PeerOptions } from '../werift/weriftPeer.js';
 import { WeriftSubscriber } from '../werift/weriftSubscriber.js';
+import { StreamTap } from '../werift/streamTap.js';
 import type { DescriptionMessage, OpenMessage, RelayCodec, RelayedLayer } from './relayProtocol.js';
 
 /** The relay's SSRC used as the sender of its feedback. */
@@ -229,6 +239,15 @@ export class RelayedPublisher implements MediaPublisher, LayerSource {
     if (this.isClosed) subscriber.close();
     else this.fanout.add(subscriber);
     return subscriber;
+  }
+
+  /** Without sender reports: the relay does not carry them, so a recording times this stream by arrival. */
+  tap(): MediaTap {
+    const video = this.codecs.videoCodecs.length > 0 ? this.videoCodec : undefined;
+    const tap = new StreamTap(this, this.fanout, this.codecs.audioCodecs.length > 0, video);
+    if (this.isClosed) tap.close();
+    else this.fanout.add(tap);
+    return tap;
   }
 
   speechLevel(): number {

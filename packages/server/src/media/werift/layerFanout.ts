@@ -10,19 +10,10 @@ import { h264FrameSize, inspectH264, parseVp8, parseVp9, Vp8Descriptor, Vp9Descr
 import { SpeechLevel } from '../core/speechLevel.js';
 import type { VideoLayer } from '../core/videoLayer.js';
 import type { LayerUser, VideoBudget } from '../core/layerCaps.js';
-import type { MediaStats } from '../core/types.js';
+import type { MediaStats, SenderClock } from '../core/types.js';
 import type { VideoCodec } from '../core/videoRewriter.js';
 import type { AudioPacket, AudioReceiver } from './audioReceiver.js';
-
-/** Milliseconds from the NTP epoch (1900) to the Unix epoch. */
-const NTP_EPOCH_OFFSET_MS = 2_208_988_800_000;
-
-/** Now as a 64-bit NTP timestamp (for RTCP sender reports). */
-function ntpNow(): bigint {
-  const ms = performance.timeOrigin + performance.now() + NTP_EPOCH_OFFSET_MS;
-  const seconds = Math.floor(ms / 1000);
-  return (BigInt(seconds) << 32n) | BigInt(Math.floor(((ms - seconds * 1000) / 1000) * 2 ** 32));
-}
+import { NTP_EPOCH_OFFSET_MS, ntpNow } from '@parley/protocol/rtp';
 
 /** Where a stream's packets go: a player's subscriber, or a relay to another node. */
 export interface LayerSink {
@@ -47,6 +38,8 @@ export class LayerFanout {
   private readonly speech = new SpeechLevel();
   /** Which layers players may be moved to, a bit per layer. */
   private usable = 0;
+  /** The latest sender report of each of its RTP streams, by SSRC. */
+  private readonly senderClocks = new Map<number, SenderClock>();
 
   constructor(
     /** Smallest first; one layer without simulcast, a VP9 stream's spatial layers with SVC. */
@@ -120,6 +113,17 @@ export class LayerFanout {
     for (let i = layer; i >= 0; i--) if (usable(i)) return i;
     for (let i = layer + 1; i < this.layers.length; i++) if (usable(i)) return i;
     return fallback;
+  }
+
+  /** A sender report of one of its RTP streams came (NTP time as RTCP carries it). */
+  senderReport(ssrc: number, ntpTimestamp: bigint, rtpTimestamp: number): void {
+    const seconds = Number(ntpTimestamp >> 32n);
+    const fraction = Number(ntpTimestamp & 0xffffffffn) / 2 ** 32;
+    this.senderClocks.set(ssrc, { unixMs: (seconds + fraction) * 1000 - NTP_EPOCH_OFFSET_MS, rtpTimestamp });
+  }
+
+  senderClockOf(ssrc: number): SenderClock | undefined {
+    return this.senderClocks.get(ssrc);
   }
 
   /** The mean sound level (0–100) its audio carried since the previous call. */

@@ -8,8 +8,10 @@
 import {
   GenericNack,
   RTCRtpCodecParameters,
+  RtcpSrPacket,
   RtcpTransportLayerFeedback,
   RtpHeader,
+  type RtcpPacket,
   RtpPacket,
   type MediaStreamTrack,
   type RTCRtpReceiver,
@@ -32,8 +34,9 @@ import {
   type NegotiatedCodecs,
   type PeerOptions,
 } from './weriftPeer.js';
-import type { LinkQuality, MediaPublisher, MediaSubscriber, PlayVideo, PublisherEvents } from '../core/types.js';
+import type { LinkQuality, MediaPublisher, MediaSubscriber, MediaTap, PlayVideo, PublisherEvents } from '../core/types.js';
 import { WeriftSubscriber } from './weriftSubscriber.js';
+import { StreamTap } from './streamTap.js';
 import type { Kind, LayerSource } from './layerSource.js';
 
 const NO_AUDIO: AudioFormat = { opus: -1, red: -1, levelId: 0 };
@@ -133,6 +136,11 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
       for (const track of t.receiver.tracks) publisher.onTrack(t.kind as Kind, track, t.receiver);
     publisher.feedback = new UplinkFeedback(publisher.pc, publisher.pc.getTransceivers()[0]!.receiver.rtcpSsrc);
     publisher.hookIngest();
+    // Sender reports place each RTP stream on the sender's clock: recordings sync audio and video by them.
+    publisher.pc.getTransceivers()[0]?.receiver.dtlsTransport.onRtcp.subscribe((rtcp: RtcpPacket) => {
+      if (rtcp instanceof RtcpSrPacket)
+        publisher.fanout.senderReport(rtcp.ssrc, rtcp.senderInfo.ntpTimestamp, rtcp.senderInfo.rtpTimestamp);
+    });
     return publisher;
   }
 
@@ -377,6 +385,13 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
     }
     this.fanout.add(subscriber);
     return subscriber;
+  }
+
+  tap(): MediaTap {
+    const tap = new StreamTap(this, this.fanout, this.codecs.audio !== undefined, this.codecs.video ? this.videoCodec : undefined);
+    if (this.closed) tap.close();
+    else this.fanout.add(tap);
+    return tap;
   }
 
   /** The codecs a subscriber must offer its player: exactly what this publisher sends. */
