@@ -1,5 +1,6 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,9 +13,10 @@ import {
   firstVideoPacket,
   flashTimes,
   probeMedia,
+  startServerProcess,
   syncClip,
 } from '@parley/testkit';
-import { randomApp, startServer, type AppConfig, type RecordingOptions } from '../src/index.js';
+import { ApiCode, randomApp, startServer, type AppConfig, type RecordingOptions } from '../src/index.js';
 import { TestClient, sleep } from '../../sdk/test/helpers.js';
 import { SECRET, startReceiver } from './webhookHelpers.js';
 
@@ -25,12 +27,17 @@ function syncFixture(): { video: ReturnType<typeof readIvf>; audio: Uint8Array[]
   return { video: readIvf(new Uint8Array(readFileSync(ivf))), audio: readOggOpus(new Uint8Array(readFileSync(ogg))) };
 }
 
-async function recordingServer(t: TestContext, recording: Partial<RecordingOptions> = {}, app: AppConfig = randomApp(1_000_001)) {
+async function recordingServer(
+  t: TestContext,
+  recording: Partial<RecordingOptions> = {},
+  app: AppConfig = randomApp(1_000_001),
+  otherApps: AppConfig[] = [],
+) {
   const dir = recording.dir ?? mkdtempSync(join(tmpdir(), 'parley-rec-'));
   const server = await startServer({
     host: '127.0.0.1',
     port: 0,
-    apps: [app],
+    apps: [app, ...otherApps],
     logLevel: 'silent',
     staticDir: false,
     recording: { ...recording, dir },
@@ -47,7 +54,17 @@ async function recordingServer(t: TestContext, recording: Partial<RecordingOptio
     return c;
   };
   const api: Api = (action, params) => callServerApi(server.httpUrl, app, action, params);
-  return { server, app, dir, client, api };
+  return {
+    server,
+    app,
+    dir,
+    client,
+    api,
+    apiOf:
+      (other: AppConfig): Api =>
+      (action, params) =>
+        callServerApi(server.httpUrl, other, action, params),
+  };
 }
 
 /**
@@ -189,3 +206,161 @@ test('a stream recorded to WebM: every frame, its length, a keyframe first, audi
   while (Date.now() < until && !readdirSync(join(marker, '..')).includes('ready.txt')) await sleep(50);
   assert.equal(readFileSync(marker, 'utf8').trim(), path);
 });
+
+test('a publisher that stops and publishes again gives a second segment; StreamType 4 writes audio and video apart', async (t) => {
+  const { api, dir, client } = await recordingServer(t, { syncWaitMs: 1000 });
+  const started = await api('StartRecord', { RoomId: 'seg', RecordInputParams: { RecordMode: 1, StreamType: 4 } });
+  const taskId = (started.Data as { TaskId: string }).TaskId;
+  const alice = client();
+  const stopSending = await publishClip(alice, 'seg', 'alice', 'cam');
+  await waitForStatus(api, taskId, (d) => d.RecordFiles.length === 2);
+  await sleep(2000);
+  alice.engine.stopPublishingStream();
+  await waitForStatus(
+    api,
+    taskId,
+    (d) => d.RecordFiles.length === 2 && d.RecordFiles.every((f) => (f as unknown as { Status: number }).Status === 3),
+  );
+  alice.engine.startPublishingStream('cam');
+  await alice.waitFor('publisherStateUpdate', (id, state) => id === 'cam' && state === PublisherState.Publishing);
+  await waitForStatus(api, taskId, (d) => d.RecordFiles.length === 4);
+  await sleep(2000);
+  stopSending();
+  assert.equal((await api('StopRecord', { TaskId: taskId })).Code, 0);
+  const status = await waitForStatus(api, taskId, (d) => d.Status === 3);
+  assert.deepEqual(status.RecordFiles.map((f) => [f.MediaTrackType, f.Segment, f.FileId.split('.').pop()]).sort(), [
+    [1, 1, 'ogg'],
+    [1, 2, 'ogg'],
+    [2, 1, 'webm'],
+    [2, 2, 'webm'],
+  ]);
+  const manifest = JSON.parse(readFileSync(join(dir, taskId, 'manifest.json'), 'utf8')) as {
+    files: Array<{ fileName: string; segment: number; tracks: string[]; offsetMs: number; durationMs: number }>;
+  };
+  assert.equal(manifest.files.length, 4);
+  for (const file of manifest.files) {
+    const path = join(dir, taskId, file.fileName);
+    assert.equal(await decodeErrors(path), '', file.fileName);
+    const probe = await probeMedia(path);
+    assert.deepEqual(
+      probe.streams.map((s) => s.kind),
+      file.tracks,
+    );
+    assert.ok(
+      Math.abs(probe.durationSec * 1000 - file.durationMs) < 100,
+      `${file.fileName}: ${probe.durationSec} s, manifest ${file.durationMs} ms`,
+    );
+  }
+  // The second segments begin after the first ones end, on the task's timeline.
+  for (const kind of ['audio', 'video']) {
+    const [first, second] = manifest.files.filter((f) => f.tracks[0] === kind).sort((a, b) => a.segment - b.segment);
+    assert.ok(second!.offsetMs >= first!.offsetMs + first!.durationMs, `${kind}: ${JSON.stringify([first, second])}`);
+  }
+});
+
+test('a server killed while recording leaves a file that plays up to the moment it died', async (t) => {
+  const app = randomApp(1_000_002);
+  const dir = mkdtempSync(join(tmpdir(), 'parley-rec-kill-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  const server = await startServerProcess({
+    listen: { host: '127.0.0.1', port: 0 },
+    apps: [app],
+    media: { listenIp: '127.0.0.1', udpPort: 0, tcpPort: false },
+    recording: { dir },
+  });
+  t.after(() => server.stop());
+  const alice = new TestClient({ appID: app.appID, appSign: app.appSign, server: server.url });
+  t.after(() => alice.destroy());
+  const stopSending = await publishClip(alice, 'kill', 'alice', 'cam');
+  t.after(stopSending);
+  const api: Api = (action, params) => callServerApi(server.httpUrl, app, action, params);
+  const taskId = ((await api('StartRecord', { RoomId: 'kill', RecordInputParams: { RecordMode: 1 } })).Data as { TaskId: string }).TaskId;
+  await waitForStatus(api, taskId, (d) => d.RecordFiles.length === 1);
+  await sleep(4000);
+  process.kill(server.pid, 'SIGKILL');
+  await server.stop();
+  const [file] = readdirSync(join(dir, taskId)).filter((f) => f.endsWith('.webm'));
+  const path = join(dir, taskId, file!);
+  assert.equal(await decodeErrors(path), '');
+  const video = (await probeMedia(path)).streams.find((s) => s.kind === 'video')!;
+  t.diagnostic(`${video.frames} video frames in the killed server's file`);
+  assert.ok(video.frames >= 3.5 * FPS, `${video.frames} frames`);
+  assert.ok((await firstVideoPacket(path)).keyFrame);
+});
+
+test('recording tasks: limits, ends and refusals, each with its code', async (t) => {
+  const other = randomApp(1_000_009);
+  const { api, client, apiOf } = await recordingServer(t, { syncWaitMs: 2000 }, randomApp(1_000_001), [other]);
+  const record = (params: Record<string, unknown>) => api('StartRecord', { RoomId: 'limits', ...params });
+  // Refused: what is not offered, and bad values.
+  assert.equal((await record({ RecordInputParams: { RecordMode: 2 } })).Code, ApiCode.InvalidParameter);
+  assert.equal(
+    (await record({ RecordInputParams: { RecordMode: 1 }, RecordOutputParams: { OutputFileFormat: 'mp4' } })).Code,
+    ApiCode.InvalidParameter,
+  );
+  assert.equal((await record({ RecordInputParams: { RecordMode: 1, StreamType: 5 } })).Code, ApiCode.InvalidParameter);
+  assert.equal((await api('StopRecord', { TaskId: '0123456789abcdef' })).Code, ApiCode.RecordTaskNotFound);
+  assert.equal((await api('DescribeRecordStatus', { TaskId: '0123456789abcdef' })).Code, ApiCode.RecordTaskNotFound);
+
+  // MaxIdleTime: a room without streams.
+  const idle = ((await record({ RecordInputParams: { RecordMode: 1, MaxIdleTime: 1 } })).Data as { TaskId: string }).TaskId;
+  const idled = (await waitForStatus(api, idle, (d) => d.Status === 3, 5000)) as unknown as { QuitReason: number; RecordFiles: unknown[] };
+  assert.equal(idled.QuitReason, 3);
+  assert.deepEqual(idled.RecordFiles, []);
+  assert.equal((await api('StopRecord', { TaskId: idle })).Code, ApiCode.RecordTaskStopped);
+
+  // MaxRecordTime: the task ends with its file finished.
+  const stopSending = await publishClip(client(), 'limits', 'alice', 'cam');
+  t.after(stopSending);
+  const timed = ((await record({ RecordInputParams: { RecordMode: 1, MaxRecordTime: 3 } })).Data as { TaskId: string }).TaskId;
+  const ended = (await waitForStatus(api, timed, (d) => d.Status === 3, 8000)) as unknown as {
+    QuitReason: number;
+    RecordFiles: FileInfo[];
+  };
+  assert.equal(ended.QuitReason, 4);
+  assert.equal(ended.RecordFiles.length, 1);
+  assert.ok(ended.RecordFiles[0]!.Duration > 1000, JSON.stringify(ended.RecordFiles));
+
+  // Another app cannot see or stop the task.
+  assert.equal((await apiOf(other)('DescribeRecordStatus', { TaskId: timed })).Code, ApiCode.RecordTaskNotFound);
+  assert.equal((await apiOf(other)('StopRecord', { TaskId: timed })).Code, ApiCode.RecordTaskNotFound);
+});
+
+test('a server without recording.dir refuses StartRecord', async (t) => {
+  const app = randomApp(1_000_003);
+  const server = await startServerOf(t, app);
+  const reply = await callServerApi(server.httpUrl, app, 'StartRecord', { RoomId: 'r', RecordInputParams: { RecordMode: 1 } });
+  assert.equal(reply.Code, ApiCode.RecordingNotConfigured);
+});
+
+test('a full disk ends the recording with its reason, and the call goes on: its player still gets every frame', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'parley-rec-full-'));
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=48k', 'parley-rec-full', dir]);
+  // Hooks run in order: the server closes its files, then the disk goes.
+  const { api, client } = await recordingServer(t, { dir });
+  t.after(() => {
+    execFileSync('umount', [dir]);
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const stopSending = await publishClip(client(), 'full', 'alice', 'cam');
+  t.after(stopSending);
+  const bob = client();
+  let frames = 0;
+  bob.engine.setCustomVideoRenderHandler({ onRemoteVideoFrameEncodedDataReceived: () => frames++ });
+  assert.equal(await bob.login('full', 'bob'), 0);
+  bob.engine.startPlayingStream('cam');
+  const taskId = ((await api('StartRecord', { RoomId: 'full', RecordInputParams: { RecordMode: 1 } })).Data as { TaskId: string }).TaskId;
+  const failed = (await waitForStatus(api, taskId, (d) => d.Status === 4, 15_000)) as unknown as { QuitReason: number; Failure: string };
+  assert.equal(failed.QuitReason, 1001);
+  assert.match(failed.Failure, /ENOSPC|no space/i);
+  const before = frames;
+  await sleep(1000);
+  const after = frames;
+  assert.ok(after - before >= 25, `bob got ${after - before} frames in the second after the disk filled`);
+});
+
+async function startServerOf(t: TestContext, app: AppConfig) {
+  const server = await startServer({ host: '127.0.0.1', port: 0, apps: [app], logLevel: 'silent', staticDir: false });
+  t.after(() => server.close());
+  return server;
+}

@@ -219,14 +219,15 @@ export const actionHandlers: { [A in ActionName]: Handler<Params<A>> } = {
     }
   }),
   StopRecord: recordingTask(async (task) => {
-    if (task.state.kind === 'ended') return { Code: ApiCode.RecordTaskStopped, Message: 'the task has ended already' };
-    await task.end(RecordQuitReason.Stopped);
+    if (task.state.kind !== 'recording') return { Code: ApiCode.RecordTaskStopped, Message: 'the task has ended already' };
+    // Its files are finished after the answer (DescribeRecordStatus says when: Status 3).
+    void task.end(RecordQuitReason.Stopped);
     return ok();
   }),
   DescribeRecordStatus: recordingTask(async (task) => {
     const { state, params } = task;
     const status =
-      state.kind === 'recording'
+      state.kind !== 'ended'
         ? RecordStatus.Recording
         : state.reason === RecordQuitReason.FileWriteFailed
           ? RecordStatus.EndedAbnormally

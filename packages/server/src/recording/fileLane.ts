@@ -79,7 +79,6 @@ export function opusDurationSec(packet: Uint8Array): number {
 
 export class FileLane {
   private state: LaneState = { kind: 'waiting', held: [], sinceMs: undefined };
-  private segments = 0;
 
   constructor(
     private readonly feed: StreamFeed,
@@ -92,6 +91,8 @@ export class FileLane {
       userId: string;
       userName: string;
       format: RecordFormat | undefined;
+      /** The number of the next segment of this stream's files of these tracks (the task counts across the stream's feeds). */
+      nextSegment: () => number;
     },
     private readonly timings: LaneTimings,
     private readonly owner: LaneOwner,
@@ -160,16 +161,16 @@ export class FileLane {
     const originMs = unixOf(first);
     const asked = this.naming.format;
     const format = asked && formatsFor(tracks).includes(asked) ? asked : formatsFor(tracks)[0]!;
-    this.segments++;
+    const segment = this.naming.nextSegment();
     const type = tracks.video ? (tracks.audio ? 'VA' : 'V') : 'A';
     const openedAt = Date.now();
-    const fileName = `${this.naming.prefix}_${type}_${utcStamp(openedAt)}_${this.segments}.${format}`;
+    const fileName = `${this.naming.prefix}_${type}_${utcStamp(openedAt)}_${segment}.${format}`;
     const record: RecordedFile = {
       fileName,
       streamId: this.naming.streamId,
       userId: this.naming.userId,
       userName: this.naming.userName,
-      segment: this.segments,
+      segment,
       tracks: present,
       format,
       beginTimestamp: Math.round(originMs),

@@ -33,7 +33,11 @@ export interface RecordTaskParams {
   dir: string;
 }
 
-export type TaskState = { kind: 'recording' } | { kind: 'ended'; reason: RecordQuitReason; endedAt: number; failure?: string };
+/** A task records, then finishes its files (stopping), then has ended. */
+export type TaskState =
+  | { kind: 'recording' }
+  | { kind: 'stopping'; reason: RecordQuitReason; failure?: string }
+  | { kind: 'ended'; reason: RecordQuitReason; endedAt: number; failure?: string };
 
 /** What a task needs of the rest of the server: the streams it records, and where it reports. */
 export interface TaskHooks {
@@ -61,7 +65,10 @@ export class RecordingTask {
   readonly files: RecordedFile[] = [];
   readonly beganAt = Date.now();
   private idleSinceMs: number | undefined = performance.now();
+  /** Segments so far, by stream and file kind: a stream that comes back goes on counting. */
+  private readonly segments = new Map<string, number>();
   private manifestWrite: Promise<void> = Promise.resolve();
+  private ending: Promise<void> | undefined;
 
   constructor(
     readonly params: RecordTaskParams,
@@ -107,18 +114,26 @@ export class RecordingTask {
             { audio: false, video },
           ]
         : [{ audio, video }];
-    const naming = {
-      dir,
-      prefix: [taskId, roomId, stream.user.userID, id].map(safeName).join('_'),
-      streamId: id,
-      userId: stream.user.userID,
-      userName: stream.user.userName,
-      format,
+    const naming = (tracks: FileTracks) => {
+      const key = `${id}/${tracks.audio ? 'A' : ''}${tracks.video ? 'V' : ''}`;
+      return {
+        dir,
+        prefix: [taskId, roomId, stream.user.userID, id].map(safeName).join('_'),
+        streamId: id,
+        userId: stream.user.userID,
+        userName: stream.user.userName,
+        format,
+        nextSegment: () => {
+          const next = (this.segments.get(key) ?? 0) + 1;
+          this.segments.set(key, next);
+          return next;
+        },
+      };
     };
     const owner = { changed: (file: RecordedFile, failure?: Error) => this.fileChanged(file, failure) };
     const lanes = groups
       .filter((tracks) => tracks.audio || tracks.video)
-      .map((tracks) => new FileLane(feed, tracks, naming, this.timings, owner));
+      .map((tracks) => new FileLane(feed, tracks, naming(tracks), this.timings, owner));
     const onFrame = (kind: 'audio' | 'video', frame: Parameters<FileLane['onFrame']>[1]): void => {
       for (const lane of lanes) lane.onFrame(kind, frame);
     };
@@ -152,10 +167,14 @@ export class RecordingTask {
     else if (Date.now() - this.beganAt >= this.params.maxRecordMs) void this.end(RecordQuitReason.MaxRecordTime);
   }
 
-  /** Ends the task: every open file is finished, then the manifest written a last time. Idempotent. */
-  async end(reason: RecordQuitReason, failure?: string): Promise<void> {
-    if (this.taskState.kind !== 'recording') return this.manifestWrite;
-    this.taskState = { kind: 'ended', reason, endedAt: Date.now(), ...(failure !== undefined && { failure }) };
+  /** Ends the task: every open file is finished, then the manifest written a last time. Idempotent: resolves when it has ended. */
+  end(reason: RecordQuitReason, failure?: string): Promise<void> {
+    return (this.ending ??= this.finish(reason, failure));
+  }
+
+  private async finish(reason: RecordQuitReason, failure: string | undefined): Promise<void> {
+    const why = { reason, ...(failure !== undefined && { failure }) };
+    this.taskState = { kind: 'stopping', ...why };
     const closing: Promise<void>[] = [];
     for (const [id, { lanes }] of this.streams) {
       for (const lane of lanes) closing.push(lane.close());
@@ -163,6 +182,7 @@ export class RecordingTask {
     }
     this.streams.clear();
     await Promise.all(closing);
+    this.taskState = { kind: 'ended', endedAt: Date.now(), ...why };
     this.writeManifest();
     await this.manifestWrite;
     this.hooks.ended(this);

@@ -3,7 +3,7 @@
  * that whatever happens to the server the file on disk plays up to its last cluster. Frames are
  * written in order through one promise chain; the first failure (a full disk) fails the file.
  */
-import { rename, rm, stat } from 'node:fs/promises';
+import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import {
   ALL_FORMATS,
   Conversion,
@@ -16,7 +16,9 @@ import {
   MkvOutputFormat,
   OggOutputFormat,
   Output,
+  StreamTarget,
   WebMOutputFormat,
+  type StreamTargetChunk,
 } from 'mediabunny';
 import type { AssembledFrame } from '../media/index.js';
 
@@ -59,6 +61,8 @@ export class SegmentFile {
   private readonly video: EncodedVideoPacketSource | undefined;
   private chain: Promise<void>;
   private failure: Error | undefined;
+  /** The file, opened by the first write; closed when the output ends or fails (mediabunny's own file target leaks it on a write error). */
+  private handle: Promise<FileHandle> | undefined;
   private audioStarted = false;
   private videoStarted = false;
   /** Frames written, by kind. */
@@ -79,7 +83,15 @@ export class SegmentFile {
     const options = { appendOnly: true };
     const container =
       format === 'ogg' ? new OggOutputFormat() : format === 'webm' ? new WebMOutputFormat(options) : new MkvOutputFormat(options);
-    this.output = new Output({ format: container, target: new FilePathTarget(path, { chunked: false }) });
+    const writable = new WritableStream<StreamTargetChunk>({
+      write: async ({ data, position }) => {
+        const handle = await (this.handle ??= open(path, 'w'));
+        await handle.write(data, 0, data.byteLength, position);
+      },
+      close: () => this.closeFile(),
+      abort: () => this.closeFile(),
+    });
+    this.output = new Output({ format: container, target: new StreamTarget(writable, { chunked: false }) });
     if (tracks.video) {
       this.video = new EncodedVideoPacketSource(tracks.video === 'vp8' ? 'vp8' : 'avc');
       this.output.addVideoTrack(this.video);
@@ -158,6 +170,12 @@ export class SegmentFile {
     }
   }
 
+  private async closeFile(): Promise<void> {
+    const handle = this.handle;
+    this.handle = undefined;
+    await (await handle?.catch(() => undefined))?.close();
+  }
+
   private queue(step: () => Promise<void>): void {
     this.chain = this.chain
       .then(() => (this.failure ? undefined : step()))
@@ -166,6 +184,7 @@ export class SegmentFile {
         this.failure = err instanceof Error ? err : new Error(String(err));
         this.onFailure(this.failure);
         void this.output.cancel().catch(() => undefined);
+        void this.closeFile().catch(() => undefined);
       });
   }
 }
