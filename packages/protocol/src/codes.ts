@@ -54,6 +54,8 @@ export const ErrorCode = {
   ChannelAlreadyPublishing: 1003023,
   StreamForbidden: 1003025,
   StreamAlreadyPublished: 1003028,
+  /** addPublishCdnUrl / removePublishCdnUrl refused: not this user's stream, or too many URLs. */
+  PublisherUpdateCdnTargetError: 1003040,
   StreamExtraInfoTooLong: 1003051,
   PublishPrivilegeDenied: 1003072,
 

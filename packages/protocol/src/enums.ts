@@ -172,3 +172,25 @@ export enum AudioConfigPreset {
   HighQuality = 3,
   HighQualityStereo = 4,
 }
+
+/** A relay of a published stream to a CDN (addPublishCdnUrl). */
+export enum StreamRelayCDNState {
+  NoRelay = 0,
+  RelayRequesting = 1,
+  Relaying = 2,
+}
+
+/** Why a CDN relay's state changed. */
+export enum StreamRelayCDNUpdateReason {
+  None = 0,
+  ServerError = 1,
+  HandshakeFailed = 2,
+  AccessPointError = 3,
+  CreateStreamFailed = 4,
+  BadName = 5,
+  CDNServerDisconnected = 6,
+  Disconnected = 7,
+  MixStreamAllInputStreamClosed = 8,
+  MixStreamAllInputStreamNoData = 9,
+  MixStreamServerInternalError = 10,
+}

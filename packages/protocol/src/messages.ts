@@ -18,6 +18,19 @@ const id = z.string().max(512);
 const sdp = z.string().min(1).max(MAX_SDP_BYTES);
 /** Which of a session's transports for a stream: the one publishing it or the one playing it. */
 const mediaRole = z.enum(['publish', 'play']);
+/** Where a stream is relayed: an RTMP(S) URL. */
+const cdnUrl = z
+  .string()
+  .max(1024)
+  .regex(/^rtmps?:\/\/[^\s]+$/, 'must be an rtmp:// or rtmps:// URL');
+/** StreamRelayCDNInfo: a relay's URL, StreamRelayCDNState (0 none, 1 requesting, 2 relaying), StreamRelayCDNUpdateReason and when (ms). */
+const streamRelayCdnInfoSchema = z.object({
+  url: z.string(),
+  state: z.union([z.literal(0), z.literal(1), z.literal(2)]),
+  updateReason: z.number().int().min(0).max(10),
+  stateTime: z.number(),
+});
+export type StreamRelayCDNInfo = z.infer<typeof streamRelayCdnInfoSchema>;
 export type MediaRole = z.infer<typeof mediaRole>;
 
 export const userSchema = z.object({ userID: id, userName: id });
@@ -142,6 +155,9 @@ export const clientMessageSchema = z.discriminatedUnion('type', [
    * transport (an offer from `pc.restartIce()`); DTLS, SRTP and everything above stay as they are.
    */
   z.object({ type: z.literal('restartIce'), id: requestId, streamID: id, role: mediaRole, sdp }),
+  /** addPublishCdnUrl / removePublishCdnUrl: the server pushes (or stops pushing) a stream the session publishes to an RTMP URL. */
+  z.object({ type: z.literal('addCdnUrl'), id: requestId, streamID: id, url: cdnUrl }),
+  z.object({ type: z.literal('removeCdnUrl'), id: requestId, streamID: id, url: cdnUrl }),
   z.object({ type: z.literal('heartbeat'), id: requestId }),
   /** Replaces the session's token before it expires. */
   z.object({ type: z.literal('renewToken'), id: requestId, token: z.string().min(1).max(4096) }),
@@ -251,6 +267,8 @@ export const replyDataSchemas = {
   mutePlay: z.object({}),
   unplay: z.object({}),
   restartIce: z.object({ sdp }),
+  addCdnUrl: z.object({}),
+  removeCdnUrl: z.object({}),
   heartbeat: z.object({}),
   renewToken: z.object({}),
   broadcastMessage: z.object({ messageID: z.number().int() }),
@@ -319,6 +337,8 @@ export const serverMessageSchema = z.discriminatedUnion('type', [
   }),
   /** The server has received nothing (no RTP, no RTCP) on this transport for a while: the client should restart its ICE. */
   z.object({ type: z.literal('mediaStalled'), streamID: id, role: mediaRole }),
+  /** onPublisherRelayCDNStateUpdate: the relays of a stream the session publishes, each URL's state. */
+  z.object({ type: z.literal('relayCdnState'), streamID: id, infoList: z.array(streamRelayCdnInfoSchema) }),
   /** The server ended a play session (the stream stopped or was removed); the player may wait for it to return. */
   z.object({ type: z.literal('playStopped'), streamID: id, attempt: z.number().int(), code: z.number().int() }),
 ]);

@@ -345,6 +345,30 @@ export class ParleyEngine {
     void room!.requests.send('setStreamExtraInfo', { streamID: streamID!, extraInfo }).then((reply) => callback?.(reply.code));
   }
 
+  /**
+   * Has the server push a stream this user publishes to an RTMP URL (H264 as it is, VP8 encoded to
+   * H264, Opus to AAC), trying again when the URL fails or goes away; onPublisherRelayCDNStateUpdate
+   * follows it. `callback` gets 0, or 1003040 (not this user's stream, too many URLs, a bad URL).
+   */
+  addPublishCdnUrl(streamID: string, targetURL: string, callback?: (errorCode: number) => void): void {
+    this.updateCdnUrl('addCdnUrl', streamID, targetURL, callback);
+  }
+
+  removePublishCdnUrl(streamID: string, targetURL: string, callback?: (errorCode: number) => void): void {
+    this.updateCdnUrl('removeCdnUrl', streamID, targetURL, callback);
+  }
+
+  private updateCdnUrl(type: 'addCdnUrl' | 'removeCdnUrl', streamID: string, url: string, callback?: (errorCode: number) => void): void {
+    requireType(streamID, 'string', 'streamID');
+    requireType(url, 'string', 'targetURL');
+    const publisher = [...this.publishers.values()].find((p) => p.streamID === streamID);
+    const room = publisher?.room ? this.roomIn(publisher.room.id) : this.mainRoom;
+    const refused = notLoggedIn(room) || (/^rtmps?:\/\/\S+$/.test(url) && url.length <= 1024 ? 0 : ErrorCode.PublisherUpdateCdnTargetError);
+    const signalling = room?.activeSignalling;
+    if (refused || !signalling) return callback?.(refused || ErrorCode.Disconnected);
+    void signalling.request(type, { streamID, url }).then((reply) => callback?.(reply.code));
+  }
+
   logoutRoom(roomID?: string): void {
     if (roomID !== undefined) requireType(roomID, 'string', 'roomID');
     if (roomID === undefined) for (const room of this.rooms.values()) void room.logout();

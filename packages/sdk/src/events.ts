@@ -12,6 +12,7 @@ import type {
   RoomStateChangedReason,
   StreamInfo,
   StreamQualityLevel,
+  StreamRelayCDNInfo,
   UpdateType,
   User,
 } from '@parley/protocol';
@@ -38,6 +39,8 @@ export interface ParleyEvents {
   playerRecvVideoFirstFrame: [streamID: string];
   /** The resolution of a played stream changed (a new simulcast layer, or the publisher's capture). */
   playerVideoSizeChanged: [streamID: string, width: number, height: number];
+  /** The CDN relays of a published stream (addPublishCdnUrl) changed state: every URL's state, reason and time. */
+  publisherRelayCDNStateUpdate: [streamID: string, infoList: StreamRelayCDNInfo[]];
   /** Every few seconds while publishing (3 s by default): rates, round trip, loss and a level. */
   publisherQualityUpdate: [streamID: string, quality: PublishStreamQuality];
   /** Every few seconds while playing (3 s by default): rates, round trip, loss, delay, freezes and a level. */

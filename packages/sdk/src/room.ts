@@ -354,6 +354,9 @@ export class Room {
       case 'mediaStalled':
         this.observer.mediaStalled(message.streamID, message.role);
         return;
+      case 'relayCdnState':
+        this.hub.emit('publisherRelayCDNStateUpdate', message.streamID, message.infoList);
+        return;
       case 'kickedOut':
         this.end(RoomStateChangedReason.KickOut, message.code);
         return;

@@ -18,6 +18,7 @@ const EVENTS: Record<ParleyEventName, true> = {
   roomUserUpdate: true,
   roomStreamUpdate: true,
   publisherStateUpdate: true,
+  publisherRelayCDNStateUpdate: true,
   playerStateUpdate: true,
   playerRecvVideoFirstFrame: true,
   playerVideoSizeChanged: true,

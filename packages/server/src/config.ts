@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { WebhookOptions } from './webhooks/dispatcher.js';
-import type { RecordingOptions } from './recording/recordings.js';
+import type { RecordingOptions } from './egress/recordings.js';
 import type { TurnOptions } from './auth/turnCredentials.js';
 
 /** A serverSecret: 32 printable ASCII characters. */

@@ -46,4 +46,4 @@ export {
 } from './webhooks/index.js';
 export { apiSignature } from './api/signature.js';
 export { ApiCode } from './api/actions.js';
-export type { RecordingOptions, RecordStatusEvent } from './recording/recordings.js';
+export type { RecordingOptions, RecordStatusEvent } from './egress/recordings.js';

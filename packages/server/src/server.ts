@@ -28,7 +28,9 @@ import { turnCredentials } from './auth/turnCredentials.js';
 import { TrustedProxies } from './http/clientAddress.js';
 import { AppRegistry } from './apps.js';
 import { WhipEndpoints } from './whip/whipEndpoints.js';
-import { Recordings } from './recording/recordings.js';
+import { Recordings } from './egress/recordings.js';
+import { StreamFeeds } from './egress/streamFeeds.js';
+import { CdnRelays } from './egress/cdnRelays.js';
 import { DEFAULT_LEASE_MS, joinCluster, nodeLoadMeter } from './cluster/cluster.js';
 
 export interface ParleyServer {
@@ -135,14 +137,24 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
     activeSpeakerIntervalMs: options.activeSpeakerIntervalMs ?? DEFAULT_ACTIVE_SPEAKER_INTERVAL_MS,
     iceServers,
   });
+  const feeds = new StreamFeeds((appID, streamID) => rooms.tap(appID, streamID));
+  const cdn = new CdnRelays(
+    {
+      publisherOf: (appID, streamID) => rooms.publisherOf(appID, streamID),
+      tell: (_appID, sessionID, message) => rooms.tell(sessionID, message),
+    },
+    feeds,
+    log,
+  );
+  rooms.observer.on('streamClosed', ({ appID, stream }) => cdn.streamEnded(appID, stream.streamID));
   const recordings =
     options.recording &&
     new Recordings(
       {
         streamsOf: async (appID, roomID) => (await rooms.describeRoom(appID, roomID))?.streams ?? [],
-        tap: (appID, streamID) => rooms.tap(appID, streamID),
         onStreamCreated: (listener) => rooms.observer.on('streamCreated', ({ appID, roomID }) => listener(appID, roomID)),
       },
+      feeds,
       options.recording,
       log,
     );
@@ -196,6 +208,7 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
   const scheme = options.tls ? { http: 'https', ws: 'wss' } : { http: 'http', ws: 'ws' };
   const signalling = new SignallingServer(http, {
     rooms,
+    cdn,
     heartbeatTimeoutMs,
     log,
     limits,
@@ -264,6 +277,7 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
         }
         // Recordings finish their files before the streams go (their ends would begin new segments).
         await recordings?.close();
+        cdn.close();
         if (cluster) await rooms.releaseAll();
         else await rooms.closeAll();
         // The webhooks of the shutdown (and those still queued) get a bounded grace meanwhile.

@@ -18,3 +18,4 @@ export * from './cluster.js';
 export * from './delay.js';
 export * from './whipClient.js';
 export * from './mediaCheck.js';
+export * from './rtmp.js';

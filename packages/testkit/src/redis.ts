@@ -21,7 +21,7 @@ export interface RedisServer {
 }
 
 /** A TCP port nothing listens on now. */
-async function freePort(host: string): Promise<number> {
+export async function freePort(host: string): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve) => server.listen(0, host, resolve));
   const { port } = server.address() as { port: number };

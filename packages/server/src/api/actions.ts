@@ -7,8 +7,8 @@ import { ErrorCode, type User } from '@parley/protocol';
 import type { RoomService, RoomView } from '../rooms/roomService.js';
 import type { RoomMessaging, Sender } from '../rooms/messaging.js';
 import type { Outcome } from '../outcome.js';
-import { recordFileFields, RecordStatus, type Recordings } from '../recording/recordings.js';
-import { RecordQuitReason, type RecordingTask } from '../recording/recordingTask.js';
+import { recordFileFields, RecordStatus, type Recordings } from '../egress/recordings.js';
+import { RecordQuitReason, type RecordingTask } from '../egress/recordingTask.js';
 
 /** Codes of the server API (not those of the SDK). */
 export const ApiCode = {

@@ -16,6 +16,7 @@ import {
   type IceServer,
   type MediaRole,
   type ReplyData,
+  type ServerMessage,
   type StreamInfo,
   type User,
 } from '@parley/protocol';
@@ -376,6 +377,17 @@ export class RoomService {
   /** A tap on a live stream's media (a recording's), here or relayed from its node; undefined while it has none. */
   tap(appID: number, streamID: string): Promise<MediaTap | undefined> {
     return this.streams.tap(appID, streamID);
+  }
+
+  /** The session that publishes a stream, if it is live. */
+  async publisherOf(appID: number, streamID: string): Promise<string | undefined> {
+    const publication = await this.ctx.store.publication(appID, streamID);
+    return publication?.live ? publication.sessionID : undefined;
+  }
+
+  /** Sends a message to a session connected to this server (nothing if it is not). */
+  tell(sessionID: string, message: ServerMessage): void {
+    this.ctx.live.send(sessionID, message);
   }
 
   /** Who is in a room and what is published there; undefined when the room is not open. */

@@ -6,9 +6,11 @@ import type { ClientMessage, ClientMessageType, ClientRequest } from '@parley/pr
 import { ok, type Outcome } from '../outcome.js';
 import { roomOf, senderOf } from '../rooms/messaging.js';
 import type { RoomService, SessionRef } from '../rooms/roomService.js';
+import type { CdnRelays } from '../egress/cdnRelays.js';
 
 export interface RequestContext {
   rooms: RoomService;
+  cdn: CdnRelays;
   session: SessionRef;
   /** The session ended at its own request: the connection speaks for it no more. */
   loggedOut(): void;
@@ -40,6 +42,8 @@ export const sessionRequests: { [T in SessionRequestType]: SessionRequest<T> } =
   playVideo: { reliable: false, handle: ({ rooms, session }, m) => rooms.changePlay(session, m) },
   mutePlay: { reliable: false, handle: ({ rooms, session }, m) => rooms.changePlay(session, m) },
   restartIce: { reliable: false, handle: ({ rooms, session }, m) => rooms.restartIce(session, m) },
+  addCdnUrl: { reliable: false, handle: ({ cdn, session }, m) => cdn.add(session, m.streamID, m.url) },
+  removeCdnUrl: { reliable: false, handle: ({ cdn, session }, m) => cdn.remove(session, m.streamID, m.url) },
   renewToken: { reliable: false, handle: ({ rooms, session }, m) => rooms.renewToken(session, m.token) },
   barrageMessage: {
     reliable: false,

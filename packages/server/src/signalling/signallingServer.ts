@@ -3,6 +3,7 @@ import type { Server as HttpsServer } from 'node:https';
 import { WebSocketServer } from 'ws';
 import { CloseCode, MAX_FRAME_BYTES } from '@parley/protocol';
 import type { Logger } from 'pino';
+import type { CdnRelays } from '../egress/cdnRelays.js';
 import type { RoomService } from '../rooms/roomService.js';
 import { Connection } from './connection.js';
 import { KeyedRateLimiter } from '../rateLimit.js';
@@ -22,6 +23,8 @@ export class SignallingServer {
     http: HttpServer | HttpsServer,
     options: {
       rooms: RoomService;
+      /** The CDN relays that sessions add and remove. */
+      cdn: CdnRelays;
       heartbeatTimeoutMs: number;
       log: Logger;
       limits: Limits;

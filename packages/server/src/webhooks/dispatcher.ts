@@ -12,7 +12,7 @@
 import type { Logger } from 'pino';
 import type { EventEmitter } from 'node:events';
 import type { AppRegistry } from '../apps.js';
-import type { RecordStatusEvent } from '../recording/recordings.js';
+import type { RecordStatusEvent } from '../egress/recordings.js';
 import type { RoomRef, RoomServiceEvents, RoomServiceObserver } from '../rooms/observer.js';
 import { ROOM_CLOSE_REASONS, ROOM_LOGOUT_REASONS, STREAM_CLOSE_TYPES, type UnsignedWebhook, type WebhookCommon } from './events.js';
 import { MemoryWebhookQueue } from './memoryWebhookQueue.js';

@@ -4,7 +4,7 @@
  * business servers that receive the webhooks (see `verifyWebhook`).
  */
 import type { SessionEndReason, StreamEndReason } from '../rooms/observer.js';
-import type { RecordEventType } from '../recording/recordings.js';
+import type { RecordEventType } from '../egress/recordings.js';
 
 export type { SessionEndReason, StreamEndReason };
 

@@ -57,6 +57,7 @@ const STATUS: Record<FailureCode, number> = {
   [ErrorCode.ChannelAlreadyPublishing]: CONFLICT,
   [ErrorCode.StreamForbidden]: FORBIDDEN,
   [ErrorCode.StreamAlreadyPublished]: CONFLICT,
+  [ErrorCode.PublisherUpdateCdnTargetError]: BAD_REQUEST,
   [ErrorCode.StreamExtraInfoTooLong]: BAD_REQUEST,
   [ErrorCode.PublishPrivilegeDenied]: FORBIDDEN,
   [ErrorCode.PlayFailed]: UNAVAILABLE,

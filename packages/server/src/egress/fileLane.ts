@@ -77,6 +77,19 @@ export function opusDurationSec(packet: Uint8Array): number {
   return (frameMs * frames) / 1000;
 }
 
+/**
+ * A frame's time in a file (s): whole milliseconds from the file's origin, as Matroska stores them,
+ * and only forward in a track: a sender report that moves the clock back a little, or two frames
+ * sent in the same millisecond, are absorbed. Negative: before the file began.
+ */
+export function fileTimeSec(unixMs: number, originMs: number, lastSec: number | undefined): number {
+  const time = Math.round(unixMs - originMs) / 1000;
+  return lastSec !== undefined && time <= lastSec ? (Math.round(lastSec * 1000) + 1) / 1000 : time;
+}
+
+export const frameDurationSec = (kind: TrackKind, frame: AssembledFrame): number =>
+  kind === 'audio' ? opusDurationSec(frame.data) : VIDEO_FRAME_SEC;
+
 export class FileLane {
   private state: LaneState = { kind: 'waiting', held: [], sinceMs: undefined };
 
@@ -192,12 +205,8 @@ export class FileLane {
 
   private write(state: Extract<LaneState, { kind: 'writing' }>, kind: TrackKind, frame: AssembledFrame, now: number): void {
     state.lastFrameMs[kind] = now;
-    const duration = kind === 'audio' ? opusDurationSec(frame.data) : VIDEO_FRAME_SEC;
-    // Whole milliseconds, as Matroska stores them, and only forward in a track: a sender report that
-    // moves the clock back a little, or two frames sent in the same millisecond, are absorbed.
-    let time = Math.round(this.feed.unixMsOf(kind, frame.timestamp) - state.originMs) / 1000;
     const last = state.lastTimeSec[kind];
-    if (last !== undefined && time <= last) time = (Math.round(last * 1000) + 1) / 1000;
+    const time = fileTimeSec(this.feed.unixMsOf(kind, frame.timestamp), state.originMs, last);
     if (time < 0) return;
     if (kind === 'audio' && state.file.format === 'ogg' && last !== undefined) {
       for (let gap = last + 0.02; gap + 0.02 <= time; gap += 0.02) {
@@ -205,7 +214,7 @@ export class FileLane {
       }
     }
     state.lastTimeSec[kind] = time;
-    state.file.write(kind, frame, time, duration);
+    state.file.write(kind, frame, time, frameDurationSec(kind, frame));
   }
 
   /** Ends the open segment, if any; the lane waits for frames to open the next. */

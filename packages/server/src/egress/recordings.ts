@@ -11,10 +11,9 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { StreamInfo } from '@parley/protocol';
-import type { MediaTap } from '../media/index.js';
 import type { RecordedFile } from './fileLane.js';
 import { RecordingTask, RecordQuitReason, type RecordTaskParams } from './recordingTask.js';
-import { StreamFeed } from './streamFeed.js';
+import type { StreamFeeds } from './streamFeeds.js';
 
 export interface RecordingOptions {
   /** Where tasks' folders go. */
@@ -27,10 +26,6 @@ export interface RecordingOptions {
   lapseMs?: number;
   /** How often a task looks for new streams in its room (ms, default 1000). */
   pollMs?: number;
-  /** How long a missing packet is waited for (ms, default 500). */
-  maxWaitMs?: number;
-  /** At most one keyframe request per stream per this many ms (default 1000). */
-  keyFrameIntervalMs?: number;
   /** How long an onFileReady command may run (ms, default 10 minutes). */
   commandTimeoutMs?: number;
 }
@@ -53,10 +48,9 @@ export interface RecordStatusEvent {
 /** DescribeRecordStatus's Status. */
 export const RecordStatus = { Recording: 2, Ended: 3, EndedAbnormally: 4 } as const;
 
-/** What the room service gives recordings: the room's streams, and a tap on one. */
+/** What the room service gives recordings: the room's streams. */
 export interface RecordingRooms {
   streamsOf(appID: number, roomID: string): Promise<StreamInfo[]>;
-  tap(appID: number, streamID: string): Promise<MediaTap | undefined>;
   /** Streams announced here, for a prompt start (others are found by polling). */
   onStreamCreated(listener: (appID: number, roomID: string) => void): void;
 }
@@ -68,13 +62,14 @@ export class Recordings {
   readonly observer = new EventEmitter<{ recordStatus: [RecordStatusEvent] }>();
   private readonly tasks = new Map<string, RecordingTask>();
   private readonly sequences = new Map<string, number>();
-  private readonly feeds = new Map<string, { feed: StreamFeed; users: number }>();
   private readonly timer: NodeJS.Timeout;
   private readonly poller: NodeJS.Timeout;
   private readonly options: Required<Omit<RecordingOptions, 'onFileReady'>> & Pick<RecordingOptions, 'onFileReady'>;
 
   constructor(
     private readonly rooms: RecordingRooms,
+    /** The stream feeds, shared with the other egress (CDN relays). */
+    private readonly feeds: StreamFeeds,
     options: RecordingOptions,
     private readonly log: Logger,
   ) {
@@ -82,8 +77,6 @@ export class Recordings {
       syncWaitMs: 5000,
       lapseMs: 3000,
       pollMs: 1000,
-      maxWaitMs: 500,
-      keyFrameIntervalMs: 1000,
       commandTimeoutMs: 600_000,
       ...options,
     };
@@ -112,8 +105,8 @@ export class Recordings {
     const dir = join(this.options.dir, taskId);
     await mkdir(dir, { recursive: true });
     const task = new RecordingTask({ ...params, taskId, dir }, this.options, {
-      lease: (appID, streamID) => this.lease(appID, streamID),
-      release: (appID, streamID) => this.release(appID, streamID),
+      lease: (appID, streamID) => this.feeds.lease(appID, streamID),
+      release: (appID, streamID) => this.feeds.release(appID, streamID),
       fileChanged: (t, file) => this.fileChanged(t, file),
       ended: (t) => this.ended(t),
     });
@@ -136,36 +129,6 @@ export class Recordings {
     } catch (err) {
       this.log.warn({ err, taskId: task.params.taskId }, 'recording could not look up its streams');
     }
-  }
-
-  private async lease(appID: number, streamID: string): Promise<StreamFeed | undefined> {
-    const key = `${appID}/${streamID}`;
-    let entry = this.feeds.get(key);
-    if (!entry || entry.feed.closed) {
-      const tap = await this.rooms.tap(appID, streamID);
-      if (!tap) return undefined;
-      entry = this.feeds.get(key);
-      if (entry && !entry.feed.closed) {
-        tap.close(); // another task opened it meanwhile
-      } else {
-        const feed = new StreamFeed(tap, this.options);
-        entry = { feed, users: 0 };
-        this.feeds.set(key, entry);
-        feed.observer.once('closed', () => {
-          if (this.feeds.get(key)?.feed === feed) this.feeds.delete(key);
-        });
-      }
-    }
-    entry.users++;
-    return entry.feed;
-  }
-
-  private release(appID: number, streamID: string): void {
-    const key = `${appID}/${streamID}`;
-    const entry = this.feeds.get(key);
-    if (!entry || --entry.users > 0) return;
-    this.feeds.delete(key);
-    entry.feed.close();
   }
 
   private fileChanged(task: RecordingTask, file: RecordedFile): void {

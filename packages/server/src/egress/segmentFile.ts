@@ -3,7 +3,9 @@
  * that whatever happens to the server the file on disk plays up to its last cluster. Frames are
  * written in order through one promise chain; the first failure (a full disk) fails the file.
  */
+import { once } from 'node:events';
 import { open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import type { Writable } from 'node:stream';
 import {
   ALL_FORMATS,
   Conversion,
@@ -53,6 +55,18 @@ function opusHead(): Uint8Array {
 
 type VideoConfig = NonNullable<NonNullable<Parameters<EncodedVideoPacketSource['add']>[1]>['decoderConfig']>;
 
+/** A pipe as mediabunny writes to it: in order (append-only output), waiting while the pipe is full. */
+function pipeInto(pipe: Writable): WritableStream<StreamTargetChunk> {
+  return new WritableStream<StreamTargetChunk>({
+    write: async ({ data }) => {
+      if (pipe.destroyed) throw new Error('the pipe closed');
+      if (!pipe.write(data)) await once(pipe, 'drain');
+    },
+    close: () => new Promise<void>((resolve) => pipe.end(resolve)),
+    abort: () => void pipe.destroy(),
+  });
+}
+
 const hex = (byte: number): string => byte.toString(16).padStart(2, '0');
 
 export class SegmentFile {
@@ -73,8 +87,12 @@ export class SegmentFile {
   /** Media time written so far (s). */
   endSec = 0;
 
+  /** The file written, or none when piped. */
+  readonly path: string | undefined;
+
   constructor(
-    readonly path: string,
+    /** A file's path, or a pipe (a live stream to another program, e.g. ffmpeg's input). */
+    destination: string | Writable,
     readonly format: RecordFormat,
     readonly tracks: FileTracks,
     /** Told once, when a write fails. */
@@ -83,14 +101,18 @@ export class SegmentFile {
     const options = { appendOnly: true };
     const container =
       format === 'ogg' ? new OggOutputFormat() : format === 'webm' ? new WebMOutputFormat(options) : new MkvOutputFormat(options);
-    const writable = new WritableStream<StreamTargetChunk>({
-      write: async ({ data, position }) => {
-        const handle = await (this.handle ??= open(path, 'w'));
-        await handle.write(data, 0, data.byteLength, position);
-      },
-      close: () => this.closeFile(),
-      abort: () => this.closeFile(),
-    });
+    this.path = typeof destination === 'string' ? destination : undefined;
+    const writable =
+      typeof destination === 'string'
+        ? new WritableStream<StreamTargetChunk>({
+            write: async ({ data, position }) => {
+              const handle = await (this.handle ??= open(destination, 'w'));
+              await handle.write(data, 0, data.byteLength, position);
+            },
+            close: () => this.closeFile(),
+            abort: () => this.closeFile(),
+          })
+        : pipeInto(destination);
     this.output = new Output({ format: container, target: new StreamTarget(writable, { chunked: false }) });
     if (tracks.video) {
       this.video = new EncodedVideoPacketSource(tracks.video === 'vp8' ? 'vp8' : 'avc');
@@ -148,23 +170,23 @@ export class SegmentFile {
       if (!this.audioStarted) this.audio?.close();
       if (!this.videoStarted) this.video?.close();
       await this.output.finalize();
-      if (this.format !== 'ogg') await this.rewriteIndexed();
+      if (this.format !== 'ogg' && this.path) await this.rewriteIndexed(this.path);
     });
     await this.chain;
     if (this.failure) throw this.failure;
-    return { sizeBytes: (await stat(this.path)).size };
+    return { sizeBytes: this.path ? (await stat(this.path)).size : 0 };
   }
 
-  private async rewriteIndexed(): Promise<void> {
-    const indexed = `${this.path}.indexed`;
+  private async rewriteIndexed(path: string): Promise<void> {
+    const indexed = `${path}.indexed`;
     try {
-      const input = new Input({ source: new FilePathSource(this.path), formats: ALL_FORMATS });
+      const input = new Input({ source: new FilePathSource(path), formats: ALL_FORMATS });
       const format = this.format === 'webm' ? new WebMOutputFormat() : new MkvOutputFormat();
       const output = new Output({ format, target: new FilePathTarget(indexed) });
       const conversion = await Conversion.init({ input, output, showWarnings: false });
       await conversion.execute();
       input.dispose();
-      await rename(indexed, this.path);
+      await rename(indexed, path);
     } finally {
       await rm(indexed, { force: true });
     }
