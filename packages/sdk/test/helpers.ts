@@ -200,7 +200,7 @@ const ONE_ADDRESS_MANY_USERS: Partial<Limits> = {
 export async function startTestServer(
   options: Pick<
     ServerOptions,
-    'host' | 'heartbeatTimeoutMs' | 'media' | 'limits' | 'onlineCountIntervalMs' | 'networkQualityIntervalMs'
+    'host' | 'heartbeatTimeoutMs' | 'media' | 'limits' | 'onlineCountIntervalMs' | 'networkQualityIntervalMs' | 'mixing'
   > = {},
 ): Promise<TestServer> {
   const app = randomApp(1_000_001);

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { WebhookOptions } from './webhooks/dispatcher.js';
 import type { RecordingOptions } from './egress/recordings.js';
+import type { MixTimings } from './egress/mixTask.js';
 import type { TurnOptions } from './auth/turnCredentials.js';
 
 /** A serverSecret: 32 printable ASCII characters. */
@@ -75,6 +76,8 @@ export interface ServerOptions {
   cluster?: ClusterOptions;
   /** Where recordings (StartRecord) are written, and what runs for each finished file; without it StartRecord is refused. */
   recording?: RecordingOptions;
+  /** Mixing's timings (the vendor's: a task ends 90 s after its last input went). */
+  mixing?: Partial<MixTimings>;
 }
 
 export interface ClusterOptions {

@@ -31,6 +31,7 @@ import { WhipEndpoints } from './whip/whipEndpoints.js';
 import { Recordings } from './egress/recordings.js';
 import { StreamFeeds } from './egress/streamFeeds.js';
 import { CdnRelays } from './egress/cdnRelays.js';
+import { Mixing } from './egress/mixing.js';
 import { DEFAULT_LEASE_MS, joinCluster, nodeLoadMeter } from './cluster/cluster.js';
 
 export interface ParleyServer {
@@ -158,10 +159,22 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
       options.recording,
       log,
     );
+  let signallingUrl = '';
+  const mixing = new Mixing(
+    {
+      roomOfStream: (appID, streamID) => rooms.roomOfStream(appID, streamID),
+      appSignOf: (appID) => apps.get(appID)?.appSign,
+      signallingUrl: () => signallingUrl,
+    },
+    feeds,
+    log,
+    options.mixing,
+  );
   const webhooks = new WebhookDispatcher({
     apps,
     observer: rooms.observer,
     recordings: recordings?.observer,
+    mixing: mixing.observer,
     log,
     options: options.webhooks,
     // A node's webhooks wait in Redis, delivered by whichever node holds their partition: they outlive the node.
@@ -173,7 +186,7 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
       }),
     }),
   });
-  const serverApi = new ServerApi(apps, { rooms, recordings }, log);
+  const serverApi = new ServerApi(apps, { rooms, recordings, mixing }, log);
   const staticDir = options.staticDir ?? defaultStaticDir();
   const devApp = options.devMode ? options.apps[0] : undefined;
 
@@ -240,6 +253,7 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
   const { port } = http.address() as AddressInfo;
   const urlHost = host.includes(':') ? `[${host}]` : host;
   const url = `${scheme.ws}://${urlHost}:${port}${SIGNALLING_PATH}`;
+  signallingUrl = url;
   const httpUrl = `${scheme.http}://${urlHost}:${port}`;
   const { udpPort, tcpPort } = media.sockets;
   const publicUrl = options.publicUrl && { publicUrl: options.publicUrl, publicSignallingUrl: signallingUrlOf(options.publicUrl) };
@@ -277,6 +291,7 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
         }
         // Recordings finish their files before the streams go (their ends would begin new segments).
         await recordings?.close();
+        await mixing.close();
         cdn.close();
         if (cluster) await rooms.releaseAll();
         else await rooms.closeAll();

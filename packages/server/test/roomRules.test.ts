@@ -157,7 +157,7 @@ for (const [storeName, makeStore] of STORES) {
     const world = await RoomWorld.open(t, makeStore);
     const alice = await world.login('r', 'alice');
     const bob = await world.login('r', 'bob');
-    const kicked = await actionHandlers.KickoutUser({ rooms: world.rooms, recordings: undefined }, world.app.appID, {
+    const kicked = await actionHandlers.KickoutUser({ rooms: world.rooms, recordings: undefined, mixing: undefined }, world.app.appID, {
       RoomId: 'r',
       UserId: ['alice'],
     });
@@ -321,7 +321,9 @@ for (const [storeName, makeStore] of STORES) {
     await world.publish(alice, 's');
     assert.equal((await world.rooms.play(bob.ref, playRequest('s'))).code, 0);
 
-    const forbidden = await actionHandlers.ForbidRTCStream({ rooms: world.rooms, recordings: undefined }, appID, { StreamId: 's' });
+    const forbidden = await actionHandlers.ForbidRTCStream({ rooms: world.rooms, recordings: undefined, mixing: undefined }, appID, {
+      StreamId: 's',
+    });
     assert.equal(forbidden.Code, ApiCode.Success);
     await world.rooms.settled();
     assert.deepEqual(
@@ -337,10 +339,12 @@ for (const [storeName, makeStore] of STORES) {
       [ErrorCode.StreamNotFound],
     );
     assert.equal((await world.rooms.publish(alice.ref, publishRequest('s'))).code, ErrorCode.StreamForbidden);
-    await actionHandlers.ResumeRTCStream({ rooms: world.rooms, recordings: undefined }, appID, { StreamId: 's' });
+    await actionHandlers.ResumeRTCStream({ rooms: world.rooms, recordings: undefined, mixing: undefined }, appID, {
+      StreamId: 's',
+    });
     assert.equal((await world.rooms.publish(alice.ref, publishRequest('s'))).code, 0);
 
-    const kicked = await actionHandlers.KickoutUser({ rooms: world.rooms, recordings: undefined }, appID, {
+    const kicked = await actionHandlers.KickoutUser({ rooms: world.rooms, recordings: undefined, mixing: undefined }, appID, {
       RoomId: 'r',
       UserId: ['bob', 'nobody'],
     });
@@ -351,16 +355,21 @@ for (const [storeName, makeStore] of STORES) {
     );
     assert.deepEqual(await userIDs(world, 'r'), ['alice', 'carol']);
     assert.equal(
-      (await actionHandlers.KickoutUser({ rooms: world.rooms, recordings: undefined }, appID, { RoomId: 'none', UserId: ['bob'] })).Code,
+      (
+        await actionHandlers.KickoutUser({ rooms: world.rooms, recordings: undefined, mixing: undefined }, appID, {
+          RoomId: 'none',
+          UserId: ['bob'],
+        })
+      ).Code,
       ApiCode.RoomNotFound,
     );
 
     assert.equal(
-      (await actionHandlers.CloseRoom({ rooms: world.rooms, recordings: undefined }, appID, { RoomId: 'none' })).Code,
+      (await actionHandlers.CloseRoom({ rooms: world.rooms, recordings: undefined, mixing: undefined }, appID, { RoomId: 'none' })).Code,
       ApiCode.RoomNotFound,
     );
     assert.equal(
-      (await actionHandlers.CloseRoom({ rooms: world.rooms, recordings: undefined }, appID, { RoomId: 'r' })).Code,
+      (await actionHandlers.CloseRoom({ rooms: world.rooms, recordings: undefined, mixing: undefined }, appID, { RoomId: 'r' })).Code,
       ApiCode.Success,
     );
     assert.deepEqual(

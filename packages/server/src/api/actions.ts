@@ -9,6 +9,7 @@ import type { RoomMessaging, Sender } from '../rooms/messaging.js';
 import type { Outcome } from '../outcome.js';
 import { recordFileFields, RecordStatus, type Recordings } from '../egress/recordings.js';
 import { RecordQuitReason, type RecordingTask } from '../egress/recordingTask.js';
+import type { Mixing } from '../egress/mixing.js';
 
 /** Codes of the server API (not those of the SDK). */
 export const ApiCode = {
@@ -99,6 +100,56 @@ export const actionSchemas = {
       .default({}),
   }),
   StopRecord: z.object({ TaskId: z.string().min(1).max(64) }),
+  StartMix: z
+    .object({
+      TaskId: z.string().min(1).max(128),
+      MixInput: z
+        .array(
+          z.object({
+            StreamId: streamId,
+            /** Where the input goes in the output picture, in pixels. */
+            RectInfo: z.object({
+              Top: z.coerce.number().int().min(0),
+              Left: z.coerce.number().int().min(0),
+              Bottom: z.coerce.number().int().min(1),
+              Right: z.coerce.number().int().min(1),
+            }),
+          }),
+        )
+        .min(1)
+        .max(9),
+      /** Each a streamID (the mix as a Parley stream; at most one) or an rtmp:// URL; the first's size, rate and bitrate apply. */
+      MixOutput: z
+        .array(
+          z.object({
+            StreamId: z.union([
+              streamId.regex(/^[0-9A-Za-z_-]+$/),
+              z
+                .string()
+                .max(1024)
+                .regex(/^rtmps?:\/\/\S+$/),
+            ]),
+            Width: z.coerce.number().int().min(16).max(1920).multipleOf(2).default(640),
+            Height: z.coerce.number().int().min(16).max(1080).multipleOf(2).default(360),
+            Fps: z.coerce.number().int().min(1).max(30).default(15),
+            /** Bits per second. */
+            VideoBitrate: z.coerce.number().int().min(50_000).max(10_000_000).default(800_000),
+            AudioBitrate: z.coerce.number().int().min(16_000).max(256_000).default(64_000),
+          }),
+        )
+        .min(1)
+        .max(4),
+    })
+    .refine((p) => p.MixOutput.filter((o) => !/^rtmps?:/.test(o.StreamId)).length <= 1, 'MixOutput: at most one streamID')
+    .refine(
+      (p) =>
+        p.MixInput.every(
+          ({ RectInfo: r }) =>
+            r.Right > r.Left && r.Bottom > r.Top && r.Right <= p.MixOutput[0]!.Width && r.Bottom <= p.MixOutput[0]!.Height,
+        ),
+      'MixInput: each RectInfo must lie within the output (Left < Right ≤ Width, Top < Bottom ≤ Height)',
+    ),
+  StopMix: z.object({ TaskId: z.string().min(1).max(128) }),
   DescribeRecordStatus: z.object({ TaskId: z.string().min(1).max(64) }),
 };
 
@@ -108,6 +159,7 @@ type Params<A extends ActionName> = z.infer<(typeof actionSchemas)[A]>;
 export interface ApiServices {
   rooms: RoomService;
   recordings: Recordings | undefined;
+  mixing: Mixing | undefined;
 }
 type Handler<P> = (services: ApiServices, appID: number, params: P) => Promise<ActionResult>;
 
@@ -153,6 +205,12 @@ const recording =
     recordings
       ? handler(recordings, appID, params)
       : { Code: ApiCode.RecordingNotConfigured, Message: 'this server does not record (no recording.dir)' };
+
+/** A handler of mixing (a server without it answers 300000002, as one that does not record). */
+const mixer =
+  <P>(handler: (mixing: Mixing, appID: number, params: P) => Promise<ActionResult>): Handler<P> =>
+  async ({ mixing }, appID, params) =>
+    mixing ? handler(mixing, appID, params) : { Code: ApiCode.RecordingNotConfigured, Message: 'this server does not mix' };
 
 /** A handler of one of the app's recording tasks (300001000 when there is none of that ID). */
 const recordingTask = <P extends { TaskId: string }>(handler: (task: RecordingTask) => Promise<ActionResult>): Handler<P> =>
@@ -222,6 +280,30 @@ export const actionHandlers: { [A in ActionName]: Handler<Params<A>> } = {
     if (task.state.kind !== 'recording') return { Code: ApiCode.RecordTaskStopped, Message: 'the task has ended already' };
     // Its files are finished after the answer (DescribeRecordStatus says when: Status 3).
     void task.end(RecordQuitReason.Stopped);
+    return ok();
+  }),
+  StartMix: mixer(async (mixing, appID, { TaskId, MixInput, MixOutput }) => {
+    const [first] = MixOutput;
+    const streamOutput = MixOutput.find((o) => !/^rtmps?:/.test(o.StreamId));
+    const started = await mixing.start({
+      taskID: TaskId,
+      appID,
+      inputs: MixInput.map(({ StreamId, RectInfo: r }) => ({
+        streamID: StreamId,
+        rect: { left: r.Left, top: r.Top, width: r.Right - r.Left, height: r.Bottom - r.Top },
+      })),
+      outputStreamID: streamOutput?.StreamId ?? `mix_${TaskId.replace(/[^0-9A-Za-z_-]/g, '_')}`.slice(0, 256),
+      outputUrls: MixOutput.filter((o) => o !== streamOutput).map((o) => o.StreamId),
+      video: { width: first!.Width, height: first!.Height, fps: first!.Fps, bitrateBps: first!.VideoBitrate },
+      audioBitrateBps: first!.AudioBitrate,
+    });
+    if ('refused' in started) return { Code: ApiCode.InvalidParameter, Message: started.refused };
+    return ok({ TaskId, StreamId: started.started.taskParams.outputStreamID });
+  }),
+  StopMix: mixer(async (mixing, appID, { TaskId }) => {
+    const task = mixing.task(appID, TaskId);
+    if (!task) return { Code: ApiCode.InvalidParameter, Message: `no mixing task ${TaskId}` };
+    await task.end('stopped');
     return ok();
   }),
   DescribeRecordStatus: recordingTask(async (task) => {

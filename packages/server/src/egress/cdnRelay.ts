@@ -8,10 +8,8 @@
 import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import { StreamRelayCDNState, StreamRelayCDNUpdateReason, type StreamRelayCDNInfo } from '@parley/protocol';
-import type { AssembledFrame } from '../media/index.js';
-import { fileTimeSec, frameDurationSec } from './fileLane.js';
-import { SegmentFile } from './segmentFile.js';
-import type { StreamFeed, TrackKind } from './streamFeed.js';
+import { LiveMux } from './liveMux.js';
+import type { StreamFeed } from './streamFeed.js';
 
 export interface CdnRelayOptions {
   /** The ffmpeg to run. */
@@ -148,42 +146,5 @@ export class CdnRelay {
     this.detach();
     this.feed = undefined;
     this.setState({ kind: 'stopped', reason, sinceMs: Date.now() });
-  }
-}
-
-/** The stream as ffmpeg reads it: Matroska from its first keyframe (its first frame when audio only), times on the sender's clock. */
-class LiveMux {
-  private file: SegmentFile | undefined;
-  private originMs = 0;
-  private readonly lastSec: Partial<Record<TrackKind, number>> = {};
-  private readonly onFrame = (kind: TrackKind, frame: AssembledFrame): void => this.write(kind, frame);
-
-  constructor(
-    private readonly feed: StreamFeed,
-    private readonly pipe: Writable,
-    private readonly failed: () => void,
-  ) {
-    feed.observer.on('frame', this.onFrame);
-    feed.requestKeyFrame();
-  }
-
-  private write(kind: TrackKind, frame: AssembledFrame): void {
-    const { feed } = this;
-    const unixMs = feed.unixMsOf(kind, frame.timestamp);
-    if (!this.file) {
-      const starts = feed.video ? kind === 'video' && frame.keyFrame && frame.width > 0 && (feed.video !== 'h264' || frame.avcC) : true;
-      if (!starts) return;
-      this.originMs = unixMs;
-      this.file = new SegmentFile(this.pipe, feed.video === 'h264' ? 'mkv' : 'webm', { audio: feed.audio, video: feed.video }, this.failed);
-    }
-    const time = fileTimeSec(unixMs, this.originMs, this.lastSec[kind]);
-    if (time < 0) return;
-    this.lastSec[kind] = time;
-    this.file.write(kind, frame, time, frameDurationSec(kind, frame));
-  }
-
-  close(): void {
-    this.feed.observer.off('frame', this.onFrame);
-    void this.file?.finish().catch(() => undefined);
   }
 }

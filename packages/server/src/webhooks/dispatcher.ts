@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import type { EventEmitter } from 'node:events';
 import type { AppRegistry } from '../apps.js';
 import type { RecordStatusEvent } from '../egress/recordings.js';
+import type { MixEvent, MixingEvents } from '../egress/mixing.js';
 import type { RoomRef, RoomServiceEvents, RoomServiceObserver } from '../rooms/observer.js';
 import { ROOM_CLOSE_REASONS, ROOM_LOGOUT_REASONS, STREAM_CLOSE_TYPES, type UnsignedWebhook, type WebhookCommon } from './events.js';
 import { MemoryWebhookQueue } from './memoryWebhookQueue.js';
@@ -26,6 +27,7 @@ export interface WebhookDispatcherOptions {
   observer: RoomServiceObserver;
   /** A server that records reports its tasks too. */
   recordings?: EventEmitter<{ recordStatus: [RecordStatusEvent] }> | undefined;
+  mixing?: EventEmitter<MixingEvents>;
   log: Logger;
   options?: Partial<WebhookOptions>;
   /** Where webhooks wait: in this process's memory unless given (a cluster's Redis queue). */
@@ -44,7 +46,7 @@ export class WebhookDispatcher {
   private closing: Promise<void> | undefined;
 
   /** Throws if an app's callback configuration or an option is invalid. */
-  constructor({ apps, observer, recordings, log, options, queue = MemoryWebhookQueue.factory }: WebhookDispatcherOptions) {
+  constructor({ apps, observer, recordings, mixing, log, options, queue = MemoryWebhookQueue.factory }: WebhookDispatcherOptions) {
     const resolved = resolveWebhookOptions(options);
     this.log = log;
     this.sender = new WebhookSender(apps, resolved, log);
@@ -53,9 +55,28 @@ export class WebhookDispatcher {
     const unwatchRooms = this.watch(observer);
     const onRecordStatus = (event: RecordStatusEvent): void => this.recordStatus(event);
     recordings?.on('recordStatus', onRecordStatus);
+    const onMixStart = ({ appID, roomID, taskID, streamID, timeMs }: MixEvent): void =>
+      this.record({ appID, roomID, lifeID: taskID, seq: 1, timeMs }, (f) => ({
+        ...f,
+        event: 'mix_start',
+        task_id: taskID,
+        stream_id: streamID,
+      }));
+    const onMixStop = ({ appID, roomID, taskID, streamID, timeMs, reason }: MixingEvents['mixStop'][0]): void =>
+      this.record({ appID, roomID, lifeID: taskID, seq: 2, timeMs }, (f) => ({
+        ...f,
+        event: 'mix_stop',
+        task_id: taskID,
+        stream_id: streamID,
+        reason,
+      }));
+    mixing?.on('mixStart', onMixStart);
+    mixing?.on('mixStop', onMixStop);
     this.unsubscribe = () => {
       unwatchRooms();
       recordings?.off('recordStatus', onRecordStatus);
+      mixing?.off('mixStart', onMixStart);
+      mixing?.off('mixStop', onMixStop);
     };
   }
 

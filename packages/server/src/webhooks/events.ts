@@ -5,6 +5,7 @@
  */
 import type { SessionEndReason, StreamEndReason } from '../rooms/observer.js';
 import type { RecordEventType } from '../egress/recordings.js';
+import type { MixEndReason } from '../egress/mixTask.js';
 
 export type { SessionEndReason, StreamEndReason };
 
@@ -16,6 +17,8 @@ export const WEBHOOK_EVENTS = [
   'stream_create',
   'stream_close',
   'record_status',
+  'mix_start',
+  'mix_stop',
 ] as const;
 export type WebhookEventName = (typeof WEBHOOK_EVENTS)[number];
 
@@ -186,6 +189,25 @@ export interface RecordStatusWebhook extends WebhookCommon {
   detail: Record<string, unknown>;
 }
 
+/**
+ * A mixing task started (StartMix) or ended: stopped, its inputs gone for 90 s, or failed. Its
+ * `room_id` is the room of its first input (where its stream is), `room_session_id` the task's ID,
+ * `room_seq` 1 for the start and 2 for the end.
+ */
+export interface MixStartWebhook extends WebhookCommon {
+  event: 'mix_start';
+  task_id: string;
+  /** The mixed stream. */
+  stream_id: string;
+}
+
+export interface MixStopWebhook extends WebhookCommon {
+  event: 'mix_stop';
+  task_id: string;
+  stream_id: string;
+  reason: MixEndReason;
+}
+
 /** Any webhook, discriminated by `event`. */
 export type WebhookEvent =
   | RoomCreateWebhook
@@ -194,7 +216,9 @@ export type WebhookEvent =
   | RoomLogoutWebhook
   | StreamCreateWebhook
   | StreamCloseWebhook
-  | RecordStatusWebhook;
+  | RecordStatusWebhook
+  | MixStartWebhook
+  | MixStopWebhook;
 
 /** The fields set per delivery attempt. */
 export type WebhookSignedFields = 'timestamp' | 'nonce' | 'signature';

@@ -1,0 +1,142 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { UpdateType } from '@parley/sdk';
+import { ApiCode } from '@parley/server';
+import { callServerApi } from '@parley/testkit';
+import { loopFixtures, sleep, startTestServer, type TestClient } from './helpers.js';
+
+const run = promisify(execFile);
+
+/** VP8 frames as an IVF file (32-byte header, 12-byte frame headers), for ffmpeg to decode. */
+function writeIvf(path: string, frames: Uint8Array[], width: number, height: number): void {
+  const header = Buffer.alloc(32);
+  header.write('DKIF', 0, 'ascii');
+  header.writeUInt16LE(32, 6);
+  header.write('VP80', 8, 'ascii');
+  header.writeUInt16LE(width, 12);
+  header.writeUInt16LE(height, 14);
+  header.writeUInt32LE(30, 16);
+  header.writeUInt32LE(1, 20);
+  header.writeUInt32LE(frames.length, 24);
+  const parts: Buffer[] = [header];
+  frames.forEach((frame, i) => {
+    const frameHeader = Buffer.alloc(12);
+    frameHeader.writeUInt32LE(frame.length, 0);
+    frameHeader.writeBigUInt64LE(BigInt(i), 4);
+    parts.push(frameHeader, Buffer.from(frame));
+  });
+  writeFileSync(path, Buffer.concat(parts));
+}
+
+/** The mean luma of the left and right halves of the last decoded frame. */
+async function halvesLuma(path: string, width: number, height: number): Promise<[number, number]> {
+  const luma = async (x: number): Promise<number> => {
+    const { stderr } = await run('ffmpeg', [
+      ...['-v', 'info', '-i', path, '-vf', `crop=${width / 2}:${height}:${x}:0,signalstats,metadata=print:key=lavfi.signalstats.YAVG`],
+      ...['-f', 'null', '-'],
+    ]);
+    const values = [...stderr.matchAll(/YAVG=([\d.]+)/g)].map((m) => Number(m[1]));
+    return values[values.length - 1] ?? NaN;
+  };
+  return [await luma(0), await luma(width / 2)];
+}
+
+/** Collects the frames `client` receives of `streamID` since the last keyframe, to look at the picture. */
+function watchPicture(client: TestClient, streamID: string): { frames(): Uint8Array[]; count(): number } {
+  let frames: Uint8Array[] = [];
+  let count = 0;
+  client.engine.setCustomVideoRenderHandler({
+    onRemoteVideoFrameEncodedDataReceived: (data, params, _time, id) => {
+      if (id !== streamID) return;
+      count++;
+      if (params.isKeyFrame) frames = [];
+      frames.push(data);
+    },
+  });
+  return { frames: () => frames, count: () => count };
+}
+
+test('StartMix puts two publishers side by side in one 640×180 stream anyone plays; an update moves them, an input that goes leaves black, and the task ends when all are gone', async (t) => {
+  const env = await startTestServer({ mixing: { allInputsGoneMs: 3000 } });
+  const dir = mkdtempSync(join(tmpdir(), 'parley-mix-'));
+  t.after(async () => {
+    await env.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const [alice, bob, carol] = await env.inRoom('mix', 'alice', 'bob', 'carol');
+  await alice!.publish('alice-cam');
+  await bob!.publish('bob-cam');
+  const stops = [loopFixtures(alice!.engine), loopFixtures(bob!.engine)];
+  t.after(() => stops.forEach((stop) => stop()));
+  const api = (action: string, params: Record<string, unknown>) => callServerApi(env.server.httpUrl, env.app, action, params);
+  const rect = (left: number, right: number) => ({ Top: 0, Left: left, Bottom: 180, Right: right });
+  const mix = (inputs: Array<[string, ReturnType<typeof rect>]>) =>
+    api('StartMix', {
+      TaskId: 'side-by-side',
+      MixInput: inputs.map(([StreamId, RectInfo]) => ({ StreamId, RectInfo })),
+      MixOutput: [{ StreamId: 'mixed', Width: 640, Height: 180, Fps: 15, VideoBitrate: 600_000 }],
+    });
+
+  // Bad input: an input that is not published.
+  const missing = await api('StartMix', {
+    TaskId: 'nothing',
+    MixInput: [{ StreamId: 'nobody-cam', RectInfo: rect(0, 320) }],
+    MixOutput: [{ StreamId: 'nothing-out', Width: 640, Height: 180 }],
+  });
+  assert.equal(missing.Code, ApiCode.InvalidParameter);
+  assert.match(missing.Message, /nobody-cam/);
+  assert.equal((await api('StopMix', { TaskId: 'nothing' })).Code, ApiCode.InvalidParameter);
+
+  const started = await mix([
+    ['alice-cam', rect(0, 320)],
+    ['bob-cam', rect(320, 640)],
+  ]);
+  assert.equal(started.Code, 0, started.Message);
+  // The mix is a stream of the room: carol sees it come and plays it at its size.
+  await carol!.waitFor(
+    'roomStreamUpdate',
+    (_, type, streams) => type === UpdateType.Add && streams.some((s) => s.streamID === 'mixed'),
+    15_000,
+  );
+  const picture = watchPicture(carol!, 'mixed');
+  carol!.engine.startPlayingStream('mixed');
+  await carol!.waitFor('playerVideoSizeChanged', (id, w, h) => id === 'mixed' && w === 640 && h === 180, 15_000);
+  await sleep(2500);
+  const look = async (name: string): Promise<[number, number]> => {
+    const path = join(dir, `${name}.ivf`);
+    writeIvf(path, picture.frames(), 640, 180);
+    const halves = await halvesLuma(path, 640, 180);
+    t.diagnostic(`${name}: mean luma left ${halves[0].toFixed(1)}, right ${halves[1].toFixed(1)}`);
+    return halves;
+  };
+  const both = await look('both');
+  assert.ok(both[0] > 30 && both[1] > 30, 'both halves show a picture');
+
+  // An update of the same task: alice alone, on the right half; the stream goes on.
+  assert.equal((await mix([['alice-cam', rect(320, 640)]])).Code, 0);
+  await sleep(3000);
+  const moved = await look('moved');
+  assert.ok(moved[0] < 25 && moved[1] > 30, 'the left half is black, the right shows alice');
+  assert.ok(
+    !carol!.of('roomStreamUpdate').some(([, type, streams]) => type === UpdateType.Delete && streams.some((s) => s.streamID === 'mixed')),
+  );
+
+  // alice stops publishing: her area turns black, and the task ends once no input is left.
+  const before = picture.count();
+  alice!.engine.stopPublishingStream();
+  await sleep(2000);
+  assert.ok(picture.count() > before, 'the mix goes on without its input');
+  const gone = await look('gone');
+  assert.ok(gone[1] < 25, 'the right half is black');
+  await carol!.waitFor(
+    'roomStreamUpdate',
+    (_, type, streams) => type === UpdateType.Delete && streams.some((s) => s.streamID === 'mixed'),
+    10_000,
+  );
+  assert.equal((await api('StopMix', { TaskId: 'side-by-side' })).Code, ApiCode.InvalidParameter, 'the task has ended');
+});
