@@ -88,9 +88,9 @@ test('StartMix puts two publishers side by side in one 640×180 stream anyone pl
     MixInput: [{ StreamId: 'nobody-cam', RectInfo: rect(0, 320) }],
     MixOutput: [{ StreamId: 'nothing-out', Width: 640, Height: 180 }],
   });
-  assert.equal(missing.Code, ApiCode.InvalidParameter);
+  assert.equal(missing.Code, ApiCode.MixInputError);
   assert.match(missing.Message, /nobody-cam/);
-  assert.equal((await api('StopMix', { TaskId: 'nothing' })).Code, ApiCode.InvalidParameter);
+  assert.equal((await api('StopMix', { TaskId: 'nothing' })).Code, ApiCode.MixInputError);
 
   const started = await mix([
     ['alice-cam', rect(0, 320)],
@@ -138,5 +138,5 @@ test('StartMix puts two publishers side by side in one 640×180 stream anyone pl
     (_, type, streams) => type === UpdateType.Delete && streams.some((s) => s.streamID === 'mixed'),
     10_000,
   );
-  assert.equal((await api('StopMix', { TaskId: 'side-by-side' })).Code, ApiCode.InvalidParameter, 'the task has ended');
+  assert.equal((await api('StopMix', { TaskId: 'side-by-side' })).Code, ApiCode.MixInputError, 'the task has ended');
 });

@@ -17,6 +17,7 @@ import {
   type WebhookOptions,
 } from '../src/index.js';
 import { WebhookDispatcher } from '../src/webhooks/dispatcher.js';
+import type { MixingEvents } from '../src/egress/mixing.js';
 import type { RoomServiceEvents } from '../src/rooms/observer.js';
 import { AppRegistry } from '../src/apps.js';
 import { callServerApi } from '@parley/testkit';
@@ -440,4 +441,32 @@ test('what the server API does is reported too: kick (reason 3), forbid (type 10
     ['room_logout', 'last', 3],
     ['room_close', 3],
   ]);
+});
+
+test('mixing tasks are reported: mix_start and mix_stop, numbered 1 and 2 within the task and signed like the rest', async (t) => {
+  const receiver = await startReceiver();
+  t.after(() => receiver.close());
+  const app = appWithCallback(3_000_005, receiver.url);
+  const mixing = new EventEmitter<MixingEvents>();
+  const dispatcher = new WebhookDispatcher({
+    apps: new AppRegistry([app]),
+    observer: new EventEmitter(),
+    mixing,
+    log: pino({ level: 'silent' }),
+  });
+  t.after(() => dispatcher.close());
+  const event = { appID: app.appID, roomID: 'r', taskID: 'task-1', streamID: 'mixed', timeMs: Date.now() };
+  mixing.emit('mixStart', event);
+  mixing.emit('mixStop', { ...event, reason: 'inputsGone' });
+  await receiver.waitFor((a) => a.length === 2);
+  for (const arrival of receiver.arrivals) assertGenuine(arrival, app.appID);
+  assert.deepEqual(
+    receiver.arrivals
+      .map((a) => a.body)
+      .map((b) => [b.event, b.room_id, b.room_session_id, b.room_seq, b.event_id, 'reason' in b ? b.reason : '']),
+    [
+      ['mix_start', 'r', 'task-1', 1, `${app.appID}-task-1-1`, ''],
+      ['mix_stop', 'r', 'task-1', 2, `${app.appID}-task-1-2`, 'inputsGone'],
+    ],
+  );
 });

@@ -34,6 +34,10 @@ export const ApiCode = {
   RecordTaskNotFound: 300001000,
   RecordTaskStopped: 300001001,
   RecordSystemError: 300010000,
+  /** Mixing: it failed (its stream could not be published). */
+  MixFailed: 110200001,
+  /** Mixing: an input that is not published, or a task that does not exist. */
+  MixInputError: 110200002,
 } as const;
 
 export type ActionResult = { Code: number; Message: string; Data?: unknown };
@@ -297,12 +301,13 @@ export const actionHandlers: { [A in ActionName]: Handler<Params<A>> } = {
       video: { width: first!.Width, height: first!.Height, fps: first!.Fps, bitrateBps: first!.VideoBitrate },
       audioBitrateBps: first!.AudioBitrate,
     });
-    if ('refused' in started) return { Code: ApiCode.InvalidParameter, Message: started.refused };
+    if ('refused' in started)
+      return { Code: started.code === 'input' ? ApiCode.MixInputError : ApiCode.MixFailed, Message: started.refused };
     return ok({ TaskId, StreamId: started.started.taskParams.outputStreamID });
   }),
   StopMix: mixer(async (mixing, appID, { TaskId }) => {
     const task = mixing.task(appID, TaskId);
-    if (!task) return { Code: ApiCode.InvalidParameter, Message: `no mixing task ${TaskId}` };
+    if (!task) return { Code: ApiCode.MixInputError, Message: `no mixing task ${TaskId}` };
     await task.end('stopped');
     return ok();
   }),

@@ -34,7 +34,8 @@ export interface MixingServer {
 
 export const DEFAULT_MIX_TIMINGS: MixTimings = { allInputsGoneMs: 90_000, pollMs: 1000, restartDelayMs: 300 };
 
-export type MixStart = { started: MixTask } | { refused: string };
+/** A started (or updated) task, or why not: an input is not live, or the mix could not be published. */
+export type MixStart = { started: MixTask } | { refused: string; code: 'input' | 'failed' };
 
 export class Mixing {
   readonly observer = new EventEmitter<MixingEvents>();
@@ -55,7 +56,7 @@ export class Mixing {
     const { appID, taskID } = params;
     const rooms = await Promise.all(params.inputs.map((i) => this.server.roomOfStream(appID, i.streamID)));
     const missing = params.inputs.find((_, i) => rooms[i] === undefined);
-    if (missing) return { refused: `input stream ${missing.streamID} is not published` };
+    if (missing) return { refused: `input stream ${missing.streamID} is not published`, code: 'input' };
     const key = `${appID}/${taskID}`;
     const running = this.tasks.get(key);
     if (running) {
@@ -64,7 +65,7 @@ export class Mixing {
     }
     const roomID = rooms[0]!;
     const appSign = this.server.appSignOf(appID);
-    if (!appSign) return { refused: `app ${appID} has no appSign for the mixer's user` };
+    if (!appSign) return { refused: `app ${appID} has no appSign for the mixer's user`, code: 'failed' };
     const task = new MixTask(
       params,
       this.feeds,
@@ -89,7 +90,7 @@ export class Mixing {
     } catch (err) {
       this.tasks.delete(key);
       await task.end('failed');
-      return { refused: (err as Error).message };
+      return { refused: (err as Error).message, code: 'failed' };
     }
     this.observer.emit('mixStart', { appID, roomID, taskID, streamID: params.outputStreamID, timeMs: Date.now() });
     this.log.info({ appID, taskID, roomID }, 'mixing started');
