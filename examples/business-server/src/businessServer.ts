@@ -3,7 +3,11 @@
  * - `GET /token?userID=…&roomID=…` mints a token04 for the app's clients (the demo page's
  *   `tokenUrl`), after whatever checks the business wants (here: none but the IDs' shapes);
  * - `POST /parley/callback` receives Parley's webhooks and verifies their signatures;
- * - `GET /rooms/<roomID>/users` asks Parley's server API who is in a room (a signed call).
+ * - `GET /rooms/<roomID>/users` asks Parley's server API who is in a room (a signed call);
+ * - `POST /rooms/<roomID>/recording` starts recording the room (StartRecord), `POST
+ *   /recordings/<taskID>/stop` stops it, `GET /recordings/<taskID>` describes it (its files);
+ * - `POST /rooms/<roomID>/mix` with `{"streamIDs": […]}` mixes those streams side by side into the
+ *   room's stream `mix_<roomID>` (StartMix; again to change them), `POST /rooms/<roomID>/mix/stop` ends it.
  * The app's serverSecret and callbackSecret stay here; clients never see them.
  */
 import { randomBytes } from 'node:crypto';
@@ -53,9 +57,22 @@ export class BusinessServer {
     if (origin && this.options.allowedOrigins?.includes(origin)) res.setHeader('access-control-allow-origin', origin);
     if (req.method === 'GET' && url.pathname === '/token') return this.token(url, res);
     if (req.method === 'POST' && url.pathname === '/parley/callback') return this.callback(req, res);
-    const users = /^\/rooms\/([^/]+)\/users$/.exec(url.pathname);
-    if (req.method === 'GET' && users)
-      return send(res, 200, await this.callParley('DescribeUsers', { RoomId: decodeURIComponent(users[1]!) }));
+    const [, collection, id, action, more] = url.pathname.split('/').map(decodeURIComponent);
+    const route = `${req.method} /${collection}/:id/${action ?? ''}${more ? `/${more}` : ''}`;
+    switch (route) {
+      case 'GET /rooms/:id/users':
+        return send(res, 200, await this.callParley('DescribeUsers', { RoomId: id! }));
+      case 'POST /rooms/:id/recording':
+        return send(res, 200, await this.callParley('StartRecord', { RoomId: id!, RecordInputParams: { RecordMode: 1 } }));
+      case 'POST /recordings/:id/stop':
+        return send(res, 200, await this.callParley('StopRecord', { TaskId: id! }));
+      case 'GET /recordings/:id/':
+        return send(res, 200, await this.callParley('DescribeRecordStatus', { TaskId: id! }));
+      case 'POST /rooms/:id/mix':
+        return send(res, 200, await this.mix(id!, (await readBody(req)).toString()));
+      case 'POST /rooms/:id/mix/stop':
+        return send(res, 200, await this.callParley('StopMix', { TaskId: `mix_${id!}` }));
+    }
     send(res, 404, { error: 'not found' });
   }
 
@@ -82,8 +99,27 @@ export class BusinessServer {
     send(res, 200, {});
   }
 
-  /** A server API call, signed with the app's serverSecret (SignatureVersion 2.0). */
-  async callParley(action: string, params: Record<string, string>): Promise<unknown> {
+  /** The streams side by side, 320×180 each, as the room's stream `mix_<roomID>`. */
+  private mix(roomID: string, body: string): Promise<unknown> {
+    let streamIDs: unknown;
+    try {
+      streamIDs = (JSON.parse(body) as { streamIDs?: unknown }).streamIDs;
+    } catch {
+      return Promise.resolve({ error: 'the body must be JSON' });
+    }
+    if (!Array.isArray(streamIDs) || streamIDs.length === 0 || streamIDs.length > 4) return Promise.resolve({ error: '1 to 4 streamIDs' });
+    return this.callParley('StartMix', {
+      TaskId: `mix_${roomID}`,
+      MixInput: streamIDs.map((StreamId: unknown, i) => ({
+        StreamId,
+        RectInfo: { Top: 0, Left: 320 * i, Bottom: 180, Right: 320 * (i + 1) },
+      })),
+      MixOutput: [{ StreamId: `mix_${roomID}`, Width: 320 * streamIDs.length, Height: 180, Fps: 15 }],
+    });
+  }
+
+  /** A server API call, signed with the app's serverSecret (SignatureVersion 2.0): a GET, or a POST of JSON when a parameter is an object. */
+  async callParley(action: string, params: Record<string, unknown>): Promise<unknown> {
     const { appID, serverSecret, parleyHttpUrl } = this.options;
     const nonce = randomBytes(8).toString('hex');
     const timestamp = Math.floor(Date.now() / 1000);
@@ -94,9 +130,13 @@ export class BusinessServer {
       Timestamp: String(timestamp),
       Signature: apiSignature(appID, nonce, serverSecret, timestamp),
       SignatureVersion: '2.0',
-      ...params,
     });
-    return (await fetch(`${parleyHttpUrl}/api?${query}`)).json();
+    if (Object.values(params).every((v) => typeof v === 'string')) {
+      for (const [key, value] of Object.entries(params)) query.set(key, value as string);
+      return (await fetch(`${parleyHttpUrl}/api?${query}`)).json();
+    }
+    const body = JSON.stringify(params);
+    return (await fetch(`${parleyHttpUrl}/api?${query}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body })).json();
   }
 }
 

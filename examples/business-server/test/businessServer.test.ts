@@ -6,7 +6,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ParleyEngine } from '@parley/sdk';
 import { randomApp, startServer } from '@parley/server';
-import { launchChromium, openDemo, teardown, waitDecoding } from '@parley/testkit';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { launchChromium, openDemo, remoteVideoSize, teardown, waitDecoding } from '@parley/testkit';
 import { BusinessServer } from '../src/businessServer.js';
 
 test('the business server mints tokens clients log in with, verifies the webhooks of their calls, and calls the server API', async (t) => {
@@ -64,10 +67,12 @@ test('the business server mints tokens clients log in with, verifies the webhook
   assert.match(JSON.stringify(users.Data), /"alice"/);
 });
 
-test('the demo page served by a production server logs in with tokens from the business server and calls', async (t) => {
+test('the demo page served by a production server logs in with tokens from the business server, calls, records the room and mixes its streams', async (t) => {
   const closeLater = teardown(t);
   const app = randomApp(9_000_002);
-  const parley = await startServer({ host: '127.0.0.1', port: 0, apps: [app], logLevel: 'silent' });
+  const dir = mkdtempSync(join(tmpdir(), 'parley-demo-rec-'));
+  closeLater(() => rmSync(dir, { recursive: true, force: true }));
+  const parley = await startServer({ host: '127.0.0.1', port: 0, apps: [app], logLevel: 'silent', recording: { dir, syncWaitMs: 2000 } });
   closeLater(() => parley.close());
   const business = new BusinessServer({
     appID: app.appID,
@@ -87,4 +92,27 @@ test('the demo page served by a production server logs in with tokens from the b
   ];
   for (const page of pages) await waitDecoding(page);
   assert.equal(await pages[0]!.evaluate('document.getElementById("appID").value'), String(app.appID));
+
+  // Record: the business server starts and stops the room's recording; the page lists its files.
+  const logText = (): Promise<string> => pages[0]!.evaluate(() => document.getElementById('log')!.textContent ?? '');
+  const untilLogged = async (pattern: RegExp): Promise<string> => {
+    for (const deadline = Date.now() + 20_000; ; await new Promise((r) => setTimeout(r, 100))) {
+      const match = pattern.exec(await logText());
+      if (match) return match[0];
+      if (Date.now() > deadline) throw new Error(`not logged: ${pattern}; log: ${(await logText()).slice(-1500)}`);
+    }
+  };
+  await pages[0]!.click('#record');
+  const task = (await untilLogged(/recording the room: task (\w+)/)).split(' ').pop()!;
+  await new Promise((r) => setTimeout(r, 4000));
+  await pages[0]!.click('#record');
+  const ended = await untilLogged(/recording \w+ ended: .*/);
+  const files = readdirSync(join(dir, task)).filter((f) => f.endsWith('.webm'));
+  assert.equal(files.length, 2, `${ended}; ${files.join(', ')}`);
+  for (const file of files) assert.ok(ended.includes(file));
+
+  // Mix: both streams side by side in the room's mixed stream, which the other page plays.
+  await pages[0]!.click('#mix');
+  await untilLogged(/mixing .* into mix_tokens/);
+  assert.deepEqual(await remoteVideoSize(pages[1]!, 'mix_tokens'), { width: 640, height: 180 });
 });

@@ -22,6 +22,7 @@ import {
   type AudioConfigPreset,
   type VideoConfigPreset,
 } from '@parley/sdk';
+import { BusinessActions } from './business.js';
 
 const $ = <T extends HTMLElement>(id: string): T => document.getElementById(id) as T;
 const field = (id: string): HTMLInputElement | HTMLSelectElement => $<HTMLInputElement>(id);
@@ -30,10 +31,20 @@ const videos = $('videos');
 const joinButton = $<HTMLButtonElement>('join');
 const publishButton = $<HTMLButtonElement>('publish');
 const endButton = $<HTMLButtonElement>('end');
+const recordButton = $<HTMLButtonElement>('record');
+const mixButton = $<HTMLButtonElement>('mix');
 const chatInput = $<HTMLInputElement>('chat-input');
 const sendButton = $<HTMLButtonElement>('send');
 
 let engine: ParleyEngine | null = null;
+/** The stream this page publishes, while it does. */
+let publishedStreamID: string | null = null;
+/** With a business server (a production server's `tokenUrl`): recording and mixing through it. */
+const tokenUrl = new URLSearchParams(location.search).get('tokenUrl');
+const business = tokenUrl ? new BusinessActions(new URL(tokenUrl, location.href).origin) : undefined;
+recordButton.hidden = mixButton.hidden = !business;
+/** The recording task the Record button started, while it runs. */
+let recordingTask: string | null = null;
 /** The last onNetworkQuality line logged per user. */
 const networkQualityShown = new Map<string, string>();
 
@@ -139,6 +150,7 @@ const handler: ParleyEventHandler = {
     $('state').textContent = RoomStateChangedReason[reason] ?? String(reason);
     const inRoom = reason === RoomStateChangedReason.Logined || reason === RoomStateChangedReason.Reconnected;
     if (inRoom) publishButton.disabled = shareButton.disabled = false;
+    if (inRoom && business) recordButton.disabled = mixButton.disabled = false;
     // Devices have names once the page may use them (the preview has asked by now).
     if (inRoom) void fillDevicePickers();
     setChatEnabled(inRoom || reason === RoomStateChangedReason.Reconnecting);
@@ -165,6 +177,7 @@ const handler: ParleyEventHandler = {
   onPublisherStateUpdate(streamID, state, errorCode) {
     log(`onPublisherStateUpdate stream=${streamID} ${PublisherState[state]} code=${errorCode}`);
     if (state === PublisherState.NoPublish && engine) publishButton.disabled = false;
+    publishedStreamID = state === PublisherState.Publishing ? streamID : state === PublisherState.NoPublish ? null : publishedStreamID;
     if (state === PublisherState.Publishing) void fillDevicePickers();
   },
   onPlayerStateUpdate(streamID, state, errorCode) {
@@ -258,6 +271,8 @@ function reset(): void {
   joinButton.disabled = false;
   publishButton.disabled = true;
   shareButton.disabled = true;
+  recordButton.disabled = mixButton.disabled = true;
+  publishedStreamID = null;
   shareStopped();
   endButton.disabled = true;
   setChatEnabled(false);
@@ -275,7 +290,6 @@ async function fetchToken(tokenUrl: string): Promise<void> {
 }
 
 joinButton.onclick = async () => {
-  const tokenUrl = new URLSearchParams(location.search).get('tokenUrl');
   if (tokenUrl) {
     try {
       await fetchToken(tokenUrl);
@@ -314,6 +328,35 @@ joinButton.onclick = async () => {
   current.loginRoom(field('roomID').value.trim(), { userID, userName: userID }, { isUserStatusNotify: true, token }, (code) =>
     log(`loginRoom callback code=${code}`),
   );
+};
+
+recordButton.onclick = async () => {
+  recordButton.disabled = true;
+  try {
+    if (recordingTask) {
+      const files = await business!.stopRecording(recordingTask);
+      log(`recording ${recordingTask} ended: ${files.map((f) => `${f.FileId} (${f.Duration} ms)`).join(', ') || 'no files'}`);
+      recordingTask = null;
+    } else {
+      recordingTask = await business!.startRecording(field('roomID').value.trim());
+      log(`recording the room: task ${recordingTask}`);
+    }
+  } catch (err) {
+    log(`recording: ${(err as Error).message}`);
+  }
+  recordButton.textContent = recordingTask ? 'Stop recording' : 'Record';
+  recordButton.disabled = !engine;
+};
+
+mixButton.onclick = async () => {
+  // The streams on the page (mixes aside), this page's own first.
+  const remote = [...videos.querySelectorAll<HTMLElement>('.tile.remote')].map((tile) => tile.dataset.streamId!);
+  const streamIDs = [...(publishedStreamID ? [publishedStreamID] : []), ...remote.filter((id) => !id.startsWith('mix_'))].slice(0, 4);
+  try {
+    log(`mixing ${streamIDs.join(', ')} into ${await business!.mix(field('roomID').value.trim(), streamIDs)}`);
+  } catch (err) {
+    log(`mixing: ${(err as Error).message}`);
+  }
 };
 
 publishButton.onclick = () => {
