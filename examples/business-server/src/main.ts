@@ -18,4 +18,6 @@ const server = new BusinessServer({
   allowedOrigins: process.env.ALLOWED_ORIGINS?.split(','),
 });
 const url = await server.listen(Number(process.env.PORT ?? 8080));
-process.stdout.write(`business server on ${url}: GET /token, POST /parley/callback, GET /rooms/<roomID>/users, recording and mixing (see businessServer.ts)\n`);
+process.stdout.write(
+  `business server on ${url}: GET /token, POST /parley/callback, GET /rooms/<roomID>/users, recording and mixing (see businessServer.ts)\n`,
+);
