@@ -36,6 +36,9 @@ limits:
 log:
   level: warn
 drainMs: 5000
+recording:
+  dir: /var/lib/parley/recordings
+  onFileReady: aws s3 cp "$1" s3://recordings/
 `;
 
 /** Runs the CLI; resolves with its exit code and what it wrote to stderr. */
@@ -73,6 +76,7 @@ test('a YAML config gives the server its listen address, apps, media, limits, lo
     },
   );
   assert.equal(options.staticDir, false, 'no demo page unless asked for');
+  assert.deepEqual(options.recording, { dir: '/var/lib/parley/recordings', onFileReady: 'aws s3 cp "$1" s3://recordings/' });
   assert.equal(options.publicUrl, 'http://parley.example.com:7900');
   assert.deepEqual(options.turn, {
     urls: ['turn:turn.example.com:3478?transport=udp', 'turns:turn.example.com:443?transport=tcp'],
@@ -122,7 +126,7 @@ test('the example configuration in deploy/ is valid once its secrets are in the 
   assert.notEqual(loadConfig(readFileSync(file, 'utf8'), file, {}).code, 0, 'not without them');
 });
 
-test('seventeen malformed configs: each gets one line naming the key and the problem, and the server does not start', (t) => {
+test('eighteen malformed configs: each gets one line naming the key and the problem, and the server does not start', (t) => {
   const dir = tempDir(t);
   const appLines = (overrides: Record<string, string> = {}): string =>
     `apps:\n  - appID: ${overrides.appID ?? app.appID}\n    appSign: ${overrides.appSign ?? app.appSign}\n    serverSecret: "${overrides.serverSecret ?? app.serverSecret}"\n`;
@@ -147,6 +151,7 @@ test('seventeen malformed configs: each gets one line naming the key and the pro
       /: publicUrl: is https, so the server needs tls or a proxy in front \(behindProxy\)$/,
     ],
     ['TCP port', `${appLines()}media:\n  tcpPort: yes\n`, /: media\.tcpPort: must be a port number or false$/],
+    ['recording without a folder', `${appLines()}recording:\n  onFileReady: upload "$1"\n`, /: recording\.dir: is missing$/],
     [
       'TURN URL',
       `${appLines()}turn:\n  urls: [stun:turn.example.com]\n  secret: 0123456789abcdef\n`,
