@@ -66,6 +66,14 @@ export const ErrorCode = {
   PlayInterrupted: 1004020,
   PlayForbidden: 1004025,
 
+  // Mixer (1005xxx)
+  MixerNoOutputTarget: 1005005,
+  MixerInputListInvalid: 1005020,
+  MixerOutputListInvalid: 1005021,
+  /** An input that is not published, a layout outside the canvas, or a task that does not exist. */
+  MixerInputParametersError: 1005027,
+  MixerInnerError: 1005099,
+
   // Room communication (1009xxx)
   MessageTooLong: 1009002,
 

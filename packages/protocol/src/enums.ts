@@ -194,3 +194,10 @@ export enum StreamRelayCDNUpdateReason {
   MixStreamAllInputStreamNoData = 9,
   MixStreamServerInternalError = 10,
 }
+
+/** What of a mixer input goes into the mix. */
+export enum MixerInputContentType {
+  Audio = 0,
+  Video = 1,
+  VideoOnly = 2,
+}

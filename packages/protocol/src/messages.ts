@@ -31,6 +31,26 @@ const streamRelayCdnInfoSchema = z.object({
   stateTime: z.number(),
 });
 export type StreamRelayCDNInfo = z.infer<typeof streamRelayCdnInfoSchema>;
+const pixels = z.number().int().min(0).max(4096);
+/** MixerTask: inputs by layout (contentType 0 audio, 1 audio and video, 2 video only), outputs (a streamID or an rtmp:// URL), bitrates in kbit/s. */
+const mixerTaskSchema = z.object({
+  taskID: z.string().min(1).max(128),
+  inputList: z
+    .array(
+      z.object({
+        streamID: id,
+        contentType: z.union([z.literal(0), z.literal(1), z.literal(2)]).optional(),
+        layout: z.object({ x: pixels, y: pixels, width: pixels, height: pixels }),
+      }),
+    )
+    .max(9),
+  outputList: z.array(z.object({ target: z.string().min(1).max(1024) })).max(4),
+  videoConfig: z
+    .object({ width: pixels, height: pixels, fps: z.number().int().min(1).max(30), bitrate: z.number().int().min(50).max(10_000) })
+    .optional(),
+  audioConfig: z.object({ bitrate: z.number().int().min(16).max(256) }).optional(),
+});
+export type MixerTask = z.infer<typeof mixerTaskSchema>;
 export type MediaRole = z.infer<typeof mediaRole>;
 
 export const userSchema = z.object({ userID: id, userName: id });
@@ -158,6 +178,9 @@ export const clientMessageSchema = z.discriminatedUnion('type', [
   /** addPublishCdnUrl / removePublishCdnUrl: the server pushes (or stops pushing) a stream the session publishes to an RTMP URL. */
   z.object({ type: z.literal('addCdnUrl'), id: requestId, streamID: id, url: cdnUrl }),
   z.object({ type: z.literal('removeCdnUrl'), id: requestId, streamID: id, url: cdnUrl }),
+  /** startMixerTask (again with the same taskID: new inputs or layout) and stopMixerTask. */
+  z.object({ type: z.literal('startMixerTask'), id: requestId, task: mixerTaskSchema }),
+  z.object({ type: z.literal('stopMixerTask'), id: requestId, taskID: z.string().min(1).max(128) }),
   z.object({ type: z.literal('heartbeat'), id: requestId }),
   /** Replaces the session's token before it expires. */
   z.object({ type: z.literal('renewToken'), id: requestId, token: z.string().min(1).max(4096) }),
@@ -269,6 +292,8 @@ export const replyDataSchemas = {
   restartIce: z.object({ sdp }),
   addCdnUrl: z.object({}),
   removeCdnUrl: z.object({}),
+  startMixerTask: z.object({}),
+  stopMixerTask: z.object({}),
   heartbeat: z.object({}),
   renewToken: z.object({}),
   broadcastMessage: z.object({ messageID: z.number().int() }),
@@ -339,6 +364,8 @@ export const serverMessageSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('mediaStalled'), streamID: id, role: mediaRole }),
   /** onPublisherRelayCDNStateUpdate: the relays of a stream the session publishes, each URL's state. */
   z.object({ type: z.literal('relayCdnState'), streamID: id, infoList: z.array(streamRelayCdnInfoSchema) }),
+  /** onMixerRelayCDNStateUpdate: the RTMP outputs of a mixing task this session started. */
+  z.object({ type: z.literal('mixerRelayCdnState'), taskID: z.string(), infoList: z.array(streamRelayCdnInfoSchema) }),
   /** The server ended a play session (the stream stopped or was removed); the player may wait for it to return. */
   z.object({ type: z.literal('playStopped'), streamID: id, attempt: z.number().int(), code: z.number().int() }),
 ]);

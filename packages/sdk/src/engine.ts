@@ -23,6 +23,7 @@ import {
   validateStreamID,
   validateUserID,
   validateUserName,
+  type MixerTask,
   type User,
 } from '@parley/protocol';
 import { EventHub, type ParleyEventHandler, type ParleyEventName, type ParleyEvents } from './events.js';
@@ -356,6 +357,31 @@ export class ParleyEngine {
 
   removePublishCdnUrl(streamID: string, targetURL: string, callback?: (errorCode: number) => void): void {
     this.updateCdnUrl('removeCdnUrl', streamID, targetURL, callback);
+  }
+
+  /**
+   * Starts mixing `task.inputList` by their layouts into one stream (`outputList`: a streamID, which
+   * anyone in the room plays, and/or rtmp:// URLs); again with the same taskID, changes its inputs
+   * or layout under the same stream. `callback` gets 0 or a 1005xxx code and what is wrong.
+   */
+  startMixerTask(task: MixerTask, callback?: (errorCode: number, extendedData: string) => void): void {
+    requireType(task, 'object', 'task');
+    const signalling = this.mixerSignalling(callback);
+    void signalling?.request('startMixerTask', { task }).then((reply) => callback?.(reply.code, 'message' in reply ? reply.message : ''));
+  }
+
+  stopMixerTask(task: Pick<MixerTask, 'taskID'>, callback?: (errorCode: number) => void): void {
+    requireType(task, 'object', 'task');
+    const signalling = this.mixerSignalling(callback);
+    void signalling?.request('stopMixerTask', { taskID: task.taskID }).then((reply) => callback?.(reply.code));
+  }
+
+  /** The main room's connection for mixer requests; undefined (and `callback` told why) when not logged in. */
+  private mixerSignalling(callback?: (errorCode: number, extendedData: string) => void) {
+    const signalling = this.mainRoom?.activeSignalling;
+    const refused = notLoggedIn(this.mainRoom) || (signalling ? 0 : ErrorCode.Disconnected);
+    if (refused) callback?.(refused, '');
+    return refused ? undefined : signalling;
   }
 
   private updateCdnUrl(type: 'addCdnUrl' | 'removeCdnUrl', streamID: string, url: string, callback?: (errorCode: number) => void): void {

@@ -41,6 +41,8 @@ export interface ParleyEvents {
   playerVideoSizeChanged: [streamID: string, width: number, height: number];
   /** The CDN relays of a published stream (addPublishCdnUrl) changed state: every URL's state, reason and time. */
   publisherRelayCDNStateUpdate: [streamID: string, infoList: StreamRelayCDNInfo[]];
+  /** The RTMP outputs of a mixing task this user started (startMixerTask) changed state. */
+  mixerRelayCDNStateUpdate: [taskID: string, infoList: StreamRelayCDNInfo[]];
   /** Every few seconds while publishing (3 s by default): rates, round trip, loss and a level. */
   publisherQualityUpdate: [streamID: string, quality: PublishStreamQuality];
   /** Every few seconds while playing (3 s by default): rates, round trip, loss, delay, freezes and a level. */

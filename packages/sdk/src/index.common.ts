@@ -6,6 +6,8 @@ export {
   PlayerState,
   PublisherState,
   StreamRelayCDNState,
+  MixerInputContentType,
+  type MixerTask,
   StreamRelayCDNUpdateReason,
   type StreamRelayCDNInfo,
   PublishChannel,

@@ -357,6 +357,9 @@ export class Room {
       case 'relayCdnState':
         this.hub.emit('publisherRelayCDNStateUpdate', message.streamID, message.infoList);
         return;
+      case 'mixerRelayCdnState':
+        this.hub.emit('mixerRelayCDNStateUpdate', message.taskID, message.infoList);
+        return;
       case 'kickedOut':
         this.end(RoomStateChangedReason.KickOut, message.code);
         return;

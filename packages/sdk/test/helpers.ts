@@ -19,6 +19,7 @@ const EVENTS: Record<ParleyEventName, true> = {
   roomStreamUpdate: true,
   publisherStateUpdate: true,
   publisherRelayCDNStateUpdate: true,
+  mixerRelayCDNStateUpdate: true,
   playerStateUpdate: true,
   playerRecvVideoFirstFrame: true,
   playerVideoSizeChanged: true,

@@ -5,9 +5,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { UpdateType } from '@parley/sdk';
+import { ErrorCode, MixerInputContentType, StreamRelayCDNState, UpdateType, type MixerTask } from '@parley/sdk';
 import { ApiCode } from '@parley/server';
-import { callServerApi } from '@parley/testkit';
+import { callServerApi, freePort, probeMedia, startRtmpReceiver } from '@parley/testkit';
 import { loopFixtures, sleep, startTestServer, type TestClient } from './helpers.js';
 
 const run = promisify(execFile);
@@ -139,4 +139,63 @@ test('StartMix puts two publishers side by side in one 640×180 stream anyone pl
     10_000,
   );
   assert.equal((await api('StopMix', { TaskId: 'side-by-side' })).Code, ApiCode.MixInputError, 'the task has ended');
+});
+
+test('startMixerTask from the SDK: its checks, a mix pushed to an RTMP server as well (onMixerRelayCDNStateUpdate), and stopMixerTask', async (t) => {
+  const env = await startTestServer();
+  const dir = mkdtempSync(join(tmpdir(), 'parley-mix-rtmp-'));
+  t.after(async () => {
+    await env.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const receiver = startRtmpReceiver(await freePort('127.0.0.1'), join(dir, 'mix.flv'));
+  t.after(() => receiver.stop());
+  const [alice, carol] = await env.inRoom('sdk-mix', 'alice', 'carol');
+  await alice!.publish('alice-cam');
+  const stop = loopFixtures(alice!.engine);
+  t.after(stop);
+  const start = (task: MixerTask): Promise<[number, string]> =>
+    new Promise((resolve) => carol!.engine.startMixerTask(task, (code, extended) => resolve([code, extended])));
+  const layout = { x: 0, y: 0, width: 320, height: 180 };
+  const videoConfig = { width: 320, height: 180, fps: 15, bitrate: 500 };
+  const task = (inputList: MixerTask['inputList'], outputList: MixerTask['outputList']): MixerTask => ({
+    taskID: 'sdk',
+    inputList,
+    outputList,
+    videoConfig,
+  });
+
+  assert.equal((await start(task([], [{ target: 'sdk-out' }])))[0], ErrorCode.MixerInputListInvalid);
+  assert.equal((await start(task([{ streamID: 'alice-cam', layout }], [])))[0], ErrorCode.MixerOutputListInvalid);
+  assert.equal(
+    (await start(task([{ streamID: 'alice-cam', layout: { ...layout, x: 100 } }], [{ target: 'sdk-out' }])))[0],
+    ErrorCode.MixerInputParametersError,
+  );
+  const [missing, why] = await start(task([{ streamID: 'nobody-cam', layout }], [{ target: 'sdk-out' }]));
+  assert.equal(missing, ErrorCode.MixerInputParametersError);
+  assert.match(why, /nobody-cam/);
+
+  const [code] = await start(
+    task([{ streamID: 'alice-cam', contentType: MixerInputContentType.Video, layout }], [{ target: 'sdk-out' }, { target: receiver.url }]),
+  );
+  assert.equal(code, 0);
+  await carol!.waitFor(
+    'mixerRelayCDNStateUpdate',
+    (id, list) => id === 'sdk' && list.some((i) => i.url === receiver.url && i.state === StreamRelayCDNState.Relaying),
+    20_000,
+  );
+  await sleep(3000);
+  assert.equal(await new Promise<number>((resolve) => carol!.engine.stopMixerTask({ taskID: 'sdk' }, resolve)), 0);
+  await carol!.waitFor(
+    'roomStreamUpdate',
+    (_, type, streams) => type === UpdateType.Delete && streams.some((s) => s.streamID === 'sdk-out'),
+    10_000,
+  );
+  await receiver.stop();
+  const probe = await probeMedia(receiver.file);
+  const video = probe.streams.find((s) => s.kind === 'video')!;
+  assert.deepEqual([video.codec, video.width, video.height], ['h264', 320, 180]);
+  assert.ok(probe.streams.some((s) => s.kind === 'audio' && s.codec === 'aac'));
+  t.diagnostic(`the RTMP server got ${probe.durationSec.toFixed(1)} s of the mix, ${video.frames} frames`);
+  assert.ok(video.frames >= 0.99 * Math.floor(probe.durationSec * 15) - 1, `${video.frames} frames in ${probe.durationSec} s`);
 });

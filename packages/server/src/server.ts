@@ -165,6 +165,7 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
       roomOfStream: (appID, streamID) => rooms.roomOfStream(appID, streamID),
       appSignOf: (appID) => apps.get(appID)?.appSign,
       signallingUrl: () => signallingUrl,
+      tell: (sessionID, message) => rooms.tell(sessionID, message),
     },
     feeds,
     log,
@@ -222,6 +223,7 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
   const signalling = new SignallingServer(http, {
     rooms,
     cdn,
+    mixing,
     heartbeatTimeoutMs,
     log,
     limits,

@@ -294,6 +294,7 @@ export const actionHandlers: { [A in ActionName]: Handler<Params<A>> } = {
       appID,
       inputs: MixInput.map(({ StreamId, RectInfo: r }) => ({
         streamID: StreamId,
+        content: 'both' as const,
         rect: { left: r.Left, top: r.Top, width: r.Right - r.Left, height: r.Bottom - r.Top },
       })),
       outputStreamID: streamOutput?.StreamId ?? `mix_${TaskId.replace(/[^0-9A-Za-z_-]/g, '_')}`.slice(0, 256),

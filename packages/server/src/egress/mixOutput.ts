@@ -4,7 +4,7 @@
  * the room as the mixer's user: the mixed stream is a stream like any other, and goes on while
  * ffmpeg is restarted under it (a new layout).
  */
-import { ParleyEngine, PublisherState } from '@parley/sdk';
+import { ParleyEngine, PublisherState, type StreamRelayCDNInfo } from '@parley/sdk';
 
 /** Frames of an IVF stream (a 32-byte file header, then a 12-byte header per frame) as its bytes come. */
 export class IvfReader {
@@ -127,6 +127,11 @@ export class MixPublisher {
   /** Pushes the mixed stream to an RTMP URL: a CDN relay of the mixer's user, which ends with the stream. */
   pushTo(url: string): void {
     this.engine.addPublishCdnUrl(this.streamID, url);
+  }
+
+  /** The relays' states (onMixerRelayCDNStateUpdate). */
+  onRelayStates(listener: (infoList: StreamRelayCDNInfo[]) => void): void {
+    this.engine.on('publisherRelayCDNStateUpdate', (_, infoList) => listener(infoList));
   }
 
   sendVideo(frame: Buffer): void {

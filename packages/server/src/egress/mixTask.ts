@@ -9,6 +9,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import type { Readable, Writable } from 'node:stream';
 import type { Logger } from 'pino';
+import type { StreamRelayCDNInfo } from '@parley/protocol';
 import { LiveMux } from './liveMux.js';
 import { IvfReader, MixPublisher, OggOpusReader } from './mixOutput.js';
 import type { StreamFeed } from './streamFeed.js';
@@ -16,6 +17,8 @@ import type { StreamFeeds } from './streamFeeds.js';
 
 export interface MixInput {
   streamID: string;
+  /** What of it goes into the mix: its audio, both, or its video. */
+  content: 'audio' | 'both' | 'video';
   /** Where it goes in the output picture (pixels). */
   rect: { left: number; top: number; width: number; height: number };
 }
@@ -47,6 +50,8 @@ export type MixEndReason = 'stopped' | 'inputsGone' | 'failed';
 export interface MixHooks {
   /** Opens the mixed stream's publisher (the mixer's user in the room of the first input). */
   openPublisher(params: MixParams): Promise<MixPublisher>;
+  /** The states of its RTMP outputs changed. */
+  relayStates(infoList: StreamRelayCDNInfo[]): void;
   ended(task: MixTask): void;
 }
 
@@ -81,6 +86,7 @@ export class MixTask {
   /** Opens the mixed stream, leases the inputs' feeds, and starts ffmpeg; rejects when the stream cannot be published. */
   async start(): Promise<void> {
     this.publisher = await this.hooks.openPublisher(this.params);
+    this.publisher.onRelayStates((infoList) => this.hooks.relayStates(infoList));
     for (const url of this.params.outputUrls) this.publisher.pushTo(url);
     await this.poll();
     this.restart();
@@ -196,14 +202,16 @@ function ffmpegArgs(params: MixParams, live: Array<MixInput & { feed: StreamFeed
   const { width, height, fps, bitrateBps } = params.video;
   const inputs = live.flatMap((_, i) => ['-f', 'matroska', '-i', `pipe:${3 + i}`]);
   const filters = [`color=c=black:s=${width}x${height}:r=${fps}[bg0]`, 'anullsrc=r=48000:cl=stereo[silence]'];
-  live.forEach(({ rect }, i) => {
-    filters.push(`[${i}:v]scale=${rect.width}:${rect.height},setpts=PTS-STARTPTS[in${i}]`);
-    filters.push(`[bg${i}][in${i}]overlay=${rect.left}:${rect.top}:eof_action=pass:repeatlast=0[bg${i + 1}]`);
+  const pictures = live.map((input, i) => ({ ...input, i })).filter((input) => input.content !== 'audio' && input.feed.video);
+  pictures.forEach(({ rect, i }, n) => {
+    filters.push(`[${i}:v]scale=${rect.width}:${rect.height},setpts=PTS-STARTPTS[in${n}]`);
+    filters.push(`[bg${n}][in${n}]overlay=${rect.left}:${rect.top}:eof_action=pass:repeatlast=0[bg${n + 1}]`);
   });
-  const audioInputs = live.map((input, i) => (input.feed.audio ? `[${i}:a]` : '')).join('');
-  const audioCount = live.filter((input) => input.feed.audio).length;
-  filters.push(`[silence]${audioInputs}amix=inputs=${audioCount + 1}:duration=first:normalize=0,arealtime[a]`);
-  filters.push(`[bg${live.length}]realtime[v]`);
+  const sounds = live.map((input, i) => ({ ...input, i })).filter((input) => input.content !== 'video' && input.feed.audio);
+  filters.push(
+    `[silence]${sounds.map(({ i }) => `[${i}:a]`).join('')}amix=inputs=${sounds.length + 1}:duration=first:normalize=0,arealtime[a]`,
+  );
+  filters.push(`[bg${pictures.length}]realtime[v]`);
   const audioOutFd = 3 + live.length;
   const args = [
     ...['-hide_banner', '-loglevel', 'error', '-nostats', ...inputs, '-filter_complex', filters.join(';')],

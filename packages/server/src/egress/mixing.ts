@@ -6,7 +6,9 @@
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { MixPublisher } from './mixOutput.js';
-import { MixTask, type MixEndReason, type MixParams, type MixTimings } from './mixTask.js';
+import { MixTask, type MixEndReason, type MixInput, type MixParams, type MixTimings } from './mixTask.js';
+import { ErrorCode, MixerInputContentType, validateStreamID, type MixerTask, type ServerMessage } from '@parley/protocol';
+import { fail, ok, type Outcome } from '../outcome.js';
 import type { StreamFeeds } from './streamFeeds.js';
 
 export interface MixEvent {
@@ -30,6 +32,43 @@ export interface MixingServer {
   appSignOf(appID: number): string | undefined;
   /** The server's signalling URL (known once it listens). */
   signallingUrl(): string;
+  /** Sends a message to a session connected here (the one that started a task). */
+  tell(sessionID: string, message: ServerMessage): void;
+}
+
+const CONTENT: Record<MixerInputContentType, MixInput['content']> = {
+  [MixerInputContentType.Audio]: 'audio',
+  [MixerInputContentType.Video]: 'both',
+  [MixerInputContentType.VideoOnly]: 'video',
+};
+
+/** The SDK's MixerTask as a task's parameters: one streamID output at most, the rest rtmp:// URLs; bitrates from kbit/s. */
+function mixParamsOf(appID: number, task: MixerTask): Outcome<MixParams> {
+  const video = task.videoConfig ?? { width: 640, height: 360, fps: 15, bitrate: 800 };
+  if (task.inputList.length === 0) return fail(ErrorCode.MixerInputListInvalid, 'the input list is empty');
+  if (task.outputList.length === 0) return fail(ErrorCode.MixerOutputListInvalid, 'the output list is empty');
+  const urls = task.outputList.filter((o) => /^rtmps?:\/\/\S+$/.test(o.target)).map((o) => o.target);
+  const streams = task.outputList.filter((o) => !urls.includes(o.target)).map((o) => o.target);
+  if (streams.length > 1 || streams.some((s) => validateStreamID(s) !== ErrorCode.Success)) {
+    return fail(ErrorCode.MixerNoOutputTarget, 'an output is one streamID, or rtmp:// URLs');
+  }
+  const outside = task.inputList.find(
+    ({ layout: l }) => l.width === 0 || l.height === 0 || l.x + l.width > video.width || l.y + l.height > video.height,
+  );
+  if (outside) return fail(ErrorCode.MixerInputParametersError, `the layout of ${outside.streamID} is not within the canvas`);
+  return ok({
+    taskID: task.taskID,
+    appID,
+    inputs: task.inputList.map(({ streamID, contentType, layout }) => ({
+      streamID,
+      content: CONTENT[(contentType ?? MixerInputContentType.Video) as MixerInputContentType],
+      rect: { left: layout.x, top: layout.y, width: layout.width, height: layout.height },
+    })),
+    outputStreamID: streams[0] ?? `mix_${task.taskID.replace(/[^0-9A-Za-z_-]/g, '_')}`,
+    outputUrls: urls,
+    video: { width: video.width, height: video.height, fps: video.fps, bitrateBps: video.bitrate * 1000 },
+    audioBitrateBps: (task.audioConfig?.bitrate ?? 64) * 1000,
+  });
 }
 
 export const DEFAULT_MIX_TIMINGS: MixTimings = { allInputsGoneMs: 90_000, pollMs: 1000, restartDelayMs: 300 };
@@ -51,8 +90,11 @@ export class Mixing {
     this.timings = { ...DEFAULT_MIX_TIMINGS, ...timings };
   }
 
-  /** Starts a task, or updates the running one of that ID; refused when an input is not live or the mix cannot be published. */
-  async start(params: MixParams): Promise<MixStart> {
+  /**
+   * Starts a task, or updates the running one of that ID; refused when an input is not live or the
+   * mix cannot be published. `startedBy`: the session that asked (startMixerTask), told of its relays.
+   */
+  async start(params: MixParams, startedBy?: string): Promise<MixStart> {
     const { appID, taskID } = params;
     const rooms = await Promise.all(params.inputs.map((i) => this.server.roomOfStream(appID, i.streamID)));
     const missing = params.inputs.find((_, i) => rooms[i] === undefined);
@@ -80,6 +122,9 @@ export class Mixing {
             userID: `mixer_${taskID}`,
             streamID: p.outputStreamID,
           }),
+        relayStates: (infoList) => {
+          if (startedBy) this.server.tell(startedBy, { type: 'mixerRelayCdnState', taskID, infoList });
+        },
         ended: (t) => this.ended(t, roomID),
       },
       this.log,
@@ -95,6 +140,24 @@ export class Mixing {
     this.observer.emit('mixStart', { appID, roomID, taskID, streamID: params.outputStreamID, timeMs: Date.now() });
     this.log.info({ appID, taskID, roomID }, 'mixing started');
     return { started: task };
+  }
+
+  /** startMixerTask: the SDK's task, checked as the vendor's SDK does, started for `session`. */
+  async startFor(session: { appID: number; sessionID: string }, task: MixerTask): Promise<Outcome<Record<string, never>>> {
+    const params = mixParamsOf(session.appID, task);
+    if (params.code !== 0) return params;
+    const started = await this.start(params.data, session.sessionID);
+    if ('refused' in started)
+      return fail(started.code === 'input' ? ErrorCode.MixerInputParametersError : ErrorCode.MixerInnerError, started.refused);
+    return ok({});
+  }
+
+  /** stopMixerTask. */
+  async stopFor(session: { appID: number }, taskID: string): Promise<Outcome<Record<string, never>>> {
+    const task = this.task(session.appID, taskID);
+    if (!task) return fail(ErrorCode.MixerInputParametersError, `no mixing task ${taskID}`);
+    await task.end('stopped');
+    return ok({});
   }
 
   task(appID: number, taskID: string): MixTask | undefined {

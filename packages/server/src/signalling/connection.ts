@@ -17,6 +17,7 @@ import type { WriteBatch } from './writeBatch.js';
 import type { RequestMemos } from './requestMemo.js';
 import { sessionRequests, type SessionRequest, type SessionRequestType } from './sessionRequests.js';
 import type { CdnRelays } from '../egress/cdnRelays.js';
+import type { Mixing } from '../egress/mixing.js';
 
 /** How long a connection the server closes may take over the close handshake before it is cut. */
 const CLOSE_GRACE_MS = 5000;
@@ -24,6 +25,7 @@ const CLOSE_GRACE_MS = 5000;
 export interface ConnectionOptions {
   rooms: RoomService;
   cdn: CdnRelays;
+  mixing: Mixing;
   heartbeatTimeoutMs: number;
   log: Logger;
   limits: Limits;
@@ -191,7 +193,8 @@ export class Connection implements ClientLink {
     // A connection whose session resumed on another one speaks for it no more.
     if (!session || !rooms.speaksFor(session, this)) return { code: ErrorCode.NotLoggedIn, message: 'not logged in' };
     const request = sessionRequests[message.type] as SessionRequest<SessionRequestType>;
-    const context = { rooms, cdn: this.options.cdn, session, loggedOut: () => (this.session = null) };
+    const { cdn, mixing } = this.options;
+    const context = { rooms, cdn, mixing, session, loggedOut: () => (this.session = null) };
     const run = (): Promise<Outcome<unknown>> =>
       (request.handle as (c: typeof context, m: ClientMessage) => Promise<Outcome<unknown>>)(context, message);
     if (!request.reliable || !('clientSeq' in message)) return run();

@@ -7,10 +7,12 @@ import { ok, type Outcome } from '../outcome.js';
 import { roomOf, senderOf } from '../rooms/messaging.js';
 import type { RoomService, SessionRef } from '../rooms/roomService.js';
 import type { CdnRelays } from '../egress/cdnRelays.js';
+import type { Mixing } from '../egress/mixing.js';
 
 export interface RequestContext {
   rooms: RoomService;
   cdn: CdnRelays;
+  mixing: Mixing;
   session: SessionRef;
   /** The session ended at its own request: the connection speaks for it no more. */
   loggedOut(): void;
@@ -44,6 +46,8 @@ export const sessionRequests: { [T in SessionRequestType]: SessionRequest<T> } =
   restartIce: { reliable: false, handle: ({ rooms, session }, m) => rooms.restartIce(session, m) },
   addCdnUrl: { reliable: false, handle: ({ cdn, session }, m) => cdn.add(session, m.streamID, m.url) },
   removeCdnUrl: { reliable: false, handle: ({ cdn, session }, m) => cdn.remove(session, m.streamID, m.url) },
+  startMixerTask: { reliable: false, handle: ({ mixing, session }, m) => mixing.startFor(session, m.task) },
+  stopMixerTask: { reliable: false, handle: ({ mixing, session }, m) => mixing.stopFor(session, m.taskID) },
   renewToken: { reliable: false, handle: ({ rooms, session }, m) => rooms.renewToken(session, m.token) },
   barrageMessage: {
     reliable: false,

@@ -4,6 +4,7 @@ import { WebSocketServer } from 'ws';
 import { CloseCode, MAX_FRAME_BYTES } from '@parley/protocol';
 import type { Logger } from 'pino';
 import type { CdnRelays } from '../egress/cdnRelays.js';
+import type { Mixing } from '../egress/mixing.js';
 import type { RoomService } from '../rooms/roomService.js';
 import { Connection } from './connection.js';
 import { KeyedRateLimiter } from '../rateLimit.js';
@@ -25,6 +26,7 @@ export class SignallingServer {
       rooms: RoomService;
       /** The CDN relays that sessions add and remove. */
       cdn: CdnRelays;
+      mixing: Mixing;
       heartbeatTimeoutMs: number;
       log: Logger;
       limits: Limits;
