@@ -69,8 +69,14 @@ export class ServerUnderTest {
   ) {}
 
   /** `sockets`: one UDP port for all media (the default), or a port per peer connection; `cluster`: a node of a cluster. */
-  static async start(sockets: MediaSockets = 'one port', cluster?: { redisUrl: string; nodeId: string }): Promise<ServerUnderTest> {
-    const child = fork(new URL('./serverProcess.ts', import.meta.url).pathname, [sockets, ...(cluster ? [JSON.stringify(cluster)] : [])], {
+  static async start(
+    sockets: MediaSockets = 'one port',
+    cluster?: { redisUrl: string; nodeId: string },
+    /** Where StartRecord writes (the server records only with one). */
+    recordingDir?: string,
+  ): Promise<ServerUnderTest> {
+    const args = [sockets, JSON.stringify(cluster ?? null), JSON.stringify(recordingDir ?? null)];
+    const child = fork(new URL('./serverProcess.ts', import.meta.url).pathname, args, {
       execArgv: ['--import', 'tsx'],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
@@ -88,6 +94,11 @@ export class ServerUnderTest {
       this.child.once('message', (m) => resolve(m as ServerStats));
       this.child.send('stats');
     });
+  }
+
+  /** The process's pid (its children, e.g. ffmpeg, are found by it). */
+  get pid(): number {
+    return this.child.pid!;
   }
 
   /** SIGKILL: the node dies mid-call. */

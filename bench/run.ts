@@ -7,6 +7,7 @@
  *   npm run bench -- --quick      # fewer runs and users (under 2 minutes)
  *   npm run bench -- --smoke --out dir   # the smallest loads, for the test suite (seconds)
  *   npm run bench -- --only join  # one section: join, first-frame, capacity, forwarding, cluster
+ *   npm run bench -- --only egress    # recording's CPU per stream, mixing 4 × 360p into 720p30 (ffmpeg; only when named)
  *   npm run bench -- --only forwarding --players 1,50
  *   npm run bench -- --only network   # impaired links, Parley beside a direct call, at 0 and 100 ms round trip (root, ~55 min; only when named)
  *   npm run bench -- --only network --rtt 0,100,300 --view 640x360   # the round trips and views to run each scenario at
@@ -27,6 +28,7 @@ import { benchForwarding } from './forwarding.js';
 import { benchNetwork } from './network.js';
 import { benchSoak } from './soak.js';
 import { benchCluster } from './cluster.js';
+import { benchEgress } from './egress.js';
 import type { VideoCodec } from '@parley/sdk';
 
 const { values } = parseArgs({
@@ -61,6 +63,7 @@ const sizes = {
     impairedSeconds: 30,
     soak: 1_000_000,
     cluster: { concurrent: 1000, players: 90, seconds: 10, resumers: 100, repeats: 5 },
+    egress: { seconds: 10, recorded: 8, windows: 3 },
   },
   quick: {
     runs: 5,
@@ -72,6 +75,7 @@ const sizes = {
     impairedSeconds: 15,
     soak: 100_000,
     cluster: { concurrent: 200, players: 15, seconds: 3, resumers: 30, repeats: 3 },
+    egress: { seconds: 5, recorded: 4, windows: 2 },
   },
   smoke: {
     runs: 1,
@@ -83,6 +87,7 @@ const sizes = {
     impairedSeconds: 3,
     soak: 2000,
     cluster: { concurrent: 20, players: 3, seconds: 1, resumers: 5, repeats: 1 },
+    egress: { seconds: 1, recorded: 1, windows: 1 },
   },
 }[mode];
 
@@ -118,6 +123,8 @@ const sections: Record<string, () => Promise<Row[]>> = {
   soak: () => withServer((server) => benchSoak(server, { datagrams: sizes.soak, frames: sizes.soak })),
   // Its own nodes and redis-server.
   cluster: () => benchCluster(sizes.cluster),
+  // Its own servers: one that records, one that mixes.
+  egress: () => benchEgress(sizes.egress),
 };
 function parseCodec(codec = 'VP8'): VideoCodec {
   if (codec === 'VP8' || codec === 'VP9' || codec === 'H264') return codec;
@@ -125,7 +132,7 @@ function parseCodec(codec = 'VP8'): VideoCodec {
 }
 
 /** Sections that run only when named with --only. */
-const onRequest = new Set(['network', 'soak']);
+const onRequest = new Set(['network', 'soak', 'egress']);
 
 pin(process.pid, 1);
 const results: Record<string, Row[]> = {};

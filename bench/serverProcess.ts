@@ -11,7 +11,8 @@ const gc = runInNewContext('gc') as () => void;
 
 const lifted = 1e9;
 const portPerConnection = process.argv[2] === 'port per connection';
-const cluster = process.argv[3] ? (JSON.parse(process.argv[3]) as { redisUrl: string; nodeId: string }) : undefined;
+const cluster = (JSON.parse(process.argv[3] ?? 'null') as { redisUrl: string; nodeId: string } | null) ?? undefined;
+const recordingDir = JSON.parse(process.argv[4] ?? 'null') as string | null;
 const server = await startServer({
   media: portPerConnection ? { portRange: [20000, 39999] } : undefined,
   host: '127.0.0.1',
@@ -20,6 +21,7 @@ const server = await startServer({
   devMode: true,
   logLevel: 'silent',
   cluster,
+  ...(recordingDir && { recording: { dir: recordingDir } }),
   limits: {
     framesPerSecondPerIp: lifted,
     frameBurstPerIp: lifted,

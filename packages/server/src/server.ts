@@ -148,17 +148,6 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
     log,
   );
   rooms.observer.on('streamClosed', ({ appID, stream }) => cdn.streamEnded(appID, stream.streamID));
-  const recordings =
-    options.recording &&
-    new Recordings(
-      {
-        streamsOf: async (appID, roomID) => (await rooms.describeRoom(appID, roomID))?.streams ?? [],
-        onStreamCreated: (listener) => rooms.observer.on('streamCreated', ({ appID, roomID }) => listener(appID, roomID)),
-      },
-      feeds,
-      options.recording,
-      log,
-    );
   let signallingUrl = '';
   const mixing = new Mixing(
     {
@@ -171,6 +160,18 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
     log,
     options.mixing,
   );
+  const recordings =
+    options.recording &&
+    new Recordings(
+      {
+        streamsOf: async (appID, roomID) => (await rooms.describeRoom(appID, roomID))?.streams ?? [],
+        onStreamCreated: (listener) => rooms.observer.on('streamCreated', ({ appID, roomID }) => listener(appID, roomID)),
+      },
+      feeds,
+      mixing,
+      options.recording,
+      log,
+    );
   const webhooks = new WebhookDispatcher({
     apps,
     observer: rooms.observer,

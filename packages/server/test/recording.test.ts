@@ -258,6 +258,40 @@ test('a publisher that stops and publishes again gives a second segment; StreamT
   }
 });
 
+test('mixed mode records the room as one picture that follows its streams: one file while a publisher leaves', async (t) => {
+  const { api, dir, client } = await recordingServer(t, { syncWaitMs: 2000 });
+  const alice = client();
+  const bob = client();
+  t.after(await publishClip(alice, 'mixed', 'alice', 'alice-cam'));
+  t.after(await publishClip(bob, 'mixed', 'bob', 'bob-cam'));
+  const started = await api('StartRecord', {
+    RoomId: 'mixed',
+    RecordInputParams: { RecordMode: 2, MixConfig: { MixOutputVideoConfig: { Width: 640, Height: 180, Fps: 15 } } },
+  });
+  assert.equal(started.Code, 0, started.Message);
+  const taskId = (started.Data as { TaskId: string }).TaskId;
+  await waitForStatus(api, taskId, (d) => d.RecordFiles.length === 1, 20_000);
+  await sleep(3000);
+  bob.engine.stopPublishingStream();
+  await sleep(3000);
+  assert.equal((await api('StopRecord', { TaskId: taskId })).Code, 0);
+  const status = await waitForStatus(api, taskId, (d) => d.Status === 3);
+  assert.equal(status.RecordFiles.length, 1, JSON.stringify(status.RecordFiles));
+  const [file] = status.RecordFiles as [FileInfo];
+  assert.equal(file.StreamId, `rec_${taskId}`);
+  assert.equal(file.MediaTrackType, 3);
+  const path = join(dir, taskId, file.FileId);
+  assert.equal(await decodeErrors(path), '');
+  const probe = await probeMedia(path);
+  const video = probe.streams.find((s) => s.kind === 'video')!;
+  assert.deepEqual([video.width, video.height], [640, 180]);
+  assert.ok(probe.streams.some((s) => s.kind === 'audio'));
+  t.diagnostic(`the room's mix: ${probe.durationSec.toFixed(1)} s, ${video.frames} frames`);
+  assert.ok(probe.durationSec >= 5, `${probe.durationSec} s`);
+  const manifest = JSON.parse(readFileSync(join(dir, taskId, 'manifest.json'), 'utf8')) as { recordMode: number };
+  assert.equal(manifest.recordMode, 2);
+});
+
 test('a server killed while recording leaves a file that plays up to the moment it died', async (t) => {
   const app = randomApp(1_000_002);
   const dir = mkdtempSync(join(tmpdir(), 'parley-rec-kill-'));
@@ -293,7 +327,7 @@ test('recording tasks: limits, ends and refusals, each with its code', async (t)
   const { api, client, apiOf } = await recordingServer(t, { syncWaitMs: 2000 }, randomApp(1_000_001), [other]);
   const record = (params: Record<string, unknown>) => api('StartRecord', { RoomId: 'limits', ...params });
   // Refused: what is not offered, and bad values.
-  assert.equal((await record({ RecordInputParams: { RecordMode: 2 } })).Code, ApiCode.InvalidParameter);
+  assert.equal((await record({ RecordInputParams: { RecordMode: 3 } })).Code, ApiCode.InvalidParameter);
   assert.equal(
     (await record({ RecordInputParams: { RecordMode: 1 }, RecordOutputParams: { OutputFileFormat: 'mp4' } })).Code,
     ApiCode.InvalidParameter,

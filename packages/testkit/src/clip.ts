@@ -73,3 +73,45 @@ export function syncClip(seconds = 10): { ivf: string; ogg: string } {
   );
   return { ivf, ogg };
 }
+
+/**
+ * The camera clip as VP8 in IVF at about `kbps` (a keyframe every 30 frames), for Node.js
+ * publishers that must send real bitrates (recording and mixing benchmarks).
+ */
+export function vp8Clip({ width, height, fps, seconds, kbps }: ClipOptions & { kbps: number }): string {
+  const y4m = cameraClip({ width, height, fps, seconds });
+  const path = join(tmpdir(), `parley-vp8-${width}x${height}-${fps}fps-${seconds}s-${kbps}k.ivf`);
+  if (existsSync(path)) return path;
+  const partial = `${path}.${process.pid}.partial.ivf`;
+  const rate = `${kbps}k`;
+  execFileSync(
+    'ffmpeg',
+    [
+      '-loglevel',
+      'error',
+      '-y',
+      '-i',
+      y4m,
+      '-c:v',
+      'libvpx',
+      '-b:v',
+      rate,
+      '-minrate',
+      rate,
+      '-maxrate',
+      rate,
+      '-g',
+      '30',
+      '-deadline',
+      'realtime',
+      '-cpu-used',
+      '8',
+      partial,
+    ],
+    {
+      stdio: 'inherit',
+    },
+  );
+  renameSync(partial, path);
+  return path;
+}

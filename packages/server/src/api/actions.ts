@@ -84,8 +84,22 @@ export const actionSchemas = {
   StartRecord: z.object({
     RoomId: roomId,
     RecordInputParams: z.object({
-      /** 1: each stream to its own files. (2, the room mixed into one, is not offered.) */
-      RecordMode: z.literal(1, { error: 'RecordMode must be 1 (single-stream); mixed recording is not offered' }),
+      /** 1: each stream to its own files; 2: the room's streams mixed in a grid, to one file. */
+      RecordMode: z.union([z.literal(1), z.literal(2)], { error: 'RecordMode must be 1 (single-stream) or 2 (mixed)' }),
+      /** Mixed mode's picture. */
+      MixConfig: z
+        .object({
+          MixOutputVideoConfig: z
+            .object({
+              Width: z.coerce.number().int().min(16).max(1920).multipleOf(2),
+              Height: z.coerce.number().int().min(16).max(1080).multipleOf(2),
+              Fps: z.coerce.number().int().min(1).max(30).default(15),
+              /** Bits per second. */
+              Bitrate: z.coerce.number().int().min(50_000).max(10_000_000).default(1_500_000),
+            })
+            .optional(),
+        })
+        .optional(),
       /** 1 audio, 2 video, 3 both in one file, 4 both in separate files. */
       StreamType: z.coerce.number().int().min(1).max(4).default(3),
       RecordStreamList: z
@@ -266,15 +280,20 @@ export const actionHandlers: { [A in ActionName]: Handler<Params<A>> } = {
   },
   StartRecord: recording(async (recordings, appID, { RoomId, RecordInputParams: input, RecordOutputParams: output }) => {
     try {
-      const task = await recordings.start({
-        appID,
-        roomId: RoomId,
-        streamType: input.StreamType as 1 | 2 | 3 | 4,
-        streamIds: input.RecordStreamList.map((s) => s.StreamId),
-        format: output.OutputFileFormat,
-        maxIdleMs: input.MaxIdleTime * 1000,
-        maxRecordMs: input.MaxRecordTime * 1000,
-      });
+      const video = input.MixConfig?.MixOutputVideoConfig;
+      const task = await recordings.start(
+        {
+          appID,
+          roomId: RoomId,
+          recordMode: input.RecordMode,
+          streamType: input.StreamType as 1 | 2 | 3 | 4,
+          streamIds: input.RecordStreamList.map((s) => s.StreamId),
+          format: output.OutputFileFormat,
+          maxIdleMs: input.MaxIdleTime * 1000,
+          maxRecordMs: input.MaxRecordTime * 1000,
+        },
+        video && { width: video.Width, height: video.Height, fps: video.Fps, bitrateBps: video.Bitrate },
+      );
       return ok({ TaskId: task.params.taskId });
     } catch (err) {
       return { Code: ApiCode.RecordSystemError, Message: `the recording folder cannot be made: ${(err as Error).message}` };
@@ -322,7 +341,7 @@ export const actionHandlers: { [A in ActionName]: Handler<Params<A>> } = {
           : RecordStatus.Ended;
     return ok({
       RoomId: params.roomId,
-      RecordMode: 1,
+      RecordMode: params.recordMode,
       StreamType: params.streamType,
       Status: status,
       RecordBeginTimestamp: task.beganAt,

@@ -5,25 +5,28 @@
  * ffmpeg is restarted under it (a new layout).
  */
 import { ParleyEngine, PublisherState, type StreamRelayCDNInfo } from '@parley/sdk';
+import { opusDurationSec } from './fileLane.js';
 
-/** Frames of an IVF stream (a 32-byte file header, then a 12-byte header per frame) as its bytes come. */
+/** Frames of an IVF stream (a 32-byte file header, then a 12-byte header per frame) as its bytes come, with their times (ms). */
 export class IvfReader {
   private buffer = Buffer.alloc(0);
-  private headerRead = false;
+  /** Milliseconds per tick of the frames' timestamps (the header's time base); undefined before the header. */
+  private msPerTick: number | undefined;
 
-  constructor(private readonly onFrame: (frame: Buffer) => void) {}
+  constructor(private readonly onFrame: (frame: Buffer, timeMs: number) => void) {}
 
   push(chunk: Buffer): void {
     this.buffer = Buffer.concat([this.buffer, chunk]);
-    if (!this.headerRead) {
+    if (this.msPerTick === undefined) {
       if (this.buffer.length < 32) return;
+      this.msPerTick = (1000 * this.buffer.readUInt32LE(20)) / this.buffer.readUInt32LE(16);
       this.buffer = this.buffer.subarray(this.buffer.readUInt16LE(6));
-      this.headerRead = true;
     }
     while (this.buffer.length >= 12) {
       const size = this.buffer.readUInt32LE(0);
       if (this.buffer.length < 12 + size) return;
-      this.onFrame(Buffer.from(this.buffer.subarray(12, 12 + size)));
+      const timeMs = Number(this.buffer.readBigUInt64LE(4)) * this.msPerTick;
+      this.onFrame(Buffer.from(this.buffer.subarray(12, 12 + size)), timeMs);
       this.buffer = this.buffer.subarray(12 + size);
     }
   }
@@ -89,6 +92,14 @@ export class MixPublisher {
   private width = 0;
   private height = 0;
   private readonly started = performance.now();
+  /**
+   * Frames are stamped with their time in ffmpeg's output (the video's timestamps, the audio's
+   * durations added up) from where the current ffmpeg began: ffmpeg writes in bursts, and the
+   * times it gives keep audio and video together where arrival times would not.
+   */
+  private base = 0;
+  private audioMs = 0;
+  private lastStampMs = 0;
 
   private constructor(
     engine: ParleyEngine,
@@ -120,8 +131,15 @@ export class MixPublisher {
     return publisher;
   }
 
-  private now(): number {
-    return performance.now() - this.started;
+  /** A new ffmpeg begins: its times count from now (after what was sent). */
+  begin(): void {
+    this.base = Math.max(performance.now() - this.started, this.lastStampMs + 1);
+    this.audioMs = 0;
+  }
+
+  private stamp(timeMs: number): number {
+    this.lastStampMs = Math.max(this.lastStampMs, this.base + timeMs);
+    return this.base + timeMs;
   }
 
   /** Pushes the mixed stream to an RTMP URL: a CDN relay of the mixer's user, which ends with the stream. */
@@ -134,19 +152,17 @@ export class MixPublisher {
     this.engine.on('publisherRelayCDNStateUpdate', (_, infoList) => listener(infoList));
   }
 
-  sendVideo(frame: Buffer): void {
+  sendVideo(frame: Buffer, timeMs: number): void {
     const { keyFrame, width, height } = vp8Frame(frame);
     if (keyFrame) ({ width: this.width, height: this.height } = { width, height });
     if (this.width === 0) return; // no keyframe yet
-    this.engine.sendCustomVideoCaptureEncodedData(
-      frame,
-      { codec: 'vp8', isKeyFrame: keyFrame, width: this.width, height: this.height },
-      this.now(),
-    );
+    const params = { codec: 'vp8' as const, isKeyFrame: keyFrame, width: this.width, height: this.height };
+    this.engine.sendCustomVideoCaptureEncodedData(frame, params, this.stamp(timeMs));
   }
 
   sendAudio(packet: Buffer): void {
-    this.engine.sendCustomAudioCaptureEncodedData(packet, { codec: 'opus' }, this.now());
+    this.engine.sendCustomAudioCaptureEncodedData(packet, { codec: 'opus' }, this.stamp(this.audioMs));
+    this.audioMs += opusDurationSec(packet) * 1000;
   }
 
   async close(): Promise<void> {

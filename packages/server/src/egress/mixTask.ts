@@ -26,6 +26,8 @@ export interface MixInput {
 export interface MixParams {
   taskID: string;
   appID: number;
+  /** The room the mixed stream is published in: that of the first input unless given. */
+  roomID?: string;
   inputs: MixInput[];
   /** The Parley stream the mix is published as (one is made up when the task names only URLs). */
   outputStreamID: string;
@@ -165,7 +167,8 @@ export class MixTask {
       return new LiveMux(this.feeds.get(input.streamID)!, pipe, () => pipe.destroy());
     });
     const publisher = this.publisher!;
-    const video = new IvfReader((frame) => publisher.sendVideo(frame));
+    publisher.begin();
+    const video = new IvfReader((frame, timeMs) => publisher.sendVideo(frame, timeMs));
     const audio = new OggOpusReader((packet) => publisher.sendAudio(packet));
     ffmpeg.stdout!.on('data', (chunk: Buffer) => video.push(chunk));
     (ffmpeg.stdio[audioOutFd] as Readable).on('data', (chunk: Buffer) => audio.push(chunk));

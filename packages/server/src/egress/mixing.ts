@@ -105,7 +105,7 @@ export class Mixing {
       await running.task.update(params);
       return { started: running.task };
     }
-    const roomID = rooms[0]!;
+    const roomID = params.roomID ?? rooms[0]!;
     const appSign = this.server.appSignOf(appID);
     if (!appSign) return { refused: `app ${appID} has no appSign for the mixer's user`, code: 'failed' };
     const task = new MixTask(

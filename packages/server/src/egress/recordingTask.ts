@@ -10,19 +10,22 @@ import type { StreamInfo } from '@parley/protocol';
 import type { FileTracks, RecordFormat } from './segmentFile.js';
 import { FileLane, type LaneTimings, type RecordedFile } from './fileLane.js';
 import type { StreamFeed } from './streamFeed.js';
+import type { RoomMix } from './roomMix.js';
 
 /** StreamType: what of each stream is recorded, and in how many files. */
 export const RecordStreamType = { Audio: 1, Video: 2, AudioAndVideo: 3, AudioAndVideoApart: 4 } as const;
 export type RecordStreamType = (typeof RecordStreamType)[keyof typeof RecordStreamType];
 
 /** Why a task ended (the `quit_reason` of record_status's abnormal end). */
-export const RecordQuitReason = { Stopped: 0, MaxIdleTime: 3, MaxRecordTime: 4, FileWriteFailed: 1001 } as const;
+export const RecordQuitReason = { Stopped: 0, MaxIdleTime: 3, MaxRecordTime: 4, FileWriteFailed: 1001, MixFailed: 1002 } as const;
 export type RecordQuitReason = (typeof RecordQuitReason)[keyof typeof RecordQuitReason];
 
 export interface RecordTaskParams {
   taskId: string;
   appID: number;
   roomId: string;
+  /** 1: each stream to its own files; 2: the room's streams mixed, to one file (see `mixed`). */
+  recordMode: 1 | 2;
   streamType: RecordStreamType;
   /** Only these streams; every stream of the room when empty. */
   streamIds: string[];
@@ -74,6 +77,8 @@ export class RecordingTask {
     readonly params: RecordTaskParams,
     private readonly timings: LaneTimings,
     private readonly hooks: TaskHooks,
+    /** Mixed mode: the room's mix, whose stream is the one recorded. */
+    private readonly mixed?: RoomMix,
   ) {}
 
   get state(): TaskState {
@@ -83,7 +88,10 @@ export class RecordingTask {
   /** The room's streams now: records those it should and does not yet. */
   async sync(streams: readonly StreamInfo[]): Promise<void> {
     if (this.taskState.kind !== 'recording') return;
-    const { streamIds, appID } = this.params;
+    await this.mixed?.follow(streams);
+    if (this.mixed?.failed) return void this.end(RecordQuitReason.MixFailed, this.mixed.failed);
+    const { appID } = this.params;
+    const streamIds = this.mixed ? [this.mixed.options.streamID] : this.params.streamIds;
     for (const stream of streams) {
       const id = stream.streamID;
       if ((streamIds.length > 0 && !streamIds.includes(id)) || this.streams.has(id) || this.opening.has(id)) continue;
@@ -161,7 +169,8 @@ export class RecordingTask {
   tick(now: number): void {
     if (this.taskState.kind !== 'recording') return;
     for (const { lanes } of this.streams.values()) for (const lane of lanes) lane.tick(now);
-    if (this.streams.size > 0) this.idleSinceMs = undefined;
+    // Mixed mode is idle when the room has nothing to mix, whatever the mix's own stream does.
+    if (this.mixed ? this.mixed.hasInputs : this.streams.size > 0) this.idleSinceMs = undefined;
     else this.idleSinceMs ??= now;
     if (this.idleSinceMs !== undefined && now - this.idleSinceMs >= this.params.maxIdleMs) void this.end(RecordQuitReason.MaxIdleTime);
     else if (Date.now() - this.beganAt >= this.params.maxRecordMs) void this.end(RecordQuitReason.MaxRecordTime);
@@ -181,7 +190,7 @@ export class RecordingTask {
       this.hooks.release(this.params.appID, id);
     }
     this.streams.clear();
-    await Promise.all(closing);
+    await Promise.all([...closing, this.mixed?.stop()]);
     this.taskState = { kind: 'ended', endedAt: Date.now(), ...why };
     this.writeManifest();
     await this.manifestWrite;
@@ -207,7 +216,7 @@ export class RecordingTask {
       taskId,
       appId: appID,
       roomId,
-      recordMode: 1,
+      recordMode: this.params.recordMode,
       streamType,
       beginTimestamp: this.beganAt,
       endTimestamp: state.kind === 'ended' ? state.endedAt : null,

@@ -14,6 +14,11 @@ import type { StreamInfo } from '@parley/protocol';
 import type { RecordedFile } from './fileLane.js';
 import { RecordingTask, RecordQuitReason, type RecordTaskParams } from './recordingTask.js';
 import type { StreamFeeds } from './streamFeeds.js';
+import type { Mixing } from './mixing.js';
+import { RoomMix, type RoomMixOptions } from './roomMix.js';
+
+/** Mixed mode's picture unless StartRecord's MixConfig says otherwise: 720p at 15 fps (the vendor's rate). */
+const DEFAULT_MIX_VIDEO: RoomMixOptions['video'] = { width: 1280, height: 720, fps: 15, bitrateBps: 1_500_000 };
 
 export interface RecordingOptions {
   /** Where tasks' folders go. */
@@ -70,6 +75,8 @@ export class Recordings {
     private readonly rooms: RecordingRooms,
     /** The stream feeds, shared with the other egress (CDN relays). */
     private readonly feeds: StreamFeeds,
+    /** Mixed mode's mixes. */
+    private readonly mixing: Mixing,
     options: RecordingOptions,
     private readonly log: Logger,
   ) {
@@ -99,17 +106,32 @@ export class Recordings {
     });
   }
 
-  /** Starts a task; rejects when its folder cannot be made. */
-  async start(params: Omit<RecordTaskParams, 'taskId' | 'dir'>): Promise<RecordingTask> {
+  /** Starts a task (mixed mode: with the picture's size and rate); rejects when its folder cannot be made. */
+  async start(params: Omit<RecordTaskParams, 'taskId' | 'dir'>, mixVideo?: RoomMixOptions['video']): Promise<RecordingTask> {
     const taskId = randomBytes(8).toString('hex');
     const dir = join(this.options.dir, taskId);
     await mkdir(dir, { recursive: true });
-    const task = new RecordingTask({ ...params, taskId, dir }, this.options, {
-      lease: (appID, streamID) => this.feeds.lease(appID, streamID),
-      release: (appID, streamID) => this.feeds.release(appID, streamID),
-      fileChanged: (t, file) => this.fileChanged(t, file),
-      ended: (t) => this.ended(t),
-    });
+    const mixed =
+      params.recordMode === 2
+        ? new RoomMix(this.mixing, {
+            appID: params.appID,
+            roomID: params.roomId,
+            taskID: `rec_${taskId}`,
+            streamID: `rec_${taskId}`,
+            video: mixVideo ?? DEFAULT_MIX_VIDEO,
+          })
+        : undefined;
+    const task = new RecordingTask(
+      { ...params, taskId, dir },
+      this.options,
+      {
+        lease: (appID, streamID) => this.feeds.lease(appID, streamID),
+        release: (appID, streamID) => this.feeds.release(appID, streamID),
+        fileChanged: (t, file) => this.fileChanged(t, file),
+        ended: (t) => this.ended(t),
+      },
+      mixed,
+    );
     this.tasks.set(taskId, task);
     this.report(task, RecordEventType.Started, {});
     this.log.info({ appID: params.appID, roomID: params.roomId, taskId }, 'recording started');
