@@ -14,29 +14,10 @@ import { join } from 'node:path';
 import { DEV_APP, generateToken04, startServer } from '@parley/server';
 import { readIvf, type IvfFile } from '@parley/sdk';
 import { callServerApi, startWhipClient, TestNetwork, vp8Clip } from '@parley/testkit';
-import { TestClient, audioFixture } from '../packages/sdk/test/helpers.js';
+import { TestClient, audioFixture, ivfHeader, sendClipInSync } from '../packages/sdk/test/helpers.js';
 import { row, sleep, ServerUnderTest, type Row, type ServerStats } from './lib.js';
 
 const FPS = 30;
-
-/** Publishes `clip` (30 fps) and the fixture's audio in a loop; `clip()` may change between frames. */
-function sendClip(client: TestClient, clip: () => IvfFile): () => void {
-  const started = performance.now();
-  let frame = 0;
-  let packet = 0;
-  const timer = setInterval(() => {
-    const now = performance.now() - started;
-    for (; frame * (1000 / FPS) <= now; frame++) {
-      const video = clip();
-      const { data } = video.frames[frame % video.frames.length]!;
-      const params = { codec: 'vp8' as const, isKeyFrame: frame % FPS === 0, width: video.width, height: video.height };
-      client.engine.sendCustomVideoCaptureEncodedData(data, params, frame * (1000 / FPS));
-    }
-    for (; packet * 20 <= now; packet++)
-      client.engine.sendCustomAudioCaptureEncodedData(audioFixture[packet % audioFixture.length]!, { codec: 'opus' }, packet * 20);
-  }, 5);
-  return () => clearInterval(timer);
-}
 
 async function publishers(server: ServerUnderTest, roomID: string, count: number, clip: (i: number) => IvfFile) {
   const profile = { appID: DEV_APP.appID, appSign: DEV_APP.appSign, server: server.url };
@@ -47,7 +28,7 @@ async function publishers(server: ServerUnderTest, roomID: string, count: number
     clients.push(client);
     if ((await client.login(roomID, `pub${i}`)) !== 0) throw new Error('publisher login failed');
     await client.publish(`${roomID}${i}`);
-    stops.push(sendClip(client, () => clip(i)));
+    stops.push(sendClipInSync(client.engine, () => ({ video: clip(i), audio: audioFixture })));
   }
   return {
     clients,
@@ -274,18 +255,6 @@ export async function benchEgress({ seconds, recorded, windows }: { seconds: num
     rmSync(dir, { recursive: true, force: true });
   }
   return rows;
-}
-
-function ivfHeader(width: number, height: number): Buffer {
-  const header = Buffer.alloc(32);
-  header.write('DKIF', 0, 'ascii');
-  header.writeUInt16LE(32, 6);
-  header.write('VP80', 8, 'ascii');
-  header.writeUInt16LE(width, 12);
-  header.writeUInt16LE(height, 14);
-  header.writeUInt32LE(FPS, 16);
-  header.writeUInt32LE(1, 20);
-  return header;
 }
 
 /** A white 360p clip (VP8, a keyframe every frame so that the switch to it shows at once). */

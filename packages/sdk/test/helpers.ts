@@ -7,6 +7,7 @@ import {
   UpdateType,
   readIvf,
   readOggOpus,
+  type IvfFile,
   type ParleyEventName,
   type ParleyEvents,
   type EngineProfile,
@@ -283,6 +284,47 @@ export function loopFixtures(engine: ParleyEngine, referenceTime?: () => number)
     clearInterval(audio);
     engine.off('customVideoCaptureKeyFrameRequested', onKeyFrameRequest);
   };
+}
+
+/**
+ * Sends a clip (VP8 at 30 fps with a keyframe every 30 frames, 20 ms Opus packets) in a loop, each
+ * frame at its time in the clip and stamped with it, as a capture device would: audio and video
+ * stay together (keyframe requests wait for the clip's next keyframe, a second at most, rather
+ * than skipping ahead). `clip` is asked per frame, so a sender may switch clips. Returns a
+ * function that stops it.
+ */
+export function sendClipInSync(engine: ParleyEngine, clip: () => { video: IvfFile; audio: Uint8Array[] }): () => void {
+  const start = performance.now();
+  let frame = 0;
+  let packet = 0;
+  const timer = setInterval(() => {
+    const now = performance.now() - start;
+    for (; frame * (1000 / 30) <= now; frame++) {
+      const { video } = clip();
+      const { data } = video.frames[frame % video.frames.length]!;
+      const params = { codec: 'vp8' as const, isKeyFrame: frame % 30 === 0, width: video.width, height: video.height };
+      engine.sendCustomVideoCaptureEncodedData(data, params, frame * (1000 / 30));
+    }
+    for (; packet * 20 <= now; packet++) {
+      const { audio } = clip();
+      engine.sendCustomAudioCaptureEncodedData(audio[packet % audio.length]!, { codec: 'opus' }, packet * 20);
+    }
+  }, 5);
+  return () => clearInterval(timer);
+}
+
+/** The 32-byte header of an IVF stream of VP8 frames (each then follows a 12-byte header: size, timestamp). */
+export function ivfHeader(width: number, height: number, frames = 0): Buffer {
+  const header = Buffer.alloc(32);
+  header.write('DKIF', 0, 'ascii');
+  header.writeUInt16LE(32, 6);
+  header.write('VP80', 8, 'ascii');
+  header.writeUInt16LE(width, 12);
+  header.writeUInt16LE(height, 14);
+  header.writeUInt32LE(30, 16);
+  header.writeUInt32LE(1, 20);
+  header.writeUInt32LE(frames, 24);
+  return header;
 }
 
 /**

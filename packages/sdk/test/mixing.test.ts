@@ -8,22 +8,13 @@ import { promisify } from 'node:util';
 import { ErrorCode, MixerInputContentType, StreamRelayCDNState, UpdateType, type MixerTask } from '@parley/sdk';
 import { ApiCode } from '@parley/server';
 import { callServerApi, freePort, probeMedia, startRtmpReceiver } from '@parley/testkit';
-import { loopFixtures, sleep, startTestServer, type TestClient } from './helpers.js';
+import { ivfHeader, loopFixtures, sleep, startTestServer, type TestClient } from './helpers.js';
 
 const run = promisify(execFile);
 
 /** VP8 frames as an IVF file (32-byte header, 12-byte frame headers), for ffmpeg to decode. */
 function writeIvf(path: string, frames: Uint8Array[], width: number, height: number): void {
-  const header = Buffer.alloc(32);
-  header.write('DKIF', 0, 'ascii');
-  header.writeUInt16LE(32, 6);
-  header.write('VP80', 8, 'ascii');
-  header.writeUInt16LE(width, 12);
-  header.writeUInt16LE(height, 14);
-  header.writeUInt32LE(30, 16);
-  header.writeUInt32LE(1, 20);
-  header.writeUInt32LE(frames.length, 24);
-  const parts: Buffer[] = [header];
+  const parts: Buffer[] = [ivfHeader(width, height, frames.length)];
   frames.forEach((frame, i) => {
     const frameHeader = Buffer.alloc(12);
     frameHeader.writeUInt32LE(frame.length, 0);

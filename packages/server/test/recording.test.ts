@@ -17,7 +17,7 @@ import {
   syncClip,
 } from '@parley/testkit';
 import { ApiCode, randomApp, startServer, type AppConfig, type RecordingOptions } from '../src/index.js';
-import { TestClient, sleep } from '../../sdk/test/helpers.js';
+import { TestClient, sendClipInSync, sleep } from '../../sdk/test/helpers.js';
 import { SECRET, startReceiver } from './webhookHelpers.js';
 
 const FPS = 30;
@@ -67,34 +67,12 @@ async function recordingServer(
   };
 }
 
-/**
- * Sends the sync clip in a loop, each frame at its time in the clip and stamped with it, as a
- * capture device would: audio and video stay together (keyframe requests wait for the clip's next
- * keyframe, a second at most, rather than skipping ahead).
- */
-function sendClipInSync(engine: TestClient['engine']): () => void {
-  const { video, audio } = syncFixture();
-  const start = performance.now();
-  let frame = 0;
-  let packet = 0;
-  const timer = setInterval(() => {
-    const now = performance.now() - start;
-    for (; frame * (1000 / FPS) <= now; frame++) {
-      const { data } = video.frames[frame % video.frames.length]!;
-      const params = { codec: 'vp8' as const, isKeyFrame: frame % FPS === 0, width: video.width, height: video.height };
-      engine.sendCustomVideoCaptureEncodedData(data, params, frame * (1000 / FPS));
-    }
-    for (; packet * 20 <= now; packet++)
-      engine.sendCustomAudioCaptureEncodedData(audio[packet % audio.length]!, { codec: 'opus' }, packet * 20);
-  }, 5);
-  return () => clearInterval(timer);
-}
-
 /** Logs `userID` in to `roomID` and publishes the sync clip as `streamID`; resolves with a function that stops sending and says when it did. */
 async function publishClip(client: TestClient, roomID: string, userID: string, streamID: string): Promise<() => number> {
   assert.equal(await client.login(roomID, userID), 0);
   client.engine.startPublishingStream(streamID);
-  const stop = sendClipInSync(client.engine);
+  const clip = syncFixture();
+  const stop = sendClipInSync(client.engine, () => clip);
   await client.waitFor('publisherStateUpdate', (id, state) => id === streamID && state === PublisherState.Publishing);
   return () => {
     stop();
