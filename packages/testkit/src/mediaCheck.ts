@@ -109,3 +109,23 @@ export async function beepOnsets(file: string): Promise<number[]> {
   ]);
   return [...stderr.matchAll(/silence_end: ([\d.]+)/g)].map((m) => Number(m[1]));
 }
+
+/** The time from the first video packet to the last (s): what a frame count is to be set against. */
+export async function videoSpanSec(file: string): Promise<number> {
+  const { stdout } = await run('ffprobe', [
+    '-v',
+    'error',
+    '-select_streams',
+    'v:0',
+    '-show_entries',
+    'packet=pts_time',
+    '-of',
+    'csv=p=0',
+    file,
+  ]);
+  const times = stdout
+    .split('\n')
+    .map(Number)
+    .filter((t) => Number.isFinite(t) && t > 0);
+  return times.length > 1 ? Math.max(...times) - Math.min(...times) : 0;
+}
