@@ -68,7 +68,7 @@ test('WHIP and WHEP endpoints answer with the RFC statuses and the spec codes, a
     assert.match(response.headers.get('access-control-allow-headers') ?? '', /Authorization/);
   });
 
-  await t.test('refused offers: content type, token, app, SDP, privilege, method', async () => {
+  await t.test('refused offers: content type, token, app, SDP (three video sections too), privilege, method', async () => {
     const wrongType = await fetch(whip, { method: 'POST', body: offer, headers: { 'content-type': 'text/plain', ...bearer('u1') } });
     assert.equal(wrongType.status, 415);
     const noToken = await post(whip, offer, {});
@@ -86,6 +86,14 @@ test('WHIP and WHEP endpoints answer with the RFC statuses and the spec codes, a
     const badSdp = await post(whip, 'v=0\r\nm=video 9 RTP/AVP 0\r\n', bearer('u1'));
     assert.equal(badSdp.status, 400);
     assert.equal(await codeOf(badSdp), 1000092);
+    // Three video sections: one stream has one picture.
+    const threeVideo = new RTCPeerConnection();
+    closeLater(() => threeVideo.close());
+    for (const kind of ['audio', 'video', 'video', 'video'] as const) threeVideo.addTransceiver(kind, { direction: 'sendonly' });
+    await threeVideo.setLocalDescription(await threeVideo.createOffer());
+    const tooMany = await post(whip, threeVideo.localDescription!.sdp, bearer('u1'));
+    assert.equal(tooMany.status, 400);
+    assert.equal(await codeOf(tooMany), 1000092);
     const noPublish = await post(whip, offer, bearer('u1', { room_id: 'stage', privilege: { 1: 1, 2: 0 } }));
     assert.equal(noPublish.status, 403);
     assert.equal(await codeOf(noPublish), 1003072);
