@@ -137,6 +137,7 @@ export class FakePublisher extends FakeEndpoint<PublisherEvents> implements Medi
       observer,
       audio: true,
       videoCodec: 'vp8' as const,
+      onLargestLayer: true,
       closed: false,
       requestKeyFrame: () => undefined,
       close: () => undefined,

@@ -39,10 +39,28 @@ export async function probeMedia(file: string): Promise<Probe> {
   };
 }
 
-/** Decodes the whole file, failing on the first error (`ffmpeg -xerror`); resolves with ffmpeg's complaints, '' for none. */
+/**
+ * Decodes the whole file, failing on the first error (`ffmpeg -xerror`); resolves with ffmpeg's
+ * complaints, '' for none. Frames keep their own times in the file's time base (`-fps_mode
+ * passthrough -enc_time_base -1`): a recording's frame rate varies as its sender's did, and two
+ * frames in one slot of a nominal rate's time base are no error of the file.
+ */
 export async function decodeErrors(file: string): Promise<string> {
   try {
-    const { stderr } = await run('ffmpeg', ['-v', 'error', '-xerror', '-i', file, '-f', 'null', '-']);
+    const { stderr } = await run('ffmpeg', [
+      '-v',
+      'error',
+      '-xerror',
+      '-i',
+      file,
+      '-fps_mode',
+      'passthrough',
+      '-enc_time_base',
+      '-1',
+      '-f',
+      'null',
+      '-',
+    ]);
     return stderr.trim();
   } catch (err) {
     return String((err as { stderr?: string }).stderr ?? err);

@@ -1,7 +1,8 @@
 /**
  * The files one recording makes of one stream's tracks (both in one file, or each in its own):
  * a file's segments one after another. A segment opens once each track it wants has a frame to
- * start with (video: a keyframe) and its place on the sender's clock (a sender report), or once
+ * start with (video: a keyframe of the stream's largest layer) and its place on the sender's clock
+ * (a sender report), or once
  * the sync wait is over with what has come by then; it ends when one of its tracks stops for the
  * lapse time, when a track it lacks starts, when the stream goes, or when the recording stops.
  * Times in a file are the sender's clock from the file's first frame: audio and video stay in sync
@@ -149,6 +150,18 @@ export class FileLane {
     }
   }
 
+  /**
+   * The stream's video moved to another layer: video frames held for a segment not yet open are
+   * of the old one, whose timestamps the feed's clock no longer places. An open segment goes on
+   * at the new layer's keyframe.
+   */
+  videoLayerChanged(): void {
+    const state = this.state;
+    if (state.kind !== 'waiting') return;
+    state.held = state.held.filter((h) => h.kind !== 'video');
+    if (state.held.length === 0) state.sinceMs = undefined;
+  }
+
   /** Opens a waiting segment when it may, ends a writing one whose track stopped. */
   tick(now: number): void {
     const state = this.state;
@@ -163,7 +176,10 @@ export class FileLane {
     const state = this.state;
     if (state.kind !== 'waiting' || state.sinceMs === undefined) return;
     const kinds = (['audio', 'video'] as const).filter((k) => this.wants(k));
-    const ready = kinds.every((k) => state.held.some((h) => h.kind === k) && this.feed.senderTimed(k));
+    // Also on the largest layer: a simulcast publisher's larger layers may start a moment after the smallest.
+    const ready =
+      kinds.every((k) => state.held.some((h) => h.kind === k) && this.feed.senderTimed(k)) &&
+      (!this.wanted.video || this.feed.videoOnLargestLayer);
     if (!ready && now - state.sinceMs < this.timings.syncWaitMs) return;
     const present = kinds.filter((k) => state.held.some((h) => h.kind === k));
     const held = state.held;

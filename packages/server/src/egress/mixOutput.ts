@@ -84,6 +84,7 @@ export interface MixPublisherOptions {
   roomID: string;
   userID: string;
   streamID: string;
+  fps: number;
 }
 
 /** The mixed stream, published by the mixer's user. */
@@ -104,14 +105,16 @@ export class MixPublisher {
   private constructor(
     engine: ParleyEngine,
     private readonly streamID: string,
+    /** A video frame's time at the mix's rate. */
+    private readonly frameMs: number,
   ) {
     this.engine = engine;
   }
 
   /** Logs in and publishes; rejects with the code when either is refused. */
-  static async open({ appID, appSign, server, roomID, userID, streamID }: MixPublisherOptions): Promise<MixPublisher> {
+  static async open({ appID, appSign, server, roomID, userID, streamID, fps }: MixPublisherOptions): Promise<MixPublisher> {
     const engine = ParleyEngine.createEngine({ appID, appSign, server });
-    const publisher = new MixPublisher(engine, streamID);
+    const publisher = new MixPublisher(engine, streamID, 1000 / fps);
     const login = await new Promise<number>((resolve) => engine.loginRoom(roomID, { userID, userName: userID }, {}, resolve));
     if (login !== 0) {
       await destroy(engine);
@@ -131,9 +134,9 @@ export class MixPublisher {
     return publisher;
   }
 
-  /** A new ffmpeg begins: its times count from now (after what was sent). */
+  /** A new ffmpeg begins: its times count from now, a frame's time after what was sent. */
   begin(): void {
-    this.base = Math.max(performance.now() - this.started, this.lastStampMs + 1);
+    this.base = Math.max(performance.now() - this.started, this.lastStampMs + this.frameMs);
     this.audioMs = 0;
   }
 

@@ -121,6 +121,7 @@ export class Mixing {
             roomID,
             userID: `mixer_${taskID}`,
             streamID: p.outputStreamID,
+            fps: p.video.fps,
           }),
         relayStates: (infoList) => {
           if (startedBy) this.server.tell(startedBy, { type: 'mixerRelayCdnState', taskID, infoList });

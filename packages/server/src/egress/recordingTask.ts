@@ -145,10 +145,13 @@ export class RecordingTask {
     const onFrame = (kind: 'audio' | 'video', frame: Parameters<FileLane['onFrame']>[1]): void => {
       for (const lane of lanes) lane.onFrame(kind, frame);
     };
+    const onLayerChanged = (): void => lanes.forEach((lane) => lane.videoLayerChanged());
     feed.observer.on('frame', onFrame);
+    feed.observer.on('videoLayerChanged', onLayerChanged);
     // Its media went (the publisher stopped, or is re-establishing): its files end; a new feed begins new segments.
     feed.observer.once('closed', () => {
       feed.observer.off('frame', onFrame);
+      feed.observer.off('videoLayerChanged', onLayerChanged);
       if (this.streams.get(id)?.feed !== feed) return;
       this.streams.delete(id);
       this.hooks.release(this.params.appID, id);

@@ -39,7 +39,8 @@ interface TrackClock {
 const REPORT_WINDOW_MS = 10_000;
 
 export class StreamFeed {
-  readonly observer = new EventEmitter<{ frame: [TrackKind, AssembledFrame]; closed: [] }>();
+  /** `videoLayerChanged`: video now comes from another layer, whose timestamps and clock are its own (frames of the previous one held anywhere are void). */
+  readonly observer = new EventEmitter<{ frame: [TrackKind, AssembledFrame]; videoLayerChanged: []; closed: [] }>();
   /** The tracks it carries that can be recorded. */
   readonly audio: boolean;
   readonly video: VideoCodecName | undefined;
@@ -81,9 +82,11 @@ export class StreamFeed {
     if (!assembler) return;
     if (packet.kind === 'video' && packet.layer !== this.videoLayer) {
       // Another layer: its own sequence numbers, timestamps and sender reports.
+      const changed = this.videoLayer >= 0;
       this.videoLayer = packet.layer;
       assembler.reset();
       delete this.clocks.video;
+      if (changed) this.observer.emit('videoLayerChanged');
     }
     this.updateClock(packet);
     assembler.push(packet, performance.now());
@@ -111,6 +114,11 @@ export class StreamFeed {
     if (!clock) return Date.now();
     const ticks = (rtpTimestamp - clock.anchor.rtpTimestamp) | 0; // wraps: the nearest in either direction
     return clock.anchor.unixMs + (ticks * 1000) / CLOCK_RATE[kind];
+  }
+
+  /** Whether its video is of the stream's largest layer. */
+  get videoOnLargestLayer(): boolean {
+    return this.tap.onLargestLayer;
   }
 
   /** Whether a track's timing comes from the sender's reports. */

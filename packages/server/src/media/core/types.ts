@@ -102,6 +102,8 @@ export interface MediaTap {
   readonly audio: boolean;
   /** The video codec (undefined when it sends no video). */
   readonly videoCodec: 'vp8' | 'vp9' | 'h264' | undefined;
+  /** Its video comes from the stream's largest layer (a publisher's larger layers may start a little later). */
+  readonly onLargestLayer: boolean;
   readonly closed: boolean;
   /** Asks the publisher for a keyframe of the layer the tap takes. */
   requestKeyFrame(): void;

@@ -30,6 +30,10 @@ export class StreamTap implements LayerSink, MediaTap {
     return this.ended;
   }
 
+  get onLargestLayer(): boolean {
+    return this.layer === this.source.layers.length - 1;
+  }
+
   sendAudio({ rtp, red }: AudioPacket): void {
     const { header } = rtp;
     // The primary block of a RED packet is its last (recovered frames came before as plain packets).
