@@ -178,7 +178,7 @@ export async function benchEgress({ seconds, recorded, windows }: { seconds: num
         ...[
           '-hide_banner',
           '-loglevel',
-          'error',
+          'info',
           '-probesize',
           '32',
           '-analyzeduration',
@@ -190,12 +190,12 @@ export async function benchEgress({ seconds, recorded, windows }: { seconds: num
           '-i',
           'pipe:0',
         ],
-        ...['-vf', 'crop=640:360:0:0,signalstats,metadata=print:key=lavfi.signalstats.YAVG:file=/dev/stderr', '-f', 'null', '-'],
+        ...['-vf', 'crop=640:360:0:0,signalstats,metadata=print:key=lavfi.signalstats.YAVG', '-f', 'null', '-'],
       ]);
       let whiteSeenAt = 0;
       decoder.stderr.on('data', (chunk: Buffer) => {
-        const yavg = /YAVG=([\d.]+)/.exec(chunk.toString());
-        if (yavg && Number(yavg[1]) > 200 && turnedWhiteAt > 0 && !whiteSeenAt) whiteSeenAt = performance.now();
+        const white = [...chunk.toString().matchAll(/YAVG=([\d.]+)/g)].some((m) => Number(m[1]) > 200);
+        if (white && turnedWhiteAt > 0 && !whiteSeenAt) whiteSeenAt = performance.now();
       });
       decoder.stdin.on('error', () => undefined);
       decoder.stdin.write(ivfHeader(1280, 720));

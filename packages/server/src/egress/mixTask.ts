@@ -203,7 +203,19 @@ export class MixTask {
  */
 function ffmpegArgs(params: MixParams, live: Array<MixInput & { feed: StreamFeed }>): { args: string[]; audioOutFd: number } {
   const { width, height, fps, bitrateBps } = params.video;
-  const inputs = live.flatMap((_, i) => ['-f', 'matroska', '-i', `pipe:${3 + i}`]);
+  // Live inputs: no probing beyond the Matroska header, no buffering ahead.
+  const inputs = live.flatMap((_, i) => [
+    '-probesize',
+    '32768',
+    '-analyzeduration',
+    '0',
+    '-fflags',
+    'nobuffer',
+    '-f',
+    'matroska',
+    '-i',
+    `pipe:${3 + i}`,
+  ]);
   const filters = [`color=c=black:s=${width}x${height}:r=${fps}[bg0]`, 'anullsrc=r=48000:cl=stereo[silence]'];
   const pictures = live.map((input, i) => ({ ...input, i })).filter((input) => input.content !== 'audio' && input.feed.video);
   pictures.forEach(({ rect, i }, n) => {
@@ -219,7 +231,8 @@ function ffmpegArgs(params: MixParams, live: Array<MixInput & { feed: StreamFeed
   const args = [
     ...['-hide_banner', '-loglevel', 'error', '-nostats', ...inputs, '-filter_complex', filters.join(';')],
     ...['-map', '[v]', '-c:v', 'libvpx', '-deadline', 'realtime', '-cpu-used', '8', '-b:v', String(bitrateBps)],
-    ...['-g', String(fps), '-auto-alt-ref', '0', '-flush_packets', '1', '-f', 'ivf', 'pipe:1'],
+    // No look-ahead: libvpx would hold 25 frames back by default.
+    ...['-g', String(fps), '-auto-alt-ref', '0', '-lag-in-frames', '0', '-flush_packets', '1', '-f', 'ivf', 'pipe:1'],
     ...['-map', '[a]', '-c:a', 'libopus', '-b:a', String(params.audioBitrateBps), '-frame_duration', '20'],
     ...['-application', 'lowdelay', '-page_duration', '20000', '-flush_packets', '1', '-f', 'ogg', `pipe:${audioOutFd}`],
   ];
