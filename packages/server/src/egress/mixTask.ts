@@ -203,19 +203,9 @@ export class MixTask {
  */
 function ffmpegArgs(params: MixParams, live: Array<MixInput & { feed: StreamFeed }>): { args: string[]; audioOutFd: number } {
   const { width, height, fps, bitrateBps } = params.video;
-  // Live inputs: no probing beyond the Matroska header, no buffering ahead.
-  const inputs = live.flatMap((_, i) => [
-    '-probesize',
-    '32768',
-    '-analyzeduration',
-    '0',
-    '-fflags',
-    'nobuffer',
-    '-f',
-    'matroska',
-    '-i',
-    `pipe:${3 + i}`,
-  ]);
+  // Live inputs: probing reads no further than their codecs' parameters (no frame rate to estimate),
+  // as what it reads stays queued ahead of the mix for good.
+  const inputs = live.flatMap((_, i) => ['-fpsprobesize', '0', '-fflags', 'nobuffer', '-f', 'matroska', '-i', `pipe:${3 + i}`]);
   const filters = [`color=c=black:s=${width}x${height}:r=${fps}[bg0]`, 'anullsrc=r=48000:cl=stereo[silence]'];
   const pictures = live.map((input, i) => ({ ...input, i })).filter((input) => input.content !== 'audio' && input.feed.video);
   pictures.forEach(({ rect, i }, n) => {
