@@ -19,10 +19,8 @@ const sdp = z.string().min(1).max(MAX_SDP_BYTES);
 /** Which of a session's transports for a stream: the one publishing it or the one playing it. */
 const mediaRole = z.enum(['publish', 'play']);
 /** Where a stream is relayed: an RTMP(S) URL. */
-const cdnUrl = z
-  .string()
-  .max(1024)
-  .regex(/^rtmps?:\/\/[^\s]+$/, 'must be an rtmp:// or rtmps:// URL');
+export const isCdnUrl = (target: string): boolean => target.length <= 1024 && /^rtmps?:\/\/\S+$/.test(target);
+const cdnUrl = z.string().refine(isCdnUrl, 'must be an rtmp:// or rtmps:// URL');
 /** StreamRelayCDNInfo: a relay's URL, StreamRelayCDNState (0 none, 1 requesting, 2 relaying), StreamRelayCDNUpdateReason and when (ms). */
 const streamRelayCdnInfoSchema = z.object({
   url: z.string(),

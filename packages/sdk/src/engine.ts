@@ -23,6 +23,7 @@ import {
   validateStreamID,
   validateUserID,
   validateUserName,
+  isCdnUrl,
   type MixerTask,
   type User,
 } from '@parley/protocol';
@@ -389,7 +390,7 @@ export class ParleyEngine {
     requireType(url, 'string', 'targetURL');
     const publisher = [...this.publishers.values()].find((p) => p.streamID === streamID);
     const room = publisher?.room ? this.roomIn(publisher.room.id) : this.mainRoom;
-    const refused = notLoggedIn(room) || (/^rtmps?:\/\/\S+$/.test(url) && url.length <= 1024 ? 0 : ErrorCode.PublisherUpdateCdnTargetError);
+    const refused = notLoggedIn(room) || (isCdnUrl(url) ? 0 : ErrorCode.PublisherUpdateCdnTargetError);
     const signalling = room?.activeSignalling;
     if (refused || !signalling) return callback?.(refused || ErrorCode.Disconnected);
     void signalling.request(type, { streamID, url }).then((reply) => callback?.(reply.code));

@@ -286,6 +286,7 @@ class NodePublishTransport extends WeriftTransport {
     const payloads = packetizeVp8(frame, stream.pictureId);
     stream.pictureId = (stream.pictureId + 1) & 0x7fff;
     stream.framesSent++;
+    const sentAt = ntpNow();
     payloads.forEach((payload, i) => {
       const header = new RtpHeader({
         sequenceNumber: stream.sequenceNumber,
@@ -301,7 +302,7 @@ class NodePublishTransport extends WeriftTransport {
       stream.bytesSent += header.serializeSize + packet.payload.length;
       stream.packetsSent++;
       stream.lastTimestamp = timestamp;
-      stream.lastSentAt = ntpNow();
+      stream.lastSentAt = sentAt;
       this.transmit(packet);
     });
     return true;

@@ -3,7 +3,7 @@
  * and what it does to the rooms.
  */
 import { z } from 'zod';
-import { ErrorCode, type User } from '@parley/protocol';
+import { ErrorCode, isCdnUrl, type User } from '@parley/protocol';
 import type { RoomService, RoomView } from '../rooms/roomService.js';
 import type { RoomMessaging, Sender } from '../rooms/messaging.js';
 import type { Outcome } from '../outcome.js';
@@ -140,13 +140,7 @@ export const actionSchemas = {
       MixOutput: z
         .array(
           z.object({
-            StreamId: z.union([
-              streamId.regex(/^[0-9A-Za-z_-]+$/),
-              z
-                .string()
-                .max(1024)
-                .regex(/^rtmps?:\/\/\S+$/),
-            ]),
+            StreamId: z.union([streamId.regex(/^[0-9A-Za-z_-]+$/), z.string().refine(isCdnUrl, 'must be an rtmp:// or rtmps:// URL')]),
             Width: z.coerce.number().int().min(16).max(1920).multipleOf(2).default(640),
             Height: z.coerce.number().int().min(16).max(1080).multipleOf(2).default(360),
             Fps: z.coerce.number().int().min(1).max(30).default(15),
@@ -158,7 +152,7 @@ export const actionSchemas = {
         .min(1)
         .max(4),
     })
-    .refine((p) => p.MixOutput.filter((o) => !/^rtmps?:/.test(o.StreamId)).length <= 1, 'MixOutput: at most one streamID')
+    .refine((p) => p.MixOutput.filter((o) => !isCdnUrl(o.StreamId)).length <= 1, 'MixOutput: at most one streamID')
     .refine(
       (p) =>
         p.MixInput.every(
@@ -307,7 +301,7 @@ export const actionHandlers: { [A in ActionName]: Handler<Params<A>> } = {
   }),
   StartMix: mixer(async (mixing, appID, { TaskId, MixInput, MixOutput }) => {
     const [first] = MixOutput;
-    const streamOutput = MixOutput.find((o) => !/^rtmps?:/.test(o.StreamId));
+    const streamOutput = MixOutput.find((o) => !isCdnUrl(o.StreamId));
     const started = await mixing.start({
       taskID: TaskId,
       appID,

@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import { MixPublisher } from './mixOutput.js';
 import { MixTask, type MixEndReason, type MixInput, type MixParams, type MixTimings } from './mixTask.js';
-import { ErrorCode, MixerInputContentType, validateStreamID, type MixerTask, type ServerMessage } from '@parley/protocol';
+import { ErrorCode, MixerInputContentType, isCdnUrl, validateStreamID, type MixerTask, type ServerMessage } from '@parley/protocol';
 import { fail, ok, type Outcome } from '../outcome.js';
 import type { StreamFeeds } from './streamFeeds.js';
 
@@ -47,7 +47,7 @@ function mixParamsOf(appID: number, task: MixerTask): Outcome<MixParams> {
   const video = task.videoConfig ?? { width: 640, height: 360, fps: 15, bitrate: 800 };
   if (task.inputList.length === 0) return fail(ErrorCode.MixerInputListInvalid, 'the input list is empty');
   if (task.outputList.length === 0) return fail(ErrorCode.MixerOutputListInvalid, 'the output list is empty');
-  const urls = task.outputList.filter((o) => /^rtmps?:\/\/\S+$/.test(o.target)).map((o) => o.target);
+  const urls = task.outputList.filter((o) => isCdnUrl(o.target)).map((o) => o.target);
   const streams = task.outputList.filter((o) => !urls.includes(o.target)).map((o) => o.target);
   if (streams.length > 1 || streams.some((s) => validateStreamID(s) !== ErrorCode.Success)) {
     return fail(ErrorCode.MixerNoOutputTarget, 'an output is one streamID, or rtmp:// URLs');

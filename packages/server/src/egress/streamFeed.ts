@@ -98,7 +98,8 @@ export class StreamFeed {
       if (!clock) this.clocks[kind] = { anchor: { unixMs: Date.now(), rtpTimestamp: timestamp }, source: 'arrival', reports: [] };
       return;
     }
-    if (clock?.reports.some((r) => r.report === senderClock)) return;
+    // Per packet: the report the last one carried is nothing new (the newest is kept last).
+    if (clock?.reports[clock.reports.length - 1]?.report === senderClock) return;
     const now = performance.now();
     const reports = (clock?.source === 'sender' ? clock.reports : []).filter((r) => now - r.atMs < REPORT_WINDOW_MS);
     reports.push({ report: senderClock, atMs: now });
