@@ -28,7 +28,7 @@ async function withCluster<T>(count: number, use: (nodes: ServerUnderTest[], red
   const redis = await startRedis();
   const nodes: ServerUnderTest[] = [];
   try {
-    for (let i = 0; i < count; i++) nodes.push(await ServerUnderTest.start('one port', { redisUrl: redis.url, nodeId: `node-${i + 1}` }));
+    for (let i = 0; i < count; i++) nodes.push(await ServerUnderTest.start({ cluster: { redisUrl: redis.url, nodeId: `node-${i + 1}` } }));
     return await use(nodes, redis);
   } finally {
     await Promise.all(nodes.map((node) => node.stop()));

@@ -121,7 +121,7 @@ export async function benchEgress({ seconds, recorded, windows }: { seconds: num
   const rows: Row[] = [];
   try {
     // Recording.
-    const server = await ServerUnderTest.start('one port', undefined, dir);
+    const server = await ServerUnderTest.start({ recordingDir: dir });
     try {
       const pubs = await publishers(server, 'rec', recorded, () => clip);
       await sleep(2000);
@@ -154,7 +154,7 @@ export async function benchEgress({ seconds, recorded, windows }: { seconds: num
 
     // Mixing: 4 × 360p into 720p30.
     const white = readIvf(new Uint8Array(readFileSync(whiteClip())));
-    const mixServer = await ServerUnderTest.start('one port');
+    const mixServer = await ServerUnderTest.start();
     try {
       let turnedWhiteAt = 0;
       const pubs = await publishers(mixServer, 'mix', 4, (i) => (i === 0 && turnedWhiteAt > 0 ? white : clip));

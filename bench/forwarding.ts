@@ -9,7 +9,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { DEV_APP } from '@parley/server';
 import { ParleyEngine, PublisherState } from '@parley/sdk';
 import { TestClient, audioFixture, videoFixture } from '../packages/sdk/test/helpers.js';
-import { pin, quantile, sleep, type CpuTime, type MediaSockets, type Row, type ServerUnderTest } from './lib.js';
+import { pin, quantile, sleep, type CpuTime, type Row, type ServerUnderTest, type ServerVariant } from './lib.js';
 import { JanusServer, janusRoom, type WireSubscriber } from './janus.js';
 
 const FPS = 30;
@@ -246,12 +246,12 @@ async function measureJanus(players: number, seconds: number): Promise<Measured>
 }
 
 export async function benchForwarding(
-  startServer: (sockets: MediaSockets) => Promise<ServerUnderTest>,
+  startServer: (variant: ServerVariant) => Promise<ServerUnderTest>,
   { players, seconds }: { players: number[]; seconds: number },
 ): Promise<Row[]> {
   const rows: Row[] = [];
-  const measureWith = async (sockets: MediaSockets, n: number): Promise<Measured> => {
-    const server = await startServer(sockets);
+  const measureWith = async (variant: ServerVariant, n: number): Promise<Measured> => {
+    const server = await startServer(variant);
     try {
       return await measureSfu(server, n, seconds);
     } finally {
@@ -259,8 +259,8 @@ export async function benchForwarding(
     }
   };
   for (const n of players) {
-    const sfu = await measureWith('one port', n);
-    const perConnection = await measureWith('port per connection', n);
+    const sfu = await measureWith({}, n);
+    const typeScript = await measureWith({ fastPath: 'typescript' }, n);
     const relay = await measureRelay(n, seconds);
     const janus = JanusServer.available() ? await measureJanus(n, seconds) : undefined;
     const describe = (m: Measured): string =>
@@ -273,11 +273,11 @@ export async function benchForwarding(
       note: `${describe(sfu)}, ${sfu.retransmissions} retransmissions for ${sfu.nacks} NACKs`,
     });
     rows.push({
-      measure: `SFU with a UDP port per peer connection, same load → ${n}: CPU per forwarded packet`,
+      measure: `SFU on its TypeScript path (no native addon), same load → ${n}: CPU per forwarded packet`,
       unit: 'µs',
       n,
-      p50: perConnection.cpuUsPerPacket,
-      note: `${describe(perConnection)}; one port/port per connection ${(sfu.cpuUsPerPacket / perConnection.cpuUsPerPacket).toFixed(2)}×`,
+      p50: typeScript.cpuUsPerPacket,
+      note: `${describe(typeScript)}; TypeScript/native ${(typeScript.cpuUsPerPacket / sfu.cpuUsPerPacket).toFixed(2)}×`,
     });
     rows.push({
       measure: `UDP relay, same load → ${n}: CPU per forwarded packet`,

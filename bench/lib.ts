@@ -59,6 +59,18 @@ export interface ServerStats extends CpuTime {
 /** The Parley server in a child process (see serverProcess.ts), pinned to CPU 0. */
 export type MediaSockets = 'one port' | 'port per connection';
 
+/** How the server under test runs (see serverProcess.ts). */
+export interface ServerVariant {
+  /** One UDP port for all media (the default), or a port per peer connection. */
+  sockets?: MediaSockets;
+  /** A node of a cluster. */
+  cluster?: { redisUrl: string; nodeId: string };
+  /** Where StartRecord writes (the server records only with one). */
+  recordingDir?: string;
+  /** The forwarding path's sealing and sending (native by default). */
+  fastPath?: 'native' | 'typescript';
+}
+
 export class ServerUnderTest {
   private constructor(
     private readonly child: ChildProcess,
@@ -68,15 +80,8 @@ export class ServerUnderTest {
     readonly udpPort: number | undefined,
   ) {}
 
-  /** `sockets`: one UDP port for all media (the default), or a port per peer connection; `cluster`: a node of a cluster. */
-  static async start(
-    sockets: MediaSockets = 'one port',
-    cluster?: { redisUrl: string; nodeId: string },
-    /** Where StartRecord writes (the server records only with one). */
-    recordingDir?: string,
-  ): Promise<ServerUnderTest> {
-    const args = [sockets, JSON.stringify(cluster ?? null), JSON.stringify(recordingDir ?? null)];
-    const child = fork(new URL('./serverProcess.ts', import.meta.url).pathname, args, {
+  static async start(variant: ServerVariant = {}): Promise<ServerUnderTest> {
+    const child = fork(new URL('./serverProcess.ts', import.meta.url).pathname, [JSON.stringify(variant)], {
       execArgv: ['--import', 'tsx'],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });

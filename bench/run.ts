@@ -107,7 +107,7 @@ const sections: Record<string, () => Promise<Row[]>> = {
   capacity: () => withServer((server) => benchCapacity(server, { sessions: sizes.sessions, inFlight: 50 })),
   // A fresh server for each number of players.
   forwarding: () =>
-    benchForwarding((sockets) => ServerUnderTest.start(sockets), {
+    benchForwarding((variant) => ServerUnderTest.start(variant), {
       players: values.players ? values.players.split(',').map(Number) : sizes.players,
       seconds: sizes.seconds,
     }),

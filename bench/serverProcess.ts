@@ -5,16 +5,15 @@ import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { startServer, DEV_APP } from '@parley/server';
+import type { ServerVariant } from './lib.js';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 
 const lifted = 1e9;
-const portPerConnection = process.argv[2] === 'port per connection';
-const cluster = (JSON.parse(process.argv[3] ?? 'null') as { redisUrl: string; nodeId: string } | null) ?? undefined;
-const recordingDir = JSON.parse(process.argv[4] ?? 'null') as string | null;
+const { sockets, cluster, recordingDir, fastPath } = JSON.parse(process.argv[2] ?? '{}') as ServerVariant;
 const server = await startServer({
-  media: portPerConnection ? { portRange: [20000, 39999] } : undefined,
+  media: { ...(sockets === 'port per connection' && { portRange: [20000, 39999] }), fastPath },
   host: '127.0.0.1',
   port: 0,
   apps: [DEV_APP],
@@ -47,9 +46,10 @@ process.on('message', (message) => {
         const { profile } = await profiler.post('Profiler.stop');
         writeFileSync(join(profileDir!, `server-${process.pid}-window-${readings / 2}.cpuprofile`), JSON.stringify(profile));
       }
-      // CPU before the collection, which is for the memory reading, not part of the window's work.
+      // The collection is for the memory reading, not part of the window's work: a window opens after it, and ends before it.
+      if (opensWindow) gc();
       const cpu = process.cpuUsage();
-      gc();
+      if (!opensWindow) gc();
       const { rss, heapUsed } = process.memoryUsage();
       process.send!({ cpuMs: (cpu.user + cpu.system) / 1000, systemMs: cpu.system / 1000, rss, heapUsed, ...(await server.rooms.stats()) });
       if (profiler && opensWindow) {

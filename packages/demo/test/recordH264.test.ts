@@ -42,7 +42,7 @@ test('a Chromium publisher’s H264 is recorded to MKV: its largest layer, from 
   // recording is checked against the widths its layers had while the file opened.
   const largestSent = async (): Promise<number> => Math.max(0, ...Object.values((await sampleVideo(page)).frameWidthByRid));
   // Chromium starts its layers one by one as its bandwidth estimate grows: the recording starts once the top one is on.
-  for (const deadline = Date.now() + 15_000; !((await sampleVideo(page)).framesSentByRid.f! > 0) && Date.now() < deadline; ) {
+  for (const deadline = Date.now() + 15_000; !((await sampleVideo(page)).framesSentByRid.f! > 0) && Date.now() < deadline;) {
     await new Promise((r) => setTimeout(r, 200));
   }
   const largestWidths = new Set<number>([await largestSent()]);

@@ -38,6 +38,11 @@ export interface MediaOptions {
   mediaStallMs?: number;
   /** A client's media transport that has not connected (ICE and DTLS) this long after its offer is closed (default 15 s). */
   connectTimeoutMs?: number;
+  /**
+   * How forwarded packets are sealed and sent: `native` (the default) by the addon built at
+   * install, where it was built (else TypeScript, as the startup log says), or `typescript`.
+   */
+  fastPath?: 'native' | 'typescript';
 }
 
 export interface ServerOptions {

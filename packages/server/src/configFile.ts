@@ -64,6 +64,7 @@ const mediaSchema = z
     tcpPort: z.union([port, z.literal(false)], { error: 'must be a port number or false' }).optional(),
     mediaStallMs: positiveMs.optional(),
     connectTimeoutMs: positiveMs.optional(),
+    fastPath: z.enum(['native', 'typescript'], { error: 'must be native or typescript' }).optional(),
   })
   .strict()
   .refine((media) => media.udpPort === undefined || media.portRange === undefined, {

@@ -264,6 +264,7 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
     { url, httpUrl, ...publicUrl, apps: options.apps.map((a) => a.appID), media: { listenIp, udpPort, tcpPort } },
     'server listening',
   );
+  log.info({ fastPath: media.fastPathNote }, 'media fast path');
   health.setReady(true);
 
   let closing: Promise<void> | undefined;

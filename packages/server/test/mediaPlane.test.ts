@@ -23,6 +23,7 @@ import { asksForKeyFrame } from '../src/media/werift/keyFrames.js';
 import { chooseLayer } from '../src/media/core/layerChoice.js';
 import { distinct, forwardingCall, frames, rtx, sendEach, vp8Frame } from './forwardingCall.js';
 import { outgoingPacket, sealGcm } from '../src/media/werift/forwardingSender.js';
+import { openFastPath } from '../src/media/fastpath/fastPath.js';
 
 /** An offer from a werift client that sends audio and video with the given video codecs. */
 async function offer(video: RTCRtpCodecParameters[], videoSections = 1): Promise<{ sdp: string; close(): Promise<void> }> {
@@ -92,66 +93,78 @@ test('PLI and FIR addressed to a sender are keyframe requests; others are not', 
   assert.equal(asksForKeyFrame(fir(7), 42), false);
 });
 
-test('forwarded packets are sealed byte for byte as werift seals them (AES-GCM, CSRCs, across a sequence-number wrap) and open at the player', () => {
-  const [serverKey, serverSalt, playerKey, playerSalt] = [randomBytes(16), randomBytes(12), randomBytes(16), randomBytes(12)];
-  const session = (localMasterKey: Buffer, localMasterSalt: Buffer, remoteMasterKey: Buffer, remoteMasterSalt: Buffer): SrtpSession =>
-    new SrtpSession({
-      keys: { localMasterKey, localMasterSalt, remoteMasterKey, remoteMasterSalt },
-      profile: ProtectionProfileAeadAes128Gcm,
-    });
-  const fast = session(serverKey, serverSalt, playerKey, playerSalt);
-  const reference = session(serverKey, serverSalt, playerKey, playerSalt);
-  const player = session(playerKey, playerSalt, serverKey, serverSalt);
-  const ssrc = 0x8765_4321;
-  const state = fast.localContext.getSrtpSsrcState(ssrc);
-  for (const [i, sequenceNumber] of [65_533, 65_534, 65_535, 0, 1].entries()) {
-    const csrc = i % 2 ? [] : [0x1111_1111, 0x2222_2222];
-    // What the publisher sent: its own SSRC and payload type, an extension, the marker on one packet.
-    const source = new RtpHeader({
-      sequenceNumber,
-      timestamp: 3000 * i,
-      ssrc: 42,
-      payloadType: 120,
-      marker: i === 2,
-      csrc,
-      csrcLength: csrc.length,
-    });
-    const payload = randomBytes(200 + i);
-    fast.localContext.updateRolloverCount(sequenceNumber, state);
-    const out = Object.assign(outgoingPacket(), {
-      marker: source.marker,
-      payloadType: 96,
-      sequenceNumber,
-      timestamp: source.timestamp,
-      ssrc,
-    });
-    const sealed = sealGcm(fast.localContext, state.rolloverCounter, out, csrc, payload);
-    const own = new RtpHeader({
-      sequenceNumber,
-      timestamp: 3000 * i,
-      ssrc,
-      payloadType: 96,
-      marker: i === 2,
-      csrc,
-      csrcLength: csrc.length,
-    });
-    assert.deepEqual(sealed, reference.encrypt(payload, own), `packet ${sequenceNumber}`);
-    assert.deepEqual(player.decrypt(sealed), Buffer.concat([own.serialize(own.serializeSize), payload]));
-  }
-  assert.equal(state.rolloverCounter, 1);
-});
+for (const path of ['native', 'typescript'] as const)
+  test(`forwarded packets are sealed by the ${path} fast path byte for byte as werift seals them (AES-GCM, RTX prefixes, CSRCs, across a sequence-number wrap) and open at the player`, (t) => {
+    const { fastPath, note } = openFastPath(path);
+    t.diagnostic(note);
+    assert.equal(fastPath.kind, path, 'the native addon is built by npm install (build-essential)');
+    const [serverKey, serverSalt, playerKey, playerSalt] = [randomBytes(16), randomBytes(12), randomBytes(16), randomBytes(12)];
+    const session = (localMasterKey: Buffer, localMasterSalt: Buffer, remoteMasterKey: Buffer, remoteMasterSalt: Buffer): SrtpSession =>
+      new SrtpSession({
+        keys: { localMasterKey, localMasterSalt, remoteMasterKey, remoteMasterSalt },
+        profile: ProtectionProfileAeadAes128Gcm,
+      });
+    const fast = session(serverKey, serverSalt, playerKey, playerSalt);
+    const reference = session(serverKey, serverSalt, playerKey, playerSalt);
+    const player = session(playerKey, playerSalt, serverKey, serverSalt);
+    const ssrc = 0x8765_4321;
+    const state = fast.localContext.getSrtpSsrcState(ssrc);
+    for (const [i, sequenceNumber] of [65_533, 65_534, 65_535, 0, 1].entries()) {
+      const csrc = i % 2 ? [] : [0x1111_1111, 0x2222_2222];
+      // What the publisher sent: its own SSRC and payload type, an extension, the marker on one packet.
+      const source = new RtpHeader({
+        sequenceNumber,
+        timestamp: 3000 * i,
+        ssrc: 42,
+        payloadType: 120,
+        marker: i === 2,
+        csrc,
+        csrcLength: csrc.length,
+      });
+      const payload = randomBytes(200 + i);
+      fast.localContext.updateRolloverCount(sequenceNumber, state);
+      const out = Object.assign(outgoingPacket(), {
+        marker: source.marker,
+        payloadType: 96,
+        sequenceNumber,
+        timestamp: source.timestamp,
+        ssrc,
+      });
+      // An RTX header in place of the payload's first bytes on some packets, none on others.
+      const replaced = i % 3 === 1 ? 2 : 0;
+      if (replaced) out.prefixLength = out.prefix.writeUInt16BE(0xabcd, 0);
+      out.replaced = replaced;
+      const sealer = fastPath.gcmSealer(fast.localContext.srtpSessionKey, fast.localContext.srtpSessionSalt);
+      const sealed = sealGcm(sealer, state.rolloverCounter, out, csrc, payload);
+      const plain = replaced ? Buffer.concat([Buffer.from([0xab, 0xcd]), payload.subarray(replaced)]) : payload;
+      const own = new RtpHeader({
+        sequenceNumber,
+        timestamp: 3000 * i,
+        ssrc,
+        payloadType: 96,
+        marker: i === 2,
+        csrc,
+        csrcLength: csrc.length,
+      });
+      assert.deepEqual(sealed, reference.encrypt(plain, own), `packet ${sequenceNumber}`);
+      assert.deepEqual(player.decrypt(sealed), Buffer.concat([own.serialize(own.serializeSize), plain]));
+    }
+    assert.equal(state.rolloverCounter, 1);
+  });
 
-test('the SFU forwards payloads intact under AES-GCM; a padding-only packet takes no sequence number, so none is missing', async (t) => {
-  const call = await forwardingCall(t);
-  const [key, delta, last] = frames(3);
-  await sendEach(call, [key!, delta!, Buffer.alloc(0), last!]);
-  assert.deepEqual(call.playerProfiles(), [ProtectionProfileAeadAes128Gcm]);
-  assert.deepEqual(distinct(call.received), [
-    [1000, key!.toString('hex')],
-    [1001, delta!.toString('hex')],
-    [1002, last!.toString('hex')],
-  ]);
-});
+for (const fastPath of ['native', 'typescript'] as const)
+  test(`the SFU forwards payloads intact under AES-GCM on the ${fastPath} fast path; a padding-only packet takes no sequence number, so none is missing`, async (t) => {
+    const call = await forwardingCall(t, undefined, { fastPath });
+    assert.match(call.plane.fastPathNote, fastPath === 'native' ? /^native/ : /^TypeScript/);
+    const [key, delta, last] = frames(3);
+    await sendEach(call, [key!, delta!, Buffer.alloc(0), last!]);
+    assert.deepEqual(call.playerProfiles(), [ProtectionProfileAeadAes128Gcm]);
+    assert.deepEqual(distinct(call.received), [
+      [1000, key!.toString('hex')],
+      [1001, delta!.toString('hex')],
+      [1002, last!.toString('hex')],
+    ]);
+  });
 
 test('a player whose DTLS offers only AES-CM SRTP gets packets sealed with it, payloads intact', async (t) => {
   const call = await forwardingCall(t, [ProtectionProfileAes128CmHmacSha1_80]);

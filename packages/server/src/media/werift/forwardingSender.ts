@@ -3,25 +3,23 @@
  * sendRtp. Per packet and player that saves a parse, two header objects and a serialisation, an
  * extension rebuild, a clock read, three promises and three buffer copies: the header (with the
  * player's own numbering and extensions) is written straight into the datagram, AES-GCM encrypts
- * the payload next to it, and the datagram goes to the ICE pair's socket. werift still sends the
- * RTCP sender reports (from the counters written here).
+ * the payload next to it, and the datagram goes to the ICE pair's socket (the fast path seals and
+ * sends: see media/fastpath). werift still sends the RTCP sender reports (from the counters written here).
  */
-import { createCipheriv } from 'node:crypto';
 import { RtpHeader, type RtpPacket, type RTCDtlsTransport, type RTCRtpSender } from 'werift';
 import { iceAgentInternals, protocolInternals, rtpSenderInternals, type RtpSenderInternals } from '@parley/protocol/rtp';
+import { ipv4Number } from '../fastpath/datagramBatch.js';
+import type { FastPath } from '../fastpath/fastPath.js';
+import { GCM_TAG_BYTES, type GcmSealer } from '../fastpath/gcmSealer.js';
 
 /** SRTP protection profile 0x0007, SRTP_AEAD_AES_128_GCM (RFC 7714). */
 const AEAD_AES_128_GCM = 7;
-const GCM_TAG_BYTES = 16;
 /** The tag of the other profile werift offers, SRTP_AES128_CM_HMAC_SHA1_80. */
 const HMAC_SHA1_80_TAG_BYTES = 10;
 
 /** werift's SRTP context for what a sender sends. */
 type SrtpContext = RTCDtlsTransport['srtp']['localContext'];
 type SrtpSsrcState = ReturnType<SrtpContext['getSrtpSsrcState']>;
-
-/** Scratch space for the IV, which createCipheriv copies. */
-const iv = Buffer.alloc(12);
 
 /** One-byte-header RTP extension elements (RFC 8285) the SFU writes: the transport-wide sequence number, the simulcast layer, the audio level. */
 export interface OutgoingExtensions {
@@ -105,36 +103,15 @@ function writeHeader(datagram: Buffer, out: OutgoingPacket, csrc: readonly numbe
 const payloadBytes = (out: OutgoingPacket, payload: Buffer): number => out.prefixLength + payload.length - out.replaced;
 
 /**
- * `out` with `payload` as an SRTP packet under `context` (AES-GCM, RFC 7714). The header is
+ * `out` with `payload` as an SRTP packet under `sealer`'s key (AES-GCM, RFC 7714). The header is
  * written straight into the datagram and the ciphertext and tag next to it; the payload is
  * encrypted in two pieces (prefix, then the rest) rather than copied.
  */
-export function sealGcm(
-  context: Pick<SrtpContext, 'srtpSessionKey' | 'srtpSessionSalt'>,
-  rolloverCounter: number,
-  out: OutgoingPacket,
-  csrc: readonly number[],
-  payload: Buffer,
-): Buffer {
-  const bodyBytes = payloadBytes(out, payload);
+export function sealGcm(sealer: GcmSealer, rolloverCounter: number, out: OutgoingPacket, csrc: readonly number[], payload: Buffer): Buffer {
   const headerBytes = 12 + 4 * csrc.length + extensionBytes(out.extensions);
-  const datagram = Buffer.allocUnsafe(headerBytes + bodyBytes + GCM_TAG_BYTES);
+  const datagram = Buffer.allocUnsafe(headerBytes + payloadBytes(out, payload) + GCM_TAG_BYTES);
   writeHeader(datagram, out, csrc);
-
-  // IV = salt XOR (0x0000 || SSRC || ROC || SEQ), RFC 7714 section 8.1.
-  const salt = context.srtpSessionSalt;
-  iv.writeUInt16BE(0, 0);
-  iv.writeUInt32BE(out.ssrc >>> 0, 2);
-  iv.writeUInt32BE(rolloverCounter >>> 0, 6);
-  iv.writeUInt16BE(out.sequenceNumber, 10);
-  for (let i = 0; i < 12; i++) iv[i]! ^= salt[i]!;
-  const cipher = createCipheriv('aes-128-gcm', context.srtpSessionKey, iv);
-  cipher.setAAD(datagram.subarray(0, headerBytes));
-  let at = headerBytes;
-  if (out.prefixLength > 0) at += cipher.update(out.prefix.subarray(0, out.prefixLength)).copy(datagram, at);
-  at += cipher.update(out.replaced > 0 ? payload.subarray(out.replaced) : payload).copy(datagram, at);
-  at += cipher.final().copy(datagram, at);
-  cipher.getAuthTag().copy(datagram, at);
+  sealer.seal(datagram, headerBytes, out.prefix, out.prefixLength, payload, out.replaced, out.ssrc, rolloverCounter, out.sequenceNumber);
   return datagram;
 }
 
@@ -146,10 +123,15 @@ export function sealGcm(
 export class ForwardingSender {
   private readonly sender: RtpSenderInternals;
   private reporting = false;
-  /** Cached per SRTP context (a new DTLS handshake brings a new one), per SSRC (media and RTX). */
-  private srtp?: { context: SrtpContext; states: Map<number, SrtpSsrcState>; gcm: boolean };
+  /** Cached per SRTP context (a new DTLS handshake brings a new one), per SSRC (media and RTX); a sealer for AES-GCM. */
+  private srtp?: { context: SrtpContext; states: Map<number, SrtpSsrcState>; gcm: GcmSealer | undefined };
+  /** The selected pair's remote address, as the fast path takes it. */
+  private remote?: { host: string; port: number; ipv4: number };
 
-  constructor(sender: RTCRtpSender) {
+  constructor(
+    sender: RTCRtpSender,
+    private readonly fastPath: FastPath,
+  ) {
     // werift answers NACKs from what its own sendRtp sent, which is nothing: they are the caller's.
     this.sender = rtpSenderInternals(sender);
   }
@@ -204,7 +186,7 @@ export class ForwardingSender {
 
   /** Bytes SRTP adds to an RTP packet (its authentication tag) under the context `seal` used last. */
   get srtpOverheadBytes(): number {
-    return this.srtp?.gcm === false ? HMAC_SHA1_80_TAG_BYTES : GCM_TAG_BYTES;
+    return this.srtp && !this.srtp.gcm ? HMAC_SHA1_80_TAG_BYTES : GCM_TAG_BYTES;
   }
 
   /** Puts a datagram sealed by `seal` on the transport's selected pair (shared by every sender of a bundled transport). */
@@ -220,22 +202,29 @@ export class ForwardingSender {
       if (transport.closed) return;
       pair.packetsSent++;
       pair.bytesSent += datagram.length;
-      transport.socket.send(datagram, pair.remoteCandidate.port, pair.remoteCandidate.host);
+      const { host, port } = pair.remoteCandidate;
+      let { remote } = this;
+      if (remote?.host !== host || remote.port !== port) this.remote = remote = { host, port, ipv4: ipv4Number(host) };
+      this.fastPath.send(transport.socket, datagram, remote.ipv4, host, port);
     } else {
       void connection.send(datagram).catch(() => undefined);
     }
   }
 
-  /** The SRTP packet: AES-GCM written here, other profiles by werift's cipher. */
+  /** The SRTP packet: AES-GCM by the fast path, other profiles by werift's cipher. */
   private encrypt(out: OutgoingPacket, csrc: number[], payload: Buffer): Buffer {
     const context = this.sender.dtlsTransport.srtp.localContext;
-    if (this.srtp?.context !== context) this.srtp = { context, states: new Map(), gcm: context.profile === AEAD_AES_128_GCM };
+    if (this.srtp?.context !== context) {
+      const gcm =
+        context.profile === AEAD_AES_128_GCM ? this.fastPath.gcmSealer(context.srtpSessionKey, context.srtpSessionSalt) : undefined;
+      this.srtp = { context, states: new Map(), gcm };
+    }
     const { states, gcm } = this.srtp;
     if (!gcm) return context.encryptRtp(this.plainPayload(out, payload), this.header(out, csrc));
     let state = states.get(out.ssrc);
     if (!state) states.set(out.ssrc, (state = context.getSrtpSsrcState(out.ssrc)));
     context.updateRolloverCount(out.sequenceNumber, state);
-    return sealGcm(context, state.rolloverCounter, out, csrc, payload);
+    return sealGcm(gcm, state.rolloverCounter, out, csrc, payload);
   }
 
   private plainPayload(out: OutgoingPacket, payload: Buffer): Buffer {

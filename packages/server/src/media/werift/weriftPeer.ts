@@ -42,6 +42,7 @@ import {
   type MediaReceived,
 } from '@parley/protocol/rtp';
 import type { IceSockets } from '../sockets/iceSockets.js';
+import type { FastPath } from '../fastpath/fastPath.js';
 
 export interface PeerOptions {
   sockets: IceSockets;
@@ -52,6 +53,8 @@ export interface PeerOptions {
   mediaStallMs: number;
   /** The plane's numbers, which every peer adds to. */
   stats: MediaStats;
+  /** How forwarded packets are sealed and sent. */
+  fastPath: FastPath;
 }
 
 export interface NegotiatedCodecs {

@@ -11,6 +11,7 @@ import type { PeerOptions } from './weriftPeer.js';
 import { IceSockets, type IceSocketOptions } from '../sockets/iceSockets.js';
 import { emptyMediaStats, type MediaPlane, type MediaPublisher, type MediaRelayPlane, type MediaStats } from '../core/types.js';
 import { MediaRelay, type RelayOptions } from '../relay/mediaRelay.js';
+import { openFastPath, type FastPathKind } from '../fastpath/fastPath.js';
 
 export interface WeriftPlaneOptions extends IceSocketOptions {
   announcedIp?: string;
@@ -22,6 +23,8 @@ export interface WeriftPlaneOptions extends IceSocketOptions {
   onSocketError?: (err: Error) => void;
   /** A node of a cluster: where it takes other nodes' relays, and the cluster's relay key. */
   relay?: RelayOptions;
+  /** How forwarded packets are sealed and sent: native (the default, where the addon was built) or TypeScript. */
+  fastPath?: FastPathKind;
 }
 
 export class WeriftMediaPlane implements MediaPlane {
@@ -33,6 +36,8 @@ export class WeriftMediaPlane implements MediaPlane {
     readonly sockets: IceSockets,
     readonly stats: MediaStats,
     private readonly mediaRelay: MediaRelay | undefined,
+    /** Which fast path runs, and why not native. */
+    readonly fastPathNote: string,
   ) {
     this.relay = mediaRelay && {
       address: mediaRelay.address,
@@ -55,7 +60,9 @@ export class WeriftMediaPlane implements MediaPlane {
     checkWeriftInternalsOnce();
     const stats = emptyMediaStats();
     const sockets = await IceSockets.open(options, stats, options.onSocketError ?? (() => undefined));
+    const { fastPath, note } = openFastPath(options.fastPath);
     const peerOptions: PeerOptions = {
+      fastPath,
       sockets,
       listenIp: options.listenIp,
       announcedIp: options.announcedIp,
@@ -65,7 +72,7 @@ export class WeriftMediaPlane implements MediaPlane {
     };
     try {
       const relay = options.relay && (await MediaRelay.open(options.relay, stats, peerOptions));
-      return new WeriftMediaPlane(peerOptions, sockets, stats, relay);
+      return new WeriftMediaPlane(peerOptions, sockets, stats, relay, note);
     } catch (err) {
       await sockets.close();
       throw err;

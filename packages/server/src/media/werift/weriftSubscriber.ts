@@ -111,7 +111,7 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
       const kind = t.kind as Kind;
       if (kind === 'audio') subscriber.negotiateAudio(t);
       subscriber.senders[kind] = t.sender;
-      subscriber.forwarders[kind] = new ForwardingSender(t.sender);
+      subscriber.forwarders[kind] = new ForwardingSender(t.sender, options.fastPath);
     });
     for (const t of subscriber.pc.getTransceivers()) {
       const id = (uri: string): number => t.headerExtensions.find((e) => e.uri === uri)?.id ?? 0;

@@ -1,0 +1,80 @@
+/**
+ * Sends on a UDP socket of Node's through the native addon: the datagrams queued during one turn
+ * of the event loop (a packet's copies for every player, a pacer's burst) leave in one
+ * sendmmsg(2) at its end. What the socket's buffer cannot take now goes through Node's own send,
+ * which queues it.
+ */
+import type { Socket } from 'node:dgram';
+
+export type SendBatch = (fd: number, datagrams: Buffer[], count: number, addresses: Uint32Array, ports: Uint16Array) => number;
+
+/** The largest batch: a microtask's sends beyond it start the next one. */
+const MAX_BATCH = 1024;
+
+/** The file descriptor of a bound dgram socket, or -1 once it is closed (Node keeps its handle under a private symbol). */
+function descriptor(socket: Socket): number {
+  const state = (socket as unknown as Record<symbol, { handle?: { fd?: number } | null }>)[stateSymbol(socket)];
+  const fd = state?.handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : -1;
+}
+
+let stateKey: symbol | undefined;
+function stateSymbol(socket: Socket): symbol {
+  stateKey ??= Object.getOwnPropertySymbols(socket).find((s) => s.description === 'state symbol');
+  if (!stateKey) throw new Error("Node's dgram socket has no state symbol");
+  return stateKey;
+}
+
+export class DatagramBatch {
+  private readonly datagrams: Buffer[] = [];
+  private readonly addresses = new Uint32Array(MAX_BATCH);
+  private readonly ports = new Uint16Array(MAX_BATCH);
+  /** Of `datagrams`, the first `count` wait; the rest are old entries, reused. */
+  private count = 0;
+  private readonly hosts: string[] = [];
+
+  constructor(
+    private readonly socket: Socket,
+    private readonly sendBatch: SendBatch,
+  ) {}
+
+  /** Queues `datagram` for `ipv4` (the address as a number, see `ipv4Number`) and `port`; `host` is the same address as text. */
+  push(datagram: Buffer, ipv4: number, host: string, port: number): void {
+    if (this.count === MAX_BATCH) this.flush();
+    const i = this.count++;
+    if (i === 0) queueMicrotask(this.flushLater);
+    this.datagrams[i] = datagram;
+    this.hosts[i] = host;
+    this.addresses[i] = ipv4;
+    this.ports[i] = port;
+  }
+
+  private readonly flushLater = (): void => this.flush();
+
+  private flush(): void {
+    const { count, datagrams } = this;
+    if (count === 0) return;
+    this.count = 0;
+    const fd = descriptor(this.socket);
+    if (fd < 0) return; // closed: nothing more leaves it
+    let handled = 0;
+    try {
+      handled = this.sendBatch(fd, datagrams, count, this.addresses, this.ports);
+    } finally {
+      for (let i = handled; i < count; i++) this.socket.send(datagrams[i]!, this.ports[i]!, this.hosts[i]!);
+      datagrams.fill(undefined as unknown as Buffer, 0, count);
+    }
+  }
+}
+
+/** An IPv4 address in dotted form as a 32-bit number, -1 for anything else. */
+export function ipv4Number(host: string): number {
+  const parts = host.split('.');
+  if (parts.length !== 4) return -1;
+  let value = 0;
+  for (const part of parts) {
+    if (!/^\d{1,3}$/.test(part) || Number(part) > 255) return -1;
+    value = value * 256 + Number(part);
+  }
+  return value;
+}
