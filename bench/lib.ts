@@ -24,7 +24,7 @@ export function row(measure: string, unit: string, xs: number[], note?: string):
 export function cpuPerLogin(before: ServerStats, after: ServerStats, logins: number): string {
   const total = (after.cpuMs - before.cpuMs) / logins;
   const kernel = (after.systemMs - before.systemMs) / logins;
-  return `server CPU ${total.toFixed(2)} ms per login (${kernel.toFixed(2)} in the kernel)`;
+  return `server CPU ${total.toFixed(3)} ms per login (${kernel.toFixed(2)} in the kernel): ${(1000 / total).toFixed(0)} logins/s per core`;
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

@@ -54,6 +54,8 @@ export class SignallingServer {
         else accept(false, 429, 'Too Many Requests', { 'Retry-After': '1' });
       },
     });
+    // The handshake's answer waits for the hello the connection sends next: both leave in one write.
+    this.wss.on('headers', (_headers, req) => writes.hold(req.socket));
     // The HTTP server's errors (a port in use) reach whoever starts it; ws repeats them here, where they would crash the process.
     this.wss.on('error', () => undefined);
     this.wss.on('connection', (ws, req) => {
