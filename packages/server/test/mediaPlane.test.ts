@@ -12,6 +12,8 @@ import {
   RtcpPacketConverter,
   RTCPeerConnection,
   RtcpPayloadSpecificFeedback,
+  RtcpSourceDescriptionPacket,
+  RtcpSrPacket,
   useH264,
   useOPUS,
   useVP8,
@@ -165,6 +167,35 @@ for (const fastPath of ['native', 'typescript'] as const)
       [1002, last!.toString('hex')],
     ]);
   });
+
+test('a player gets sender reports about every second for what it was sent: packets and payload bytes as forwarded, with the CNAME', async (t) => {
+  const call = await forwardingCall(t);
+  const reports: Array<{ at: number; ssrc: number; packets: number; octets: number }> = [];
+  let named = false;
+  call.player.getTransceivers()[0]!.receiver.dtlsTransport.onRtcp.subscribe((rtcp) => {
+    if (rtcp instanceof RtcpSrPacket) {
+      const { packetCount, octetCount } = rtcp.senderInfo;
+      reports.push({ at: performance.now(), ssrc: rtcp.ssrc, packets: packetCount, octets: octetCount });
+    }
+    if (rtcp instanceof RtcpSourceDescriptionPacket) named ||= rtcp.chunks.some((c) => c.items.some((i) => i.type === 1 && i.text));
+  });
+  const payloads = frames(5);
+  await sendEach(call, payloads);
+  const sentAt = performance.now();
+  const forwarded = distinct(call.received);
+  const octets = forwarded.reduce((sum, [, hex]) => sum + hex.length / 2, 0);
+  for (const deadline = Date.now() + 5000; reports.filter((r) => r.at > sentAt).length < 2;) {
+    if (Date.now() > deadline) throw new Error(`sender reports: ${JSON.stringify(reports)}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  const [first, second] = reports.filter((r) => r.at > sentAt);
+  assert.deepEqual([first!.packets, first!.octets], [forwarded.length, octets]);
+  // Only video was sent: the audio sender has nothing to report.
+  assert.equal(new Set(reports.map((r) => r.ssrc)).size, 1);
+  const intervalMs = second!.at - first!.at;
+  assert.ok(intervalMs > 700 && intervalMs < 1500, `${intervalMs} ms between reports`);
+  assert.ok(named, 'the sender’s CNAME');
+});
 
 test('a player whose DTLS offers only AES-CM SRTP gets packets sealed with it, payloads intact', async (t) => {
   const call = await forwardingCall(t, [ProtectionProfileAes128CmHmacSha1_80]);

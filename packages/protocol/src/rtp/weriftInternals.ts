@@ -120,6 +120,10 @@ export interface RtpSenderInternals extends PublicMembers<RTCRtpSender> {
   octetCount: number;
   packetCount: number;
   headerBytesSent: number;
+  /** The last sender report's NTP time, compact, and when it went (seconds): werift's RTT from receiver reports. */
+  lastSRtimestamp?: number;
+  lastSentSRTimestamp?: number;
+  cname?: string;
 }
 
 /** RTCRtpReceiver: its NACK generator, and what it calls on its transport-cc recorder. */
@@ -183,6 +187,9 @@ const RTP_SENDER: ExpectedOf<Omit<RtpSenderInternals, keyof RTCRtpSender>> = {
   octetCount: 'number',
   packetCount: 'number',
   headerBytesSent: 'number',
+  lastSRtimestamp: 'declared',
+  lastSentSRTimestamp: 'declared',
+  cname: 'declared',
 };
 const RTP_RECEIVER: ExpectedOf<RtpReceiverInternals> = {
   nack: { addPacket: 'function' },

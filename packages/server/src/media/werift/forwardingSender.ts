@@ -6,7 +6,19 @@
  * the payload next to it, and the datagram goes to the ICE pair's socket (the fast path seals and
  * sends: see media/fastpath). werift still sends the RTCP sender reports (from the counters written here).
  */
-import { RtpHeader, type RtpPacket, type RTCDtlsTransport, type RTCRtpSender } from 'werift';
+import {
+  compactNtp,
+  RtcpSenderInfo,
+  RtcpSourceDescriptionPacket,
+  RtcpSrPacket,
+  RtpHeader,
+  SourceDescriptionChunk,
+  SourceDescriptionItem,
+  type RtcpPacket,
+  type RtpPacket,
+  type RTCDtlsTransport,
+  type RTCRtpSender,
+} from 'werift';
 import { iceAgentInternals, protocolInternals, rtpSenderInternals, type RtpSenderInternals } from '@parley/protocol/rtp';
 import { ipv4Number } from '../fastpath/datagramBatch.js';
 import type { FastPath } from '../fastpath/fastPath.js';
@@ -116,13 +128,13 @@ export function sealGcm(sealer: GcmSealer, rolloverCounter: number, out: Outgoin
 }
 
 /**
- * Sends packets on a player's werift RTCRtpSender without werift's sendRtp. werift still sends
- * the RTCP sender reports (from the counters written here); NACKs are answered by the caller,
- * which knows which source packet each of the player's sequence numbers was.
+ * Sends packets on a player's werift RTCRtpSender without werift's sendRtp. Its RTCP sender
+ * report comes from the counters written here (`senderReport`, sent by the owner with the other
+ * sender's in one compound packet); NACKs are answered by the caller, which knows which source
+ * packet each of the player's sequence numbers was.
  */
 export class ForwardingSender {
   private readonly sender: RtpSenderInternals;
-  private reporting = false;
   /** Cached per SRTP context (a new DTLS handshake brings a new one), per SSRC (media and RTX); a sealer for AES-GCM. */
   private srtp?: { context: SrtpContext; states: Map<number, SrtpSsrcState>; gcm: GcmSealer | undefined };
   /** The selected pair's remote address, as the fast path takes it. */
@@ -176,12 +188,24 @@ export class ForwardingSender {
       sender.octetCount += payloadBytes(out, payload);
       sender.packetCount = (sender.packetCount + 1) >>> 0;
       sender.headerBytesSent += 12 + 4 * header.csrc.length + extensionBytes(out.extensions);
-      if (!this.reporting) {
-        this.reporting = true;
-        void sender.runRtcp();
-      }
     }
     return this.encrypt(out, header.csrc, payload);
+  }
+
+  /**
+   * This sender's report (and its CNAME) as of now, none before it sent media. Noted on the
+   * sender as werift's own reports are, for the round trip werift takes from receiver reports.
+   */
+  senderReport(): RtcpPacket[] {
+    const { sender } = this;
+    if (sender.packetCount === 0) return [];
+    const { ssrc, ntpTimestamp, rtpTimestamp, packetCount, octetCount, cname } = sender;
+    sender.lastSRtimestamp = compactNtp(ntpTimestamp);
+    sender.lastSentSRTimestamp = Date.now() / 1000;
+    const report = new RtcpSrPacket({ ssrc, senderInfo: new RtcpSenderInfo({ ntpTimestamp, rtpTimestamp, packetCount, octetCount }) });
+    if (!cname) return [report];
+    const items = [new SourceDescriptionItem({ type: 1, text: cname })];
+    return [report, new RtcpSourceDescriptionPacket({ chunks: [new SourceDescriptionChunk({ source: ssrc, items })] })];
   }
 
   /** Bytes SRTP adds to an RTP packet (its authentication tag) under the context `seal` used last. */

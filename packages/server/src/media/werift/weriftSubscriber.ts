@@ -15,6 +15,7 @@ import {
   type RTCRtpTransceiver,
 } from 'werift';
 import { AUDIO_LEVEL_URI, SIMULCAST_LAYER_EXTENSION_URI } from '@parley/protocol';
+import { dtlsTransportInternals } from '@parley/protocol/rtp';
 import { DownlinkAllocator, type PacketKind } from '../core/congestion/downlinkAllocator.js';
 import { Pacer } from '../core/congestion/pacer.js';
 import type { AudioPacket } from './audioReceiver.js';
@@ -41,6 +42,8 @@ const RESEND_INTERVAL_MS = 10;
 const MAX_RESENDS = 10;
 /** Padding copies only packets this recent, so that a player that gets one still has a use for its slot in the jitter buffer. */
 const PADDING_SOURCE_PACKETS = 64;
+/** How often a player gets sender reports (libwebrtc's interval for video): one compound packet for both senders. */
+const SENDER_REPORT_INTERVAL_MS = 1000;
 /** RTP header, extensions and RTX's original sequence number, as counted against the retransmission budget. */
 const RTX_OVERHEAD_BYTES = 32;
 
@@ -103,6 +106,7 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
   /** What the player asked not to receive (mutePlayStreamVideo/Audio): not forwarded at all. */
   private videoMuted = false;
   private audioMuted = false;
+  private readonly senderReports = setInterval(() => this.sendReports(), SENDER_REPORT_INTERVAL_MS);
 
   static async create(options: PeerOptions, offer: string, publisher: LayerSource, video?: PlayVideo): Promise<WeriftSubscriber> {
     const subscriber = new WeriftSubscriber(options, publisher, video);
@@ -452,7 +456,18 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
     return datagram.length;
   }
 
+  /** Both senders' reports in one compound packet (werift would send one per sender, each on a timer of its own). */
+  private sendReports(): void {
+    const packets = [...(this.forwarders.video?.senderReport() ?? []), ...(this.forwarders.audio?.senderReport() ?? [])];
+    const transport = (this.senders.video ?? this.senders.audio)?.dtlsTransport;
+    if (packets.length === 0 || !transport || transport.state !== 'connected') return;
+    dtlsTransportInternals(transport)
+      .sendRtcp(packets)
+      .catch(() => undefined);
+  }
+
   protected onClose(): void {
+    clearInterval(this.senderReports);
     this.stats.subscribers--;
     this.pacer.close();
     this.allocator?.close();
