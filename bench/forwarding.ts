@@ -17,6 +17,11 @@ const VIDEO_BITS_PER_SECOND = 1_000_000;
 const FRAME_BYTES = Math.round(VIDEO_BITS_PER_SECOND / 8 / FPS);
 const PACKET_BYTES = 1100; // about what the SDK's packetizer makes of a frame this size
 const AUDIO_PACKETS_PER_SECOND = 50;
+/**
+ * Before a window opens, each server forwards this long: what joining left behind (garbage, code
+ * not yet optimized) would otherwise weigh on the window, most on small rooms' few packets.
+ */
+const WARM_UP_MS = 5000;
 
 /** The fixture's frames padded to ~1 Mbit/s (a VP8 decoder ignores trailing bytes; the SFU never looks). */
 function paddedFrame(index: number): { data: Uint8Array; isKeyFrame: boolean } {
@@ -122,7 +127,7 @@ async function measureSfu(server: ServerUnderTest, players: number, seconds: num
     viewer.engine.startPlayingStream('fwd');
   }
   await Promise.all(viewers.map((v) => v.waitFor('playerRecvVideoFirstFrame', () => true, 60_000)));
-  await sleep(1000);
+  await sleep(WARM_UP_MS);
   const before = await server.stats();
   const packetsBefore = await sentPackets(server);
   const framesBefore = load.frames();
@@ -188,7 +193,7 @@ async function measureRelay(players: number, seconds: number): Promise<Measured>
     source.send(Buffer.alloc(audioFixture[0]!.length + 12), port, '127.0.0.1');
     sent++;
   }, 1000 / AUDIO_PACKETS_PER_SECOND);
-  await sleep(1000);
+  await sleep(WARM_UP_MS);
   received.fill(0);
   latencies.length = 0;
   const sentBefore = sent;
@@ -224,7 +229,7 @@ async function measureJanus(players: number, seconds: number): Promise<Measured>
     );
     const subscribers: WireSubscriber[] = [];
     for (let i = 0; i < players; i++) subscribers.push(await room.subscribe());
-    await sleep(1000);
+    await sleep(WARM_UP_MS);
     const packets = (): number => subscribers.reduce((sum, s) => sum + s.packets(), 0);
     const frames = (): number => subscribers.reduce((sum, s) => sum + s.frames(), 0);
     for (const s of subscribers) s.latencies.length = 0;
