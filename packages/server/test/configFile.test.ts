@@ -126,7 +126,7 @@ test('the example configuration in deploy/ is valid once its secrets are in the 
   assert.notEqual(loadConfig(readFileSync(file, 'utf8'), file, {}).code, 0, 'not without them');
 });
 
-test('eighteen malformed configs: each gets one line naming the key and the problem, and the server does not start', (t) => {
+test('twenty malformed configs: each gets one line naming the key and the problem, and the server does not start', (t) => {
   const dir = tempDir(t);
   const appLines = (overrides: Record<string, string> = {}): string =>
     `apps:\n  - appID: ${overrides.appID ?? app.appID}\n    appSign: ${overrides.appSign ?? app.appSign}\n    serverSecret: "${overrides.serverSecret ?? app.serverSecret}"\n`;
@@ -151,6 +151,7 @@ test('eighteen malformed configs: each gets one line naming the key and the prob
       /: publicUrl: is https, so the server needs tls or a proxy in front \(behindProxy\)$/,
     ],
     ['TCP port', `${appLines()}media:\n  tcpPort: yes\n`, /: media\.tcpPort: must be a port number or false$/],
+    ['fast path', `${appLines()}media:\n  fastPath: fastest\n`, /: media\.fastPath: must be native or typescript$/],
     ['recording without a folder', `${appLines()}recording:\n  onFileReady: upload "$1"\n`, /: recording\.dir: is missing$/],
     [
       'TURN URL',
