@@ -1,5 +1,5 @@
-// The forwarding path's per-packet work that JavaScript cannot do cheaply: AES-GCM sealing of SRTP
-// (RFC 7714) with one OpenSSL context per key, reused for every packet, and the datagrams of a turn
+// The media path's per-packet work that JavaScript cannot do cheaply: AES-GCM sealing and opening of
+// SRTP (RFC 7714) with one OpenSSL context per key, reused for every packet, and the datagrams of a turn
 // of the event loop sent with one sendmmsg(2). Node's own OpenSSL (its exported symbols) does the
 // cryptography, so both paths use the same library.
 #include <napi.h>
@@ -107,6 +107,77 @@ class GcmSealer : public Napi::ObjectWrap<GcmSealer> {
   uint8_t salt_[kSaltBytes] = {};
 };
 
+// The receiving side: AES-128-GCM SRTP opened with one OpenSSL context per key.
+class GcmOpener : public Napi::ObjectWrap<GcmOpener> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "GcmOpener", {InstanceMethod("open", &GcmOpener::Open)});
+  }
+
+  explicit GcmOpener(const Napi::CallbackInfo& info) : Napi::ObjectWrap<GcmOpener>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsBuffer() || !info[1].IsBuffer()) {
+      Fail(env, "GcmOpener(key, salt): two buffers");
+      return;
+    }
+    auto key = info[0].As<Napi::Buffer<uint8_t>>();
+    auto salt = info[1].As<Napi::Buffer<uint8_t>>();
+    if (key.Length() != kKeyBytes || salt.Length() < kSaltBytes) {
+      Fail(env, "GcmOpener: a 16-byte key and a salt of at least 12 bytes");
+      return;
+    }
+    std::memcpy(salt_, salt.Data(), kSaltBytes);
+    ctx_ = EVP_CIPHER_CTX_new();
+    if (ctx_ == nullptr || EVP_DecryptInit_ex(ctx_, EVP_aes_128_gcm(), nullptr, key.Data(), nullptr) != 1) {
+      Fail(env, "GcmOpener: OpenSSL refused the key");
+    }
+  }
+
+  ~GcmOpener() override {
+    if (ctx_ != nullptr) EVP_CIPHER_CTX_free(ctx_);
+  }
+
+ private:
+  // open(plain, packet, headerBytes, ssrc, rolloverCounter, sequenceNumber): whether `packet` (header,
+  // ciphertext, tag) authenticates; if so `plain` (packet's length less the tag) holds its header and payload.
+  Napi::Value Open(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 6 || !info[0].IsBuffer() || !info[1].IsBuffer()) {
+      return Fail(env, "open: plain, packet, headerBytes, ssrc, rolloverCounter, sequenceNumber");
+    }
+    auto plain = info[0].As<Napi::Buffer<uint8_t>>();
+    auto packet = info[1].As<Napi::Buffer<uint8_t>>();
+    const size_t header_bytes = info[2].As<Napi::Number>().Uint32Value();
+    const uint32_t ssrc = info[3].As<Napi::Number>().Uint32Value();
+    const uint32_t roc = info[4].As<Napi::Number>().Uint32Value();
+    const uint32_t seq = info[5].As<Napi::Number>().Uint32Value();
+    if (packet.Length() < header_bytes + kTagBytes || plain.Length() != packet.Length() - kTagBytes) {
+      return Fail(env, "open: lengths");
+    }
+    uint8_t iv[kSaltBytes] = {0, 0,
+                              uint8_t(ssrc >> 24), uint8_t(ssrc >> 16), uint8_t(ssrc >> 8), uint8_t(ssrc),
+                              uint8_t(roc >> 24), uint8_t(roc >> 16), uint8_t(roc >> 8), uint8_t(roc),
+                              uint8_t(seq >> 8), uint8_t(seq)};
+    for (size_t i = 0; i < kSaltBytes; i++) iv[i] ^= salt_[i];
+    const uint8_t* in = packet.Data();
+    const size_t body_bytes = packet.Length() - kTagBytes - header_bytes;
+    uint8_t tag[kTagBytes];
+    std::memcpy(tag, in + header_bytes + body_bytes, kTagBytes);
+    std::memcpy(plain.Data(), in, header_bytes);
+    int written = 0;
+    bool ok = EVP_DecryptInit_ex(ctx_, nullptr, nullptr, nullptr, iv) == 1 &&
+              EVP_DecryptUpdate(ctx_, nullptr, &written, in, int(header_bytes)) == 1;
+    if (ok && body_bytes > 0) ok = EVP_DecryptUpdate(ctx_, plain.Data() + header_bytes, &written, in + header_bytes, int(body_bytes)) == 1;
+    if (ok) ok = EVP_CIPHER_CTX_ctrl(ctx_, EVP_CTRL_GCM_SET_TAG, int(kTagBytes), tag) == 1;
+    // Final fails when the tag does not match: the packet is not authentic.
+    if (ok) ok = EVP_DecryptFinal_ex(ctx_, plain.Data() + header_bytes + body_bytes, &written) == 1;
+    return Napi::Boolean::New(env, ok);
+  }
+
+  EVP_CIPHER_CTX* ctx_ = nullptr;
+  uint8_t salt_[kSaltBytes] = {};
+};
+
 // sendBatch(fd, datagrams, count, addresses, ports): sends datagrams[0..count) to IPv4 addresses
 // (host order) and ports with sendmmsg(2), never blocking. Returns how many were handled: sent, or
 // refused by the kernel for that datagram alone (as a send of its own would be). Fewer than `count`
@@ -164,6 +235,7 @@ Napi::Value SendBatch(const Napi::CallbackInfo& info) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("GcmSealer", GcmSealer::Define(env));
+  exports.Set("GcmOpener", GcmOpener::Define(env));
   exports.Set("sendBatch", Napi::Function::New(env, SendBatch));
   return exports;
 }

@@ -96,7 +96,7 @@ test('PLI and FIR addressed to a sender are keyframe requests; others are not', 
 });
 
 for (const path of ['native', 'typescript'] as const)
-  test(`forwarded packets are sealed by the ${path} fast path byte for byte as werift seals them (AES-GCM, RTX prefixes, CSRCs, across a sequence-number wrap) and open at the player`, (t) => {
+  test(`forwarded packets are sealed by the ${path} fast path byte for byte as werift seals them (AES-GCM, RTX prefixes, CSRCs, across a sequence-number wrap), open at the player, and the path opens them again`, (t) => {
     const { fastPath, note } = openFastPath(path);
     t.diagnostic(note);
     assert.equal(fastPath.kind, path, 'the native addon is built by npm install (build-essential)');
@@ -150,6 +150,19 @@ for (const path of ['native', 'typescript'] as const)
       });
       assert.deepEqual(sealed, reference.encrypt(plain, own), `packet ${sequenceNumber}`);
       assert.deepEqual(player.decrypt(sealed), Buffer.concat([own.serialize(own.serializeSize), plain]));
+      // What the path opens (a publisher's packets): the same bytes back, and nothing from a packet altered anywhere.
+      const opener = fastPath.gcmOpener(fast.localContext.srtpSessionKey, fast.localContext.srtpSessionSalt);
+      const opened = Buffer.alloc(sealed.length - 16);
+      assert.ok(opener.open(opened, sealed, own.serializeSize, ssrc, state.rolloverCounter, sequenceNumber));
+      assert.deepEqual(opened, Buffer.concat([own.serialize(own.serializeSize), plain]));
+      for (const at of [1, own.serializeSize + 3, sealed.length - 1]) {
+        const altered = Buffer.from(sealed);
+        altered[at]! ^= 0x01;
+        assert.equal(
+          opener.open(Buffer.alloc(sealed.length - 16), altered, own.serializeSize, ssrc, state.rolloverCounter, sequenceNumber),
+          false,
+        );
+      }
     }
     assert.equal(state.rolloverCounter, 1);
   });

@@ -81,10 +81,27 @@ export function livenessSample(received: MediaReceived, media: 'rtp' | 'rtcp'): 
 }
 
 /**
+ * Opens AES-128-GCM SRTP (RFC 7714) under one session key: fills `plain` (the packet's length less
+ * the tag) with the header and the payload, and says whether the packet authenticated.
+ */
+export interface SrtpGcmOpener {
+  open(plain: Buffer, packet: Buffer, headerBytes: number, ssrc: number, rolloverCounter: number, sequenceNumber: number): boolean;
+}
+
+/** An opener for a session key and salt. */
+export type SrtpGcmOpeners = (key: Buffer, salt: Buffer) => SrtpGcmOpener;
+
+/**
  * Guards every transport `pc` makes (see the module comment), counting what it drops in `drops`
  * (which several peer connections may share). Returns what authenticated, for liveness.
+ * `openers`: what opens AES-GCM SRTP in place of werift's cipher (which parses each header bit by
+ * bit and makes a decipher per packet).
  */
-export function guardMedia<T extends RTCPeerConnection>(pc: T, drops: MediaDrops): { pc: T; received: MediaReceived } {
+export function guardMedia<T extends RTCPeerConnection>(
+  pc: T,
+  drops: MediaDrops,
+  openers?: SrtpGcmOpeners,
+): { pc: T; received: MediaReceived } {
   const received: MediaReceived = { rtp: 0, rtcp: 0, reportedSent: new Map() };
   onEachTransport(pc, (transport) => {
     guardIceAgent(iceAgentInternals(transport.iceTransport.connection), drops);
@@ -98,7 +115,7 @@ export function guardMedia<T extends RTCPeerConnection>(pc: T, drops: MediaDrops
     const updateSrtpSession = transport.updateSrtpSession.bind(transport);
     transport.updateSrtpSession = () => {
       updateSrtpSession();
-      guardSrtp(transport, drops, received);
+      guardSrtp(transport, drops, received, openers);
     };
   });
   return { pc, received };
@@ -239,13 +256,14 @@ class EstablishedRecords {
   }
 }
 
-function guardSrtp(transport: RTCDtlsTransport, drops: MediaDrops, received: MediaReceived): void {
+function guardSrtp(transport: RTCDtlsTransport, drops: MediaDrops, received: MediaReceived, openers?: SrtpGcmOpeners): void {
   const rtpWindows = new Map<number, ReplayWindow>();
   const rtcpWindows = new Map<number, ReplayWindow>();
-  const rtcpTagBytes = transport.dtls?.srtp.srtpProfile === PROFILE_AEAD_AES_128_GCM ? 0 : 10;
+  const gcm = transport.dtls?.srtp.srtpProfile === PROFILE_AEAD_AES_128_GCM;
+  const rtcpTagBytes = gcm ? 0 : 10;
 
   const rtp = transport.srtp;
-  const decryptRtp = rtp.decrypt.bind(rtp);
+  const decryptRtp = gcm && openers ? openGcm(rtp.remoteContext, openers) : rtp.decrypt.bind(rtp);
   rtp.decrypt = (packet) => {
     let plain: Buffer;
     try {
@@ -275,6 +293,44 @@ function guardSrtp(transport: RTCDtlsTransport, drops: MediaDrops, received: Med
     if (!windowOf(rtcpWindows, packet.readUInt32BE(4)).take(index)) return dropped(drops, 'srtcp-replay');
     received.rtcp++;
     readSenderReports(plain, received.reportedSent);
+    return plain;
+  };
+}
+
+const GCM_TAG_BYTES = 16;
+
+/** Bytes of an RTP header with its CSRCs and extension block, -1 when the packet is shorter than that. */
+function rtpHeaderBytes(packet: Buffer): number {
+  if (packet.length < 12) return -1;
+  let bytes = 12 + 4 * (packet[0]! & 0x0f);
+  if (packet[0]! & 0x10) {
+    if (packet.length < bytes + 4) return -1;
+    bytes += 4 + 4 * packet.readUInt16BE(bytes + 2);
+  }
+  return bytes <= packet.length ? bytes : -1;
+}
+
+type SrtpContext = RTCDtlsTransport['srtp']['remoteContext'];
+
+/**
+ * Decryption as werift's SRTP session does it (the same rollover counting, kept in its context),
+ * by `openers`' opener for the context's key: throws for what does not authenticate.
+ */
+function openGcm(context: SrtpContext, openers: SrtpGcmOpeners): (packet: Buffer) => Buffer {
+  const opener = openers(context.srtpSessionKey, context.srtpSessionSalt);
+  return (packet) => {
+    const headerBytes = rtpHeaderBytes(packet);
+    if (headerBytes < 0 || packet.length < headerBytes + GCM_TAG_BYTES) throw DROPPED;
+    const ssrc = packet.readUInt32BE(8);
+    const sequenceNumber = packet.readUInt16BE(2);
+    // The counter moves only for a packet that authenticates.
+    const current = context.srtpSSRCStates[ssrc];
+    const next = current ? { ...current } : { ssrc, rolloverCounter: 0, lastSequenceNumber: 0 };
+    context.updateRolloverCount(sequenceNumber, next);
+    const plain = Buffer.allocUnsafe(packet.length - GCM_TAG_BYTES);
+    if (!opener.open(plain, packet, headerBytes, ssrc, next.rolloverCounter, sequenceNumber)) throw DROPPED;
+    if (current) Object.assign(current, next);
+    else context.srtpSSRCStates[ssrc] = next;
     return plain;
   };
 }

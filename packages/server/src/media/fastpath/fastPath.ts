@@ -6,7 +6,8 @@
 import type { Socket } from 'node:dgram';
 import { createRequire } from 'node:module';
 import { DatagramBatch, type SendBatch } from './datagramBatch.js';
-import { TypeScriptGcmSealer, type GcmSealer } from './gcmSealer.js';
+import type { SrtpGcmOpener } from '@parley/protocol/rtp';
+import { TypeScriptGcmOpener, TypeScriptGcmSealer, type GcmSealer } from './gcmSealer.js';
 
 export type FastPathKind = 'native' | 'typescript';
 
@@ -14,18 +15,22 @@ export interface FastPath {
   readonly kind: FastPathKind;
   /** Seals SRTP under one AES-128-GCM session key and salt. */
   gcmSealer(key: Buffer, salt: Buffer): GcmSealer;
+  /** Opens SRTP under one AES-128-GCM session key and salt (what publishers and players send). */
+  gcmOpener(key: Buffer, salt: Buffer): SrtpGcmOpener;
   /** Sends a datagram to `host` (`ipv4`: the same address as a number, -1 when it is not IPv4) and `port`. */
   send(socket: Socket, datagram: Buffer, ipv4: number, host: string, port: number): void;
 }
 
 interface Addon {
   GcmSealer: new (key: Buffer, salt: Buffer) => GcmSealer;
+  GcmOpener: new (key: Buffer, salt: Buffer) => SrtpGcmOpener;
   sendBatch: SendBatch;
 }
 
 export const typeScriptFastPath: FastPath = {
   kind: 'typescript',
   gcmSealer: (key, salt) => new TypeScriptGcmSealer(key, salt),
+  gcmOpener: (key, salt) => new TypeScriptGcmOpener(key, salt),
   send: (socket, datagram, _ipv4, host, port) => socket.send(datagram, port, host),
 };
 
@@ -34,6 +39,7 @@ function nativeFastPath(addon: Addon): FastPath {
   return {
     kind: 'native',
     gcmSealer: (key, salt) => new addon.GcmSealer(key, salt),
+    gcmOpener: (key, salt) => new addon.GcmOpener(key, salt),
     send(socket, datagram, ipv4, host, port) {
       if (ipv4 < 0) {
         socket.send(datagram, port, host);
@@ -67,5 +73,5 @@ export function openFastPath(prefer: FastPathKind = 'native'): { fastPath: FastP
   if (prefer === 'typescript') return { fastPath: typeScriptFastPath, note: 'TypeScript (as configured)' };
   const result = loadAddon();
   if ('reason' in result) return { fastPath: typeScriptFastPath, note: `TypeScript (the native addon did not load: ${result.reason})` };
-  return { fastPath: nativeFastPath(result.addon), note: 'native (OpenSSL contexts per key, sendmmsg)' };
+  return { fastPath: nativeFastPath(result.addon), note: 'native (OpenSSL contexts per key for sealing and opening, sendmmsg)' };
 }

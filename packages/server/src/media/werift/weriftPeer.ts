@@ -158,6 +158,7 @@ export abstract class WeriftPeer<Events extends EndpointEvents & Record<keyof Ev
     const guarded = guardMedia(
       onEachIceAgent(withoutDefaultStunServer(new RTCPeerConnection(config)), (agent) => sockets.adopt(agent)),
       this.stats.drops,
+      options.fastPath.gcmOpener,
     );
     this.pc = guarded.pc;
     this.received = guarded.received;
