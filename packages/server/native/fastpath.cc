@@ -23,31 +23,50 @@ Napi::Value Fail(Napi::Env env, const char* message) {
   return env.Undefined();
 }
 
+// An AES-128-GCM context for `key` (info[0]), encrypting or decrypting, and the salt (info[1]) its IVs
+// take: the first 12 bytes (a session salt may be derived longer, as for AES-CM). Null after throwing.
+EVP_CIPHER_CTX* NewGcmContext(const Napi::CallbackInfo& info, bool encrypt, uint8_t* salt_out) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsBuffer() || !info[1].IsBuffer()) {
+    Fail(env, "(key, salt): two buffers");
+    return nullptr;
+  }
+  auto key = info[0].As<Napi::Buffer<uint8_t>>();
+  auto salt = info[1].As<Napi::Buffer<uint8_t>>();
+  if (key.Length() != kKeyBytes || salt.Length() < kSaltBytes) {
+    Fail(env, "a 16-byte key and a salt of at least 12 bytes");
+    return nullptr;
+  }
+  std::memcpy(salt_out, salt.Data(), kSaltBytes);
+  EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+  const int ok = ctx == nullptr ? 0
+                 : encrypt      ? EVP_EncryptInit_ex(ctx, EVP_aes_128_gcm(), nullptr, key.Data(), nullptr)
+                                : EVP_DecryptInit_ex(ctx, EVP_aes_128_gcm(), nullptr, key.Data(), nullptr);
+  if (ok != 1) {
+    if (ctx != nullptr) EVP_CIPHER_CTX_free(ctx);
+    Fail(env, "OpenSSL refused the key");
+    return nullptr;
+  }
+  return ctx;
+}
+
+// IV = salt XOR (0x0000 || SSRC || ROC || SEQ), RFC 7714 section 8.1.
+void WriteIv(const uint8_t* salt, uint32_t ssrc, uint32_t roc, uint32_t seq, uint8_t* iv) {
+  const uint8_t fields[kSaltBytes] = {0, 0,
+                                      uint8_t(ssrc >> 24), uint8_t(ssrc >> 16), uint8_t(ssrc >> 8), uint8_t(ssrc),
+                                      uint8_t(roc >> 24), uint8_t(roc >> 16), uint8_t(roc >> 8), uint8_t(roc),
+                                      uint8_t(seq >> 8), uint8_t(seq)};
+  for (size_t i = 0; i < kSaltBytes; i++) iv[i] = fields[i] ^ salt[i];
+}
+
 class GcmSealer : public Napi::ObjectWrap<GcmSealer> {
  public:
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "GcmSealer", {InstanceMethod("seal", &GcmSealer::Seal)});
   }
 
-  explicit GcmSealer(const Napi::CallbackInfo& info) : Napi::ObjectWrap<GcmSealer>(info) {
-    Napi::Env env = info.Env();
-    if (info.Length() < 2 || !info[0].IsBuffer() || !info[1].IsBuffer()) {
-      Fail(env, "GcmSealer(key, salt): two buffers");
-      return;
-    }
-    auto key = info[0].As<Napi::Buffer<uint8_t>>();
-    auto salt = info[1].As<Napi::Buffer<uint8_t>>();
-    // The IV takes the salt's first 12 bytes (a session salt may be derived longer, as for AES-CM).
-    if (key.Length() != kKeyBytes || salt.Length() < kSaltBytes) {
-      Fail(env, "GcmSealer: a 16-byte key and a salt of at least 12 bytes");
-      return;
-    }
-    std::memcpy(salt_, salt.Data(), kSaltBytes);
-    ctx_ = EVP_CIPHER_CTX_new();
-    if (ctx_ == nullptr || EVP_EncryptInit_ex(ctx_, EVP_aes_128_gcm(), nullptr, key.Data(), nullptr) != 1) {
-      Fail(env, "GcmSealer: OpenSSL refused the key");
-    }
-  }
+  explicit GcmSealer(const Napi::CallbackInfo& info)
+      : Napi::ObjectWrap<GcmSealer>(info), ctx_(NewGcmContext(info, true, salt_)) {}
 
   ~GcmSealer() override {
     if (ctx_ != nullptr) EVP_CIPHER_CTX_free(ctx_);
@@ -75,12 +94,8 @@ class GcmSealer : public Napi::ObjectWrap<GcmSealer> {
     const size_t body_bytes = prefix_bytes + payload.Length() - payload_start;
     if (header_bytes + body_bytes + kTagBytes != datagram.Length()) return Fail(env, "seal: datagram length");
 
-    // IV = salt XOR (0x0000 || SSRC || ROC || SEQ), RFC 7714 section 8.1.
-    uint8_t iv[kSaltBytes] = {0, 0,
-                              uint8_t(ssrc >> 24), uint8_t(ssrc >> 16), uint8_t(ssrc >> 8), uint8_t(ssrc),
-                              uint8_t(roc >> 24), uint8_t(roc >> 16), uint8_t(roc >> 8), uint8_t(roc),
-                              uint8_t(seq >> 8), uint8_t(seq)};
-    for (size_t i = 0; i < kSaltBytes; i++) iv[i] ^= salt_[i];
+    uint8_t iv[kSaltBytes];
+    WriteIv(salt_, ssrc, roc, seq, iv);
     uint8_t* out = datagram.Data();
     int written = 0;
     bool ok = EVP_EncryptInit_ex(ctx_, nullptr, nullptr, nullptr, iv) == 1 &&
@@ -103,8 +118,9 @@ class GcmSealer : public Napi::ObjectWrap<GcmSealer> {
     return env.Undefined();
   }
 
-  EVP_CIPHER_CTX* ctx_ = nullptr;
+  // The salt first: the context's initializer fills it.
   uint8_t salt_[kSaltBytes] = {};
+  EVP_CIPHER_CTX* ctx_;
 };
 
 // The receiving side: AES-128-GCM SRTP opened with one OpenSSL context per key.
@@ -114,24 +130,8 @@ class GcmOpener : public Napi::ObjectWrap<GcmOpener> {
     return DefineClass(env, "GcmOpener", {InstanceMethod("open", &GcmOpener::Open)});
   }
 
-  explicit GcmOpener(const Napi::CallbackInfo& info) : Napi::ObjectWrap<GcmOpener>(info) {
-    Napi::Env env = info.Env();
-    if (info.Length() < 2 || !info[0].IsBuffer() || !info[1].IsBuffer()) {
-      Fail(env, "GcmOpener(key, salt): two buffers");
-      return;
-    }
-    auto key = info[0].As<Napi::Buffer<uint8_t>>();
-    auto salt = info[1].As<Napi::Buffer<uint8_t>>();
-    if (key.Length() != kKeyBytes || salt.Length() < kSaltBytes) {
-      Fail(env, "GcmOpener: a 16-byte key and a salt of at least 12 bytes");
-      return;
-    }
-    std::memcpy(salt_, salt.Data(), kSaltBytes);
-    ctx_ = EVP_CIPHER_CTX_new();
-    if (ctx_ == nullptr || EVP_DecryptInit_ex(ctx_, EVP_aes_128_gcm(), nullptr, key.Data(), nullptr) != 1) {
-      Fail(env, "GcmOpener: OpenSSL refused the key");
-    }
-  }
+  explicit GcmOpener(const Napi::CallbackInfo& info)
+      : Napi::ObjectWrap<GcmOpener>(info), ctx_(NewGcmContext(info, false, salt_)) {}
 
   ~GcmOpener() override {
     if (ctx_ != nullptr) EVP_CIPHER_CTX_free(ctx_);
@@ -154,11 +154,8 @@ class GcmOpener : public Napi::ObjectWrap<GcmOpener> {
     if (packet.Length() < header_bytes + kTagBytes || plain.Length() != packet.Length() - kTagBytes) {
       return Fail(env, "open: lengths");
     }
-    uint8_t iv[kSaltBytes] = {0, 0,
-                              uint8_t(ssrc >> 24), uint8_t(ssrc >> 16), uint8_t(ssrc >> 8), uint8_t(ssrc),
-                              uint8_t(roc >> 24), uint8_t(roc >> 16), uint8_t(roc >> 8), uint8_t(roc),
-                              uint8_t(seq >> 8), uint8_t(seq)};
-    for (size_t i = 0; i < kSaltBytes; i++) iv[i] ^= salt_[i];
+    uint8_t iv[kSaltBytes];
+    WriteIv(salt_, ssrc, roc, seq, iv);
     const uint8_t* in = packet.Data();
     const size_t body_bytes = packet.Length() - kTagBytes - header_bytes;
     uint8_t tag[kTagBytes];
@@ -174,8 +171,9 @@ class GcmOpener : public Napi::ObjectWrap<GcmOpener> {
     return Napi::Boolean::New(env, ok);
   }
 
-  EVP_CIPHER_CTX* ctx_ = nullptr;
+  // The salt first: the context's initializer fills it.
   uint8_t salt_[kSaltBytes] = {};
+  EVP_CIPHER_CTX* ctx_;
 };
 
 // sendBatch(fd, datagrams, count, addresses, ports): sends datagrams[0..count) to IPv4 addresses
