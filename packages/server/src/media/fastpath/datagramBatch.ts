@@ -4,25 +4,32 @@
  * sendmmsg(2) at its end. What the socket's buffer cannot take now goes through Node's own send,
  * which queues it.
  */
-import type { Socket } from 'node:dgram';
+import { createSocket, type Socket } from 'node:dgram';
 
 export type SendBatch = (fd: number, datagrams: Buffer[], count: number, addresses: Uint32Array, ports: Uint16Array) => number;
 
 /** The largest batch: a microtask's sends beyond it start the next one. */
 const MAX_BATCH = 1024;
 
-/** The file descriptor of a bound dgram socket, or -1 once it is closed (Node keeps its handle under a private symbol). */
-function descriptor(socket: Socket): number {
-  const state = (socket as unknown as Record<symbol, { handle?: { fd?: number } | null }>)[stateSymbol(socket)];
-  const fd = state?.handle?.fd;
-  return typeof fd === 'number' && fd >= 0 ? fd : -1;
-}
+type SocketState = { handle?: { fd?: number } | null };
 
-let stateKey: symbol | undefined;
-function stateSymbol(socket: Socket): symbol {
-  stateKey ??= Object.getOwnPropertySymbols(socket).find((s) => s.description === 'state symbol');
-  if (!stateKey) throw new Error("Node's dgram socket has no state symbol");
-  return stateKey;
+/** Node keeps a dgram socket's handle (and its descriptor) under a private symbol: the native path needs this Node's. */
+const STATE = (() => {
+  const socket = createSocket('udp4');
+  const key = Object.getOwnPropertySymbols(socket).find((s) => s.description === 'state symbol');
+  const state = key && (socket as unknown as Record<symbol, SocketState | undefined>)[key];
+  const found = typeof state?.handle?.fd === 'number' ? key : undefined;
+  socket.close();
+  return found;
+})();
+
+/** Whether this Node's dgram sockets show their descriptors (checked once; else the TypeScript path runs). */
+export const socketDescriptorsReadable = STATE !== undefined;
+
+/** The file descriptor of a bound dgram socket, or -1 once it is closed. */
+function descriptor(socket: Socket): number {
+  const fd = (socket as unknown as Record<symbol, SocketState | undefined>)[STATE!]?.handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : -1;
 }
 
 export class DatagramBatch {

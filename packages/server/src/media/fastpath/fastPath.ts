@@ -5,7 +5,7 @@
  */
 import type { Socket } from 'node:dgram';
 import { createRequire } from 'node:module';
-import { DatagramBatch, type SendBatch } from './datagramBatch.js';
+import { DatagramBatch, socketDescriptorsReadable, type SendBatch } from './datagramBatch.js';
 import type { SrtpGcmOpener } from '@parley/protocol/rtp';
 import { TypeScriptGcmOpener, TypeScriptGcmSealer, type GcmSealer } from './gcmSealer.js';
 
@@ -73,5 +73,7 @@ export function openFastPath(prefer: FastPathKind = 'native'): { fastPath: FastP
   if (prefer === 'typescript') return { fastPath: typeScriptFastPath, note: 'TypeScript (as configured)' };
   const result = loadAddon();
   if ('reason' in result) return { fastPath: typeScriptFastPath, note: `TypeScript (the native addon did not load: ${result.reason})` };
+  if (!socketDescriptorsReadable)
+    return { fastPath: typeScriptFastPath, note: "TypeScript (this Node's UDP sockets do not show their descriptors)" };
   return { fastPath: nativeFastPath(result.addon), note: 'native (OpenSSL contexts per key for sealing and opening, sendmmsg)' };
 }
