@@ -59,17 +59,35 @@ void WriteIv(const uint8_t* salt, uint32_t ssrc, uint32_t roc, uint32_t seq, uin
   for (size_t i = 0; i < kSaltBytes; i++) iv[i] = fields[i] ^ salt[i];
 }
 
-class GcmSealer : public Napi::ObjectWrap<GcmSealer> {
+// An ObjectWrap around one AES-128-GCM context (encrypting or decrypting) for its key, and the salt its IVs take.
+template <typename Self, bool kEncrypt>
+class GcmContextWrap : public Napi::ObjectWrap<Self> {
  public:
-  static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "GcmSealer", {InstanceMethod("seal", &GcmSealer::Seal)});
+  explicit GcmContextWrap(const Napi::CallbackInfo& info)
+      : Napi::ObjectWrap<Self>(info), ctx_(NewGcmContext(info, kEncrypt, salt_)) {}
+
+  ~GcmContextWrap() override {
+    if (ctx_ != nullptr) EVP_CIPHER_CTX_free(ctx_);
   }
 
-  explicit GcmSealer(const Napi::CallbackInfo& info)
-      : Napi::ObjectWrap<GcmSealer>(info), ctx_(NewGcmContext(info, true, salt_)) {}
+ protected:
+  // The IV of the packet whose SSRC, rollover counter and sequence number are info[first..first + 3).
+  void IvOf(const Napi::CallbackInfo& info, size_t first, uint8_t* iv) const {
+    WriteIv(salt_, info[first].As<Napi::Number>().Uint32Value(), info[first + 1].As<Napi::Number>().Uint32Value(),
+            info[first + 2].As<Napi::Number>().Uint32Value(), iv);
+  }
 
-  ~GcmSealer() override {
-    if (ctx_ != nullptr) EVP_CIPHER_CTX_free(ctx_);
+  // The salt first: the context's initializer fills it.
+  uint8_t salt_[kSaltBytes] = {};
+  EVP_CIPHER_CTX* ctx_;
+};
+
+class GcmSealer : public GcmContextWrap<GcmSealer, true> {
+ public:
+  using GcmContextWrap::GcmContextWrap;
+
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "GcmSealer", {InstanceMethod("seal", &GcmSealer::Seal)});
   }
 
  private:
@@ -87,15 +105,12 @@ class GcmSealer : public Napi::ObjectWrap<GcmSealer> {
     const size_t header_bytes = info[1].As<Napi::Number>().Uint32Value();
     const size_t prefix_bytes = info[3].As<Napi::Number>().Uint32Value();
     const size_t payload_start = info[5].As<Napi::Number>().Uint32Value();
-    const uint32_t ssrc = info[6].As<Napi::Number>().Uint32Value();
-    const uint32_t roc = info[7].As<Napi::Number>().Uint32Value();
-    const uint32_t seq = info[8].As<Napi::Number>().Uint32Value();
     if (prefix_bytes > prefix.Length() || payload_start > payload.Length()) return Fail(env, "seal: prefix or payload out of range");
     const size_t body_bytes = prefix_bytes + payload.Length() - payload_start;
     if (header_bytes + body_bytes + kTagBytes != datagram.Length()) return Fail(env, "seal: datagram length");
 
     uint8_t iv[kSaltBytes];
-    WriteIv(salt_, ssrc, roc, seq, iv);
+    IvOf(info, 6, iv);
     uint8_t* out = datagram.Data();
     int written = 0;
     bool ok = EVP_EncryptInit_ex(ctx_, nullptr, nullptr, nullptr, iv) == 1 &&
@@ -117,24 +132,15 @@ class GcmSealer : public Napi::ObjectWrap<GcmSealer> {
     if (!ok) return Fail(env, "seal: OpenSSL failed");
     return env.Undefined();
   }
-
-  // The salt first: the context's initializer fills it.
-  uint8_t salt_[kSaltBytes] = {};
-  EVP_CIPHER_CTX* ctx_;
 };
 
 // The receiving side: AES-128-GCM SRTP opened with one OpenSSL context per key.
-class GcmOpener : public Napi::ObjectWrap<GcmOpener> {
+class GcmOpener : public GcmContextWrap<GcmOpener, false> {
  public:
+  using GcmContextWrap::GcmContextWrap;
+
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "GcmOpener", {InstanceMethod("open", &GcmOpener::Open)});
-  }
-
-  explicit GcmOpener(const Napi::CallbackInfo& info)
-      : Napi::ObjectWrap<GcmOpener>(info), ctx_(NewGcmContext(info, false, salt_)) {}
-
-  ~GcmOpener() override {
-    if (ctx_ != nullptr) EVP_CIPHER_CTX_free(ctx_);
   }
 
  private:
@@ -148,14 +154,11 @@ class GcmOpener : public Napi::ObjectWrap<GcmOpener> {
     auto plain = info[0].As<Napi::Buffer<uint8_t>>();
     auto packet = info[1].As<Napi::Buffer<uint8_t>>();
     const size_t header_bytes = info[2].As<Napi::Number>().Uint32Value();
-    const uint32_t ssrc = info[3].As<Napi::Number>().Uint32Value();
-    const uint32_t roc = info[4].As<Napi::Number>().Uint32Value();
-    const uint32_t seq = info[5].As<Napi::Number>().Uint32Value();
     if (packet.Length() < header_bytes + kTagBytes || plain.Length() != packet.Length() - kTagBytes) {
       return Fail(env, "open: lengths");
     }
     uint8_t iv[kSaltBytes];
-    WriteIv(salt_, ssrc, roc, seq, iv);
+    IvOf(info, 3, iv);
     const uint8_t* in = packet.Data();
     const size_t body_bytes = packet.Length() - kTagBytes - header_bytes;
     uint8_t tag[kTagBytes];
@@ -170,10 +173,6 @@ class GcmOpener : public Napi::ObjectWrap<GcmOpener> {
     if (ok) ok = EVP_DecryptFinal_ex(ctx_, plain.Data() + header_bytes + body_bytes, &written) == 1;
     return Napi::Boolean::New(env, ok);
   }
-
-  // The salt first: the context's initializer fills it.
-  uint8_t salt_[kSaltBytes] = {};
-  EVP_CIPHER_CTX* ctx_;
 };
 
 // sendBatch(fd, datagrams, count, addresses, ports): sends datagrams[0..count) to IPv4 addresses

@@ -26,6 +26,7 @@ import { chooseLayer } from '../src/media/core/layerChoice.js';
 import { distinct, forwardingCall, frames, rtx, sendEach, vp8Frame } from './forwardingCall.js';
 import { outgoingPacket, sealGcm } from '../src/media/werift/forwardingSender.js';
 import { openFastPath } from '../src/media/fastpath/fastPath.js';
+import { openGcm } from '@parley/protocol/rtp';
 
 /** An offer from a werift client that sends audio and video with the given video codecs. */
 async function offer(video: RTCRtpCodecParameters[], videoSections = 1): Promise<{ sdp: string; close(): Promise<void> }> {
@@ -179,6 +180,32 @@ for (const fastPath of ['native', 'typescript'] as const)
       [1001, delta!.toString('hex')],
       [1002, last!.toString('hex')],
     ]);
+  });
+
+for (const path of ['native', 'typescript'] as const)
+  test(`packets that do not open (forged around a sequence-number wrap) leave the rollover counter as it was, on the ${path} path`, () => {
+    const { fastPath } = openFastPath(path);
+    const [key, salt, otherKey, otherSalt] = [randomBytes(16), randomBytes(12), randomBytes(16), randomBytes(12)];
+    const profile = ProtectionProfileAeadAes128Gcm;
+    const sender = new SrtpSession({
+      keys: { localMasterKey: key, localMasterSalt: salt, remoteMasterKey: otherKey, remoteMasterSalt: otherSalt },
+      profile,
+    });
+    const receiver = new SrtpSession({
+      keys: { localMasterKey: otherKey, localMasterSalt: otherSalt, remoteMasterKey: key, remoteMasterSalt: salt },
+      profile,
+    });
+    const open = openGcm(receiver.remoteContext, fastPath.gcmOpener);
+    const header = (sequenceNumber: number): RtpHeader =>
+      new RtpHeader({ sequenceNumber, timestamp: sequenceNumber, ssrc: 42, payloadType: 96 });
+    const real = (sequenceNumber: number): Buffer => sender.encrypt(randomBytes(100), header(sequenceNumber));
+    assert.equal(open(real(65_534)).readUInt16BE(2), 65_534);
+    // Had they counted, these would leave the counter at 2, and the real 65535 would not open.
+    for (const forged of [3, 30_000, 65_500, 3]) {
+      assert.throws(() => open(Buffer.concat([header(forged).serialize(12), randomBytes(60)])));
+    }
+    for (const sequenceNumber of [65_535, 0, 1]) assert.equal(open(real(sequenceNumber)).readUInt16BE(2), sequenceNumber);
+    assert.equal(receiver.remoteContext.srtpSSRCStates[42]!.rolloverCounter, 1);
   });
 
 test('a player gets sender reports about every second for what it was sent: packets and payload bytes as forwarded, with the CNAME', async (t) => {

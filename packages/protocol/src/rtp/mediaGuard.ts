@@ -297,7 +297,8 @@ function guardSrtp(transport: RTCDtlsTransport, drops: MediaDrops, received: Med
   };
 }
 
-const GCM_TAG_BYTES = 16;
+/** The tag of AES-GCM SRTP (RFC 7714). */
+export const SRTP_GCM_TAG_BYTES = 16;
 
 /** Bytes of an RTP header with its CSRCs and extension block, -1 when the packet is shorter than that. */
 function rtpHeaderBytes(packet: Buffer): number {
@@ -316,21 +317,24 @@ type SrtpContext = RTCDtlsTransport['srtp']['remoteContext'];
  * Decryption as werift's SRTP session does it (the same rollover counting, kept in its context),
  * by `openers`' opener for the context's key: throws for what does not authenticate.
  */
-function openGcm(context: SrtpContext, openers: SrtpGcmOpeners): (packet: Buffer) => Buffer {
+export function openGcm(context: SrtpContext, openers: SrtpGcmOpeners): (packet: Buffer) => Buffer {
   const opener = openers(context.srtpSessionKey, context.srtpSessionSalt);
   return (packet) => {
     const headerBytes = rtpHeaderBytes(packet);
-    if (headerBytes < 0 || packet.length < headerBytes + GCM_TAG_BYTES) throw DROPPED;
+    if (headerBytes < 0 || packet.length < headerBytes + SRTP_GCM_TAG_BYTES) throw DROPPED;
     const ssrc = packet.readUInt32BE(8);
     const sequenceNumber = packet.readUInt16BE(2);
-    // The counter moves only for a packet that authenticates.
-    const current = context.srtpSSRCStates[ssrc];
-    const next = current ? { ...current } : { ssrc, rolloverCounter: 0, lastSequenceNumber: 0 };
-    context.updateRolloverCount(sequenceNumber, next);
-    const plain = Buffer.allocUnsafe(packet.length - GCM_TAG_BYTES);
-    if (!opener.open(plain, packet, headerBytes, ssrc, next.rolloverCounter, sequenceNumber)) throw DROPPED;
-    if (current) Object.assign(current, next);
-    else context.srtpSSRCStates[ssrc] = next;
+    const known = context.srtpSSRCStates[ssrc];
+    const state = known ?? { ssrc, rolloverCounter: 0, lastSequenceNumber: 0 };
+    // The counter moves only for a packet that authenticates: what it was is put back otherwise.
+    const { rolloverCounter, lastSequenceNumber, rolloverHasProcessed } = state;
+    context.updateRolloverCount(sequenceNumber, state);
+    const plain = Buffer.allocUnsafe(packet.length - SRTP_GCM_TAG_BYTES);
+    if (!opener.open(plain, packet, headerBytes, ssrc, state.rolloverCounter, sequenceNumber)) {
+      Object.assign(state, { rolloverCounter, lastSequenceNumber, rolloverHasProcessed });
+      throw DROPPED;
+    }
+    if (!known) context.srtpSSRCStates[ssrc] = state;
     return plain;
   };
 }

@@ -6,9 +6,7 @@
  * OpenSSL context per key.
  */
 import { createCipheriv, createDecipheriv } from 'node:crypto';
-import type { SrtpGcmOpener } from '@parley/protocol/rtp';
-
-export const GCM_TAG_BYTES = 16;
+import { SRTP_GCM_TAG_BYTES, type SrtpGcmOpener } from '@parley/protocol/rtp';
 
 export interface GcmSealer {
   /**
@@ -76,7 +74,7 @@ export class TypeScriptGcmOpener implements SrtpGcmOpener {
   ) {}
 
   open(plain: Buffer, packet: Buffer, headerBytes: number, ssrc: number, rolloverCounter: number, sequenceNumber: number): boolean {
-    const tagAt = packet.length - GCM_TAG_BYTES;
+    const tagAt = packet.length - SRTP_GCM_TAG_BYTES;
     const decipher = createDecipheriv('aes-128-gcm', this.key, writeIv(this.salt, ssrc, rolloverCounter, sequenceNumber));
     decipher.setAAD(packet.subarray(0, headerBytes));
     decipher.setAuthTag(packet.subarray(tagAt));

@@ -4,7 +4,7 @@
  * extension rebuild, a clock read, three promises and three buffer copies: the header (with the
  * player's own numbering and extensions) is written straight into the datagram, AES-GCM encrypts
  * the payload next to it, and the datagram goes to the ICE pair's socket (the fast path seals and
- * sends: see media/fastpath). werift still sends the RTCP sender reports (from the counters written here).
+ * sends: see media/fastpath). The RTCP sender reports are made from the counters written here.
  */
 import {
   compactNtp,
@@ -19,10 +19,16 @@ import {
   type RTCDtlsTransport,
   type RTCRtpSender,
 } from 'werift';
-import { iceAgentInternals, protocolInternals, rtpSenderInternals, type RtpSenderInternals } from '@parley/protocol/rtp';
+import {
+  iceAgentInternals,
+  protocolInternals,
+  rtpSenderInternals,
+  SRTP_GCM_TAG_BYTES,
+  type RtpSenderInternals,
+} from '@parley/protocol/rtp';
 import { ipv4Number } from '../fastpath/datagramBatch.js';
 import type { FastPath } from '../fastpath/fastPath.js';
-import { GCM_TAG_BYTES, type GcmSealer } from '../fastpath/gcmSealer.js';
+import type { GcmSealer } from '../fastpath/gcmSealer.js';
 
 /** SRTP protection profile 0x0007, SRTP_AEAD_AES_128_GCM (RFC 7714). */
 const AEAD_AES_128_GCM = 7;
@@ -121,7 +127,7 @@ const payloadBytes = (out: OutgoingPacket, payload: Buffer): number => out.prefi
  */
 export function sealGcm(sealer: GcmSealer, rolloverCounter: number, out: OutgoingPacket, csrc: readonly number[], payload: Buffer): Buffer {
   const headerBytes = 12 + 4 * csrc.length + extensionBytes(out.extensions);
-  const datagram = Buffer.allocUnsafe(headerBytes + payloadBytes(out, payload) + GCM_TAG_BYTES);
+  const datagram = Buffer.allocUnsafe(headerBytes + payloadBytes(out, payload) + SRTP_GCM_TAG_BYTES);
   writeHeader(datagram, out, csrc);
   sealer.seal(datagram, headerBytes, out.prefix, out.prefixLength, payload, out.replaced, out.ssrc, rolloverCounter, out.sequenceNumber);
   return datagram;
@@ -210,7 +216,7 @@ export class ForwardingSender {
 
   /** Bytes SRTP adds to an RTP packet (its authentication tag) under the context `seal` used last. */
   get srtpOverheadBytes(): number {
-    return this.srtp && !this.srtp.gcm ? HMAC_SHA1_80_TAG_BYTES : GCM_TAG_BYTES;
+    return this.srtp && !this.srtp.gcm ? HMAC_SHA1_80_TAG_BYTES : SRTP_GCM_TAG_BYTES;
   }
 
   /** Puts a datagram sealed by `seal` on the transport's selected pair (shared by every sender of a bundled transport). */
