@@ -83,11 +83,8 @@ test('a player whose downlink drops to 300 kbit/s for 10 s keeps decoding on a l
   console.log(`# under 300 kbit/s: ${fps.toFixed(1)} frames/s, longest stall ${longestStallMs} ms`);
   assert.ok(longestStallMs <= 1500, `no stall much over a second: ${longestStallMs} ms`);
   assert.ok(fps >= 10, `${fps.toFixed(1)} frames/s of 15 under 300 kbit/s`);
-  // Back on 360p, and mostly there from then on: the estimate still dips now and then (see the test above).
-  const back = lifted.findIndex((s) => receivedWidth(s) === 640);
-  const since = lifted.slice(Math.max(0, back));
-  assert.ok(
-    back >= 0 && since.filter((s) => receivedWidth(s) === 640).length >= 0.6 * since.length,
-    `back on 360p: ${receivedWidths(lifted)}`,
-  );
+  // Back on 360p by the end: over the last 5 s of the 15 after the cap is lifted, mostly 640 wide. Just
+  // after the lift the estimate may still dip (and ramps up through probes), so the first seconds do not count.
+  const lastFive = lifted.filter((s) => lifted.at(-1)!.at - s.at <= 5_000);
+  assert.ok(lastFive.filter((s) => receivedWidth(s) === 640).length >= 0.8 * lastFive.length, `back on 360p: ${receivedWidths(lifted)}`);
 });
