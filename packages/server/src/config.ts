@@ -43,6 +43,13 @@ export interface MediaOptions {
    * install, where it was built (else TypeScript, as the startup log says), or `typescript`.
    */
   fastPath?: 'native' | 'typescript';
+  /**
+   * Media worker threads, to forward on more than one core: each takes its own ports (`udpPort` + i,
+   * `tcpPort` + i; or its share of `portRange`), and each publication with its players lives on
+   * one of them. 0 (the default): media runs on the main thread, on one port. Not on a node of a
+   * cluster.
+   */
+  workers?: number;
 }
 
 export interface ServerOptions {

@@ -65,6 +65,12 @@ const mediaSchema = z
     mediaStallMs: positiveMs.optional(),
     connectTimeoutMs: positiveMs.optional(),
     fastPath: z.enum(['native', 'typescript'], { error: 'must be native or typescript' }).optional(),
+    workers: z
+      .number(expected('must be a number of threads'))
+      .int('must be a whole number')
+      .nonnegative('must not be negative')
+      .max(64, 'at most 64')
+      .optional(),
   })
   .strict()
   .refine((media) => media.udpPort === undefined || media.portRange === undefined, {
@@ -145,6 +151,10 @@ const configFileSchema = z
     demo: z.boolean(expected('must be true or false')).optional(),
   })
   .strict()
+  .refine((config) => !config.cluster || !config.media?.workers, {
+    path: ['media', 'workers'],
+    message: 'cannot be given on a node of a cluster (its relay serves the streams of one media thread)',
+  })
   .refine((config) => !config.publicUrl?.startsWith('https:') || config.tls || config.behindProxy, {
     path: ['publicUrl'],
     message: 'is https, so the server needs tls or a proxy in front (behindProxy)',

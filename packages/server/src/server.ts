@@ -13,8 +13,9 @@ import {
   type ServerOptions,
 } from './config.js';
 import type { IceServer } from '@parley/protocol';
+import type { Logger } from 'pino';
 import { createLogger } from './log.js';
-import { WeriftMediaPlane } from './media/index.js';
+import { WeriftMediaPlane, WorkerMediaPlane, type MediaPlane, type WorkerPlaneOptions } from './media/index.js';
 import { RoomService } from './rooms/roomService.js';
 import { SignallingServer, SIGNALLING_PATH } from './signalling/signallingServer.js';
 import { serveStatic } from './http/staticFiles.js';
@@ -97,6 +98,15 @@ export function signallingUrlOf(httpUrl: string): string {
   return url.href;
 }
 
+/** Media on worker threads; the log says when one dies and when it runs again. */
+async function openWorkerPlane(options: WorkerPlaneOptions, log: Logger): Promise<WorkerMediaPlane> {
+  const plane = await WorkerMediaPlane.open(options);
+  plane.observer.on('workerExit', (slot, reason) => log.error({ slot, reason }, 'media worker died; its peer connections closed'));
+  plane.observer.on('workerRestarted', (slot) => log.info({ slot }, 'media worker started again'));
+  plane.observer.on('workerRestartFailed', (slot, reason) => log.error({ slot, reason }, 'media worker could not be started again'));
+  return plane;
+}
+
 export async function startServer(options: ServerOptions): Promise<ParleyServer> {
   const apps = new AppRegistry(options.apps);
   const host = options.host ?? '127.0.0.1';
@@ -106,16 +116,23 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
   const announcedIp = options.media?.announcedIp === undefined ? undefined : await announcedAddress(options.media.announcedIp);
   // A node of a cluster shares its room state and room events through Redis; alone, they stay in memory.
   const cluster = options.cluster ? await joinCluster(options.cluster, heartbeatTimeoutMs, log) : undefined;
-  const media = await WeriftMediaPlane.open({
-    ...options.media,
-    listenIp,
-    announcedIp,
-    onSocketError: (err) => log.debug({ err }, 'media socket error'),
-    // A node relays its streams to the other nodes' players, and theirs to its own.
-    ...(cluster && {
-      relay: { host: options.cluster?.internalAddress ?? listenIp, port: options.cluster?.relayPort ?? 0, key: cluster.relayKey },
-    }),
-  });
+  const { workers, ...mediaOptions } = options.media ?? {};
+  if (cluster && workers) {
+    await cluster.close();
+    throw new Error('media.workers cannot be given on a node of a cluster (its relay serves the streams of one media thread)');
+  }
+  const media: MediaPlane & Pick<WeriftMediaPlane, 'ports' | 'fastPathNote'> = workers
+    ? await openWorkerPlane({ ...mediaOptions, listenIp, announcedIp, workers }, log)
+    : await WeriftMediaPlane.open({
+        ...mediaOptions,
+        listenIp,
+        announcedIp,
+        onSocketError: (err) => log.debug({ err }, 'media socket error'),
+        // A node relays its streams to the other nodes' players, and theirs to its own.
+        ...(cluster && {
+          relay: { host: options.cluster?.internalAddress ?? listenIp, port: options.cluster?.relayPort ?? 0, key: cluster.relayKey },
+        }),
+      });
   const limits = { ...DEFAULT_LIMITS, ...options.limits };
   const { turn } = options;
   const onlineCountIntervalMs = options.onlineCountIntervalMs ?? DEFAULT_ONLINE_COUNT_INTERVAL_MS;
@@ -258,10 +275,17 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
   const url = `${scheme.ws}://${urlHost}:${port}${SIGNALLING_PATH}`;
   signallingUrl = url;
   const httpUrl = `${scheme.http}://${urlHost}:${port}`;
-  const { udpPort, tcpPort } = media.sockets;
+  const { udp, tcp } = media.ports;
+  const [udpPort, tcpPort] = [udp[0], tcp[0]];
   const publicUrl = options.publicUrl && { publicUrl: options.publicUrl, publicSignallingUrl: signallingUrlOf(options.publicUrl) };
   log.info(
-    { url, httpUrl, ...publicUrl, apps: options.apps.map((a) => a.appID), media: { listenIp, udpPort, tcpPort } },
+    {
+      url,
+      httpUrl,
+      ...publicUrl,
+      apps: options.apps.map((a) => a.appID),
+      media: { listenIp, udpPort, tcpPort, ...(workers && { workers: media.ports }) },
+    },
     'server listening',
   );
   log.info({ fastPath: media.fastPathNote }, 'media fast path');

@@ -126,7 +126,7 @@ test('the example configuration in deploy/ is valid once its secrets are in the 
   assert.notEqual(loadConfig(readFileSync(file, 'utf8'), file, {}).code, 0, 'not without them');
 });
 
-test('twenty malformed configs: each gets one line naming the key and the problem, and the server does not start', (t) => {
+test('twenty-two malformed configs: each gets one line naming the key and the problem, and the server does not start', (t) => {
   const dir = tempDir(t);
   const appLines = (overrides: Record<string, string> = {}): string =>
     `apps:\n  - appID: ${overrides.appID ?? app.appID}\n    appSign: ${overrides.appSign ?? app.appSign}\n    serverSecret: "${overrides.serverSecret ?? app.serverSecret}"\n`;
@@ -152,6 +152,12 @@ test('twenty malformed configs: each gets one line naming the key and the proble
     ],
     ['TCP port', `${appLines()}media:\n  tcpPort: yes\n`, /: media\.tcpPort: must be a port number or false$/],
     ['fast path', `${appLines()}media:\n  fastPath: fastest\n`, /: media\.fastPath: must be native or typescript$/],
+    ['media workers', `${appLines()}media:\n  workers: 1.5\n`, /: media\.workers: must be a whole number$/],
+    [
+      'media workers on a node of a cluster',
+      `${appLines()}media:\n  workers: 2\ncluster:\n  redisUrl: redis://127.0.0.1:6379\n`,
+      /: media\.workers: cannot be given on a node of a cluster \(its relay serves the streams of one media thread\)$/,
+    ],
     ['recording without a folder', `${appLines()}recording:\n  onFileReady: upload "$1"\n`, /: recording\.dir: is missing$/],
     [
       'TURN URL',

@@ -5,7 +5,7 @@
 import type { TestContext } from 'node:test';
 import { randomBytes } from 'node:crypto';
 import { MediaStreamTrack, RtpHeader, RtpPacket, RTCPeerConnection, RTCRtpCodecParameters, useOPUS, useVP8 } from 'werift';
-import { WeriftMediaPlane, type MediaPublisher, type WeriftPlaneOptions } from '../src/media/index.js';
+import { WeriftMediaPlane, WorkerMediaPlane, type MediaPlane, type MediaPublisher, type WeriftPlaneOptions } from '../src/media/index.js';
 
 export const rtx = (): RTCRtpCodecParameters => new RTCRtpCodecParameters({ mimeType: 'video/rtx', clockRate: 90000 });
 
@@ -17,20 +17,24 @@ export const rtx = (): RTCRtpCodecParameters => new RTCRtpCodecParameters({ mime
 export async function forwardingCall(
   t: TestContext,
   playerProfiles?: number[],
-  planeOptions: Partial<WeriftPlaneOptions> = {},
+  /** With `workers`, the plane is a WorkerMediaPlane of that many media workers. */
+  planeOptions: Partial<WeriftPlaneOptions> & { workers?: number } = {},
   /** Called with the player's peer connection before it negotiates (its ICE connection exists then). */
   beforePlayerConnects: (player: RTCPeerConnection) => void = () => undefined,
 ): Promise<{
   send(packet: RtpPacket): void;
   received: Array<[number, Buffer]>;
   playerProfiles(): number[];
-  plane: WeriftMediaPlane;
+  plane: MediaPlane & { readonly fastPathNote: string };
   player: RTCPeerConnection;
   publisher: RTCPeerConnection;
   /** The server's endpoint of the publisher. */
   endpoint: MediaPublisher;
 }> {
-  const plane = await WeriftMediaPlane.open({ listenIp: '127.0.0.1', ...planeOptions });
+  const { workers, ...options } = planeOptions;
+  const plane = workers
+    ? await WorkerMediaPlane.open({ listenIp: '127.0.0.1', ...options, workers })
+    : await WeriftMediaPlane.open({ listenIp: '127.0.0.1', ...options });
   t.after(() => plane.close());
   const config = { iceServers: [], iceUseIpv6: false, bundlePolicy: 'max-bundle' as const, iceAdditionalHostAddresses: ['127.0.0.1'] };
   type DtlsInternals = { srtpProfiles: number[]; srtp: { config: { profile: number } } };

@@ -104,6 +104,18 @@ export const publishHeaderExtensions = (): HeaderExtensions => ({
 /** How long the server's own check of a client's new address may take to succeed. */
 const REBINDING_CHECK_MS = 1000;
 
+/** Trickled `candidate:` lines (with or without `a=`) as werift takes them; throws SdpError if one cannot be parsed or has no address. */
+export function parseRemoteCandidates(candidates: readonly string[]): ReturnType<typeof candidateFromSdp>[] {
+  let parsed;
+  try {
+    parsed = candidates.map((line) => candidateFromSdp(line.replace(/^a=/, '').replace(/^candidate:/, '')));
+  } catch {
+    throw new SdpError('a candidate cannot be parsed');
+  }
+  if (parsed.some((candidate) => !candidate.ip || !Number.isInteger(candidate.port))) throw new SdpError('a candidate has no address');
+  return parsed;
+}
+
 export const isLoopback = (ip: string): boolean => ip.startsWith('127.') || ip === '::1';
 
 export abstract class WeriftPeer<Events extends EndpointEvents & Record<keyof Events, unknown[]> = EndpointEvents> {
@@ -300,13 +312,7 @@ export abstract class WeriftPeer<Events extends EndpointEvents & Record<keyof Ev
 
   addRemoteCandidates(candidates: readonly string[]): void {
     const iceTransport = this.transport?.iceTransport;
-    let parsed;
-    try {
-      parsed = candidates.map((line) => candidateFromSdp(line.replace(/^a=/, '').replace(/^candidate:/, '')));
-    } catch {
-      throw new SdpError('a candidate cannot be parsed');
-    }
-    if (parsed.some((candidate) => !candidate.ip || !Number.isInteger(candidate.port))) throw new SdpError('a candidate has no address');
+    const parsed = parseRemoteCandidates(candidates);
     // werift checks each pair it forms at once; a closed peer has nothing to add to.
     if (!iceTransport || this.closed) return;
     for (const candidate of parsed) void iceTransport.addRemoteCandidate(candidate);

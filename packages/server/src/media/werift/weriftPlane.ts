@@ -9,7 +9,7 @@ import { checkWeriftInternalsOnce } from '@parley/protocol/rtp';
 import { WeriftPublisher } from './weriftPublisher.js';
 import type { PeerOptions } from './weriftPeer.js';
 import { IceSockets, type IceSocketOptions } from '../sockets/iceSockets.js';
-import { emptyMediaStats, type MediaPlane, type MediaPublisher, type MediaRelayPlane, type MediaStats } from '../core/types.js';
+import { emptyMediaStats, type MediaPlane, type MediaRelayPlane, type MediaStats } from '../core/types.js';
 import { MediaRelay, type RelayOptions } from '../relay/mediaRelay.js';
 import { openFastPath, type FastPathKind } from '../fastpath/fastPath.js';
 
@@ -79,7 +79,12 @@ export class WeriftMediaPlane implements MediaPlane {
     }
   }
 
-  async publish(offer: string): Promise<MediaPublisher> {
+  /** Its media ports (one of each kind here; a port per connection when `portRange`, none listed). */
+  get ports(): { udp: Array<number | undefined>; tcp: Array<number | undefined> } {
+    return { udp: [this.sockets.udpPort], tcp: [this.sockets.tcpPort] };
+  }
+
+  async publish(offer: string): Promise<WeriftPublisher> {
     const publisher = await WeriftPublisher.create(this.peerOptions, offer);
     this.publishers.add(publisher);
     publisher.observer.once('closed', () => this.publishers.delete(publisher));

@@ -387,8 +387,14 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
     return subscriber;
   }
 
+  /** What its taps carry. */
+  get tapFormat(): Pick<MediaTap, 'audio' | 'videoCodec'> {
+    return { audio: this.codecs.audio !== undefined, videoCodec: this.codecs.video ? this.videoCodec : undefined };
+  }
+
   tap(): MediaTap {
-    const tap = new StreamTap(this, this.fanout, this.codecs.audio !== undefined, this.codecs.video ? this.videoCodec : undefined);
+    const { audio, videoCodec } = this.tapFormat;
+    const tap = new StreamTap(this, this.fanout, audio, videoCodec);
     if (this.closed) tap.close();
     else this.fanout.add(tap);
     return tap;

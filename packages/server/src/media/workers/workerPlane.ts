@@ -1,0 +1,148 @@
+/**
+ * The media plane on every core: media workers (threads), each with its own WeriftMediaPlane and
+ * its own UDP port (Node 20's sockets cannot share one), while signalling and room state stay on
+ * the main thread. A publisher goes to the worker with the fewest endpoints; its subscribers and
+ * taps live on its worker, fed by its fanout, so a room's streams spread over the cores with no
+ * packet crossing threads on the way to players. A worker that dies is started again on its
+ * ports; its endpoints close, as a transport that failed would.
+ */
+import { EventEmitter } from 'node:events';
+import { RelayUnavailable, SdpError, type MediaPlane, type MediaPublisher, type MediaStats } from '../core/types.js';
+import type { WeriftPlaneOptions } from '../werift/weriftPlane.js';
+import { PublisherProxy } from './endpointProxies.js';
+import { SummedStats, newBoard } from './statsBoard.js';
+import { MediaWorker } from './workerThread.js';
+import type { MediaWorkerData } from './workerProtocol.js';
+
+export interface WorkerPlaneOptions extends Omit<WeriftPlaneOptions, 'onSocketError' | 'relay'> {
+  /**
+   * How many media workers (at least 1). With `udpPort` (or `tcpPort`) worker i takes that port
+   * plus i; with `portRange` the range is split between them.
+   */
+  workers: number;
+  /** How long after a worker died its replacement is started (default 100 ms; then doubling while it fails, to 10 s). */
+  restartDelayMs?: number;
+}
+
+const MAX_RESTART_DELAY_MS = 10_000;
+
+/** A worker's errors as the plane's callers know them. */
+const errorOf = (name: string, message: string): Error =>
+  name === 'SdpError' ? new SdpError(message) : name === 'RelayUnavailable' ? new RelayUnavailable(message) : new Error(message);
+
+/** Slot i's options: its own ports. */
+function slotOptions(options: WorkerPlaneOptions, i: number): MediaWorkerData['options'] {
+  const { workers, restartDelayMs, ...plane } = options;
+  void restartDelayMs; // the plane's, not the worker's
+  const offset = (port: number | undefined): number | undefined => (port ? port + i : port);
+  const range = plane.portRange;
+  const share = range && Math.floor((range[1] - range[0] + 1) / workers);
+  return {
+    ...plane,
+    udpPort: offset(plane.udpPort),
+    tcpPort: offset(plane.tcpPort),
+    ...(range && share && { portRange: [range[0] + i * share, range[0] + (i + 1) * share - 1] }),
+  };
+}
+
+export class WorkerMediaPlane implements MediaPlane {
+  /** Told when a worker dies (`restarted` once its replacement runs) or cannot be started again. */
+  readonly observer = new EventEmitter<{
+    workerExit: [slot: number, reason: string];
+    workerRestarted: [slot: number];
+    workerRestartFailed: [slot: number, reason: string];
+  }>();
+  private readonly summed: SummedStats;
+  private closing = false;
+  private readonly restarts = new Set<NodeJS.Timeout>();
+
+  private constructor(
+    private readonly options: WorkerPlaneOptions,
+    /** The worker in each slot (a dead one until its replacement runs), and its stats board. */
+    private readonly slots: Array<{ worker: MediaWorker; board: Float64Array }>,
+  ) {
+    this.summed = new SummedStats(() => slots.map((slot) => slot.board));
+    slots.forEach((_, i) => this.watch(i));
+  }
+
+  static async open(options: WorkerPlaneOptions): Promise<WorkerMediaPlane> {
+    if (!Number.isInteger(options.workers) || options.workers < 1) throw new RangeError('workers must be a whole number ≥ 1');
+    const range = options.portRange;
+    if (range && range[1] - range[0] + 1 < options.workers) throw new RangeError('portRange has fewer ports than workers');
+    const started = await Promise.allSettled(
+      Array.from({ length: options.workers }, async (_, i) => {
+        const board = newBoard();
+        return { worker: await MediaWorker.start({ options: slotOptions(options, i), board }, errorOf), board };
+      }),
+    );
+    const slots = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+    const failed = started.find((s) => s.status === 'rejected');
+    if (failed) {
+      await Promise.all(slots.map(({ worker }) => worker.stop()));
+      throw failed.reason;
+    }
+    return new WorkerMediaPlane(options, slots);
+  }
+
+  get stats(): Readonly<MediaStats> {
+    return this.summed.stats;
+  }
+
+  /** Each worker's media ports, in slot order. */
+  get ports(): { udp: Array<number | undefined>; tcp: Array<number | undefined> } {
+    return { udp: this.slots.map(({ worker }) => worker.udpPort), tcp: this.slots.map(({ worker }) => worker.tcpPort) };
+  }
+
+  get fastPathNote(): string {
+    return this.slots[0]!.worker.fastPathNote;
+  }
+
+  async publish(offer: string): Promise<MediaPublisher> {
+    const running = this.slots.map(({ worker }) => worker).filter((worker) => worker.running);
+    if (running.length === 0) throw new Error('no media worker is running');
+    const least = running.reduce((best, worker) => (worker.load < best.load ? worker : best));
+    return PublisherProxy.create(least, offer);
+  }
+
+  /** Ends slot's worker at once, as a crash would: its endpoints close, and a new worker takes its place. */
+  stopWorker(slot: number): void {
+    this.slots[slot]?.worker.kill();
+  }
+
+  async close(): Promise<void> {
+    this.closing = true;
+    for (const timer of this.restarts) clearTimeout(timer);
+    await Promise.all(this.slots.map(({ worker }) => worker.stop()));
+  }
+
+  private watch(slot: number): void {
+    this.slots[slot]!.worker.observer.once('exit', (reason) => {
+      if (this.closing) return;
+      this.summed.retire(this.slots[slot]!.board);
+      this.slots[slot]!.board.fill(0);
+      this.observer.emit('workerExit', slot, reason);
+      this.restart(slot, this.options.restartDelayMs ?? 100);
+    });
+  }
+
+  private restart(slot: number, delayMs: number): void {
+    const timer = setTimeout(() => {
+      this.restarts.delete(timer);
+      const { board } = this.slots[slot]!;
+      MediaWorker.start({ options: slotOptions(this.options, slot), board }, errorOf).then(
+        (worker) => {
+          if (this.closing) return void worker.stop();
+          this.slots[slot] = { worker, board };
+          this.watch(slot);
+          this.observer.emit('workerRestarted', slot);
+        },
+        (err: Error) => {
+          if (this.closing) return;
+          this.observer.emit('workerRestartFailed', slot, err.message);
+          this.restart(slot, Math.min(delayMs * 2, MAX_RESTART_DELAY_MS));
+        },
+      );
+    }, delayMs);
+    this.restarts.add(timer);
+  }
+}
