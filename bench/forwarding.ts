@@ -23,10 +23,10 @@ const AUDIO_PACKETS_PER_SECOND = 50;
  */
 const WARM_UP_MS = 5000;
 
-/** The fixture's frames padded to ~1 Mbit/s (a VP8 decoder ignores trailing bytes; the SFU never looks). */
-function paddedFrame(index: number): { data: Uint8Array; isKeyFrame: boolean } {
+/** The fixture's frames padded to `bytes` (~1 Mbit/s by default; a VP8 decoder ignores trailing bytes, the SFU never looks). */
+export function paddedFrame(index: number, bytes = FRAME_BYTES): { data: Uint8Array; isKeyFrame: boolean } {
   const source = videoFixture.frames[index % videoFixture.frames.length]!;
-  const data = new Uint8Array(Math.max(FRAME_BYTES, source.data.length));
+  const data = new Uint8Array(Math.max(bytes, source.data.length));
   data.set(source.data);
   return { data, isKeyFrame: index % 30 === 0 };
 }

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { RTCPeerConnection, RTCRtpCodecParameters, RtpHeader, RtpPacket, useOPUS, useVP8, type PeerConfig } from 'werift';
 import { packetizeVp8 } from '../packages/sdk/src/node/vp8.js';
-import { pin, sleep, type CpuTime } from './lib.js';
+import { pin, processCpu, sleep, type CpuTime } from './lib.js';
 
 const LIB = '/usr/lib/x86_64-linux-gnu/janus';
 const UNUSED_PLUGINS = [
@@ -35,14 +35,6 @@ async function freePort(): Promise<number> {
   const { port } = server.address() as { port: number };
   await new Promise((resolve) => server.close(resolve));
   return port;
-}
-
-/** CPU time (all threads) of a process so far, from /proc. */
-function processCpu(pid: number): CpuTime {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  const ms = (ticks: string | undefined): number => (Number(ticks) * 1000) / 100; // USER_HZ
-  const [user, system] = [ms(fields[11]), ms(fields[12])]; // utime, stime
-  return { cpuMs: user + system, systemMs: system };
 }
 
 export class JanusServer {

@@ -1,5 +1,7 @@
 /** What the benchmark sections share: statistics, the server under test in its own process, result rows. */
 import { fork, execFileSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { cpus } from 'node:os';
 
 export interface Row {
   measure: string;
@@ -31,12 +33,14 @@ export const sleep = (ms: number): Promise<void> => new Promise((resolve) => set
 
 /**
  * Pins a process, all its threads included (a Node process's GC and a Janus's helper threads count
- * as its cost), to one CPU, so the server and the load generator do not compete (no-op where
- * taskset is missing).
+ * as its cost), to one CPU, or with `all` to every CPU of the machine (whatever this process is
+ * pinned to), so the server and the load generator do not compete (no-op where taskset is missing).
  */
-export function pin(pid: number, cpu: number): void {
+export function pin(pid: number, cpu: number | 'all'): void {
   try {
-    execFileSync('taskset', ['-a', '-cp', String(cpu), String(pid)], { stdio: 'ignore' });
+    execFileSync('taskset', ['-a', '-cp', cpu === 'all' ? `0-${cpus().length - 1}` : String(cpu), String(pid)], {
+      stdio: 'ignore',
+    });
   } catch {
     // not pinned: numbers are noisier, still comparable within one run
   }
@@ -48,6 +52,14 @@ export interface CpuTime {
   systemMs: number;
 }
 
+/** CPU time (all threads) of a process so far, from /proc. */
+export function processCpu(pid: number): CpuTime {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+  const ms = (ticks: string | undefined): number => (Number(ticks) * 1000) / 100; // USER_HZ
+  const [user, system] = [ms(fields[11]), ms(fields[12])]; // utime, stime
+  return { cpuMs: user + system, systemMs: system };
+}
+
 export interface ServerStats extends CpuTime {
   rss: number;
   heapUsed: number;
@@ -56,7 +68,7 @@ export interface ServerStats extends CpuTime {
   publications: number;
 }
 
-/** The Parley server in a child process (see serverProcess.ts), pinned to CPU 0. */
+/** The Parley server in a child process (see serverProcess.ts), pinned to CPU 0 (with media workers, to all). */
 export type MediaSockets = 'one port' | 'port per connection';
 
 /** How the server under test runs (see serverProcess.ts). */
@@ -69,6 +81,8 @@ export interface ServerVariant {
   recordingDir?: string;
   /** The forwarding path's sealing and sending (native by default). */
   fastPath?: 'native' | 'typescript';
+  /** Media worker threads (media.workers): the server then runs on every CPU, else on CPU 0. */
+  workers?: number;
 }
 
 export class ServerUnderTest {
@@ -89,7 +103,7 @@ export class ServerUnderTest {
       child.once('message', (m) => resolve(m as { url: string; httpUrl: string; udpPort?: number }));
       child.once('exit', (code) => reject(new Error(`server process exited (${code})`)));
     });
-    pin(child.pid!, 0);
+    pin(child.pid!, variant.workers ? 'all' : 0);
     return new ServerUnderTest(child, ready.url, ready.httpUrl, ready.udpPort);
   }
 

@@ -25,6 +25,7 @@ import { benchJoin } from './join.js';
 import { benchFirstFrame } from './firstFrame.js';
 import { benchCapacity } from './capacity.js';
 import { benchForwarding } from './forwarding.js';
+import { benchSaturation } from './saturation.js';
 import { benchNetwork } from './network.js';
 import { benchSoak } from './soak.js';
 import { benchCluster } from './cluster.js';
@@ -65,6 +66,7 @@ const sizes = {
     soak: 1_000_000,
     cluster: { concurrent: 1000, players: 90, seconds: 10, resumers: 100, repeats: 5 },
     egress: { seconds: 10, recorded: 8, windows: 3 },
+    saturation: { rooms: 4, players: 50, stepSeconds: 5, firstRate: 100, lastRate: 3000 },
   },
   quick: {
     runs: 5,
@@ -77,6 +79,7 @@ const sizes = {
     soak: 100_000,
     cluster: { concurrent: 200, players: 15, seconds: 3, resumers: 30, repeats: 3 },
     egress: { seconds: 5, recorded: 4, windows: 2 },
+    saturation: { rooms: 2, players: 20, stepSeconds: 2, firstRate: 200, lastRate: 3000 },
   },
   smoke: {
     runs: 1,
@@ -89,6 +92,7 @@ const sizes = {
     soak: 2000,
     cluster: { concurrent: 20, players: 3, seconds: 1, resumers: 5, repeats: 1 },
     egress: { seconds: 1, recorded: 1, windows: 1 },
+    saturation: { rooms: 2, players: 2, stepSeconds: 1, firstRate: 30, lastRate: 30 },
   },
 }[mode];
 
@@ -107,11 +111,13 @@ const sections: Record<string, () => Promise<Row[]>> = {
   'first-frame': () => withServer((server) => benchFirstFrame(server, { runs: sizes.runs, latencySeconds: sizes.latencySeconds })),
   capacity: () => withServer((server) => benchCapacity(server, { sessions: sizes.sessions, inFlight: 50 })),
   // A fresh server for each number of players.
-  forwarding: () =>
-    benchForwarding((variant) => ServerUnderTest.start(variant), {
+  forwarding: async () => [
+    ...(await benchForwarding((variant) => ServerUnderTest.start(variant), {
       players: values.players ? values.players.split(',').map(Number) : sizes.players,
       seconds: sizes.seconds,
-    }),
+    })),
+    ...(await benchSaturation((variant) => ServerUnderTest.start(variant), sizes.saturation, cpus().length)),
+  ],
   // In-process server: it listens on the test network's address.
   network: () =>
     benchNetwork({

@@ -11,9 +11,9 @@ setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 
 const lifted = 1e9;
-const { sockets, cluster, recordingDir, fastPath } = JSON.parse(process.argv[2] ?? '{}') as ServerVariant;
+const { sockets, cluster, recordingDir, fastPath, workers } = JSON.parse(process.argv[2] ?? '{}') as ServerVariant;
 const server = await startServer({
-  media: { ...(sockets === 'port per connection' && { portRange: [20000, 39999] }), fastPath },
+  media: { ...(sockets === 'port per connection' && { portRange: [20000, 39999] }), fastPath, workers },
   host: '127.0.0.1',
   port: 0,
   apps: [DEV_APP],

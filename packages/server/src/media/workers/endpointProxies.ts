@@ -52,7 +52,7 @@ class EndpointProxy<Events extends EndpointEvents & Record<keyof Events, unknown
   }
 
   linkQuality(): LinkQuality {
-    this.worker.send({ op: 'readLink', endpoint: this.id });
+    if (!this.closed) this.worker.send({ op: 'readLink', endpoint: this.id });
     return this.quality;
   }
 
@@ -107,7 +107,7 @@ export class PublisherProxy extends EndpointProxy<PublisherEvents> implements Me
   }
 
   speechLevel(): number {
-    this.worker.send({ op: 'readLevel', endpoint: this.id });
+    if (!this.closed) this.worker.send({ op: 'readLevel', endpoint: this.id });
     return this.level;
   }
 

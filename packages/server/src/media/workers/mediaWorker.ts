@@ -126,7 +126,8 @@ let statsCopy: NodeJS.Timeout | undefined;
 try {
   const plane = await WeriftMediaPlane.open(options);
   statsCopy = setInterval(() => writeBoard(plane.stats, board), STATS_COPY_MS);
-  port.on('message', (command: WorkerCommand) => void handle(plane, command));
+  // A command that throws concerns its endpoint alone (requests answer `refused`): the worker carries on.
+  port.on('message', (command: WorkerCommand) => void handle(plane, command).catch(() => undefined));
   post({ op: 'ready', udpPort: plane.sockets.udpPort, tcpPort: plane.sockets.tcpPort, fastPathNote: plane.fastPathNote });
 } catch (err) {
   post({ op: 'failed', message: err instanceof Error ? err.message : String(err) });

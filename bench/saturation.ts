@@ -1,0 +1,271 @@
+/**
+ * Forwarding at saturation: the most packets a second the server forwards with at most 0.5 % lost,
+ * on one core and on all of them. Rooms of one WHIP publisher and N WHEP players (werift peers
+ * with no transport-cc, so the server sends at once, unpaced); the publishers' rate rises by a
+ * quarter a step until more than 0.5 % of what should reach the players does not.
+ *
+ * What arrives is counted by the kernel, not read: the players' peers are on 127.0.0.2, where an
+ * iptables rule in INPUT counts and drops the server's RTP (datagrams of 300 bytes and more; STUN
+ * and RTCP pass; added once the players are connected), and the publishers' on 127.0.0.3, where a rule counts what the server was given.
+ * A player that decrypted its packets would cost the load generator more than the server, which
+ * must have the machine's cores to itself to show what it does with them. Needs root and iptables.
+ */
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { RTCPeerConnection, RTCRtpCodecParameters, RtpHeader, RtpPacket, type PeerConfig } from 'werift';
+import { DEV_APP, generateToken04 } from '@parley/server';
+import { packetizeVp8, MAX_VP8_PAYLOAD } from '../packages/sdk/src/node/vp8.js';
+import { paddedFrame } from './forwarding.js';
+import { processCpu, sleep, type Row, type ServerUnderTest, type ServerVariant } from './lib.js';
+
+const PLAYERS_HOST = '127.0.0.2';
+const PUBLISHERS_HOST = '127.0.0.3';
+const FPS = 30;
+const MAX_LOSS_PERCENT = 0.5;
+const RATE_STEP = 1.25;
+const WARM_UP_MS = 5000;
+/** After a change of rate, before it is measured. */
+const SETTLE_MS = 1000;
+
+export interface SaturationSizes {
+  rooms: number;
+  players: number;
+  /** How long each rate is measured, after a second to settle. */
+  stepSeconds: number;
+  /** Packets per second each publisher starts at, and the most it goes to. */
+  firstRate: number;
+  lastRate: number;
+}
+
+/** Two INPUT rules, tagged with a comment of their own: what the server was given, and what it sent the players. */
+class KernelCounters {
+  private readonly tag = `parley-bench-saturation-${process.pid}`;
+  private readonly rules = [
+    ['-s', PUBLISHERS_HOST, '-p', 'udp', '-m', 'length', '--length', '300:65535', '-m', 'comment', '--comment', this.tag, '-j', 'ACCEPT'],
+    ['-d', PLAYERS_HOST, '-p', 'udp', '-m', 'length', '--length', '300:65535', '-m', 'comment', '--comment', this.tag, '-j', 'DROP'],
+  ];
+
+  static available(): boolean {
+    try {
+      execFileSync('iptables', ['-S', 'INPUT'], { stdio: 'ignore' });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  open(): void {
+    for (const rule of this.rules) execFileSync('iptables', ['-I', 'INPUT', '1', ...rule]);
+    // A bench stopped meanwhile (Ctrl-C, a timeout) leaves no rule behind.
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, this.onSignal);
+  }
+
+  private readonly onSignal = (signal: NodeJS.Signals): void => {
+    this.close();
+    process.kill(process.pid, signal);
+  };
+
+  read(): { given: number; sent: number } {
+    const lines = execFileSync('iptables', ['-L', 'INPUT', '-v', '-x', '-n'], { encoding: 'utf8' })
+      .split('\n')
+      .filter((line) => line.includes(this.tag));
+    const packets = (target: string): number =>
+      Number(
+        lines
+          .find((line) => line.trim().split(/\s+/)[2] === target)
+          ?.trim()
+          .split(/\s+/)[0],
+      );
+    return { given: packets('ACCEPT'), sent: packets('DROP') };
+  }
+
+  close(): void {
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) process.off(signal, this.onSignal);
+    for (const rule of this.rules) {
+      try {
+        execFileSync('iptables', ['-D', 'INPUT', ...rule], { stdio: 'ignore' });
+      } catch {
+        // not there: never added
+      }
+    }
+  }
+}
+
+/** The machine's UDP datagrams dropped so far for full socket buffers, receiving and sending (/proc/net/snmp). */
+function udpErrors(): { receive: number; send: number } {
+  const [names, values] = readFileSync('/proc/net/snmp', 'utf8')
+    .split('\n')
+    .filter((line) => line.startsWith('Udp:'))
+    .map((line) => line.split(/\s+/).slice(1));
+  const value = (name: string): number => Number(values![names!.indexOf(name)]);
+  return { receive: value('RcvbufErrors'), send: value('SndbufErrors') };
+}
+
+const peerOn = (host: string): Partial<PeerConfig> => ({
+  codecs: { audio: [], video: [new RTCRtpCodecParameters({ mimeType: 'video/VP8', clockRate: 90000, rtcpFeedback: [{ type: 'nack' }] })] },
+  iceServers: [],
+  iceUseIpv6: false,
+  bundlePolicy: 'max-bundle',
+  iceInterfaceAddresses: { udp4: host },
+  iceAdditionalHostAddresses: [host],
+});
+
+/** POSTs a werift peer's offer to a WHIP or WHEP URL and applies the answer; resolves once connected. */
+async function negotiate(pc: RTCPeerConnection, url: string, userID: string): Promise<void> {
+  await pc.setLocalDescription(await pc.createOffer());
+  if (pc.iceGatheringState !== 'complete') await pc.iceGatheringStateChange.watch((s) => s === 'complete');
+  const token = generateToken04({ appID: DEV_APP.appID, userID, serverSecret: DEV_APP.serverSecret, effectiveTimeInSeconds: 3600 });
+  const response = await fetch(url, {
+    method: 'POST',
+    body: pc.localDescription!.sdp,
+    headers: { 'content-type': 'application/sdp', authorization: `Bearer ${token}` },
+  });
+  if (response.status !== 201) throw new Error(`${url}: ${response.status} ${await response.text()}`);
+  await pc.setRemoteDescription({ type: 'answer', sdp: await response.text() });
+  if (pc.connectionState !== 'connected') await pc.connectionStateChange.watch((s) => s === 'connected');
+}
+
+/** A WHIP publisher of VP8 at about `rate` packets a second (frames of rate/30 whole packets or more, a keyframe a second). */
+async function whipPublisher(server: ServerUnderTest, room: number): Promise<{ setRate(rate: number): void; close(): Promise<void> }> {
+  const pc = new RTCPeerConnection(peerOn(PUBLISHERS_HOST));
+  const sender = pc.addTransceiver('video', { direction: 'sendonly' }).sender;
+  await negotiate(pc, `${server.httpUrl}/whip/${DEV_APP.appID}/saturation-${room}/s${room}`, `publisher${room}`);
+  let packetsPerFrame = 1;
+  let frame = 0;
+  let sequenceNumber = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const sendFrame = (): void => {
+    // Whole packets only: a short last one would pass the players' rule, and they would ask for what they missed.
+    const chunk = MAX_VP8_PAYLOAD - 4;
+    let { data } = paddedFrame(frame, packetsPerFrame * chunk);
+    if (data.length % chunk) data = paddedFrame(frame, Math.ceil(data.length / chunk) * chunk).data;
+    const timestamp = (frame++ * 3000) >>> 0;
+    const payloads = packetizeVp8(data, frame & 0x7fff);
+    payloads.forEach((payload, i) => {
+      const header = new RtpHeader({
+        sequenceNumber: sequenceNumber++ & 0xffff,
+        timestamp,
+        marker: i === payloads.length - 1,
+        payloadType: 0,
+        ssrc: 0,
+      });
+      void sender.sendRtp(new RtpPacket(header, Buffer.from(payload))).catch(() => undefined);
+    });
+  };
+  return {
+    // Sending starts with the first rate: werift's sends queued while the players joined would come out as a burst.
+    setRate: (rate) => {
+      packetsPerFrame = Math.max(1, Math.round(rate / FPS));
+      timer ??= setInterval(sendFrame, 1000 / FPS);
+    },
+    close: async () => {
+      clearInterval(timer);
+      await pc.close();
+    },
+  };
+}
+
+async function whepPlayer(server: ServerUnderTest, room: number, i: number): Promise<RTCPeerConnection> {
+  const pc = new RTCPeerConnection(peerOn(PLAYERS_HOST));
+  pc.addTransceiver('video', { direction: 'recvonly' });
+  await negotiate(pc, `${server.httpUrl}/whep/${DEV_APP.appID}/s${room}`, `player${room}-${i}`);
+  return pc;
+}
+
+/** The most packets a second the server forwarded with at most MAX_LOSS_PERCENT lost, and the steps that led there. */
+async function saturate(server: ServerUnderTest, sizes: SaturationSizes): Promise<{ packetsPerSecond: number; steps: string[] }> {
+  const counters = new KernelCounters();
+  const publishers: Array<Awaited<ReturnType<typeof whipPublisher>>> = [];
+  const players: RTCPeerConnection[] = [];
+  try {
+    // Publishers first: each goes to the media worker with the fewest endpoints, and its players follow it.
+    for (let room = 0; room < sizes.rooms; room++) publishers.push(await whipPublisher(server, room));
+    for (let room = 0; room < sizes.rooms; room++) {
+      for (let first = 0; first < sizes.players; first += 25) {
+        const batch = Array.from({ length: Math.min(25, sizes.players - first) }, (_, k) => whepPlayer(server, room, first + k));
+        players.push(...(await Promise.all(batch)));
+      }
+    }
+    // Only now: the rule that drops the players' RTP would drop their DTLS handshakes too.
+    counters.open();
+    const steps: string[] = [];
+    /** Forwards at `rate` a step's time: the packets a second that reached the players, and whether within the loss allowed. */
+    const step = async (rate: number): Promise<{ packetsPerSecond: number; within: boolean }> => {
+      for (const publisher of publishers) publisher.setRate(rate);
+      await sleep(SETTLE_MS);
+      const [before, cpuBefore, socketsBefore] = [counters.read(), processCpu(server.pid), udpErrors()];
+      await sleep(sizes.stepSeconds * 1000);
+      const [after, cpuAfter, socketsAfter] = [counters.read(), processCpu(server.pid), udpErrors()];
+      const sent = after.sent - before.sent;
+      const lossPercent = Math.max(0, 100 * (1 - sent / ((after.given - before.given) * sizes.players)));
+      const packetsPerSecond = sent / sizes.stepSeconds;
+      const cores = (cpuAfter.cpuMs - cpuBefore.cpuMs) / 1000 / sizes.stepSeconds;
+      const given = (after.given - before.given) / sizes.stepSeconds / sizes.rooms;
+      const socketDrops = socketsAfter.receive - socketsBefore.receive + socketsAfter.send - socketsBefore.send;
+      steps.push(
+        `${rate}/s (${given.toFixed(0)} in) → ${(packetsPerSecond / 1000).toFixed(1)}k/s ${lossPercent.toFixed(2)} % (${cores.toFixed(2)} cores${socketDrops ? `, ${socketDrops} socket drops` : ''})`,
+      );
+      return { packetsPerSecond, within: lossPercent <= MAX_LOSS_PERCENT };
+    };
+    // What joining left behind (code not yet optimized, garbage) is not measured.
+    for (const publisher of publishers) publisher.setRate(sizes.firstRate);
+    await sleep(WARM_UP_MS);
+    // Up by a quarter a step until loss shows, then halving the gap between the last good rate and the first bad, twice.
+    let best = 0;
+    let [good, bad] = [0, Infinity];
+    for (let rate = sizes.firstRate; rate <= sizes.lastRate && bad === Infinity; rate = Math.round(rate * RATE_STEP)) {
+      const result = await step(rate);
+      if (result.within) [good, best] = [rate, Math.max(best, result.packetsPerSecond)];
+      else bad = rate;
+    }
+    for (let round = 0; round < 2 && bad !== Infinity && good > 0; round++) {
+      const rate = Math.round((good + bad) / 2);
+      const result = await step(rate);
+      if (result.within) [good, best] = [rate, Math.max(best, result.packetsPerSecond)];
+      else bad = rate;
+    }
+    return { packetsPerSecond: best, steps };
+  } finally {
+    await Promise.all([...players.map((pc) => pc.close()), ...publishers.map((p) => p.close())]);
+    counters.close();
+  }
+}
+
+/** The saturation rows: the server on one core (media on its main thread), then on all (a media worker per core). */
+export async function benchSaturation(
+  startServer: (variant: ServerVariant) => Promise<ServerUnderTest>,
+  sizes: SaturationSizes,
+  cores: number,
+): Promise<Row[]> {
+  if (!KernelCounters.available()) {
+    console.log('# forwarding at saturation: skipped (needs root and iptables)');
+    return [];
+  }
+  const run = async (variant: ServerVariant): Promise<{ packetsPerSecond: number; steps: string[] }> => {
+    const server = await startServer(variant);
+    try {
+      return await saturate(server, sizes);
+    } finally {
+      await server.stop();
+    }
+  };
+  const one = await run({});
+  const all = await run({ workers: cores });
+  const topology = `${sizes.rooms} rooms × 1 WHIP publisher → ${sizes.players} WHEP players`;
+  return [
+    {
+      measure: `Forwarding at saturation on 1 core (${topology}): packets/s with ≤ ${MAX_LOSS_PERCENT} % loss`,
+      unit: 'packets/s',
+      n: sizes.rooms * sizes.players,
+      p50: one.packetsPerSecond,
+      note: `steps: ${one.steps.join(', ')}`,
+    },
+    {
+      measure: `Forwarding at saturation on all ${cores} cores (media.workers: ${cores}), same load: packets/s with ≤ ${MAX_LOSS_PERCENT} % loss`,
+      unit: 'packets/s',
+      n: sizes.rooms * sizes.players,
+      p50: all.packetsPerSecond,
+      note: `${(all.packetsPerSecond / one.packetsPerSecond).toFixed(2)}× 1 core; steps: ${all.steps.join(', ')}`,
+    },
+  ];
+}
