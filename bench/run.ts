@@ -66,7 +66,7 @@ const sizes = {
     soak: 1_000_000,
     cluster: { concurrent: 1000, players: 90, seconds: 10, resumers: 100, repeats: 5 },
     egress: { seconds: 10, recorded: 8, windows: 3 },
-    saturation: { rooms: 4, players: 50, stepSeconds: 5, firstRate: 100, lastRate: 3000 },
+    saturation: { rooms: 2, players: 100, stepSeconds: 5, firstRate: 300, lastRate: 5000 },
   },
   quick: {
     runs: 5,
@@ -79,7 +79,7 @@ const sizes = {
     soak: 100_000,
     cluster: { concurrent: 200, players: 15, seconds: 3, resumers: 30, repeats: 3 },
     egress: { seconds: 5, recorded: 4, windows: 2 },
-    saturation: { rooms: 2, players: 20, stepSeconds: 2, firstRate: 200, lastRate: 3000 },
+    saturation: { rooms: 2, players: 20, stepSeconds: 2, firstRate: 1000, lastRate: 10000 },
   },
   smoke: {
     runs: 1,
