@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { RTCPeerConnection, RTCRtpCodecParameters, RtpHeader, RtpPacket, useOPUS, useVP8, type PeerConfig } from 'werift';
-import { packetizeVp8 } from '../packages/sdk/src/node/vp8.js';
+import { sendVp8Frame } from './vp8Sender.js';
 import { pin, processCpu, sleep, type CpuTime } from './lib.js';
 
 const LIB = '/usr/lib/x86_64-linux-gnu/janus';
@@ -217,19 +217,7 @@ export async function janusRoom(
   let pictureId = 0;
   let sent = 0;
   const videoTimer = setInterval(() => {
-    const data = frame();
-    const timestamp = Math.round(performance.now() * 90) >>> 0;
-    const payloads = packetizeVp8(data, (pictureId = (pictureId + 1) & 0x7fff));
-    payloads.forEach((payload, i) => {
-      const header = new RtpHeader({
-        sequenceNumber: videoSeq++ & 0xffff,
-        timestamp,
-        marker: i === payloads.length - 1,
-        payloadType: 0,
-        ssrc: 0,
-      });
-      void video.sendRtp(new RtpPacket(header, Buffer.from(payload))).catch(() => undefined);
-    });
+    videoSeq = sendVp8Frame(video, frame(), ++pictureId, Math.round(performance.now() * 90) >>> 0, videoSeq);
     sent++;
   }, 1000 / fps);
   const audioTimer = setInterval(() => {

@@ -14,9 +14,10 @@
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { RTCPeerConnection, RTCRtpCodecParameters, RtpHeader, RtpPacket, type PeerConfig } from 'werift';
+import { RTCPeerConnection, RTCRtpCodecParameters, type PeerConfig } from 'werift';
 import { DEV_APP, generateToken04 } from '@parley/server';
-import { packetizeVp8, MAX_VP8_PAYLOAD } from '../packages/sdk/src/node/vp8.js';
+import { MAX_VP8_PAYLOAD } from '../packages/sdk/src/node/vp8.js';
+import { sendVp8Frame } from './vp8Sender.js';
 import { paddedFrame } from './forwarding.js';
 import { processCpu, sleep, type CpuTime, type Row, type ServerUnderTest, type ServerVariant } from './lib.js';
 
@@ -146,18 +147,8 @@ async function whipPublisher(
     const chunk = MAX_VP8_PAYLOAD - 4;
     let { data } = paddedFrame(frame, packetsPerFrame * chunk);
     if (data.length % chunk) data = paddedFrame(frame, Math.ceil(data.length / chunk) * chunk).data;
-    const timestamp = (frame++ * 3000) >>> 0;
-    const payloads = packetizeVp8(data, frame & 0x7fff);
-    payloads.forEach((payload, i) => {
-      const header = new RtpHeader({
-        sequenceNumber: sequenceNumber++ & 0xffff,
-        timestamp,
-        marker: i === payloads.length - 1,
-        payloadType: 0,
-        ssrc: 0,
-      });
-      void sender.sendRtp(new RtpPacket(header, Buffer.from(payload))).catch(() => undefined);
-    });
+    sequenceNumber = sendVp8Frame(sender, data, frame, (frame * 3000) >>> 0, sequenceNumber);
+    frame++;
   };
   return {
     // Sending starts with the first rate, once the players are in: their joining is not measured.

@@ -115,12 +115,11 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
   const listenIp = options.media?.listenIp ?? (host === '0.0.0.0' || host === '::' ? localIPv4() : host);
   const announcedIp = options.media?.announcedIp === undefined ? undefined : await announcedAddress(options.media.announcedIp);
   // A node of a cluster shares its room state and room events through Redis; alone, they stay in memory.
-  const cluster = options.cluster ? await joinCluster(options.cluster, heartbeatTimeoutMs, log) : undefined;
   const { workers, ...mediaOptions } = options.media ?? {};
-  if (cluster && workers) {
-    await cluster.close();
+  if (options.cluster && workers) {
     throw new Error('media.workers cannot be given on a node of a cluster (its relay serves the streams of one media thread)');
   }
+  const cluster = options.cluster ? await joinCluster(options.cluster, heartbeatTimeoutMs, log) : undefined;
   const media: MediaPlane & Pick<WeriftMediaPlane, 'ports' | 'fastPathNote'> = workers
     ? await openWorkerPlane({ ...mediaOptions, listenIp, announcedIp, workers }, log)
     : await WeriftMediaPlane.open({

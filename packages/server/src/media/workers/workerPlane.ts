@@ -30,10 +30,10 @@ const MAX_RESTART_DELAY_MS = 10_000;
 const errorOf = (name: string, message: string): Error =>
   name === 'SdpError' ? new SdpError(message) : name === 'RelayUnavailable' ? new RelayUnavailable(message) : new Error(message);
 
-/** Slot i's options: its own ports. */
-function slotOptions(options: WorkerPlaneOptions, i: number): MediaWorkerData['options'] {
-  const { workers, restartDelayMs, ...plane } = options;
-  void restartDelayMs; // the plane's, not the worker's
+type PlaneOptions = MediaWorkerData['options'];
+
+/** Slot i of `workers`: the plane's options with its own ports. */
+function slotOptions(plane: PlaneOptions, workers: number, i: number): PlaneOptions {
   const offset = (port: number | undefined): number | undefined => (port ? port + i : port);
   const range = plane.portRange;
   const share = range && Math.floor((range[1] - range[0] + 1) / workers);
@@ -57,7 +57,8 @@ export class WorkerMediaPlane implements MediaPlane {
   private readonly restarts = new Set<NodeJS.Timeout>();
 
   private constructor(
-    private readonly options: WorkerPlaneOptions,
+    private readonly plane: PlaneOptions,
+    private readonly restartDelayMs: number,
     /** The worker in each slot (a dead one until its replacement runs), and its stats board. */
     private readonly slots: Array<{ worker: MediaWorker; board: Float64Array }>,
   ) {
@@ -65,14 +66,14 @@ export class WorkerMediaPlane implements MediaPlane {
     slots.forEach((_, i) => this.watch(i));
   }
 
-  static async open(options: WorkerPlaneOptions): Promise<WorkerMediaPlane> {
-    if (!Number.isInteger(options.workers) || options.workers < 1) throw new RangeError('workers must be a whole number ≥ 1');
-    const range = options.portRange;
-    if (range && range[1] - range[0] + 1 < options.workers) throw new RangeError('portRange has fewer ports than workers');
+  static async open({ workers, restartDelayMs = 100, ...plane }: WorkerPlaneOptions): Promise<WorkerMediaPlane> {
+    if (!Number.isInteger(workers) || workers < 1) throw new RangeError('workers must be a whole number ≥ 1');
+    const range = plane.portRange;
+    if (range && range[1] - range[0] + 1 < workers) throw new RangeError('portRange has fewer ports than workers');
     const started = await Promise.allSettled(
-      Array.from({ length: options.workers }, async (_, i) => {
+      Array.from({ length: workers }, async (_, i) => {
         const board = newBoard();
-        return { worker: await MediaWorker.start({ options: slotOptions(options, i), board }, errorOf), board };
+        return { worker: await MediaWorker.start({ options: slotOptions(plane, workers, i), board }, errorOf), board };
       }),
     );
     const slots = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
@@ -81,7 +82,7 @@ export class WorkerMediaPlane implements MediaPlane {
       await Promise.all(slots.map(({ worker }) => worker.stop()));
       throw failed.reason;
     }
-    return new WorkerMediaPlane(options, slots);
+    return new WorkerMediaPlane(plane, restartDelayMs, slots);
   }
 
   get stats(): Readonly<MediaStats> {
@@ -121,7 +122,7 @@ export class WorkerMediaPlane implements MediaPlane {
       this.summed.retire(this.slots[slot]!.board);
       this.slots[slot]!.board.fill(0);
       this.observer.emit('workerExit', slot, reason);
-      this.restart(slot, this.options.restartDelayMs ?? 100);
+      this.restart(slot, this.restartDelayMs);
     });
   }
 
@@ -129,7 +130,7 @@ export class WorkerMediaPlane implements MediaPlane {
     const timer = setTimeout(() => {
       this.restarts.delete(timer);
       const { board } = this.slots[slot]!;
-      MediaWorker.start({ options: slotOptions(this.options, slot), board }, errorOf).then(
+      MediaWorker.start({ options: slotOptions(this.plane, this.slots.length, slot), board }, errorOf).then(
         (worker) => {
           if (this.closing) return void worker.stop();
           this.slots[slot] = { worker, board };
