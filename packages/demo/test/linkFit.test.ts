@@ -60,8 +60,8 @@ test('a player whose downlink carries 500 kbit/s, under the 360p layer’s rate,
   console.log(
     `# the last 15 s: ${Math.round(rate / 1000)} kbit/s received, ${fps.toFixed(1)} frames/s, ${Math.round(100 * on360p)} % on 360p`,
   );
-  // Uncapped, the 360p layer of this clip is about 700 kbit/s: the player would be on 180p all along. When
-  // the estimate dips, the player still moves to 180p for a few seconds now and then.
+  // Uncapped, the 360p layer of this clip is about 700 kbit/s: the player would be on 180p all along. It is on
+  // 180p for a few seconds after the link narrows, until the publisher encodes 360p for it.
   assert.ok(on360p >= 0.6, `mostly 360p (640 wide) over the last 15 s: ${receivedWidths(last)}`);
   assert.ok(rate < 500_000, `what it receives fits the link: ${Math.round(rate / 1000)} kbit/s`);
   assert.ok(fps >= 12, `at the camera's frame rate: ${fps.toFixed(1)} frames/s of 15`);
@@ -83,9 +83,10 @@ test('a player whose downlink drops to 300 kbit/s for 10 s keeps decoding on a l
   console.log(`# under 300 kbit/s: ${fps.toFixed(1)} frames/s, longest stall ${longestStallMs} ms`);
   assert.ok(longestStallMs <= 1500, `no stall much over a second: ${longestStallMs} ms`);
   assert.ok(fps >= 10, `${fps.toFixed(1)} frames/s of 15 under 300 kbit/s`);
-  // Back on 360p within 5 s of the lift, and there for at least half of the 15 s after it. The estimate
-  // still dips for a few seconds now and then after the lift (and in the test above): not every second is on 360p.
+  // Back on 360p within 5 s of the lift, and there after it: the 360p layer, paused while the
+  // link was short, resumes at what the player's budget carries, not at its full rate.
   const back = lifted.findIndex((s) => receivedWidth(s) === 640);
-  const on360p = lifted.filter((s) => receivedWidth(s) === 640).length / lifted.length;
-  assert.ok(back >= 0 && lifted[back]!.at - lifted[0]!.at <= 5_000 && on360p >= 0.5, `back on 360p: ${receivedWidths(lifted)}`);
+  const after = lifted.slice(Math.max(back, 0));
+  const on360p = after.filter((s) => receivedWidth(s) === 640).length / after.length;
+  assert.ok(back >= 0 && lifted[back]!.at - lifted[0]!.at <= 5_000 && on360p >= 0.9, `back on 360p: ${receivedWidths(lifted)}`);
 });

@@ -112,7 +112,7 @@ function publisherLayers(capped: boolean) {
       if (!capped) return;
       const caps = control.update(
         encoded,
-        [{ budget: { wanted: 2, bps: allocator.videoBudgetBps(clock.nowMs) }, forwarded: 1 << spatial }],
+        [{ budget: { wanted: 2, bps: allocator.videoBudgetBps(clock.nowMs) }, inUse: 1 << spatial }],
         clock.nowMs,
       );
       if (!caps) return;

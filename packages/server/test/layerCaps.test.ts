@@ -4,7 +4,7 @@ import { LayerCapControl, layerCaps, MIN_CAP_BPS, type LayerUser } from '../src/
 
 /** A 180p, 360p, 720p publisher's rates uncapped. */
 const NATURAL = [150_000, 600_000, 1_800_000];
-const player = (wanted: number, bps: number, forwarded = 0): LayerUser => ({ budget: { wanted, bps }, forwarded });
+const player = (wanted: number, bps: number, inUse = 0): LayerUser => ({ budget: { wanted, bps }, inUse });
 
 test("a layer its only player's link cannot carry is capped to what the link carries, if that beats the layer below", () => {
   assert.deepEqual(layerCaps(NATURAL, [player(1, 400_000, 0b01)]), [0, 400_000, 0], '360p at 400 kbit/s rather than 180p');
@@ -23,7 +23,7 @@ test('the smallest layer, when no player gets or waits for it, is kept at the le
   assert.deepEqual(layerCaps(NATURAL, [player(1, 5_000_000, 0b10)]), [MIN_CAP_BPS, 0, 0], 'the player on 360p: 180p on standby');
   assert.deepEqual(layerCaps(NATURAL, []), [MIN_CAP_BPS, 0, 0], 'no player');
   assert.deepEqual(layerCaps(NATURAL, [player(1, 5_000_000, 0b11)]), [0, 0, 0], 'moving from 180p to 360p: both in use');
-  assert.deepEqual(layerCaps(NATURAL, [{ budget: undefined, forwarded: 0b01 }]), [0, 0, 0], 'a relay of 180p');
+  assert.deepEqual(layerCaps(NATURAL, [{ budget: undefined, inUse: 0b01 }]), [0, 0, 0], 'a relay of 180p');
   assert.deepEqual(layerCaps([0, 600_000, 0], []), [0, 0, 0], 'its rate unknown');
 });
 
@@ -31,7 +31,7 @@ test('a cap never costs another player what it gets: a layer is capped only when
   assert.deepEqual(layerCaps(NATURAL, [player(1, 400_000, 0b01), player(1, 300_000, 0b01)]), [0, 300_000, 0], 'the lowest of the short');
   assert.deepEqual(layerCaps(NATURAL, [player(1, 400_000, 0b01), player(1, 5_000_000, 0b10)]), [0, 0, 0], 'one takes 360p as it is');
   assert.deepEqual(
-    layerCaps(NATURAL, [player(1, 400_000, 0b01), { budget: undefined, forwarded: 0b10 }]),
+    layerCaps(NATURAL, [player(1, 400_000, 0b01), { budget: undefined, inUse: 0b10 }]),
     [0, 0, 0],
     'a relay (or a player that chose its layer) takes 360p as it is',
   );
@@ -41,6 +41,17 @@ test('a cap never costs another player what it gets: a layer is capped only when
     'a player of another layer does not count',
   );
   assert.deepEqual(layerCaps([150_000, 0, 0], [player(1, 400_000, 0b01)]), [0, 0, 0], 'a layer whose rate is unknown is not capped');
+});
+
+test("a player put on a layer its budget does not reach yet (the estimate rose, the budget's median lags) holds that layer at its floor, not uncapped", () => {
+  assert.deepEqual(layerCaps(NATURAL, [player(1, 140_000, 0b10)]), [MIN_CAP_BPS, 150_000, 0], 'on 360p: at 180p\'s rate');
+  assert.deepEqual(layerCaps(NATURAL, [player(1, 140_000, 0b11)]), [0, 150_000, 0], 'moving up to 360p');
+  assert.deepEqual(layerCaps(NATURAL, [player(2, 400_000, 0b100)]), [MIN_CAP_BPS, 0, 600_000], 'on 720p with a budget for 360p');
+  assert.deepEqual(
+    layerCaps(NATURAL, [player(1, 140_000, 0b10), player(1, 5_000_000, 0b10)]),
+    [MIN_CAP_BPS, 0, 0],
+    'another player takes 360p as it is',
+  );
 });
 
 test('caps rise at most once a second and fall at once, for a change of over 15 %, and a layer is measured again 3 s after its cap is lifted', () => {
@@ -64,4 +75,16 @@ test('caps rise at most once a second and fall at once, for a change of over 15 
     undefined,
     '3 s on, 450 kbit/s is its rate uncapped: 600 carries it with room',
   );
+});
+
+test("a paused layer's rate is not its uncapped rate: the rate it was measured at stays, and it is measured again 3 s after it resumes", () => {
+  const control = new LayerCapControl(3);
+  const short = (bps: number): LayerUser[] => [player(1, bps, 0b01)];
+  assert.deepEqual(control.update(NATURAL, short(400_000), 0), [0, 400_000, 0]);
+  assert.deepEqual(control.update(NATURAL, [player(1, 5_000_000, 0b11)], 1000), [0, 0, 0], 'lifted');
+  // Paused, its meter falls towards nothing: still 600 kbit/s uncapped, so 400 kbit/s is short of it.
+  assert.equal(control.update([150_000, undefined, 1_800_000], [player(1, 5_000_000, 0b01)], 5000), undefined);
+  assert.deepEqual(control.update([150_000, undefined, 1_800_000], short(400_000), 6000), [0, 400_000, 0]);
+  assert.deepEqual(control.update([150_000, 50_000, 1_800_000], [player(1, 5_000_000, 0b11)], 7000), [0, 0, 0], 'resumed, lifted');
+  assert.deepEqual(control.update([150_000, 100_000, 1_800_000], short(400_000), 9000), [0, 400_000, 0], '2 s after resuming: not measured');
 });

@@ -71,9 +71,9 @@ export class LayerFanout {
     return used;
   }
 
-  /** Each sink's budget and the layers it gets. */
+  /** Each sink's budget and the layers it uses. */
   *users(): Iterable<LayerUser> {
-    for (const sink of this.sinks) yield { budget: sink.videoBudget(), forwarded: sink.layersForwarded() };
+    for (const sink of this.sinks) yield { budget: sink.videoBudget(), inUse: sink.layersInUse() };
   }
 
   /** Whether some sink gets `layer`, or waits for its keyframe. */

@@ -302,7 +302,7 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
     if (this.svc) return;
     const now = performance.now();
     const caps = this.capControl.update(
-      this.layers.map((layer) => layer.bitrateBps(now)),
+      this.layers.map((layer) => (this.activeLayers & (1 << layer.index) ? layer.bitrateBps(now) : undefined)),
       this.fanout.users(),
       now,
     );
