@@ -44,7 +44,7 @@ test('a cap never costs another player what it gets: a layer is capped only when
 });
 
 test("a player put on a layer its budget does not reach yet (the estimate rose, the budget's median lags) holds that layer at its floor, not uncapped", () => {
-  assert.deepEqual(layerCaps(NATURAL, [player(1, 140_000, 0b10)]), [MIN_CAP_BPS, 150_000, 0], 'on 360p: at 180p\'s rate');
+  assert.deepEqual(layerCaps(NATURAL, [player(1, 140_000, 0b10)]), [MIN_CAP_BPS, 150_000, 0], "on 360p: at 180p's rate");
   assert.deepEqual(layerCaps(NATURAL, [player(1, 140_000, 0b11)]), [0, 150_000, 0], 'moving up to 360p');
   assert.deepEqual(layerCaps(NATURAL, [player(2, 400_000, 0b100)]), [MIN_CAP_BPS, 0, 600_000], 'on 720p with a budget for 360p');
   assert.deepEqual(
@@ -86,5 +86,9 @@ test("a paused layer's rate is not its uncapped rate: the rate it was measured a
   assert.equal(control.update([150_000, undefined, 1_800_000], [player(1, 5_000_000, 0b01)], 5000), undefined);
   assert.deepEqual(control.update([150_000, undefined, 1_800_000], short(400_000), 6000), [0, 400_000, 0]);
   assert.deepEqual(control.update([150_000, 50_000, 1_800_000], [player(1, 5_000_000, 0b11)], 7000), [0, 0, 0], 'resumed, lifted');
-  assert.deepEqual(control.update([150_000, 100_000, 1_800_000], short(400_000), 9000), [0, 400_000, 0], '2 s after resuming: not measured');
+  assert.deepEqual(
+    control.update([150_000, 100_000, 1_800_000], short(400_000), 9000),
+    [0, 400_000, 0],
+    '2 s after resuming: not measured',
+  );
 });
