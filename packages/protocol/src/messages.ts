@@ -360,6 +360,12 @@ export const serverMessageSchema = z.discriminatedUnion('type', [
   }),
   /** The server has received nothing (no RTP, no RTCP) on this transport for a while: the client should restart its ICE. */
   z.object({ type: z.literal('mediaStalled'), streamID: id, role: mediaRole }),
+  /**
+   * The server moved this transport's media to another of its media threads (the one it was on
+   * stopped): the client restarts its ICE at once, and the answer brings a new DTLS fingerprint,
+   * so a new DTLS association, on the same transport. Nothing is lost and nothing is to be shown.
+   */
+  z.object({ type: z.literal('mediaMoved'), streamID: id, role: mediaRole }),
   /** onPublisherRelayCDNStateUpdate: the relays of a stream the session publishes, each URL's state. */
   z.object({ type: z.literal('relayCdnState'), streamID: id, infoList: z.array(streamRelayCdnInfoSchema) }),
   /** onMixerRelayCDNStateUpdate: the RTMP outputs of a mixing task this session started. */

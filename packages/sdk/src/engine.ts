@@ -182,9 +182,9 @@ export class ParleyEngine {
           for (const publisher of publishersIn()) publisher.setLayerBitrates(streamID, maxBitrates);
         },
         streamDevicesChanged: (devices) => playerIn(devices.streamID)?.devicesChanged(devices),
-        mediaStalled: (streamID, role) => {
-          if (role === 'play') playerIn(streamID)?.mediaStalled();
-          else for (const publisher of publishersIn()) publisher.mediaStalled(streamID);
+        mediaNotice: (streamID, role, notice) => {
+          if (role === 'play') playerIn(streamID)?.mediaNotice(notice);
+          else for (const publisher of publishersIn()) publisher.mediaNotice(streamID, notice);
         },
         ended: (code) => {
           for (const publisher of publishersIn()) publisher.abandon(code);

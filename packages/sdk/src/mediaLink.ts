@@ -9,6 +9,8 @@
  *     failed: ICE restarts on the same transport (DTLS, SRTP and the media above stay), one
  *     every few seconds while none brings media back
  *   restarting → flowing: packets arrive again after a restart's answer
+ *   flowing → restarting (quiet): the server moved the transport's media to another of its
+ *     threads: ICE restarts at once, and the owner hears nothing unless it fails (then as below)
  *   restarting → connecting: the restart is refused, or brings nothing back within the connect
  *     timeout, or the server still receives nothing: a new transport
  *   restarting, signalling lost: the restart waits for it; once the session is resumed and the
@@ -24,6 +26,9 @@ import { negotiate } from './negotiation.js';
 import { QualityMonitor, type MediaSample } from './quality.js';
 import { ReconnectPolicy } from './reconnectPolicy.js';
 import type { Reply, SignallingClient } from './signalling.js';
+
+/** What the server says of a transport: it receives nothing on it, or it moved its media to another of its threads. */
+export type MediaNotice = 'stalled' | 'moved';
 
 export interface MediaLinkOwner {
   readonly role: MediaRole;
@@ -68,10 +73,12 @@ type Phase =
 /**
  * `round`: restarts so far; `mediaAtAnswer`: the count of media once the latest restart's answer
  * was applied (growth past it is recovery); `unanswered`: the latest restart's offer, while its
- * request was lost with the signalling.
+ * request was lost with the signalling; `quiet`: the owner was not told (the server moved the
+ * media), and is only if the restart fails.
  */
 type Restarting = {
   kind: 'restarting';
+  quiet: boolean;
   deadline: Timer;
   round: number;
   roundTimer?: Timer;
@@ -151,14 +158,24 @@ export class MediaLink {
     this.phase = { kind: 'waiting', timer: setTimeout(() => this.connect(), delay) };
   }
 
-  /** The server receives nothing on this transport: restart its ICE, or give it up if a restart just failed to help. */
-  serverSeesStall(): void {
-    if (this.phase.kind !== 'flowing') return;
+  /**
+   * The server receives nothing on this transport: restart its ICE, or give it up if a restart
+   * just failed to help. Or it moved the transport's media: restart its ICE now, quietly (a
+   * restart under way starts a new round: its answer came from where the media was).
+   */
+  serverNotice(notice: MediaNotice): void {
+    const { phase } = this;
+    if (notice === 'moved') {
+      if (phase.kind === 'flowing') this.restartIce(phase, true);
+      else if (phase.kind === 'restarting') this.restartRound(phase);
+      return;
+    }
+    if (phase.kind !== 'flowing') return;
     if (Date.now() - this.lastRestartMs < this.ctx.timeouts.mediaConnectTimeoutMs) {
       this.owner.interrupted();
       return this.retryLater();
     }
-    this.restartIce(this.phase);
+    this.restartIce(phase);
   }
 
   /**
@@ -208,15 +225,19 @@ export class MediaLink {
     }
   }
 
-  /** Media stopped on a connected transport: Requesting, and ICE restarts until media comes back or the deadline passes. */
-  private restartIce(connected: Connected): void {
-    this.owner.interrupted();
+  /**
+   * Media stopped on a connected transport (Requesting), or was moved (`quiet`: nothing shown):
+   * ICE restarts until media comes back or the deadline passes.
+   */
+  private restartIce(connected: Connected, quiet = false): void {
+    if (!quiet) this.owner.interrupted();
     this.lastRestartMs = Date.now();
     const phase: Restarting = {
       ...connected,
       kind: 'restarting',
+      quiet,
       round: 0,
-      deadline: setTimeout(() => this.retryLater(), this.ctx.timeouts.mediaConnectTimeoutMs),
+      deadline: setTimeout(() => this.restartFailed(phase), this.ctx.timeouts.mediaConnectTimeoutMs),
     };
     this.phase = phase;
     this.restartRound(phase);
@@ -246,7 +267,7 @@ export class MediaLink {
         phase.unanswered = offer;
         return;
       }
-      if (reply.code !== 0 || !('data' in reply)) return this.retryLater();
+      if (reply.code !== 0 || !('data' in reply)) return this.restartFailed(phase);
       await transport.applyAnswer(reply.data.sdp);
       const { media } = await transport.mediaProgress();
       if (!current()) return;
@@ -254,16 +275,22 @@ export class MediaLink {
       // Checks that found no path are not repeated by every agent: a round that has not brought media back gives way to another.
       phase.roundTimer = setTimeout(() => current() && this.restartRound(phase), RESTART_ROUND_MS);
     })().catch(() => {
-      if (current()) this.retryLater();
+      if (current()) this.restartFailed(phase);
     });
   }
 
-  private recovered({ deadline, roundTimer, attempt, transport, quality, watch }: Restarting): void {
+  /** ICE restarts did not bring media back: a new transport, the owner told now if it was not. */
+  private restartFailed(phase: Restarting): void {
+    if (phase.quiet) this.owner.interrupted();
+    this.retryLater();
+  }
+
+  private recovered({ deadline, roundTimer, attempt, transport, quality, watch, quiet }: Restarting): void {
     clearTimeout(deadline);
     clearTimeout(roundTimer);
     this.retries = undefined;
     this.phase = { kind: 'flowing', attempt, transport, quality, watch };
-    this.owner.flowing();
+    if (!quiet) this.owner.flowing();
   }
 
   private release(): void {

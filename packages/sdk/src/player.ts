@@ -17,7 +17,7 @@ import {
 } from '@parley/protocol';
 import type { EngineContext, RoomLink } from './context.js';
 import type { Canvas, MediaTransport, PlaySink } from './platform.js';
-import { MediaLink } from './mediaLink.js';
+import { MediaLink, type MediaNotice } from './mediaLink.js';
 import { playQuality } from './quality.js';
 
 export class Player {
@@ -154,8 +154,8 @@ export class Player {
   }
 
   /** The server receives nothing from our transport (its RTCP). */
-  mediaStalled(): void {
-    this.link.serverSeesStall();
+  mediaNotice(notice: MediaNotice): void {
+    this.link.serverNotice(notice);
   }
 
   /** Back in the room after a reconnect: play again unless the server still has our play and its transport is kept. */

@@ -7,7 +7,7 @@
 import { carriesMedia, ErrorCode, PublisherState, validateStreamID } from '@parley/protocol';
 import type { EngineContext, RoomLink } from './context.js';
 import type { VideoCodec } from './platform.js';
-import { MediaLink } from './mediaLink.js';
+import { MediaLink, type MediaNotice } from './mediaLink.js';
 import type { SignallingClient } from './signalling.js';
 import type { Devices } from './captureControls.js';
 import { publishQuality } from './quality.js';
@@ -131,8 +131,8 @@ export class Publisher {
   }
 
   /** The server receives nothing from our transport for `streamID`. */
-  mediaStalled(streamID: string): void {
-    if (streamID === this.currentStreamID) this.link.serverSeesStall();
+  mediaNotice(streamID: string, notice: MediaNotice): void {
+    if (streamID === this.currentStreamID) this.link.serverNotice(notice);
   }
 
   /** The room is gone (logout, kick-out): stop without telling the server. */

@@ -31,6 +31,7 @@ import { SignallingClient } from './signalling.js';
 import { ReconnectPolicy } from './reconnectPolicy.js';
 import type { ServerList } from './serverList.js';
 import { ReliableRequests } from './reliableRequests.js';
+import type { MediaNotice } from './mediaLink.js';
 
 export interface RoomConfig {
   isUserStatusNotify?: boolean;
@@ -63,8 +64,11 @@ export interface RoomObserver {
   publishBitrates(streamID: string, maxBitrates: number[]): void;
   /** Another user's stream's camera or microphone changed (or is known from the room's state). */
   streamDevicesChanged(devices: StreamDevices): void;
-  /** The server receives nothing on the transport publishing or playing `streamID`. */
-  mediaStalled(streamID: string, role: MediaRole): void;
+  /**
+   * About the transport publishing or playing `streamID`: the server receives nothing on it
+   * (`stalled`), or moved its media to another of its threads (`moved`).
+   */
+  mediaNotice(streamID: string, role: MediaRole, notice: MediaNotice): void;
   /** Back in the room after a reconnect; media the server no longer has must be set up again. */
   resumed(state: ResumedState): void;
   /** The room ended (logout, kick-out, reconnect failed): publishers and players must stop. */
@@ -352,7 +356,8 @@ export class Room {
         this.hub.emit('activeSpeakerUpdate', this.roomID, message.speakers);
         return;
       case 'mediaStalled':
-        this.observer.mediaStalled(message.streamID, message.role);
+      case 'mediaMoved':
+        this.observer.mediaNotice(message.streamID, message.role, message.type === 'mediaStalled' ? 'stalled' : 'moved');
         return;
       case 'relayCdnState':
         this.hub.emit('publisherRelayCDNStateUpdate', message.streamID, message.infoList);

@@ -219,17 +219,61 @@ test("media link: the server's stall report restarts ICE; another soon after the
   const h = harness(t);
   const first = await flowing(h);
   first.packets += 1;
-  h.link.serverSeesStall();
+  h.link.serverNotice('stalled');
   await h.settle();
   assert.deepEqual(h.requests.at(-1)?.type, 'restartIce');
   first.packets += 5; // the player still receives: the answer applied and packets arriving is recovery here
   await h.pass(1000);
   assert.deepEqual(h.reports, ['flowing', 'interrupted', 'flowing']);
-  h.link.serverSeesStall();
+  h.link.serverNotice('stalled');
   await h.pass(100);
   assert.equal(first.closed, true);
   assert.equal(h.transports.length, 2);
   assert.deepEqual(h.reports, ['flowing', 'interrupted', 'flowing', 'interrupted']);
+});
+
+test('media link: media the server moved is an ICE restart at once that the owner does not hear of; a move during a restart starts a new round', async (t) => {
+  const h = harness(t);
+  const transport = await flowing(h);
+  h.link.serverNotice('moved');
+  await h.settle();
+  assert.deepEqual(h.requests.at(-1), { type: 'restartIce', body: { streamID: 's1', role: 'publish', sdp: 'restart-1-1' } });
+  assert.deepEqual(transport.answers.at(-1), 'answer-to-restart-1-1');
+  h.link.serverNotice('moved');
+  await h.settle();
+  assert.deepEqual(h.requests.at(-1)?.body.sdp, 'restart-1-2', 'moved again: a new round');
+  transport.packets += 5;
+  await h.pass(1000);
+  assert.deepEqual(h.reports, ['flowing'], 'nothing told: media came back');
+  assert.equal(h.transports.length, 1);
+  transport.packets += 5;
+  await h.pass(2000);
+  assert.deepEqual(h.reports, ['flowing'], 'flowing as before: packets keep it so');
+  await h.pass(3500);
+  assert.deepEqual(h.reports, ['flowing', 'interrupted'], 'a stall after it is told as any other');
+});
+
+test('media link: a quiet restart that fails is told then: refused, or nothing back by the deadline, and a new transport', async (t) => {
+  const h = harness(t);
+  const first = await flowing(h);
+  h.setDue(false); // nothing of the link's own stall watch: only the restart's deadline counts
+  h.link.serverNotice('moved');
+  await h.pass(9000);
+  assert.deepEqual(h.reports, ['flowing'], 'rounds go on, untold');
+  await h.pass(1100);
+  assert.deepEqual(h.reports, ['flowing', 'interrupted'], 'the deadline: told');
+  assert.equal(first.closed, true);
+  h.transports[1]!.fire('connected');
+  await h.settle();
+  assert.deepEqual(h.reports, ['flowing', 'interrupted', 'flowing']);
+
+  h.setReply((r) =>
+    r.type === 'restartIce' ? { code: ErrorCode.PublishInterrupted, message: 'no transport' } : { code: 0, data: { sdp: 'a' } },
+  );
+  h.link.serverNotice('moved');
+  await h.pass(100);
+  assert.deepEqual(h.reports, ['flowing', 'interrupted', 'flowing', 'interrupted'], 'refused: told at once');
+  assert.equal(h.transports.length, 3);
 });
 
 test('media link: ICE failure while flowing is a restart too', async (t) => {

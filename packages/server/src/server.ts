@@ -42,7 +42,16 @@ export interface ParleyServer {
   readonly httpUrl: string;
   readonly port: number;
   /** Where clients' media arrives: the one UDP port (unless `media.portRange`), and ICE-TCP's port if any. */
-  readonly media: { readonly listenIp: string; readonly udpPort?: number; readonly tcpPort?: number };
+  readonly media: {
+    readonly listenIp: string;
+    readonly udpPort?: number;
+    readonly tcpPort?: number;
+    /**
+     * With `media.workers`: the endpoints open on each worker, and ending one at once as a crash
+     * would (its peer connections move to the others by ICE restart, and a new one takes its place).
+     */
+    readonly workers?: { endpoints(): number[]; stop(slot: number): void };
+  };
   readonly rooms: RoomService;
   /** Readiness as `/readyz` reports it: not ready from the start of `close()`; `setReady(false)` drains earlier. */
   readonly health: Health;
@@ -101,7 +110,9 @@ export function signallingUrlOf(httpUrl: string): string {
 /** Media on worker threads; the log says when one dies and when it runs again. */
 async function openWorkerPlane(options: WorkerPlaneOptions, log: Logger): Promise<WorkerMediaPlane> {
   const plane = await WorkerMediaPlane.open(options);
-  plane.observer.on('workerExit', (slot, reason) => log.error({ slot, reason }, 'media worker died; its peer connections closed'));
+  plane.observer.on('workerExit', (slot, reason) =>
+    log.error({ slot, reason }, 'media worker died; its peer connections move to the others'),
+  );
   plane.observer.on('workerRestarted', (slot) => log.info({ slot }, 'media worker started again'));
   plane.observer.on('workerRestartFailed', (slot, reason) => log.error({ slot, reason }, 'media worker could not be started again'));
   return plane;
@@ -120,18 +131,19 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
     throw new Error('media.workers cannot be given on a node of a cluster (its relay serves the streams of one media thread)');
   }
   const cluster = options.cluster ? await joinCluster(options.cluster, heartbeatTimeoutMs, log) : undefined;
-  const media: MediaPlane & Pick<WeriftMediaPlane, 'ports' | 'fastPathNote'> = workers
-    ? await openWorkerPlane({ ...mediaOptions, listenIp, announcedIp, workers }, log)
-    : await WeriftMediaPlane.open({
-        ...mediaOptions,
-        listenIp,
-        announcedIp,
-        onSocketError: (err) => log.debug({ err }, 'media socket error'),
-        // A node relays its streams to the other nodes' players, and theirs to its own.
-        ...(cluster && {
-          relay: { host: options.cluster?.internalAddress ?? listenIp, port: options.cluster?.relayPort ?? 0, key: cluster.relayKey },
-        }),
-      });
+  const workerPlane = workers ? await openWorkerPlane({ ...mediaOptions, listenIp, announcedIp, workers }, log) : undefined;
+  const media: MediaPlane & Pick<WeriftMediaPlane, 'ports' | 'fastPathNote'> =
+    workerPlane ??
+    (await WeriftMediaPlane.open({
+      ...mediaOptions,
+      listenIp,
+      announcedIp,
+      onSocketError: (err) => log.debug({ err }, 'media socket error'),
+      // A node relays its streams to the other nodes' players, and theirs to its own.
+      ...(cluster && {
+        relay: { host: options.cluster?.internalAddress ?? listenIp, port: options.cluster?.relayPort ?? 0, key: cluster.relayKey },
+      }),
+    }));
   const limits = { ...DEFAULT_LIMITS, ...options.limits };
   const { turn } = options;
   const onlineCountIntervalMs = options.onlineCountIntervalMs ?? DEFAULT_ONLINE_COUNT_INTERVAL_MS;
@@ -296,7 +308,12 @@ export async function startServer(options: ServerOptions): Promise<ParleyServer>
     url,
     httpUrl,
     port,
-    media: { listenIp, udpPort, tcpPort },
+    media: {
+      listenIp,
+      udpPort,
+      tcpPort,
+      ...(workerPlane && { workers: { endpoints: () => workerPlane.endpointCounts, stop: (slot) => workerPlane.stopWorker(slot) } }),
+    },
     rooms,
     health,
     reload: (config) => {

@@ -5,7 +5,14 @@
 import type { TestContext } from 'node:test';
 import { randomBytes } from 'node:crypto';
 import { MediaStreamTrack, RtpHeader, RtpPacket, RTCPeerConnection, RTCRtpCodecParameters, useOPUS, useVP8 } from 'werift';
-import { WeriftMediaPlane, WorkerMediaPlane, type MediaPlane, type MediaPublisher, type WeriftPlaneOptions } from '../src/media/index.js';
+import {
+  WeriftMediaPlane,
+  WorkerMediaPlane,
+  type MediaPlane,
+  type MediaPublisher,
+  type WeriftPlaneOptions,
+  type WorkerPlaneOptions,
+} from '../src/media/index.js';
 
 export const rtx = (): RTCRtpCodecParameters => new RTCRtpCodecParameters({ mimeType: 'video/rtx', clockRate: 90000 });
 
@@ -18,7 +25,7 @@ export async function forwardingCall(
   t: TestContext,
   playerProfiles?: number[],
   /** With `workers`, the plane is a WorkerMediaPlane of that many media workers. */
-  planeOptions: Partial<WeriftPlaneOptions> & { workers?: number } = {},
+  planeOptions: Partial<WeriftPlaneOptions> & Partial<Pick<WorkerPlaneOptions, 'workers' | 'restartDelayMs' | 'moveTimeoutMs'>> = {},
   /** Called with the player's peer connection before it negotiates (its ICE connection exists then). */
   beforePlayerConnects: (player: RTCPeerConnection) => void = () => undefined,
 ): Promise<{
@@ -31,9 +38,9 @@ export async function forwardingCall(
   /** The server's endpoint of the publisher. */
   endpoint: MediaPublisher;
 }> {
-  const { workers, ...options } = planeOptions;
+  const { workers, restartDelayMs, moveTimeoutMs, ...options } = planeOptions;
   const plane = workers
-    ? await WorkerMediaPlane.open({ listenIp: '127.0.0.1', ...options, workers })
+    ? await WorkerMediaPlane.open({ listenIp: '127.0.0.1', ...options, workers, restartDelayMs, moveTimeoutMs })
     : await WeriftMediaPlane.open({ listenIp: '127.0.0.1', ...options });
   t.after(() => plane.close());
   const config = { iceServers: [], iceUseIpv6: false, bundlePolicy: 'max-bundle' as const, iceAdditionalHostAddresses: ['127.0.0.1'] };

@@ -65,18 +65,22 @@ test('an offer a worker cannot take is refused with SdpError, and leaves nothing
   await until(() => plane.stats.publishers === 1, 'one publisher');
 });
 
-test('a worker that dies: its endpoints close, its counters stay in the totals, and a new worker takes its place', async (t) => {
-  const call = await forwardingCall(t, undefined, { workers: 2 });
+test('a worker that dies: its endpoints move, and close if no restart comes in time; its counters stay in the totals, and a new worker takes its place', async (t) => {
+  const call = await forwardingCall(t, undefined, { workers: 2, moveTimeoutMs: 300 });
   await sendEach(call, frames(3));
   const plane = call.plane as WorkerMediaPlane;
   await until(() => plane.stats.packetsSent >= 3, 'packets sent');
   const slot = plane.ports.udp.indexOf(portOf(call.endpoint.answer));
   const sentBefore = plane.stats.packetsSent;
+  const moved = once(call.endpoint.observer, 'moved');
   const closed = once(call.endpoint.observer, 'closed');
   const restarted = once(plane.observer, 'workerRestarted');
   plane.stopWorker(slot);
+  await moved;
+  assert.equal(call.endpoint.closed, false);
+  assert.equal(call.endpoint.connected, true, 'moved, it takes an ICE restart');
   await closed;
-  assert.equal(call.endpoint.closed, true);
+  assert.equal(call.endpoint.closed, true, 'no restart within moveTimeoutMs');
   assert.deepEqual(await restarted, [slot]);
   assert.equal(plane.stats.publishers, 0);
   assert.equal(plane.stats.subscribers, 0);
@@ -84,4 +88,27 @@ test('a worker that dies: its endpoints close, its counters stay in the totals, 
   // The new worker takes publishers again: of two, one goes to each.
   const answers = [await plane.publish(await sendOnlyOffer(t)), await plane.publish(await sendOnlyOffer(t))].map((p) => portOf(p.answer));
   assert.deepEqual(answers.sort(), [...plane.ports.udp].sort());
+});
+
+test("a moved endpoint's ICE restart opens it on a live worker: another DTLS fingerprint, in the client agent's generation", async (t) => {
+  const call = await forwardingCall(t, undefined, { workers: 2, restartDelayMs: 60_000 });
+  const plane = call.plane as WorkerMediaPlane;
+  const slot = plane.ports.udp.indexOf(portOf(call.endpoint.answer));
+  assert.deepEqual(plane.endpointCounts[slot], 2, 'the publisher and its player');
+  const fingerprint = (sdp: string): string => /^a=fingerprint:(.+)$/m.exec(sdp)![1]!;
+  const generation = (sdp: string): number => Number(/^a=candidate:.* generation (\d+)/m.exec(sdp)![1]);
+  const moved = once(call.endpoint.observer, 'moved');
+  plane.stopWorker(slot);
+  await moved;
+  call.publisher.restartIce();
+  await call.publisher.setLocalDescription(await call.publisher.createOffer());
+  const offer = call.publisher.localDescription!.sdp;
+  assert.equal(generation(offer), 1, "the client's agent restarted");
+  const answer = await call.endpoint.restartIce(offer);
+  assert.equal(portOf(answer), plane.ports.udp[1 - slot], 'on the live worker');
+  assert.notEqual(fingerprint(answer), fingerprint(call.endpoint.answer), "that worker's certificate");
+  assert.equal(generation(answer), 1, "its candidates in the client agent's generation");
+  assert.equal(await call.endpoint.restartIce(offer), answer, 'the same offer again: the same answer');
+  assert.deepEqual(plane.endpointCounts[1 - slot], 1);
+  assert.equal(call.endpoint.closed, false);
 });

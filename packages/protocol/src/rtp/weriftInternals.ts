@@ -37,7 +37,7 @@ type PublicMembers<T> = Pick<T, keyof T>;
 /** RTCPeerConnection: where it makes its ICE and DTLS transports, and its RTP router. */
 export interface PeerConnectionInternals {
   secureManager: { createTransport(): RTCDtlsTransport };
-  router: { routeRtp(packet: RtpPacket): void };
+  router: { routeRtp(packet: RtpPacket): void; registerRtpReceiver(receiver: RTCRtpReceiver, ssrc: number): void };
 }
 
 /** RTCDtlsTransport: its RTCP sender serialises each packet and nothing more, so bytes built elsewhere go out as they are. */
@@ -157,7 +157,7 @@ type ExpectedOf<T> = { readonly [K in keyof T]-?: Expected };
 
 const PEER_CONNECTION: ExpectedOf<PeerConnectionInternals> = {
   secureManager: { createTransport: 'function' },
-  router: { routeRtp: 'function' },
+  router: { routeRtp: 'function', registerRtpReceiver: 'function' },
 };
 const DTLS_TRANSPORT: ExpectedOf<DtlsTransportInternals> = { sendRtcp: 'function' };
 const ICE_TRANSPORT: ExpectedOf<IceTransportInternals> = { waitStart: 'declared' };

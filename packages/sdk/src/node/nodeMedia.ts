@@ -20,6 +20,7 @@ import {
   useVP8,
   RTCRtpHeaderExtensionParameters,
   type RtcpPacket,
+  type RTCDtlsTransport,
   type RTCRtpTransceiver,
   type MediaStreamTrack,
   type PeerConfig,
@@ -38,6 +39,7 @@ import {
 import {
   checkPairInUse,
   checkWeriftInternalsOnce,
+  dtlsSocketInternals,
   guardMedia,
   livenessSample,
   NackGenerator,
@@ -103,11 +105,26 @@ function peerConfig(iceServers: IceServer[]): Partial<PeerConfig> {
  */
 const QUIET_CHECK_MS = 1000;
 
+/**
+ * A new DTLS association on a transport whose ICE restarted to a server with another certificate,
+ * as libwebrtc makes when a renegotiation changes the remote fingerprint. werift keeps its
+ * association across ICE restarts: the old one is detached from the ICE transport (closing it
+ * would close ICE too), the handshake runs again, and SRTP takes the new keys.
+ */
+async function restartDtls(transport: RTCDtlsTransport): Promise<void> {
+  if (transport.dtls) dtlsSocketInternals(transport.dtls).transport.socket.onData = () => undefined;
+  transport.state = 'new';
+  await transport.start();
+  transport.updateSrtpSession();
+}
+
 /** A werift peer connection to the server. */
 abstract class WeriftTransport extends PeerTransport<RTCSessionDescription> {
   protected readonly pc: RTCPeerConnection;
   private readonly received: MediaReceived;
   private readonly quietChecks: ReturnType<typeof setInterval>;
+  /** The server's DTLS fingerprint in the latest answer. */
+  private remoteFingerprint: string | undefined;
 
   constructor(
     iceServers: IceServer[],
@@ -146,17 +163,24 @@ abstract class WeriftTransport extends PeerTransport<RTCSessionDescription> {
   /**
    * After an ICE restart's answer werift starts no checks (its DTLS is still up): they are
    * started here, and their outcome is the transport's state (werift's own connection state
-   * stays 'failed' after a failed restart).
+   * stays 'failed' after a failed restart). An answer with another fingerprint than the last
+   * (the server moved the media to another of its threads) then gets a new DTLS association.
    */
   override async applyAnswer(sdp: string): Promise<void> {
+    const fingerprint = /^a=fingerprint:(.+)$/m.exec(sdp)?.[1]?.trim();
+    const newServer = this.remoteFingerprint !== undefined && fingerprint !== this.remoteFingerprint;
+    this.remoteFingerprint = fingerprint;
     await super.applyAnswer(sdp);
     const transport = this.pc.getTransceivers()[0]?.sender.dtlsTransport;
     // A restart drops the nominated pair (werift's ICE state is no guide: it says 'completed' once gathered).
     if (transport?.state === 'connected' && !transport.iceTransport.connection.nominated) {
-      transport.iceTransport.start().then(
-        () => this.connectionStateChanged('connected'),
-        () => this.connectionStateChanged('failed'),
-      );
+      transport.iceTransport
+        .start()
+        .then(() => (newServer ? restartDtls(transport) : undefined))
+        .then(
+          () => this.connectionStateChanged('connected'),
+          () => this.connectionStateChanged('failed'),
+        );
     }
   }
 

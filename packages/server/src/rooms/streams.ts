@@ -105,6 +105,9 @@ export class RoomStreams {
     media.observer.on('stalled', () => {
       if (current()) live.send(sessionID, { type: 'mediaStalled', streamID, role: 'publish' });
     });
+    media.observer.on('moved', () => {
+      if (current()) live.send(sessionID, { type: 'mediaMoved', streamID, role: 'publish' });
+    });
   }
 
   /** The publisher's media is connected: the room is told of the stream. */
@@ -214,9 +217,12 @@ export class RoomStreams {
       live.setPlayMedia(play, media);
       if (req.muted) media.setMuted(req.muted);
       media.observer.once('closed', () => void queues.run(appID, () => this.playEnded(play, publication)));
-      media.observer.on('stalled', () => {
-        if (live.playMedia(play.playID) === media) live.send(sessionID, { type: 'mediaStalled', streamID: play.streamID, role: 'play' });
-      });
+      for (const event of ['stalled', 'moved'] as const) {
+        media.observer.on(event, () => {
+          if (live.playMedia(play.playID) !== media) return;
+          live.send(sessionID, { type: event === 'stalled' ? 'mediaStalled' : 'mediaMoved', streamID: play.streamID, role: 'play' });
+        });
+      }
       return ok({ sdp: media.answer });
     });
   }

@@ -18,6 +18,12 @@ export interface EndpointEvents {
    * or the client's sender is broken. Emitted once per stall (and again if a restart does not end it).
    */
   stalled: [];
+  /**
+   * The endpoint's media thread stopped and it waits for the client's ICE restart to continue on
+   * another (a new DTLS association: the answer carries another fingerprint). Not a stall: the
+   * client is to restart at once and show nothing. It closes if no restart comes in time.
+   */
+  moved: [];
 }
 
 /** How an endpoint's link is doing, as far as the server can tell: loss before repairs (0–1) and round trip (ms). */
@@ -31,7 +37,7 @@ export interface MediaEndpoint<Events extends EndpointEvents & Record<keyof Even
   readonly answer: string;
   readonly observer: EventEmitter<Events>;
   readonly closed: boolean;
-  /** ICE and DTLS came up (and it is not closed). */
+  /** ICE and DTLS came up (and it is not closed); one that `moved` counts until it closes or connects again. */
   readonly connected: boolean;
   /** A publisher's uplink since the previous call; a subscriber's downlink as estimated now. */
   linkQuality(): LinkQuality;

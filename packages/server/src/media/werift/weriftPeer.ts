@@ -389,6 +389,11 @@ export abstract class WeriftPeer<Events extends EndpointEvents & Record<keyof Ev
         throw new SdpError('offer has more than one audio or video section');
       }
       await this.pc.setRemoteDescription({ type: 'offer', sdp: offer });
+      // An ICE restart's offer answered by a new peer connection (the endpoint's media moved to
+      // another worker) comes from an agent in a later generation: ours starts in it, as werift
+      // pairs only candidates of its agent's current generation (a werift client's too).
+      const generation = Number(/^a=candidate:.* generation (\d+)/m.exec(offer)?.[1] ?? 0);
+      for (const t of this.pc.getTransceivers()) t.dtlsTransport.iceTransport.connection.generation = generation;
       for (const t of this.pc.getTransceivers()) prepare(t);
       if (!this.pc.getTransceivers().some((t) => t.codecs.length > 0)) throw new SdpError('no codec in common');
       // The server takes the DTLS server role: werift as DTLS client waits 100 ms before its first

@@ -6,7 +6,7 @@
  */
 import { DEFAULT_MEDIA_STALL_MS } from '@parley/protocol';
 import { checkWeriftInternalsOnce } from '@parley/protocol/rtp';
-import { WeriftPublisher } from './weriftPublisher.js';
+import { WeriftPublisher, type LayerSsrcs } from './weriftPublisher.js';
 import type { PeerOptions } from './weriftPeer.js';
 import { IceSockets, type IceSocketOptions } from '../sockets/iceSockets.js';
 import { emptyMediaStats, type MediaPlane, type MediaRelayPlane, type MediaStats } from '../core/types.js';
@@ -84,8 +84,9 @@ export class WeriftMediaPlane implements MediaPlane {
     return { udp: [this.sockets.udpPort], tcp: [this.sockets.tcpPort] };
   }
 
-  async publish(offer: string): Promise<WeriftPublisher> {
-    const publisher = await WeriftPublisher.create(this.peerOptions, offer);
+  /** `known`: the layers' SSRCs another peer connection of this publisher learned (see WeriftPublisher.create). */
+  async publish(offer: string, known?: readonly LayerSsrcs[]): Promise<WeriftPublisher> {
+    const publisher = await WeriftPublisher.create(this.peerOptions, offer, known);
     this.publishers.add(publisher);
     publisher.observer.once('closed', () => this.publishers.delete(publisher));
     return publisher;

@@ -63,6 +63,13 @@ export function firstVideoFormat(offer: string): string {
 }
 
 /** The RIDs the offer's video section sends, in its order (RFC 8853 `a=simulcast:send`); [] without simulcast. */
+/** A simulcast layer's SSRCs, as a publisher's packets showed them. */
+export interface LayerSsrcs {
+  rid: string;
+  ssrc: number | undefined;
+  rtxSsrc: number | undefined;
+}
+
 export function simulcastRids(offer: string): string[] {
   const video = videoSection(offer);
   const line = video?.split(/\r?\n/).find((l) => l.startsWith('a=simulcast:send '));
@@ -98,6 +105,11 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
   /** Negotiated once: the video RTX payload type and the repaired-RID extension id (0: none). */
   private rtxPayloadType = -1;
   private repairedRidId = 0;
+  /** Each simulcast layer's RTX stream, by its SSRC. */
+  private readonly rtxLayers = new Map<number, VideoLayer>();
+  /** Told when a simulcast layer's SSRCs become known (see `layerSsrcs`). */
+  onLayerSsrcs: ((layers: LayerSsrcs[]) => void) | undefined;
+  private reportedSsrcs = '';
   private readonly layerCheck: NodeJS.Timeout;
   /** The layers the publisher was last told to send, a bit per layer: all of them at first. */
   private activeLayers: number;
@@ -106,7 +118,12 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
   /** The NACK generator's counts at the previous linkQuality(). */
   private countsBefore = { expected: 0, skipped: 0 };
 
-  static async create(options: PeerOptions, offer: string): Promise<WeriftPublisher> {
+  /**
+   * `known`: the layers' SSRCs as another peer connection of this publisher learned them (its
+   * media moved here from another worker): a browser names a layer's RID in its packets only until
+   * it hears RTCP for them, so a new peer connection could not place them otherwise.
+   */
+  static async create(options: PeerOptions, offer: string, known: readonly LayerSsrcs[] = []): Promise<WeriftPublisher> {
     const rids = simulcastRids(offer);
     // VP9 offered first without simulcast is taken as one stream of spatial layers. VP9 simulcast is
     // not taken: switching between simulcast layers is VP8's and H264's.
@@ -134,6 +151,7 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
     // Media flows only once the answer is out, so the tracks are all there: one per RID with simulcast.
     for (const t of publisher.pc.getTransceivers())
       for (const track of t.receiver.tracks) publisher.onTrack(t.kind as Kind, track, t.receiver);
+    publisher.adoptSsrcs(known);
     publisher.feedback = new UplinkFeedback(publisher.pc, publisher.pc.getTransceivers()[0]!.receiver.rtcpSsrc);
     publisher.hookIngest();
     // Sender reports place each RTP stream on the sender's clock: recordings sync audio and video by them.
@@ -200,7 +218,13 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
     const simulcast = this.layers[0]!.rid !== undefined;
     if (simulcast && !this.repairedRidId) return false;
     const rid = simulcast ? header.extensions.find((e) => e.id === this.repairedRidId)?.payload.toString('ascii') : undefined;
-    const layer = simulcast ? this.layers.find((l) => l.rid === rid) : this.layers[0];
+    // A browser stops naming the repaired RID once it hears RTCP for the RTX stream: its SSRC says it then.
+    const layer = !simulcast
+      ? this.layers[0]
+      : rid === undefined
+        ? this.rtxLayers.get(header.ssrc)
+        : this.layers.find((l) => l.rid === rid);
+    if (layer && rid !== undefined) this.rtxLayers.set(header.ssrc, layer);
     const payloadType = this.codecs.video?.payloadType;
     // Padding-only RTX (a bandwidth probe) repairs nothing.
     if (!layer || layer.ssrc === undefined || payloadType === undefined || rtx.payload.length <= 2) return true;
@@ -298,6 +322,7 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
    */
   private checkLayers(): void {
     this.fanout.setUsable(judgeLayers(this.layers, this.activeLayers));
+    this.reportSsrcs();
     // A VP9 stream's spatial layers are one encoding, with one bitrate for them all.
     if (this.svc) return;
     const now = performance.now();
@@ -309,6 +334,38 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
     if (!caps) return;
     caps.forEach((cap, i) => (this.layers[i]!.capBps = cap));
     this.observer.emit('layerCaps', caps);
+  }
+
+  /** The simulcast layers' SSRCs (media and RTX) as learned so far: what another peer connection of this publisher needs to place its packets. */
+  layerSsrcs(): LayerSsrcs[] {
+    const rtx = new Map([...this.rtxLayers].map(([ssrc, layer]) => [layer, ssrc]));
+    return this.layers.flatMap((layer) => (layer.rid === undefined ? [] : [{ rid: layer.rid, ssrc: layer.ssrc, rtxSsrc: rtx.get(layer) }]));
+  }
+
+  private reportSsrcs(): void {
+    if (!this.onLayerSsrcs || this.layers[0]!.rid === undefined) return;
+    const layers = this.layerSsrcs();
+    const key = JSON.stringify(layers);
+    if (key === this.reportedSsrcs) return;
+    this.reportedSsrcs = key;
+    this.onLayerSsrcs(layers);
+  }
+
+  /** Places packets by the SSRCs another peer connection of this publisher learned (see `create`). */
+  private adoptSsrcs(known: readonly LayerSsrcs[]): void {
+    const receiver = this.videoReceiver;
+    if (!receiver) return;
+    const { router } = peerConnectionInternals(this.pc);
+    for (const { rid, ssrc, rtxSsrc } of known) {
+      const layer = this.layers.find((l) => l.rid === rid);
+      const track = receiver.tracks.find((t) => t.rid === rid);
+      if (!layer || !track) continue;
+      if (ssrc !== undefined) {
+        receiver.trackBySSRC[ssrc] = track;
+        router.registerRtpReceiver(receiver, ssrc);
+      }
+      if (rtxSsrc !== undefined) this.rtxLayers.set(rtxSsrc, layer);
+    }
   }
 
   usableLayerNear(layer: number, fallback = layer): number {

@@ -65,8 +65,9 @@ async function handle(plane: WeriftMediaPlane, command: WorkerCommand): Promise<
   switch (command.op) {
     case 'publish':
       return answer(command.request, async () => {
-        const publisher = await plane.publish(command.offer);
+        const publisher = await plane.publish(command.offer, command.layerSsrcs);
         publishers.set(command.endpoint, publisher);
+        publisher.onLayerSsrcs = (layers) => post({ op: 'layerSsrcs', endpoint: command.endpoint, layers });
         watch(command.endpoint, publisher);
         publisher.observer.on('activeLayers', (active) => post({ op: 'activeLayers', endpoint: command.endpoint, active }));
         publisher.observer.on('layerCaps', (maxBitrates) => post({ op: 'layerCaps', endpoint: command.endpoint, maxBitrates }));

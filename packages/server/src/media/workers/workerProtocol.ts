@@ -5,6 +5,7 @@
  */
 import type { LinkQuality, MediaTap, PlayMuted, PlayVideo, TappedPacket } from '../core/types.js';
 import type { WeriftPlaneOptions } from '../werift/weriftPlane.js';
+import type { LayerSsrcs } from '../werift/weriftPublisher.js';
 
 /** What a worker is started with: the plane's options (its own ports), and the board its stats go to. */
 export interface MediaWorkerData {
@@ -16,7 +17,8 @@ export interface MediaWorkerData {
 export type TapFormat = Pick<MediaTap, 'audio' | 'videoCodec'>;
 
 export type WorkerCommand =
-  | { op: 'publish'; request: number; endpoint: number; offer: string }
+  /** `layerSsrcs`: a moved publisher's, as its earlier worker reported them. */
+  | { op: 'publish'; request: number; endpoint: number; offer: string; layerSsrcs?: LayerSsrcs[] }
   | { op: 'subscribe'; request: number; endpoint: number; publisher: number; offer: string; video: PlayVideo | undefined }
   | { op: 'restartIce'; request: number; endpoint: number; offer: string }
   | { op: 'addCandidates'; endpoint: number; candidates: readonly string[] }
@@ -43,6 +45,8 @@ export type WorkerReport =
   | { op: 'endpoint'; endpoint: number; event: 'connected' | 'closed' | 'stalled' }
   | { op: 'activeLayers'; endpoint: number; active: boolean[] }
   | { op: 'layerCaps'; endpoint: number; maxBitrates: number[] }
+  /** A publisher's simulcast layers' SSRCs, when more of them are known: what a worker it moves to needs. */
+  | { op: 'layerSsrcs'; endpoint: number; layers: LayerSsrcs[] }
   | { op: 'link'; endpoint: number; quality: LinkQuality }
   | { op: 'level'; endpoint: number; level: number }
   | { op: 'tapped'; tap: number; packet: TappedPacket; onLargestLayer: boolean }

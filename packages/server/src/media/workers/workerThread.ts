@@ -143,6 +143,7 @@ export class MediaWorker {
       case 'endpoint':
       case 'activeLayers':
       case 'layerCaps':
+      case 'layerSsrcs':
       case 'link':
       case 'level':
         return this.endpoints.get(report.endpoint)?.(report);
