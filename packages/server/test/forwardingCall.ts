@@ -10,6 +10,7 @@ import {
   WorkerMediaPlane,
   type MediaPlane,
   type MediaPublisher,
+  type MediaSubscriber,
   type WeriftPlaneOptions,
   type WorkerPlaneOptions,
 } from '../src/media/index.js';
@@ -37,6 +38,8 @@ export async function forwardingCall(
   publisher: RTCPeerConnection;
   /** The server's endpoint of the publisher. */
   endpoint: MediaPublisher;
+  /** The server's endpoint of the player. */
+  subscriber: MediaSubscriber;
 }> {
   const { workers, restartDelayMs, moveTimeoutMs, ...options } = planeOptions;
   const plane = workers
@@ -60,6 +63,7 @@ export async function forwardingCall(
   sender.addTransceiver('audio', { direction: 'sendonly' });
   sender.addTransceiver(track, { direction: 'sendonly' });
   let publisher: MediaPublisher | undefined;
+  let subscriber: MediaSubscriber | undefined;
   await negotiate(sender, async (sdp) => (publisher = await plane.publish(sdp)));
 
   const player = new RTCPeerConnection({ ...config, codecs: { audio: [useOPUS()], video: [useVP8(), rtx()] } });
@@ -74,7 +78,7 @@ export async function forwardingCall(
   await negotiate(player, async (sdp) => {
     // The player is the DTLS client (the server answers passive): what it offers is what can be used.
     if (playerProfiles) for (const transport of dtls(player)) transport.srtpProfiles = playerProfiles;
-    return publisher!.subscribe(sdp);
+    return (subscriber = await publisher!.subscribe(sdp));
   });
   await Promise.all([sender, player].map(connected));
   return {
@@ -85,6 +89,7 @@ export async function forwardingCall(
     player,
     publisher: sender,
     endpoint: publisher!,
+    subscriber: subscriber!,
   };
 }
 

@@ -112,3 +112,19 @@ test("a moved endpoint's ICE restart opens it on a live worker: another DTLS fin
   assert.deepEqual(plane.endpointCounts[1 - slot], 1);
   assert.equal(call.endpoint.closed, false);
 });
+
+test('an endpoint that never connected closes with its worker (it has no ICE to restart); a moved publisher that closes takes its moved players with it', async (t) => {
+  const call = await forwardingCall(t, undefined, { workers: 1, restartDelayMs: 60_000 });
+  const plane = call.plane as WorkerMediaPlane;
+  const unconnected = await plane.publish(await sendOnlyOffer(t));
+  const seen: string[] = [];
+  call.endpoint.observer.on('moved', () => seen.push('publisher moved')).on('closed', () => seen.push('publisher closed'));
+  call.subscriber.observer.on('moved', () => seen.push('player moved')).on('closed', () => seen.push('player closed'));
+  unconnected.observer.on('moved', () => seen.push('unconnected moved')).on('closed', () => seen.push('unconnected closed'));
+  plane.stopWorker(0);
+  await until(() => seen.length === 3, 'the worker gone');
+  assert.deepEqual(seen.sort(), ['player moved', 'publisher moved', 'unconnected closed']);
+  call.endpoint.close();
+  assert.deepEqual(seen.slice(3).sort(), ['player closed', 'publisher closed']);
+  assert.equal(call.subscriber.closed, true);
+});

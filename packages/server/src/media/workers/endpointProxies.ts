@@ -165,11 +165,11 @@ abstract class EndpointProxy<Events extends EndpointEvents & Record<keyof Events
     this.worker.listen('endpoint', this.id, (report) => (report ? this.onReport(report) : this.lost()));
   }
 
-  /** Its worker is gone: it moves, unless the plane is closing. */
+  /** Its worker is gone: it moves, unless it never connected (there is no ICE to restart) or the plane is closing. */
   private lost(): void {
-    if (!this.placed) return;
-    if (!this.home.isOpen()) return this.ended();
-    this.state = { kind: 'moving', deadline: setTimeout(() => this.ended(), this.home.moveTimeoutMs) };
+    if (this.state.kind !== 'connected' || !this.home.isOpen()) return this.ended();
+    const deadline = setTimeout(() => this.ended(), this.home.moveTimeoutMs).unref();
+    this.state = { kind: 'moving', deadline };
     this.events.emit('moved');
   }
 
@@ -204,6 +204,8 @@ export class PublisherProxy extends EndpointProxy<PublisherEvents> implements Me
   private level = 0;
   private mediaDue: boolean | undefined;
   private layerSsrcs: LayerSsrcs[] | undefined;
+  /** Its players: a moving one has no worker to close it when the publisher closes. */
+  private readonly subscribers = new Set<SubscriberProxy>();
   /** Subscribers waiting for it to be placed again after a move. */
   private readonly awaitingPlacement: Array<(placement: Placement | undefined) => void> = [];
 
@@ -232,7 +234,12 @@ export class PublisherProxy extends EndpointProxy<PublisherEvents> implements Me
     const placement = await this.placement();
     if (!placement) throw new Error('the publisher closed');
     const opened = await openSubscriber(placement, offer, video);
-    return new SubscriberProxy(opened, opened.answered, this.home, this, video);
+    const subscriber = new SubscriberProxy(opened, opened.answered, this.home, this, video);
+    if (!subscriber.closed) {
+      this.subscribers.add(subscriber);
+      subscriber.observer.once('closed', () => this.subscribers.delete(subscriber));
+    }
+    return subscriber;
   }
 
   tap(): MediaTap {
@@ -264,6 +271,7 @@ export class PublisherProxy extends EndpointProxy<PublisherEvents> implements Me
   protected override ended(): void {
     super.ended();
     this.settleWaiters();
+    for (const subscriber of this.subscribers) subscriber.publisherClosed();
   }
 
   protected override onReport(report: WorkerReport): void {
@@ -291,8 +299,11 @@ class SubscriberProxy extends EndpointProxy<EndpointEvents> implements MediaSubs
     private video: PlayVideo | undefined,
   ) {
     super(placement, answered, home);
-    // On a worker its publisher's closing closes it; moving, it has no worker to do that.
-    publisher.observer.once('closed', () => this.state.kind === 'moving' && this.ended());
+  }
+
+  /** On a worker its publisher's closing closes it; moving, it has no worker to do that. */
+  publisherClosed(): void {
+    if (this.state.kind === 'moving') this.ended();
   }
 
   setVideo(video: PlayVideo): void {
