@@ -14,7 +14,13 @@ const STATS_COPY_MS = 50;
 
 const port = parentPort!;
 const { options, board } = workerData as MediaWorkerData;
-const post = (report: WorkerReport, transfer?: ArrayBuffer[]): void => port.postMessage(report, transfer);
+/** Set once the worker fails: nothing more is reported (its endpoints are to move, not close). */
+let failing = false;
+const post = (report: WorkerReport, transfer?: ArrayBuffer[]): void => {
+  if (!failing) port.postMessage(report, transfer);
+};
+/** How long a failing worker's sockets may take to close before it ends anyway. */
+const FAIL_CLOSE_MS = 1000;
 
 const publishers = new Map<number, WeriftPublisher>();
 const subscribers = new Map<number, MediaSubscriber>();
@@ -115,6 +121,8 @@ async function handle(plane: WeriftMediaPlane, command: WorkerCommand): Promise<
       return taps.get(command.tap)?.requestKeyFrame();
     case 'tapClose':
       return taps.get(command.tap)?.close();
+    case 'fail':
+      return fail(plane);
     case 'shutdown':
       clearInterval(statsCopy);
       await plane.close();
@@ -123,9 +131,25 @@ async function handle(plane: WeriftMediaPlane, command: WorkerCommand): Promise<
   }
 }
 
+/**
+ * Ends the worker as a failure does, with its sockets closed first and nothing more reported: Node
+ * 20 aborts the whole process when a thread ends while a UDP receive is under way (a fatal
+ * FromJust in UDPWrap::OnRecv on the ending isolate), so a worker never ends with its sockets open.
+ */
+function fail(plane: WeriftMediaPlane): void {
+  if (failing) return;
+  failing = true;
+  clearInterval(statsCopy);
+  setTimeout(() => process.exit(1), FAIL_CLOSE_MS).unref();
+  void plane.close().finally(() => process.exit(1));
+}
+
 let statsCopy: NodeJS.Timeout | undefined;
 try {
   const plane = await WeriftMediaPlane.open(options);
+  // A fault outside a command's handling leaves the worker in doubt: it fails, and its endpoints move.
+  process.on('uncaughtException', () => fail(plane));
+  process.on('unhandledRejection', () => fail(plane));
   statsCopy = setInterval(() => writeBoard(plane.stats, board), STATS_COPY_MS);
   // A command that throws concerns its endpoint alone (requests answer `refused`): the worker carries on.
   port.on('message', (command: WorkerCommand) => void handle(plane, command).catch(() => undefined));

@@ -34,7 +34,9 @@ export type WorkerCommand =
   | { op: 'tapKeyFrame'; tap: number }
   | { op: 'tapClose'; tap: number }
   /** Closes the worker's plane; the worker answers `shutDown`. */
-  | { op: 'shutdown' };
+  | { op: 'shutdown' }
+  /** Ends the worker as a failure would (its endpoints move): its sockets close, and it exits reporting nothing. */
+  | { op: 'fail' };
 
 export type WorkerReport =
   | { op: 'ready'; udpPort: number | undefined; tcpPort: number | undefined; fastPathNote: string }

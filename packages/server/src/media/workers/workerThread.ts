@@ -125,9 +125,9 @@ export class MediaWorker {
     await this.thread.terminate();
   }
 
-  /** Ends the thread at once, its peer connections with it (see WorkerMediaPlane.stopWorker). */
+  /** Ends the thread as a failure would, its peer connections with it (see WorkerMediaPlane.stopWorker). */
   kill(): void {
-    void this.thread.terminate();
+    if (this.state === 'running') this.thread.postMessage({ op: 'fail' } satisfies WorkerCommand);
   }
 
   private onReport(report: WorkerReport): void {
@@ -157,7 +157,6 @@ export class MediaWorker {
 
   private gone(reason: string): void {
     if (this.state === 'gone') return;
-    const stopping = this.state === 'stopping';
     this.state = 'gone';
     for (const { reject } of this.pending.values()) reject(new Error(`the media worker ${reason}`));
     this.pending.clear();
@@ -166,7 +165,6 @@ export class MediaWorker {
       listeners.clear();
       for (const listener of all) listener(undefined);
     }
-    if (!stopping) void this.thread.terminate();
     this.observer.emit('exit', reason);
   }
 }
