@@ -100,7 +100,7 @@ function costs(
   };
 }
 
-async function measureSfu(server: ServerUnderTest, players: number, seconds: number): Promise<Measured> {
+export async function measureSfu(server: ServerUnderTest, players: number, seconds: number): Promise<Measured> {
   // The bots report no quality: a hundred of them sampling werift's statistics every 3 s take CPU
   // from the server beside them (about 12 µs per forwarded packet at 100 players).
   const profile = { appID: DEV_APP.appID, appSign: DEV_APP.appSign, server: server.url, timeouts: { qualityIntervalMs: 3_600_000 } };
@@ -148,7 +148,7 @@ async function measureSfu(server: ServerUnderTest, players: number, seconds: num
 }
 
 /** The same packet sizes and rates through the UDP relay; packets carry their send time and number. */
-async function measureRelay(players: number, seconds: number): Promise<Measured> {
+export async function measureRelay(players: number, seconds: number): Promise<Measured> {
   const relay = fork(new URL('./udpRelay.ts', import.meta.url).pathname, [], {
     execArgv: ['--import', 'tsx'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],

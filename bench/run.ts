@@ -14,6 +14,7 @@
  *   npm run bench -- --only network --codec VP9   # the codec Parley's publisher sends (VP8 simulcast by default)
  *   npm run bench -- --only soak      # a call under 10⁶ forged datagrams and 10⁶ malformed signalling frames (root; only when named)
  *   PARLEY_BENCH_PROFILE=dir npm run bench ...   # CPU profiles of the server processes
+ *   node --import tsx bench/sfuOnly.ts 200 15 relay  # the SFU's forwarding cost alone, for alternating runs of two builds
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';

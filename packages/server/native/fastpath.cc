@@ -1,6 +1,6 @@
 // The media path's per-packet work that JavaScript cannot do cheaply: AES-GCM sealing and opening of
 // SRTP (RFC 7714) with one OpenSSL context per key, reused for every packet, and the datagrams of a turn
-// of the event loop sent with one sendmmsg(2). Node's own OpenSSL (its exported symbols) does the
+// of the event loop sent with sendmmsg(2), each destination's in as few messages as UDP GSO allows. Node's own OpenSSL (its exported symbols) does the
 // cryptography, so both paths use the same library.
 #include <napi.h>
 #include <openssl/evp.h>
@@ -11,6 +11,9 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <vector>
+#include <algorithm>
+#include <array>
+#include <netinet/udp.h>
 
 namespace {
 
@@ -175,65 +178,154 @@ class GcmOpener : public GcmContextWrap<GcmOpener, false> {
   }
 };
 
-// sendBatch(fd, datagrams, count, addresses, ports): sends datagrams[0..count) to IPv4 addresses
-// (host order) and ports with sendmmsg(2), never blocking. Returns how many were handled: sent, or
-// refused by the kernel for that datagram alone (as a send of its own would be). Fewer than `count`
-// means the socket's buffer is full; the caller queues the rest.
+// UDP generic segmentation offload (Linux 4.18+): several datagrams to one address go down the stack
+// as one, and are cut into datagrams of `segment` bytes (the last may be shorter) at the end. Off once
+// the kernel or the route refuses it.
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+constexpr size_t kMaxSegments = 64;      // the kernel's UDP_MAX_SEGMENTS
+constexpr size_t kMaxGsoBytes = 65000;   // under an IPv4 datagram's limit
+bool gso_usable = true;
+
+// One message of a batch: datagrams [first, first + segments) of `order`, to one address.
+struct Run {
+  uint32_t first;
+  uint32_t segments;
+  uint16_t segment_bytes;  // 0: no segmentation (one datagram)
+};
+
+// sendBatch(fd, datagrams, count, addresses, ports, unsent): sends datagrams[0..count) to IPv4
+// addresses (host order) and ports, never blocking. A destination's datagrams keep their order; runs
+// of them of one size (the last may be smaller) leave as one message with UDP_SEGMENT, the rest one
+// message each, all in sendmmsg(2) calls. A datagram the kernel refuses alone counts as sent, as a
+// send of its own would. Returns how many were not sent (the socket's buffer is full), marked 1 in
+// `unsent` (a Uint8Array of at least `count`): the caller queues those.
 Napi::Value SendBatch(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 5 || !info[1].IsArray() || !info[3].IsTypedArray() || !info[4].IsTypedArray()) {
-    return Fail(env, "sendBatch: fd, datagrams, count, addresses (Uint32Array), ports (Uint16Array)");
+  if (info.Length() < 6 || !info[1].IsArray() || !info[3].IsTypedArray() || !info[4].IsTypedArray() || !info[5].IsTypedArray()) {
+    return Fail(env, "sendBatch: fd, datagrams, count, addresses (Uint32Array), ports (Uint16Array), unsent (Uint8Array)");
   }
   const int fd = info[0].As<Napi::Number>().Int32Value();
   auto datagrams = info[1].As<Napi::Array>();
   const uint32_t count = info[2].As<Napi::Number>().Uint32Value();
   auto addresses = info[3].As<Napi::Uint32Array>();
   auto ports = info[4].As<Napi::Uint16Array>();
-  if (count > datagrams.Length() || count > addresses.ElementLength() || count > ports.ElementLength()) {
+  auto unsent = info[5].As<Napi::Uint8Array>();
+  if (count > datagrams.Length() || count > addresses.ElementLength() || count > ports.ElementLength() ||
+      count > unsent.ElementLength()) {
     return Fail(env, "sendBatch: count out of range");
   }
-  thread_local std::vector<mmsghdr> messages;
+  thread_local std::vector<iovec> datagram_vectors;
+  thread_local std::vector<uint32_t> order;
   thread_local std::vector<iovec> vectors;
+  thread_local std::vector<Run> runs;
+  thread_local std::vector<mmsghdr> messages;
   thread_local std::vector<sockaddr_in> targets;
-  messages.resize(count);
-  vectors.resize(count);
-  targets.resize(count);
+  thread_local std::vector<std::array<uint8_t, CMSG_SPACE(sizeof(uint16_t))>> controls;
+  datagram_vectors.resize(count);
   for (uint32_t i = 0; i < count; i++) {
     Napi::Value value = datagrams[i];
     if (!value.IsBuffer()) return Fail(env, "sendBatch: a datagram is not a buffer");
     auto datagram = value.As<Napi::Buffer<uint8_t>>();
-    vectors[i] = {datagram.Data(), datagram.Length()};
-    sockaddr_in& target = targets[i];
+    datagram_vectors[i] = {datagram.Data(), datagram.Length()};
+    unsent[i] = 0;
+  }
+  // By destination, each one's datagrams in their order.
+  order.resize(count);
+  for (uint32_t i = 0; i < count; i++) order[i] = i;
+  const auto destination = [&](uint32_t i) { return (uint64_t(addresses[i]) << 16) | ports[i]; };
+  if (gso_usable) std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) { return destination(a) < destination(b); });
+  // Runs: one size, the last of a run may be smaller.
+  runs.clear();
+  vectors.resize(count);
+  for (uint32_t at = 0; at < count;) {
+    const uint32_t i = order[at];
+    const size_t size = datagram_vectors[i].iov_len;
+    uint32_t segments = 1;
+    size_t bytes = size;
+    if (gso_usable && size > 0) {
+      while (at + segments < count && segments < kMaxSegments) {
+        const uint32_t next = order[at + segments];
+        const size_t next_size = datagram_vectors[next].iov_len;
+        if (destination(next) != destination(i) || next_size == 0 || next_size > size || bytes + next_size > kMaxGsoBytes) break;
+        segments++;
+        bytes += next_size;
+        if (next_size < size) break;  // a shorter one ends the run
+      }
+    }
+    for (uint32_t k = 0; k < segments; k++) vectors[at + k] = datagram_vectors[order[at + k]];
+    runs.push_back({at, segments, segments > 1 ? uint16_t(size) : uint16_t(0)});
+    at += segments;
+  }
+  messages.resize(runs.size());
+  targets.resize(runs.size());
+  controls.resize(runs.size());
+  for (size_t r = 0; r < runs.size(); r++) {
+    const Run& run = runs[r];
+    const uint32_t i = order[run.first];
+    sockaddr_in& target = targets[r];
     std::memset(&target, 0, sizeof target);
     target.sin_family = AF_INET;
     target.sin_port = htons(ports[i]);
     target.sin_addr.s_addr = htonl(addresses[i]);
-    std::memset(&messages[i], 0, sizeof(mmsghdr));
-    messages[i].msg_hdr.msg_name = &target;
-    messages[i].msg_hdr.msg_namelen = sizeof target;
-    messages[i].msg_hdr.msg_iov = &vectors[i];
-    messages[i].msg_hdr.msg_iovlen = 1;
+    msghdr& header = messages[r].msg_hdr;
+    std::memset(&messages[r], 0, sizeof(mmsghdr));
+    header.msg_name = &target;
+    header.msg_namelen = sizeof target;
+    header.msg_iov = &vectors[run.first];
+    header.msg_iovlen = run.segments;
+    if (run.segment_bytes > 0) {
+      header.msg_control = controls[r].data();
+      header.msg_controllen = controls[r].size();
+      cmsghdr* control = CMSG_FIRSTHDR(&header);
+      control->cmsg_level = SOL_UDP;
+      control->cmsg_type = UDP_SEGMENT;
+      control->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+      std::memcpy(CMSG_DATA(control), &run.segment_bytes, sizeof(uint16_t));
+    }
   }
-  uint32_t handled = 0;
-  while (handled < count) {
-    const int sent = sendmmsg(fd, messages.data() + handled, count - handled, MSG_DONTWAIT);
+  size_t handled = 0;
+  uint32_t left = 0;
+  while (handled < runs.size()) {
+    const int sent = sendmmsg(fd, messages.data() + handled, unsigned(runs.size() - handled), MSG_DONTWAIT);
     if (sent > 0) {
-      handled += uint32_t(sent);
+      handled += size_t(sent);
     } else if (errno == EINTR) {
       continue;
     } else if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) {
       break;
+    } else if (messages[handled].msg_hdr.msg_controllen > 0 && (errno == EIO || errno == EINVAL || errno == ENOPROTOOPT)) {
+      // Segmentation refused (no checksum offload on the route, an old kernel): the run goes one
+      // datagram a message, as every later batch does.
+      gso_usable = false;
+      const Run& run = runs[handled];
+      for (uint32_t k = 0; k < run.segments; k++) {
+        msghdr single = {};
+        single.msg_name = messages[handled].msg_hdr.msg_name;
+        single.msg_namelen = sizeof(sockaddr_in);
+        single.msg_iov = &vectors[run.first + k];
+        single.msg_iovlen = 1;
+        while (sendmsg(fd, &single, MSG_DONTWAIT) < 0 && errno == EINTR) {
+        }
+      }
+      handled++;
     } else {
-      handled++;  // this datagram alone is refused (e.g. a firewall's rule): the others still go
+      handled++;  // this message alone is refused (e.g. a firewall's rule): the others still go
     }
   }
-  return Napi::Number::New(env, handled);
+  for (size_t r = handled; r < runs.size(); r++) {
+    for (uint32_t k = 0; k < runs[r].segments; k++) unsent[order[runs[r].first + k]] = 1;
+    left += runs[r].segments;
+  }
+  return Napi::Number::New(env, left);
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("GcmSealer", GcmSealer::Define(env));
   exports.Set("GcmOpener", GcmOpener::Define(env));
   exports.Set("sendBatch", Napi::Function::New(env, SendBatch));
+  exports.Set("gsoUsable", Napi::Function::New(env, [](const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), gso_usable); }));
   return exports;
 }
 

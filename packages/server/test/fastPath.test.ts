@@ -1,7 +1,8 @@
 /**
- * The forwarding path's sending: the native addon's batches (one sendmmsg per turn of the event
- * loop) deliver what Node's own sends deliver, byte for byte and in order; a socket closed before
- * its batch leaves sends nothing. Sealing is compared in mediaPlane.test.ts.
+ * The forwarding path's sending: the native addon's batches (a turn of the event loop's datagrams,
+ * each destination's runs of one size as one UDP GSO message) deliver what Node's own sends
+ * deliver, byte for byte and in order; a socket closed before its batch leaves sends nothing.
+ * Sealing is compared in mediaPlane.test.ts.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -20,8 +21,8 @@ const bound = (): Promise<Socket> =>
 /** Receivers enough that a turn's datagrams fit their buffers (nothing is read until the turn ends). */
 const RECEIVERS = 10;
 
-/** What `datagrams`, sent in one turn on `path`, deliver to each receiver (the i-th datagram to receiver i mod RECEIVERS). */
-async function deliver(path: FastPathKind, datagrams: Buffer[]): Promise<Buffer[][]> {
+/** What `datagrams`, sent in one turn on `path`, deliver to each receiver (the i-th datagram to receiver `to(i)`, i mod RECEIVERS by default). */
+async function deliver(path: FastPathKind, datagrams: Buffer[], to = (i: number): number => i % RECEIVERS): Promise<Buffer[][]> {
   const { fastPath } = openFastPath(path);
   assert.equal(fastPath.kind, path, 'the native addon is built by npm install (build-essential)');
   const sender = await bound();
@@ -38,7 +39,7 @@ async function deliver(path: FastPathKind, datagrams: Buffer[]): Promise<Buffer[
       );
     });
     datagrams.forEach((datagram, i) => {
-      const { port } = receivers[i % receivers.length]!.address();
+      const { port } = receivers[to(i)]!.address();
       fastPath.send(sender, datagram, ipv4Number('127.0.0.1'), '127.0.0.1', port);
     });
     await all;
@@ -63,6 +64,34 @@ test(
     );
   },
 );
+
+test('frames to each receiver (runs of one size, a shorter last, more than a GSO message holds) arrive whole and in order as one batch sends them', async () => {
+  // Per receiver: frames of 1 to 70 packets of 1,136 bytes and a shorter last, interleaved as a fanout sends them, with audio between.
+  const datagrams: Buffer[] = [];
+  const receiverOf: number[] = [];
+  for (let frame = 0; frame < 6; frame++) {
+    const packets = [1, 4, 70, 2, 5, 3][frame]!;
+    for (let packet = 0; packet < packets; packet++) {
+      for (let receiver = 0; receiver < RECEIVERS; receiver++) {
+        const last = packet === packets - 1;
+        datagrams.push(randomBytes(last ? 300 + receiver : 1136));
+        receiverOf.push(receiver);
+        if (packet === 1 && receiver % 3 === 0) {
+          datagrams.push(randomBytes(90)); // audio
+          receiverOf.push(receiver);
+        }
+      }
+    }
+  }
+  const native = await deliver('native', datagrams, (i) => receiverOf[i]!);
+  assert.equal(openFastPath('native').fastPath.gso, true, 'the kernel took the GSO messages (Linux 4.18+)');
+  const typeScript = await deliver('typescript', datagrams, (i) => receiverOf[i]!);
+  assert.deepEqual(native, typeScript);
+  assert.deepEqual(
+    native[3],
+    datagrams.filter((_, i) => receiverOf[i] === 3),
+  );
+});
 
 test('a socket closed before its batch leaves sends nothing, and the next socket’s batch is not affected', async () => {
   const { fastPath } = openFastPath('native');

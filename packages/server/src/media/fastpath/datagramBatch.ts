@@ -1,14 +1,24 @@
 /**
  * Sends on a UDP socket of Node's through the native addon: the datagrams queued during one turn
- * of the event loop (a packet's copies for every player, a pacer's burst) leave in one
- * sendmmsg(2) at its end. What the socket's buffer cannot take now goes through Node's own send,
- * which queues it.
+ * of the event loop leave together at its end (setImmediate: after every datagram the loop read
+ * this turn, a frame's packets, has been forwarded). Each destination's then go in as few messages
+ * as UDP GSO allows: a frame's packets to one player as one, which the kernel cuts up after its
+ * send path, once. What the socket's buffer cannot take now goes through Node's own send, which
+ * queues it.
  */
 import { createSocket, type Socket } from 'node:dgram';
 
-export type SendBatch = (fd: number, datagrams: Buffer[], count: number, addresses: Uint32Array, ports: Uint16Array) => number;
+/** Sends datagrams[0..count); returns how many it could not send now, marked 1 in `unsent`. */
+export type SendBatch = (
+  fd: number,
+  datagrams: Buffer[],
+  count: number,
+  addresses: Uint32Array,
+  ports: Uint16Array,
+  unsent: Uint8Array,
+) => number;
 
-/** The largest batch: a microtask's sends beyond it start the next one. */
+/** The largest batch: a turn's sends beyond it start the next one. */
 const MAX_BATCH = 1024;
 
 type SocketState = { handle?: { fd?: number } | null };
@@ -36,6 +46,7 @@ export class DatagramBatch {
   private readonly datagrams: Buffer[] = [];
   private readonly addresses = new Uint32Array(MAX_BATCH);
   private readonly ports = new Uint16Array(MAX_BATCH);
+  private readonly unsent = new Uint8Array(MAX_BATCH);
   /** Of `datagrams`, the first `count` wait; the rest are old entries, reused. */
   private count = 0;
   private readonly hosts: string[] = [];
@@ -49,7 +60,7 @@ export class DatagramBatch {
   push(datagram: Buffer, ipv4: number, host: string, port: number): void {
     if (this.count === MAX_BATCH) this.flush();
     const i = this.count++;
-    if (i === 0) queueMicrotask(this.flushLater);
+    if (i === 0) setImmediate(this.flushLater);
     this.datagrams[i] = datagram;
     this.hosts[i] = host;
     this.addresses[i] = ipv4;
@@ -64,11 +75,17 @@ export class DatagramBatch {
     this.count = 0;
     const fd = descriptor(this.socket);
     if (fd < 0) return; // closed: nothing more leaves it
-    let handled = 0;
+    const { unsent } = this;
+    let left = count;
+    unsent.fill(1, 0, count);
     try {
-      handled = this.sendBatch(fd, datagrams, count, this.addresses, this.ports);
+      left = this.sendBatch(fd, datagrams, count, this.addresses, this.ports, unsent);
     } finally {
-      for (let i = handled; i < count; i++) this.socket.send(datagrams[i]!, this.ports[i]!, this.hosts[i]!);
+      for (let i = 0; left > 0 && i < count; i++) {
+        if (unsent[i] === 0) continue;
+        this.socket.send(datagrams[i]!, this.ports[i]!, this.hosts[i]!);
+        left--;
+      }
       datagrams.fill(undefined as unknown as Buffer, 0, count);
     }
   }

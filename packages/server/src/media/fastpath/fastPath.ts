@@ -1,6 +1,6 @@
 /**
  * The forwarding path's sealing and sending: native (the addon in `native/`, built at install:
- * OpenSSL contexts kept per key, a turn's datagrams in one sendmmsg) where it was built, else
+ * OpenSSL contexts kept per key, a turn's datagrams in sendmmsg, a destination's as UDP GSO messages) where it was built, else
  * TypeScript. Both give the same bytes; the server says at startup which one runs.
  */
 import type { Socket } from 'node:dgram';
@@ -19,12 +19,15 @@ export interface FastPath {
   gcmOpener(key: Buffer, salt: Buffer): SrtpGcmOpener;
   /** Sends a datagram to `host` (`ipv4`: the same address as a number, -1 when it is not IPv4) and `port`. */
   send(socket: Socket, datagram: Buffer, ipv4: number, host: string, port: number): void;
+  /** Whether a destination's datagrams leave as UDP GSO messages (until the kernel refuses one). */
+  readonly gso: boolean;
 }
 
 interface Addon {
   GcmSealer: new (key: Buffer, salt: Buffer) => GcmSealer;
   GcmOpener: new (key: Buffer, salt: Buffer) => SrtpGcmOpener;
   sendBatch: SendBatch;
+  gsoUsable(): boolean;
 }
 
 export const typeScriptFastPath: FastPath = {
@@ -32,6 +35,7 @@ export const typeScriptFastPath: FastPath = {
   gcmSealer: (key, salt) => new TypeScriptGcmSealer(key, salt),
   gcmOpener: (key, salt) => new TypeScriptGcmOpener(key, salt),
   send: (socket, datagram, _ipv4, host, port) => socket.send(datagram, port, host),
+  gso: false,
 };
 
 function nativeFastPath(addon: Addon): FastPath {
@@ -48,6 +52,9 @@ function nativeFastPath(addon: Addon): FastPath {
       let batch = batches.get(socket);
       if (!batch) batches.set(socket, (batch = new DatagramBatch(socket, addon.sendBatch)));
       batch.push(datagram, ipv4, host, port);
+    },
+    get gso() {
+      return addon.gsoUsable();
     },
   };
 }
@@ -75,5 +82,8 @@ export function openFastPath(prefer: FastPathKind = 'native'): { fastPath: FastP
   if ('reason' in result) return { fastPath: typeScriptFastPath, note: `TypeScript (the native addon did not load: ${result.reason})` };
   if (!socketDescriptorsReadable)
     return { fastPath: typeScriptFastPath, note: "TypeScript (this Node's UDP sockets do not show their descriptors)" };
-  return { fastPath: nativeFastPath(result.addon), note: 'native (OpenSSL contexts per key for sealing and opening, sendmmsg)' };
+  return {
+    fastPath: nativeFastPath(result.addon),
+    note: 'native (OpenSSL contexts per key for sealing and opening, sendmmsg with UDP GSO)',
+  };
 }
