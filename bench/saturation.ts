@@ -9,6 +9,9 @@
  * iptables rule in INPUT counts and drops the server's RTP (datagrams of 300 bytes and more; STUN
  * and RTCP pass; the rule comes once the players are connected, as it would drop their DTLS
  * handshakes). The publishers' are on 127.0.0.3, where a rule counts what the server was given.
+ * Meanwhile the loopback device takes no GSO (`gso_max_segs 1`): the kernel cuts the server's UDP
+ * GSO messages into their datagrams before delivering them, as a NIC does before the wire, so the
+ * rule counts each datagram, not each message.
  * Players that decrypted their packets would cost the load generator more than the server, which
  * must have the machine's cores to itself to show what it does with them. Needs root and iptables.
  */
@@ -59,7 +62,12 @@ class KernelCounters {
     }
   }
 
+  /** The loopback device's `gso_max_segs` before the run. */
+  private loopbackGsoSegments: string | undefined;
+
   open(): void {
+    this.loopbackGsoSegments = /gso_max_segs (\d+)/.exec(execFileSync('ip', ['-d', 'link', 'show', 'lo'], { encoding: 'utf8' }))?.[1];
+    execFileSync('ip', ['link', 'set', 'dev', 'lo', 'gso_max_segs', '1']);
     for (const rule of this.rules) execFileSync('iptables', ['-I', 'INPUT', '1', ...rule]);
     // A bench stopped meanwhile (Ctrl-C, a timeout) leaves no rule behind.
     for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, this.onSignal);
@@ -93,6 +101,8 @@ class KernelCounters {
         // not there: never added
       }
     }
+    if (this.loopbackGsoSegments) execFileSync('ip', ['link', 'set', 'dev', 'lo', 'gso_max_segs', this.loopbackGsoSegments]);
+    this.loopbackGsoSegments = undefined;
   }
 }
 
