@@ -33,6 +33,9 @@ export const streamDevicesOf = (p: PublicationRecord): StreamDevices => ({ strea
 export const devicesChanged = ({ camera, microphone, speaker }: PublicationRecord['devices']): boolean =>
   camera !== RemoteDeviceState.Open || microphone !== RemoteDeviceState.Open || speaker !== RemoteDeviceState.Open;
 
+/** What an endpoint says of its transport, as the client is told it. */
+const MEDIA_NOTICE_TYPE = { stalled: 'mediaStalled', moved: 'mediaMoved' } as const;
+const MEDIA_NOTICES = Object.keys(MEDIA_NOTICE_TYPE) as Array<keyof typeof MEDIA_NOTICE_TYPE>;
 export class RoomStreams {
   constructor(
     private readonly ctx: RoomContext,
@@ -102,12 +105,11 @@ export class RoomStreams {
     media.observer.on('layerCaps', (maxBitrates) => {
       if (current()) live.send(sessionID, { type: 'publishBitrates', streamID, maxBitrates });
     });
-    media.observer.on('stalled', () => {
-      if (current()) live.send(sessionID, { type: 'mediaStalled', streamID, role: 'publish' });
-    });
-    media.observer.on('moved', () => {
-      if (current()) live.send(sessionID, { type: 'mediaMoved', streamID, role: 'publish' });
-    });
+    for (const event of MEDIA_NOTICES) {
+      media.observer.on(event, () => {
+        if (current()) live.send(sessionID, { type: MEDIA_NOTICE_TYPE[event], streamID, role: 'publish' });
+      });
+    }
   }
 
   /** The publisher's media is connected: the room is told of the stream. */
@@ -217,10 +219,10 @@ export class RoomStreams {
       live.setPlayMedia(play, media);
       if (req.muted) media.setMuted(req.muted);
       media.observer.once('closed', () => void queues.run(appID, () => this.playEnded(play, publication)));
-      for (const event of ['stalled', 'moved'] as const) {
+      for (const event of MEDIA_NOTICES) {
         media.observer.on(event, () => {
-          if (live.playMedia(play.playID) !== media) return;
-          live.send(sessionID, { type: event === 'stalled' ? 'mediaStalled' : 'mediaMoved', streamID: play.streamID, role: 'play' });
+          if (live.playMedia(play.playID) === media)
+            live.send(sessionID, { type: MEDIA_NOTICE_TYPE[event], streamID: play.streamID, role: 'play' });
         });
       }
       return ok({ sdp: media.answer });

@@ -62,7 +62,6 @@ export function firstVideoFormat(offer: string): string {
   return new RegExp(`^a=rtpmap:${payloadType} ([^/\\s]+)`, 'm').exec(video)?.[1]?.toLowerCase() ?? '';
 }
 
-/** The RIDs the offer's video section sends, in its order (RFC 8853 `a=simulcast:send`); [] without simulcast. */
 /** A simulcast layer's SSRCs, as a publisher's packets showed them. */
 export interface LayerSsrcs {
   rid: string;
@@ -70,6 +69,7 @@ export interface LayerSsrcs {
   rtxSsrc: number | undefined;
 }
 
+/** The RIDs the offer's video section sends, in its order (RFC 8853 `a=simulcast:send`); [] without simulcast. */
 export function simulcastRids(offer: string): string[] {
   const video = videoSection(offer);
   const line = video?.split(/\r?\n/).find((l) => l.startsWith('a=simulcast:send '));
@@ -107,7 +107,7 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
   private repairedRidId = 0;
   /** Each simulcast layer's RTX stream, by its SSRC. */
   private readonly rtxLayers = new Map<number, VideoLayer>();
-  /** Told when a simulcast layer's SSRCs become known (see `layerSsrcs`). */
+  /** Told when more of the simulcast layers' SSRCs are known: what another peer connection of this publisher needs to place its packets. */
   onLayerSsrcs: ((layers: LayerSsrcs[]) => void) | undefined;
   private reportedSsrcs = '';
   private readonly layerCheck: NodeJS.Timeout;
@@ -336,15 +336,13 @@ export class WeriftPublisher extends WeriftPeer<PublisherEvents> implements Medi
     this.observer.emit('layerCaps', caps);
   }
 
-  /** The simulcast layers' SSRCs (media and RTX) as learned so far: what another peer connection of this publisher needs to place its packets. */
-  layerSsrcs(): LayerSsrcs[] {
-    const rtx = new Map([...this.rtxLayers].map(([ssrc, layer]) => [layer, ssrc]));
-    return this.layers.flatMap((layer) => (layer.rid === undefined ? [] : [{ rid: layer.rid, ssrc: layer.ssrc, rtxSsrc: rtx.get(layer) }]));
-  }
-
+  /** Tells `onLayerSsrcs` of the simulcast layers' SSRCs (media and RTX) when more of them are known. */
   private reportSsrcs(): void {
     if (!this.onLayerSsrcs || this.layers[0]!.rid === undefined) return;
-    const layers = this.layerSsrcs();
+    const rtx = new Map([...this.rtxLayers].map(([ssrc, layer]) => [layer, ssrc]));
+    const layers = this.layers.flatMap((layer) =>
+      layer.rid === undefined ? [] : [{ rid: layer.rid, ssrc: layer.ssrc, rtxSsrc: rtx.get(layer) }],
+    );
     const key = JSON.stringify(layers);
     if (key === this.reportedSsrcs) return;
     this.reportedSsrcs = key;
