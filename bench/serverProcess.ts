@@ -4,10 +4,12 @@ import { Session } from 'node:inspector/promises';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { startServer, DEV_APP } from '@parley/server';
+import { startServer, setServerHeapGrowth, DEV_APP } from '@parley/server';
 import type { ServerVariant } from './lib.js';
 
 setFlagsFromString('--expose-gc');
+// As `parley start` runs.
+setServerHeapGrowth();
 const gc = runInNewContext('gc') as () => void;
 
 const lifted = 1e9;

@@ -14,6 +14,7 @@ import { loadConfig, type LoadedConfig } from './configFile.js';
 import { signallingUrlOf, startServer, type ParleyServer } from './server.js';
 import { decodeToken04, generateToken04, type TokenPrivileges } from './auth/token04.js';
 import { diagnose } from './doctor.js';
+import { setServerHeapGrowth } from './heapGrowth.js';
 
 const USAGE = `usage:
   parley dev [--port P] [--heartbeat-timeout-ms MS]
@@ -55,6 +56,7 @@ function required(name: keyof typeof values): string {
 }
 
 async function serve(mode: 'dev' | 'start'): Promise<void> {
+  setServerHeapGrowth();
   const port = values.port ? Number(values.port) : DEFAULT_PORT;
   const heartbeatTimeoutMs = values['heartbeat-timeout-ms'] ? Number(values['heartbeat-timeout-ms']) : undefined;
   if (mode === 'dev') {

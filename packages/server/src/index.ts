@@ -45,5 +45,6 @@ export {
   type StreamEndReason,
 } from './webhooks/index.js';
 export { apiSignature } from './api/signature.js';
+export { setServerHeapGrowth } from './heapGrowth.js';
 export { ApiCode } from './api/actions.js';
 export type { RecordingOptions, RecordStatusEvent } from './egress/recordings.js';

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseRed, RedEncoder, redHeaderLength, writeRedHeader } from '../src/media/core/red.js';
+import { MAX_RED_BLOCKS, parseRed, RedEncoder, redHeaderLength, writeRedHeader } from '../src/media/core/red.js';
 
 /** A RED payload (RFC 2198) of Opus frames with payload type `pt`: redundant ones (with their timestamp offsets) first, then the primary. */
 function redPayload(pt: number, redundant: Array<{ offset: number; data: Buffer }>, primary: Buffer): Buffer {
@@ -45,6 +45,14 @@ test('a RED payload with only a primary, and malformed ones', () => {
   assert.equal(parseRed(Buffer.from([0x80 | 111, 0, 0, 0])), undefined, 'no primary header');
   const tooLong = redPayload(111, [{ offset: 960, data: Buffer.alloc(10) }], Buffer.alloc(0)).subarray(0, 10);
   assert.equal(parseRed(tooLong), undefined, 'a block longer than the payload');
+  const frames = (n: number): Array<{ offset: number; data: Buffer }> =>
+    Array.from({ length: n }, (_, i) => ({ offset: 960 * (n - i), data: Buffer.alloc(3) }));
+  assert.equal(parseRed(redPayload(111, frames(MAX_RED_BLOCKS - 1), Buffer.alloc(3)))?.length, MAX_RED_BLOCKS, 'as many blocks as may be');
+  assert.equal(
+    parseRed(redPayload(111, frames(MAX_RED_BLOCKS), Buffer.alloc(3))),
+    undefined,
+    'one more: a header longer than a player copy keeps',
+  );
 });
 
 test('the header is rewritten for another Opus payload type, the blocks kept', () => {

@@ -17,17 +17,19 @@ export interface RedBlock {
 
 /** Four bytes per redundant block, one for the primary. */
 const REDUNDANT_HEADER_BYTES = 4;
+/** The most blocks a RED payload may have: libwebrtc sends 2 to 4, and a player's copy keeps a header of up to 30 bytes (sentHistory.ts). */
+export const MAX_RED_BLOCKS = 8;
 
 /**
  * The blocks of a RED payload, oldest first and the primary last; undefined when malformed
- * (lengths past the end, no primary). The redundant blocks of libwebrtc's encoder are the packets
+ * (lengths past the end, no primary, more than MAX_RED_BLOCKS). The redundant blocks of libwebrtc's encoder are the packets
  * sent just before: the last redundant block is the previous sequence number's frame.
  */
 export function parseRed(payload: Buffer): RedBlock[] | undefined {
   const headers: Array<{ payloadType: number; timestampOffset: number; length: number }> = [];
   let at = 0;
   for (;;) {
-    if (at >= payload.length) return undefined;
+    if (at >= payload.length || headers.length === MAX_RED_BLOCKS) return undefined;
     const first = payload[at]!;
     if ((first & 0x80) === 0) {
       headers.push({ payloadType: first & 0x7f, timestampOffset: 0, length: -1 });

@@ -21,6 +21,7 @@ import { Pacer } from '../core/congestion/pacer.js';
 import type { AudioPacket } from './audioReceiver.js';
 import { asksForKeyFrame } from './keyFrames.js';
 import { RedEncoder, writeRedHeader } from '../core/red.js';
+import { SentHistory } from '../core/sentHistory.js';
 import { ForwardingSender, outgoingPacket, type OutgoingPacket } from './forwardingSender.js';
 import { twccResults } from '../core/congestion/twcc.js';
 import { TRANSPORT_CC_URI } from './uplinkFeedback.js';
@@ -56,31 +57,15 @@ const subscribeHeaderExtensions = (): HeaderExtensions => ({
   ],
 });
 
-/** One packet as the player got it. */
-class SentPacket {
-  source: RtpPacket | undefined;
-  sequenceNumber = -1;
-  timestamp = 0;
-  marker = false;
-  payloadType = 0;
-  layer = 0;
-  /** The rewritten descriptor that replaced the source payload's first `replaced` bytes. */
-  readonly prefix = Buffer.alloc(32);
-  prefixLength = 0;
-  replaced = 0;
-  sentAtMs = 0;
-  resends = 0;
-}
-
 export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
   /** A player sends receiver reports and transport-wide feedback while the transport is up. */
   protected readonly mediaKind = 'rtcp';
   private readonly senders: Partial<Record<Kind, RTCRtpSender>> = {};
   private readonly forwarders: Partial<Record<Kind, ForwardingSender>> = {};
   private readonly rewriter: StreamRewriter;
-  private readonly sent: Record<Kind, SentPacket[]> = {
-    audio: Array.from({ length: SENT_HISTORY.audio }, () => new SentPacket()),
-    video: Array.from({ length: SENT_HISTORY.video }, () => new SentPacket()),
+  private readonly sent: Record<Kind, SentHistory<RtpPacket>> = {
+    audio: new SentHistory(SENT_HISTORY.audio),
+    video: new SentHistory(SENT_HISTORY.video),
   };
   /** The player's audio format; `red` -1 when it gets plain Opus (unwrapped from RED if need be). */
   private readonly audioFormat = { opus: -1, red: -1 };
@@ -305,27 +290,10 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
       out.replaced = red[0]!.start;
     }
     this.setExtensions('audio', 0, level);
-    this.remember('audio', rtp, 0, nowMs);
+    this.sent.audio.record(this.out, rtp, 0, nowMs);
     const datagram = forwarder.seal(out, rtp, sentAt, true);
     if (asRed) this.stats.redPacketsSent++;
     this.pacer.send('audio', datagram, this.stampedSequenceNumber(), nowMs);
-  }
-
-  /** Keeps what `out` (about to be sent from `source`) is, to answer NACKs with it. */
-  private remember(kind: Kind, source: RtpPacket, layer: number, nowMs: number): void {
-    const { out } = this;
-    const slot = this.sent[kind][out.sequenceNumber % SENT_HISTORY[kind]]!;
-    slot.source = source;
-    slot.sequenceNumber = out.sequenceNumber;
-    slot.timestamp = out.timestamp;
-    slot.marker = out.marker;
-    slot.payloadType = out.payloadType;
-    slot.layer = layer;
-    slot.prefixLength = out.prefixLength;
-    slot.replaced = out.replaced;
-    if (out.prefixLength > 0) out.prefix.copy(slot.prefix, 0, 0, out.prefixLength);
-    slot.sentAtMs = nowMs;
-    slot.resends = 0;
   }
 
   sendVideo(layer: number, packet: RtpPacket, sentAt: bigint, nowMs: number): void {
@@ -342,7 +310,7 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
     const out = this.header(marker, forwarder.payloadType!, forwarder.ssrc, sequenceNumber, timestamp);
     out.prefixLength = out.replaced = rewritten.descriptorLength ? this.rewriter.rewriteDescriptor(packet.payload, out.prefix) : 0;
     this.setExtensions('video', layer);
-    this.remember('video', packet, layer, nowMs);
+    this.sent.video.record(this.out, packet, layer, nowMs);
     const datagram = forwarder.seal(out, packet, sentAt, true);
     this.pacer.send('video', datagram, this.stampedSequenceNumber(), nowMs);
   }
@@ -397,17 +365,18 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
    */
   private resend(kind: Kind, lost: number[]): void {
     const now = performance.now();
+    const sent = this.sent[kind];
     for (const sequenceNumber of lost) {
-      const slot = this.sent[kind][sequenceNumber % SENT_HISTORY[kind]]!;
-      if (slot.sequenceNumber !== sequenceNumber || !slot.source) continue;
-      if (slot.resends >= MAX_RESENDS || (slot.resends > 0 && now - slot.sentAtMs < RESEND_INTERVAL_MS)) continue;
-      const copies = this.allocator?.takeRetransmission(slot.source.payload.length + RTX_OVERHEAD_BYTES, now) ?? 1;
+      const slot = sent.find(sequenceNumber);
+      if (slot < 0) continue;
+      const resends = sent.resends(slot);
+      if (resends >= MAX_RESENDS || (resends > 0 && now - sent.sentAtMs(slot) < RESEND_INTERVAL_MS)) continue;
+      const copies = this.allocator?.takeRetransmission(sent.source(slot).payload.length + RTX_OVERHEAD_BYTES, now) ?? 1;
       if (copies === 0) {
         this.stats.retransmissionsRefused++;
         continue;
       }
-      slot.resends++;
-      slot.sentAtMs = now;
+      sent.resent(slot, now);
       for (let i = 0; i < copies; i++) this.sendCopy(kind, slot, 'retransmission', now);
     }
   }
@@ -425,9 +394,8 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
     for (let tried = 0; sent < bytes && tried < PADDING_SOURCE_PACKETS; tried++) {
       this.paddingCursor = (this.paddingCursor + 1) % PADDING_SOURCE_PACKETS;
       const sequenceNumber = (newest - this.paddingCursor + 0x10000) & 0xffff;
-      const slot = this.sent.video[sequenceNumber % SENT_HISTORY.video]!;
-      if (slot.sequenceNumber !== sequenceNumber || !slot.source) continue;
-      sent += this.sendCopy('video', slot, 'padding', now);
+      const slot = this.sent.video.find(sequenceNumber);
+      if (slot >= 0) sent += this.sendCopy('video', slot, 'padding', now);
     }
     return sent;
   }
@@ -436,22 +404,24 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
    * Sends a copy of a packet the player got: video as RTX when negotiated, else (and audio) as it
    * was; padding needs RTX. Returns the bytes sent.
    */
-  private sendCopy(kind: Kind, slot: SentPacket, purpose: 'retransmission' | 'padding', nowMs: number): number {
+  private sendCopy(kind: Kind, slot: number, purpose: 'retransmission' | 'padding', nowMs: number): number {
     const forwarder = this.forwarders[kind];
-    if (!forwarder?.ready || !slot.source) return 0;
+    if (!forwarder?.ready) return 0;
     const rtx = kind === 'video' ? forwarder.nextRtx() : undefined;
     if (!rtx && purpose === 'padding') return 0;
+    const sent = this.sent[kind];
+    const { out } = this;
+    out.ssrc = forwarder.ssrc;
     // RTX (RFC 4588) carries the original sequence number, then the payload as first sent.
-    const out = rtx
-      ? this.header(slot.marker, rtx.payloadType, rtx.ssrc, rtx.sequenceNumber, slot.timestamp)
-      : this.header(slot.marker, slot.payloadType, forwarder.ssrc, slot.sequenceNumber, slot.timestamp);
-    if (rtx) out.prefix.writeUInt16BE(slot.sequenceNumber, 0);
-    const osnBytes = rtx ? 2 : 0;
-    slot.prefix.copy(out.prefix, osnBytes, 0, slot.prefixLength);
-    out.prefixLength = osnBytes + slot.prefixLength;
-    out.replaced = slot.replaced;
-    this.setExtensions(kind, slot.layer);
-    const datagram = forwarder.seal(out, slot.source, 0n, false);
+    sent.restore(slot, out, rtx ? 2 : 0);
+    if (rtx) {
+      out.prefix.writeUInt16BE(out.sequenceNumber, 0);
+      out.payloadType = rtx.payloadType;
+      out.ssrc = rtx.ssrc;
+      out.sequenceNumber = rtx.sequenceNumber;
+    }
+    this.setExtensions(kind, sent.layer(slot));
+    const datagram = forwarder.seal(out, sent.source(slot), 0n, false);
     this.pacer.send(purpose, datagram, this.stampedSequenceNumber(), nowMs);
     return datagram.length;
   }
