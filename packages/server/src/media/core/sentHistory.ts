@@ -93,10 +93,7 @@ export class SentHistory<Source> {
     this.sentAt[slot] = nowMs;
   }
 
-  /**
-   * Writes the packet's header fields into `out`, with `payloadType` in place of its own when
-   * given (RTX), and its prefix after the first `prefixOffset` bytes of `out.prefix`.
-   */
+  /** Writes the packet's header fields into `out`, and its prefix after the first `prefixOffset` bytes of `out.prefix` (RTX's original sequence number). */
   restore(slot: number, out: SentFields, prefixOffset = 0): void {
     out.marker = this.markers[slot] === 1;
     out.payloadType = this.payloadTypes[slot]!;
