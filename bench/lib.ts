@@ -96,7 +96,8 @@ export class ServerUnderTest {
 
   static async start(variant: ServerVariant = {}): Promise<ServerUnderTest> {
     const child = fork(new URL('./serverProcess.ts', import.meta.url).pathname, [JSON.stringify(variant)], {
-      execArgv: ['--import', 'tsx'],
+      // The memory reducer goes only with node's command line, as in the server's launchers (packages/server/src/heapPolicy.ts).
+      execArgv: ['--import', 'tsx', '--no-memory-reducer'],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     const ready = await new Promise<{ url: string; httpUrl: string; udpPort?: number }>((resolve, reject) => {

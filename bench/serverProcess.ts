@@ -4,12 +4,12 @@ import { Session } from 'node:inspector/promises';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { startServer, setServerHeapGrowth, DEV_APP } from '@parley/server';
+import { startServer, setServerHeapPolicy, DEV_APP } from '@parley/server';
 import type { ServerVariant } from './lib.js';
 
 setFlagsFromString('--expose-gc');
 // As `parley start` runs.
-setServerHeapGrowth();
+setServerHeapPolicy();
 const gc = runInNewContext('gc') as () => void;
 
 const lifted = 1e9;

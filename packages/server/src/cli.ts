@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --no-memory-reducer
 /**
  * parley dev                        the dev app on 127.0.0.1:7800 with the web demo
  * parley start --config parley.yaml production, configured by a file (see the README)
@@ -14,7 +14,7 @@ import { loadConfig, type LoadedConfig } from './configFile.js';
 import { signallingUrlOf, startServer, type ParleyServer } from './server.js';
 import { decodeToken04, generateToken04, type TokenPrivileges } from './auth/token04.js';
 import { diagnose } from './doctor.js';
-import { setServerHeapGrowth } from './heapGrowth.js';
+import { setServerHeapPolicy } from './heapPolicy.js';
 
 const USAGE = `usage:
   parley dev [--port P] [--heartbeat-timeout-ms MS]
@@ -56,7 +56,7 @@ function required(name: keyof typeof values): string {
 }
 
 async function serve(mode: 'dev' | 'start'): Promise<void> {
-  setServerHeapGrowth();
+  setServerHeapPolicy();
   const port = values.port ? Number(values.port) : DEFAULT_PORT;
   const heartbeatTimeoutMs = values['heartbeat-timeout-ms'] ? Number(values['heartbeat-timeout-ms']) : undefined;
   if (mode === 'dev') {

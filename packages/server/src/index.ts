@@ -45,6 +45,6 @@ export {
   type StreamEndReason,
 } from './webhooks/index.js';
 export { apiSignature } from './api/signature.js';
-export { setServerHeapGrowth } from './heapGrowth.js';
+export { setServerHeapPolicy } from './heapPolicy.js';
 export { ApiCode } from './api/actions.js';
 export type { RecordingOptions, RecordStatusEvent } from './egress/recordings.js';
