@@ -11,7 +11,7 @@
  *   idle server keeps its heap instead of giving it back. V8 makes an isolate's reducer when it
  *   sets up its heap, so the main thread's goes only with node's command line
  *   (`node --no-memory-reducer`: the CLI's shebang, `npm start`, the systemd units); media workers
- *   started after `setServerHeapPolicy` go without one in any case.
+ *   started after `setServerHeapPolicy` should go without one either way.
  */
 import { setFlagsFromString } from 'node:v8';
 
