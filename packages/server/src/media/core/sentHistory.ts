@@ -22,7 +22,7 @@ export const MAX_PREFIX_BYTES = 30;
 
 export class SentHistory<Source> {
   private readonly sources: (Source | undefined)[];
-  /** -1 for a slot never used. */
+  /** -1 for a slot never used; a slot with a sequence number has its source. */
   private readonly sequenceNumbers: Int32Array;
   private readonly timestamps: Uint32Array;
   private readonly markers: Uint8Array;
@@ -68,7 +68,7 @@ export class SentHistory<Source> {
   /** The slot that holds `sequenceNumber`, -1 when it was never sent or has been overwritten. */
   find(sequenceNumber: number): number {
     const slot = sequenceNumber % this.size;
-    return this.sequenceNumbers[slot] === sequenceNumber && this.sources[slot] !== undefined ? slot : -1;
+    return this.sequenceNumbers[slot] === sequenceNumber ? slot : -1;
   }
 
   source(slot: number): Source {

@@ -411,9 +411,9 @@ export class WeriftSubscriber extends WeriftPeer implements MediaSubscriber {
     if (!rtx && purpose === 'padding') return 0;
     const sent = this.sent[kind];
     const { out } = this;
-    out.ssrc = forwarder.ssrc;
     // RTX (RFC 4588) carries the original sequence number, then the payload as first sent.
     sent.restore(slot, out, rtx ? 2 : 0);
+    out.ssrc = forwarder.ssrc;
     if (rtx) {
       out.prefix.writeUInt16BE(out.sequenceNumber, 0);
       out.payloadType = rtx.payloadType;
